@@ -1,0 +1,209 @@
+// Package csvsource reads DCGM telemetry exported as CSV (dcgm-exporter's columns:
+// timestamp, metric_name, gpu_id, device, uuid, modelName, Hostname, container, pod,
+// namespace, value, labels_raw). Columns are found by header name, in any order and any
+// letter case; a UTF-8 byte order mark, CRLF line ends and whitespace around values are
+// tolerated. Files are streamed: memory stays constant whatever their size.
+package csvsource
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+var _ ports.Source = (*Source)(nil)
+
+// Options configure a Source. The zero value keeps no file timestamps and logs through
+// slog.Default's handler discarded.
+type Options struct {
+	// KeepTimestamps parses the timestamp column and makes it required. When false the
+	// column is ignored, since the streamer stamps samples with the time it processes them.
+	KeepTimestamps bool
+
+	// MaxLoggedRejects caps how many rejected rows are logged one by one in each pass; the
+	// rest are only counted. 0 means 100.
+	MaxLoggedRejects int
+
+	// Logger receives one line per rejected row. Nil discards.
+	Logger *slog.Logger
+}
+
+// Source reads one CSV document each time it is scanned.
+type Source struct {
+	name string
+	open func() (io.ReadCloser, error)
+	opts Options
+}
+
+// File returns a Source reading the file at path.
+func File(path string, opts Options) *Source {
+	return &Source{name: path, open: func() (io.ReadCloser, error) { return os.Open(path) }, opts: opts}
+}
+
+// Bytes returns a Source reading data, named name in logs and errors.
+func Bytes(name string, data []byte, opts Options) *Source {
+	return &Source{
+		name: name,
+		open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		opts: opts,
+	}
+}
+
+// Name is the file name the source reads, for logs.
+func (s *Source) Name() string { return s.name }
+
+// Check opens the source and reads its header, so that a missing, empty or foreign file is
+// reported at start rather than when the first pass begins.
+func (s *Source) Check() error {
+	r, err := s.open()
+	if err != nil {
+		return fmt.Errorf("csv %s: %w", s.name, unwrapPathError(err))
+	}
+	defer r.Close()
+	_, _, err = s.header(r)
+	return err
+}
+
+// Scan implements ports.Source.
+func (s *Source) Scan(ctx context.Context, yield func(telemetry.Reading) error) (telemetry.ScanStats, error) {
+	var stats telemetry.ScanStats
+	r, err := s.open()
+	if err != nil {
+		return stats, fmt.Errorf("csv %s: %w", s.name, unwrapPathError(err))
+	}
+	defer r.Close()
+
+	cr, cols, err := s.header(r)
+	if err != nil {
+		return stats, err
+	}
+	p := newParser(cols, s.opts.KeepTimestamps)
+	maxLogged := s.opts.MaxLoggedRejects
+	if maxLogged == 0 {
+		maxLogged = 100
+	}
+	reject := func(line int, reason string) {
+		stats.Rejected++
+		if s.opts.Logger != nil && stats.Rejected <= int64(maxLogged) {
+			s.opts.Logger.WarnContext(ctx, "csv row rejected", "file", s.name, "line", line, "reason", reason)
+			if stats.Rejected == int64(maxLogged) {
+				s.opts.Logger.WarnContext(ctx, "csv: further rejected rows in this pass are counted, not logged", "file", s.name)
+			}
+		}
+	}
+
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return stats, ctx.Err()
+		}
+		record, err := cr.Read()
+		if err == io.EOF {
+			return stats, nil
+		}
+		if err != nil {
+			var perr *csv.ParseError
+			if errors.As(err, &perr) {
+				stats.Rows++
+				reject(perr.StartLine, perr.Err.Error())
+				continue
+			}
+			return stats, fmt.Errorf("csv %s: %w", s.name, err)
+		}
+		stats.Rows++
+		line, _ := cr.FieldPos(0)
+		reading, err := p.parse(record)
+		switch {
+		case errors.Is(err, errBlank):
+			stats.Blank++
+			continue
+		case err != nil:
+			reject(line, err.Error())
+			continue
+		}
+		if err := yield(reading); err != nil {
+			return stats, err
+		}
+	}
+}
+
+// header reads the header row and maps the columns, returning the reader positioned on the
+// first data row.
+func (s *Source) header(r io.Reader) (*csv.Reader, columns, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1 // checked per row, so that a short row is a reject, not an abort
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err == io.EOF {
+		return nil, columns{}, fmt.Errorf("csv %s: file is empty", s.name)
+	}
+	if err != nil {
+		return nil, columns{}, fmt.Errorf("csv %s: header: %w", s.name, err)
+	}
+	cols, err := mapColumns(head, s.opts.KeepTimestamps)
+	if err != nil {
+		return nil, columns{}, fmt.Errorf("csv %s: %w", s.name, err)
+	}
+	return cr, cols, nil
+}
+
+// unwrapPathError drops os.PathError's repetition of the path, which the caller names.
+func unwrapPathError(err error) error {
+	var perr *os.PathError
+	if errors.As(err, &perr) {
+		return perr.Err
+	}
+	return err
+}
+
+// columns holds the index of each known column, -1 when absent.
+type columns struct {
+	count                                   int
+	timestamp, metric, gpuIndex, device     int
+	uuid, model, hostname                   int
+	container, pod, namespace, value, label int
+}
+
+func mapColumns(head []string, keepTimestamps bool) (columns, error) {
+	c := columns{count: len(head)}
+	fields := map[string]*int{
+		"timestamp": &c.timestamp, "metric_name": &c.metric, "gpu_id": &c.gpuIndex,
+		"device": &c.device, "uuid": &c.uuid, "modelname": &c.model, "hostname": &c.hostname,
+		"container": &c.container, "pod": &c.pod, "namespace": &c.namespace,
+		"value": &c.value, "labels_raw": &c.label,
+	}
+	for _, idx := range fields {
+		*idx = -1
+	}
+	for i, name := range head {
+		if i == 0 {
+			name = strings.TrimPrefix(name, "\ufeff")
+		}
+		if idx, ok := fields[strings.ToLower(strings.TrimSpace(name))]; ok && *idx < 0 {
+			*idx = i
+		}
+	}
+	required := []string{"metric_name", "uuid", "value"}
+	if keepTimestamps {
+		required = append([]string{"timestamp"}, required...)
+	}
+	var missing []string
+	for _, name := range required {
+		if *fields[name] < 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return c, fmt.Errorf("header lacks required column(s) %s (found: %s)",
+			strings.Join(missing, ", "), strings.Join(head, ","))
+	}
+	return c, nil
+}

@@ -1,0 +1,219 @@
+package csvsource_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+const bundled = "../../app/data/dcgm_metrics_20250718_134233.csv"
+
+func scanAll(t *testing.T, src *csvsource.Source) ([]telemetry.Reading, telemetry.ScanStats) {
+	t.Helper()
+	var got []telemetry.Reading
+	stats, err := src.Scan(context.Background(), func(r telemetry.Reading) error {
+		got = append(got, r)
+		return nil
+	})
+	require.NoError(t, err)
+	return got, stats
+}
+
+func TestBundledFile(t *testing.T) {
+	readings, stats := scanAll(t, csvsource.File(bundled, csvsource.Options{KeepTimestamps: true}))
+	assert.Equal(t, telemetry.ScanStats{Rows: 2470}, stats)
+	require.Len(t, readings, 2470)
+
+	gpus, hosts, times := map[string]telemetry.GPU{}, map[string]bool{}, map[time.Time]bool{}
+	for _, r := range readings {
+		require.Equal(t, r.GPU.UUID, r.Sample.GPU)
+		gpus[r.GPU.UUID] = r.GPU
+		hosts[r.GPU.Hostname] = true
+		times[r.Sample.Time] = true
+	}
+	assert.Len(t, gpus, 247)
+	assert.Len(t, hosts, 31)
+	assert.Len(t, times, 4)
+
+	first := readings[0]
+	assert.Equal(t, telemetry.GPU{
+		UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Hostname: "mtv5-dgx1-hgpu-031", Index: 0,
+		Device: "nvidia0", ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03",
+	}, first.GPU)
+	assert.Equal(t, "DCGM_FI_DEV_GPU_UTIL", first.Sample.Metric)
+	assert.Equal(t, time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC), first.Sample.Time)
+	assert.Equal(t, 0.0, first.Sample.Value)
+	assert.Equal(t, 100.0, readings[1].Sample.Value)
+}
+
+func TestColumnsByNameAnyOrderBOMAndCRLF(t *testing.T) {
+	doc := "\ufeffValue , HOSTNAME,uuid,metric_name,timestamp,gpu_id\r\n" +
+		" 42.5 , host-a ,GPU-1, DCGM_FI_DEV_POWER_USAGE ,2025-07-18T20:42:34.5Z,3\r\n"
+	readings, stats := scanAll(t, csvsource.Bytes("doc", []byte(doc), csvsource.Options{KeepTimestamps: true}))
+	require.Len(t, readings, 1)
+	assert.Equal(t, telemetry.ScanStats{Rows: 1}, stats)
+	r := readings[0]
+	assert.Equal(t, telemetry.GPU{UUID: "GPU-1", Hostname: "host-a", Index: 3}, r.GPU)
+	assert.Equal(t, telemetry.Sample{
+		GPU: "GPU-1", Metric: "DCGM_FI_DEV_POWER_USAGE", Value: 42.5,
+		Time: time.Date(2025, 7, 18, 20, 42, 34, 5e8, time.UTC),
+	}, r.Sample)
+}
+
+func TestRejectsAndBlanks(t *testing.T) {
+	head := "timestamp,metric_name,gpu_id,uuid,Hostname,value\n"
+	rows := []struct {
+		line, reject string // reject: a fragment of the logged reason; "" = accepted; "blank"
+	}{
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,1", ""},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h", "has 5 fields"},
+		{"2025-07-18T20:42:34Z,M,0,,h,1", "uuid is empty"},
+		{"2025-07-18T20:42:34Z,,0,GPU-1,h,1", "metric_name is empty"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,abc", "not a number"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,NaN", "not a finite number"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,-Inf", "not a finite number"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,", "value is empty"},
+		{"yesterday,M,0,GPU-1,h,1", "timestamp"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,a\"b", "bare \""},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483632", "blank"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483647", "blank"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,9223372036854775794", "blank"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,140737488355328.0", "blank"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,1e400", "blank"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483631", ""},
+		{"1752871354,M,x,GPU-2,h,-3.5", ""},
+	}
+	var doc strings.Builder
+	doc.WriteString(head)
+	wantRejectLines, wantAccepted, wantBlank := map[int]string{}, 0, 0
+	for i, r := range rows {
+		doc.WriteString(r.line + "\n")
+		switch r.reject {
+		case "":
+			wantAccepted++
+		case "blank":
+			wantBlank++
+		default:
+			wantRejectLines[i+2] = r.reject
+		}
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	src := csvsource.Bytes("dirty.csv", []byte(doc.String()), csvsource.Options{KeepTimestamps: true, Logger: logger})
+	readings, stats := scanAll(t, src)
+
+	assert.Len(t, readings, wantAccepted)
+	assert.Equal(t, telemetry.ScanStats{Rows: int64(len(rows)), Rejected: int64(len(wantRejectLines)), Blank: int64(wantBlank)}, stats)
+	logged := map[int]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry struct {
+			File   string
+			Line   int
+			Reason string
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &entry))
+		assert.Equal(t, "dirty.csv", entry.File)
+		logged[entry.Line] = entry.Reason
+	}
+	require.Len(t, logged, len(wantRejectLines))
+	for line, reason := range wantRejectLines {
+		assert.Contains(t, logged[line], reason, "line %d", line)
+	}
+	last := readings[len(readings)-1]
+	assert.Equal(t, -1, last.GPU.Index, "a gpu_id that is not a number is unknown, not a reject")
+	assert.Equal(t, time.Unix(1752871354, 0).UTC(), last.Sample.Time)
+}
+
+func TestTimestampsIgnoredUnlessKept(t *testing.T) {
+	doc := "metric_name,uuid,value,timestamp\nM,GPU-1,1,garbage\n"
+	readings, stats := scanAll(t, csvsource.Bytes("doc", []byte(doc), csvsource.Options{}))
+	require.Len(t, readings, 1)
+	assert.Zero(t, stats.Rejected)
+	assert.True(t, readings[0].Sample.Time.IsZero())
+}
+
+func TestWholeFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.csv")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	foreign := filepath.Join(dir, "foreign.csv")
+	require.NoError(t, os.WriteFile(foreign, []byte("a,b,c\n1,2,3\n"), 0o644))
+
+	tests := []struct {
+		name, path, want string
+		keep             bool
+	}{
+		{"missing", filepath.Join(dir, "nope.csv"), "nope.csv: no such file or directory", false},
+		{"empty", empty, "empty.csv: file is empty", false},
+		{"foreign", foreign, "lacks required column(s) metric_name, uuid, value", false},
+		{"no timestamp", foreign, "lacks required column(s) timestamp, metric_name", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := csvsource.File(tt.path, csvsource.Options{KeepTimestamps: tt.keep})
+			err := src.Check()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "\n")
+			_, err = src.Scan(context.Background(), func(telemetry.Reading) error { return nil })
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestScanStopsOnYieldErrorAndCancel(t *testing.T) {
+	src := csvsource.File(bundled, csvsource.Options{})
+	boom := errors.New("boom")
+	n := 0
+	_, err := src.Scan(context.Background(), func(telemetry.Reading) error {
+		n++
+		if n == 10 {
+			return boom
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, boom)
+	assert.Equal(t, 10, n)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = src.Scan(ctx, func(telemetry.Reading) error { return nil })
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestRescanStartsOver(t *testing.T) {
+	src := csvsource.File(bundled, csvsource.Options{})
+	a, _ := scanAll(t, src)
+	b, _ := scanAll(t, src)
+	assert.Equal(t, a, b)
+}
+
+func BenchmarkScan(b *testing.B) {
+	data, err := os.ReadFile(bundled)
+	require.NoError(b, err)
+	src := csvsource.Bytes("bench", data, csvsource.Options{KeepTimestamps: true})
+	b.ReportAllocs()
+	b.ResetTimer()
+	rows := int64(0)
+	for b.Loop() {
+		stats, err := src.Scan(context.Background(), func(telemetry.Reading) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += stats.Rows
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,0 +1,71 @@
+package memqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// Consume implements ports.Consumer with Options.Workers handlers at once. It returns nil
+// once the topic is closed and drained, ctx.Err() when ctx ends first.
+func (t *Topic) Consume(ctx context.Context, handle func(context.Context, telemetry.Batch) error) error {
+	var wg sync.WaitGroup
+	for range t.opts.Workers {
+		wg.Go(func() {
+			for {
+				d, err := t.Receive(ctx)
+				if err != nil { // closed and drained, or ctx ended
+					return
+				}
+				t.settleAfter(ctx, d, safeCall(ctx, handle, d.Batch))
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// settleAfter is the one place that decides what a handler's result means for the batch:
+// success acknowledges it, invalid input dead-letters it, anything else (a database that is
+// down, a timeout, shutdown interrupting the handler) delivers it again after a backoff.
+func (t *Topic) settleAfter(ctx context.Context, d *Delivery, err error) {
+	log := t.opts.Logger
+	switch {
+	case err == nil:
+		d.Ack()
+	case errors.Is(err, telemetry.ErrInvalid):
+		log.ErrorContext(ctx, "batch dead-lettered: it can never be stored",
+			"topic", t.name, "batch", d.Batch.ID, "attempt", d.Attempt, "err", err)
+		d.DeadLetter()
+	case ctx.Err() != nil:
+		d.Nack(0) // interrupted by shutdown: whoever consumes next takes it at once
+	default:
+		delay := t.backoff(d.Attempt)
+		log.WarnContext(ctx, "batch failed, will retry",
+			"topic", t.name, "batch", d.Batch.ID, "attempt", d.Attempt, "retry_in", delay, "err", err)
+		d.Nack(delay)
+	}
+}
+
+func (t *Topic) backoff(attempt int) time.Duration {
+	d := t.opts.MinBackoff
+	for i := 1; i < attempt && d < t.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, t.opts.MaxBackoff)
+}
+
+// safeCall runs handle, turning a panic into an error so that the batch is retried and the
+// consumer survives.
+func safeCall(ctx context.Context, handle func(context.Context, telemetry.Batch) error, b telemetry.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return handle(ctx, b)
+}
