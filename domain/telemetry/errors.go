@@ -29,3 +29,7 @@ func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 func Invalid(field, reason string, args ...any) error {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(reason, args...)}
 }
+
+// ErrUnavailable means a dependency (the database, the queue) cannot be reached right now;
+// the same request may succeed later.
+var ErrUnavailable = errors.New("unavailable")

@@ -1,0 +1,42 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// classify marks errors the caller must treat specially: data PostgreSQL refuses for good
+// (bad encoding, a NUL byte, a value out of range) matches telemetry.ErrInvalid, so the
+// batch is set aside instead of retried forever; a database that cannot be reached matches
+// telemetry.ErrUnavailable. Anything else is returned as it is, and is retried.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "22"): // data exception
+			return fmt.Errorf("%w: %w", telemetry.ErrInvalid, err)
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "57P"): // connection, shutdown
+			return fmt.Errorf("%w: %w", telemetry.ErrUnavailable, err)
+		}
+		return err
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &netErr) || errors.As(err, &connectErr) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", telemetry.ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,182 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sync"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/migrations"
+)
+
+// migrateUp applies pending migrations. On PostgreSQL it works on its own connection and
+// holds golang-migrate's advisory lock, so processes starting together migrate once.
+func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB) error {
+	sub, err := fs.Sub(migrations.FS, d.name)
+	if err != nil {
+		return err
+	}
+	src, err := iofs.New(sub, ".")
+	if err != nil {
+		return err
+	}
+	var driver database.Driver
+	switch d.name {
+	case "postgres":
+		own, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return err
+		}
+		// The driver owns the connection and closes it when done.
+		if driver, err = migratepgx.WithInstance(own, &migratepgx.Config{}); err != nil {
+			own.Close()
+			return err
+		}
+	default:
+		driver = &sqliteMigrations{db: db}
+	}
+	m, err := migrate.NewWithInstance("iofs", src, d.name, driver)
+	if err != nil {
+		return err
+	}
+	if d.name == "postgres" {
+		defer m.Close()
+	}
+	stop := make(chan bool, 1)
+	m.GracefulStop = stop
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop <- true
+		case <-done:
+		}
+	}()
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return err
+	}
+	return nil
+}
+
+// sqliteMigrations is golang-migrate's database.Driver for the embedded store. It works on
+// the store's own *sql.DB: golang-migrate's SQLite driver registers a second "sqlite"
+// database/sql driver that clashes with the one GORM's pure-Go SQLite dialector registers.
+// The embedded store serves one process, so an in-process lock is enough.
+type sqliteMigrations struct {
+	db *sql.DB
+	mu sync.Mutex
+}
+
+const sqliteVersionTable = "schema_migrations"
+
+func (m *sqliteMigrations) Open(string) (database.Driver, error) {
+	return nil, errors.New("sqlite migrations: open through sqlstore.Open")
+}
+
+// Close leaves the database open: it belongs to the store.
+func (m *sqliteMigrations) Close() error { return nil }
+
+func (m *sqliteMigrations) Lock() error {
+	if !m.mu.TryLock() {
+		return database.ErrLocked
+	}
+	return nil
+}
+
+func (m *sqliteMigrations) Unlock() error {
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *sqliteMigrations) Run(migration io.Reader) error {
+	body, err := io.ReadAll(migration)
+	if err != nil {
+		return err
+	}
+	return m.inTx(func(tx *sql.Tx) error {
+		_, err := tx.Exec(string(body))
+		return err
+	})
+}
+
+func (m *sqliteMigrations) SetVersion(version int, dirty bool) error {
+	return m.inTx(func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS ` + sqliteVersionTable +
+			` (version INTEGER NOT NULL PRIMARY KEY, dirty BOOLEAN NOT NULL)`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM ` + sqliteVersionTable); err != nil {
+			return err
+		}
+		if version >= 0 || (version == database.NilVersion && dirty) {
+			_, err := tx.Exec(`INSERT INTO `+sqliteVersionTable+` (version, dirty) VALUES (?, ?)`, version, dirty)
+			return err
+		}
+		return nil
+	})
+}
+
+func (m *sqliteMigrations) Version() (int, bool, error) {
+	var exists int
+	if err := m.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
+		sqliteVersionTable).Scan(&exists); err != nil {
+		return 0, false, err
+	}
+	if exists == 0 {
+		return database.NilVersion, false, nil
+	}
+	var version int
+	var dirty bool
+	err := m.db.QueryRow(`SELECT version, dirty FROM `+sqliteVersionTable+` LIMIT 1`).Scan(&version, &dirty)
+	if errors.Is(err, sql.ErrNoRows) {
+		return database.NilVersion, false, nil
+	}
+	return version, dirty, err
+}
+
+func (m *sqliteMigrations) Drop() error {
+	rows, err := m.db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	return m.inTx(func(tx *sql.Tx) error {
+		for _, t := range tables {
+			if _, err := tx.Exec(fmt.Sprintf(`DROP TABLE IF EXISTS %q`, t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (m *sqliteMigrations) inTx(f func(*sql.Tx) error) error {
+	tx, err := m.db.Begin()
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

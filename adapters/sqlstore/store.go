@@ -1,0 +1,204 @@
+// Package sqlstore stores telemetry in PostgreSQL or in an embedded SQLite file (pure Go, no
+// cgo), through GORM, behind the ports.BatchWriter and ports.Reader contracts. The schema is
+// owned by the migrations package and applied when a store opens. Samples reference GPUs and
+// metric names by compact surrogate keys that the store resolves and caches; on PostgreSQL
+// they are written with COPY.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+var (
+	_ ports.BatchWriter = (*Store)(nil)
+	_ ports.Reader      = (*Store)(nil)
+)
+
+// Options configure Open. Zero fields take the defaults given.
+type Options struct {
+	// MaxConns caps open connections. Default 10 on PostgreSQL; SQLite always uses one
+	// writer and a few readers.
+	MaxConns int
+
+	// Logger receives connection retries and, at debug level, GORM's slow queries.
+	// Nil discards.
+	Logger *slog.Logger
+}
+
+// Store is an open database.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect dialect
+	log     *slog.Logger
+
+	mu      sync.Mutex // guards the caches
+	gpus    map[string]gpuRow
+	metrics map[string]int32
+}
+
+// dialect names the database kind and holds what differs between the two.
+type dialect struct {
+	name string
+	// ts converts a time to the ts column's representation.
+	ts func(time.Time) any
+}
+
+var (
+	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }}
+	sqliteDialect   = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }}
+)
+
+// Open connects to the database named by rawURL — postgres://… (or postgresql://…) or
+// sqlite:PATH — retrying with backoff until ctx ends, and applies pending migrations.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d, dialector, err := dialectorFor(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 gormLogger{log: log},
+		SkipDefaultTransaction: true,
+		PrepareStmt:            false,
+		DisableAutomaticPing:   true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{}, metrics: map[string]int32{}}
+	if d.name == "sqlite" {
+		// One connection: SQLite has a single writer, and database/sql would otherwise open
+		// connections that wait on each other's locks.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(max(opts.MaxConns, 10))
+		sqlDB.SetMaxIdleConns(max(opts.MaxConns, 10))
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if err := s.waitReachable(ctx, rawURL); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	if err := migrateUp(ctx, d, rawURL, sqlDB); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
+	}
+	return s, nil
+}
+
+// Dialect is "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect.name }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return classify(s.sqlDB.PingContext(ctx)) }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.sqlDB.Close() }
+
+// waitReachable pings until the database answers, backing off from 250ms to 5s and logging
+// each failure, until ctx ends.
+func (s *Store) waitReachable(ctx context.Context, rawURL string) error {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.sqlDB.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("database %s unreachable: %w", Redact(rawURL), err)
+		}
+		s.log.WarnContext(ctx, "database unreachable, retrying", "url", Redact(rawURL),
+			"attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("database %s unreachable: %w", Redact(rawURL), err)
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func dialectorFor(rawURL string) (dialect, gorm.Dialector, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return postgresDialect, postgres.Open(rawURL), nil
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := sqlitePath(rawURL)
+		if path == "" {
+			return dialect{}, nil, errors.New("database URL sqlite: needs a file path, e.g. sqlite:telemetry.db")
+		}
+		// WAL lets the API read while the collector writes; immediate transactions take the
+		// write lock up front, so that busy_timeout applies instead of failing upgrades.
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+			"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		return sqliteDialect, sqlite.Open(dsn), nil
+	}
+	return dialect{}, nil, fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", Redact(rawURL))
+}
+
+func sqlitePath(rawURL string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
+}
+
+// Redact hides the password in a database URL, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// gormLogger forwards GORM's messages to slog: errors are left to the caller, who returns
+// them; slow queries and traces go out at debug level.
+type gormLogger struct{ log *slog.Logger }
+
+func (l gormLogger) LogMode(logger.LogLevel) logger.Interface { return l }
+func (l gormLogger) Info(ctx context.Context, msg string, args ...any) {
+	l.log.DebugContext(ctx, "gorm: "+fmt.Sprintf(msg, args...))
+}
+func (l gormLogger) Warn(ctx context.Context, msg string, args ...any) {
+	l.log.WarnContext(ctx, "gorm: "+fmt.Sprintf(msg, args...))
+}
+func (l gormLogger) Error(ctx context.Context, msg string, args ...any) {
+	l.log.DebugContext(ctx, "gorm: "+fmt.Sprintf(msg, args...))
+}
+func (l gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if elapsed := time.Since(begin); elapsed > time.Second {
+		sql, rows := fc()
+		l.log.WarnContext(ctx, "slow query", "elapsed", elapsed, "rows", rows, "sql", truncate(sql, 200))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

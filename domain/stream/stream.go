@@ -1,0 +1,209 @@
+// Package stream is the streamer: it reads telemetry from a source, keeps its shard of the
+// GPUs, stamps samples, cuts them into batches and publishes the batches, paced, once or in a
+// loop to simulate a live cluster.
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// Config is what a streamer does. BatchSize must be positive.
+type Config struct {
+	BatchSize int           // samples per batch
+	Interval  time.Duration // pause between two batches; 0 publishes as fast as the queue takes them
+	Loop      bool          // start over at the end of the source
+	// KeepTimestamps keeps the source's timestamps; otherwise each sample is stamped with
+	// the time the streamer processes it, as a live exporter would.
+	KeepTimestamps bool
+	Shard          Shard
+	// ProgressEvery is how often a progress line is logged; 0 means every 10 seconds.
+	ProgressEvery time.Duration
+}
+
+// Shard is this streamer's share of the GPUs: those whose UUID hashes to Index modulo Count.
+// Streamers configured 0/N … N-1/N together cover every GPU exactly once.
+type Shard struct {
+	Index, Count int
+}
+
+// ParseShard reads "i/N" with 0 ≤ i < N.
+func ParseShard(s string) (Shard, error) {
+	i, n, ok := strings.Cut(s, "/")
+	index, err1 := strconv.Atoi(strings.TrimSpace(i))
+	count, err2 := strconv.Atoi(strings.TrimSpace(n))
+	if !ok || err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
+		return Shard{}, telemetry.Invalid("shard", "%q is not i/N with 0 ≤ i < N, e.g. 0/1 or 2/3", s)
+	}
+	return Shard{Index: index, Count: count}, nil
+}
+
+// Owns reports whether the GPU with this UUID belongs to the shard.
+func (s Shard) Owns(uuid string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	h := fnv.New32a()
+	h.Write([]byte(uuid))
+	return int(h.Sum32()%uint32(s.Count)) == s.Index
+}
+
+func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, max(s.Count, 1)) }
+
+// Stats counts what a streamer has done.
+type Stats struct {
+	Passes    int
+	Source    telemetry.ScanStats // rows read, rejected and blank, over every pass
+	OtherGPUs int64               // readings left to other shards
+	Samples   int64               // samples published
+	Batches   int64               // batches published
+}
+
+// Service streams one source to one publisher.
+type Service struct {
+	cfg   Config
+	src   ports.Source
+	pub   ports.Publisher
+	log   *slog.Logger
+	now   func() time.Time
+	stats Stats
+
+	batch    telemetry.Batch
+	gpus     map[string]bool // GPUs already in batch
+	lastSent time.Time
+	lastLog  time.Time
+}
+
+// New returns a streamer. now is the clock used to stamp samples and pace batches; nil means
+// time.Now.
+func New(cfg Config, src ports.Source, pub ports.Publisher, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 10 * time.Second
+	}
+	return &Service{cfg: cfg, src: src, pub: pub, log: log, now: now, gpus: make(map[string]bool)}
+}
+
+// Stats returns the counts so far. Call it after Run returns, or from Run's goroutine.
+func (s *Service) Stats() Stats { return s.stats }
+
+// Run streams until the source is done (without Loop) or ctx ends, and returns nil in both
+// cases. Any other error (the source cannot be read, the queue refuses a batch) is returned.
+// A batch being published when ctx ends is not published; nothing published is lost.
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.BatchSize <= 0 {
+		return telemetry.Invalid("batch-size", "must be positive")
+	}
+	s.lastLog = s.now()
+	for {
+		before := s.stats.Samples
+		scanned, err := s.src.Scan(ctx, func(r telemetry.Reading) error { return s.add(ctx, r) })
+		s.stats.Passes++
+		s.stats.Source = s.stats.Source.Add(scanned)
+		if err == nil {
+			err = s.flush(ctx)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		owned := s.stats.Samples - before
+		s.log.InfoContext(ctx, "source pass done", "pass", s.stats.Passes, "rows", scanned.Rows,
+			"rejected", scanned.Rejected, "blank", scanned.Blank, "published", owned, "shard", s.cfg.Shard.String())
+		if !s.cfg.Loop {
+			s.logProgress(ctx, "streamer done")
+			return nil
+		}
+		if owned == 0 { // nothing for this shard: don't spin
+			if err := sleep(ctx, max(s.cfg.Interval, time.Second)); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// add takes one reading into the current batch, publishing the batch when it is full.
+func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
+	if !s.cfg.Shard.Owns(r.GPU.UUID) {
+		s.stats.OtherGPUs++
+		return nil
+	}
+	if !s.cfg.KeepTimestamps {
+		r.Sample.Time = s.now()
+	}
+	if !s.gpus[r.GPU.UUID] {
+		s.gpus[r.GPU.UUID] = true
+		s.batch.GPUs = append(s.batch.GPUs, r.GPU)
+	}
+	s.batch.Samples = append(s.batch.Samples, r.Sample)
+	if len(s.batch.Samples) >= s.cfg.BatchSize {
+		return s.flush(ctx)
+	}
+	return nil
+}
+
+// flush publishes the current batch, if any, after waiting for its turn.
+func (s *Service) flush(ctx context.Context) error {
+	if len(s.batch.Samples) == 0 {
+		return nil
+	}
+	if !s.lastSent.IsZero() && s.cfg.Interval > 0 {
+		if err := sleep(ctx, s.lastSent.Add(s.cfg.Interval).Sub(s.now())); err != nil {
+			return err
+		}
+	}
+	s.batch.ID = newBatchID()
+	if err := s.pub.Publish(ctx, s.batch); err != nil {
+		return fmt.Errorf("publish batch: %w", err)
+	}
+	s.lastSent = s.now()
+	s.stats.Batches++
+	s.stats.Samples += int64(len(s.batch.Samples))
+	// The published batch belongs to the queue now: start afresh rather than reuse memory.
+	s.batch = telemetry.Batch{Samples: make([]telemetry.Sample, 0, s.cfg.BatchSize)}
+	clear(s.gpus)
+	if s.lastSent.Sub(s.lastLog) >= s.cfg.ProgressEvery {
+		s.logProgress(ctx, "streaming")
+	}
+	return nil
+}
+
+func (s *Service) logProgress(ctx context.Context, msg string) {
+	now := s.now()
+	s.log.InfoContext(ctx, msg, "passes", s.stats.Passes, "rows", s.stats.Source.Rows,
+		"rejected", s.stats.Source.Rejected, "blank", s.stats.Source.Blank,
+		"samples", s.stats.Samples, "batches", s.stats.Batches, "shard", s.cfg.Shard.String())
+	s.lastLog = now
+}
+
+// newBatchID returns a random 128-bit identifier. Batch IDs only need to be unique: a
+// collision would make the collector take a new batch for a redelivered one.
+func newBatchID() string { return rand.Text() }
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
