@@ -1,0 +1,42 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+var (
+	errNoRoute  = errors.New("no such route")
+	errNoMethod = errors.New("method not allowed")
+	errPanic    = errors.New("internal error")
+)
+
+// writeError is the one place where errors become HTTP statuses. Messages of invalid input
+// and unknown things are the user's to read; other errors are logged by the request logger
+// and answered without detail.
+func writeError(c *gin.Context, err error) {
+	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
+	switch {
+	case errors.Is(err, telemetry.ErrInvalid):
+		status, code, msg = http.StatusBadRequest, "invalid_argument", err.Error()
+	case errors.Is(err, errNoRoute):
+		status, code, msg = http.StatusNotFound, "not_found", "no such route: "+c.Request.URL.Path
+	case errors.Is(err, telemetry.ErrNotFound):
+		status, code, msg = http.StatusNotFound, "not_found", err.Error()
+	case errors.Is(err, errNoMethod):
+		status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path
+	case errors.Is(err, telemetry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the database is unavailable, try again later"
+	case errors.Is(err, context.Canceled):
+		status, code, msg = 499, "canceled", "request canceled" // the client is gone; nobody reads this
+	}
+	if status >= 500 {
+		_ = c.Error(err) // for the request log
+	}
+	c.AbortWithStatusJSON(status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+}

@@ -1,0 +1,215 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
+
+const gpuA = "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+
+// newAPI serves a store holding two GPUs on two hosts, each with samples of two metrics at
+// t0 … t0+3s.
+func newAPI(t *testing.T) *httpapi.API {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	gpus := []telemetry.GPU{
+		{UUID: gpuA, Hostname: "host-a", Index: 0, Device: "nvidia0", ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03"},
+		{UUID: "GPU-b", Hostname: "host-b", Index: 1, Device: "nvidia1", ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03"},
+	}
+	for sec := range 4 {
+		b := telemetry.Batch{ID: "b" + string(rune('0'+sec)), GPUs: gpus}
+		for _, g := range gpus {
+			for _, m := range []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE"} {
+				b.Samples = append(b.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: t0.Add(time.Duration(sec) * time.Second), Value: float64(sec)})
+			}
+		}
+		_, err := store.WriteBatch(ctx, b)
+		require.NoError(t, err)
+	}
+	return httpapi.New(httpapi.Options{Query: query.New(store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)})
+}
+
+func get(t *testing.T, h http.Handler, target string, into any) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	if into != nil {
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), into), rec.Body.String())
+	}
+	return rec
+}
+
+func TestProbes(t *testing.T) {
+	api := newAPI(t)
+	var st httpapi.Status
+	assert.Equal(t, http.StatusOK, get(t, api, "/health", &st).Code)
+	assert.Equal(t, "ok", st.Status)
+	assert.Equal(t, http.StatusOK, get(t, api, "/ready", &st).Code)
+
+	down := httpapi.New(httpapi.Options{Logger: slog.New(slog.DiscardHandler),
+		Ready: func(context.Context) error { return errors.New("database unreachable") }})
+	assert.Equal(t, http.StatusServiceUnavailable, get(t, down, "/ready", &st).Code)
+	assert.Equal(t, "database unreachable", st.Reason)
+	assert.Equal(t, http.StatusNotFound, get(t, down, "/api/v1/gpus", nil).Code, "probes-only API has no query routes")
+}
+
+func TestGPUs(t *testing.T) {
+	var list httpapi.GPUList
+	rec := get(t, newAPI(t), "/api/v1/gpus", &list)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Equal(t, 2, list.Count)
+	assert.Equal(t, httpapi.GPU{UUID: gpuA, Hostname: "host-a", GPUIndex: 0, Device: "nvidia0",
+		ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03"}, list.Data[0])
+	var raw struct{ Data []map[string]any }
+	get(t, newAPI(t), "/api/v1/gpus", &raw)
+	assert.Subset(t, keys(raw.Data[0]), []string{"uuid", "hostname", "gpu_index", "device", "model_name"})
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestTelemetryWindows(t *testing.T) {
+	api := newAPI(t)
+	tests := []struct {
+		query string
+		want  int
+	}{
+		{"", 8},
+		{"?start_time=2025-07-18T20:42:35Z", 6},
+		{"?end_time=2025-07-18T20:42:35Z", 4},
+		{"?start_time=2025-07-18T20:42:35Z&end_time=2025-07-18T20:42:35Z", 2},
+		{"?start_time=2025-07-18T22:42:35%2B02:00&end_time=2025-07-18T20:42:36.000Z", 4},
+		{"?start_time=2025-07-18T20:42:34.5Z&end_time=2025-07-18T20:42:35.5Z", 2},
+		{"?limit=3", 3},
+		{"?limit=3&offset=6", 2},
+		{"?offset=100", 0},
+		{"?limit=1000", 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			var page httpapi.TelemetryPage
+			rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry"+tt.query, &page)
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			assert.Len(t, page.Data, tt.want)
+			assert.Equal(t, tt.want, page.Count)
+			assert.NotNil(t, page.Data, "an empty page is [], not null")
+			for i := 1; i < len(page.Data); i++ {
+				assert.False(t, page.Data[i].Timestamp.Before(page.Data[i-1].Timestamp), "ordered by time")
+			}
+		})
+	}
+	var page httpapi.TelemetryPage
+	get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?limit=1", &page)
+	assert.Equal(t, httpapi.TelemetryPage{UUID: gpuA, Count: 1, Limit: 1, Offset: 0, Data: []httpapi.Sample{
+		{Timestamp: t0, Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 0},
+	}}, page)
+}
+
+func TestBadRequests(t *testing.T) {
+	api := newAPI(t)
+	base := "/api/v1/gpus/" + gpuA + "/telemetry"
+	tests := []struct {
+		target string
+		status int
+		code   string
+		msg    string
+	}{
+		{base + "?start_time=yesterday", 400, "invalid_argument", "start_time"},
+		{base + "?end_time=2025-07-18", 400, "invalid_argument", "end_time"},
+		{base + "?start_time=2025-07-18T20:42:36Z&end_time=2025-07-18T20:42:35Z", 400, "invalid_argument", "end_time: is before start_time"},
+		{base + "?limit=0", 400, "invalid_argument", "limit: must be between 1 and 1000"},
+		{base + "?limit=1001", 400, "invalid_argument", "limit"},
+		{base + "?limit=-5", 400, "invalid_argument", "limit"},
+		{base + "?limit=ten", 400, "invalid_argument", "limit: \"ten\" is not an integer"},
+		{base + "?offset=-1", 400, "invalid_argument", "offset"},
+		{base + "?offset=99999999999999999999", 400, "invalid_argument", "offset"},
+		{"/api/v1/gpus/GPU-unknown/telemetry", 404, "not_found", "GPU-unknown"},
+		{"/api/v1/nothing", 404, "not_found", "/api/v1/nothing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			var body httpapi.ErrorBody
+			rec := get(t, api, tt.target, &body)
+			assert.Equal(t, tt.status, rec.Code)
+			assert.Equal(t, tt.code, body.Error.Code)
+			assert.Contains(t, body.Error.Message, tt.msg)
+		})
+	}
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/gpus", nil))
+	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+func TestStats(t *testing.T) {
+	var st httpapi.Stats
+	require.Equal(t, http.StatusOK, get(t, newAPI(t), "/api/v1/stats", &st).Code)
+	assert.Equal(t, httpapi.Stats{TotalRecords: 16, UniqueGPUs: 2, UniqueHosts: 2}, st)
+}
+
+func TestSwagger(t *testing.T) {
+	api := newAPI(t)
+	var spec struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	require.Equal(t, http.StatusOK, get(t, api, "/swagger/doc.json", &spec).Code)
+	for _, path := range []string{"/health", "/ready", "/api/v1/gpus", "/api/v1/gpus/{uuid}/telemetry", "/api/v1/stats"} {
+		assert.Contains(t, spec.Paths, path)
+	}
+	rec := get(t, api, "/swagger/index.html", nil)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), "swagger-ui")
+}
+
+func TestServeStopsGracefully(t *testing.T) {
+	api := newAPI(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.ServeListener(ctx, ln, 5*time.Second) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/health")
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	assert.Equal(t, http.StatusServiceUnavailable, get(t, api, "/ready", nil).Code, "not ready once stopping")
+}
