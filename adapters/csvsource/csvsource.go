@@ -8,7 +8,6 @@ package csvsource
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +81,7 @@ func (s *Source) Scan(ctx context.Context, yield func(telemetry.Reading) error) 
 	}
 	defer r.Close()
 
-	cr, cols, err := s.header(r)
+	lines, cols, err := s.header(r)
 	if err != nil {
 		return stats, err
 	}
@@ -101,32 +100,36 @@ func (s *Source) Scan(ctx context.Context, yield func(telemetry.Reading) error) 
 		}
 	}
 
+	var fields []field
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return stats, ctx.Err()
 		}
-		record, err := cr.Read()
-		if err == io.EOF {
+		line, err := lines.next()
+		switch {
+		case err == io.EOF:
 			return stats, nil
-		}
-		if err != nil {
-			var perr *csv.ParseError
-			if errors.As(err, &perr) {
-				stats.Rows++
-				reject(perr.StartLine, perr.Err.Error())
-				continue
-			}
-			return stats, fmt.Errorf("csv %s: %w", s.name, err)
+		case errors.Is(err, errLineTooLong):
+			stats.Rows++
+			reject(lines.n, err.Error())
+			continue
+		case err != nil:
+			return stats, fmt.Errorf("csv %s: line %d: %w", s.name, lines.n+1, err)
+		case len(bytes.TrimSpace(line)) == 0:
+			continue // blank lines carry nothing
 		}
 		stats.Rows++
-		line, _ := cr.FieldPos(0)
-		reading, err := p.parse(record)
+		if fields, err = splitFields(line, fields); err != nil {
+			reject(lines.n, err.Error())
+			continue
+		}
+		reading, err := p.parse(fields)
 		switch {
 		case errors.Is(err, errBlank):
 			stats.Blank++
 			continue
 		case err != nil:
-			reject(line, err.Error())
+			reject(lines.n, err.Error())
 			continue
 		}
 		if err := yield(reading); err != nil {
@@ -135,24 +138,30 @@ func (s *Source) Scan(ctx context.Context, yield func(telemetry.Reading) error) 
 	}
 }
 
-// header reads the header row and maps the columns, returning the reader positioned on the
+// header reads the header line and maps the columns, returning the reader positioned on the
 // first data row.
-func (s *Source) header(r io.Reader) (*csv.Reader, columns, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1 // checked per row, so that a short row is a reject, not an abort
-	cr.ReuseRecord = true
-	head, err := cr.Read()
-	if err == io.EOF {
+func (s *Source) header(r io.Reader) (*lineReader, columns, error) {
+	lines := newLineReader(r)
+	line, err := lines.next()
+	if err == io.EOF || (err == nil && len(bytes.TrimSpace(line)) == 0) {
 		return nil, columns{}, fmt.Errorf("csv %s: file is empty", s.name)
 	}
 	if err != nil {
 		return nil, columns{}, fmt.Errorf("csv %s: header: %w", s.name, err)
 	}
+	fields, err := splitFields(bytes.TrimPrefix(line, []byte("\ufeff")), nil)
+	if err != nil {
+		return nil, columns{}, fmt.Errorf("csv %s: header: %w", s.name, err)
+	}
+	head := make([]string, len(fields))
+	for i, f := range fields {
+		head[i] = f.value()
+	}
 	cols, err := mapColumns(head, s.opts.KeepTimestamps)
 	if err != nil {
 		return nil, columns{}, fmt.Errorf("csv %s: %w", s.name, err)
 	}
-	return cr, cols, nil
+	return lines, cols, nil
 }
 
 // unwrapPathError drops os.PathError's repetition of the path, which the caller names.
@@ -184,9 +193,6 @@ func mapColumns(head []string, keepTimestamps bool) (columns, error) {
 		*idx = -1
 	}
 	for i, name := range head {
-		if i == 0 {
-			name = strings.TrimPrefix(name, "\ufeff")
-		}
 		if idx, ok := fields[strings.ToLower(strings.TrimSpace(name))]; ok && *idx < 0 {
 			*idx = i
 		}

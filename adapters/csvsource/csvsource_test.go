@@ -87,7 +87,9 @@ func TestRejectsAndBlanks(t *testing.T) {
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,-Inf", "not a finite number"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,", "value is empty"},
 		{"yesterday,M,0,GPU-1,h,1", "timestamp"},
-		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,a\"b", "bare \""},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,\"1", "unterminated quoted field"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,\"1\"x", "text after a closing quote"},
+		{"2025-07-18T20:42:34Z,\"M,\"\"2\"\"\",0,GPU-1,h, \"7\" ", ""},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483632", "blank"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483647", "blank"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,9223372036854775794", "blank"},
@@ -132,9 +134,24 @@ func TestRejectsAndBlanks(t *testing.T) {
 	for line, reason := range wantRejectLines {
 		assert.Contains(t, logged[line], reason, "line %d", line)
 	}
+	assert.Equal(t, `M,"2"`, readings[1].Sample.Metric, "quoted field with comma and doubled quotes")
+	assert.Equal(t, 7.0, readings[1].Sample.Value)
 	last := readings[len(readings)-1]
 	assert.Equal(t, -1, last.GPU.Index, "a gpu_id that is not a number is unknown, not a reject")
 	assert.Equal(t, time.Unix(1752871354, 0).UTC(), last.Sample.Time)
+}
+
+func TestTruncatedRowSpoilsOnlyItself(t *testing.T) {
+	doc := "metric_name,uuid,value\n" +
+		"M,\"GPU-1,1\n" + // truncated inside a quoted field
+		"M,GPU-2,2\n" +
+		"\n" + // blank lines are not rows
+		"M,GPU-3,3"
+	readings, stats := scanAll(t, csvsource.Bytes("doc", []byte(doc), csvsource.Options{}))
+	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 1}, stats)
+	require.Len(t, readings, 2)
+	assert.Equal(t, "GPU-2", readings[0].GPU.UUID)
+	assert.Equal(t, "GPU-3", readings[1].GPU.UUID, "a last line without a line end counts")
 }
 
 func TestTimestampsIgnoredUnlessKept(t *testing.T) {

@@ -46,7 +46,7 @@ func newParser(cols columns, keepTimestamps bool) *parser {
 	}
 }
 
-func (p *parser) parse(rec []string) (telemetry.Reading, error) {
+func (p *parser) parse(rec []field) (telemetry.Reading, error) {
 	if len(rec) != p.cols.count {
 		return telemetry.Reading{}, fmt.Errorf("has %d fields, header has %d", len(rec), p.cols.count)
 	}
@@ -84,22 +84,28 @@ func (p *parser) parse(rec []string) (telemetry.Reading, error) {
 }
 
 // field returns the trimmed value of column i, "" when the column is absent.
-func (p *parser) field(rec []string, i int) string {
+func (p *parser) field(rec []field, i int) string {
 	if i < 0 {
 		return ""
 	}
-	return strings.TrimSpace(rec[i])
+	return strings.TrimSpace(rec[i].value())
 }
 
-// gpu returns the interned GPU for uuid, refreshed when the row's metadata differs.
-func (p *parser) gpu(uuid string, rec []string) telemetry.GPU {
-	labels := p.field(rec, p.cols.label)
+// gpu returns the interned GPU for uuid, refreshed when the row's metadata differs from the
+// last row of that GPU. Labels are read in their escaped form: unescaping labels_raw on
+// every row would double the cost of reading a DCGM file.
+func (p *parser) gpu(uuid string, rec []field) telemetry.GPU {
+	var labels field
+	if p.cols.label >= 0 {
+		labels = rec[p.cols.label]
+	}
 	fresh := telemetry.GPU{
-		UUID:      uuid,
-		Hostname:  p.field(rec, p.cols.hostname),
-		Index:     parseIndex(p.field(rec, p.cols.gpuIndex)),
-		Device:    p.field(rec, p.cols.device),
-		ModelName: p.field(rec, p.cols.model),
+		UUID:          uuid,
+		Hostname:      p.field(rec, p.cols.hostname),
+		Index:         parseIndex(p.field(rec, p.cols.gpuIndex)),
+		Device:        p.field(rec, p.cols.device),
+		ModelName:     p.field(rec, p.cols.model),
+		DriverVersion: label(labels, "DCGM_FI_DRIVER_VERSION"),
 	}
 	if fresh.Hostname == "" {
 		fresh.Hostname = label(labels, "Hostname")
@@ -107,8 +113,6 @@ func (p *parser) gpu(uuid string, rec []string) telemetry.GPU {
 	if fresh.ModelName == "" {
 		fresh.ModelName = label(labels, "modelName")
 	}
-	fresh.DriverVersion = label(labels, "DCGM_FI_DRIVER_VERSION")
-
 	if known, ok := p.gpus[uuid]; ok && known == fresh {
 		return known
 	}
@@ -202,16 +206,22 @@ func parseIndex(s string) int {
 }
 
 // label extracts key's value from a labels_raw field such as
-// `DCGM_FI_DRIVER_VERSION="535.129.03",Hostname="host-1",…`, "" when absent.
-func label(raw, key string) string {
-	for rest := raw; rest != ""; {
-		i := strings.Index(rest, key+`="`)
+// `DCGM_FI_DRIVER_VERSION="535.129.03",Hostname="host-1",…`, "" when absent. It reads the
+// field as it stands in the line, where quotes may still be doubled.
+func label(labels field, key string) string {
+	quote := `"`
+	if labels.escaped {
+		quote = `""`
+	}
+	prefix := key + "=" + quote
+	for rest := labels.raw; rest != ""; {
+		i := strings.Index(rest, prefix)
 		if i < 0 {
 			return ""
 		}
 		if i == 0 || rest[i-1] == ',' || rest[i-1] == ' ' || rest[i-1] == '{' {
-			v := rest[i+len(key)+2:]
-			if end := strings.IndexByte(v, '"'); end >= 0 {
+			v := rest[i+len(prefix):]
+			if end := strings.Index(v, quote); end >= 0 {
 				return v[:end]
 			}
 			return ""

@@ -5,10 +5,13 @@ package stream
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +118,7 @@ func (s *Service) Run(ctx context.Context) error {
 			err = s.flush(ctx)
 		}
 		if ctx.Err() != nil {
+			s.logProgress(ctx, "streamer stopped")
 			return nil
 		}
 		if err != nil {
@@ -165,7 +169,7 @@ func (s *Service) flush(ctx context.Context) error {
 			return err
 		}
 	}
-	s.batch.ID = newBatchID()
+	s.batch.ID = BatchID(s.batch)
 	if err := s.pub.Publish(ctx, s.batch); err != nil {
 		return fmt.Errorf("publish batch: %w", err)
 	}
@@ -189,9 +193,41 @@ func (s *Service) logProgress(ctx context.Context, msg string) {
 	s.lastLog = now
 }
 
-// newBatchID returns a random 128-bit identifier. Batch IDs only need to be unique: a
-// collision would make the collector take a new batch for a redelivered one.
-func newBatchID() string { return rand.Text() }
+// BatchID derives a batch's ID from its content: 128 bits of SHA-256 over its GPUs and
+// samples. Distinct batches get distinct IDs, and publishing the same readings again — a
+// restarted streamer replaying a file with its own timestamps — yields the same ID, so the
+// collector stores them once.
+func BatchID(b telemetry.Batch) string {
+	h := sha256.New()
+	var buf []byte
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	for _, g := range b.GPUs {
+		str(g.UUID)
+		str(g.Hostname)
+		buf = binary.AppendVarint(buf, int64(g.Index))
+		str(g.Device)
+		str(g.ModelName)
+		str(g.DriverVersion)
+	}
+	for _, smp := range b.Samples {
+		str(smp.GPU)
+		str(smp.Metric)
+		buf = binary.AppendVarint(buf, smp.Time.UnixNano())
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(smp.Value))
+		str(smp.Container)
+		str(smp.Pod)
+		str(smp.Namespace)
+		if len(buf) > 4096 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	h.Write(buf)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

@@ -39,7 +39,8 @@ type Reading struct {
 }
 
 // Batch is the unit that travels through the queue and is stored atomically. ID is unique per
-// batch and chosen by the streamer; storing a batch whose ID was stored before has no effect.
+// batch and set by the streamer (derived from the content); storing a batch whose ID was
+// stored before has no effect.
 // GPUs holds every GPU the samples refer to, once each.
 type Batch struct {
 	ID      string

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/config"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// process is one in-process run of the binary's run function.
+type process struct {
+	base   string // http://127.0.0.1:port
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines returns the JSON log lines whose msg is msg.
+func (s *syncBuffer) lines(msg string) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the binary with args (plus a free --http-addr and JSON logs) until the test
+// ends or stop is called.
+func start(t *testing.T, args ...string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &process{base: "http://" + addr, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	args = append([]string{"--http-addr=" + addr, "--log-format=json", "--log-level=debug"}, args...)
+	go func() { p.done <- run(ctx, args, io.Discard, p.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+			t.Error("process did not stop")
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", p.logs.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(p.base + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 20*time.Millisecond, "API up")
+	return p
+}
+
+func (p *process) stop(t *testing.T) error {
+	t.Helper()
+	p.cancel()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("process did not stop")
+		return nil
+	}
+}
+
+func (p *process) get(t *testing.T, path string, into any) int {
+	t.Helper()
+	resp, err := http.Get(p.base + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if into != nil {
+		require.NoError(t, json.Unmarshal(body, into), string(body))
+	}
+	return resp.StatusCode
+}
+
+type stats struct {
+	TotalRecords int64 `json:"total_records"`
+	UniqueGPUs   int64 `json:"unique_gpus"`
+	UniqueHosts  int64 `json:"unique_hosts"`
+}
+
+func (p *process) waitForSamples(t *testing.T, n int64) stats {
+	t.Helper()
+	var st stats
+	require.Eventually(t, func() bool {
+		p.get(t, "/api/v1/stats", &st)
+		return st.TotalRecords >= n
+	}, 60*time.Second, 50*time.Millisecond, "%d samples stored", n)
+	return st
+}
+
+// csvCounts reads the bundled file directly: samples per GPU and timestamp.
+func csvCounts(t *testing.T) map[string]map[string]int {
+	t.Helper()
+	r := csv.NewReader(bytes.NewReader(bundledCSV))
+	rows, err := r.ReadAll()
+	require.NoError(t, err)
+	counts := map[string]map[string]int{}
+	for _, row := range rows[1:] {
+		uuid, ts := row[4], row[0]
+		if counts[uuid] == nil {
+			counts[uuid] = map[string]int{}
+		}
+		counts[uuid][ts]++
+	}
+	return counts
+}
+
+func TestDefaultRunServesTheBundledFleet(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // the default database is ./telemetry.db
+	p := start(t)
+	started := time.Now()
+	var gpus struct {
+		Data []struct {
+			UUID     string `json:"uuid"`
+			Hostname string `json:"hostname"`
+		} `json:"data"`
+	}
+	require.Eventually(t, func() bool {
+		p.get(t, "/api/v1/gpus", &gpus)
+		return len(gpus.Data) == 247
+	}, 10*time.Second, 50*time.Millisecond)
+	t.Logf("247 GPUs listed %s after start", time.Since(started).Round(time.Millisecond))
+	counts := csvCounts(t)
+	hosts := map[string]bool{}
+	for _, g := range gpus.Data {
+		assert.Contains(t, counts, g.UUID)
+		assert.NotEmpty(t, g.Hostname)
+		hosts[g.Hostname] = true
+	}
+	assert.Len(t, hosts, 31)
+	var st stats
+	p.get(t, "/api/v1/stats", &st)
+	assert.EqualValues(t, 247, st.UniqueGPUs)
+	assert.EqualValues(t, 31, st.UniqueHosts)
+	require.NoError(t, p.stop(t))
+	assert.FileExists(t, filepath.Join(dir, "telemetry.db"))
+}
+
+func TestExactIngestOnEveryStore(t *testing.T) {
+	for name, newURL := range map[string]func(testing.TB) string{
+		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dbURL := newURL(t)
+			p := start(t, "--database-url="+dbURL, "--loop=false", "--timestamps=csv", "--interval=0", "--batch-size=300")
+			st := p.waitForSamples(t, 2470)
+			assert.Equal(t, stats{TotalRecords: 2470, UniqueGPUs: 247, UniqueHosts: 31}, st)
+
+			// Every GPU's samples come back through exact, inclusive windows.
+			counts := csvCounts(t)
+			checked := 0
+			for uuid, perTS := range counts {
+				if checked == 25 {
+					break
+				}
+				checked++
+				var all struct{ Data []struct{ Timestamp time.Time } }
+				require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+uuid+"/telemetry?limit=1000", &all))
+				assert.Len(t, all.Data, 10)
+				for ts, n := range perTS {
+					var page struct {
+						Data []struct {
+							Timestamp time.Time `json:"timestamp"`
+						} `json:"data"`
+					}
+					q := url.Values{"start_time": {ts}, "end_time": {ts}}
+					require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+uuid+"/telemetry?"+q.Encode(), &page))
+					require.Len(t, page.Data, n, "%s at %s", uuid, ts)
+					for _, s := range page.Data {
+						assert.Equal(t, ts, s.Timestamp.Format(time.RFC3339))
+					}
+				}
+			}
+
+			// The API keeps serving after the file is done; a restart replaying the same file
+			// with its own timestamps stores nothing twice.
+			require.NoError(t, p.stop(t))
+			again := start(t, "--database-url="+dbURL, "--loop=false", "--timestamps=csv", "--interval=0", "--batch-size=300")
+			require.Eventually(t, func() bool { return len(again.logs.lines("streamer done")) == 1 }, 30*time.Second, 20*time.Millisecond)
+			require.Eventually(t, func() bool {
+				var st stats
+				again.get(t, "/api/v1/stats", &st)
+				return st.TotalRecords == 2470
+			}, 5*time.Second, 20*time.Millisecond)
+			require.NoError(t, again.stop(t))
+			store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+			require.NoError(t, err)
+			defer store.Close()
+			final, err := store.Stats(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, telemetry.Stats{TotalSamples: 2470, UniqueGPUs: 247, UniqueHosts: 31}, final)
+		})
+	}
+}
+
+func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
+	lines := strings.Split(strings.TrimSpace(string(bundledCSV)), "\n")
+	dirty := []string{lines[0]}
+	good := 0
+	for i, line := range lines[1:] {
+		switch i % 100 {
+		case 7:
+			dirty = append(dirty, `"2025-07-18T20:42:34Z","DCGM_FI_DEV_GPU_UTIL","0"`) // too few fields
+		case 13:
+			dirty = append(dirty, strings.Replace(line, `"GPU-`, `"`+`NOTGPU-`, 1)[:len(line)/2]) // truncated
+		case 21:
+			dirty = append(dirty, strings.Replace(line, `","DCGM_FI_DRIVER`, `x","DCGM_FI_DRIVER`, 1)) // value not a number
+		}
+		dirty = append(dirty, line)
+		good++
+	}
+	file := filepath.Join(t.TempDir(), "dirty.csv")
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(dirty, "\r\n")+"\r\n"), 0o644))
+
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
+	st := p.waitForSamples(t, int64(good))
+	assert.EqualValues(t, good, st.TotalRecords)
+	require.Eventually(t, func() bool { return len(p.logs.lines("streamer done")) == 1 }, 10*time.Second, 20*time.Millisecond)
+	done := p.logs.lines("streamer done")[0]
+	rejects := p.logs.lines("csv row rejected")
+	assert.EqualValues(t, len(dirty)-1-good, done["rejected"])
+	require.Len(t, rejects, len(dirty)-1-good)
+	assert.Positive(t, rejects[0]["line"])
+	assert.NotEmpty(t, rejects[0]["reason"])
+}
+
+func TestStartupFailuresAreOneLine(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.csv")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"--csv=" + filepath.Join(dir, "nope.csv")}, "nope.csv: no such file or directory"},
+		{"empty file", []string{"--csv=" + empty}, "empty.csv: file is empty"},
+		{"unreachable database", []string{"--database-url=postgres://postgres@127.0.0.1:1/x?sslmode=disable", "--db-connect-timeout=1s"}, "unreachable"},
+		{"bad config", []string{"--batch-size=0", "--mode=nope"}, "invalid configuration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--database-url=" + sqlstoretest.SQLiteURL(t), "--http-addr=" + freeAddr(t)}, tt.args...)
+			var logs bytes.Buffer
+			err := run(context.Background(), args, io.Discard, &logs)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+func TestShutdownLosesNothingAcknowledged(t *testing.T) {
+	dbURL := sqlstoretest.SQLiteURL(t)
+	p := start(t, "--database-url="+dbURL, "--interval=0", "--batch-size=500", "--queue-capacity=16")
+	p.waitForSamples(t, 20_000)
+	require.NoError(t, p.stop(t))
+
+	stopped := p.logs.lines("streamer stopped")
+	require.Len(t, stopped, 1, p.logs.String())
+	published := int64(stopped[0]["samples"].(float64))
+	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	st, err := store.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, published, st.TotalSamples, "every published sample is stored after a graceful stop")
+}
+
+func TestHelpAndVersionOfModes(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, &out, io.Discard)
+	assert.ErrorIs(t, err, errHelp())
+	assert.Contains(t, out.String(), "--mode")
+	assert.Contains(t, out.String(), "TELEMETRY_DATABASE_URL")
+	for mode := range modes {
+		assert.Contains(t, out.String(), fmt.Sprintf("  %s ", mode))
+	}
+}
+
+func errHelp() error { return config.ErrHelp }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/config"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/ingest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// modes maps each mode to the components its process runs, in start order; they stop in
+// reverse order.
+var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
+	config.ModeAll: {(*wiring).api, (*wiring).collector, (*wiring).streamer},
+	config.ModeAPI: {(*wiring).api},
+}
+
+// batchesTopic is the in-process queue topic between streamer and collector.
+const batchesTopic = "telemetry.batches"
+
+// wiring builds components from adapters, sharing what several of them need (the store,
+// the in-process queue) and closing it when the process ends.
+type wiring struct {
+	cfg    config.Config
+	log    *slog.Logger
+	store  *sqlstore.Store
+	broker *memqueue.Broker
+}
+
+func (w *wiring) build(ctx context.Context) ([]component, error) {
+	builders, ok := modes[w.cfg.Mode]
+	if !ok {
+		return nil, fmt.Errorf("mode %q is not available in this build", w.cfg.Mode)
+	}
+	components := make([]component, 0, len(builders))
+	for _, build := range builders {
+		c, err := build(w, ctx)
+		if err != nil {
+			return nil, err
+		}
+		components = append(components, c)
+	}
+	return components, nil
+}
+
+func (w *wiring) close() {
+	if w.store != nil {
+		if err := w.store.Close(); err != nil {
+			w.log.Warn("close database", "err", err)
+		}
+	}
+}
+
+// openStore opens the database once, retrying an unreachable server for DBConnectTimeout.
+func (w *wiring) openStore(ctx context.Context) (*sqlstore.Store, error) {
+	if w.store != nil {
+		return w.store, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.DBConnectTimeout)
+	defer cancel()
+	store, err := sqlstore.Open(ctx, w.cfg.DatabaseURL, sqlstore.Options{
+		MaxConns: w.cfg.CollectorWorkers + 8, Logger: w.log.With("component", "store"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.log.Info("database ready", "url", sqlstore.Redact(w.cfg.DatabaseURL))
+	w.store = store
+	return store, nil
+}
+
+// topic is the in-process queue's topic of batches.
+func (w *wiring) topic() *memqueue.Topic {
+	if w.broker == nil {
+		w.broker = memqueue.New(memqueue.Options{
+			Capacity: w.cfg.QueueCapacity,
+			Workers:  w.cfg.CollectorWorkers,
+			Logger:   w.log.With("component", "queue"),
+		})
+	}
+	return w.broker.Topic(batchesTopic)
+}
+
+func (w *wiring) streamer(ctx context.Context) (component, error) {
+	log := w.log.With("component", "streamer")
+	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", Logger: log}
+	src := csvsource.Bytes(bundledCSVName, bundledCSV, opts)
+	if w.cfg.CSV != "" {
+		src = csvsource.File(w.cfg.CSV, opts)
+	}
+	if err := src.Check(); err != nil {
+		return component{}, err
+	}
+	svc := stream.New(stream.Config{
+		BatchSize:      w.cfg.BatchSize,
+		Interval:       w.cfg.Interval,
+		Loop:           w.cfg.Loop,
+		KeepTimestamps: w.cfg.Timestamps == "csv",
+		Shard:          w.cfg.Shard,
+	}, src, w.topic(), log, nil)
+	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
+		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "shard", w.cfg.Shard.String())
+	return component{name: "streamer", run: svc.Run}, nil
+}
+
+// collector consumes the in-process queue. When asked to stop it first lets the queue
+// drain — the streamer has stopped by then — since what the queue holds exists nowhere else.
+func (w *wiring) collector(ctx context.Context) (component, error) {
+	store, err := w.openStore(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	log := w.log.With("component", "collector")
+	svc := ingest.New(store, log, 0)
+	topic := w.topic()
+	handle := func(ctx context.Context, b telemetry.Batch) error {
+		_, err := svc.Ingest(ctx, b)
+		return err
+	}
+	run := func(ctx context.Context) error {
+		consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- topic.Consume(consumeCtx, handle) }()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+		}
+		topic.Close()
+		st := topic.Stats()
+		log.Info("draining queue", "queued", st.Queued, "in_flight", st.InFlight)
+		select {
+		case err := <-done:
+			svc.LogProgress(ctx, svc.Stats(), "collector stopped")
+			return err
+		case <-time.After(w.cfg.ShutdownTimeout):
+			cancel()
+			<-done
+			st := topic.Stats()
+			return fmt.Errorf("queue not drained within %s: %d batches not stored", w.cfg.ShutdownTimeout, st.Queued+st.InFlight)
+		}
+	}
+	return component{name: "collector", run: run}, nil
+}
+
+func (w *wiring) api(ctx context.Context) (component, error) {
+	store, err := w.openStore(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	api := httpapi.New(httpapi.Options{
+		Query:  query.New(store),
+		Ready:  store.Ping,
+		Logger: w.log.With("component", "api"),
+	})
+	w.log.Info("REST API on "+w.cfg.HTTPAddr, "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")
+	return component{name: "api", run: func(ctx context.Context) error {
+		return api.Serve(ctx, w.cfg.HTTPAddr, 5*time.Second)
+	}}, nil
+}

@@ -1,0 +1,309 @@
+// Package config loads the settings of a telemetry process. Every setting has a default, a
+// command-line flag and an environment variable (TELEMETRY_ and the flag's name in capitals,
+// dashes as underscores); an optional file (--config, YAML, JSON or TOML, keys named like the
+// flags) sits between the defaults and the environment. Precedence: flags, then environment,
+// then file, then defaults. This is the only package that reads viper.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
+)
+
+// Mode selects which components a process runs.
+type Mode string
+
+// The modes.
+const (
+	ModeAll       Mode = "all"       // streamer, in-process queue, collector and API in one process
+	ModeStreamer  Mode = "streamer"  // CSV → queue
+	ModeCollector Mode = "collector" // queue → database
+	ModeAPI       Mode = "api"       // database → REST API
+)
+
+// Modes lists every mode, in the order help shows them.
+var Modes = []Mode{ModeAll, ModeStreamer, ModeCollector, ModeAPI}
+
+// DefaultSQLite is the database of mode all when none is configured.
+const DefaultSQLite = "sqlite:telemetry.db"
+
+// Config is the settings of one process.
+type Config struct {
+	Mode             Mode
+	HTTPAddr         string
+	DatabaseURL      string
+	DBConnectTimeout time.Duration
+
+	CSV        string // path; "" streams the bundled sample
+	Loop       bool
+	Interval   time.Duration
+	BatchSize  int
+	Timestamps string // "now" or "csv"
+	Shard      stream.Shard
+
+	CollectorWorkers int
+	QueueCapacity    int
+	ShutdownTimeout  time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+}
+
+// setting is one key: its flag, default and help. The env var is derived from the name.
+type setting struct {
+	name  string
+	def   any
+	usage string
+}
+
+var settings = []setting{
+	{"mode", string(ModeAll), "what this process runs: all | streamer | collector | api"},
+	{"http-addr", ":8080", "address of the HTTP server (REST API in modes all and api; /health and /ready in every mode)"},
+	{"database-url", "", "postgres://user:pass@host:5432/db?sslmode=disable or sqlite:PATH (default " + DefaultSQLite + " in mode all; also DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME/DB_SSL_MODE)"},
+	{"db-connect-timeout", 15 * time.Second, "how long to keep retrying an unreachable database at start before giving up"},
+	{"csv", "", "DCGM CSV file to stream (default: the bundled sample of 247 GPUs)"},
+	{"loop", true, "start over at the end of the file, to simulate a live cluster"},
+	{"interval", time.Second, "pause between two batches; 0 streams as fast as the queue takes them"},
+	{"batch-size", 1000, "samples per batch"},
+	{"timestamps", "now", "now: stamp each sample with the time it is processed | csv: keep the file's timestamps"},
+	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file"},
+	{"collector-workers", 2, "batches a collector writes at once"},
+	{"queue-capacity", 64, "batches the in-process queue holds before the streamer waits (backpressure)"},
+	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
+	{"log-level", "info", "debug | info | warn | error"},
+	{"log-format", "text", "text | json"},
+}
+
+// EnvName is the environment variable of a setting.
+func EnvName(key string) string {
+	return "TELEMETRY_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// ErrHelp is returned by Load after it printed the help text.
+var ErrHelp = pflag.ErrHelp
+
+// Load reads the settings from args (without the program name), the environment and the
+// optional config file, and validates them. The error names every problem found. --help
+// prints the help text to out and returns ErrHelp.
+func Load(args []string, out io.Writer) (Config, error) {
+	v := viper.New()
+	fs := pflag.NewFlagSet("telemetry", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	for _, s := range settings {
+		v.SetDefault(s.name, s.def)
+		usage := s.usage + " [" + EnvName(s.name) + "]"
+		switch d := s.def.(type) {
+		case string:
+			fs.String(s.name, d, usage)
+		case bool:
+			fs.Bool(s.name, d, usage)
+		case int:
+			fs.Int(s.name, d, usage)
+		case time.Duration:
+			fs.Duration(s.name, d, usage)
+		}
+	}
+	configFile := fs.String("config", os.Getenv("TELEMETRY_CONFIG"), "optional config file (YAML, JSON or TOML) with the same keys [TELEMETRY_CONFIG]")
+	fs.Usage = func() { usage(out, fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return Config{}, ErrHelp
+		}
+		return Config{}, fmt.Errorf("%w (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	if err := v.BindPFlags(fs); err != nil {
+		return Config{}, err
+	}
+	v.SetEnvPrefix("TELEMETRY")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if *configFile != "" {
+		v.SetConfigFile(*configFile)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config file %s: %w", *configFile, err)
+		}
+	}
+	return fromViper(v)
+}
+
+func fromViper(v *viper.Viper) (Config, error) {
+	var problems []error
+	duration := func(key string) time.Duration {
+		d, err := parseDuration(v.GetString(key))
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", key, err))
+		}
+		return d
+	}
+	c := Config{
+		Mode:             Mode(strings.ToLower(v.GetString("mode"))),
+		HTTPAddr:         v.GetString("http-addr"),
+		DatabaseURL:      v.GetString("database-url"),
+		DBConnectTimeout: duration("db-connect-timeout"),
+		CSV:              v.GetString("csv"),
+		Loop:             v.GetBool("loop"),
+		Interval:         duration("interval"),
+		BatchSize:        v.GetInt("batch-size"),
+		Timestamps:       strings.ToLower(v.GetString("timestamps")),
+		CollectorWorkers: v.GetInt("collector-workers"),
+		QueueCapacity:    v.GetInt("queue-capacity"),
+		ShutdownTimeout:  duration("shutdown-timeout"),
+		LogFormat:        strings.ToLower(v.GetString("log-format")),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
+	}
+	shard, err := stream.ParseShard(v.GetString("shard"))
+	if err != nil {
+		problems = append(problems, err)
+	}
+	c.Shard = shard
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = databaseURLFromEnv()
+	}
+	if c.DatabaseURL == "" && c.Mode == ModeAll {
+		c.DatabaseURL = DefaultSQLite
+	}
+	problems = append(problems, c.validate()...)
+	if len(problems) > 0 {
+		return c, &Error{Problems: problems}
+	}
+	return c, nil
+}
+
+// parseDuration accepts Go durations ("1s", "250ms") and, for convenience, bare seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	var secs float64
+	if _, err := fmt.Sscanf(s, "%g", &secs); err == nil && fmt.Sprint(secs) == strings.TrimSpace(s) {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("%q is not a duration such as 500ms, 2s or 1m", s)
+}
+
+// databaseURLFromEnv reads the conventional DATABASE_URL, then DB_HOST and friends.
+func databaseURLFromEnv() string {
+	if u := os.Getenv("DATABASE_URL"); u != "" {
+		return u
+	}
+	host := os.Getenv("DB_HOST")
+	if host == "" {
+		return ""
+	}
+	get := func(key, def string) string {
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(get("DB_USER", "postgres"), os.Getenv("DB_PASSWORD")),
+		Host:     host + ":" + get("DB_PORT", "5432"),
+		Path:     "/" + get("DB_NAME", "telemetry"),
+		RawQuery: "sslmode=" + get("DB_SSL_MODE", "disable"),
+	}
+	if os.Getenv("DB_PASSWORD") == "" {
+		u.User = url.User(get("DB_USER", "postgres"))
+	}
+	return u.String()
+}
+
+// Error lists every problem of a configuration.
+type Error struct {
+	Problems []error
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return "invalid configuration: " + strings.Join(msgs, "; ")
+}
+
+func (c Config) validate() []error {
+	var problems []error
+	bad := func(key, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	switch c.Mode {
+	case ModeAll, ModeAPI:
+	case ModeStreamer, ModeCollector:
+		bad("mode", "%q runs on a Redis queue between processes, which this build does not include yet; use mode all", c.Mode)
+	default:
+		bad("mode", "%q is not one of all, streamer, collector, api", c.Mode)
+	}
+	if c.Mode == ModeAPI && c.DatabaseURL == "" {
+		bad("database-url", "mode api needs a database (postgres://… or sqlite:PATH)")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+		bad("database-url", "want postgres://… or sqlite:PATH")
+	}
+	if c.HTTPAddr == "" {
+		bad("http-addr", "is empty")
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100_000 {
+		bad("batch-size", "must be between 1 and 100000, got %d", c.BatchSize)
+	}
+	if c.Interval < 0 {
+		bad("interval", "must not be negative")
+	}
+	if c.Timestamps != "now" && c.Timestamps != "csv" {
+		bad("timestamps", "%q is not now or csv", c.Timestamps)
+	}
+	if c.CollectorWorkers < 1 {
+		bad("collector-workers", "must be at least 1")
+	}
+	if c.QueueCapacity < 1 {
+		bad("queue-capacity", "must be at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
+	}
+	if c.DBConnectTimeout <= 0 {
+		bad("db-connect-timeout", "must be positive")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	return problems
+}
+
+func usage(out io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(out, `telemetry — an elastic GPU telemetry pipeline: DCGM CSV → queue → database → REST API.
+
+Usage:
+  telemetry [flags]
+
+Modes (--mode):
+  all        everything in one process: streamer → in-process queue → collector → store,
+             and the REST API (default; runs on an embedded SQLite file, no servers needed)
+  streamer   read the CSV and publish batches to the queue
+  collector  consume batches and store them in the database
+  api        serve the REST API from the database
+
+With no flags, telemetry streams its bundled sample (247 GPUs on 31 hosts) in a loop into
+%s and serves http://localhost:8080/api/v1/gpus and /swagger/index.html.
+
+Flags (each also read from the environment variable in brackets):
+%s`, DefaultSQLite, fs.FlagUsages())
+}

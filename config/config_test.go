@@ -1,0 +1,124 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/config"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
+)
+
+// clearEnv hides the variables config reads, so that the machine's own do not leak in.
+func clearEnv(t *testing.T) {
+	for _, key := range []string{"DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSL_MODE", "TELEMETRY_CONFIG"} {
+		t.Setenv(key, "")
+	}
+	for _, kv := range os.Environ() {
+		if k, _, _ := cutEq(kv); len(k) > 10 && k[:10] == "TELEMETRY_" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func cutEq(kv string) (string, string, bool) {
+	for i := range kv {
+		if kv[i] == '=' {
+			return kv[:i], kv[i+1:], true
+		}
+	}
+	return kv, "", false
+}
+
+func load(t *testing.T, args ...string) (config.Config, error) {
+	t.Helper()
+	return config.Load(args, &bytes.Buffer{})
+}
+
+func TestDefaults(t *testing.T) {
+	clearEnv(t)
+	c, err := load(t)
+	require.NoError(t, err)
+	assert.Equal(t, config.Config{
+		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
+		Loop: true, Interval: time.Second, BatchSize: 1000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
+		CollectorWorkers: 2, QueueCapacity: 64, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+	}, c)
+}
+
+func TestPrecedence(t *testing.T) {
+	clearEnv(t)
+	file := filepath.Join(t.TempDir(), "telemetry.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("batch-size: 10\ninterval: 5s\nshard: 1/4\nlog-level: warn\n"), 0o644))
+	t.Setenv("TELEMETRY_BATCH_SIZE", "20")
+	t.Setenv("TELEMETRY_LOOP", "false")
+	t.Setenv("TELEMETRY_INTERVAL", "0")
+	c, err := load(t, "--config", file, "--batch-size=30", "--timestamps", "CSV")
+	require.NoError(t, err)
+	assert.Equal(t, 30, c.BatchSize, "flag beats env")
+	assert.False(t, c.Loop, "env beats default")
+	assert.Equal(t, time.Duration(0), c.Interval, "env beats file")
+	assert.Equal(t, stream.Shard{Index: 1, Count: 4}, c.Shard, "file beats default")
+	assert.Equal(t, slog.LevelWarn, c.LogLevel)
+	assert.Equal(t, "csv", c.Timestamps)
+}
+
+func TestDatabaseURLSources(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("DB_HOST", "db.internal")
+	t.Setenv("DB_USER", "telemetry")
+	t.Setenv("DB_PASSWORD", "s3cret")
+	t.Setenv("DB_NAME", "gpu")
+	c, err := load(t, "--mode=api")
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://telemetry:s3cret@db.internal:5432/gpu?sslmode=disable", c.DatabaseURL)
+
+	t.Setenv("DATABASE_URL", "postgres://a@b/c")
+	c, err = load(t)
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://a@b/c", c.DatabaseURL, "DATABASE_URL beats DB_*")
+
+	t.Setenv("TELEMETRY_DATABASE_URL", "sqlite:/tmp/x.db")
+	c, err = load(t)
+	require.NoError(t, err)
+	assert.Equal(t, "sqlite:/tmp/x.db", c.DatabaseURL)
+}
+
+func TestEveryProblemNamed(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("TELEMETRY_INTERVAL", "soon")
+	_, err := load(t, "--mode=sideways", "--batch-size=0", "--timestamps=later", "--shard=3/3",
+		"--log-level=loud", "--collector-workers=0")
+	var cerr *config.Error
+	require.True(t, errors.As(err, &cerr), "%v", err)
+	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "log-level", "collector-workers"} {
+		assert.Contains(t, err.Error(), want+":")
+	}
+	assert.Len(t, cerr.Problems, 7)
+
+	t.Setenv("TELEMETRY_INTERVAL", "")
+	_, err = load(t, "--mode=api")
+	assert.ErrorContains(t, err, "mode api needs a database")
+	_, err = load(t, "--no-such-flag")
+	assert.ErrorContains(t, err, "unknown flag: --no-such-flag")
+	_, err = load(t, "stray")
+	assert.ErrorContains(t, err, `unexpected argument "stray"`)
+}
+
+func TestHelp(t *testing.T) {
+	clearEnv(t)
+	var out bytes.Buffer
+	_, err := config.Load([]string{"--help"}, &out)
+	assert.ErrorIs(t, err, config.ErrHelp)
+	for _, want := range []string{"Usage:", "--mode", "--database-url", "TELEMETRY_BATCH_SIZE", "--timestamps", "--shard"} {
+		assert.Contains(t, out.String(), want)
+	}
+}

@@ -1,0 +1,198 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// sliceSource yields fixed readings; err, when set, ends every pass.
+type sliceSource struct {
+	readings []telemetry.Reading
+	err      error
+	passes   int
+}
+
+func (s *sliceSource) Scan(ctx context.Context, yield func(telemetry.Reading) error) (telemetry.ScanStats, error) {
+	s.passes++
+	for _, r := range s.readings {
+		if err := ctx.Err(); err != nil {
+			return telemetry.ScanStats{}, err
+		}
+		if err := yield(r); err != nil {
+			return telemetry.ScanStats{}, err
+		}
+	}
+	return telemetry.ScanStats{Rows: int64(len(s.readings)), Rejected: 1}, s.err
+}
+
+var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
+
+func readings(gpus, metrics int) []telemetry.Reading {
+	var out []telemetry.Reading
+	for m := range metrics {
+		for g := range gpus {
+			gpu := telemetry.GPU{UUID: fmt.Sprintf("GPU-%03d", g), Hostname: fmt.Sprintf("host-%d", g/8), Index: g % 8}
+			out = append(out, telemetry.Reading{GPU: gpu, Sample: telemetry.Sample{
+				GPU: gpu.UUID, Metric: fmt.Sprintf("M%d", m), Time: t0, Value: float64(g)}})
+		}
+	}
+	return out
+}
+
+func drain(t *testing.T, topic *memqueue.Topic) []telemetry.Batch {
+	t.Helper()
+	topic.Close()
+	var out []telemetry.Batch
+	for {
+		d, err := topic.Receive(context.Background())
+		if errors.Is(err, memqueue.ErrClosed) {
+			return out
+		}
+		require.NoError(t, err)
+		out = append(out, d.Batch)
+		d.Ack()
+	}
+}
+
+func newTopic() *memqueue.Topic { return memqueue.New(memqueue.Options{Capacity: 1000}).Topic("batches") }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func TestBatchesCoverEveryReadingOnce(t *testing.T) {
+	src := &sliceSource{readings: readings(25, 4)} // 100 readings
+	topic := newTopic()
+	svc := stream.New(stream.Config{BatchSize: 30, KeepTimestamps: true}, src, topic, quiet, nil)
+	require.NoError(t, svc.Run(context.Background()))
+
+	batches := drain(t, topic)
+	require.Len(t, batches, 4)
+	var got []telemetry.Reading
+	ids := map[string]bool{}
+	for i, b := range batches {
+		assert.Len(t, b.Samples, []int{30, 30, 30, 10}[i])
+		assert.NotEmpty(t, b.ID)
+		ids[b.ID] = true
+		described := map[string]telemetry.GPU{}
+		for _, g := range b.GPUs {
+			assert.NotContains(t, described, g.UUID, "each GPU once per batch")
+			described[g.UUID] = g
+		}
+		for _, smp := range b.Samples {
+			require.Contains(t, described, smp.GPU)
+			got = append(got, telemetry.Reading{GPU: described[smp.GPU], Sample: smp})
+		}
+	}
+	assert.Len(t, ids, 4, "batch IDs are distinct")
+	assert.Equal(t, src.readings, got, "every reading, in order, with file timestamps")
+	st := svc.Stats()
+	assert.Equal(t, stream.Stats{Passes: 1, Source: telemetry.ScanStats{Rows: 100, Rejected: 1}, Samples: 100, Batches: 4}, st)
+}
+
+func TestTimestampsNow(t *testing.T) {
+	src := &sliceSource{readings: readings(3, 1)}
+	topic := newTopic()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
+	require.NoError(t, stream.New(stream.Config{BatchSize: 10}, src, topic, quiet, clock).Run(context.Background()))
+	batches := drain(t, topic)
+	require.Len(t, batches, 1)
+	for i, smp := range batches[0].Samples {
+		assert.True(t, smp.Time.After(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), "sample %d stamped when processed", i)
+		if i > 0 {
+			assert.True(t, smp.Time.After(batches[0].Samples[i-1].Time))
+		}
+	}
+}
+
+func TestShardsSplitGPUsExactlyOnce(t *testing.T) {
+	all := readings(247, 2)
+	owner := map[string]int{}
+	total := 0
+	for i := range 3 {
+		shard, err := stream.ParseShard(fmt.Sprintf("%d/3", i))
+		require.NoError(t, err)
+		topic := newTopic()
+		svc := stream.New(stream.Config{BatchSize: 100, KeepTimestamps: true, Shard: shard}, &sliceSource{readings: all}, topic, quiet, nil)
+		require.NoError(t, svc.Run(context.Background()))
+		for _, b := range drain(t, topic) {
+			for _, smp := range b.Samples {
+				prev, seen := owner[smp.GPU]
+				assert.True(t, !seen || prev == i, "GPU %s in two shards", smp.GPU)
+				owner[smp.GPU] = i
+				total++
+			}
+		}
+		assert.Positive(t, svc.Stats().OtherGPUs)
+	}
+	assert.Len(t, owner, 247)
+	assert.Equal(t, len(all), total)
+}
+
+func TestParseShard(t *testing.T) {
+	for _, ok := range []string{"0/1", "2/3", " 9 / 10 "} {
+		_, err := stream.ParseShard(ok)
+		assert.NoError(t, err, ok)
+	}
+	for _, bad := range []string{"", "1", "3/3", "-1/3", "0/0", "a/b", "1/2/3"} {
+		_, err := stream.ParseShard(bad)
+		assert.ErrorIs(t, err, telemetry.ErrInvalid, bad)
+	}
+}
+
+func TestLoopRunsUntilCancelled(t *testing.T) {
+	src := &sliceSource{readings: readings(5, 2)}
+	topic := memqueue.New(memqueue.Options{Capacity: 1 << 20}).Topic("batches")
+	ctx, cancel := context.WithCancel(context.Background())
+	svc := stream.New(stream.Config{BatchSize: 4, Loop: true}, src, topic, quiet, nil)
+	done := make(chan error)
+	go func() { done <- svc.Run(ctx) }()
+	require.Eventually(t, func() bool { return topic.Stats().Queued > 30 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.NoError(t, <-done, "a cancelled streamer stops cleanly")
+	assert.Greater(t, src.passes, 3)
+}
+
+func TestIntervalPacesBatches(t *testing.T) {
+	src := &sliceSource{readings: readings(4, 1)}
+	topic := newTopic()
+	start := time.Now()
+	svc := stream.New(stream.Config{BatchSize: 1, Interval: 25 * time.Millisecond, KeepTimestamps: true}, src, topic, quiet, nil)
+	require.NoError(t, svc.Run(context.Background()))
+	assert.GreaterOrEqual(t, time.Since(start), 75*time.Millisecond, "4 batches, 3 pauses")
+	assert.Len(t, drain(t, topic), 4)
+}
+
+func TestSourceErrorStopsRun(t *testing.T) {
+	boom := errors.New("csv x.csv: file is empty")
+	svc := stream.New(stream.Config{BatchSize: 10}, &sliceSource{err: boom}, newTopic(), quiet, nil)
+	assert.ErrorIs(t, svc.Run(context.Background()), boom)
+}
+
+func TestBatchIDFollowsContent(t *testing.T) {
+	rs := readings(2, 2)
+	b := telemetry.Batch{GPUs: []telemetry.GPU{rs[0].GPU, rs[1].GPU}}
+	for _, r := range rs {
+		b.Samples = append(b.Samples, r.Sample)
+	}
+	id := stream.BatchID(b)
+	assert.Len(t, id, 32)
+	assert.Equal(t, id, stream.BatchID(b), "same content, same ID")
+	changed := b
+	changed.Samples = append([]telemetry.Sample(nil), b.Samples...)
+	changed.Samples[3].Value++
+	assert.NotEqual(t, id, stream.BatchID(changed))
+	changed.Samples[3].Value--
+	changed.Samples[3].Time = changed.Samples[3].Time.Add(time.Microsecond)
+	assert.NotEqual(t, id, stream.BatchID(changed))
+}
