@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
-	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -213,7 +213,9 @@ func TestExactIngestOnEveryStore(t *testing.T) {
 					break
 				}
 				checked++
-				var all struct{ Data []struct{ Timestamp time.Time } }
+				var all struct {
+					Data []struct{ Timestamp time.Time }
+				}
 				require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+uuid+"/telemetry?limit=1000", &all))
 				assert.Len(t, all.Data, 10)
 				for ts, n := range perTS {

@@ -65,7 +65,9 @@ func drain(t *testing.T, topic *memqueue.Topic) []telemetry.Batch {
 	}
 }
 
-func newTopic() *memqueue.Topic { return memqueue.New(memqueue.Options{Capacity: 1000}).Topic("batches") }
+func newTopic() *memqueue.Topic {
+	return memqueue.New(memqueue.Options{Capacity: 1000}).Topic("batches")
+}
 
 var quiet = slog.New(slog.DiscardHandler)
 
