@@ -13,9 +13,6 @@ const docTemplate = `{
         "description": "{{escape .Description}}",
         "title": "{{.Title}}",
         "contact": {},
-        "license": {
-            "name": "Apache-2.0"
-        },
         "version": "{{.Version}}"
     },
     "host": "{{.Host}}",

@@ -67,11 +67,11 @@ func (a *API) listGPUs(c *gin.Context) {
 //	@Summary		Telemetry of one GPU, ordered by time
 //	@Description	Samples of the GPU within [start_time, end_time], both ends inclusive and optional.
 //	@Tags			gpus
-//	@Param			uuid		path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			uuid		path		string	true	"GPU UUID"					example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
 //	@Param			start_time	query		string	false	"RFC 3339 time, inclusive"	example(2025-07-18T20:42:34Z)
 //	@Param			end_time	query		string	false	"RFC 3339 time, inclusive"	example(2025-07-18T20:42:37Z)
-//	@Param			limit		query		int		false	"page size, 1 to 1000"	default(100)	minimum(1)	maximum(1000)
-//	@Param			offset		query		int		false	"samples to skip"	default(0)	minimum(0)
+//	@Param			limit		query		int		false	"page size, 1 to 1000"		default(100)	minimum(1)	maximum(1000)
+//	@Param			offset		query		int		false	"samples to skip"			default(0)		minimum(0)
 //	@Success		200			{object}	TelemetryPage
 //	@Failure		400			{object}	ErrorBody
 //	@Failure		404			{object}	ErrorBody	"unknown GPU"

@@ -6,7 +6,6 @@
 //	@title						GPU Telemetry Pipeline API
 //	@version					1.0
 //	@description				Query GPU telemetry (DCGM metrics) collected by the telemetry pipeline.
-//	@license.name				Apache-2.0
 //	@BasePath					/
 //	@produce					json
 //	@externalDocs.description	README
