@@ -1,0 +1,262 @@
+// Package asynqqueue is the queue between processes: batches travel through Redis as asynq
+// tasks, one task per batch, encoded compactly (codec.go). Publishing waits while the queue's
+// backlog is over a limit and retries while Redis is unreachable; consuming retries failed
+// batches with backoff and archives those that can never succeed, where asynqmon shows them.
+package asynqqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+var (
+	_ ports.Publisher = (*Queue)(nil)
+	_ ports.Consumer  = (*Queue)(nil)
+)
+
+// Options configure a Queue. Zero fields take the defaults given.
+type Options struct {
+	// Name is the asynq queue. Default "telemetry".
+	Name string
+
+	// MaxBacklog is how many batches may wait in the queue (pending, scheduled for retry
+	// or being processed) before Publish waits for collectors to catch up. 0 means no limit.
+	MaxBacklog int
+
+	// Concurrency is how many batches Consume handles at once. Default 2.
+	Concurrency int
+
+	// MinBackoff and MaxBackoff bound the delay before a failed batch is delivered again;
+	// it doubles with each attempt. Defaults 250ms and 10s. They also pace Publish's
+	// retries while Redis is unreachable.
+	MinBackoff, MaxBackoff time.Duration
+
+	// PollInterval is how often an idle consumer looks for batches and moves batches due
+	// for retry back to the queue. Default 200ms.
+	PollInterval time.Duration
+
+	// ShutdownTimeout is how long Consume waits for running handlers when its context
+	// ends; batches still running then go back to the queue. Default 20s.
+	ShutdownTimeout time.Duration
+
+	// Logger receives retries, archived batches and asynq's own messages. Nil discards.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = "telemetry"
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 2
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&o.MinBackoff, 250 * time.Millisecond}, {&o.MaxBackoff, 10 * time.Second},
+		{&o.PollInterval, 200 * time.Millisecond}, {&o.ShutdownTimeout, 20 * time.Second}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Queue is one asynq queue on one Redis.
+type Queue struct {
+	opts      Options
+	connOpt   asynq.RedisConnOpt
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+
+	mu        sync.Mutex // guards the backlog estimate
+	checkedAt time.Time
+	backlog   int
+}
+
+// Open connects to the Redis at redisURL (redis://[:password@]host:port/db, rediss:// for
+// TLS). It does not wait for Redis to answer: Publish and Consume retry until it does.
+func Open(redisURL string, opts Options) (*Queue, error) {
+	connOpt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL %s: %w", Redact(redisURL), err)
+	}
+	rdb, ok := connOpt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("redis URL %s: unsupported connection kind", Redact(redisURL))
+	}
+	return &Queue{
+		opts:      opts.withDefaults(),
+		connOpt:   connOpt,
+		rdb:       rdb,
+		client:    asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb),
+	}, nil
+}
+
+// Name is the asynq queue's name.
+func (q *Queue) Name() string { return q.opts.Name }
+
+// Ping checks that Redis answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	if err := q.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis unreachable: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection to Redis.
+func (q *Queue) Close() error { return q.rdb.Close() }
+
+// Inspector gives access to the queue's tasks, for operators and tests.
+func (q *Queue) Inspector() *asynq.Inspector { return q.inspector }
+
+// Publish implements ports.Publisher: it waits while the backlog is over MaxBacklog, then
+// enqueues the batch as one task whose ID is the batch ID, retrying with backoff while Redis
+// is unreachable. A batch whose task is still queued is not queued twice.
+func (q *Queue) Publish(ctx context.Context, b telemetry.Batch) error {
+	if err := q.waitForRoom(ctx); err != nil {
+		return err
+	}
+	task := asynq.NewTask(TaskType, encode(b),
+		asynq.Queue(q.opts.Name),
+		asynq.TaskID(b.ID),
+		asynq.MaxRetry(math.MaxInt32), // transient failures are retried for as long as they last
+		asynq.Timeout(5*time.Minute),
+	)
+	return q.retry(ctx, "publish batch", func() error {
+		_, err := q.client.EnqueueContext(ctx, task)
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return nil // queued already, by an earlier attempt whose answer was lost
+		}
+		if err == nil {
+			q.mu.Lock()
+			q.backlog++
+			q.mu.Unlock()
+		}
+		return err
+	})
+}
+
+// waitForRoom blocks while the queue holds MaxBacklog batches or more. It asks Redis at most
+// every 100ms, counting its own publishes in between.
+func (q *Queue) waitForRoom(ctx context.Context) error {
+	if q.opts.MaxBacklog <= 0 {
+		return nil
+	}
+	for waited := false; ; waited = true {
+		q.mu.Lock()
+		fresh := time.Since(q.checkedAt) < 100*time.Millisecond
+		backlog := q.backlog
+		q.mu.Unlock()
+		if fresh && backlog < q.opts.MaxBacklog {
+			return nil
+		}
+		if !fresh {
+			n, err := q.Backlog(ctx)
+			if err != nil {
+				if err := q.retry(ctx, "read queue backlog", func() error { n, err = q.Backlog(ctx); return err }); err != nil {
+					return err
+				}
+			}
+			q.mu.Lock()
+			q.backlog, q.checkedAt = n, time.Now()
+			q.mu.Unlock()
+			if n < q.opts.MaxBacklog {
+				return nil
+			}
+		}
+		if !waited {
+			q.opts.Logger.DebugContext(ctx, "queue backlog over limit, waiting", "queue", q.opts.Name,
+				"backlog", backlog, "max_backlog", q.opts.MaxBacklog)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// Backlog counts the batches waiting in the queue or being processed.
+func (q *Queue) Backlog(ctx context.Context) (int, error) {
+	// GetQueueInfo's "no such queue" error does not match asynq.ErrQueueNotFound, so
+	// look the queue up first: it exists once anything was published to it.
+	queues, err := q.inspector.Queues()
+	if err != nil {
+		return 0, err
+	}
+	if !slices.Contains(queues, q.opts.Name) {
+		return 0, nil
+	}
+	info, err := q.inspector.GetQueueInfo(q.opts.Name)
+	if err != nil {
+		return 0, err
+	}
+	return info.Pending + info.Active + info.Scheduled + info.Retry, nil
+}
+
+// retry runs f until it succeeds or ctx ends, backing off and logging while it fails.
+func (q *Queue) retry(ctx context.Context, what string, f func() error) error {
+	delay := q.opts.MinBackoff
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				q.opts.Logger.InfoContext(ctx, "redis reachable again", "queue", q.opts.Name, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		q.opts.Logger.WarnContext(ctx, what+" failed, retrying", "queue", q.opts.Name,
+			"attempt", attempt, "retry_in", delay, "err", err)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+		delay = min(delay*2, q.opts.MaxBackoff)
+	}
+}
+
+// Redact hides the password in a Redis URL, for logs and errors.
+func Redact(redisURL string) string {
+	scheme, rest, ok := strings.Cut(redisURL, "://")
+	if !ok {
+		return redisURL
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return redisURL
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return redisURL
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
