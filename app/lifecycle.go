@@ -14,6 +14,7 @@ import (
 type component struct {
 	name string
 	run  func(ctx context.Context) error
+	aux  bool // serves the others (probes): the process ends when every other component has
 }
 
 // runComponents starts the components in order and waits until ctx ends or one of them
@@ -30,6 +31,12 @@ func runComponents(ctx context.Context, log *slog.Logger, timeout time.Duration,
 	}
 	failed := make(chan string, len(components))
 	finished := make(chan struct{}, len(components))
+	primary := 0
+	for _, c := range components {
+		if !c.aux {
+			primary++
+		}
+	}
 	procs := make([]*running, len(components))
 	for i, c := range components {
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -44,12 +51,14 @@ func runComponents(ctx context.Context, log *slog.Logger, timeout time.Duration,
 				failed <- c.name
 			case cctx.Err() == nil:
 				log.Info("component finished", "component", c.name)
-				finished <- struct{}{}
+				if !c.aux {
+					finished <- struct{}{}
+				}
 			}
 		}()
 	}
 
-	for idle := 0; idle < len(procs); idle++ {
+	for idle := 0; idle < primary; idle++ {
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down", "timeout", timeout)

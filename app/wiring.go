@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
@@ -15,25 +16,29 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
 // modes maps each mode to the components its process runs, in start order; they stop in
 // reverse order.
 var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
-	config.ModeAll: {(*wiring).api, (*wiring).collector, (*wiring).streamer},
-	config.ModeAPI: {(*wiring).api},
+	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).streamer},
+	config.ModeStreamer:  {(*wiring).probes, (*wiring).streamer},
+	config.ModeCollector: {(*wiring).probes, (*wiring).collector},
+	config.ModeAPI:       {(*wiring).api},
 }
 
 // batchesTopic is the in-process queue topic between streamer and collector.
 const batchesTopic = "telemetry.batches"
 
 // wiring builds components from adapters, sharing what several of them need (the store,
-// the in-process queue) and closing it when the process ends.
+// the queue) and closing it when the process ends.
 type wiring struct {
 	cfg    config.Config
 	log    *slog.Logger
 	store  *sqlstore.Store
-	broker *memqueue.Broker
+	broker *memqueue.Broker  // the in-process queue, without --redis-url
+	redis  *asynqqueue.Queue // the Redis queue, with --redis-url
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
@@ -53,6 +58,9 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 }
 
 func (w *wiring) close() {
+	if w.redis != nil {
+		w.redis.Close()
+	}
 	if w.store != nil {
 		if err := w.store.Close(); err != nil {
 			w.log.Warn("close database", "err", err)
@@ -78,6 +86,47 @@ func (w *wiring) openStore(ctx context.Context) (*sqlstore.Store, error) {
 	return store, nil
 }
 
+// redisQueue opens the Redis queue once.
+func (w *wiring) redisQueue() (*asynqqueue.Queue, error) {
+	if w.redis != nil {
+		return w.redis, nil
+	}
+	q, err := asynqqueue.Open(w.cfg.RedisURL, asynqqueue.Options{
+		Name:        w.cfg.QueueName,
+		MaxBacklog:  w.cfg.MaxBacklog,
+		Concurrency: w.cfg.CollectorWorkers,
+		Logger:      w.log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.log.Info("queue: Redis", "url", asynqqueue.Redact(w.cfg.RedisURL), "queue", w.cfg.QueueName)
+	w.redis = q
+	return q, nil
+}
+
+// ready reports whether the servers this process uses answer.
+func (w *wiring) ready(ctx context.Context) error {
+	if w.store != nil {
+		if err := w.store.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	if w.redis != nil {
+		return w.redis.Ping(ctx)
+	}
+	return nil
+}
+
+// probes serves /health and /ready for processes without the REST API. It does not keep
+// the process alive by itself.
+func (w *wiring) probes(ctx context.Context) (component, error) {
+	api := httpapi.New(httpapi.Options{Ready: w.ready, Logger: w.log.With("component", "probes")})
+	return component{name: "probes", aux: true, run: func(ctx context.Context) error {
+		return api.Serve(ctx, w.cfg.HTTPAddr, 5*time.Second)
+	}}, nil
+}
+
 // topic is the in-process queue's topic of batches.
 func (w *wiring) topic() *memqueue.Topic {
 	if w.broker == nil {
@@ -100,20 +149,31 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 	if err := src.Check(); err != nil {
 		return component{}, err
 	}
+	var pub ports.Publisher
+	if w.cfg.RedisURL != "" {
+		q, err := w.redisQueue()
+		if err != nil {
+			return component{}, err
+		}
+		pub = q
+	} else {
+		pub = w.topic()
+	}
 	svc := stream.New(stream.Config{
 		BatchSize:      w.cfg.BatchSize,
 		Interval:       w.cfg.Interval,
 		Loop:           w.cfg.Loop,
 		KeepTimestamps: w.cfg.Timestamps == "csv",
 		Shard:          w.cfg.Shard,
-	}, src, w.topic(), log, nil)
+	}, src, pub, log, nil)
 	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
 		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "shard", w.cfg.Shard.String())
 	return component{name: "streamer", run: svc.Run}, nil
 }
 
-// collector consumes the in-process queue. When asked to stop it first lets the queue
-// drain — the streamer has stopped by then — since what the queue holds exists nowhere else.
+// collector stores the batches of the queue. On Redis, stopping returns unfinished batches
+// to the queue. The in-process queue is drained first instead — the streamer has stopped by
+// then — since what it holds exists nowhere else.
 func (w *wiring) collector(ctx context.Context) (component, error) {
 	store, err := w.openStore(ctx)
 	if err != nil {
@@ -121,11 +181,22 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 	}
 	log := w.log.With("component", "collector")
 	svc := ingest.New(store, log, 0)
-	topic := w.topic()
 	handle := func(ctx context.Context, b telemetry.Batch) error {
 		_, err := svc.Ingest(ctx, b)
 		return err
 	}
+	if w.cfg.RedisURL != "" {
+		q, err := w.redisQueue()
+		if err != nil {
+			return component{}, err
+		}
+		return component{name: "collector", run: func(ctx context.Context) error {
+			err := q.Consume(ctx, handle)
+			svc.LogProgress(ctx, svc.Stats(), "collector stopped")
+			return err
+		}}, nil
+	}
+	topic := w.topic()
 	run := func(ctx context.Context) error {
 		consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
@@ -160,7 +231,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	}
 	api := httpapi.New(httpapi.Options{
 		Query:  query.New(store),
-		Ready:  store.Ping,
+		Ready:  w.ready,
 		Logger: w.log.With("component", "api"),
 	})
 	w.log.Info("REST API on "+w.cfg.HTTPAddr, "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")

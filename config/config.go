@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,11 @@ type Config struct {
 	Timestamps string // "now" or "csv"
 	Shard      stream.Shard
 
+	RedisURL   string // "" uses the in-process queue (mode all only)
+	QueueName  string
+	MaxBacklog int
+	QueueUI    bool
+
 	CollectorWorkers int
 	QueueCapacity    int
 	ShutdownTimeout  time.Duration
@@ -77,7 +83,11 @@ var settings = []setting{
 	{"interval", time.Second, "pause between two batches; 0 streams as fast as the queue takes them"},
 	{"batch-size", 1000, "samples per batch"},
 	{"timestamps", "now", "now: stamp each sample with the time it is processed | csv: keep the file's timestamps"},
-	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file"},
+	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file; ordinal/N takes i from the host name's trailing number (a StatefulSet pod's ordinal)"},
+	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, rediss:// for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
+	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
+	{"max-backlog", 1000, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
+	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 2, "batches a collector writes at once"},
 	{"queue-capacity", 64, "batches the in-process queue holds before the streamer waits (backpressure)"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
@@ -164,11 +174,18 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		ShutdownTimeout:  duration("shutdown-timeout"),
 		LogFormat:        strings.ToLower(v.GetString("log-format")),
+		RedisURL:         v.GetString("redis-url"),
+		QueueName:        v.GetString("queue-name"),
+		MaxBacklog:       v.GetInt("max-backlog"),
+		QueueUI:          v.GetBool("queue-ui"),
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = os.Getenv("REDIS_URL")
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
 	}
-	shard, err := stream.ParseShard(v.GetString("shard"))
+	shard, err := parseShard(v.GetString("shard"))
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -184,6 +201,24 @@ func fromViper(v *viper.Viper) (Config, error) {
 		return c, &Error{Problems: problems}
 	}
 	return c, nil
+}
+
+// parseShard reads i/N, or ordinal/N where i is the trailing number of the host name, as in
+// a Kubernetes StatefulSet pod "telemetry-streamer-2".
+func parseShard(s string) (stream.Shard, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "ordinal/")
+	if !ok {
+		return stream.ParseShard(s)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return stream.Shard{}, fmt.Errorf("shard: %w", err)
+	}
+	ordinal := host[strings.LastIndexByte(host, '-')+1:]
+	if _, err := strconv.Atoi(ordinal); err != nil {
+		return stream.Shard{}, fmt.Errorf("shard: %q takes the ordinal from the host name, but %q does not end in -NUMBER", s, host)
+	}
+	return stream.ParseShard(ordinal + "/" + rest)
 }
 
 // parseDuration accepts Go durations ("1s", "250ms") and, for convenience, bare seconds.
@@ -245,14 +280,27 @@ func (c Config) validate() []error {
 		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
 	switch c.Mode {
-	case ModeAll, ModeAPI:
-	case ModeStreamer, ModeCollector:
-		bad("mode", "%q runs on a Redis queue between processes, which this build does not include yet; use mode all", c.Mode)
+	case ModeAll, ModeAPI, ModeStreamer, ModeCollector:
 	default:
 		bad("mode", "%q is not one of all, streamer, collector, api", c.Mode)
 	}
-	if c.Mode == ModeAPI && c.DatabaseURL == "" {
-		bad("database-url", "mode api needs a database (postgres://… or sqlite:PATH)")
+	if (c.Mode == ModeAPI || c.Mode == ModeCollector) && c.DatabaseURL == "" {
+		bad("database-url", "mode %s needs a database (postgres://… or sqlite:PATH)", c.Mode)
+	}
+	if (c.Mode == ModeStreamer || c.Mode == ModeCollector) && c.RedisURL == "" {
+		bad("redis-url", "mode %s needs the Redis queue (redis://host:6379/0)", c.Mode)
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		bad("redis-url", "want redis://… or rediss://…")
+	}
+	if c.QueueUI && c.RedisURL == "" {
+		bad("queue-ui", "needs --redis-url")
+	}
+	if c.QueueName == "" {
+		bad("queue-name", "is empty")
+	}
+	if c.MaxBacklog < 0 {
+		bad("max-backlog", "must not be negative")
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
@@ -295,10 +343,11 @@ Usage:
   telemetry [flags]
 
 Modes (--mode):
-  all        everything in one process: streamer → in-process queue → collector → store,
-             and the REST API (default; runs on an embedded SQLite file, no servers needed)
-  streamer   read the CSV and publish batches to the queue
-  collector  consume batches and store them in the database
+  all        everything in one process: streamer → queue → collector → store, and the
+             REST API (default; an embedded SQLite file and an in-process queue, no servers
+             needed; with --redis-url and a postgres:// database it runs the split pipeline)
+  streamer   read the CSV and publish batches to the Redis queue (--redis-url)
+  collector  consume batches from Redis and store them in the database
   api        serve the REST API from the database
 
 With no flags, telemetry streams its bundled sample (247 GPUs on 31 hosts) in a loop into

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 
 // clearEnv hides the variables config reads, so that the machine's own do not leak in.
 func clearEnv(t *testing.T) {
-	for _, key := range []string{"DATABASE_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSL_MODE", "TELEMETRY_CONFIG"} {
+	for _, key := range []string{"DATABASE_URL", "REDIS_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSL_MODE", "TELEMETRY_CONFIG"} {
 		t.Setenv(key, "")
 	}
 	for _, kv := range os.Environ() {
@@ -50,6 +52,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, config.Config{
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
 		Loop: true, Interval: time.Second, BatchSize: 1000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
+		QueueName: "telemetry", MaxBacklog: 1000,
 		CollectorWorkers: 2, QueueCapacity: 64, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 	}, c)
 }
@@ -111,6 +114,40 @@ func TestEveryProblemNamed(t *testing.T) {
 	assert.ErrorContains(t, err, "unknown flag: --no-such-flag")
 	_, err = load(t, "stray")
 	assert.ErrorContains(t, err, `unexpected argument "stray"`)
+}
+
+func TestSplitModesNeedTheirServers(t *testing.T) {
+	clearEnv(t)
+	_, err := load(t, "--mode=collector")
+	assert.ErrorContains(t, err, "database-url: mode collector needs a database")
+	assert.ErrorContains(t, err, "redis-url: mode collector needs the Redis queue")
+	_, err = load(t, "--mode=streamer")
+	assert.ErrorContains(t, err, "redis-url: mode streamer needs the Redis queue")
+	assert.NotContains(t, err.Error(), "database-url", "a streamer needs no database")
+
+	t.Setenv("REDIS_URL", "redis://cache:6379/2")
+	c, err := load(t, "--mode=streamer", "--shard=2/3")
+	require.NoError(t, err)
+	assert.Equal(t, "redis://cache:6379/2", c.RedisURL)
+	_, err = load(t, "--redis-url=http://x")
+	assert.ErrorContains(t, err, "redis-url: want redis://")
+}
+
+func TestShardFromOrdinal(t *testing.T) {
+	clearEnv(t)
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	_, err = load(t, "--shard=ordinal/100")
+	if i := strings.LastIndexByte(host, '-'); i >= 0 && isNumber(host[i+1:]) {
+		assert.NoError(t, err)
+	} else {
+		assert.ErrorContains(t, err, "does not end in -NUMBER")
+	}
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }
 
 func TestHelp(t *testing.T) {

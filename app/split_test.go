@@ -1,0 +1,435 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+)
+
+// These tests run the real binary as separate processes — streamers and collectors over
+// Redis into PostgreSQL — and break things underneath them.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the telemetry binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "telemetry-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "telemetry")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is one running process of the binary.
+type proc struct {
+	name string
+	addr string // HTTP address
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func spawn(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	addr := freeAddr(t)
+	args = append([]string{"--http-addr=" + addr, "--log-format=json"}, args...)
+	cmd := exec.Command(binary(t), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(t, cmd.Start())
+	p := &proc{name: name, addr: addr, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log (last 4000 bytes):\n%s", name, tail(string(out), 4000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// waitReady waits until the process answers /ready with 200.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + p.addr + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "%s ready", p.name)
+}
+
+// wait waits for the process to exit and returns its error (nil for exit status 0).
+func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %s", p.name, timeout)
+		return nil
+	}
+}
+
+// pipeline is one split deployment's shared settings: a database and a queue of its own.
+type pipeline struct {
+	dbURL, redisURL, queue string
+	db                     *sql.DB
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	t.Helper()
+	p := &pipeline{dbURL: sqlstoretest.PostgresURL(t), redisURL: asynqtest.RedisURL(t)}
+	p.queue = asynqtest.QueueName(t, p.redisURL)
+	db, err := sql.Open("pgx", p.dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	p.db = db
+	return p
+}
+
+func (p *pipeline) collector(t *testing.T, name string, extra ...string) *proc {
+	return spawn(t, name, append([]string{"--mode=collector", "--database-url=" + p.dbURL,
+		"--redis-url=" + p.redisURL, "--queue-name=" + p.queue, "--shutdown-timeout=20s"}, extra...)...)
+}
+
+func (p *pipeline) streamer(t *testing.T, name string, shard string, extra ...string) *proc {
+	return spawn(t, name, append([]string{"--mode=streamer", "--redis-url=" + p.redisURL, "--queue-name=" + p.queue,
+		"--shard=" + shard, "--loop=false", "--timestamps=csv", "--interval=0", "--batch-size=50"}, extra...)...)
+}
+
+// counts reads what is stored: sample rows, distinct samples and GPUs. Errors (the database
+// may be unreachable on purpose) count as -1.
+func (p *pipeline) counts() (rows, distinct, gpus int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := p.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM samples),
+		(SELECT count(*) FROM (SELECT DISTINCT gpu_id, metric_id, ts FROM samples) d),
+		(SELECT count(*) FROM gpus)`).Scan(&rows, &distinct, &gpus)
+	if err != nil {
+		return -1, -1, -1
+	}
+	return rows, distinct, gpus
+}
+
+// requireExact waits until the bundled file is stored, then checks that it stays exact:
+// 2,470 samples, none twice, 247 GPUs.
+func (p *pipeline) requireExact(t *testing.T, within time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		rows, _, _ := p.counts()
+		return rows >= 2470
+	}, within, 100*time.Millisecond, "all 2,470 samples stored")
+	time.Sleep(time.Second) // a duplicate would show up now
+	rows, distinct, gpus := p.counts()
+	assert.EqualValues(t, 2470, rows, "sample rows")
+	assert.EqualValues(t, 2470, distinct, "distinct samples")
+	assert.EqualValues(t, 247, gpus, "GPUs")
+}
+
+func startStreamers(t *testing.T, p *pipeline, n int, extra ...string) []*proc {
+	var out []*proc
+	for i := range n {
+		out = append(out, p.streamer(t, fmt.Sprintf("streamer-%d", i), fmt.Sprintf("%d/%d", i, n), extra...))
+	}
+	return out
+}
+
+func TestSplitModeScales(t *testing.T) {
+	for _, tt := range []struct{ streamers, collectors int }{{3, 2}, {1, 3}, {10, 10}} {
+		t.Run(fmt.Sprintf("%dx%d", tt.streamers, tt.collectors), func(t *testing.T) {
+			p := newPipeline(t)
+			var collectors []*proc
+			for i := range tt.collectors {
+				collectors = append(collectors, p.collector(t, fmt.Sprintf("collector-%d", i)))
+			}
+			for _, s := range startStreamers(t, p, tt.streamers) {
+				require.NoError(t, s.wait(t, time.Minute), "a streamer with --loop=false exits 0 when done")
+			}
+			p.requireExact(t, time.Minute)
+			for _, c := range collectors {
+				c.signal(syscall.SIGTERM)
+			}
+			for _, c := range collectors {
+				assert.NoError(t, c.wait(t, 30*time.Second), "SIGTERM stops a collector cleanly")
+			}
+		})
+	}
+}
+
+func TestSplitModeSurvivesFaults(t *testing.T) {
+	// A slow stream (two streamers, each a batch of 20 every 50ms: about 3s) so that the
+	// faults land mid-run.
+	slow := []string{"--batch-size=20", "--interval=50ms"}
+
+	t.Run("collector killed and restarted", func(t *testing.T) {
+		t.Parallel()
+		p := newPipeline(t)
+		victim := p.collector(t, "collector-a")
+		p.collector(t, "collector-b").waitReady(t)
+		victim.waitReady(t)
+		streamers := startStreamers(t, p, 2, slow...)
+
+		// Hold every write until both collectors (2 workers each) are in the middle of a
+		// batch, then kill one of them.
+		lock, err := p.db.BeginTx(context.Background(), nil)
+		require.NoError(t, err)
+		_, err = lock.Exec("LOCK TABLE batches IN EXCLUSIVE MODE")
+		require.NoError(t, err)
+		opt, err := asynq.ParseRedisURI(p.redisURL)
+		require.NoError(t, err)
+		ins := asynq.NewInspector(opt)
+		defer ins.Close()
+		require.Eventually(t, func() bool {
+			info, err := ins.GetQueueInfo(p.queue)
+			return err == nil && info.Active == 4
+		}, 30*time.Second, 20*time.Millisecond, "4 batches in flight")
+		victim.signal(syscall.SIGKILL)
+		<-victim.done
+		require.NoError(t, lock.Rollback())
+		p.collector(t, "collector-a-again")
+
+		for _, s := range streamers {
+			require.NoError(t, s.wait(t, time.Minute))
+		}
+		// The batches the killed collector held come back once their lease expires (asynq:
+		// 30s, then up to a minute until a recoverer runs).
+		p.requireExact(t, 3*time.Minute)
+	})
+
+	t.Run("redis restarted", func(t *testing.T) {
+		t.Parallel()
+		redisBin, err := exec.LookPath("redis-server")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("redis-server is required under CI=true")
+			}
+			t.Skip("no redis-server binary")
+		}
+		p := newPipeline(t)
+		addr := freeAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		dir := t.TempDir()
+		startRedis := func() *exec.Cmd {
+			cmd := exec.Command(redisBin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
+				"--appendonly", "yes", "--appendfsync", "always", "--save", "")
+			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+			require.NoError(t, cmd.Start())
+			require.Eventually(t, func() bool {
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			}, 10*time.Second, 20*time.Millisecond)
+			return cmd
+		}
+		redis := startRedis()
+		t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+		p.redisURL = "redis://" + addr + "/0"
+
+		p.collector(t, "collector-a")
+		p.collector(t, "collector-b")
+		streamers := startStreamers(t, p, 2, slow...)
+		time.Sleep(time.Second)
+		require.NoError(t, redis.Process.Signal(syscall.SIGTERM)) // Redis persists and exits
+		_ = redis.Wait()
+		time.Sleep(2 * time.Second)
+		redis = startRedis()
+		for _, s := range streamers {
+			require.NoError(t, s.wait(t, time.Minute), "streamers wait for Redis and go on")
+		}
+		p.requireExact(t, 3*time.Minute)
+		assert.True(t, logged(streamers[0], "failed, retrying") || logged(streamers[1], "failed, retrying"),
+			"the outage hit the streamers mid-run")
+	})
+
+	t.Run("database unreachable for 10s", func(t *testing.T) {
+		t.Parallel()
+		p := newPipeline(t)
+		px := newProxy(t, "127.0.0.1:5432")
+		viaProxy := strings.Replace(p.dbURL, "127.0.0.1:5432", px.addr(), 1)
+		require.NotEqual(t, viaProxy, p.dbURL, "the test database is on 127.0.0.1:5432")
+		var collectors []*proc
+		for _, name := range []string{"collector-a", "collector-b"} {
+			collectors = append(collectors, spawn(t, name, "--mode=collector", "--database-url="+viaProxy,
+				"--redis-url="+p.redisURL, "--queue-name="+p.queue))
+		}
+		streamers := startStreamers(t, p, 2, slow...)
+		time.Sleep(time.Second)
+		px.cut()
+		time.Sleep(10 * time.Second)
+		px.restore()
+		for _, s := range streamers {
+			require.NoError(t, s.wait(t, time.Minute))
+		}
+		p.requireExact(t, time.Minute)
+		assert.True(t, logged(collectors[0], "batch failed, will retry") || logged(collectors[1], "batch failed, will retry"),
+			"the outage hit the collectors mid-run")
+	})
+
+	t.Run("corrupt task archived", func(t *testing.T) {
+		t.Parallel()
+		p := newPipeline(t)
+		opt, err := asynq.ParseRedisURI(p.redisURL)
+		require.NoError(t, err)
+		client := asynq.NewClient(opt)
+		defer client.Close()
+		_, err = client.Enqueue(asynq.NewTask("telemetry:batch:v1", []byte("\x01garbage")),
+			asynq.Queue(p.queue), asynq.MaxRetry(math.MaxInt32))
+		require.NoError(t, err)
+
+		p.collector(t, "collector")
+		for _, s := range startStreamers(t, p, 1) {
+			require.NoError(t, s.wait(t, time.Minute))
+		}
+		p.requireExact(t, time.Minute)
+		ins := asynq.NewInspector(opt)
+		defer ins.Close()
+		archived, err := ins.ListArchivedTasks(p.queue)
+		require.NoError(t, err)
+		require.Len(t, archived, 1)
+		assert.Contains(t, archived[0].LastErr, "corrupt payload")
+	})
+}
+
+// logged reports whether the process logged a message ending in msg.
+func logged(p *proc, msg string) bool {
+	out, _ := os.ReadFile(p.log)
+	return strings.Contains(string(out), msg+`","`)
+}
+
+// proxy forwards TCP connections to a server, and can cut them all and refuse new ones.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	px := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go px.serve()
+	t.Cleanup(func() { ln.Close(); px.cut() })
+	return px
+}
+
+func (px *proxy) addr() string { return px.ln.Addr().String() }
+
+func (px *proxy) serve() {
+	for {
+		client, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		px.mu.Lock()
+		down := px.down
+		px.mu.Unlock()
+		if down {
+			client.Close()
+			continue
+		}
+		server, err := net.Dial("tcp", px.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		px.track(client, server)
+		go func() { io.Copy(server, client); server.Close() }()
+		go func() { io.Copy(client, server); client.Close() }()
+	}
+}
+
+func (px *proxy) track(conns ...net.Conn) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for _, c := range conns {
+		px.conns[c] = true
+	}
+}
+
+func (px *proxy) cut() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	px.down = true
+	for c := range px.conns {
+		c.Close()
+	}
+	clear(px.conns)
+}
+
+func (px *proxy) restore() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	px.down = false
+}
