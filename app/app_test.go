@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
@@ -340,3 +341,18 @@ func TestHelpAndVersionOfModes(t *testing.T) {
 }
 
 func errHelp() error { return config.ErrHelp }
+
+func TestQueueUIMountedInAPIMode(t *testing.T) {
+	redisURL := asynqtest.RedisURL(t)
+	p := start(t, "--mode=api", "--database-url="+sqlstoretest.SQLiteURL(t), "--redis-url="+redisURL, "--queue-ui")
+	resp, err := http.Get(p.base + "/queues")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "<html")
+	var queues struct{ Queues []any }
+	assert.Equal(t, http.StatusOK, p.get(t, "/queues/api/queues", &queues))
+	var ready struct{ Status string }
+	assert.Equal(t, http.StatusOK, p.get(t, "/ready", &ready), "ready: database and Redis answer")
+}

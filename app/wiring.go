@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
@@ -229,11 +230,16 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	api := httpapi.New(httpapi.Options{
-		Query:  query.New(store),
-		Ready:  w.ready,
-		Logger: w.log.With("component", "api"),
-	})
+	opts := httpapi.Options{Query: query.New(store), Ready: w.ready, Logger: w.log.With("component", "api")}
+	if w.cfg.QueueUI {
+		q, err := w.redisQueue()
+		if err != nil {
+			return component{}, err
+		}
+		opts.Mounts = map[string]http.Handler{"/queues": q.Monitor("/queues")}
+		w.log.Info("queue UI on " + w.cfg.HTTPAddr + "/queues")
+	}
+	api := httpapi.New(opts)
 	w.log.Info("REST API on "+w.cfg.HTTPAddr, "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")
 	return component{name: "api", run: func(ctx context.Context) error {
 		return api.Serve(ctx, w.cfg.HTTPAddr, 5*time.Second)

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -259,4 +261,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Monitor returns asynqmon's web UI for this Redis, to be served under root (e.g. "/queues"):
+// backlog, retries and archived batches, with the means to inspect and re-run them.
+func (q *Queue) Monitor(root string) http.Handler {
+	return asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt})
 }

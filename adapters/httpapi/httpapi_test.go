@@ -213,3 +213,13 @@ func TestServeStopsGracefully(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusServiceUnavailable, get(t, api, "/ready", nil).Code, "not ready once stopping")
 }
+
+func TestMounts(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "mounted "+r.URL.Path) })
+	api := httpapi.New(httpapi.Options{Logger: slog.New(slog.DiscardHandler), Mounts: map[string]http.Handler{"/queues": h}})
+	for _, path := range []string{"/queues", "/queues/api/queues"} {
+		rec := get(t, api, path, nil)
+		assert.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, "mounted "+path, rec.Body.String())
+	}
+}

@@ -35,6 +35,9 @@ type Options struct {
 	// processes).
 	Query *query.Service
 
+	// Mounts serves other handlers under path prefixes (the queue UI at "/queues", say).
+	Mounts map[string]http.Handler
+
 	// Ready reports whether the process can do its work (its database answers, say); nil
 	// means always ready.
 	Ready func(context.Context) error
@@ -74,6 +77,10 @@ func New(opts Options) *API {
 		docs.SwaggerInfo.BasePath = "/"
 		e.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler))
 		e.GET("/swagger", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/swagger/index.html") })
+	}
+	for prefix, h := range opts.Mounts {
+		e.Any(prefix, gin.WrapH(h))
+		e.Any(prefix+"/*any", gin.WrapH(h))
 	}
 	return a
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the pipeline split as in production, on the local PostgreSQL and Redis: 2 streamers
+# (each its shard of the GPUs), 2 collectors and 1 API with the queue UI. Ctrl-C stops all.
+#   API:       http://localhost:8080/api/v1/stats   Swagger: /swagger/index.html
+#   Queue UI:  http://localhost:8080/queues
+#   Probes:    streamers on :8091 and :8092, collectors on :8093 and :8094
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DB=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/telemetry?sslmode=disable}
+REDIS=${REDIS_URL:-redis://127.0.0.1:6379/0}
+BIN=bin/telemetry
+
+scripts/ensure-services.sh
+if command -v psql >/dev/null 2>&1; then
+	db_name=${DB##*/}; db_name=${db_name%%\?*}
+	admin=${DB%/*}/postgres
+	psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'" | grep -q 1 ||
+		psql "$admin" -qc "CREATE DATABASE \"$db_name\""
+fi
+CGO_ENABLED=0 go build -o "$BIN" ./app
+
+pids=()
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
+run() { "$BIN" --redis-url="$REDIS" "$@" & pids+=($!); }
+
+run --mode=api --database-url="$DB" --http-addr=:8080 --queue-ui
+run --mode=collector --database-url="$DB" --http-addr=:8093
+run --mode=collector --database-url="$DB" --http-addr=:8094
+sleep 1 # let the first collector create the schema before the streamers publish
+run --mode=streamer --shard=0/2 --http-addr=:8091
+run --mode=streamer --shard=1/2 --http-addr=:8092
+wait
