@@ -225,6 +225,9 @@ func TestSplitModeScales(t *testing.T) {
 }
 
 func TestSplitModeSurvivesFaults(t *testing.T) {
+	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
+		t.Skip("takes a minute or two: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
+	}
 	// A slow stream (two streamers, each a batch of 20 every 50ms: about 3s) so that the
 	// faults land mid-run.
 	slow := []string{"--batch-size=20", "--interval=50ms"}
