@@ -250,7 +250,8 @@ func TestExactIngestOnEveryStore(t *testing.T) {
 			defer store.Close()
 			final, err := store.Stats(context.Background())
 			require.NoError(t, err)
-			assert.Equal(t, telemetry.Stats{TotalSamples: 2470, UniqueGPUs: 247, UniqueHosts: 31}, final)
+			assert.Equal(t, telemetry.Stats{TotalSamples: 2470, UniqueGPUs: 247, UniqueHosts: 31,
+				Oldest: time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC), Newest: time.Date(2025, 7, 18, 20, 42, 37, 0, time.UTC)}, final)
 		})
 	}
 }

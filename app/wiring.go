@@ -230,7 +230,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store), Ready: w.ready, Logger: w.log.With("component", "api")}
+	opts := httpapi.Options{Query: query.New(store, store, store), Ready: w.ready, Logger: w.log.With("component", "api")}
 	if w.cfg.QueueUI {
 		q, err := w.redisQueue()
 		if err != nil {

@@ -23,7 +23,22 @@ const docTemplate = `{
                 "tags": [
                     "gpus"
                 ],
-                "summary": "List every GPU telemetry was received for",
+                "summary": "List the GPUs telemetry was received for",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "only GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "example": "NVIDIA H100 80GB HBM3",
+                        "description": "only GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    }
+                ],
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -40,13 +55,93 @@ const docTemplate = `{
                 }
             }
         },
-        "/api/v1/gpus/{uuid}/telemetry": {
+        "/api/v1/gpus/{uuid}": {
             "get": {
-                "description": "Samples of the GPU within [start_time, end_time], both ends inclusive and optional.",
                 "tags": [
                     "gpus"
                 ],
-                "summary": "Telemetry of one GPU, ordered by time",
+                "summary": "One GPU",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50",
+                        "description": "GPU UUID",
+                        "name": "uuid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.GPU"
+                        }
+                    },
+                    "404": {
+                        "description": "unknown GPU",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/gpus/{uuid}/latest": {
+            "get": {
+                "tags": [
+                    "gpus"
+                ],
+                "summary": "The latest value of every metric of one GPU",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50",
+                        "description": "GPU UUID",
+                        "name": "uuid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.LatestList"
+                        }
+                    },
+                    "404": {
+                        "description": "unknown GPU",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/gpus/{uuid}/telemetry": {
+            "get": {
+                "description": "Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.\nWith step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed in the database.\nWith Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.",
+                "produces": [
+                    "application/json",
+                    "text/csv"
+                ],
+                "tags": [
+                    "gpus"
+                ],
+                "summary": "Telemetry of one GPU: samples, aggregates or a CSV export",
                 "parameters": [
                     {
                         "type": "string",
@@ -59,15 +154,36 @@ const docTemplate = `{
                     {
                         "type": "string",
                         "example": "2025-07-18T20:42:34Z",
-                        "description": "RFC 3339 time, inclusive",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
                         "name": "start_time",
                         "in": "query"
                     },
                     {
                         "type": "string",
                         "example": "2025-07-18T20:42:37Z",
-                        "description": "RFC 3339 time, inclusive",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
                         "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these metrics (repeat the parameter)",
+                        "name": "metric",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "asc",
+                            "desc"
+                        ],
+                        "type": "string",
+                        "default": "asc",
+                        "description": "asc or desc",
+                        "name": "order",
                         "in": "query"
                     },
                     {
@@ -85,6 +201,42 @@ const docTemplate = `{
                         "default": 0,
                         "description": "samples to skip",
                         "name": "offset",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "aggregate into buckets of this duration, whole seconds (e.g. 1m)",
+                        "name": "step",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "avg",
+                            "min",
+                            "max",
+                            "last",
+                            "count"
+                        ],
+                        "type": "string",
+                        "default": "avg",
+                        "description": "aggregation per bucket",
+                        "name": "agg",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "json",
+                            "csv"
+                        ],
+                        "type": "string",
+                        "description": "csv to download the window as CSV",
+                        "name": "format",
                         "in": "query"
                     }
                 ],
@@ -116,12 +268,56 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/hosts": {
+            "get": {
+                "tags": [
+                    "hosts"
+                ],
+                "summary": "Hosts with their GPU counts and last sample times",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.HostList"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/metrics": {
+            "get": {
+                "tags": [
+                    "metrics"
+                ],
+                "summary": "Metrics present, with unit and description for the DCGM fields known",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.MetricList"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/stats": {
             "get": {
                 "tags": [
                     "stats"
                 ],
-                "summary": "Counts of stored samples, GPUs and hosts",
+                "summary": "Counts of stored samples, GPUs and hosts, and the oldest and newest sample times",
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -159,7 +355,7 @@ const docTemplate = `{
                 "tags": [
                     "probes"
                 ],
-                "summary": "Readiness: the process can serve (its database answers)",
+                "summary": "Readiness: the process can serve (the servers it uses answer)",
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -210,6 +406,10 @@ const docTemplate = `{
                     "type": "string",
                     "example": "535.129.03"
                 },
+                "first_seen": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
                 "gpu_index": {
                     "type": "integer",
                     "example": 0
@@ -217,6 +417,10 @@ const docTemplate = `{
                 "hostname": {
                     "type": "string",
                     "example": "mtv5-dgx1-hgpu-031"
+                },
+                "last_seen": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:37Z"
                 },
                 "model_name": {
                     "type": "string",
@@ -239,6 +443,89 @@ const docTemplate = `{
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/httpapi.GPU"
+                    }
+                }
+            }
+        },
+        "httpapi.Host": {
+            "type": "object",
+            "properties": {
+                "gpu_count": {
+                    "type": "integer",
+                    "example": 8
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "mtv5-dgx1-hgpu-031"
+                },
+                "last_seen": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:37Z"
+                }
+            }
+        },
+        "httpapi.HostList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 31
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Host"
+                    }
+                }
+            }
+        },
+        "httpapi.LatestList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 10
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Sample"
+                    }
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                }
+            }
+        },
+        "httpapi.Metric": {
+            "type": "object",
+            "properties": {
+                "description": {
+                    "type": "string",
+                    "example": "Power draw"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_POWER_USAGE"
+                },
+                "unit": {
+                    "type": "string",
+                    "example": "W"
+                }
+            }
+        },
+        "httpapi.MetricList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 10
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Metric"
                     }
                 }
             }
@@ -272,6 +559,14 @@ const docTemplate = `{
         "httpapi.Stats": {
             "type": "object",
             "properties": {
+                "newest_sample": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:37Z"
+                },
+                "oldest_sample": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
                 "total_records": {
                     "type": "integer",
                     "example": 2470
@@ -314,6 +609,10 @@ const docTemplate = `{
                 "limit": {
                     "type": "integer",
                     "example": 100
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "djE6MTc1Mjg3MTM1NDAwMDAwMDo0"
                 },
                 "offset": {
                     "type": "integer",

@@ -54,16 +54,45 @@ type BatchWriter interface {
 	WriteBatch(ctx context.Context, b telemetry.Batch) (stored bool, err error)
 }
 
-// Reader answers queries over stored telemetry, for the query service.
-type Reader interface {
-	// GPUs returns every known GPU ordered by hostname, then index, then UUID.
-	GPUs(ctx context.Context) ([]telemetry.GPU, error)
+// Inventory answers what exists, for the query service.
+type Inventory interface {
+	// GPUs returns the GPUs matching f, ordered by hostname, then index, then UUID, each
+	// with the times of its first and last stored samples (zero when it has none).
+	GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error)
 
-	// Samples returns the GPU's samples within q.Range (inclusive at both ends), ordered by
-	// time, then metric name, and sliced by q.Page. It returns an error matching
-	// telemetry.ErrNotFound when no GPU has the UUID q.GPU.
-	Samples(ctx context.Context, q telemetry.SampleQuery) ([]telemetry.Sample, error)
+	// Hosts returns every host with its number of GPUs and last sample time, by hostname.
+	Hosts(ctx context.Context) ([]telemetry.Host, error)
 
-	// Stats counts stored samples, GPUs and hosts.
+	// Metrics returns the names of every metric stored, sorted.
+	Metrics(ctx context.Context) ([]string, error)
+}
+
+// SampleReader reads one GPU's samples, for the query service. Each method returns an error
+// matching telemetry.ErrNotFound when no GPU has the UUID asked for.
+type SampleReader interface {
+	// Samples returns a page of the GPU's samples within q.Range (inclusive at both ends)
+	// of q.Metrics (all when empty), ordered by time, then by a fixed per-metric order —
+	// both reversed when q.Desc. The page is q.Page.Limit samples after q.Page.Cursor when
+	// set (paging by cursor never skips or repeats a sample, even while samples arrive),
+	// else after q.Page.Offset. Next is set when more samples follow. A cursor the store did
+	// not make gives an error matching telemetry.ErrInvalid.
+	Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error)
+
+	// EachSample calls fn for every sample Samples would return over all pages, in the same
+	// order, streaming them from the database, and stops at fn's first error.
+	EachSample(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) error
+
+	// Latest returns the most recent sample of every metric the GPU reported, by metric name.
+	Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error)
+}
+
+// Summarizer computes over stored samples in the database, for the query service.
+type Summarizer interface {
+	// Aggregate returns q.Agg of the GPU's samples per metric per q.Step bucket, ordered by
+	// bucket, then metric name, at most q.Limit buckets. An unknown GPU matches
+	// telemetry.ErrNotFound.
+	Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error)
+
+	// Stats counts stored samples, GPUs and hosts, and finds the oldest and newest samples.
 	Stats(ctx context.Context) (telemetry.Stats, error)
 }

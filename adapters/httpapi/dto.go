@@ -6,19 +6,30 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// GPU is a GPU as the API shows it.
+// GPU is a GPU as the API shows it. first_seen and last_seen are the times of its oldest and
+// newest stored samples.
 type GPU struct {
-	UUID          string `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
-	Hostname      string `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
-	GPUIndex      int    `json:"gpu_index" example:"0"`
-	Device        string `json:"device" example:"nvidia0"`
-	ModelName     string `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
-	DriverVersion string `json:"driver_version" example:"535.129.03"`
+	UUID          string     `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	Hostname      string     `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
+	GPUIndex      int        `json:"gpu_index" example:"0"`
+	Device        string     `json:"device" example:"nvidia0"`
+	ModelName     string     `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
+	DriverVersion string     `json:"driver_version" example:"535.129.03"`
+	FirstSeen     *time.Time `json:"first_seen,omitempty" example:"2025-07-18T20:42:34Z"`
+	LastSeen      *time.Time `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
 }
 
-func toGPU(g telemetry.GPU) GPU {
+func toGPU(g telemetry.GPUInfo) GPU {
 	return GPU{UUID: g.UUID, Hostname: g.Hostname, GPUIndex: g.Index, Device: g.Device,
-		ModelName: g.ModelName, DriverVersion: g.DriverVersion}
+		ModelName: g.ModelName, DriverVersion: g.DriverVersion, FirstSeen: optTime(g.FirstSeen), LastSeen: optTime(g.LastSeen)}
+}
+
+// optTime leaves out unknown times rather than showing year 1.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // GPUList is the answer to GET /api/v1/gpus.
@@ -43,20 +54,73 @@ func toSample(s telemetry.Sample) Sample {
 }
 
 // TelemetryPage is the answer to GET /api/v1/gpus/{uuid}/telemetry: one page of samples,
-// ordered by time.
+// ordered by time. next_cursor is present while more samples follow: pass it as cursor.
 type TelemetryPage struct {
-	UUID   string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
-	Data   []Sample `json:"data"`
-	Count  int      `json:"count" example:"100"`
-	Limit  int      `json:"limit" example:"100"`
-	Offset int      `json:"offset" example:"0"`
+	UUID       string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	Data       []Sample `json:"data"`
+	Count      int      `json:"count" example:"100"`
+	Limit      int      `json:"limit" example:"100"`
+	Offset     int      `json:"offset" example:"0"`
+	NextCursor string   `json:"next_cursor,omitempty" example:"djE6MTc1Mjg3MTM1NDAwMDAwMDo0"`
+}
+
+// Bucket is one aggregated value: agg of the metric's samples from bucket_start for one step.
+type Bucket struct {
+	BucketStart time.Time `json:"bucket_start" example:"2025-07-18T20:42:00Z"`
+	Metric      string    `json:"metric" example:"DCGM_FI_DEV_GPU_UTIL"`
+	Value       float64   `json:"value" example:"87.5"`
+	Count       int64     `json:"count" example:"60"`
+}
+
+// AggregatePage is the answer to GET /api/v1/gpus/{uuid}/telemetry?step=…&agg=….
+type AggregatePage struct {
+	UUID  string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	Step  string   `json:"step" example:"1m0s"`
+	Agg   string   `json:"agg" example:"avg"`
+	Data  []Bucket `json:"data"`
+	Count int      `json:"count" example:"60"`
+}
+
+// LatestList is the answer to GET /api/v1/gpus/{uuid}/latest.
+type LatestList struct {
+	UUID  string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	Data  []Sample `json:"data"`
+	Count int      `json:"count" example:"10"`
+}
+
+// Host is a machine with GPUs.
+type Host struct {
+	Hostname string     `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
+	GPUCount int        `json:"gpu_count" example:"8"`
+	LastSeen *time.Time `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
+}
+
+// HostList is the answer to GET /api/v1/hosts.
+type HostList struct {
+	Data  []Host `json:"data"`
+	Count int    `json:"count" example:"31"`
+}
+
+// Metric is a metric present in the store.
+type Metric struct {
+	Name        string `json:"name" example:"DCGM_FI_DEV_POWER_USAGE"`
+	Unit        string `json:"unit,omitempty" example:"W"`
+	Description string `json:"description,omitempty" example:"Power draw"`
+}
+
+// MetricList is the answer to GET /api/v1/metrics.
+type MetricList struct {
+	Data  []Metric `json:"data"`
+	Count int      `json:"count" example:"10"`
 }
 
 // Stats is the answer to GET /api/v1/stats.
 type Stats struct {
-	TotalRecords int64 `json:"total_records" example:"2470"`
-	UniqueGPUs   int64 `json:"unique_gpus" example:"247"`
-	UniqueHosts  int64 `json:"unique_hosts" example:"31"`
+	TotalRecords int64      `json:"total_records" example:"2470"`
+	UniqueGPUs   int64      `json:"unique_gpus" example:"247"`
+	UniqueHosts  int64      `json:"unique_hosts" example:"31"`
+	OldestSample *time.Time `json:"oldest_sample,omitempty" example:"2025-07-18T20:42:34Z"`
+	NewestSample *time.Time `json:"newest_sample,omitempty" example:"2025-07-18T20:42:37Z"`
 }
 
 // Status is the answer of the probes.

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"encoding/csv"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,7 +26,7 @@ func (a *API) health(c *gin.Context) {
 
 // ready godoc
 //
-//	@Summary	Readiness: the process can serve (its database answers)
+//	@Summary	Readiness: the process can serve (the servers it uses answer)
 //	@Tags		probes
 //	@Success	200	{object}	Status
 //	@Failure	503	{object}	Status	"shutting down, or a dependency is unreachable"
@@ -44,13 +47,15 @@ func (a *API) ready(c *gin.Context) {
 
 // listGPUs godoc
 //
-//	@Summary	List every GPU telemetry was received for
+//	@Summary	List the GPUs telemetry was received for
 //	@Tags		gpus
-//	@Success	200	{object}	GPUList
-//	@Failure	503	{object}	ErrorBody
+//	@Param		hostname	query		string	false	"only GPUs of this host"
+//	@Param		model		query		string	false	"only GPUs of this model"	example(NVIDIA H100 80GB HBM3)
+//	@Success	200			{object}	GPUList
+//	@Failure	503			{object}	ErrorBody
 //	@Router		/api/v1/gpus [get]
 func (a *API) listGPUs(c *gin.Context) {
-	gpus, err := a.opts.Query.GPUs(c.Request.Context())
+	gpus, err := a.opts.Query.GPUs(c.Request.Context(), telemetry.GPUFilter{Hostname: c.Query("hostname"), Model: c.Query("model")})
 	if err != nil {
 		writeError(c, err)
 		return
@@ -62,56 +67,208 @@ func (a *API) listGPUs(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
+// getGPU godoc
+//
+//	@Summary	One GPU
+//	@Tags		gpus
+//	@Param		uuid	path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Success	200		{object}	GPU
+//	@Failure	404		{object}	ErrorBody	"unknown GPU"
+//	@Failure	503		{object}	ErrorBody
+//	@Router		/api/v1/gpus/{uuid} [get]
+func (a *API) getGPU(c *gin.Context) {
+	g, err := a.opts.Query.GPU(c.Request.Context(), c.Param("uuid"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toGPU(g))
+}
+
 // gpuTelemetry godoc
 //
-//	@Summary		Telemetry of one GPU, ordered by time
-//	@Description	Samples of the GPU within [start_time, end_time], both ends inclusive and optional.
+//	@Summary		Telemetry of one GPU: samples, aggregates or a CSV export
+//	@Description	Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.
+//	@Description	With step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed in the database.
+//	@Description	With Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.
 //	@Tags			gpus
-//	@Param			uuid		path		string	true	"GPU UUID"					example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
-//	@Param			start_time	query		string	false	"RFC 3339 time, inclusive"	example(2025-07-18T20:42:34Z)
-//	@Param			end_time	query		string	false	"RFC 3339 time, inclusive"	example(2025-07-18T20:42:37Z)
-//	@Param			limit		query		int		false	"page size, 1 to 1000"		default(100)	minimum(1)	maximum(1000)
-//	@Param			offset		query		int		false	"samples to skip"			default(0)		minimum(0)
+//	@Produce		json
+//	@Produce		text/csv
+//	@Param			uuid		path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			start_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
+//	@Param			end_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
+//	@Param			metric		query		[]string	false	"only these metrics (repeat the parameter)"	collectionFormat(multi)
+//	@Param			order		query		string		false	"asc or desc"	Enums(asc, desc)	default(asc)
+//	@Param			limit		query		int			false	"page size, 1 to 1000"	default(100)	minimum(1)	maximum(1000)
+//	@Param			offset		query		int			false	"samples to skip"	default(0)	minimum(0)
+//	@Param			cursor		query		string		false	"next_cursor of the previous page"
+//	@Param			step		query		string		false	"aggregate into buckets of this duration, whole seconds (e.g. 1m)"
+//	@Param			agg			query		string		false	"aggregation per bucket"	Enums(avg, min, max, last, count)	default(avg)
+//	@Param			format		query		string		false	"csv to download the window as CSV"	Enums(json, csv)
 //	@Success		200			{object}	TelemetryPage
 //	@Failure		400			{object}	ErrorBody
 //	@Failure		404			{object}	ErrorBody	"unknown GPU"
 //	@Failure		503			{object}	ErrorBody
 //	@Router			/api/v1/gpus/{uuid}/telemetry [get]
 func (a *API) gpuTelemetry(c *gin.Context) {
-	q := telemetry.SampleQuery{GPU: c.Param("uuid"), Page: telemetry.Page{Limit: query.DefaultLimit}}
-	var err error
-	if q.Range.Start, err = timeParam(c, "start_time"); err != nil {
-		writeError(c, err)
-		return
-	}
-	if q.Range.End, err = timeParam(c, "end_time"); err != nil {
-		writeError(c, err)
-		return
-	}
-	if q.Page.Limit, err = intParam(c, "limit", q.Page.Limit); err != nil {
-		writeError(c, err)
-		return
-	}
-	if q.Page.Offset, err = intParam(c, "offset", 0); err != nil {
-		writeError(c, err)
-		return
-	}
-	samples, err := a.opts.Query.Samples(c.Request.Context(), q)
+	q, err := sampleQuery(c)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := TelemetryPage{UUID: q.GPU, Data: make([]Sample, len(samples)), Count: len(samples),
-		Limit: q.Page.Limit, Offset: q.Page.Offset}
+	switch {
+	case c.Query("step") != "" || c.Query("agg") != "":
+		a.aggregate(c, q)
+	case c.Query("format") == "csv" || (c.Query("format") == "" && acceptsCSV(c)):
+		a.exportCSV(c, q)
+	case c.Query("format") != "" && c.Query("format") != "json":
+		writeError(c, telemetry.Invalid("format", "%q is not json or csv", c.Query("format")))
+	default:
+		page, err := a.opts.Query.Samples(c.Request.Context(), q)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		out := TelemetryPage{UUID: q.GPU, Data: make([]Sample, len(page.Samples)), Count: len(page.Samples),
+			Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: page.Next}
+		for i, s := range page.Samples {
+			out.Data[i] = toSample(s)
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
+	step, err := time.ParseDuration(c.Query("step"))
+	if err != nil {
+		writeError(c, telemetry.Invalid("step", "%q is not a duration such as 30s, 1m or 1h", c.Query("step")))
+		return
+	}
+	agg := telemetry.Aggregation(c.DefaultQuery("agg", string(telemetry.AggAvg)))
+	buckets, err := a.opts.Query.Aggregate(c.Request.Context(), telemetry.AggregateQuery{
+		GPU: q.GPU, Range: q.Range, Metrics: q.Metrics, Step: step, Agg: agg,
+	})
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := AggregatePage{UUID: q.GPU, Step: step.String(), Agg: string(agg), Data: make([]Bucket, len(buckets)), Count: len(buckets)}
+	for i, b := range buckets {
+		out.Data[i] = Bucket{BucketStart: b.Start, Metric: b.Metric, Value: b.Value, Count: b.Count}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// csvHeader is the first line of a CSV export.
+var csvHeader = []string{"timestamp", "metric", "value", "container", "pod", "namespace"}
+
+// exportCSV streams the whole window, flushing as it goes: memory stays flat however large
+// the window. An error after the first row can only cut the download short.
+func (a *API) exportCSV(c *gin.Context, q telemetry.SampleQuery) {
+	var w *csv.Writer
+	begin := func() {
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Header("Content-Disposition", `attachment; filename="`+q.GPU+`.csv"`)
+		c.Status(http.StatusOK)
+		w = csv.NewWriter(c.Writer)
+		_ = w.Write(csvHeader)
+	}
+	n := 0
+	err := a.opts.Query.EachSample(c.Request.Context(), q, func(s telemetry.Sample) error {
+		if w == nil {
+			begin()
+		}
+		_ = w.Write([]string{s.Time.Format(time.RFC3339Nano), s.Metric, strconv.FormatFloat(s.Value, 'g', -1, 64),
+			s.Container, s.Pod, s.Namespace})
+		if n++; n%1000 == 0 {
+			w.Flush()
+			c.Writer.Flush()
+		}
+		return w.Error()
+	})
+	switch {
+	case err != nil && w == nil:
+		writeError(c, err)
+		return
+	case err != nil:
+		_ = c.Error(err)
+		a.opts.Logger.WarnContext(c.Request.Context(), "CSV export cut short", "gpu", q.GPU, "rows", n, "err", err)
+	case w == nil: // an empty window: just the header
+		begin()
+	}
+	w.Flush()
+}
+
+func acceptsCSV(c *gin.Context) bool {
+	return strings.Contains(c.GetHeader("Accept"), "text/csv")
+}
+
+// latest godoc
+//
+//	@Summary	The latest value of every metric of one GPU
+//	@Tags		gpus
+//	@Param		uuid	path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Success	200		{object}	LatestList
+//	@Failure	404		{object}	ErrorBody	"unknown GPU"
+//	@Failure	503		{object}	ErrorBody
+//	@Router		/api/v1/gpus/{uuid}/latest [get]
+func (a *API) latest(c *gin.Context) {
+	uuid := c.Param("uuid")
+	samples, err := a.opts.Query.Latest(c.Request.Context(), uuid)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := LatestList{UUID: uuid, Data: make([]Sample, len(samples)), Count: len(samples)}
 	for i, s := range samples {
 		out.Data[i] = toSample(s)
 	}
 	c.JSON(http.StatusOK, out)
 }
 
+// hosts godoc
+//
+//	@Summary	Hosts with their GPU counts and last sample times
+//	@Tags		hosts
+//	@Success	200	{object}	HostList
+//	@Failure	503	{object}	ErrorBody
+//	@Router		/api/v1/hosts [get]
+func (a *API) hosts(c *gin.Context) {
+	hosts, err := a.opts.Query.Hosts(c.Request.Context())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := HostList{Data: make([]Host, len(hosts)), Count: len(hosts)}
+	for i, h := range hosts {
+		out.Data[i] = Host{Hostname: h.Hostname, GPUCount: h.GPUs, LastSeen: optTime(h.LastSeen)}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// metrics godoc
+//
+//	@Summary	Metrics present, with unit and description for the DCGM fields known
+//	@Tags		metrics
+//	@Success	200	{object}	MetricList
+//	@Failure	503	{object}	ErrorBody
+//	@Router		/api/v1/metrics [get]
+func (a *API) metrics(c *gin.Context) {
+	metrics, err := a.opts.Query.Metrics(c.Request.Context())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := MetricList{Data: make([]Metric, len(metrics)), Count: len(metrics)}
+	for i, m := range metrics {
+		out.Data[i] = Metric{Name: m.Name, Unit: m.Unit, Description: m.Description}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
 // stats godoc
 //
-//	@Summary	Counts of stored samples, GPUs and hosts
+//	@Summary	Counts of stored samples, GPUs and hosts, and the oldest and newest sample times
 //	@Tags		stats
 //	@Success	200	{object}	Stats
 //	@Failure	503	{object}	ErrorBody
@@ -122,20 +279,52 @@ func (a *API) stats(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, Stats{TotalRecords: st.TotalSamples, UniqueGPUs: st.UniqueGPUs, UniqueHosts: st.UniqueHosts})
+	c.JSON(http.StatusOK, Stats{TotalRecords: st.TotalSamples, UniqueGPUs: st.UniqueGPUs, UniqueHosts: st.UniqueHosts,
+		OldestSample: optTime(st.Oldest), NewestSample: optTime(st.Newest)})
 }
 
-// timeParam reads an optional RFC 3339 time; zero when absent.
+// sampleQuery reads the query parameters shared by the telemetry views.
+func sampleQuery(c *gin.Context) (telemetry.SampleQuery, error) {
+	q := telemetry.SampleQuery{GPU: c.Param("uuid"), Metrics: c.QueryArray("metric"),
+		Page: telemetry.Page{Limit: query.DefaultLimit, Cursor: c.Query("cursor")}}
+	var err error
+	if q.Range.Start, err = timeParam(c, "start_time"); err != nil {
+		return q, err
+	}
+	if q.Range.End, err = timeParam(c, "end_time"); err != nil {
+		return q, err
+	}
+	if q.Page.Limit, err = intParam(c, "limit", q.Page.Limit); err != nil {
+		return q, err
+	}
+	if q.Page.Offset, err = intParam(c, "offset", 0); err != nil {
+		return q, err
+	}
+	switch order := c.DefaultQuery("order", "asc"); order {
+	case "asc":
+	case "desc":
+		q.Desc = true
+	default:
+		return q, telemetry.Invalid("order", "%q is not asc or desc", order)
+	}
+	return q, nil
+}
+
+// timeParam reads an optional time: RFC 3339, with or without fractional seconds, or Unix
+// seconds (fractions allowed). Zero when absent.
 func timeParam(c *gin.Context, name string) (time.Time, error) {
 	raw, ok := c.GetQuery(name)
 	if !ok {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, raw)
-	if err != nil {
-		return time.Time{}, telemetry.Invalid(name, "%q is not an RFC 3339 time such as 2025-07-18T20:42:34Z", raw)
+	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
+		return t, nil
 	}
-	return t, nil
+	if secs, err := strconv.ParseFloat(raw, 64); err == nil && secs >= 0 && secs < 1e11 {
+		whole, frac := math.Modf(secs)
+		return time.Unix(int64(whole), int64(math.Round(frac*1e6))*1e3).UTC(), nil
+	}
+	return time.Time{}, telemetry.Invalid(name, "%q is not an RFC 3339 time such as 2025-07-18T20:42:34Z or Unix seconds", raw)
 }
 
 // intParam reads an optional integer, def when absent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -51,7 +52,7 @@ func newAPI(t *testing.T) *httpapi.API {
 		_, err := store.WriteBatch(ctx, b)
 		require.NoError(t, err)
 	}
-	return httpapi.New(httpapi.Options{Query: query.New(store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)})
+	return httpapi.New(httpapi.Options{Query: query.New(store, store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)})
 }
 
 func get(t *testing.T, h http.Handler, target string, into any) *httptest.ResponseRecorder {
@@ -84,8 +85,21 @@ func TestGPUs(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
 	assert.Equal(t, 2, list.Count)
+	first, last := t0, t0.Add(3*time.Second)
 	assert.Equal(t, httpapi.GPU{UUID: gpuA, Hostname: "host-a", GPUIndex: 0, Device: "nvidia0",
-		ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03"}, list.Data[0])
+		ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03", FirstSeen: &first, LastSeen: &last}, list.Data[0])
+
+	var one httpapi.GPU
+	require.Equal(t, http.StatusOK, get(t, newAPI(t), "/api/v1/gpus/GPU-b", &one).Code)
+	assert.Equal(t, "host-b", one.Hostname)
+	assert.Equal(t, http.StatusNotFound, get(t, newAPI(t), "/api/v1/gpus/GPU-nope", nil).Code)
+
+	for query, want := range map[string]int{"?hostname=host-b": 1, "?model=NVIDIA%20H100%2080GB%20HBM3": 2, "?hostname=x": 0} {
+		var filtered httpapi.GPUList
+		get(t, newAPI(t), "/api/v1/gpus"+query, &filtered)
+		assert.Len(t, filtered.Data, want, query)
+		assert.NotNil(t, filtered.Data)
+	}
 	var raw struct{ Data []map[string]any }
 	get(t, newAPI(t), "/api/v1/gpus", &raw)
 	assert.Subset(t, keys(raw.Data[0]), []string{"uuid", "hostname", "gpu_index", "device", "model_name"})
@@ -131,6 +145,8 @@ func TestTelemetryWindows(t *testing.T) {
 	}
 	var page httpapi.TelemetryPage
 	get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?limit=1", &page)
+	assert.NotEmpty(t, page.NextCursor)
+	page.NextCursor = ""
 	assert.Equal(t, httpapi.TelemetryPage{UUID: gpuA, Count: 1, Limit: 1, Offset: 0, Data: []httpapi.Sample{
 		{Timestamp: t0, Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 0},
 	}}, page)
@@ -152,6 +168,17 @@ func TestBadRequests(t *testing.T) {
 		{base + "?limit=1001", 400, "invalid_argument", "limit"},
 		{base + "?limit=-5", 400, "invalid_argument", "limit"},
 		{base + "?limit=ten", 400, "invalid_argument", "limit: \"ten\" is not an integer"},
+		{base + "?order=sideways", 400, "invalid_argument", "order"},
+		{base + "?cursor=nonsense", 400, "invalid_argument", "cursor"},
+		{base + "?cursor=djE6MTox&offset=3", 400, "invalid_argument", "offset: cannot be combined with cursor"},
+		{base + "?step=soon", 400, "invalid_argument", "step"},
+		{base + "?step=1500ms", 400, "invalid_argument", "step: must be whole seconds"},
+		{base + "?step=1m&agg=median", 400, "invalid_argument", "agg"},
+		{base + "?step=1s&start_time=2025-01-01T00:00:00Z&end_time=2025-12-31T00:00:00Z", 400, "invalid_argument", "steps"},
+		{base + "?format=xml", 400, "invalid_argument", "format"},
+		{"/api/v1/gpus/GPU-unknown/latest", 404, "not_found", "GPU-unknown"},
+		{"/api/v1/gpus/GPU-unknown/telemetry?step=1m", 404, "not_found", "GPU-unknown"},
+		{"/api/v1/gpus/GPU-unknown/telemetry?format=csv", 404, "not_found", "GPU-unknown"},
 		{base + "?offset=-1", 400, "invalid_argument", "offset"},
 		{base + "?offset=99999999999999999999", 400, "invalid_argument", "offset"},
 		{"/api/v1/gpus/GPU-unknown/telemetry", 404, "not_found", "GPU-unknown"},
@@ -171,10 +198,105 @@ func TestBadRequests(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 }
 
+func TestTelemetryFiltersCursorAndUnixTimes(t *testing.T) {
+	api := newAPI(t)
+	base := "/api/v1/gpus/" + gpuA + "/telemetry"
+	var page httpapi.TelemetryPage
+	get(t, api, base+"?metric=DCGM_FI_DEV_POWER_USAGE&order=desc", &page)
+	require.Len(t, page.Data, 4)
+	for _, s := range page.Data {
+		assert.Equal(t, "DCGM_FI_DEV_POWER_USAGE", s.Metric)
+	}
+	assert.Equal(t, t0.Add(3*time.Second), page.Data[0].Timestamp, "newest first")
+
+	get(t, api, base+fmt.Sprintf("?start_time=%d&end_time=%d.5", t0.Unix()+1, t0.Unix()+1), &page)
+	assert.Len(t, page.Data, 2, "Unix seconds work too")
+
+	seen := map[string]bool{}
+	next := base + "?limit=3"
+	for pages := 0; next != ""; pages++ {
+		require.Less(t, pages, 10)
+		var p httpapi.TelemetryPage
+		require.Equal(t, http.StatusOK, get(t, api, next, &p).Code)
+		for _, s := range p.Data {
+			key := s.Metric + s.Timestamp.String()
+			assert.False(t, seen[key], "seen twice: %s", key)
+			seen[key] = true
+		}
+		next = ""
+		if p.NextCursor != "" {
+			next = base + "?limit=3&cursor=" + p.NextCursor
+		}
+	}
+	assert.Len(t, seen, 8)
+}
+
+func TestAggregation(t *testing.T) {
+	var agg httpapi.AggregatePage
+	rec := get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry?step=2s&agg=max&metric=DCGM_FI_DEV_GPU_UTIL", &agg)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "2s", agg.Step)
+	assert.Equal(t, "max", agg.Agg)
+	// Values 0,1,2,3 at t0..t0+3s; t0 = 20:42:34, so 2s buckets start at :34 and :36.
+	assert.Equal(t, []httpapi.Bucket{
+		{BucketStart: t0, Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 1, Count: 2},
+		{BucketStart: t0.Add(2 * time.Second), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 3, Count: 2},
+	}, agg.Data)
+	get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry?step=1m", &agg)
+	assert.Equal(t, "avg", agg.Agg, "avg by default")
+	require.Len(t, agg.Data, 2, "one bucket per metric")
+	assert.Equal(t, 1.5, agg.Data[0].Value)
+}
+
+func TestCSVExport(t *testing.T) {
+	api := newAPI(t)
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, "/api/v1/gpus/"+gpuA+"/telemetry?format=csv&end_time=2025-07-18T20:42:35Z", nil),
+		func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/gpus/"+gpuA+"/telemetry?end_time=2025-07-18T20:42:35Z", nil)
+			r.Header.Set("Accept", "text/csv")
+			return r
+		}(),
+	} {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, "text/csv; charset=utf-8", rec.Header().Get("Content-Type"))
+		assert.Equal(t, "timestamp,metric,value,container,pod,namespace\n"+
+			"2025-07-18T20:42:34Z,DCGM_FI_DEV_GPU_UTIL,0,,,\n"+
+			"2025-07-18T20:42:34Z,DCGM_FI_DEV_POWER_USAGE,0,,,\n"+
+			"2025-07-18T20:42:35Z,DCGM_FI_DEV_GPU_UTIL,1,,,\n"+
+			"2025-07-18T20:42:35Z,DCGM_FI_DEV_POWER_USAGE,1,,,\n", rec.Body.String())
+	}
+	rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?format=csv&start_time=2030-01-01T00:00:00Z", nil)
+	assert.Equal(t, "timestamp,metric,value,container,pod,namespace\n", rec.Body.String(), "an empty window is just the header")
+}
+
+func TestLatestHostsMetrics(t *testing.T) {
+	api := newAPI(t)
+	var latest httpapi.LatestList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/"+gpuA+"/latest", &latest).Code)
+	require.Len(t, latest.Data, 2)
+	assert.Equal(t, httpapi.Sample{Timestamp: t0.Add(3 * time.Second), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 3}, latest.Data[0])
+
+	var hosts httpapi.HostList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/hosts", &hosts).Code)
+	last := t0.Add(3 * time.Second)
+	assert.Equal(t, []httpapi.Host{{Hostname: "host-a", GPUCount: 1, LastSeen: &last}, {Hostname: "host-b", GPUCount: 1, LastSeen: &last}}, hosts.Data)
+
+	var metrics httpapi.MetricList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/metrics", &metrics).Code)
+	assert.Equal(t, []httpapi.Metric{
+		{Name: "DCGM_FI_DEV_GPU_UTIL", Unit: "%", Description: "GPU utilization"},
+		{Name: "DCGM_FI_DEV_POWER_USAGE", Unit: "W", Description: "Power draw"},
+	}, metrics.Data)
+}
+
 func TestStats(t *testing.T) {
 	var st httpapi.Stats
 	require.Equal(t, http.StatusOK, get(t, newAPI(t), "/api/v1/stats", &st).Code)
-	assert.Equal(t, httpapi.Stats{TotalRecords: 16, UniqueGPUs: 2, UniqueHosts: 2}, st)
+	oldest, newest := t0, t0.Add(3*time.Second)
+	assert.Equal(t, httpapi.Stats{TotalRecords: 16, UniqueGPUs: 2, UniqueHosts: 2, OldestSample: &oldest, NewestSample: &newest}, st)
 }
 
 func TestSwagger(t *testing.T) {
@@ -183,7 +305,8 @@ func TestSwagger(t *testing.T) {
 		Paths map[string]map[string]any `json:"paths"`
 	}
 	require.Equal(t, http.StatusOK, get(t, api, "/swagger/doc.json", &spec).Code)
-	for _, path := range []string{"/health", "/ready", "/api/v1/gpus", "/api/v1/gpus/{uuid}/telemetry", "/api/v1/stats"} {
+	for _, path := range []string{"/health", "/ready", "/api/v1/gpus", "/api/v1/gpus/{uuid}", "/api/v1/gpus/{uuid}/telemetry",
+		"/api/v1/gpus/{uuid}/latest", "/api/v1/hosts", "/api/v1/metrics", "/api/v1/stats"} {
 		assert.Contains(t, spec.Paths, path)
 	}
 	rec := get(t, api, "/swagger/index.html", nil)

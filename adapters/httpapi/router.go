@@ -71,7 +71,11 @@ func New(opts Options) *API {
 	if opts.Query != nil {
 		v1 := e.Group("/api/v1")
 		v1.GET("/gpus", a.listGPUs)
+		v1.GET("/gpus/:uuid", a.getGPU)
 		v1.GET("/gpus/:uuid/telemetry", a.gpuTelemetry)
+		v1.GET("/gpus/:uuid/latest", a.latest)
+		v1.GET("/hosts", a.hosts)
+		v1.GET("/metrics", a.metrics)
 		v1.GET("/stats", a.stats)
 
 		docs.SwaggerInfo.BasePath = "/"

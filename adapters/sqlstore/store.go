@@ -1,5 +1,5 @@
 // Package sqlstore stores telemetry in PostgreSQL or in an embedded SQLite file (pure Go, no
-// cgo), through GORM, behind the ports.BatchWriter and ports.Reader contracts. The schema is
+// cgo), through GORM, behind the ports.BatchWriter, Inventory, SampleReader and Summarizer contracts. The schema is
 // owned by the migrations package and applied when a store opens. Samples reference GPUs and
 // metric names by compact surrogate keys that the store resolves and caches; on PostgreSQL
 // they are written with COPY.
@@ -24,10 +24,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
-var (
-	_ ports.BatchWriter = (*Store)(nil)
-	_ ports.Reader      = (*Store)(nil)
-)
+var _ ports.BatchWriter = (*Store)(nil)
 
 // Options configure Open. Zero fields take the defaults given.
 type Options struct {

@@ -90,6 +90,23 @@ type sampleRow struct {
 	container, pod, namespace *string
 }
 
+// span returns the oldest and newest sample times, nil for an empty batch.
+func span(rows []sampleRow) (lo, hi *time.Time) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	min, max := rows[0].ts, rows[0].ts
+	for _, r := range rows[1:] {
+		if r.ts.Before(min) {
+			min = r.ts
+		}
+		if r.ts.After(max) {
+			max = r.ts
+		}
+	}
+	return &min, &max
+}
+
 func nullable(s string) *string {
 	if s == "" {
 		return nil
@@ -110,7 +127,9 @@ func (s *Store) copyBatch(ctx context.Context, id string, rows []sampleRow) (sto
 	err = conn.Raw(func(driverConn any) error {
 		pc := driverConn.(*stdlib.Conn).Conn()
 		return pgx.BeginFunc(ctx, pc, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, `INSERT INTO batches (id, samples) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, len(rows))
+			lo, hi := span(rows)
+			tag, err := tx.Exec(ctx, `INSERT INTO batches (id, samples, min_ts, max_ts) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (id) DO NOTHING`, id, len(rows), lo, hi)
 			if err != nil || tag.RowsAffected() == 0 {
 				return err // a nil error here means the batch was stored before
 			}
@@ -140,8 +159,13 @@ func (s *Store) insertBatch(ctx context.Context, id string, rows []sampleRow) (b
 		return false, err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		id, len(rows), time.Now().UnixMicro())
+	lo, hi := span(rows)
+	var loArg, hiArg any
+	if lo != nil {
+		loArg, hiArg = lo.UnixMicro(), hi.UnixMicro()
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`, id, len(rows), time.Now().UnixMicro(), loArg, hiArg)
 	if err != nil {
 		return false, err
 	}

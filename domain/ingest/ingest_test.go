@@ -47,7 +47,7 @@ func TestIngestLeavesOutInvalidSamples(t *testing.T) {
 
 	st, err := store.Stats(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, telemetry.Stats{TotalSamples: 2, UniqueGPUs: 1, UniqueHosts: 1}, st)
+	assert.Equal(t, telemetry.Stats{TotalSamples: 2, UniqueGPUs: 1, UniqueHosts: 1, Oldest: t0, Newest: t0}, st)
 }
 
 func TestIngestRefusesBatchWithoutID(t *testing.T) {

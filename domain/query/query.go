@@ -1,42 +1,125 @@
-// Package query answers questions about stored telemetry: which GPUs exist, what one GPU
-// reported over a time window, and how much is stored. It owns the paging rules.
+// Package query answers questions about stored telemetry: which GPUs and hosts exist, what a
+// GPU reported over a time window (paged, filtered, aggregated or streamed whole), its latest
+// readings, and how much is stored. It owns the rules of valid queries.
 package query
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
-// Paging limits for sample queries.
+// Query limits.
 const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
+	DefaultLimit = 100   // samples per page unless asked otherwise
+	MaxLimit     = 1000  // samples per page at most
+	MaxBuckets   = 10000 // aggregated values per answer at most
+	MinStep      = time.Second
 )
 
-// Service answers queries from a Reader.
+// Service answers queries from the store.
 type Service struct {
-	r ports.Reader
+	inv ports.Inventory
+	smp ports.SampleReader
+	sum ports.Summarizer
 }
 
 // New returns a query service.
-func New(r ports.Reader) *Service { return &Service{r: r} }
-
-// GPUs lists every known GPU.
-func (s *Service) GPUs(ctx context.Context) ([]telemetry.GPU, error) {
-	return s.r.GPUs(ctx)
+func New(inv ports.Inventory, smp ports.SampleReader, sum ports.Summarizer) *Service {
+	return &Service{inv: inv, smp: smp, sum: sum}
 }
 
-// Samples returns one GPU's samples in a time window, ordered by time. It refuses a query
-// whose window ends before it starts or whose page is out of bounds (limit 1…MaxLimit,
-// offset ≥ 0) with an error matching telemetry.ErrInvalid, and an unknown GPU with one
-// matching telemetry.ErrNotFound.
-func (s *Service) Samples(ctx context.Context, q telemetry.SampleQuery) ([]telemetry.Sample, error) {
-	if err := Validate(q); err != nil {
+// GPUs lists the GPUs matching f.
+func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
+	return s.inv.GPUs(ctx, f)
+}
+
+// GPU returns one GPU, or an error matching telemetry.ErrNotFound.
+func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, error) {
+	gpus, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
+	if err != nil {
+		return telemetry.GPUInfo{}, err
+	}
+	if len(gpus) == 0 {
+		return telemetry.GPUInfo{}, notFound(uuid)
+	}
+	return gpus[0], nil
+}
+
+func notFound(uuid string) error {
+	return &notFoundError{uuid: uuid}
+}
+
+type notFoundError struct{ uuid string }
+
+func (e *notFoundError) Error() string        { return "GPU " + e.uuid + ": not found" }
+func (e *notFoundError) Is(target error) bool { return target == telemetry.ErrNotFound }
+
+// Hosts lists the hosts.
+func (s *Service) Hosts(ctx context.Context) ([]telemetry.Host, error) { return s.inv.Hosts(ctx) }
+
+// Metrics lists the metrics stored, with units and descriptions where known.
+func (s *Service) Metrics(ctx context.Context) ([]telemetry.MetricInfo, error) {
+	names, err := s.inv.Metrics(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return s.r.Samples(ctx, q)
+	out := make([]telemetry.MetricInfo, len(names))
+	for i, n := range names {
+		out[i] = telemetry.DescribeMetric(n)
+	}
+	return out, nil
+}
+
+// Samples returns a page of one GPU's samples. Errors match telemetry.ErrInvalid for a query
+// that breaks the rules (see Validate) and telemetry.ErrNotFound for an unknown GPU.
+func (s *Service) Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error) {
+	if err := Validate(q); err != nil {
+		return telemetry.SamplePage{}, err
+	}
+	return s.smp.Samples(ctx, q)
+}
+
+// EachSample streams every sample of the window to fn, in order, ignoring q.Page.
+func (s *Service) EachSample(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) error {
+	q.Page = telemetry.Page{Limit: 1}
+	if err := Validate(q); err != nil {
+		return err
+	}
+	return s.smp.EachSample(ctx, q, fn)
+}
+
+// Latest returns the latest sample of every metric of a GPU.
+func (s *Service) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error) {
+	return s.smp.Latest(ctx, uuid)
+}
+
+// Aggregate returns one value per metric per step. The step must be whole seconds, at least
+// MinStep; a window bounded at both ends may hold at most MaxBuckets steps. Without both
+// bounds the answer stops at MaxBuckets values.
+func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
+	switch {
+	case q.GPU == "":
+		return nil, telemetry.Invalid("uuid", "is empty")
+	case q.Step < MinStep || q.Step%time.Second != 0:
+		return nil, telemetry.Invalid("step", "must be whole seconds, at least 1s, got %s", q.Step)
+	case !slices.Contains(telemetry.Aggregations, q.Agg):
+		return nil, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", q.Agg)
+	}
+	if err := validateRange(q.Range); err != nil {
+		return nil, err
+	}
+	if !q.Range.Start.IsZero() && !q.Range.End.IsZero() {
+		if steps := q.Range.End.Sub(q.Range.Start)/q.Step + 1; steps > MaxBuckets {
+			return nil, telemetry.Invalid("step", "the window holds %d steps of %s, more than %d: widen the step or narrow the window",
+				steps, q.Step, MaxBuckets)
+		}
+	}
+	q.Limit = MaxBuckets
+	return s.sum.Aggregate(ctx, q)
 }
 
 // Validate checks a sample query against the paging and window rules.
@@ -48,7 +131,14 @@ func Validate(q telemetry.SampleQuery) error {
 		return telemetry.Invalid("limit", "must be between 1 and %d, got %d", MaxLimit, q.Page.Limit)
 	case q.Page.Offset < 0:
 		return telemetry.Invalid("offset", "must not be negative, got %d", q.Page.Offset)
-	case !q.Range.Start.IsZero() && !q.Range.End.IsZero() && q.Range.End.Before(q.Range.Start):
+	case q.Page.Offset > 0 && q.Page.Cursor != "":
+		return telemetry.Invalid("offset", "cannot be combined with cursor")
+	}
+	return validateRange(q.Range)
+}
+
+func validateRange(r telemetry.TimeRange) error {
+	if !r.Start.IsZero() && !r.End.IsZero() && r.End.Before(r.Start) {
 		return telemetry.Invalid("end_time", "is before start_time")
 	}
 	return nil
@@ -56,5 +146,5 @@ func Validate(q telemetry.SampleQuery) error {
 
 // Stats counts what is stored.
 func (s *Service) Stats(ctx context.Context) (telemetry.Stats, error) {
-	return s.r.Stats(ctx)
+	return s.sum.Stats(ctx)
 }

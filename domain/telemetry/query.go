@@ -14,24 +14,91 @@ func (r TimeRange) Contains(t time.Time) bool {
 	return (r.Start.IsZero() || !t.Before(r.Start)) && (r.End.IsZero() || !t.After(r.End))
 }
 
-// Page selects a slice of an ordered result.
+// Page selects a slice of an ordered result: Limit items after skipping Offset, or after the
+// position an earlier page's cursor marks. Cursors are opaque tokens made by the store.
 type Page struct {
 	Limit  int
 	Offset int
+	Cursor string
 }
 
-// SampleQuery asks for one GPU's samples within a time range, ordered by time.
+// SampleQuery asks for one GPU's samples within a time range, ordered by time (newest first
+// when Desc), optionally only some metrics.
 type SampleQuery struct {
-	GPU   string // UUID
-	Range TimeRange
-	Page  Page
+	GPU     string // UUID
+	Range   TimeRange
+	Metrics []string // empty: every metric
+	Desc    bool
+	Page    Page
 }
 
-// Stats summarises what is stored.
+// SamplePage is one page of samples. Next, when not empty, is the cursor of the page after.
+type SamplePage struct {
+	Samples []Sample
+	Next    string
+}
+
+// GPUFilter selects GPUs; empty fields select all.
+type GPUFilter struct {
+	UUID     string
+	Hostname string
+	Model    string
+}
+
+// GPUInfo is a known GPU with the times of its first and last stored samples.
+type GPUInfo struct {
+	GPU
+	FirstSeen, LastSeen time.Time
+}
+
+// Host is a machine and its GPUs.
+type Host struct {
+	Hostname string
+	GPUs     int
+	LastSeen time.Time
+}
+
+// Aggregation reduces the samples of a time bucket to one value.
+type Aggregation string
+
+// The aggregations.
+const (
+	AggAvg   Aggregation = "avg"
+	AggMin   Aggregation = "min"
+	AggMax   Aggregation = "max"
+	AggLast  Aggregation = "last"
+	AggCount Aggregation = "count"
+)
+
+// Aggregations lists every aggregation.
+var Aggregations = []Aggregation{AggAvg, AggMin, AggMax, AggLast, AggCount}
+
+// AggregateQuery asks for one value per metric per Step-long bucket of one GPU's samples.
+// Buckets start at whole multiples of Step since the Unix epoch.
+type AggregateQuery struct {
+	GPU     string
+	Range   TimeRange
+	Metrics []string
+	Step    time.Duration
+	Agg     Aggregation
+	Limit   int // most buckets returned
+}
+
+// Bucket is one aggregated value.
+type Bucket struct {
+	Start  time.Time
+	Metric string
+	Value  float64
+	Count  int64 // samples in the bucket
+}
+
+// Stats summarises what is stored. Oldest and Newest are zero while nothing is stored.
 type Stats struct {
 	TotalSamples int64
 	UniqueGPUs   int64
 	UniqueHosts  int64
+	Oldest       time.Time
+	Newest       time.Time
 }
 
 // ScanStats counts what one pass over a source saw. Rows counts data rows read (the header

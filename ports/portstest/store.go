@@ -17,11 +17,13 @@ import (
 // Store is a store under test.
 type Store interface {
 	ports.BatchWriter
-	ports.Reader
+	ports.Inventory
+	ports.SampleReader
+	ports.Summarizer
 }
 
-// TestStore runs the ports.BatchWriter and ports.Reader contract. newStore returns an empty
-// store private to the calling test.
+// TestStore runs the contract of the store ports. newStore returns an empty store private
+// to the calling test.
 func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("StoresAndReadsBack", func(t *testing.T) { storesAndReadsBack(t, newStore(t)) })
 	t.Run("RedeliveredBatchStoresNothing", func(t *testing.T) { redeliveredBatch(t, newStore(t)) })
@@ -31,6 +33,12 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("UnknownGPU", func(t *testing.T) { unknownGPU(t, newStore(t)) })
 	t.Run("GPUMetadataFollowsLatestBatch", func(t *testing.T) { gpuMetadata(t, newStore(t)) })
 	t.Run("ConcurrentWritersOfSharedGPUs", func(t *testing.T) { concurrentWriters(t, newStore(t)) })
+	t.Run("Inventory", func(t *testing.T) { inventory(t, newStore(t)) })
+	t.Run("MetricFilterAndOrder", func(t *testing.T) { metricFilterAndOrder(t, newStore(t)) })
+	t.Run("CursorPagingWhileDataArrives", func(t *testing.T) { cursorPaging(t, newStore(t)) })
+	t.Run("EachSampleStreamsTheWindow", func(t *testing.T) { eachSample(t, newStore(t)) })
+	t.Run("Latest", func(t *testing.T) { latest(t, newStore(t)) })
+	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
 }
 
 var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
@@ -66,17 +74,17 @@ func write(t *testing.T, s ports.BatchWriter, b telemetry.Batch) bool {
 	return stored
 }
 
-func samples(t *testing.T, s ports.Reader, q telemetry.SampleQuery) []telemetry.Sample {
+func samples(t *testing.T, s ports.SampleReader, q telemetry.SampleQuery) []telemetry.Sample {
 	t.Helper()
 	if q.Page.Limit == 0 {
 		q.Page.Limit = 1000
 	}
 	got, err := s.Samples(context.Background(), q)
 	require.NoError(t, err)
-	return got
+	return got.Samples
 }
 
-func stats(t *testing.T, s ports.Reader) telemetry.Stats {
+func stats(t *testing.T, s ports.Summarizer) telemetry.Stats {
 	t.Helper()
 	st, err := s.Stats(context.Background())
 	require.NoError(t, err)
@@ -87,6 +95,10 @@ func storesAndReadsBack(t *testing.T, s Store) {
 	ctx := context.Background()
 	empty := stats(t, s)
 	assert.Equal(t, telemetry.Stats{}, empty)
+	none, err := s.GPUs(ctx, telemetry.GPUFilter{})
+	require.NoError(t, err)
+	assert.NotNil(t, none)
+	assert.Empty(t, none)
 
 	gpus := fleet(3, 2)
 	b := fleetBatch("b1", t0.Add(123456*time.Microsecond), gpus, "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE")
@@ -94,10 +106,16 @@ func storesAndReadsBack(t *testing.T, s Store) {
 	b.Samples[1].Value = -12.25
 	require.True(t, write(t, s, b))
 
-	got, err := s.GPUs(ctx)
+	got, err := s.GPUs(ctx, telemetry.GPUFilter{})
 	require.NoError(t, err)
-	assert.Equal(t, gpus, got, "GPUs ordered by hostname, then index")
-	assert.Equal(t, telemetry.Stats{TotalSamples: 12, UniqueGPUs: 6, UniqueHosts: 3}, stats(t, s))
+	require.Len(t, got, len(gpus))
+	for i := range gpus {
+		assert.Equal(t, gpus[i], got[i].GPU, "GPUs ordered by hostname, then index")
+	}
+	st := stats(t, s)
+	assert.True(t, st.Oldest.Equal(b.Samples[0].Time) && st.Newest.Equal(b.Samples[0].Time), "%+v", st)
+	st.Oldest, st.Newest = time.Time{}, time.Time{}
+	assert.Equal(t, telemetry.Stats{TotalSamples: 12, UniqueGPUs: 6, UniqueHosts: 3}, st)
 
 	read := samples(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID})
 	require.Len(t, read, 2)
@@ -117,6 +135,7 @@ func redeliveredBatch(t *testing.T, s Store) {
 		assert.False(t, write(t, s, b), "a redelivered batch is recognised")
 	}
 	assert.Equal(t, before, stats(t, s))
+
 	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID}), 3)
 
 	// The same samples under another batch ID are another batch.
@@ -158,7 +177,7 @@ func timeWindow(t *testing.T, s Store) {
 	require.Len(t, all, 8)
 	for i, smp := range all {
 		assert.True(t, smp.Time.Equal(times[i/2]), "ordered by time")
-		assert.Equal(t, []string{"A", "B"}[i%2], smp.Metric, "then by metric name")
+		assert.Equal(t, all[i%2].Metric, smp.Metric, "then in one fixed metric order")
 	}
 	for i, at := range times {
 		exact := samples(t, s, telemetry.SampleQuery{GPU: uuid, Range: telemetry.TimeRange{Start: at, End: at}})
@@ -206,9 +225,10 @@ func gpuMetadata(t *testing.T, s Store) {
 	moved := gpus[0]
 	moved.Hostname, moved.DriverVersion = "host-new", "550.54.15"
 	write(t, s, fleetBatch("m2", t0.Add(time.Second), []telemetry.GPU{moved}, "M"))
-	got, err := s.GPUs(context.Background())
+	got, err := s.GPUs(context.Background(), telemetry.GPUFilter{})
 	require.NoError(t, err)
-	assert.Equal(t, []telemetry.GPU{moved}, got)
+	require.Len(t, got, 1)
+	assert.Equal(t, moved, got[0].GPU)
 	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: moved.UUID}), 2, "samples stay with the GPU")
 }
 
@@ -228,5 +248,214 @@ func concurrentWriters(t *testing.T, s Store) {
 		})
 	}
 	wg.Wait()
-	assert.Equal(t, telemetry.Stats{TotalSamples: 4 * 5 * 32 * 2, UniqueGPUs: 32, UniqueHosts: 4}, stats(t, s))
+	st := stats(t, s)
+	assert.Equal(t, telemetry.Stats{TotalSamples: 4 * 5 * 32 * 2, UniqueGPUs: 32, UniqueHosts: 4}, telemetry.Stats{
+		TotalSamples: st.TotalSamples, UniqueGPUs: st.UniqueGPUs, UniqueHosts: st.UniqueHosts})
+}
+
+func inventory(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(3, 2)
+	gpus[5].ModelName = "NVIDIA A100-SXM4-80GB"
+	write(t, s, fleetBatch("i1", t0, gpus, "DCGM_FI_DEV_POWER_USAGE"))
+	write(t, s, fleetBatch("i2", t0.Add(time.Minute), gpus[:3], "DCGM_FI_DEV_GPU_UTIL"))
+
+	all, err := s.GPUs(ctx, telemetry.GPUFilter{})
+	require.NoError(t, err)
+	require.Len(t, all, 6)
+	assert.True(t, all[0].FirstSeen.Equal(t0) && all[0].LastSeen.Equal(t0.Add(time.Minute)), "%+v", all[0])
+	assert.True(t, all[5].FirstSeen.Equal(t0) && all[5].LastSeen.Equal(t0), "%+v", all[5])
+
+	for _, tt := range []struct {
+		f    telemetry.GPUFilter
+		want int
+	}{
+		{telemetry.GPUFilter{Hostname: "host-01"}, 2},
+		{telemetry.GPUFilter{Model: "NVIDIA A100-SXM4-80GB"}, 1},
+		{telemetry.GPUFilter{Hostname: "host-02", Model: "NVIDIA H100 80GB HBM3"}, 1},
+		{telemetry.GPUFilter{UUID: gpus[3].UUID}, 1},
+		{telemetry.GPUFilter{Hostname: "nope"}, 0},
+	} {
+		got, err := s.GPUs(ctx, tt.f)
+		require.NoError(t, err)
+		assert.Len(t, got, tt.want, "%+v", tt.f)
+	}
+
+	hosts, err := s.Hosts(ctx)
+	require.NoError(t, err)
+	require.Len(t, hosts, 3)
+	assert.Equal(t, "host-00", hosts[0].Hostname)
+	assert.Equal(t, 2, hosts[0].GPUs)
+	assert.True(t, hosts[0].LastSeen.Equal(t0.Add(time.Minute)))
+	assert.True(t, hosts[2].LastSeen.Equal(t0))
+
+	metrics, err := s.Metrics(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE"}, metrics)
+
+	st := stats(t, s)
+	assert.True(t, st.Oldest.Equal(t0) && st.Newest.Equal(t0.Add(time.Minute)), "%+v", st)
+}
+
+func metricFilterAndOrder(t *testing.T, s Store) {
+	gpus := fleet(1, 1)
+	for i := range 3 {
+		write(t, s, fleetBatch(fmt.Sprintf("f%d", i), t0.Add(time.Duration(i)*time.Second), gpus, "M1", "M2", "M3"))
+	}
+	uuid := gpus[0].UUID
+	only := samples(t, s, telemetry.SampleQuery{GPU: uuid, Metrics: []string{"M2", "M3", "unknown"}})
+	require.Len(t, only, 6)
+	for _, smp := range only {
+		assert.Contains(t, []string{"M2", "M3"}, smp.Metric)
+	}
+	assert.Empty(t, samples(t, s, telemetry.SampleQuery{GPU: uuid, Metrics: []string{"unknown"}}))
+
+	asc := samples(t, s, telemetry.SampleQuery{GPU: uuid})
+	desc := samples(t, s, telemetry.SampleQuery{GPU: uuid, Desc: true})
+	require.Len(t, desc, 9)
+	for i := range asc {
+		assert.Equal(t, asc[i], desc[len(desc)-1-i], "desc is asc reversed")
+	}
+}
+
+func cursorPaging(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1, 1)
+	uuid := gpus[0].UUID
+	for i := range 10 {
+		write(t, s, fleetBatch(fmt.Sprintf("c%d", i), t0.Add(time.Duration(i)*time.Second), gpus, "M1", "M2", "M3"))
+	}
+	for round, desc := range []bool{false, true} {
+		seen := map[string]int{}
+		q := telemetry.SampleQuery{GPU: uuid, Desc: desc, Range: telemetry.TimeRange{End: t0.Add(9 * time.Second)},
+			Page: telemetry.Page{Limit: 7}}
+		for pages := 1; ; pages++ {
+			page, err := s.Samples(ctx, q)
+			require.NoError(t, err)
+			for _, smp := range page.Samples {
+				seen[smp.Metric+" "+smp.Time.Format(time.RFC3339)]++
+			}
+			// Samples arriving meanwhile, inside the window and after it, shift nothing.
+			shift := time.Duration(round*100+pages) * time.Minute
+			write(t, s, fleetBatch(fmt.Sprintf("late-%d-%d", round, pages), t0.Add(time.Hour+shift), gpus, "M1"))
+			write(t, s, fleetBatch(fmt.Sprintf("early-%d-%d", round, pages), t0.Add(-time.Hour-shift), gpus, "M9"))
+			if page.Next == "" {
+				break
+			}
+			require.Len(t, page.Samples, 7)
+			q.Page.Cursor = page.Next
+		}
+		for k, n := range seen {
+			assert.Equal(t, 1, n, "sample %s seen once (desc=%v)", k, desc)
+		}
+		for i := range 10 {
+			for _, m := range []string{"M1", "M2", "M3"} {
+				assert.Contains(t, seen, m+" "+t0.Add(time.Duration(i)*time.Second).Format(time.RFC3339), "desc=%v", desc)
+			}
+		}
+	}
+	_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: uuid, Page: telemetry.Page{Limit: 5, Cursor: "garbage"}})
+	assert.ErrorIs(t, err, telemetry.ErrInvalid)
+}
+
+func eachSample(t *testing.T, s Store) {
+	gpus := fleet(1, 1)
+	for i := range 30 {
+		write(t, s, fleetBatch(fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second), gpus, "M1", "M2"))
+	}
+	q := telemetry.SampleQuery{GPU: gpus[0].UUID, Range: telemetry.TimeRange{Start: t0.Add(5 * time.Second)}}
+	var got []telemetry.Sample
+	require.NoError(t, s.EachSample(context.Background(), q, func(smp telemetry.Sample) error {
+		got = append(got, smp)
+		return nil
+	}))
+	q.Page.Limit = 1000
+	page, err := s.Samples(context.Background(), q)
+	require.NoError(t, err)
+	assert.Len(t, got, 50)
+	assert.Equal(t, page.Samples, got)
+
+	stop := fmt.Errorf("enough")
+	n := 0
+	err = s.EachSample(context.Background(), q, func(telemetry.Sample) error {
+		n++
+		if n == 3 {
+			return stop
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, stop)
+	assert.Equal(t, 3, n)
+	err = s.EachSample(context.Background(), telemetry.SampleQuery{GPU: "GPU-nope"}, func(telemetry.Sample) error { return nil })
+	assert.ErrorIs(t, err, telemetry.ErrNotFound)
+}
+
+func latest(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1, 2)
+	write(t, s, fleetBatch("l1", t0, gpus, "M1", "M2"))
+	b := fleetBatch("l2", t0.Add(time.Minute), gpus[:1], "M1")
+	b.Samples[0].Value, b.Samples[0].Pod = 42, "pod-x"
+	write(t, s, b)
+	write(t, s, fleetBatch("l3", t0.Add(time.Hour), gpus[1:], "M3"))
+
+	got, err := s.Latest(ctx, gpus[0].UUID)
+	require.NoError(t, err)
+	require.Len(t, got, 2, "M3 was never reported by this GPU")
+	assert.Equal(t, "M1", got[0].Metric)
+	assert.EqualValues(t, 42, got[0].Value)
+	assert.Equal(t, "pod-x", got[0].Pod)
+	assert.True(t, got[0].Time.Equal(t0.Add(time.Minute)))
+	assert.Equal(t, "M2", got[1].Metric)
+	assert.True(t, got[1].Time.Equal(t0))
+
+	_, err = s.Latest(ctx, "GPU-nope")
+	assert.ErrorIs(t, err, telemetry.ErrNotFound)
+}
+
+func aggregate(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1, 1)
+	uuid := gpus[0].UUID
+	// Values 0..179, one per second, for three minutes from a whole minute.
+	base := time.Date(2025, 7, 18, 20, 42, 0, 0, time.UTC)
+	for i := range 180 {
+		b := fleetBatch(fmt.Sprintf("a%d", i), base.Add(time.Duration(i)*time.Second), gpus, "M")
+		b.Samples[0].Value = float64(i)
+		write(t, s, b)
+	}
+	for _, tt := range []struct {
+		agg  telemetry.Aggregation
+		want []float64 // per minute
+	}{
+		{telemetry.AggAvg, []float64{29.5, 89.5, 149.5}},
+		{telemetry.AggMin, []float64{0, 60, 120}},
+		{telemetry.AggMax, []float64{59, 119, 179}},
+		{telemetry.AggLast, []float64{59, 119, 179}},
+		{telemetry.AggCount, []float64{60, 60, 60}},
+	} {
+		t.Run(string(tt.agg), func(t *testing.T) {
+			got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: tt.agg, Limit: 100})
+			require.NoError(t, err)
+			require.Len(t, got, 3)
+			for i, b := range got {
+				assert.True(t, b.Start.Equal(base.Add(time.Duration(i)*time.Minute)), "bucket %d starts %s", i, b.Start)
+				assert.Equal(t, "M", b.Metric)
+				assert.InDelta(t, tt.want[i], b.Value, 1e-9)
+				assert.EqualValues(t, 60, b.Count)
+			}
+		})
+	}
+	window := telemetry.TimeRange{Start: base.Add(30 * time.Second), End: base.Add(89 * time.Second)}
+	got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Range: window, Step: time.Minute, Agg: telemetry.AggCount, Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.EqualValues(t, 30, got[0].Value)
+	assert.EqualValues(t, 30, got[1].Value)
+
+	got, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: 10 * time.Second, Agg: telemetry.AggMax, Limit: 4})
+	require.NoError(t, err)
+	assert.Len(t, got, 4, "limited")
+	_, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-nope", Step: time.Minute, Agg: telemetry.AggAvg, Limit: 4})
+	assert.ErrorIs(t, err, telemetry.ErrNotFound)
 }

@@ -1,0 +1,1 @@
+ALTER TABLE batches DROP COLUMN min_ts, DROP COLUMN max_ts;

@@ -1,0 +1,2 @@
+ALTER TABLE batches DROP COLUMN min_ts;
+ALTER TABLE batches DROP COLUMN max_ts;
