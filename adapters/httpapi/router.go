@@ -138,12 +138,13 @@ func (a *API) logRequests(c *gin.Context) {
 	c.Next()
 	status := c.Writer.Status()
 	level := slog.LevelDebug
+	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "query", c.Request.URL.RawQuery,
+		"status", status, "elapsed", time.Since(start)}
 	if status >= 500 {
 		level = slog.LevelWarn
+		attrs = append(attrs, "err", c.Errors.String())
 	}
-	a.opts.Logger.Log(c.Request.Context(), level, "http request", "method", c.Request.Method,
-		"path", c.Request.URL.Path, "query", c.Request.URL.RawQuery, "status", status,
-		"elapsed", time.Since(start))
+	a.opts.Logger.Log(c.Request.Context(), level, "http request", attrs...)
 }
 
 func (a *API) recoverPanics(c *gin.Context) {
