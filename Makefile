@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-split test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-split bench-api test test-short cover services arch swagger swagger-check lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,3 +55,6 @@ fmt: ## Format the code
 
 clean: ## Remove build output and the default embedded database
 	rm -rf bin coverage.out telemetry.db telemetry.db-shm telemetry.db-wal
+
+bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench) and measure the API under load
+	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app

@@ -35,7 +35,7 @@ var (
 )
 
 // binary builds the telemetry binary once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "telemetry-bin-")
@@ -71,7 +71,7 @@ type proc struct {
 	err  error
 }
 
-func spawn(t *testing.T, name string, args ...string) *proc {
+func spawn(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)

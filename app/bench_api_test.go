@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// BenchmarkAPI loads 10 million samples into PostgreSQL (once: the database
+// telemetry_bench is kept between runs), starts the API as its own process and measures it
+// under concurrent load from this process. Run it with make bench-api.
+func BenchmarkAPI(b *testing.B) {
+	if os.Getenv("TELEMETRY_BENCH_API") == "" {
+		b.Skip("loads 10M samples: run make bench-api")
+	}
+	const (
+		samplesWanted = 10_000_000
+		step          = 10 * time.Second // between two readings of one GPU
+		concurrency   = 8
+		duration      = 8 * time.Second
+	)
+	gpus, metrics := bundledFleet(b)
+	perTick := len(gpus) * len(metrics)
+	ticks := (samplesWanted + perTick - 1) / perTick
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	span := time.Duration(ticks-1) * step
+
+	dbURL := benchDatabase(b)
+	load(b, dbURL, gpus, metrics, t0, ticks, step)
+
+	api := spawn(b, "api-bench", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
+	base := "http://" + api.addr
+	waitUp(b, base)
+
+	hour := func(r *rand.Rand) (string, string) {
+		from := t0.Add(time.Duration(r.Int64N(int64(span - time.Hour))))
+		return from.Format(time.RFC3339), from.Add(time.Hour).Format(time.RFC3339)
+	}
+	scenarios := []struct {
+		name string
+		url  func(r *rand.Rand) string
+	}{
+		{"window query, 1 h, limit 1000", func(r *rand.Rand) string {
+			from, to := hour(r)
+			return fmt.Sprintf("%s/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s", base,
+				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
+		}},
+		{"latest", func(r *rand.Rand) string {
+			return fmt.Sprintf("%s/api/v1/gpus/%s/latest", base, gpus[r.IntN(len(gpus))].UUID)
+		}},
+		{"GPU list (247)", func(*rand.Rand) string { return base + "/api/v1/gpus" }},
+		{"aggregation, 1 h, step=1m", func(r *rand.Rand) string {
+			from, to := hour(r)
+			return fmt.Sprintf("%s/api/v1/gpus/%s/telemetry?step=1m&agg=avg&start_time=%s&end_time=%s", base,
+				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
+		}},
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s |\n|---|---|---|---|\n",
+		ticks*perTick, concurrency)
+	for _, sc := range scenarios {
+		p50, p99, rps := hammer(b, sc.url, concurrency, duration)
+		fmt.Fprintf(&table, "| %s | %.2f ms | %.2f ms | %.0f |\n", sc.name, ms(p50), ms(p99), rps)
+		b.ReportMetric(rps, strings.ReplaceAll(sc.name, " ", "_")+"-req/s")
+	}
+	fmt.Print(table.String())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// hammer requests urls from n clients for d and returns latency percentiles and throughput.
+func hammer(b *testing.B, next func(*rand.Rand) string, n int, d time.Duration) (p50, p99 time.Duration, rps float64) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	var mu sync.Mutex
+	var lat []time.Duration
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 42))
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				start := time.Now()
+				resp, err := client.Get(next(r))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				mine = append(mine, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	require.NotEmpty(b, lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], float64(len(lat)) / d.Seconds()
+}
+
+// bundledFleet returns the GPUs and metric names of the bundled file.
+func bundledFleet(b *testing.B) ([]telemetry.GPU, []string) {
+	var gpus []telemetry.GPU
+	seen := map[string]bool{}
+	var metrics []string
+	_, err := csvsource.Bytes("bundled", bundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
+		if !seen[r.GPU.UUID] {
+			seen[r.GPU.UUID] = true
+			gpus = append(gpus, r.GPU)
+		}
+		if !seen[r.Sample.Metric] {
+			seen[r.Sample.Metric] = true
+			metrics = append(metrics, r.Sample.Metric)
+		}
+		return nil
+	})
+	require.NoError(b, err)
+	return gpus, metrics
+}
+
+// benchDatabase returns the URL of the benchmark database, creating it when missing.
+func benchDatabase(b *testing.B) string {
+	admin := os.Getenv("TEST_DATABASE_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", admin)
+	require.NoError(b, err)
+	defer db.Close()
+	var exists bool
+	require.NoError(b, db.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'telemetry_bench')`).Scan(&exists))
+	if !exists {
+		_, err = db.Exec(`CREATE DATABASE telemetry_bench`)
+		require.NoError(b, err)
+	}
+	u, err := url.Parse(admin)
+	require.NoError(b, err)
+	u.Path = "/telemetry_bench"
+	return u.String()
+}
+
+// load writes ticks readings of every metric of every GPU, unless the database holds them.
+func load(b *testing.B, dbURL string, gpus []telemetry.GPU, metrics []string, t0 time.Time, ticks int, step time.Duration) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, dbURL, sqlstore.Options{})
+	require.NoError(b, err)
+	defer store.Close()
+	st, err := store.Stats(ctx)
+	require.NoError(b, err)
+	want := int64(ticks * len(gpus) * len(metrics))
+	if st.TotalSamples >= want {
+		fmt.Printf("reusing %d samples in telemetry_bench\n", st.TotalSamples)
+		return
+	}
+	require.Zero(b, st.TotalSamples, "telemetry_bench holds a partial load: drop it and run again")
+	start := time.Now()
+	const perBatch = 10 // ticks per batch: 24,700 samples
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 2 {
+		wg.Go(func() {
+			for first := range work {
+				batch := telemetry.Batch{ID: fmt.Sprintf("bench-%d", first), GPUs: gpus}
+				for tick := first; tick < min(first+perBatch, ticks); tick++ {
+					at := t0.Add(time.Duration(tick) * step)
+					for gi, g := range gpus {
+						for mi, m := range metrics {
+							batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at,
+								Value: float64((tick*7 + gi*3 + mi) % 100)})
+						}
+					}
+				}
+				_, err := store.WriteBatch(ctx, batch)
+				require.NoError(b, err)
+			}
+		})
+	}
+	for first := 0; first < ticks; first += perBatch {
+		work <- first
+		if first%(perBatch*100) == 0 {
+			fmt.Printf("loading: %d of %d samples\n", int64(first*len(gpus)*len(metrics)), want)
+		}
+	}
+	close(work)
+	wg.Wait()
+	fmt.Printf("loaded %d samples in %s\n", want, time.Since(start).Round(time.Second))
+	// Measure the steady state, not autovacuum catching up with a fresh bulk load.
+	db, err := sql.Open("pgx", dbURL)
+	require.NoError(b, err)
+	defer db.Close()
+	_, err = db.Exec(`VACUUM ANALYZE samples`)
+	require.NoError(b, err)
+}
+
+func waitUp(b *testing.B, base string) {
+	for range 200 {
+		resp, err := http.Get(base + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatal("API did not come up")
+}
