@@ -46,11 +46,12 @@ type Consumer interface {
 
 // BatchWriter stores batches, for the collector.
 type BatchWriter interface {
-	// WriteBatch stores the batch's GPUs and samples in one transaction: either all of them or
-	// none. It is idempotent per batch ID: when a batch with the same ID was stored before,
-	// it stores nothing and returns stored == false with a nil error, even when two calls
-	// race. GPUs already known are updated with the batch's metadata. Errors are transient
-	// (database unreachable, timeout, ctx ended) unless they match telemetry.ErrInvalid.
+	// WriteBatch stores the batch's samples in one transaction: either all of them or none.
+	// It is idempotent per batch ID: when a batch with the same ID was stored before, it
+	// stores nothing and returns stored == false with a nil error, even when two calls race.
+	// The batch's GPUs are registered first (idempotently too), new ones added and known
+	// ones updated with the batch's metadata. Errors are transient (database unreachable,
+	// timeout, ctx ended) unless they match telemetry.ErrInvalid.
 	WriteBatch(ctx context.Context, b telemetry.Batch) (stored bool, err error)
 }
 

@@ -34,11 +34,6 @@ func toGPURow(g telemetry.GPU) gpuRow {
 		ModelName: g.ModelName, DriverVersion: g.DriverVersion}
 }
 
-func (r gpuRow) toGPU() telemetry.GPU {
-	return telemetry.GPU{UUID: r.UUID, Hostname: r.Hostname, Index: r.GPUIndex, Device: r.Device,
-		ModelName: r.ModelName, DriverVersion: r.DriverVersion}
-}
-
 // metricRow is a row of the metrics table.
 type metricRow struct {
 	ID   int32 `gorm:"primaryKey"`

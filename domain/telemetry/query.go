@@ -9,11 +9,6 @@ type TimeRange struct {
 	End   time.Time
 }
 
-// Contains reports whether t lies within the range.
-func (r TimeRange) Contains(t time.Time) bool {
-	return (r.Start.IsZero() || !t.Before(r.Start)) && (r.End.IsZero() || !t.After(r.End))
-}
-
 // Page selects a slice of an ordered result: Limit items after skipping Offset, or after the
 // position an earlier page's cursor marks. Cursors are opaque tokens made by the store.
 type Page struct {
