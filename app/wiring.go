@@ -164,6 +164,7 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 		BatchSize:      w.cfg.BatchSize,
 		Interval:       w.cfg.Interval,
 		Loop:           w.cfg.Loop,
+		Passes:         w.cfg.Passes,
 		KeepTimestamps: w.cfg.Timestamps == "csv",
 		Shard:          w.cfg.Shard,
 	}, src, pub, log, nil)

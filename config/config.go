@@ -48,6 +48,7 @@ type Config struct {
 
 	CSV        string // path; "" streams the bundled sample
 	Loop       bool
+	Passes     int
 	Interval   time.Duration
 	BatchSize  int
 	Timestamps string // "now" or "csv"
@@ -80,6 +81,7 @@ var settings = []setting{
 	{"db-connect-timeout", 15 * time.Second, "how long to keep retrying an unreachable database at start before giving up"},
 	{"csv", "", "DCGM CSV file to stream (default: the bundled sample of 247 GPUs)"},
 	{"loop", true, "start over at the end of the file, to simulate a live cluster"},
+	{"passes", 0, "with --loop, stop after this many passes over the file; 0 = never (each pass gets fresh timestamps with --timestamps=now)"},
 	{"interval", time.Second, "pause between two batches; 0 streams as fast as the queue takes them"},
 	{"batch-size", 1000, "samples per batch"},
 	{"timestamps", "now", "now: stamp each sample with the time it is processed | csv: keep the file's timestamps"},
@@ -167,6 +169,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		DBConnectTimeout: duration("db-connect-timeout"),
 		CSV:              v.GetString("csv"),
 		Loop:             v.GetBool("loop"),
+		Passes:           v.GetInt("passes"),
 		Interval:         duration("interval"),
 		BatchSize:        v.GetInt("batch-size"),
 		Timestamps:       strings.ToLower(v.GetString("timestamps")),
@@ -311,6 +314,9 @@ func (c Config) validate() []error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100_000 {
 		bad("batch-size", "must be between 1 and 100000, got %d", c.BatchSize)
+	}
+	if c.Passes < 0 {
+		bad("passes", "must not be negative")
 	}
 	if c.Interval < 0 {
 		bad("interval", "must not be negative")

@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, config.Config{
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
 		Loop: true, Interval: time.Second, BatchSize: 1000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
-		QueueName: "telemetry", MaxBacklog: 1000,
+		QueueName: "telemetry", MaxBacklog: 1000, Passes: 0,
 		CollectorWorkers: 2, QueueCapacity: 64, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 	}, c)
 }

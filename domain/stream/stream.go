@@ -25,6 +25,7 @@ type Config struct {
 	BatchSize int           // samples per batch
 	Interval  time.Duration // pause between two batches; 0 publishes as fast as the queue takes them
 	Loop      bool          // start over at the end of the source
+	Passes    int           // with Loop, stop after this many passes; 0 never stops
 	// KeepTimestamps keeps the source's timestamps; otherwise each sample is stamped with
 	// the time the streamer processes it, as a live exporter would.
 	KeepTimestamps bool
@@ -127,7 +128,7 @@ func (s *Service) Run(ctx context.Context) error {
 		owned := s.stats.Samples - before
 		s.log.InfoContext(ctx, "source pass done", "pass", s.stats.Passes, "rows", scanned.Rows,
 			"rejected", scanned.Rejected, "blank", scanned.Blank, "published", owned, "shard", s.cfg.Shard.String())
-		if !s.cfg.Loop {
+		if !s.cfg.Loop || (s.cfg.Passes > 0 && s.stats.Passes >= s.cfg.Passes) {
 			s.logProgress(ctx, "streamer done")
 			return nil
 		}

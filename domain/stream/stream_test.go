@@ -165,6 +165,20 @@ func TestLoopRunsUntilCancelled(t *testing.T) {
 	assert.Greater(t, src.passes, 3)
 }
 
+func TestPassesBoundALoop(t *testing.T) {
+	src := &sliceSource{readings: readings(5, 2)}
+	topic := newTopic()
+	svc := stream.New(stream.Config{BatchSize: 4, Loop: true, Passes: 3}, src, topic, quiet, nil)
+	require.NoError(t, svc.Run(context.Background()))
+	assert.Equal(t, 3, src.passes)
+	assert.EqualValues(t, 30, svc.Stats().Samples)
+	total := 0
+	for _, b := range drain(t, topic) {
+		total += len(b.Samples)
+	}
+	assert.Equal(t, 30, total)
+}
+
 func TestIntervalPacesBatches(t *testing.T) {
 	src := &sliceSource{readings: readings(4, 1)}
 	topic := newTopic()
