@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-split bench-api test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-split bench bench-api test test-short cover services arch swagger swagger-check lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,3 +58,6 @@ clean: ## Remove build output and the default embedded database
 
 bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench) and measure the API under load
 	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app
+
+bench: services ## Ingestion benchmark: baseline COPY, mode all (PostgreSQL, SQLite), split 1×1, 3×3, 10×10; prints a table
+	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./app

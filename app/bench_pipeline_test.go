@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+)
+
+// BenchmarkPipeline measures ingestion end to end — the bundled file replayed with fresh
+// timestamps, about 2 million samples per scenario — against a baseline measured in the same
+// run: raw pgx COPY into a narrow indexed table. Run it with make bench.
+func BenchmarkPipeline(b *testing.B) {
+	if os.Getenv("TELEMETRY_BENCH_PIPELINE") == "" {
+		b.Skip("takes minutes: run make bench")
+	}
+	const passes = 810 // × 2,470 rows = 2,000,700 samples
+	total := int64(passes * 2470)
+	redisURL := asynqtest.RedisURL(b)
+
+	var results []benchResult
+	results = append(results, copyBaseline(b, total))
+	results = append(results, runScenario(b, "mode all, PostgreSQL", total, func(b *testing.B, s *scenario) {
+		s.db = sqlstoretest.PostgresURL(b)
+		s.api = s.start(b, "all", "--database-url="+s.db, "--passes="+fmt.Sprint(passes))
+	}))
+	results = append(results, runScenario(b, "mode all, embedded SQLite", total, func(b *testing.B, s *scenario) {
+		s.api = s.start(b, "all", "--database-url="+sqlstoretest.SQLiteURL(b), "--passes="+fmt.Sprint(passes))
+	}))
+	for _, n := range []int{1, 3, 10} {
+		results = append(results, runScenario(b, fmt.Sprintf("split %d×%d over Redis", n, n), total, func(b *testing.B, s *scenario) {
+			s.db = sqlstoretest.PostgresURL(b)
+			queue := asynqtest.QueueName(b, redisURL)
+			s.api = s.start(b, "api", "--mode=api", "--database-url="+s.db)
+			for range n {
+				s.start(b, "collector", "--mode=collector", "--database-url="+s.db, "--redis-url="+redisURL, "--queue-name="+queue)
+			}
+			for i := range n {
+				s.start(b, "streamer", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
+					fmt.Sprintf("--shard=%d/%d", i, n), "--passes="+fmt.Sprint(passes))
+			}
+		}))
+	}
+
+	base := results[0].rate
+	var table strings.Builder
+	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | latency p50 / p99 | CPU s per 1M samples |\n|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %s | %.1f |\n", r.name, r.rate, r.rate/base, r.rss, r.latency, r.cpuPerM)
+	}
+	fmt.Print(table.String())
+}
+
+func getJSON(c *http.Client, url string, into any) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: status %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(into)
+}
+
+type benchResult struct {
+	name    string
+	rate    float64 // samples stored per second
+	rss     string  // peak RSS per process kind
+	latency string  // newest sample's age when queried, p50 / p99
+	cpuPerM float64 // CPU seconds of every process per million samples
+}
+
+// copyBaseline writes total samples with pgx CopyFrom, 10,000 rows per COPY, on one
+// connection, into (gpu int4, metric int2, ts timestamptz, value float8) with a btree on
+// (gpu, ts) — the same code path every run, so the ratios stay comparable.
+func copyBaseline(b *testing.B, total int64) benchResult {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, sqlstoretest.PostgresURL(b))
+	require.NoError(b, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE baseline (gpu int4 NOT NULL, metric int2 NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL);
+		CREATE INDEX ON baseline (gpu, ts)`)
+	require.NoError(b, err)
+	gpus, metrics := bundledFleet(b)
+	perTick := int64(len(gpus) * len(metrics))
+	var usage0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage0)
+	start := time.Now()
+	t0 := time.Now()
+	for written := int64(0); written < total; {
+		n := min(int64(10_000), total-written)
+		i := int64(0)
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{"baseline"}, []string{"gpu", "metric", "ts", "value"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i == n {
+					return nil, nil
+				}
+				k := written + i
+				i++
+				return []any{int32(k % int64(len(gpus))), int16(k / int64(len(gpus)) % int64(len(metrics))),
+					t0.Add(time.Duration(k/perTick) * time.Second), float64(k % 100)}, nil
+			}))
+		require.NoError(b, err)
+		written += n
+	}
+	elapsed := time.Since(start)
+	var usage syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+	clientCPU := cpuOf(usage) - cpuOf(usage0)
+	return benchResult{name: "baseline: pgx COPY, narrow table (client CPU only)", rate: float64(total) / elapsed.Seconds(),
+		rss: "—", latency: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6)}
+}
+
+func cpuOf(u syscall.Rusage) time.Duration {
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// scenario is a set of processes of the binary working on one database.
+type scenario struct {
+	db    string
+	api   *proc
+	procs map[string][]*proc // by kind
+}
+
+func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
+	args = append([]string{"--interval=0", "--loop=true", "--timestamps=now", "--log-level=warn"}, args...)
+	p := spawn(b, fmt.Sprintf("%s-%d", kind, len(s.procs[kind])), args...)
+	s.procs[kind] = append(s.procs[kind], p)
+	return p
+}
+
+// runScenario starts the processes, waits until total samples are stored (polling the API,
+// which also gives the age of the newest stored sample), stops them and reads their resource
+// usage.
+func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, *scenario)) benchResult {
+	s := &scenario{procs: map[string][]*proc{}}
+	start := time.Now()
+	setup(b, s)
+	base := "http://" + s.api.addr
+	waitUp(b, base)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var ages []time.Duration
+	stored := int64(0)
+	deadline := time.Now().Add(5 * time.Minute)
+	for stored < total && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		var st struct {
+			Total  int64     `json:"total_records"`
+			Newest time.Time `json:"newest_sample"`
+		}
+		if getJSON(client, base+"/api/v1/stats", &st) != nil {
+			continue
+		}
+		stored = st.Total
+		if !st.Newest.IsZero() && stored < total {
+			ages = append(ages, time.Since(st.Newest))
+		}
+	}
+	elapsed := time.Since(start)
+	require.GreaterOrEqual(b, stored, total, "%s: stored in 5 minutes", name)
+
+	var cpu time.Duration
+	rss := map[string]int64{}
+	var wg sync.WaitGroup
+	for _, procs := range s.procs {
+		for _, p := range procs {
+			wg.Go(func() {
+				p.signal(syscall.SIGTERM)
+				<-p.done
+			})
+		}
+	}
+	wg.Wait()
+	var kinds []string
+	for kind, procs := range s.procs {
+		kinds = append(kinds, kind)
+		for _, p := range procs {
+			u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			cpu += cpuOf(*u)
+			rss[kind] = max(rss[kind], u.Maxrss/1024)
+		}
+	}
+	slices.Sort(kinds)
+	var rssText []string
+	for _, k := range kinds {
+		rssText = append(rssText, fmt.Sprintf("%s %d", k, rss[k]))
+	}
+	slices.Sort(ages)
+	latency := "—"
+	if len(ages) > 0 {
+		latency = fmt.Sprintf("%.0f / %.0f ms", ms(ages[len(ages)/2]), ms(ages[len(ages)*99/100]))
+	}
+	r := benchResult{name: name, rate: float64(stored) / elapsed.Seconds(), rss: strings.Join(rssText, ", "),
+		latency: latency, cpuPerM: cpu.Seconds() / (float64(stored) / 1e6)}
+	fmt.Printf("%s: %d samples in %s\n", name, stored, elapsed.Round(time.Millisecond))
+	return r
+}
