@@ -55,6 +55,8 @@ func BenchmarkPipeline(b *testing.B) {
 		}))
 	}
 
+	results = append(results, streamerAlone(b, redisURL, passes, total))
+
 	base := results[0].rate
 	var table strings.Builder
 	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | latency p50 / p99 | CPU s per 1M samples |\n|---|---|---|---|---|---|\n")
@@ -123,6 +125,22 @@ func copyBaseline(b *testing.B, total int64) benchResult {
 	clientCPU := cpuOf(usage) - cpuOf(usage0)
 	return benchResult{name: "baseline: pgx COPY, narrow table (client CPU only)", rate: float64(total) / elapsed.Seconds(),
 		rss: "—", latency: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6)}
+}
+
+// streamerAlone measures one streamer publishing to Redis as fast as it can, with no
+// backlog limit and no collector.
+func streamerAlone(b *testing.B, redisURL string, passes int, total int64) benchResult {
+	queue := asynqtest.QueueName(b, redisURL)
+	start := time.Now()
+	p := spawn(b, "streamer-alone", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
+		"--interval=0", "--loop=true", "--timestamps=now", "--max-backlog=0", "--log-level=warn",
+		"--passes="+fmt.Sprint(passes))
+	require.NoError(b, p.wait(b, 5*time.Minute))
+	elapsed := time.Since(start)
+	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	fmt.Printf("streamer alone: %d samples published in %s\n", total, elapsed.Round(time.Millisecond))
+	return benchResult{name: "streamer alone → Redis (published, not stored)", rate: float64(total) / elapsed.Seconds(),
+		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), latency: "—", cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6)}
 }
 
 func cpuOf(u syscall.Rusage) time.Duration {

@@ -127,7 +127,7 @@ func (p *proc) waitReady(t *testing.T) {
 }
 
 // wait waits for the process to exit and returns its error (nil for exit status 0).
-func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+func (p *proc) wait(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
