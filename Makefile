@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-split bench bench-api test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-split bench bench-api setup-local-env local-status local-logs local-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,3 +61,18 @@ bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench
 
 bench: services ## Ingestion benchmark: baseline COPY, mode all (PostgreSQL, SQLite), split 1×1, 3×3, 10×10; prints a table
 	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./app
+
+# Docker (needs a Docker engine). The compose file is validated offline by make test.
+COMPOSE ?= docker compose
+
+setup-local-env: ## Build the image and start PostgreSQL, Redis, Adminer and the split pipeline (STREAMER_INSTANCES, COLLECTOR_INSTANCES, API_GW_INSTANCES)
+	$(COMPOSE) up -d --build
+
+local-status: ## Show the local containers
+	$(COMPOSE) ps
+
+local-logs: ## Follow the pipeline's logs
+	$(COMPOSE) logs -f api collector streamer
+
+local-cleanup: ## Stop the local setup and delete its volumes
+	$(COMPOSE) down -v --remove-orphans

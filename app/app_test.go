@@ -357,3 +357,35 @@ func TestQueueUIMountedInAPIMode(t *testing.T) {
 	var ready struct{ Status string }
 	assert.Equal(t, http.StatusOK, p.get(t, "/ready", &ready), "ready: database and Redis answer")
 }
+
+func TestMigrateModeAppliesAndExits(t *testing.T) {
+	for name, newURL := range map[string]func(testing.TB) string{
+		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dbURL := newURL(t)
+			done := make(chan error, 1)
+			go func() { done <- run(context.Background(), []string{"--mode=migrate", "--database-url=" + dbURL}, io.Discard, io.Discard) }()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("mode migrate did not exit")
+			}
+			store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+			require.NoError(t, err)
+			defer store.Close()
+			_, err = store.Stats(context.Background())
+			assert.NoError(t, err, "the schema is there")
+		})
+	}
+}
+
+func TestHealthCheckFlag(t *testing.T) {
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false")
+	addr := strings.TrimPrefix(p.base, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	assert.NoError(t, run(context.Background(), []string{"--health-check", "--http-addr=:" + port}, io.Discard, io.Discard))
+	err := run(context.Background(), []string{"--health-check", "--http-addr=" + freeAddr(t)}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "health check")
+}

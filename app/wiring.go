@@ -27,6 +27,7 @@ var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
 	config.ModeStreamer:  {(*wiring).probes, (*wiring).streamer},
 	config.ModeCollector: {(*wiring).probes, (*wiring).collector},
 	config.ModeAPI:       {(*wiring).api},
+	config.ModeMigrate:   {(*wiring).migrate},
 }
 
 // batchesTopic is the in-process queue topic between streamer and collector.
@@ -117,6 +118,14 @@ func (w *wiring) ready(ctx context.Context) error {
 		return w.redis.Ping(ctx)
 	}
 	return nil
+}
+
+// migrate opens the database, which applies pending migrations, and has nothing to run.
+func (w *wiring) migrate(ctx context.Context) (component, error) {
+	if _, err := w.openStore(ctx); err != nil {
+		return component{}, err
+	}
+	return component{name: "migrate", run: func(context.Context) error { return nil }}, nil
 }
 
 // probes serves /health and /ready for processes without the REST API. It does not keep

@@ -31,10 +31,11 @@ const (
 	ModeStreamer  Mode = "streamer"  // CSV → queue
 	ModeCollector Mode = "collector" // queue → database
 	ModeAPI       Mode = "api"       // database → REST API
+	ModeMigrate   Mode = "migrate"   // apply the database migrations, then exit
 )
 
 // Modes lists every mode, in the order help shows them.
-var Modes = []Mode{ModeAll, ModeStreamer, ModeCollector, ModeAPI}
+var Modes = []Mode{ModeAll, ModeStreamer, ModeCollector, ModeAPI, ModeMigrate}
 
 // DefaultSQLite is the database of mode all when none is configured.
 const DefaultSQLite = "sqlite:telemetry.db"
@@ -65,6 +66,10 @@ type Config struct {
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
+
+	// HealthCheck asks the process serving on HTTPAddr whether it is healthy instead of
+	// running one: for container health checks in images without a shell.
+	HealthCheck bool
 }
 
 // setting is one key: its flag, default and help. The env var is derived from the name.
@@ -75,7 +80,7 @@ type setting struct {
 }
 
 var settings = []setting{
-	{"mode", string(ModeAll), "what this process runs: all | streamer | collector | api"},
+	{"mode", string(ModeAll), "what this process runs: all | streamer | collector | api | migrate"},
 	{"http-addr", ":8080", "address of the HTTP server (REST API in modes all and api; /health and /ready in every mode)"},
 	{"database-url", "", "postgres://user:pass@host:5432/db?sslmode=disable or sqlite:PATH (default " + DefaultSQLite + " in mode all; also DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME/DB_SSL_MODE)"},
 	{"db-connect-timeout", 15 * time.Second, "how long to keep retrying an unreachable database at start before giving up"},
@@ -95,6 +100,7 @@ var settings = []setting{
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"log-format", "text", "text | json"},
+	{"health-check", false, "ask the process serving on --http-addr for /health and exit 0 when it answers (for container health checks)"},
 }
 
 // EnvName is the environment variable of a setting.
@@ -181,6 +187,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueName:        v.GetString("queue-name"),
 		MaxBacklog:       v.GetInt("max-backlog"),
 		QueueUI:          v.GetBool("queue-ui"),
+		HealthCheck:      v.GetBool("health-check"),
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
@@ -283,11 +290,11 @@ func (c Config) validate() []error {
 		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
 	switch c.Mode {
-	case ModeAll, ModeAPI, ModeStreamer, ModeCollector:
+	case ModeAll, ModeAPI, ModeStreamer, ModeCollector, ModeMigrate:
 	default:
-		bad("mode", "%q is not one of all, streamer, collector, api", c.Mode)
+		bad("mode", "%q is not one of all, streamer, collector, api, migrate", c.Mode)
 	}
-	if (c.Mode == ModeAPI || c.Mode == ModeCollector) && c.DatabaseURL == "" {
+	if (c.Mode == ModeAPI || c.Mode == ModeCollector || c.Mode == ModeMigrate) && c.DatabaseURL == "" {
 		bad("database-url", "mode %s needs a database (postgres://… or sqlite:PATH)", c.Mode)
 	}
 	if (c.Mode == ModeStreamer || c.Mode == ModeCollector) && c.RedisURL == "" {
@@ -355,6 +362,7 @@ Modes (--mode):
   streamer   read the CSV and publish batches to the Redis queue (--redis-url)
   collector  consume batches from Redis and store them in the database
   api        serve the REST API from the database
+  migrate    apply the database migrations and exit (every mode also migrates at start)
 
 With no flags, telemetry streams its bundled sample (247 GPUs on 31 hosts) in a loop into
 %s and serves http://localhost:8080/api/v1/gpus and /swagger/index.html.

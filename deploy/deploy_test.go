@@ -1,0 +1,71 @@
+// Package deploy holds the deployment files; its tests validate them offline.
+package deploy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func loadCompose(t *testing.T, path string, env map[string]string) (*types.Project, error) {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	require.NoError(t, err)
+	return loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  filepath.Dir(abs),
+		ConfigFiles: []types.ConfigFile{{Filename: abs}},
+		Environment: env,
+	}, func(o *loader.Options) { o.SetProjectName("telemetry-pipeline", true) })
+}
+
+func TestComposeFileIsValid(t *testing.T) {
+	p, err := loadCompose(t, "../docker-compose.yml", map[string]string{})
+	require.NoError(t, err)
+	for _, name := range []string{"postgres", "redis", "migrate", "api", "collector", "streamer", "adminer"} {
+		require.Contains(t, p.Services, name)
+	}
+	assert.Equal(t, 2, *p.Services["collector"].Deploy.Replicas)
+	assert.Equal(t, "8080", p.Services["api"].Ports[0].Published)
+	assert.Equal(t, "8081", p.Services["adminer"].Ports[0].Published)
+	assert.Contains(t, strings.Join(p.Services["redis"].Command, " "), "--appendonly yes")
+	assert.Equal(t, types.ServiceConditionCompletedSuccessfully, p.Services["collector"].DependsOn["migrate"].Condition)
+	for _, name := range []string{"api", "collector", "streamer", "migrate"} {
+		svc := p.Services[name]
+		assert.Equal(t, "deploy/Dockerfile", svc.Build.Dockerfile, name)
+		assert.Contains(t, svc.Environment, "TELEMETRY_REDIS_URL", name)
+	}
+
+	scaled, err := loadCompose(t, "../docker-compose.yml", map[string]string{
+		"STREAMER_INSTANCES": "3", "COLLECTOR_INSTANCES": "5", "API_GW_INSTANCES": "2", "API_PORT": "8080-8081"})
+	require.NoError(t, err)
+	assert.Equal(t, 3, *scaled.Services["streamer"].Deploy.Replicas)
+	assert.Equal(t, 5, *scaled.Services["collector"].Deploy.Replicas)
+	assert.Equal(t, 2, *scaled.Services["api"].Deploy.Replicas)
+}
+
+// TestComposeValidationCatchesTypos shows the check above would fail on a misspelt field.
+func TestComposeValidationCatchesTypos(t *testing.T) {
+	src, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	broken := strings.Replace(string(src), "replicas: ${COLLECTOR_INSTANCES", "replicaz: ${COLLECTOR_INSTANCES", 1)
+	require.NotEqual(t, string(src), broken)
+	path := filepath.Join(t.TempDir(), "docker-compose.yml")
+	require.NoError(t, os.WriteFile(path, []byte(broken), 0o644))
+	_, err = loadCompose(t, path, map[string]string{})
+	assert.ErrorContains(t, err, "replicaz")
+}
+
+func TestDockerfile(t *testing.T) {
+	src, err := os.ReadFile("Dockerfile")
+	require.NoError(t, err)
+	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", "HEALTHCHECK", "--health-check", "ENTRYPOINT [\"/usr/local/bin/telemetry\"]"} {
+		assert.Contains(t, string(src), want)
+	}
+}
