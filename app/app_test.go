@@ -365,7 +365,9 @@ func TestMigrateModeAppliesAndExits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dbURL := newURL(t)
 			done := make(chan error, 1)
-			go func() { done <- run(context.Background(), []string{"--mode=migrate", "--database-url=" + dbURL}, io.Discard, io.Discard) }()
+			go func() {
+				done <- run(context.Background(), []string{"--mode=migrate", "--database-url=" + dbURL}, io.Discard, io.Discard)
+			}()
 			select {
 			case err := <-done:
 				require.NoError(t, err)
