@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-split bench bench-api setup-local-env local-status local-logs local-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,3 +76,24 @@ local-logs: ## Follow the pipeline's logs
 
 local-cleanup: ## Stop the local setup and delete its volumes
 	$(COMPOSE) down -v --remove-orphans
+
+# Kubernetes in Docker (needs Docker, kind, kubectl and helm). The chart is validated
+# offline by make test.
+KIND_CLUSTER ?= telemetry
+IMAGE ?= telemetry-pipeline:0.1.0
+
+setup-kind-env: ## Create a kind cluster, load the image and install the chart (same-cluster values)
+	kind create cluster --name $(KIND_CLUSTER) --config deploy/kind/kind-config.yaml
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	helm upgrade --install telemetry-pipeline deploy/helm/telemetry-pipeline \
+		-f deploy/helm/telemetry-pipeline/values-same-cluster.yaml --wait --timeout 5m
+
+kind-status: ## Show the release's pods, services and autoscalers
+	kubectl get pods,svc,hpa,pdb -l app.kubernetes.io/instance=telemetry-pipeline
+
+kind-logs: ## Follow the release's logs
+	kubectl logs -f -l app.kubernetes.io/instance=telemetry-pipeline --all-containers --max-log-requests 20 --prefix
+
+kind-cleanup: ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)

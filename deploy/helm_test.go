@@ -1,0 +1,324 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// helmVersion is the Helm the chart is checked with, built from the Go module proxy.
+const helmVersion = "v3.19.0"
+
+const chart = "helm/telemetry-pipeline"
+
+var valuesFiles = []string{"values.yaml", "values-same-cluster.yaml", "values-edge-cluster.yaml", "values-central-cluster.yaml"}
+
+var (
+	helmOnce sync.Once
+	helmBin  string
+	helmErr  error
+)
+
+// helm returns a Helm binary: $HELM, or one built once into the user's cache directory.
+func helm(t *testing.T) string {
+	t.Helper()
+	helmOnce.Do(func() {
+		if helmBin = os.Getenv("HELM"); helmBin != "" {
+			return
+		}
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		dir := filepath.Join(cache, "telemetry-pipeline", "helm-"+helmVersion)
+		helmBin = filepath.Join(dir, "helm")
+		if _, err := os.Stat(helmBin); err == nil {
+			return
+		}
+		if os.Getenv("CI") != "true" {
+			helmErr = errSkip
+			return
+		}
+		cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
+		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
+		cmd.Dir = os.TempDir() // outside this module
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helmErr = fmt.Errorf("go install helm: %v\n%s", err, out)
+		}
+	})
+	if helmErr == errSkip {
+		t.Skip("building Helm takes a couple of minutes: make test does it (CI=true), or set HELM")
+	}
+	require.NoError(t, helmErr)
+	return helmBin
+}
+
+var errSkip = errors.New("skip")
+
+func runHelm(t *testing.T, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helm(t), args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "helm %s:\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
+	return stdout.String()
+}
+
+// manifests holds the decoded objects of one rendering.
+type manifests struct {
+	deployments  map[string]*appsv1.Deployment
+	statefulSets map[string]*appsv1.StatefulSet
+	jobs         map[string]*batchv1.Job
+	configMaps   []*corev1.ConfigMap
+	secrets      []*corev1.Secret
+	services     int
+	kinds        map[string]int
+}
+
+// decodeStrict decodes YAML into v, refusing fields v does not have.
+func decodeStrict(doc []byte, v any) error {
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// kedaScaledObject is the part of KEDA's ScaledObject the chart uses.
+type kedaScaledObject struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   map[string]any    `json:"metadata"`
+	Spec       kedaScaledObjSpec `json:"spec"`
+}
+
+type kedaScaledObjSpec struct {
+	ScaleTargetRef  struct{ Name string } `json:"scaleTargetRef"`
+	MinReplicaCount int                   `json:"minReplicaCount"`
+	MaxReplicaCount int                   `json:"maxReplicaCount"`
+	PollingInterval int                   `json:"pollingInterval"`
+	CooldownPeriod  int                   `json:"cooldownPeriod"`
+	Triggers        []struct {
+		Type              string                `json:"type"`
+		Metadata          map[string]string     `json:"metadata"`
+		AuthenticationRef struct{ Name string } `json:"authenticationRef"`
+	} `json:"triggers"`
+}
+
+type kedaTriggerAuth struct {
+	APIVersion string         `json:"apiVersion"`
+	Kind       string         `json:"kind"`
+	Metadata   map[string]any `json:"metadata"`
+	Spec       struct {
+		SecretTargetRef []struct{ Parameter, Name, Key string } `json:"secretTargetRef"`
+	} `json:"spec"`
+}
+
+func render(t *testing.T, values string) manifests {
+	t.Helper()
+	out := runHelm(t, "template", "tp", chart, "-f", filepath.Join(chart, values))
+	return decodeAll(t, out)
+}
+
+func decodeAll(t *testing.T, out string) manifests {
+	t.Helper()
+	m := manifests{deployments: map[string]*appsv1.Deployment{}, statefulSets: map[string]*appsv1.StatefulSet{},
+		jobs: map[string]*batchv1.Job{}, kinds: map[string]int{}}
+	for _, doc := range strings.Split(out, "\n---") {
+		doc = strings.TrimSpace(doc)
+		if doc == "" || strings.Trim(doc, "-\n ") == "" {
+			continue
+		}
+		var head struct{ Kind string }
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &head))
+		if head.Kind == "" {
+			continue // a document of comments only
+		}
+		m.kinds[head.Kind]++
+		var err error
+		switch head.Kind {
+		case "Deployment":
+			v := &appsv1.Deployment{}
+			err = decodeStrict([]byte(doc), v)
+			m.deployments[v.Name] = v
+		case "StatefulSet":
+			v := &appsv1.StatefulSet{}
+			err = decodeStrict([]byte(doc), v)
+			m.statefulSets[v.Name] = v
+		case "Job":
+			v := &batchv1.Job{}
+			err = decodeStrict([]byte(doc), v)
+			m.jobs[v.Name] = v
+		case "ConfigMap":
+			v := &corev1.ConfigMap{}
+			err = decodeStrict([]byte(doc), v)
+			m.configMaps = append(m.configMaps, v)
+		case "Secret":
+			v := &corev1.Secret{}
+			err = decodeStrict([]byte(doc), v)
+			m.secrets = append(m.secrets, v)
+		case "Service":
+			err = decodeStrict([]byte(doc), &corev1.Service{})
+			m.services++
+		case "HorizontalPodAutoscaler":
+			err = decodeStrict([]byte(doc), &autoscalingv2.HorizontalPodAutoscaler{})
+		case "PodDisruptionBudget":
+			err = decodeStrict([]byte(doc), &policyv1.PodDisruptionBudget{})
+		case "NetworkPolicy":
+			err = decodeStrict([]byte(doc), &networkingv1.NetworkPolicy{})
+		case "ScaledObject":
+			err = decodeStrict([]byte(doc), &kedaScaledObject{})
+		case "TriggerAuthentication":
+			err = decodeStrict([]byte(doc), &kedaTriggerAuth{})
+		default:
+			t.Errorf("unexpected kind %s", head.Kind)
+		}
+		require.NoError(t, err, "%s:\n%s", head.Kind, doc)
+	}
+	return m
+}
+
+func TestChartLintsAndRendersStrictly(t *testing.T) {
+	for _, values := range valuesFiles {
+		t.Run(values, func(t *testing.T) {
+			runHelm(t, "lint", "--strict", chart, "-f", filepath.Join(chart, values))
+			m := render(t, values)
+			require.NotEmpty(t, m.kinds)
+			checkInvariants(t, m)
+		})
+	}
+}
+
+// pipelinePods returns the pod templates of the chart's own workloads (not the bundled
+// servers), by name.
+func pipelinePods(m manifests) map[string]corev1.PodTemplateSpec {
+	pods := map[string]corev1.PodTemplateSpec{}
+	for name, d := range m.deployments {
+		pods[name] = d.Spec.Template
+	}
+	for name, s := range m.statefulSets {
+		if c := s.Spec.Template.Labels["app.kubernetes.io/component"]; c == "postgresql" || c == "redis" {
+			continue
+		}
+		pods[name] = s.Spec.Template
+	}
+	for name, j := range m.jobs {
+		pods[name] = j.Spec.Template
+	}
+	return pods
+}
+
+func checkInvariants(t *testing.T, m manifests) {
+	for name, pod := range pipelinePods(m) {
+		spec := pod.Spec
+		require.NotNil(t, spec.SecurityContext, name)
+		require.NotNil(t, spec.SecurityContext.RunAsNonRoot, name)
+		assert.True(t, *spec.SecurityContext.RunAsNonRoot, "%s runs as non-root", name)
+		for _, c := range spec.Containers {
+			assert.Equal(t, "telemetry-pipeline:0.1.0", c.Image, name)
+			sc := c.SecurityContext
+			require.NotNil(t, sc, name)
+			assert.False(t, *sc.AllowPrivilegeEscalation, "%s: no privilege escalation", name)
+			assert.True(t, *sc.ReadOnlyRootFilesystem, "%s: read-only root filesystem", name)
+			assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop, name)
+			assert.NotEmpty(t, c.Resources.Requests, "%s: resource requests", name)
+			assert.NotEmpty(t, c.Resources.Limits, "%s: resource limits", name)
+			if pod.Labels["app.kubernetes.io/component"] != "migrate" {
+				require.NotNil(t, c.LivenessProbe, "%s: liveness probe", name)
+				require.NotNil(t, c.ReadinessProbe, "%s: readiness probe", name)
+				assert.Equal(t, "/health", c.LivenessProbe.HTTPGet.Path, name)
+				assert.Equal(t, "/ready", c.ReadinessProbe.HTTPGet.Path, name)
+			}
+			for _, e := range c.Env {
+				assert.NotContains(t, e.Value, "://", "%s: URLs come from Secrets, not literal env", name)
+			}
+		}
+	}
+	for _, cm := range m.configMaps {
+		for k, v := range cm.Data {
+			assert.NotContains(t, strings.ToLower(k), "password", "secret in ConfigMap %s", cm.Name)
+			assert.NotContains(t, v, "://", "a URL (which may carry a password) in ConfigMap %s", cm.Name)
+		}
+	}
+}
+
+func TestDefaultValuesRunEveryModeApart(t *testing.T) {
+	m := render(t, "values.yaml")
+	modeOf := func(spec corev1.PodSpec) string {
+		for _, a := range spec.Containers[0].Args {
+			if mode, ok := strings.CutPrefix(a, "--mode="); ok {
+				return mode
+			}
+		}
+		return ""
+	}
+	modes := map[string]string{}
+	for name, d := range m.deployments {
+		modes[modeOf(d.Spec.Template.Spec)] = "Deployment " + name
+	}
+	for name, s := range m.statefulSets {
+		if mode := modeOf(s.Spec.Template.Spec); mode != "" {
+			modes[mode] = "StatefulSet " + name
+		}
+	}
+	assert.Equal(t, map[string]string{
+		"api":       "Deployment tp-telemetry-pipeline-api",
+		"collector": "Deployment tp-telemetry-pipeline-collector",
+		"streamer":  "StatefulSet tp-telemetry-pipeline-streamer",
+	}, modes)
+	streamer := m.statefulSets["tp-telemetry-pipeline-streamer"]
+	assert.Contains(t, streamer.Spec.Template.Spec.Containers[0].Args, "--shard=ordinal/2", "shards follow the pod ordinal")
+	job := m.jobs["tp-telemetry-pipeline-migrate"]
+	require.NotNil(t, job)
+	assert.Contains(t, job.Annotations["helm.sh/hook"], "pre-upgrade")
+	assert.Equal(t, 3, m.kinds["PodDisruptionBudget"])
+	assert.Equal(t, 1, m.kinds["HorizontalPodAutoscaler"])
+	assert.Zero(t, m.kinds["ScaledObject"], "KEDA is off by default")
+}
+
+func TestEdgeAndCentralSplitTheWork(t *testing.T) {
+	edge := render(t, "values-edge-cluster.yaml")
+	assert.Empty(t, edge.deployments, "edge runs streamers only")
+	require.Len(t, edge.statefulSets, 1)
+	assert.Empty(t, edge.secrets, "edge takes Redis credentials from an existing Secret")
+	env := edge.statefulSets["tp-telemetry-pipeline-streamer"].Spec.Template.Spec.Containers[0].Env
+	require.Len(t, env, 1)
+	assert.Equal(t, "telemetry-redis", env[0].ValueFrom.SecretKeyRef.Name)
+
+	central := render(t, "values-central-cluster.yaml")
+	assert.Len(t, central.deployments, 2)
+	assert.Empty(t, central.statefulSets, "no streamers and no bundled servers centrally")
+	assert.Equal(t, 1, central.kinds["ScaledObject"], "collectors follow the backlog")
+	assert.Nil(t, central.deployments["tp-telemetry-pipeline-collector"].Spec.Replicas, "KEDA owns the replica count")
+}
+
+// TestStrictDecodingCatchesTypos shows a misspelt field in a template would fail the checks.
+func TestStrictDecodingCatchesTypos(t *testing.T) {
+	out := runHelm(t, "template", "tp", chart)
+	broken := strings.Replace(out, "readinessProbe:", "readinesProbe:", 1)
+	require.NotEqual(t, out, broken)
+	for _, doc := range strings.Split(broken, "\n---") {
+		if strings.Contains(doc, "readinesProbe") {
+			assert.ErrorContains(t, decodeStrict([]byte(doc), &appsv1.Deployment{}), "readinesProbe")
+		}
+	}
+}
