@@ -81,7 +81,13 @@ func (q *Queue) reportFailure(ctx context.Context, t *asynq.Task, err error) {
 			"task", id, "type", t.Type(), "err", err)
 		return
 	}
-	q.opts.Logger.WarnContext(ctx, "batch failed, will retry", "queue", q.opts.Name, "task", id,
+	// Only the 1st, 2nd, 4th, 8th… failure of a batch is a warning: an outage of minutes
+	// should not bury everything else in the log.
+	level := slog.LevelDebug
+	if attempt := retried + 1; attempt&(attempt-1) == 0 {
+		level = slog.LevelWarn
+	}
+	q.opts.Logger.Log(ctx, level, "batch failed, will retry", "queue", q.opts.Name, "task", id,
 		"retried", retried, "retry_in", q.retryDelay(retried, err, t), "err", err)
 }
 

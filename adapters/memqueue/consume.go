@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -45,7 +46,13 @@ func (t *Topic) settleAfter(ctx context.Context, d *Delivery, err error) {
 		d.Nack(0) // interrupted by shutdown: whoever consumes next takes it at once
 	default:
 		delay := t.backoff(d.Attempt)
-		log.WarnContext(ctx, "batch failed, will retry",
+		// Every failure is logged, but only the 1st, 2nd, 4th, 8th… of a batch as a warning:
+		// an outage of minutes should not bury everything else in the log.
+		level := slog.LevelDebug
+		if d.Attempt&(d.Attempt-1) == 0 {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, "batch failed, will retry",
 			"topic", t.name, "batch", d.Batch.ID, "attempt", d.Attempt, "retry_in", delay, "err", err)
 		d.Nack(delay)
 	}
