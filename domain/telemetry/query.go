@@ -95,17 +95,3 @@ type Stats struct {
 	Oldest       time.Time
 	Newest       time.Time
 }
-
-// ScanStats counts what one pass over a source saw. Rows counts data rows read (the header
-// excluded); Rejected rows were malformed and skipped; Blank values were DCGM's "no data"
-// sentinels, skipped too but counted apart because they are not errors.
-type ScanStats struct {
-	Rows     int64
-	Rejected int64
-	Blank    int64
-}
-
-// Add returns the sum of two counts.
-func (s ScanStats) Add(o ScanStats) ScanStats {
-	return ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank}
-}
