@@ -104,19 +104,11 @@ func (d *decoder) fail(what string) {
 	}
 }
 
-func (d *decoder) uvarint(what string) uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.fail(what)
-		d.buf = nil
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
+func (d *decoder) uvarint(what string) uint64 { return readVarint(d, what, binary.Uvarint) }
+func (d *decoder) varint(what string) int64   { return readVarint(d, what, binary.Varint) }
 
-func (d *decoder) varint(what string) int64 {
-	v, n := binary.Varint(d.buf)
+func readVarint[T uint64 | int64](d *decoder, what string, read func([]byte) (T, int)) T {
+	v, n := read(d.buf)
 	if n <= 0 {
 		d.fail(what)
 		d.buf = nil
