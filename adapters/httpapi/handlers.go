@@ -134,7 +134,7 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 		for i, s := range page.Samples {
 			out.Data[i] = toSample(s)
 		}
-		c.JSON(http.StatusOK, out)
+		c.Data(http.StatusOK, "application/json; charset=utf-8", appendTelemetryPage(make([]byte, 0, 128+len(out.Data)*100), out))
 	}
 }
 

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	values := []float64{0, -0.0, 1, -1, 0.1, 87.5, 1e-7, -1e-7, 1.5e-6, 1e20, 1e21, -3.4e38, math.MaxFloat64,
+		math.SmallestNonzeroFloat64, 123456789.123456789, 2147483647}
+	strs := []string{"", "DCGM_FI_DEV_GPU_UTIL", `a"quote`, `back\slash`, "<tag>&", "tab\there", "naïve", "日本", "\x00", "\u2028"}
+	for round := range 200 {
+		p := TelemetryPage{UUID: strs[r.IntN(len(strs))], Count: r.IntN(1000), Limit: r.IntN(1001), Offset: r.IntN(50)}
+		if round%2 == 0 {
+			p.NextCursor = "djE6MTc1Mjg3MTM1NDAwMDAwMDo0"
+		}
+		for range r.IntN(20) {
+			p.Data = append(p.Data, Sample{
+				Timestamp: time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC(),
+				Metric:    strs[r.IntN(len(strs))],
+				Value:     values[r.IntN(len(values))] * float64(r.IntN(3)-1),
+				Container: strs[r.IntN(len(strs))],
+				Pod:       strs[r.IntN(len(strs))],
+				Namespace: strs[r.IntN(len(strs))],
+			})
+		}
+		if round%7 == 0 {
+			p.Data = []Sample{}
+		}
+		want, err := json.Marshal(p)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendTelemetryPage(nil, p)), "round %d", round)
+	}
+}
+
+func BenchmarkTelemetryPageEncoding(b *testing.B) {
+	p := TelemetryPage{UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Count: 1000, Limit: 1000}
+	for i := range 1000 {
+		p.Data = append(p.Data, Sample{Timestamp: time.Unix(1752871354+int64(i/10), 0).UTC(), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: float64(i) * 1.5})
+	}
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = json.Marshal(p)
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		buf := make([]byte, 0, 128<<10)
+		for b.Loop() {
+			buf = appendTelemetryPage(buf[:0], p)
+		}
+	})
+}
