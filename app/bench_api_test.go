@@ -177,32 +177,41 @@ func load(b *testing.B, dbURL string, gpus []telemetry.GPU, metrics []string, t0
 	}
 	require.Zero(b, st.TotalSamples, "telemetry_bench holds a partial load: drop it and run again")
 	start := time.Now()
-	const perBatch = 10 // ticks per batch: 24,700 samples
+	// Batches as a streamer cuts them with the default --batch-size: 5,000 samples in the
+	// file's order (every GPU for one metric, then the next metric), so chunks come out as
+	// the pipeline writes them — about 20 samples of a GPU each.
+	const perBatch = 5000
 	var wg sync.WaitGroup
-	work := make(chan int)
+	work := make(chan telemetry.Batch, 2)
 	for range 2 {
 		wg.Go(func() {
-			for first := range work {
-				batch := telemetry.Batch{ID: fmt.Sprintf("bench-%d", first), GPUs: gpus}
-				for tick := first; tick < min(first+perBatch, ticks); tick++ {
-					at := t0.Add(time.Duration(tick) * step)
-					for gi, g := range gpus {
-						for mi, m := range metrics {
-							batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at,
-								Value: float64((tick*7 + gi*3 + mi) % 100)})
-						}
-					}
-				}
+			for batch := range work {
 				_, err := store.WriteBatch(ctx, batch)
 				require.NoError(b, err)
 			}
 		})
 	}
-	for first := 0; first < ticks; first += perBatch {
-		work <- first
-		if first%(perBatch*100) == 0 {
-			fmt.Printf("loading: %d of %d samples\n", int64(first*len(gpus)*len(metrics)), want)
+	batch := telemetry.Batch{ID: "bench-0", GPUs: gpus}
+	n := 0
+	for tick := range ticks {
+		at := t0.Add(time.Duration(tick) * step)
+		for mi, m := range metrics {
+			for gi, g := range gpus {
+				batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at,
+					Value: float64((tick*7 + gi*3 + mi) % 100)})
+				if len(batch.Samples) == perBatch {
+					work <- batch
+					n++
+					batch = telemetry.Batch{ID: fmt.Sprintf("bench-%d", n), GPUs: gpus}
+				}
+			}
 		}
+		if tick%400 == 0 {
+			fmt.Printf("loading: %d of %d samples\n", int64(tick*len(gpus)*len(metrics)), want)
+		}
+	}
+	if len(batch.Samples) > 0 {
+		work <- batch
 	}
 	close(work)
 	wg.Wait()
@@ -211,7 +220,7 @@ func load(b *testing.B, dbURL string, gpus []telemetry.GPU, metrics []string, t0
 	db, err := sql.Open("pgx", dbURL)
 	require.NoError(b, err)
 	defer db.Close()
-	_, err = db.Exec(`VACUUM ANALYZE samples`)
+	_, err = db.Exec(`VACUUM ANALYZE chunks`)
 	require.NoError(b, err)
 }
 

@@ -75,10 +75,9 @@ func (w *wiring) openStore(ctx context.Context) (*sqlstore.Store, error) {
 	if w.store != nil {
 		return w.store, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.DBConnectTimeout)
-	defer cancel()
 	store, err := sqlstore.Open(ctx, w.cfg.DatabaseURL, sqlstore.Options{
-		MaxConns: w.cfg.CollectorWorkers + 8, Logger: w.log.With("component", "store"),
+		MaxConns: w.cfg.CollectorWorkers + 8, ConnectTimeout: w.cfg.DBConnectTimeout,
+		Logger: w.log.With("component", "store"),
 	})
 	if err != nil {
 		return nil, err

@@ -87,7 +87,8 @@ type SampleReader interface {
 	Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error)
 }
 
-// Summarizer computes over stored samples in the database, for the query service.
+// Summarizer computes over stored samples in the store, next to the data (the caller gets
+// the results, never the raw samples), for the query service.
 type Summarizer interface {
 	// Aggregate returns q.Agg of the GPU's samples per metric per q.Step bucket, ordered by
 	// bucket, then metric name, at most q.Limit buckets. An unknown GPU matches

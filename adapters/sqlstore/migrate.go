@@ -18,9 +18,9 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/migrations"
 )
 
-// migrateUp applies pending migrations. On PostgreSQL it works on its own connection and
+// migrateUp applies pending migrations, up to version when it is not 0. On PostgreSQL it works on its own connection and
 // holds golang-migrate's advisory lock, so processes starting together migrate once.
-func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB) error {
+func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, version uint) error {
 	sub, err := fs.Sub(migrations.FS, d.name)
 	if err != nil {
 		return err
@@ -62,7 +62,11 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB) error 
 		case <-done:
 		}
 	}()
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+	up := m.Up
+	if version > 0 {
+		up = func() error { return m.Migrate(version) }
+	}
+	if err := up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return err
 	}
 	return nil

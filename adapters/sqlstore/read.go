@@ -2,10 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +22,8 @@ var (
 	_ ports.Summarizer   = (*Store)(nil)
 )
 
-// GPUs implements ports.Inventory. First and last sample times come from the (gpu_id, ts)
-// index, one lookup each per GPU.
+// GPUs implements ports.Inventory. First and last sample times come from the chunks
+// indexes, one lookup each per GPU.
 func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
 	var where []string
 	var args []any
@@ -34,8 +34,8 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 		}
 	}
 	sqlText := `SELECT g.uuid, g.hostname, g.gpu_index, g.device, g.model_name, g.driver_version,
-			(SELECT min(ts) FROM samples s WHERE s.gpu_id = g.id),
-			(SELECT max(ts) FROM samples s WHERE s.gpu_id = g.id)
+			(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id),
+			(SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)
 		FROM gpus g`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -61,7 +61,7 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 // Hosts implements ports.Inventory.
 func (s *Store) Hosts(ctx context.Context) ([]telemetry.Host, error) {
 	rows, err := s.db.WithContext(ctx).Raw(`SELECT hostname, count(*), max(last) FROM (
-			SELECT g.hostname, (SELECT max(ts) FROM samples s WHERE s.gpu_id = g.id) AS last FROM gpus g
+			SELECT g.hostname, (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id) AS last FROM gpus g
 		) per_gpu GROUP BY hostname ORDER BY hostname`).Rows()
 	if err != nil {
 		return nil, classify(fmt.Errorf("list hosts: %w", err))
@@ -93,10 +93,13 @@ func (s *Store) Metrics(ctx context.Context) ([]string, error) {
 func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error) {
 	page := telemetry.SamplePage{Samples: make([]telemetry.Sample, 0, min(q.Page.Limit, 1024))}
 	var last cursor
-	n := 0
-	err := s.eachSample(ctx, q, q.Page.Limit+1, func(smp telemetry.Sample, c cursor) error {
-		n++
-		if n > q.Page.Limit {
+	skip := q.Page.Offset
+	err := s.eachSample(ctx, q, q.Page.Offset+q.Page.Limit+1, func(smp telemetry.Sample, c cursor) error {
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		if len(page.Samples) == q.Page.Limit {
 			page.Next = last.encode()
 			return errStop
 		}
@@ -117,91 +120,124 @@ func (s *Store) EachSample(ctx context.Context, q telemetry.SampleQuery, fn func
 	return s.eachSample(ctx, q, 0, func(smp telemetry.Sample, _ cursor) error { return fn(smp) })
 }
 
-// eachSample runs the sample query, limit rows at most (0: all), in (ts, metric_id) order.
-func (s *Store) eachSample(ctx context.Context, q telemetry.SampleQuery, limit int, fn func(telemetry.Sample, cursor) error) error {
+// eachSample scans the query's samples in order, after its cursor; want is how many the
+// caller needs, 0 for all.
+func (s *Store) eachSample(ctx context.Context, q telemetry.SampleQuery, want int, fn func(telemetry.Sample, cursor) error) error {
 	gpuID, err := s.gpuID(ctx, q.GPU)
 	if err != nil {
 		return err
 	}
-	where, args := s.sampleWhere(gpuID, q.Range)
-	if len(q.Metrics) > 0 {
-		ids, err := s.knownMetricIDs(ctx, q.Metrics)
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil // none of the metrics asked for exists
-		}
-		where += " AND s.metric_id IN (" + placeholders(len(ids)) + ")"
-		args = append(args, ids...)
+	keep, err := s.metricFilter(ctx, q.Metrics)
+	if err != nil || keep == nil {
+		return err
 	}
-	cmp, dir := ">", "ASC"
-	if q.Desc {
-		cmp, dir = "<", "DESC"
-	}
+	req := scanRequest{gpu: gpuID, window: windowOf(q.Range), desc: q.Desc, keep: keep, want: want}
 	if q.Page.Cursor != "" {
 		c, err := decodeCursor(q.Page.Cursor)
 		if err != nil {
 			return err
 		}
-		where += " AND (s.ts " + cmp + " ? OR (s.ts = ? AND s.metric_id " + cmp + " ?))"
-		ts := s.dialect.ts(time.UnixMicro(c.ts))
-		args = append(args, ts, ts, c.metric)
-	}
-	sqlText := `SELECT s.ts, s.metric_id, m.name, s.value, s.container, s.pod, s.namespace
-		FROM samples s JOIN metrics m ON m.id = s.metric_id
-		WHERE ` + where + ` ORDER BY s.ts ` + dir + `, s.metric_id ` + dir
-	if limit > 0 {
-		sqlText += " LIMIT ? OFFSET ?"
-		args = append(args, limit, q.Page.Offset)
-	}
-	rows, err := s.db.WithContext(ctx).Raw(sqlText, args...).Rows()
-	if err != nil {
-		return classify(fmt.Errorf("query samples: %w", err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			ts                        timestamp
-			c                         cursor
-			smp                       = telemetry.Sample{GPU: q.GPU}
-			container, pod, namespace sql.NullString
-		)
-		if err := rows.Scan(&ts, &c.metric, &smp.Metric, &smp.Value, &container, &pod, &namespace); err != nil {
-			return classify(fmt.Errorf("read samples: %w", err))
+		// The cursor's time narrows the window; its metric id sorts out that instant.
+		mark := point{ts: c.ts, metric: c.metric}
+		if q.Desc {
+			if !req.window.hasHi || c.ts < req.window.hi {
+				req.window.hi, req.window.hasHi = c.ts, true
+			}
+			req.keep = func(p *point) bool { return before(p, &mark) && keep(p) }
+		} else {
+			if !req.window.hasLo || c.ts > req.window.lo {
+				req.window.lo, req.window.hasLo = c.ts, true
+			}
+			req.keep = func(p *point) bool { return before(&mark, p) && keep(p) }
 		}
-		smp.Time, smp.Container, smp.Pod, smp.Namespace = ts.Time, container.String, pod.String, namespace.String
-		c.ts = ts.Time.UnixMicro()
-		if err := fn(smp, c); err != nil {
+	}
+	conv := s.converter(q.GPU)
+	return s.scan(ctx, req, func(p point) error {
+		smp, err := conv.sample(ctx, p)
+		if err != nil {
 			return err
 		}
-	}
-	return classify(rows.Err())
+		return fn(smp, cursor{ts: p.ts, metric: p.metric})
+	})
 }
 
-// sampleWhere selects one GPU's samples in a time range.
-func (s *Store) sampleWhere(gpuID int32, r telemetry.TimeRange) (string, []any) {
-	where, args := "s.gpu_id = ?", []any{gpuID}
-	if !r.Start.IsZero() {
-		where += " AND s.ts >= ?"
-		args = append(args, s.dialect.ts(r.Start))
-	}
-	if !r.End.IsZero() {
-		where += " AND s.ts <= ?"
-		args = append(args, s.dialect.ts(r.End))
-	}
-	return where, args
+// converter turns one GPU's points into samples.
+type converter struct {
+	s     *Store
+	uuid  string
+	names []string // by metric id: the store's cache takes a lock, this one is the caller's
 }
 
-// knownMetricIDs resolves metric names to ids, leaving out names never stored.
-func (s *Store) knownMetricIDs(ctx context.Context, names []string) ([]any, error) {
+func (s *Store) converter(uuid string) *converter { return &converter{s: s, uuid: uuid} }
+
+func (c *converter) sample(ctx context.Context, p point) (telemetry.Sample, error) {
+	var name string
+	if p.metric >= 0 && int(p.metric) < len(c.names) {
+		name = c.names[p.metric]
+	}
+	if name == "" {
+		var err error
+		if name, err = c.s.metricName(ctx, p.metric); err != nil {
+			return telemetry.Sample{}, err
+		}
+		if p.metric >= 0 && p.metric < 1<<16 { // ids are small; a stray one just misses the cache
+			if int(p.metric) >= len(c.names) {
+				c.names = append(c.names, make([]string, int(p.metric)+1-len(c.names))...)
+			}
+			c.names[p.metric] = name
+		}
+	}
+	smp := telemetry.Sample{GPU: c.uuid, Metric: name, Time: time.UnixMicro(p.ts).UTC(), Value: p.value}
+	if p.work != nil {
+		smp.Container, smp.Pod, smp.Namespace = p.work.container, p.work.pod, p.work.namespace
+	}
+	return smp, nil
+}
+
+// metricFilter returns a filter keeping the named metrics: every point when names is
+// empty, nil when none of the names was ever stored.
+func (s *Store) metricFilter(ctx context.Context, names []string) (func(*point) bool, error) {
+	if len(names) == 0 {
+		return func(*point) bool { return true }, nil
+	}
 	var ids []int32
 	err := s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(names))+`)`,
 		toAny(names)...).Scan(&ids).Error
 	if err != nil {
 		return nil, classify(fmt.Errorf("look up metrics: %w", err))
 	}
-	return toAny(ids), nil
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	set := make(map[int32]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return func(p *point) bool { return set[p.metric] }, nil
+}
+
+// metricName resolves a metric id, reloading the metrics table when the id is new to this
+// process (another collector registered it).
+func (s *Store) metricName(ctx context.Context, id int32) (string, error) {
+	s.mu.Lock()
+	name, ok := s.names[id]
+	s.mu.Unlock()
+	if ok {
+		return name, nil
+	}
+	var rows []metricRow
+	if err := s.db.WithContext(ctx).Find(&rows).Error; err != nil {
+		return "", classify(fmt.Errorf("look up metrics: %w", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		s.metrics[r.Name], s.names[r.ID] = r.ID, r.Name
+	}
+	if name, ok = s.names[id]; !ok {
+		return "", fmt.Errorf("metric id %d: %w", id, errCorruptChunk)
+	}
+	return name, nil
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
@@ -243,97 +279,143 @@ func decodeCursor(s string) (cursor, error) {
 	return cursor{ts: ts, metric: int32(metric)}, nil
 }
 
-// Latest implements ports.SampleReader: for each metric, the newest sample, found backwards
-// through the (gpu_id, ts) index.
+// Latest implements ports.SampleReader: it reads the GPU's chunks newest first until it has
+// seen every metric gpu_metrics lists for the GPU.
 func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error) {
 	gpuID, err := s.gpuID(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
-	sqlText := `SELECT m.name, l.ts, l.value, l.container, l.pod, l.namespace FROM metrics m
-		CROSS JOIN LATERAL (SELECT ts, value, container, pod, namespace FROM samples
-			WHERE gpu_id = ? AND metric_id = m.id ORDER BY ts DESC LIMIT 1) l
-		ORDER BY m.name`
-	if s.dialect.name == "sqlite" {
-		sqlText = `SELECT m.name, s.ts, s.value, s.container, s.pod, s.namespace FROM metrics m
-			JOIN samples s ON s.rowid = (SELECT rowid FROM samples
-				WHERE gpu_id = ? AND metric_id = m.id ORDER BY ts DESC LIMIT 1)
-			ORDER BY m.name`
-	}
-	rows, err := s.db.WithContext(ctx).Raw(sqlText, gpuID).Rows()
-	if err != nil {
+	var want int64
+	if err := s.db.WithContext(ctx).Model(&gpuMetricRow{}).Where("gpu_id = ?", gpuID).Count(&want).Error; err != nil {
 		return nil, classify(fmt.Errorf("latest samples: %w", err))
 	}
-	defer rows.Close()
 	out := []telemetry.Sample{}
-	for rows.Next() {
-		var (
-			ts                        timestamp
-			smp                       = telemetry.Sample{GPU: uuid}
-			container, pod, namespace sql.NullString
-		)
-		if err := rows.Scan(&smp.Metric, &ts, &smp.Value, &container, &pod, &namespace); err != nil {
-			return nil, classify(fmt.Errorf("latest samples: %w", err))
+	seen := map[int32]bool{}
+	conv := s.converter(uuid)
+	err = s.scan(ctx, scanRequest{gpu: gpuID, desc: true, want: int(want)}, func(p point) error {
+		if seen[p.metric] {
+			return nil
 		}
-		smp.Time, smp.Container, smp.Pod, smp.Namespace = ts.Time, container.String, pod.String, namespace.String
+		seen[p.metric] = true
+		smp, err := conv.sample(ctx, p)
+		if err != nil {
+			return err
+		}
 		out = append(out, smp)
+		if int64(len(out)) >= want {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
 	}
-	return out, classify(rows.Err())
+	slices.SortFunc(out, func(a, b telemetry.Sample) int { return strings.Compare(a.Metric, b.Metric) })
+	return out, nil
 }
 
-// Aggregate implements ports.Summarizer, grouping in the database.
+// Aggregate implements ports.Summarizer. Points come in time order, so each bucket is complete
+// when the first point after it arrives: memory holds one bucket, whatever the window.
 func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
 	gpuID, err := s.gpuID(ctx, q.GPU)
 	if err != nil {
 		return nil, err
 	}
-	where, args := s.sampleWhere(gpuID, q.Range)
-	if len(q.Metrics) > 0 {
-		where += " AND m.name IN (" + placeholders(len(q.Metrics)) + ")"
-		args = append(args, toAny(q.Metrics)...)
+	keep, err := s.metricFilter(ctx, q.Metrics)
+	if err != nil || keep == nil {
+		return []telemetry.Bucket{}, err
 	}
-	var bucket, value string
-	if s.dialect.name == "postgres" {
-		secs := int64(q.Step / time.Second)
-		bucket = fmt.Sprintf("to_timestamp(floor(extract(epoch FROM s.ts) / %d) * %d)", secs, secs)
-		value = map[telemetry.Aggregation]string{
-			telemetry.AggAvg: "avg(s.value)", telemetry.AggMin: "min(s.value)", telemetry.AggMax: "max(s.value)",
-			telemetry.AggCount: "count(*)::float8", telemetry.AggLast: "(array_agg(s.value ORDER BY s.ts DESC))[1]",
-		}[q.Agg]
-	} else {
-		micros := q.Step.Microseconds()
-		bucket = fmt.Sprintf("(s.ts / %d) * %d", micros, micros)
-		value = map[telemetry.Aggregation]string{
-			telemetry.AggAvg: "avg(s.value)", telemetry.AggMin: "min(s.value)", telemetry.AggMax: "max(s.value)",
-			telemetry.AggCount: "count(*) * 1.0",
-			// SQLite takes a bare column from the row that holds max(): the newest value.
-			telemetry.AggLast: "s.value, max(s.ts)",
-		}[q.Agg]
-	}
-	args = append(args, q.Limit)
-	rows, err := s.db.WithContext(ctx).Raw(`SELECT `+bucket+` AS bucket, m.name, count(*), `+value+`
-		FROM samples s JOIN metrics m ON m.id = s.metric_id
-		WHERE `+where+`
-		GROUP BY bucket, m.name ORDER BY bucket, m.name LIMIT ?`, args...).Rows()
-	if err != nil {
-		return nil, classify(fmt.Errorf("aggregate samples: %w", err))
-	}
-	defer rows.Close()
 	out := []telemetry.Bucket{}
-	for rows.Next() {
-		var b telemetry.Bucket
-		var start timestamp
-		dest := []any{&start, &b.Metric, &b.Count, &b.Value}
-		if q.Agg == telemetry.AggLast && s.dialect.name == "sqlite" {
-			dest = append(dest, new(any))
+	step := q.Step.Microseconds()
+	var (
+		start int64
+		accs  = map[int32]*accumulator{}
+	)
+	flush := func() error {
+		first := len(out)
+		for id, a := range accs {
+			name, err := s.metricName(ctx, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, a.bucket(q.Agg, time.UnixMicro(start).UTC(), name))
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, classify(fmt.Errorf("aggregate samples: %w", err))
+		slices.SortFunc(out[first:], func(a, b telemetry.Bucket) int { return strings.Compare(a.Metric, b.Metric) })
+		clear(accs)
+		if len(out) >= q.Limit {
+			out = out[:q.Limit]
+			return errStop
 		}
-		b.Start = start.Time
-		out = append(out, b)
+		return nil
 	}
-	return out, classify(rows.Err())
+	err = s.scan(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(p point) error {
+		if b := floorDiv(p.ts, step) * step; b != start || len(accs) == 0 {
+			if len(accs) > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			start = b
+		}
+		a := accs[p.metric]
+		if a == nil {
+			a = &accumulator{min: p.value, max: p.value}
+			accs[p.metric] = a
+		}
+		a.add(p)
+		return nil
+	})
+	if err == nil && len(accs) > 0 {
+		err = flush()
+	}
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// accumulator reduces one metric's points in one bucket.
+type accumulator struct {
+	count         int64
+	sum, min, max float64
+	lastTS        int64
+	last          float64
+}
+
+func (a *accumulator) add(p point) {
+	a.count++
+	a.sum += p.value
+	a.min, a.max = min(a.min, p.value), max(a.max, p.value)
+	if a.count == 1 || p.ts >= a.lastTS {
+		a.lastTS, a.last = p.ts, p.value
+	}
+}
+
+func (a *accumulator) bucket(agg telemetry.Aggregation, start time.Time, metric string) telemetry.Bucket {
+	b := telemetry.Bucket{Start: start, Metric: metric, Count: a.count}
+	switch agg {
+	case telemetry.AggAvg:
+		b.Value = a.sum / float64(a.count)
+	case telemetry.AggMin:
+		b.Value = a.min
+	case telemetry.AggMax:
+		b.Value = a.max
+	case telemetry.AggLast:
+		b.Value = a.last
+	case telemetry.AggCount:
+		b.Value = float64(a.count)
+	}
+	return b
+}
+
+// floorDiv divides rounding towards minus infinity, so that buckets before 1970 align too.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }
 
 // gpuID resolves a UUID to its surrogate key, telemetry.ErrNotFound when unknown.

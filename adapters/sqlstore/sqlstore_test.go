@@ -14,7 +14,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
 
-func open(t *testing.T, url string) *sqlstore.Store {
+func open(t testing.TB, url string) *sqlstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

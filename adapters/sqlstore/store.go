@@ -1,8 +1,10 @@
 // Package sqlstore stores telemetry in PostgreSQL or in an embedded SQLite file (pure Go, no
-// cgo), through GORM, behind the ports.BatchWriter, Inventory, SampleReader and Summarizer contracts. The schema is
-// owned by the migrations package and applied when a store opens. Samples reference GPUs and
-// metric names by compact surrogate keys that the store resolves and caches; on PostgreSQL
-// they are written with COPY.
+// cgo), through GORM, behind the ports.BatchWriter, Inventory, SampleReader and Summarizer
+// contracts. The schema is owned by the migrations package and applied when a store opens.
+// Samples are packed into chunks, a row per run of one GPU's samples (chunk.go), and read back
+// by merging the chunks of a window (scan.go); they reference GPUs and metric names by
+// compact surrogate keys that the store resolves and caches. On PostgreSQL chunks are written
+// with COPY.
 package sqlstore
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +35,11 @@ type Options struct {
 	// writer and a few readers.
 	MaxConns int
 
+	// ConnectTimeout bounds how long an unreachable database is retried; 0 retries until
+	// ctx ends. Migrating and upgrading the schema afterwards are bound by ctx only: they
+	// may take long on a large database and must not be cut short by a connect deadline.
+	ConnectTimeout time.Duration
+
 	// Logger receives connection retries and, at debug level, GORM's slow queries.
 	// Nil discards.
 	Logger *slog.Logger
@@ -47,22 +55,42 @@ type Store struct {
 	mu      sync.Mutex // guards the caches
 	gpus    map[string]gpuRow
 	metrics map[string]int32
+	names   map[int32]string // metrics reversed
+	pairs   map[gpuMetricRow]bool
 }
 
 // dialect names the database kind and holds what differs between the two.
 type dialect struct {
 	name string
-	// ts converts a time to the ts column's representation.
+	// ts converts a time to the representation of timestamp columns.
 	ts func(time.Time) any
+	// rebind turns ? placeholders into the dialect's, for queries that bypass GORM.
+	rebind func(string) string
 }
 
 var (
-	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }}
-	sqliteDialect   = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }}
+	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders}
+	sqliteDialect   = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s }}
 )
 
+// dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).
+func dollarPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // Open connects to the database named by rawURL — postgres://… (or postgresql://…) or
-// sqlite:PATH — retrying with backoff until ctx ends, and applies pending migrations.
+// sqlite:PATH — retrying with backoff until ctx ends or opts.ConnectTimeout passes, and
+// applies pending migrations.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -85,7 +113,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{}, metrics: map[string]int32{}}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{},
+		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[gpuMetricRow]bool{}}
 	if d.name == "sqlite" {
 		// One connection: SQLite has a single writer, and database/sql would otherwise open
 		// connections that wait on each other's locks.
@@ -95,13 +124,23 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(max(opts.MaxConns, 10))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	if err := s.waitReachable(ctx, rawURL); err != nil {
+	connectCtx, cancel := ctx, context.CancelFunc(func() {})
+	if opts.ConnectTimeout > 0 {
+		connectCtx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
+	}
+	err = s.waitReachable(connectCtx, rawURL)
+	cancel()
+	if err != nil {
 		sqlDB.Close()
 		return nil, err
 	}
-	if err := migrateUp(ctx, d, rawURL, sqlDB); err != nil {
+	if err := migrateUp(ctx, d, rawURL, sqlDB, 0); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
+	}
+	if err := s.upgradeLegacy(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("upgrade database %s: %w", Redact(rawURL), err)
 	}
 	return s, nil
 }

@@ -39,6 +39,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("EachSampleStreamsTheWindow", func(t *testing.T) { eachSample(t, newStore(t)) })
 	t.Run("Latest", func(t *testing.T) { latest(t, newStore(t)) })
 	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
+	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
 }
 
 var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
@@ -458,4 +459,99 @@ func aggregate(t *testing.T, s Store) {
 	assert.Len(t, got, 4, "limited")
 	_, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-nope", Step: time.Minute, Agg: telemetry.AggAvg, Limit: 4})
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
+}
+
+// interleaved writes batches whose samples interleave in time — long ones, several minutes
+// each, with many samples per GPU — and reads them back through every kind of query.
+func interleaved(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1, 2)
+	uuid := gpus[0].UUID
+	var want []telemetry.Sample // gpus[0]'s samples, in (time, metric) order
+	for parity := range 2 {
+		b := telemetry.Batch{ID: fmt.Sprintf("odd-even-%d", parity), GPUs: gpus}
+		for k := range 150 {
+			at := t0.Add(time.Duration(2*k+parity) * time.Second)
+			for _, g := range gpus {
+				for _, m := range []string{"M1", "M2"} {
+					b.Samples = append(b.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at, Value: float64(k*10 + parity)})
+				}
+			}
+		}
+		b.Samples[0].Pod, b.Samples[2].Container = "pod-a", "ctr-b"
+		write(t, s, b)
+	}
+	// A third metric, registered last, in the middle of the others and at an instant they share.
+	late := fleetBatch("late", t0.Add(100*time.Second), gpus[:1], "M3")
+	late.Samples[0].Namespace = "ns"
+	write(t, s, late)
+
+	all := samples(t, s, telemetry.SampleQuery{GPU: uuid})
+	require.Len(t, all, 601)
+	for i := 1; i < len(all); i++ {
+		prev, cur := all[i-1], all[i]
+		require.True(t, prev.Time.Before(cur.Time) || (prev.Time.Equal(cur.Time) && prev.Metric < cur.Metric),
+			"sample %d (%s %s) after %s %s", i, cur.Time, cur.Metric, prev.Time, prev.Metric)
+		want = append(want, prev)
+	}
+	want = append(want, all[len(all)-1])
+	assert.Equal(t, "pod-a", want[0].Pod)
+	assert.Equal(t, "ns", want[202].Namespace, "M3 sorts after M1 and M2 at t0+100s")
+
+	desc := samples(t, s, telemetry.SampleQuery{GPU: uuid, Desc: true})
+	require.Len(t, desc, len(want))
+	for i := range desc {
+		require.Equal(t, want[len(want)-1-i], desc[i], "desc is asc reversed")
+	}
+
+	window := telemetry.TimeRange{Start: t0.Add(37 * time.Second), End: t0.Add(211 * time.Second)}
+	inWindow := func(smp telemetry.Sample) bool {
+		return !smp.Time.Before(window.Start) && !smp.Time.After(window.End)
+	}
+	var expect []telemetry.Sample
+	for _, smp := range want {
+		if inWindow(smp) {
+			expect = append(expect, smp)
+		}
+	}
+	for _, desc := range []bool{false, true} {
+		q := telemetry.SampleQuery{GPU: uuid, Range: window, Desc: desc, Page: telemetry.Page{Limit: 7}}
+		var paged []telemetry.Sample
+		for {
+			page, err := s.Samples(ctx, q)
+			require.NoError(t, err)
+			paged = append(paged, page.Samples...)
+			if page.Next == "" {
+				break
+			}
+			q.Page.Cursor = page.Next
+		}
+		require.Len(t, paged, len(expect), "desc=%v", desc)
+		for i := range paged {
+			j := i
+			if desc {
+				j = len(expect) - 1 - i
+			}
+			require.Equal(t, expect[j], paged[i], "desc=%v, sample %d", desc, i)
+		}
+	}
+	byOffset := samples(t, s, telemetry.SampleQuery{GPU: uuid, Range: window, Page: telemetry.Page{Limit: 5, Offset: 100}})
+	assert.Equal(t, expect[100:105], byOffset)
+
+	latest, err := s.Latest(ctx, uuid)
+	require.NoError(t, err)
+	require.Len(t, latest, 3)
+	assert.True(t, latest[0].Time.Equal(t0.Add(299*time.Second)), "M1 at %s", latest[0].Time)
+	assert.True(t, latest[2].Time.Equal(t0.Add(100*time.Second)), "M3 at %s", latest[2].Time)
+
+	buckets, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggCount,
+		Metrics: []string{"M2"}, Limit: 100})
+	require.NoError(t, err)
+	// One M2 sample a second for 300 seconds from t0 = hh:42:34.
+	counts := []float64{26, 60, 60, 60, 60, 34}
+	require.Len(t, buckets, len(counts))
+	for i, b := range buckets {
+		assert.True(t, b.Start.Equal(t0.Truncate(time.Minute).Add(time.Duration(i)*time.Minute)), "bucket %d at %s", i, b.Start)
+		assert.Equal(t, counts[i], b.Value, "bucket %d", i)
+	}
 }

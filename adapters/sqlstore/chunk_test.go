@@ -1,0 +1,65 @@
+package sqlstore
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChunkRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	works := []*workload{nil, {container: "c"}, {pod: "p", namespace: "ns"}, {"c", "p", "ns"}}
+	pts := make([]point, 1000)
+	ts := time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC).UnixMicro() // negative times too
+	for i := range pts {
+		ts += r.Int64N(3_000_000)
+		pts[i] = point{ts: ts, metric: r.Int32N(40), value: r.NormFloat64() * 1e6, work: works[r.IntN(len(works))]}
+	}
+	pts[3].value, pts[4].value = math.MaxFloat64, math.Copysign(0, -1)
+
+	chunks := cutChunks(7, append([]point(nil), pts...), nil)
+	var back []point
+	for _, c := range chunks {
+		require.Equal(t, int32(7), c.gpu)
+		assert.LessOrEqual(t, c.samples, chunkMaxSamples)
+		assert.Less(t, c.maxTS-c.minTS, chunkSpan.Microseconds())
+		assert.Less(t, len(c.data), 2000, "stays under PostgreSQL's TOAST threshold")
+		got, err := decodeChunk(c.data, nil)
+		require.NoError(t, err)
+		require.Len(t, got, c.samples)
+		assert.Equal(t, c.minTS, got[0].ts)
+		assert.Equal(t, c.maxTS, got[len(got)-1].ts)
+		back = append(back, got...)
+	}
+	require.Len(t, back, len(pts))
+	sorted := append([]point(nil), pts...)
+	cutChunks(7, sorted, nil) // sorts in place, as the writer does
+	for i := range back {
+		require.Equal(t, sorted[i].ts, back[i].ts)
+		require.Equal(t, sorted[i].metric, back[i].metric)
+		require.Equal(t, math.Float64bits(sorted[i].value), math.Float64bits(back[i].value))
+		if sorted[i].work == nil {
+			require.Nil(t, back[i].work)
+		} else {
+			require.Equal(t, *sorted[i].work, *back[i].work)
+		}
+	}
+}
+
+func TestCorruptChunk(t *testing.T) {
+	data := encodeChunk([]point{{ts: 1, metric: 2, value: 3, work: &workload{pod: "p"}}, {ts: 5, metric: 1, value: 4}})
+	for n := range len(data) {
+		_, err := decodeChunk(data[:n], nil)
+		assert.ErrorIs(t, err, errCorruptChunk, "truncated to %d bytes", n)
+	}
+	_, err := decodeChunk(append(data, 0), nil)
+	assert.ErrorIs(t, err, errCorruptChunk, "trailing bytes")
+	bad := append([]byte{}, data...)
+	bad[0] = 99
+	_, err = decodeChunk(bad, nil)
+	assert.ErrorIs(t, err, errCorruptChunk, "unknown version")
+}
