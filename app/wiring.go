@@ -150,7 +150,7 @@ func (w *wiring) topic() *memqueue.Topic {
 
 func (w *wiring) streamer(ctx context.Context) (component, error) {
 	log := w.log.With("component", "streamer")
-	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", Logger: log}
+	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", Logger: log, Keep: w.cfg.Shard.Owns}
 	src := csvsource.Bytes(bundledCSVName, bundledCSV, opts)
 	if w.cfg.CSV != "" {
 		src = csvsource.File(w.cfg.CSV, opts)

@@ -51,9 +51,9 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, config.Config{
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
-		Loop: true, Interval: time.Second, BatchSize: 1000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
-		QueueName: "telemetry", MaxBacklog: 1000, Passes: 0,
-		CollectorWorkers: 2, QueueCapacity: 64, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+		Loop: true, Interval: time.Second, BatchSize: 5000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
+		QueueName: "telemetry", MaxBacklog: 100, Passes: 0,
+		CollectorWorkers: 2, QueueCapacity: 16, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 	}, c)
 }
 

@@ -234,3 +234,64 @@ func BenchmarkScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+func TestKeepSelectsGPUsBeforeParsing(t *testing.T) {
+	all, _ := scanAll(t, csvsource.File(bundled, csvsource.Options{}))
+	want := 0
+	for _, r := range all {
+		if strings.HasSuffix(r.GPU.UUID, "0") {
+			want++
+		}
+	}
+	require.Positive(t, want)
+	data := "timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw\n" +
+		"x,M,0,nvidia0,GPU-skipped-1,m,h,,,,not-a-number,\n" // malformed, but not this streamer's
+	raw, err := os.ReadFile(bundled)
+	require.NoError(t, err)
+	_, rest, _ := strings.Cut(string(raw), "\n")
+	keep := func(uuid string) bool { return strings.HasSuffix(uuid, "0") }
+	got, stats := scanAll(t, csvsource.Bytes("x.csv", []byte(data+rest), csvsource.Options{Keep: keep}))
+	assert.Len(t, got, want)
+	for _, r := range got {
+		assert.True(t, keep(r.GPU.UUID), r.GPU.UUID)
+	}
+	assert.Equal(t, telemetry.ScanStats{Rows: 2471}, stats, "skipped rows are read, never rejected")
+}
+
+func TestBytesParsedOnceThenReplayed(t *testing.T) {
+	raw, err := os.ReadFile(bundled)
+	require.NoError(t, err)
+	dirty := string(raw) + "x,M,0,nvidia0,GPU-bad,m,h,,,,not-a-number,\n"
+	var logs bytes.Buffer
+	src := csvsource.Bytes("bundled", []byte(dirty), csvsource.Options{KeepTimestamps: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	first, stats1 := scanAll(t, src)
+	second, stats2 := scanAll(t, src)
+	assert.Equal(t, telemetry.ScanStats{Rows: 2471, Rejected: 1}, stats1)
+	assert.Equal(t, stats1, stats2, "a replay reports the same counts")
+	assert.Equal(t, first, second)
+	assert.Equal(t, 1, strings.Count(logs.String(), "csv row rejected"), "rejected rows are logged once")
+
+	n := 0
+	stop := errors.New("stop")
+	_, err = src.Scan(context.Background(), func(telemetry.Reading) error {
+		if n++; n == 10 {
+			return stop
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, stop, "a replay stops when told")
+}
+
+func TestFilesAreReadEachPass(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.csv")
+	head := "timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw\n"
+	row := "2025-07-18T20:42:34Z,M,0,nvidia0,GPU-a,m,h,,,,1,\n"
+	require.NoError(t, os.WriteFile(path, []byte(head+row), 0o644))
+	src := csvsource.File(path, csvsource.Options{})
+	got, _ := scanAll(t, src)
+	require.Len(t, got, 1)
+	require.NoError(t, os.WriteFile(path, []byte(head+row+row), 0o644))
+	got, _ = scanAll(t, src)
+	assert.Len(t, got, 2, "a file may change between passes")
+}

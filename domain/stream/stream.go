@@ -83,6 +83,7 @@ type Service struct {
 
 	batch    telemetry.Batch
 	gpus     map[string]bool // GPUs already in batch
+	taken    int64           // readings of this shard taken into batches
 	lastSent time.Time
 	lastLog  time.Time
 }
@@ -111,11 +112,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.lastLog = s.now()
 	for {
-		before := s.stats.Samples
+		before := s.taken
 		scanned, err := s.src.Scan(ctx, func(r telemetry.Reading) error { return s.add(ctx, r) })
 		s.stats.Passes++
 		s.stats.Source = s.stats.Source.Add(scanned)
-		if err == nil {
+		last := !s.cfg.Loop || (s.cfg.Passes > 0 && s.stats.Passes >= s.cfg.Passes)
+		// File timestamps repeat from pass to pass, so a batch must not straddle two passes:
+		// its ID would differ from that of the same readings in another pass, and they would
+		// be stored twice. Samples stamped now are new on every pass: batches fill across.
+		if err == nil && (last || s.cfg.KeepTimestamps) {
 			err = s.flush(ctx)
 		}
 		if ctx.Err() != nil {
@@ -125,10 +130,14 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		owned := s.stats.Samples - before
-		s.log.InfoContext(ctx, "source pass done", "pass", s.stats.Passes, "rows", scanned.Rows,
-			"rejected", scanned.Rejected, "blank", scanned.Blank, "published", owned, "shard", s.cfg.Shard.String())
-		if !s.cfg.Loop || (s.cfg.Passes > 0 && s.stats.Passes >= s.cfg.Passes) {
+		owned := s.taken - before
+		level := slog.LevelDebug // the progress line reports on long runs
+		if s.stats.Passes == 1 {
+			level = slog.LevelInfo
+		}
+		s.log.Log(ctx, level, "source pass done", "pass", s.stats.Passes, "rows", scanned.Rows,
+			"rejected", scanned.Rejected, "blank", scanned.Blank, "taken", owned, "shard", s.cfg.Shard.String())
+		if last {
 			s.logProgress(ctx, "streamer done")
 			return nil
 		}
@@ -149,6 +158,7 @@ func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
 	if !s.cfg.KeepTimestamps {
 		r.Sample.Time = s.now()
 	}
+	s.taken++
 	if !s.gpus[r.GPU.UUID] {
 		s.gpus[r.GPU.UUID] = true
 		s.batch.GPUs = append(s.batch.GPUs, r.GPU)

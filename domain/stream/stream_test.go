@@ -179,6 +179,28 @@ func TestPassesBoundALoop(t *testing.T) {
 	assert.Equal(t, 30, total)
 }
 
+func TestBatchesSpanPassesUnlessTimestampsRepeat(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		src := &sliceSource{readings: readings(5, 2)} // 10 a pass
+		topic := newTopic()
+		svc := stream.New(stream.Config{BatchSize: 4, Loop: true, Passes: 3, KeepTimestamps: keep}, src, topic, quiet, nil)
+		require.NoError(t, svc.Run(context.Background()))
+		var sizes []int
+		ids := map[string]int{}
+		for _, b := range drain(t, topic) {
+			sizes = append(sizes, len(b.Samples))
+			ids[b.ID]++
+		}
+		if keep {
+			assert.Equal(t, []int{4, 4, 2, 4, 4, 2, 4, 4, 2}, sizes, "each pass flushed on its own")
+			assert.Len(t, ids, 3, "passes of one file yield the same batches")
+		} else {
+			assert.Equal(t, []int{4, 4, 4, 4, 4, 4, 4, 2}, sizes, "stamped samples fill batches across passes")
+			assert.Len(t, ids, 8)
+		}
+	}
+}
+
 func TestIntervalPacesBatches(t *testing.T) {
 	src := &sliceSource{readings: readings(4, 1)}
 	topic := newTopic()
