@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -53,6 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(cfg, stderr)
 	gin.SetMode(gin.ReleaseMode)
+	if cfg.Mode == config.ModeAPI && os.Getenv("GOGC") == "" {
+		// The API keeps a few megabytes live and allocates a quarter megabyte per page of
+		// 1,000 samples: collecting at 400 % growth instead of 100 % measured ~10 % more
+		// window queries a second for some 20 MB. GOGC, when set, decides.
+		debug.SetGCPercent(400)
+	}
 
 	// A second signal during shutdown stops at once.
 	go func() {

@@ -133,7 +133,7 @@ const docTemplate = `{
         },
         "/api/v1/gpus/{uuid}/telemetry": {
             "get": {
-                "description": "Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.\nWith step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed in the database.\nWith Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.",
+                "description": "Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.\nWith step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed by the store (the raw samples never leave the server).\nWith Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.",
                 "produces": [
                     "application/json",
                     "text/csv"

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	values := []float64{0, -0.0, 1, -1, 0.1, 87.5, 1e-7, -1e-7, 1.5e-6, 1e20, 1e21, -3.4e38, math.MaxFloat64,
+	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 87.5, 1e-7, -1e-7, 1.5e-6, 1e20, 1e21, -3.4e38, math.MaxFloat64,
 		math.SmallestNonzeroFloat64, 123456789.123456789, 2147483647}
 	strs := []string{"", "DCGM_FI_DEV_GPU_UTIL", `a"quote`, `back\slash`, "<tag>&", "tab\there", "naïve", "日本", "\x00", "\u2028"}
 	for round := range 200 {
@@ -20,9 +22,15 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 		if round%2 == 0 {
 			p.NextCursor = "djE6MTc1Mjg3MTM1NDAwMDAwMDo0"
 		}
+		var samples []telemetry.Sample
 		for range r.IntN(20) {
-			p.Data = append(p.Data, Sample{
-				Timestamp: time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC(),
+			at := time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()
+			if len(samples) > 0 && r.IntN(2) == 0 {
+				at = samples[len(samples)-1].Time // metrics of one scrape share their time
+			}
+			samples = append(samples, telemetry.Sample{
+				GPU:       p.UUID,
+				Time:      at,
 				Metric:    strs[r.IntN(len(strs))],
 				Value:     values[r.IntN(len(values))] * float64(r.IntN(3)-1),
 				Container: strs[r.IntN(len(strs))],
@@ -30,19 +38,22 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 				Namespace: strs[r.IntN(len(strs))],
 			})
 		}
-		if round%7 == 0 {
-			p.Data = []Sample{}
+		p.Data = []Sample{}
+		for _, smp := range samples {
+			p.Data = append(p.Data, toSample(smp))
 		}
 		want, err := json.Marshal(p)
 		require.NoError(t, err)
-		require.Equal(t, string(want), string(appendTelemetryPage(nil, p)), "round %d", round)
+		require.Equal(t, string(want), string(appendTelemetryPage(nil, p, samples)), "round %d", round)
 	}
 }
 
 func BenchmarkTelemetryPageEncoding(b *testing.B) {
 	p := TelemetryPage{UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Count: 1000, Limit: 1000}
+	var samples []telemetry.Sample
 	for i := range 1000 {
-		p.Data = append(p.Data, Sample{Timestamp: time.Unix(1752871354+int64(i/10), 0).UTC(), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: float64(i) * 1.5})
+		samples = append(samples, telemetry.Sample{Time: time.Unix(1752871354+int64(i/10), 0).UTC(), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: float64(i) * 1.5})
+		p.Data = append(p.Data, toSample(samples[i]))
 	}
 	b.Run("encoding/json", func(b *testing.B) {
 		for b.Loop() {
@@ -52,7 +63,7 @@ func BenchmarkTelemetryPageEncoding(b *testing.B) {
 	b.Run("append", func(b *testing.B) {
 		buf := make([]byte, 0, 128<<10)
 		for b.Loop() {
-			buf = appendTelemetryPage(buf[:0], p)
+			buf = appendTelemetryPage(buf[:0], p, samples)
 		}
 	})
 }

@@ -89,21 +89,21 @@ func (a *API) getGPU(c *gin.Context) {
 //
 //	@Summary		Telemetry of one GPU: samples, aggregates or a CSV export
 //	@Description	Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.
-//	@Description	With step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed in the database.
+//	@Description	With step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed by the store (the raw samples never leave the server).
 //	@Description	With Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.
 //	@Tags			gpus
 //	@Produce		json
 //	@Produce		text/csv
-//	@Param			uuid		path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			uuid		path		string		true	"GPU UUID"																example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
 //	@Param			start_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
 //	@Param			end_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
-//	@Param			metric		query		[]string	false	"only these metrics (repeat the parameter)"	collectionFormat(multi)
-//	@Param			order		query		string		false	"asc or desc"	Enums(asc, desc)	default(asc)
-//	@Param			limit		query		int			false	"page size, 1 to 1000"	default(100)	minimum(1)	maximum(1000)
-//	@Param			offset		query		int			false	"samples to skip"	default(0)	minimum(0)
+//	@Param			metric		query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
+//	@Param			order		query		string		false	"asc or desc"															Enums(asc, desc)	default(asc)
+//	@Param			limit		query		int			false	"page size, 1 to 1000"													default(100)		minimum(1)	maximum(1000)
+//	@Param			offset		query		int			false	"samples to skip"														default(0)			minimum(0)
 //	@Param			cursor		query		string		false	"next_cursor of the previous page"
 //	@Param			step		query		string		false	"aggregate into buckets of this duration, whole seconds (e.g. 1m)"
-//	@Param			agg			query		string		false	"aggregation per bucket"	Enums(avg, min, max, last, count)	default(avg)
+//	@Param			agg			query		string		false	"aggregation per bucket"			Enums(avg, min, max, last, count)	default(avg)
 //	@Param			format		query		string		false	"csv to download the window as CSV"	Enums(json, csv)
 //	@Success		200			{object}	TelemetryPage
 //	@Failure		400			{object}	ErrorBody
@@ -129,12 +129,10 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 			writeError(c, err)
 			return
 		}
-		out := TelemetryPage{UUID: q.GPU, Data: make([]Sample, len(page.Samples)), Count: len(page.Samples),
-			Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: page.Next}
-		for i, s := range page.Samples {
-			out.Data[i] = toSample(s)
-		}
-		c.Data(http.StatusOK, "application/json; charset=utf-8", appendTelemetryPage(make([]byte, 0, 128+len(out.Data)*100), out))
+		out := TelemetryPage{UUID: q.GPU, Count: len(page.Samples), Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: page.Next}
+		body := appendTelemetryPage(make([]byte, 0, 128+len(page.Samples)*100), out, page.Samples)
+		c.Header("Content-Length", strconv.Itoa(len(body))) // one write, no chunked framing
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	}
 }
 
