@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,12 +68,55 @@ func (s *syncBuffer) lines(msg string) []map[string]any {
 	return out
 }
 
+// freeAddr returns a local address nobody listens on, for a process to listen on later.
+//
+// The port comes from below the kernel's ephemeral range. A port from that range (what
+// listening on port 0 hands out) can be taken, between this check and the process's own
+// bind, by one of the many outgoing connections these tests open to PostgreSQL and Redis.
+// Outgoing connections never use ports below the range.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	for range 1000 {
+		port := nextPort.Add(1)
+		if port >= ephemeralLow {
+			break
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use
+		}
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		return addr
+	}
+	t.Fatalf("no free port in [%d, %d)", firstPort, ephemeralLow)
+	return ""
+}
+
+// The ports freeAddr hands out: upwards from a random start, so that concurrent test runs
+// rarely meet, and below the ephemeral range.
+const firstPort = 10000
+
+var (
+	ephemeralLow = ephemeralRangeStart()
+	nextPort     atomic.Int32
+)
+
+func init() {
+	nextPort.Store(firstPort + rand.Int32N((ephemeralLow-firstPort)/2))
+}
+
+// ephemeralRangeStart reads the first port of Linux's ephemeral range (32768 by default).
+func ephemeralRangeStart() int32 {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int32
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= firstPort+1000 {
+		return 32768
+	}
+	return low
 }
 
 // start runs the binary with args (plus a free --http-addr and JSON logs) until the test
