@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,12 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 87.5, 1e-7, -1e-7, 1.5e-6, 1e20, 1e21, -3.4e38, math.MaxFloat64,
 		math.SmallestNonzeroFloat64, 123456789.123456789, 2147483647}
 	strs := []string{"", "DCGM_FI_DEV_GPU_UTIL", `a"quote`, `back\slash`, "<tag>&", "tab\there", "naïve", "日本", "\x00", "\u2028"}
+	metric := func(r *rand.Rand) string {
+		if r.IntN(2) == 0 {
+			return strs[r.IntN(len(strs))]
+		}
+		return strings.Clone(strs[r.IntN(len(strs))]) // an equal name in other memory
+	}
 	for round := range 200 {
 		p := TelemetryPage{UUID: strs[r.IntN(len(strs))], Count: r.IntN(1000), Limit: r.IntN(1001), Offset: r.IntN(50)}
 		if round%2 == 0 {
@@ -31,12 +39,17 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 			samples = append(samples, telemetry.Sample{
 				GPU:       p.UUID,
 				Time:      at,
-				Metric:    strs[r.IntN(len(strs))],
+				Metric:    metric(r),
 				Value:     values[r.IntN(len(values))] * float64(r.IntN(3)-1),
 				Container: strs[r.IntN(len(strs))],
 				Pod:       strs[r.IntN(len(strs))],
 				Namespace: strs[r.IntN(len(strs))],
 			})
+		}
+		if round%10 == 0 { // more names than the encoder remembers
+			for i := range 2 * maxQuotedNames {
+				samples = append(samples, telemetry.Sample{GPU: p.UUID, Metric: fmt.Sprintf("M<%d>", i%(maxQuotedNames+3))})
+			}
 		}
 		p.Data = []Sample{}
 		for _, smp := range samples {
@@ -51,8 +64,12 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 func BenchmarkTelemetryPageEncoding(b *testing.B) {
 	p := TelemetryPage{UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Count: 1000, Limit: 1000}
 	var samples []telemetry.Sample
+	metrics := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_MEM_COPY_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+		"DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+		"DCGM_FI_DEV_DEC_UTIL", "DCGM_FI_DEV_ENC_UTIL"}
 	for i := range 1000 {
-		samples = append(samples, telemetry.Sample{Time: time.Unix(1752871354+int64(i/10), 0).UTC(), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: float64(i) * 1.5})
+		samples = append(samples, telemetry.Sample{Time: time.Unix(1752871354+int64(i/10), 0).UTC(),
+			Metric: metrics[i%len(metrics)], Value: float64(i) * 1.5})
 		p.Data = append(p.Data, toSample(samples[i]))
 	}
 	b.Run("encoding/json", func(b *testing.B) {
