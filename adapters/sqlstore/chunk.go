@@ -121,7 +121,11 @@ func decodeChunk(data []byte, dst []point) ([]point, error) {
 	if d.byte() != chunkVersion {
 		return dst, errCorruptChunk
 	}
-	works := make([]workload, d.uvarint())
+	nw := d.uvarint()
+	if nw > uint64(len(data)) { // each takes at least three bytes
+		return dst, errCorruptChunk
+	}
+	works := make([]workload, nw)
 	for i := range works {
 		works[i] = workload{d.string(), d.string(), d.string()}
 	}

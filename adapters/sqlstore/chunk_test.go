@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -62,4 +63,34 @@ func TestCorruptChunk(t *testing.T) {
 	bad[0] = 99
 	_, err = decodeChunk(bad, nil)
 	assert.ErrorIs(t, err, errCorruptChunk, "unknown version")
+	huge := binary.AppendUvarint([]byte{chunkVersion}, math.MaxInt64)
+	_, err = decodeChunk(huge, nil)
+	assert.ErrorIs(t, err, errCorruptChunk, "a workload count larger than the chunk")
+}
+
+// FuzzDecodeChunk: no input makes the decoder panic, and the points of what it accepts
+// survive encoding and decoding again. `go test -fuzz FuzzDecodeChunk ./adapters/sqlstore`
+// explores further.
+func FuzzDecodeChunk(f *testing.F) {
+	f.Add(encodeChunk([]point{{ts: 1, metric: 2, value: 3, work: &workload{pod: "p"}}, {ts: 5, metric: 1, value: 4}}))
+	f.Add(encodeChunk([]point{{ts: -7, metric: 0, value: math.Inf(1)}}))
+	f.Add([]byte{chunkVersion, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pts, err := decodeChunk(data, nil)
+		if err != nil {
+			return
+		}
+		again, err := decodeChunk(encodeChunk(pts), nil)
+		require.NoError(t, err)
+		require.Len(t, again, len(pts))
+		for i := range pts {
+			require.Equal(t, pts[i].ts, again[i].ts)
+			require.Equal(t, pts[i].metric, again[i].metric)
+			require.Equal(t, math.Float64bits(pts[i].value), math.Float64bits(again[i].value))
+			require.Equal(t, pts[i].work == nil, again[i].work == nil)
+			if pts[i].work != nil {
+				require.Equal(t, *pts[i].work, *again[i].work)
+			}
+		}
+	})
 }
