@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -294,4 +295,28 @@ func TestFilesAreReadEachPass(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(head+row+row), 0o644))
 	got, _ = scanAll(t, src)
 	assert.Len(t, got, 2, "a file may change between passes")
+}
+
+// FuzzScan: no input makes the reader panic; every data row is yielded, rejected or counted
+// blank; what is yielded names a GPU and a metric and has a finite value. `go test -fuzz
+// FuzzScan ./adapters/csvsource` explores further.
+func FuzzScan(f *testing.F) {
+	header := "timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw\n"
+	f.Add(header + `2025-07-18T20:42:34Z,DCGM_FI_DEV_GPU_UTIL,0,nvidia0,GPU-1,H100,host-1,,,,87,"a=""b"""` + "\n")
+	f.Add(header + "2025-07-18T20:42:34Z,DCGM_FI_DEV_GPU_TEMP,1,nvidia1,GPU-2,H100,host-1,c,p,ns,1e400,\n\n\"unterminated\n")
+	f.Add("\ufeffvalue,uuid,metric_name\r\n1,GPU-1,M\r\nNaN,GPU-1,M\r\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		var yielded int64
+		stats, err := csvsource.Bytes("fuzz.csv", []byte(doc), csvsource.Options{KeepTimestamps: true}).Scan(context.Background(), func(r telemetry.Reading) error {
+			yielded++
+			require.NotEmpty(t, r.GPU.UUID)
+			require.NotEmpty(t, r.Sample.Metric)
+			require.False(t, math.IsNaN(r.Sample.Value) || math.IsInf(r.Sample.Value, 0), "value %v", r.Sample.Value)
+			return nil
+		})
+		if err != nil {
+			return // a file-level error: no header, or no usable columns
+		}
+		require.Equal(t, stats.Rows, yielded+stats.Rejected+stats.Blank, "%+v, %d yielded", stats, yielded)
+	})
 }
