@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ const gpuA = "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
 
 // newAPI serves a store holding two GPUs on two hosts, each with samples of two metrics at
 // t0 … t0+3s.
-func newAPI(t *testing.T) *httpapi.API {
+func newAPI(t testing.TB) *httpapi.API {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
@@ -345,4 +346,30 @@ func TestMounts(t *testing.T) {
 		assert.Equal(t, http.StatusOK, rec.Code)
 		assert.Equal(t, "mounted "+path, rec.Body.String())
 	}
+}
+
+// FuzzTelemetryQuery: whatever the query string, the telemetry endpoint answers 200 or a
+// 4xx with the one error shape, never a 5xx. `go test -fuzz FuzzTelemetryQuery
+// ./adapters/httpapi` explores further.
+func FuzzTelemetryQuery(f *testing.F) {
+	api := newAPI(f)
+	for _, q := range []string{"", "limit=7&order=desc", "start_time=1752871354&end_time=2025-07-18T20:42:37.5Z",
+		"step=1s&agg=max&metric=DCGM_FI_DEV_GPU_UTIL", "format=csv", "cursor=djE6MTc1Mjg3MTM1NTAwMDAwMDox&limit=1",
+		"step=1m&agg=count&start_time=0", "offset=3&limit=2", "metric=&metric=%00"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL = &url.URL{Path: "/api/v1/gpus/" + gpuA + "/telemetry", RawQuery: query}
+		req.RequestURI = req.URL.RequestURI()
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		require.Less(t, rec.Code, 500, "%s: %s", query, rec.Body.String())
+		if rec.Code >= 400 {
+			var body httpapi.ErrorBody
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+			require.NotEmpty(t, body.Error.Code)
+			require.NotEmpty(t, body.Error.Message)
+		}
+	})
 }
