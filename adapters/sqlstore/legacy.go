@@ -39,20 +39,8 @@ func (s *Store) upgradeLegacy(ctx context.Context) error {
 			return err
 		}
 	}
-	var gpus []int32
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT gpu_id FROM legacy_samples ORDER BY gpu_id`)
+	gpus, err := queryColumn[int32](ctx, tx, `SELECT DISTINCT gpu_id FROM legacy_samples ORDER BY gpu_id`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id int32
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		gpus = append(gpus, id)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
 	if len(gpus) == 0 { // a new database: nothing to pack

@@ -149,20 +149,11 @@ func (m *sqliteMigrations) Version() (int, bool, error) {
 }
 
 func (m *sqliteMigrations) Drop() error {
-	rows, err := m.db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+	tables, err := queryColumn[string](context.Background(), m.db,
+		`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
 	if err != nil {
 		return err
 	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return err
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
 	return m.inTx(func(tx *sql.Tx) error {
 		for _, t := range tables {
 			if _, err := tx.Exec(fmt.Sprintf(`DROP TABLE IF EXISTS %q`, t)); err != nil {
@@ -183,4 +174,24 @@ func (m *sqliteMigrations) inTx(f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// queryColumn runs a query of one column and returns its values.
+func queryColumn[T any](ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
