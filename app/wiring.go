@@ -23,9 +23,9 @@ import (
 // modes maps each mode to the components its process runs, in start order; they stop in
 // reverse order.
 var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
-	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).streamer},
+	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).compactor, (*wiring).streamer},
 	config.ModeStreamer:  {(*wiring).probes, (*wiring).streamer},
-	config.ModeCollector: {(*wiring).probes, (*wiring).collector},
+	config.ModeCollector: {(*wiring).probes, (*wiring).collector, (*wiring).compactor},
 	config.ModeAPI:       {(*wiring).api},
 	config.ModeMigrate:   {(*wiring).migrate},
 }
@@ -232,6 +232,21 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 		}
 	}
 	return component{name: "collector", run: run}, nil
+}
+
+// compactor merges the small chunks that batches write, beside the collector. It does not
+// keep the process alive by itself.
+func (w *wiring) compactor(ctx context.Context) (component, error) {
+	store, err := w.openStore(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	run := func(ctx context.Context) error { return store.Compactor(ctx, w.cfg.CompactInterval) }
+	if w.cfg.CompactInterval == 0 {
+		w.log.Info("compaction off: chunks stay as batches write them")
+		run = func(ctx context.Context) error { <-ctx.Done(); return nil }
+	}
+	return component{name: "compactor", aux: true, run: run}, nil
 }
 
 func (w *wiring) api(ctx context.Context) (component, error) {

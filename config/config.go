@@ -62,6 +62,7 @@ type Config struct {
 
 	CollectorWorkers int
 	QueueCapacity    int
+	CompactInterval  time.Duration // 0: collectors do not compact
 	ShutdownTimeout  time.Duration
 
 	LogLevel  slog.Level
@@ -97,6 +98,7 @@ var settings = []setting{
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 2, "batches a collector writes at once"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
+	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of; 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"log-format", "text", "text | json"},
@@ -181,6 +183,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		Timestamps:       strings.ToLower(v.GetString("timestamps")),
 		CollectorWorkers: v.GetInt("collector-workers"),
 		QueueCapacity:    v.GetInt("queue-capacity"),
+		CompactInterval:  duration("compact-interval"),
 		ShutdownTimeout:  duration("shutdown-timeout"),
 		LogFormat:        strings.ToLower(v.GetString("log-format")),
 		RedisURL:         v.GetString("redis-url"),
@@ -336,6 +339,9 @@ func (c Config) validate() []error {
 	}
 	if c.QueueCapacity < 1 {
 		bad("queue-capacity", "must be at least 1")
+	}
+	if c.CompactInterval < 0 {
+		bad("compact-interval", "must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")

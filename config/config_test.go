@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
 		Loop: true, Interval: time.Second, BatchSize: 5000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0,
-		CollectorWorkers: 2, QueueCapacity: 16, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+		CollectorWorkers: 2, QueueCapacity: 16, CompactInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 	}, c)
 }
 

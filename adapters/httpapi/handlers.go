@@ -130,9 +130,11 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 			return
 		}
 		out := TelemetryPage{UUID: q.GPU, Count: len(page.Samples), Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: page.Next}
-		body := appendTelemetryPage(make([]byte, 0, 128+len(page.Samples)*100), out, page.Samples)
-		c.Header("Content-Length", strconv.Itoa(len(body))) // one write, no chunked framing
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+		buf := pageBuffers.Get().(*[]byte)
+		defer pageBuffers.Put(buf)
+		*buf = appendTelemetryPage((*buf)[:0], out, page.Samples)
+		c.Header("Content-Length", strconv.Itoa(len(*buf))) // one write, no chunked framing
+		c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
 	}
 }
 

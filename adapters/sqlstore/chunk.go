@@ -46,6 +46,7 @@ type chunkRow struct {
 	minTS, maxTS int64
 	samples      int
 	data         []byte
+	sealed       bool // full: the compactor leaves it alone (compact.go)
 }
 
 // cutChunks sorts one GPU's points and packs them into chunks within both bounds.
@@ -57,7 +58,8 @@ func cutChunks(gpu int32, pts []point, out []chunkRow) []chunkRow {
 		for n < len(pts) && n < chunkMaxSamples && pts[n].ts-pts[0].ts < span {
 			n++
 		}
-		out = append(out, chunkRow{gpu: gpu, minTS: pts[0].ts, maxTS: pts[n-1].ts, samples: n, data: encodeChunk(pts[:n])})
+		out = append(out, chunkRow{gpu: gpu, minTS: pts[0].ts, maxTS: pts[n-1].ts, samples: n, data: encodeChunk(pts[:n]),
+			sealed: n == chunkMaxSamples})
 		pts = pts[n:]
 	}
 	return out

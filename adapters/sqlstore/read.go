@@ -137,19 +137,7 @@ func (s *Store) eachSample(ctx context.Context, q telemetry.SampleQuery, want in
 		if err != nil {
 			return err
 		}
-		// The cursor's time narrows the window; its metric id sorts out that instant.
-		mark := point{ts: c.ts, metric: c.metric}
-		if q.Desc {
-			if !req.window.hasHi || c.ts < req.window.hi {
-				req.window.hi, req.window.hasHi = c.ts, true
-			}
-			req.keep = func(p *point) bool { return before(p, &mark) && keep(p) }
-		} else {
-			if !req.window.hasLo || c.ts > req.window.lo {
-				req.window.lo, req.window.hasLo = c.ts, true
-			}
-			req.keep = func(p *point) bool { return before(&mark, p) && keep(p) }
-		}
+		req = req.after(point{ts: c.ts, metric: c.metric})
 	}
 	conv := s.converter(q.GPU)
 	return s.scan(ctx, req, func(p point) error {

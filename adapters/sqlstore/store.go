@@ -57,6 +57,7 @@ type Store struct {
 	metrics map[string]int32
 	names   map[int32]string // metrics reversed
 	pairs   map[gpuMetricRow]bool
+	density map[int32]float64 // points per chunk scans of a GPU saw
 }
 
 // dialect names the database kind and holds what differs between the two.
@@ -66,11 +67,16 @@ type dialect struct {
 	ts func(time.Time) any
 	// rebind turns ? placeholders into the dialect's, for queries that bypass GORM.
 	rebind func(string) string
+	// unsealed selects unsealed chunks, spelt as the partial index on them is, so that the
+	// planner uses it.
+	unsealed string
 }
 
 var (
-	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders}
-	sqliteDialect   = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s }}
+	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders,
+		unsealed: "NOT sealed"}
+	sqliteDialect = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s },
+		unsealed: "sealed = 0"}
 )
 
 // dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).
@@ -114,7 +120,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{},
-		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[gpuMetricRow]bool{}}
+		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[gpuMetricRow]bool{}, density: map[int32]float64{}}
 	if d.name == "sqlite" {
 		// One connection: SQLite has a single writer, and database/sql would otherwise open
 		// connections that wait on each other's locks.

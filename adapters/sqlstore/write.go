@@ -150,18 +150,12 @@ func (b batchRow) span(d dialect) (lo, hi any) {
 	return d.ts(time.UnixMicro(b.minTS)), d.ts(time.UnixMicro(b.maxTS))
 }
 
-var chunkColumns = []string{"gpu_id", "min_ts", "max_ts", "samples", "data"}
+var chunkColumns = []string{"gpu_id", "min_ts", "max_ts", "samples", "data", "sealed"}
 
 // copyBatch writes a batch on PostgreSQL: the batch row, then the chunks with COPY, in one
 // transaction on a pgx connection taken from the pool.
 func (s *Store) copyBatch(ctx context.Context, b batchRow) (stored bool, err error) {
-	conn, err := s.sqlDB.Conn(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	err = conn.Raw(func(driverConn any) error {
-		pc := driverConn.(*stdlib.Conn).Conn()
+	err = s.withPgx(ctx, func(pc *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, pc, func(tx pgx.Tx) error {
 			lo, hi := b.span(s.dialect)
 			tag, err := tx.Exec(ctx, `INSERT INTO batches (id, samples, min_ts, max_ts) VALUES ($1, $2, $3, $4)
@@ -173,7 +167,7 @@ func (s *Store) copyBatch(ctx context.Context, b batchRow) (stored bool, err err
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, chunkColumns,
 				pgx.CopyFromSlice(len(b.chunks), func(i int) ([]any, error) {
 					c := &b.chunks[i]
-					return []any{c.gpu, time.UnixMicro(c.minTS), time.UnixMicro(c.maxTS), c.samples, c.data}, nil
+					return []any{c.gpu, time.UnixMicro(c.minTS), time.UnixMicro(c.maxTS), c.samples, c.data, c.sealed}, nil
 				}))
 			return err
 		})
@@ -182,6 +176,17 @@ func (s *Store) copyBatch(ctx context.Context, b batchRow) (stored bool, err err
 		return false, err
 	}
 	return stored, nil
+}
+
+// withPgx runs fn on a pgx connection of the pool (PostgreSQL only), for what database/sql
+// cannot do (COPY) or does at a cost that counts (reading the chunks of a page).
+func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := s.sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error { return fn(driverConn.(*stdlib.Conn).Conn()) })
 }
 
 // sqliteChunk is how many chunks one INSERT statement carries. The pure-Go driver matches
@@ -219,7 +224,7 @@ func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, chunks []chunkRow)
 	for rows := range slices.Chunk(chunks, sqliteChunk) {
 		args = args[:0]
 		for _, c := range rows {
-			args = append(args, c.gpu, s.dialect.ts(time.UnixMicro(c.minTS)), s.dialect.ts(time.UnixMicro(c.maxTS)), c.samples, c.data)
+			args = append(args, c.gpu, s.dialect.ts(time.UnixMicro(c.minTS)), s.dialect.ts(time.UnixMicro(c.maxTS)), c.samples, c.data, c.sealed)
 		}
 		var err error
 		if len(rows) == sqliteChunk {
@@ -247,7 +252,7 @@ func insertChunksSQL(rows int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?)")
 	}
 	return b.String()
 }

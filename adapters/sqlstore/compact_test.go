@@ -1,0 +1,290 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// bothStores runs fn against a fresh store of each dialect.
+func bothStores(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
+	for name, newURL := range map[string]func(testing.TB) string{
+		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) { fn(t, open(t, newURL(t))) })
+	}
+}
+
+var compactT0 = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+
+func compactFleet(n int) []telemetry.GPU {
+	gpus := make([]telemetry.GPU, n)
+	for i := range gpus {
+		gpus[i] = telemetry.GPU{UUID: fmt.Sprintf("GPU-c-%d", i), Hostname: "host-c", Index: i, Device: fmt.Sprintf("nvidia%d", i)}
+	}
+	return gpus
+}
+
+// writeTicks writes batches of ticksPerBatch readings, 10 s apart, of metrics metrics for
+// every GPU, starting at tick first: as a streamer cuts them, a few samples per GPU each.
+func writeTicks(t *testing.T, s *sqlstore.Store, id string, gpus []telemetry.GPU, metrics, first, ticks, ticksPerBatch int) {
+	t.Helper()
+	for b := first; b < first+ticks; b += ticksPerBatch {
+		batch := telemetry.Batch{ID: fmt.Sprintf("%s-%d", id, b), GPUs: gpus}
+		for tick := b; tick < min(b+ticksPerBatch, first+ticks); tick++ {
+			at := compactT0.Add(time.Duration(tick) * 10 * time.Second)
+			for gi, g := range gpus {
+				for m := range metrics {
+					smp := telemetry.Sample{GPU: g.UUID, Metric: fmt.Sprintf("DCGM_FI_TEST_%02d", m), Time: at,
+						Value: float64(tick*7+gi*3+m) / 4}
+					if m == 0 {
+						smp.Pod, smp.Namespace = fmt.Sprintf("pod-%d", tick%3), "ml"
+					}
+					batch.Samples = append(batch.Samples, smp)
+				}
+			}
+		}
+		stored, err := s.WriteBatch(context.Background(), batch)
+		require.NoError(t, err)
+		require.True(t, stored)
+	}
+}
+
+// everything is what the API can read of a GPU, for comparing a store before and after
+// compaction.
+type everything struct {
+	asc, desc, pages []telemetry.Sample
+	latest           []telemetry.Sample
+	avg              []telemetry.Bucket
+}
+
+func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
+	t.Helper()
+	ctx := context.Background()
+	var e everything
+	for _, desc := range []bool{false, true} {
+		var all []telemetry.Sample
+		require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: uuid, Desc: desc}, func(smp telemetry.Sample) error {
+			all = append(all, smp)
+			return nil
+		}))
+		if desc {
+			e.desc = all
+		} else {
+			e.asc = all
+		}
+	}
+	// Pages of 7 over a window that starts and ends inside chunks, by cursor.
+	q := telemetry.SampleQuery{GPU: uuid, Range: telemetry.TimeRange{Start: compactT0.Add(95 * time.Second),
+		End: compactT0.Add(41 * time.Minute)}, Metrics: []string{"DCGM_FI_TEST_00", "DCGM_FI_TEST_03"}}
+	q.Page.Limit = 7
+	for {
+		page, err := s.Samples(ctx, q)
+		require.NoError(t, err)
+		e.pages = append(e.pages, page.Samples...)
+		if page.Next == "" {
+			break
+		}
+		q.Page.Cursor = page.Next
+	}
+	var err error
+	e.latest, err = s.Latest(ctx, uuid)
+	require.NoError(t, err)
+	e.avg, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg, Limit: 10000})
+	require.NoError(t, err)
+	return e
+}
+
+func TestCompactionKeepsEverySample(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(3)
+		writeTicks(t, s, "a", gpus, 10, 0, 300, 2) // 150 chunks of 20 samples per GPU
+		writeTicks(t, s, "late", gpus[:1], 10, 100, 20, 20)
+		before := map[string]everything{}
+		for _, g := range gpus {
+			before[g.UUID] = readEverything(t, s, g.UUID)
+		}
+		require.Len(t, before[gpus[1].UUID].asc, 3000)
+		require.Len(t, before[gpus[0].UUID].asc, 3200)
+
+		st, err := s.Compact(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 3, st.GPUs)
+		assert.Equal(t, 3*150+4, st.ChunksRead, "the late batch's 200 samples of one GPU took 4 chunks")
+		// A chunk spans less than a minute: six readings of ten metrics each, which leaves
+		// room for the late readings where they overlap.
+		assert.Equal(t, 3*50, st.ChunksWritten)
+		assert.False(t, st.More)
+
+		for _, g := range gpus {
+			assert.Equal(t, before[g.UUID], readEverything(t, s, g.UUID), g.UUID)
+		}
+		again, err := s.Compact(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, again.GPUs, "what is left unsealed is less than a chunk's worth")
+
+		// New batches join the unsealed tail; once they fill a chunk they are merged too.
+		writeTicks(t, s, "b", gpus, 10, 300, 30, 2)
+		st, err = s.Compact(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 3, st.GPUs)
+		assert.Equal(t, 3*(15+1), st.ChunksRead)
+		got := readEverything(t, s, gpus[2].UUID)
+		assert.Len(t, got.asc, 3300)
+		assert.Equal(t, before[gpus[2].UUID].asc, got.asc[:3000])
+	})
+}
+
+// A scan takes several statements when it reads many chunks, and the compactor may rewrite
+// them in between: the scan still returns each sample exactly once, in order.
+func TestScanAcrossCompaction(t *testing.T) {
+	for _, desc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("desc=%v", desc), func(t *testing.T) {
+			bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+				ctx := context.Background()
+				gpus := compactFleet(1)
+				writeTicks(t, s, "a", gpus, 5, 0, 900, 1) // 900 chunks: an export reads them in rounds
+				var want []telemetry.Sample
+				require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
+					want = append(want, smp)
+					return nil
+				}))
+				require.Len(t, want, 4500)
+
+				var got []telemetry.Sample
+				compacted := 0
+				err := s.EachSample(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
+					if len(got) == 100 {
+						st, err := s.Compact(ctx)
+						require.NoError(t, err)
+						compacted = st.ChunksRead
+					}
+					got = append(got, smp)
+					return nil
+				})
+				require.NoError(t, err)
+				assert.Equal(t, 900, compacted, "every chunk was rewritten during the scan")
+				assert.Equal(t, want, got)
+			})
+		})
+	}
+}
+
+// Chunks that all start at one instant (a GPU reporting hundreds of fields, each batch a few)
+// give a scan no place to resume between them; it reads them in one larger round.
+func TestScanOfChunksAtOneInstant(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpu := compactFleet(1)[0]
+		for i := range 600 {
+			_, err := s.WriteBatch(ctx, telemetry.Batch{ID: fmt.Sprint("f", i), GPUs: []telemetry.GPU{gpu}, Samples: []telemetry.Sample{
+				{GPU: gpu.UUID, Metric: fmt.Sprintf("DCGM_FI_FIELD_%03d", i), Time: compactT0, Value: float64(i)},
+			}})
+			require.NoError(t, err)
+		}
+		read := func() []telemetry.Sample {
+			var all []telemetry.Sample
+			require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpu.UUID}, func(smp telemetry.Sample) error {
+				all = append(all, smp)
+				return nil
+			}))
+			return all
+		}
+		all := read()
+		require.Len(t, all, 600)
+		seen := map[string]bool{}
+		for _, smp := range all {
+			assert.False(t, seen[smp.Metric], smp.Metric)
+			seen[smp.Metric] = true
+		}
+		st, err := s.Compact(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 5, st.ChunksWritten, "four full chunks and the rest")
+		assert.Equal(t, all, read())
+	})
+}
+
+func TestConcurrentCompactorsShareTheWork(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(40)
+		writeTicks(t, s, "a", gpus, 4, 0, 80, 2)
+		before := readEverything(t, s, gpus[7].UUID)
+		var mu sync.Mutex
+		total := sqlstore.CompactStats{}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				st, err := s.Compact(ctx)
+				assert.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+				total.GPUs += st.GPUs
+				total.ChunksRead += st.ChunksRead
+			})
+		}
+		wg.Wait()
+		assert.Equal(t, 40, total.GPUs, "each GPU compacted once")
+		assert.Equal(t, 40*40, total.ChunksRead)
+		assert.Equal(t, before, readEverything(t, s, gpus[7].UUID))
+	})
+}
+
+func TestCompactorRunsUntilItsContextEnds(t *testing.T) {
+	logs := make(records, 100)
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{Logger: slog.New(logs)})
+	require.NoError(t, err)
+	defer s.Close()
+	writeTicks(t, s, "a", compactFleet(2), 10, 0, 40, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Compactor(ctx, 10*time.Millisecond) }()
+	deadline := time.After(5 * time.Second)
+	for compacted := false; !compacted; {
+		select {
+		case r := <-logs:
+			if r.Message == "compacted chunks" {
+				compacted = true
+				attrs := map[string]string{}
+				r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+				assert.Equal(t, "2", attrs["gpus"])
+				assert.Equal(t, "40", attrs["read"])
+			}
+		case <-deadline:
+			t.Fatal("the compactor did not compact")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the compactor did not stop")
+	}
+}
+
+// records is a slog.Handler handing records to the test.
+type records chan slog.Record
+
+func (r records) Enabled(context.Context, slog.Level) bool { return true }
+func (r records) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r records) WithGroup(string) slog.Handler            { return r }
+func (r records) Handle(_ context.Context, rec slog.Record) error {
+	select {
+	case r <- rec:
+	default: // the test stopped listening
+	}
+	return nil
+}
