@@ -10,16 +10,19 @@ import (
 )
 
 // Samples are stored in chunks: one row holds a run of one GPU's samples, sorted by time and
-// metric id and packed in a compact binary form (about 11 bytes a sample against some 60 for
-// a row per sample, plus its index entry). Readers fetch the few chunks overlapping a window
+// metric id and packed in a compact binary form (about 5 bytes a sample, 11 when values have
+// fractions, against some 60 for a row per sample, plus its index entry). Readers fetch the few chunks overlapping a window
 // and merge them; see scan. Two bounds keep chunks cheap to find and to write:
 const (
 	// chunkMaxSamples keeps a row below PostgreSQL's 2 kB TOAST threshold, so rows are
 	// neither compressed nor moved out of line on write.
 	chunkMaxSamples = 128
 	// chunkSpan bounds max_ts - min_ts of every chunk, so that a reader looking for
-	// samples at or after t needs only the chunks starting after t - chunkSpan.
-	chunkSpan = time.Minute
+	// samples at or after t needs only the chunks starting after t - chunkSpan. Long enough
+	// for 128 samples of ten fields scraped every minute; the indexes hold both ends of a
+	// chunk, so that the chunks a reader skips cost little. (Chunks written before version
+	// 5 of the schema span under a minute.)
+	chunkSpan = 15 * time.Minute
 )
 
 // point is a sample in the store's terms.
@@ -65,13 +68,27 @@ func cutChunks(gpu int32, pts []point, out []chunkRow) []chunkRow {
 	return out
 }
 
-// chunkVersion is the first byte of every chunk. The layout after it:
+// chunkVersion is the first byte of every chunk written. The layout after it:
 //
 //	uvarint workloads; each: 3 × (uvarint length, bytes) for container, pod, namespace
 //	uvarint samples
 //	each sample: time (varint Unix µs for the first, uvarint delta after), uvarint metric id,
-//	             uvarint workload (0 none, k the k-th above), 8-byte little-endian float64
-const chunkVersion = 1
+//	             uvarint workload<<1 | whole (workload 0 none, k the k-th above), then the
+//	             value: a zigzag varint when whole, else an 8-byte little-endian float64
+//
+// Most DCGM values are whole numbers (percentages, MHz, °C, MiB), which take one to three
+// bytes instead of eight: chunks are about half as large as in version 1, whose samples
+// have a plain workload index and always the 8-byte value. Both are read.
+const chunkVersion = 2
+
+// maxWhole bounds the whole values stored as integers: every integer up to it is exactly a
+// float64.
+const maxWhole = 1 << 53
+
+// whole reports whether v is stored as an integer: it is one, within ±maxWhole, and not -0.
+func whole(v float64) bool {
+	return v == math.Trunc(v) && math.Abs(v) <= maxWhole && (v != 0 || !math.Signbit(v))
+}
 
 // encodeChunk packs points sorted by comparePoints.
 func encodeChunk(pts []point) []byte {
@@ -88,7 +105,7 @@ func encodeChunk(pts []point) []byte {
 		works = append(works, w)
 		return uint64(len(works))
 	}
-	body := make([]byte, 0, 12*len(pts))
+	body := make([]byte, 0, 8*len(pts))
 	prev := int64(0)
 	for i := range pts {
 		p := &pts[i]
@@ -99,8 +116,13 @@ func encodeChunk(pts []point) []byte {
 		}
 		prev = p.ts
 		body = binary.AppendUvarint(body, uint64(p.metric))
-		body = binary.AppendUvarint(body, index(p.work))
-		body = binary.LittleEndian.AppendUint64(body, math.Float64bits(p.value))
+		if whole(p.value) {
+			body = binary.AppendUvarint(body, index(p.work)<<1|1)
+			body = binary.AppendVarint(body, int64(p.value))
+		} else {
+			body = binary.AppendUvarint(body, index(p.work)<<1)
+			body = binary.LittleEndian.AppendUint64(body, math.Float64bits(p.value))
+		}
 	}
 	out := make([]byte, 0, len(body)+16)
 	out = append(out, chunkVersion)
@@ -120,7 +142,8 @@ var errCorruptChunk = errors.New("corrupt chunk")
 // decodeChunk appends a chunk's points to dst, in the order they were encoded.
 func decodeChunk(data []byte, dst []point) ([]point, error) {
 	d := decoder{buf: data}
-	if d.byte() != chunkVersion {
+	version := d.byte()
+	if version != 1 && version != chunkVersion {
 		return dst, errCorruptChunk
 	}
 	nw := d.uvarint()
@@ -144,12 +167,20 @@ func decodeChunk(data []byte, dst []point) ([]point, error) {
 			ts += int64(d.uvarint())
 		}
 		p := point{ts: ts, metric: int32(d.uvarint())}
-		if w := d.uvarint(); w > 0 && w <= uint64(len(works)) {
+		w, isWhole := d.uvarint(), false
+		if version > 1 {
+			w, isWhole = w>>1, w&1 == 1
+		}
+		if w > 0 && w <= uint64(len(works)) {
 			p.work = &works[w-1]
 		} else if w != 0 {
 			return dst, errCorruptChunk
 		}
-		p.value = math.Float64frombits(d.uint64())
+		if isWhole {
+			p.value = float64(d.varint())
+		} else {
+			p.value = math.Float64frombits(d.uint64())
+		}
 		dst = append(dst, p)
 	}
 	if d.err != nil || len(d.buf) != 0 {

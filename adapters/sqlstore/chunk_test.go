@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -19,8 +20,12 @@ func TestChunkRoundTrip(t *testing.T) {
 	for i := range pts {
 		ts += r.Int64N(3_000_000)
 		pts[i] = point{ts: ts, metric: r.Int32N(40), value: r.NormFloat64() * 1e6, work: works[r.IntN(len(works))]}
+		if i%2 == 0 {
+			pts[i].value = math.Round(pts[i].value) // whole values take the short form
+		}
 	}
-	pts[3].value, pts[4].value = math.MaxFloat64, math.Copysign(0, -1)
+	pts[3].value, pts[4].value, pts[5].value = math.MaxFloat64, math.Copysign(0, -1), math.Inf(-1)
+	pts[6].value, pts[8].value, pts[10].value = maxWhole, -maxWhole, maxWhole*2
 
 	chunks := cutChunks(7, append([]point(nil), pts...), nil)
 	var back []point
@@ -49,6 +54,23 @@ func TestChunkRoundTrip(t *testing.T) {
 			require.Equal(t, *sorted[i].work, *back[i].work)
 		}
 	}
+}
+
+// Chunks written before whole values took the short form are read as they were written.
+func TestChunkVersion1(t *testing.T) {
+	v1, err := hex.DecodeString("0101000170026e730380809ab5dab49c0602010000000000804c40000300000000000010524080ade204020000000000000008c0")
+	require.NoError(t, err)
+	got, err := decodeChunk(v1, nil)
+	require.NoError(t, err)
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	assert.Equal(t, []point{
+		{ts: t0, metric: 2, value: 57, work: &workload{pod: "p", namespace: "ns"}},
+		{ts: t0, metric: 3, value: 72.25},
+		{ts: t0 + 10_000_000, metric: 2, value: -3},
+	}, got)
+	again := encodeChunk(got)
+	assert.Equal(t, byte(chunkVersion), again[0])
+	assert.Less(t, len(again), len(v1)-10, "two of three values are whole")
 }
 
 func TestCorruptChunk(t *testing.T) {

@@ -121,10 +121,10 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		st, err := s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		assert.Equal(t, 3*150+4, st.ChunksRead, "the late batch's 200 samples of one GPU took 4 chunks")
-		// A chunk spans less than a minute: six readings of ten metrics each, which leaves
-		// room for the late readings where they overlap.
-		assert.Equal(t, 3*50, st.ChunksWritten)
+		// The late batch's 200 samples of one GPU made a full chunk, sealed at once, and one
+		// of 72. Merged, 3,000 samples take 24 chunks of at most 128, and 3,072 too.
+		assert.Equal(t, 3*150+1, st.ChunksRead)
+		assert.Equal(t, 3*24, st.ChunksWritten)
 		assert.False(t, st.More)
 
 		for _, g := range gpus {
@@ -139,7 +139,8 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		st, err = s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		assert.Equal(t, 3*(15+1), st.ChunksRead)
+		// 15 new chunks each, and the unsealed last chunk of the two GPUs that have one.
+		assert.Equal(t, 3*15+2, st.ChunksRead)
 		got := readEverything(t, s, gpus[2].UUID)
 		assert.Len(t, got.asc, 3300)
 		assert.Equal(t, before[gpus[2].UUID].asc, got.asc[:3000])

@@ -153,10 +153,10 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 		return emit(p)
 	}
 	defer func() { s.learnDensity(r.gpu, points, chunks) }()
-	// Ascending walks chunks by start, descending by end; id breaks ties.
-	order := " ORDER BY min_ts, id LIMIT ?"
+	// Ascending walks chunks by start, descending by end, each along its index.
+	order := " ORDER BY min_ts LIMIT ?"
 	if r.desc {
-		order = " ORDER BY max_ts DESC, id DESC LIMIT ?"
+		order = " ORDER BY max_ts DESC LIMIT ?"
 	}
 	for {
 		var bound int64 // of the round's last chunk: its start ascending, its end descending
