@@ -98,7 +98,7 @@ var settings = []setting{
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 2, "batches a collector writes at once"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
-	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of; 0 = never"},
+	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of (PostgreSQL); 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"log-format", "text", "text | json"},

@@ -36,7 +36,9 @@ type CompactStats struct {
 // Compact makes one pass over the GPUs whose unsealed chunks hold enough samples, merging each
 // GPU's in a transaction of its own. Several processes may compact at once: on PostgreSQL an
 // advisory lock gives each GPU to one of them, the others skip it; SQLite runs one
-// transaction at a time anyway. An error leaves the GPUs not yet merged for the next pass.
+// transaction at a time anyway (and, without an index of unsealed chunks, reads the table to
+// find them: it is meant for PostgreSQL). An error leaves the GPUs not yet merged for the
+// next pass.
 func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	var st CompactStats
 	gpus, err := queryColumn[int32](ctx, s.sqlDB, s.dialect.rebind(`SELECT gpu_id FROM chunks WHERE `+s.dialect.unsealed+`

@@ -67,8 +67,8 @@ type dialect struct {
 	ts func(time.Time) any
 	// rebind turns ? placeholders into the dialect's, for queries that bypass GORM.
 	rebind func(string) string
-	// unsealed selects unsealed chunks, spelt as the partial index on them is, so that the
-	// planner uses it.
+	// unsealed selects unsealed chunks, spelt as PostgreSQL's partial index on them is, so
+	// that the planner uses it.
 	unsealed string
 }
 

@@ -1,2 +1,1 @@
-DROP INDEX chunks_unsealed_idx;
 ALTER TABLE chunks DROP COLUMN sealed;
