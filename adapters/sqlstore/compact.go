@@ -16,8 +16,9 @@ import (
 // takes several statements resumes after the last sample it emitted (scan.go).
 const (
 	// compactMinSamples is how many samples a GPU's unsealed chunks must hold before they are
-	// merged: enough to fill a chunk, so that merging pays.
-	compactMinSamples = chunkMaxSamples
+	// merged: enough to fill a few chunks, since each merge also rewrites the last, partial
+	// one. (At one chunk's worth, compaction cost split mode a fifth of its write speed.)
+	compactMinSamples = 4 * chunkMaxSamples
 	// compactMaxChunks bounds the chunks one transaction merges.
 	compactMaxChunks = 1024
 	// compactLock is the first key of PostgreSQL's advisory locks, whose second is a GPU id:

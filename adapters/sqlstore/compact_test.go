@@ -132,17 +132,17 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		}
 		again, err := s.Compact(ctx)
 		require.NoError(t, err)
-		assert.Zero(t, again.GPUs, "what is left unsealed is less than a chunk's worth")
+		assert.Zero(t, again.GPUs, "what is left unsealed is too little to merge")
 
 		// New batches join the unsealed tail; once they fill a chunk they are merged too.
-		writeTicks(t, s, "b", gpus, 10, 300, 30, 2)
+		writeTicks(t, s, "b", gpus, 10, 300, 60, 2)
 		st, err = s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		// 15 new chunks each, and the unsealed last chunk of the two GPUs that have one.
-		assert.Equal(t, 3*15+2, st.ChunksRead)
+		// 30 new chunks each, and the unsealed last chunk of the two GPUs that have one.
+		assert.Equal(t, 3*30+2, st.ChunksRead)
 		got := readEverything(t, s, gpus[2].UUID)
-		assert.Len(t, got.asc, 3300)
+		assert.Len(t, got.asc, 3600)
 		assert.Equal(t, before[gpus[2].UUID].asc, got.asc[:3000])
 	})
 }
@@ -220,7 +220,7 @@ func TestConcurrentCompactorsShareTheWork(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
 		gpus := compactFleet(40)
-		writeTicks(t, s, "a", gpus, 4, 0, 80, 2)
+		writeTicks(t, s, "a", gpus, 4, 0, 160, 2)
 		before := readEverything(t, s, gpus[7].UUID)
 		var mu sync.Mutex
 		total := sqlstore.CompactStats{}
@@ -237,7 +237,7 @@ func TestConcurrentCompactorsShareTheWork(t *testing.T) {
 		}
 		wg.Wait()
 		assert.Equal(t, 40, total.GPUs, "each GPU compacted once")
-		assert.Equal(t, 40*40, total.ChunksRead)
+		assert.Equal(t, 40*80, total.ChunksRead)
 		assert.Equal(t, before, readEverything(t, s, gpus[7].UUID))
 	})
 }
@@ -248,7 +248,7 @@ func TestCompactorRunsUntilItsContextEnds(t *testing.T) {
 	s, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{Logger: slog.New(logs)})
 	require.NoError(t, err)
 	defer s.Close()
-	writeTicks(t, s, "a", compactFleet(2), 10, 0, 40, 2)
+	writeTicks(t, s, "a", compactFleet(2), 10, 0, 60, 2)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Compactor(ctx, 10*time.Millisecond) }()
@@ -261,7 +261,7 @@ func TestCompactorRunsUntilItsContextEnds(t *testing.T) {
 				attrs := map[string]string{}
 				r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 				assert.Equal(t, "2", attrs["gpus"])
-				assert.Equal(t, "40", attrs["read"])
+				assert.Equal(t, "60", attrs["read"])
 			}
 		case <-deadline:
 			t.Fatal("the compactor did not compact")
