@@ -289,3 +289,49 @@ func (r records) Handle(_ context.Context, rec slog.Record) error {
 	}
 	return nil
 }
+
+// Chunks that all overlap one another (each batch brought one early and one late reading)
+// make every round after the first begin with chunks that started before it; small pages by
+// cursor still return every sample once, in order, both ways.
+func TestPagesOverOverlappingChunks(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpu := compactFleet(1)[0]
+		for i := range 50 {
+			at := compactT0.Add(time.Duration(i) * time.Second)
+			_, err := s.WriteBatch(ctx, telemetry.Batch{ID: fmt.Sprint("o", i), GPUs: []telemetry.GPU{gpu}, Samples: []telemetry.Sample{
+				{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64(i)},
+				{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at.Add(10 * time.Minute), Value: float64(i + 100)},
+			}})
+			require.NoError(t, err)
+		}
+		for _, desc := range []bool{false, true} {
+			var want []telemetry.Sample
+			require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpu.UUID, Desc: desc}, func(smp telemetry.Sample) error {
+				want = append(want, smp)
+				return nil
+			}))
+			require.Len(t, want, 100)
+			for _, limit := range []int{1, 3, 7} {
+				q := telemetry.SampleQuery{GPU: gpu.UUID, Desc: desc, Range: telemetry.TimeRange{Start: compactT0.Add(4 * time.Second)}}
+				q.Page.Limit = limit
+				var got []telemetry.Sample
+				for range 200 {
+					page, err := s.Samples(ctx, q)
+					require.NoError(t, err)
+					got = append(got, page.Samples...)
+					if page.Next == "" {
+						break
+					}
+					q.Page.Cursor = page.Next
+				}
+				first := 4 // the window starts at the fifth early reading
+				if desc {
+					assert.Equal(t, want[:len(want)-first], got, "desc, limit %d", limit)
+				} else {
+					assert.Equal(t, want[first:], got, "asc, limit %d", limit)
+				}
+			}
+		}
+	})
+}

@@ -192,7 +192,11 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 		if n < rows {
 			return m.emitAll(out)
 		}
-		next := r.from(bound)
+		// The next round starts at the bound, never before this round's start (when every
+		// chunk of the round began earlier and overlaps it), and after the last point
+		// emitted. It narrows r, not round, so that filters do not nest round after round.
+		next := r
+		next.window = round.from(bound).window
 		if emitted {
 			next = next.after(last)
 		}
