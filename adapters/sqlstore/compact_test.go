@@ -60,6 +60,34 @@ func writeTicks(t *testing.T, s *sqlstore.Store, id string, gpus []telemetry.GPU
 	}
 }
 
+// exportAll reads every sample of a query with EachSample.
+func exportAll(t *testing.T, s *sqlstore.Store, q telemetry.SampleQuery) []telemetry.Sample {
+	t.Helper()
+	var all []telemetry.Sample
+	require.NoError(t, s.EachSample(context.Background(), q, func(smp telemetry.Sample) error {
+		all = append(all, smp)
+		return nil
+	}))
+	return all
+}
+
+// pageAll reads every sample of a query page by page, by cursor.
+func pageAll(t *testing.T, s *sqlstore.Store, q telemetry.SampleQuery) []telemetry.Sample {
+	t.Helper()
+	var all []telemetry.Sample
+	for range 10_000 {
+		page, err := s.Samples(context.Background(), q)
+		require.NoError(t, err)
+		all = append(all, page.Samples...)
+		if page.Next == "" {
+			return all
+		}
+		q.Page.Cursor = page.Next
+	}
+	t.Fatal("paging does not end")
+	return nil
+}
+
 // everything is what the API can read of a GPU, for comparing a store before and after
 // compaction.
 type everything struct {
@@ -72,31 +100,13 @@ func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
 	t.Helper()
 	ctx := context.Background()
 	var e everything
-	for _, desc := range []bool{false, true} {
-		var all []telemetry.Sample
-		require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: uuid, Desc: desc}, func(smp telemetry.Sample) error {
-			all = append(all, smp)
-			return nil
-		}))
-		if desc {
-			e.desc = all
-		} else {
-			e.asc = all
-		}
-	}
+	e.asc = exportAll(t, s, telemetry.SampleQuery{GPU: uuid})
+	e.desc = exportAll(t, s, telemetry.SampleQuery{GPU: uuid, Desc: true})
 	// Pages of 7 over a window that starts and ends inside chunks, by cursor.
 	q := telemetry.SampleQuery{GPU: uuid, Range: telemetry.TimeRange{Start: compactT0.Add(95 * time.Second),
 		End: compactT0.Add(41 * time.Minute)}, Metrics: []string{"DCGM_FI_TEST_00", "DCGM_FI_TEST_03"}}
 	q.Page.Limit = 7
-	for {
-		page, err := s.Samples(ctx, q)
-		require.NoError(t, err)
-		e.pages = append(e.pages, page.Samples...)
-		if page.Next == "" {
-			break
-		}
-		q.Page.Cursor = page.Next
-	}
+	e.pages = pageAll(t, s, q)
 	var err error
 	e.latest, err = s.Latest(ctx, uuid)
 	require.NoError(t, err)
@@ -156,11 +166,7 @@ func TestScanAcrossCompaction(t *testing.T) {
 				ctx := context.Background()
 				gpus := compactFleet(1)
 				writeTicks(t, s, "a", gpus, 5, 0, 900, 1) // 900 chunks: an export reads them in rounds
-				var want []telemetry.Sample
-				require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
-					want = append(want, smp)
-					return nil
-				}))
+				want := exportAll(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc})
 				require.Len(t, want, 4500)
 
 				var got []telemetry.Sample
@@ -194,15 +200,7 @@ func TestScanOfChunksAtOneInstant(t *testing.T) {
 			}})
 			require.NoError(t, err)
 		}
-		read := func() []telemetry.Sample {
-			var all []telemetry.Sample
-			require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpu.UUID}, func(smp telemetry.Sample) error {
-				all = append(all, smp)
-				return nil
-			}))
-			return all
-		}
-		all := read()
+		all := exportAll(t, s, telemetry.SampleQuery{GPU: gpu.UUID})
 		require.Len(t, all, 600)
 		seen := map[string]bool{}
 		for _, smp := range all {
@@ -212,7 +210,7 @@ func TestScanOfChunksAtOneInstant(t *testing.T) {
 		st, err := s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 5, st.ChunksWritten, "four full chunks and the rest")
-		assert.Equal(t, all, read())
+		assert.Equal(t, all, exportAll(t, s, telemetry.SampleQuery{GPU: gpu.UUID}))
 	})
 }
 
@@ -306,25 +304,12 @@ func TestPagesOverOverlappingChunks(t *testing.T) {
 			require.NoError(t, err)
 		}
 		for _, desc := range []bool{false, true} {
-			var want []telemetry.Sample
-			require.NoError(t, s.EachSample(ctx, telemetry.SampleQuery{GPU: gpu.UUID, Desc: desc}, func(smp telemetry.Sample) error {
-				want = append(want, smp)
-				return nil
-			}))
+			want := exportAll(t, s, telemetry.SampleQuery{GPU: gpu.UUID, Desc: desc})
 			require.Len(t, want, 100)
 			for _, limit := range []int{1, 3, 7} {
 				q := telemetry.SampleQuery{GPU: gpu.UUID, Desc: desc, Range: telemetry.TimeRange{Start: compactT0.Add(4 * time.Second)}}
 				q.Page.Limit = limit
-				var got []telemetry.Sample
-				for range 200 {
-					page, err := s.Samples(ctx, q)
-					require.NoError(t, err)
-					got = append(got, page.Samples...)
-					if page.Next == "" {
-						break
-					}
-					q.Page.Cursor = page.Next
-				}
+				got := pageAll(t, s, q)
 				first := 4 // the window starts at the fifth early reading
 				if desc {
 					assert.Equal(t, want[:len(want)-first], got, "desc, limit %d", limit)
