@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -128,19 +129,24 @@ func (s *Store) compactGPU(ctx context.Context, gpu int32) (read, written int, e
 
 // Compactor runs Compact every interval until ctx ends, at once again while a pass leaves
 // work, logging failures (a database down is retried at the next interval) and passes that
-// did something.
+// did something: at info level when they took a second or more, as when a database written
+// before compaction existed is packed, else at debug level.
 func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 	for {
 		start := time.Now()
 		st, err := s.Compact(ctx)
-		switch {
+		switch elapsed := time.Since(start); {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			s.log.WarnContext(ctx, "compaction failed, retrying", "retry_in", interval, "err", err)
 		case st.GPUs > 0:
-			s.log.DebugContext(ctx, "compacted chunks", "gpus", st.GPUs, "read", st.ChunksRead,
-				"written", st.ChunksWritten, "elapsed", time.Since(start).Round(time.Millisecond))
+			level := slog.LevelDebug
+			if elapsed >= time.Second {
+				level = slog.LevelInfo
+			}
+			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "read", st.ChunksRead,
+				"written", st.ChunksWritten, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
 		}
 		if err == nil && st.More {
 			continue
