@@ -12,6 +12,7 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
@@ -66,10 +67,51 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, versio
 	if version > 0 {
 		up = func() error { return m.Migrate(version) }
 	}
-	if err := up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return err
+	err = up()
+	if dirty := (migrate.ErrDirty{}); errors.As(err, &dirty) {
+		// A migration was cut short (the database went away, the process was killed). Each
+		// runs in one transaction (migrations/embed.go), so it left nothing behind: mark the
+		// one before it as the last applied, and apply it again.
+		if err := undoDirty(driver, src, dirty.Version); err != nil {
+			return unwrapDriverError(err)
+		}
+		err = up()
+	}
+	if err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return unwrapDriverError(err)
 	}
 	return nil
+}
+
+// undoDirty marks the migration before version as the last applied, if version is still
+// marked dirty once the migration lock is held: another process starting at the same time may
+// have applied it again meanwhile.
+func undoDirty(driver database.Driver, src source.Driver, version int) error {
+	before := database.NilVersion
+	if prev, err := src.Prev(uint(version)); err == nil {
+		before = int(prev)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := driver.Lock(); err != nil {
+		return err
+	}
+	defer driver.Unlock()
+	current, dirty, err := driver.Version()
+	if err != nil || !dirty || current != version {
+		return err
+	}
+	return driver.SetVersion(before, false)
+}
+
+// unwrapDriverError keeps the error under golang-migrate's database.Error reachable by
+// errors.Is, so that a database that went away is told from a migration that failed.
+func unwrapDriverError(err error) error {
+	var dbErr database.Error
+	if errors.As(err, &dbErr) && dbErr.OrigErr != nil {
+		return fmt.Errorf("%s: %w", err.Error(), dbErr.OrigErr)
+	}
+	return err
 }
 
 // sqliteMigrations is golang-migrate's database.Driver for the embedded store. It works on

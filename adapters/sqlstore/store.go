@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
@@ -130,25 +131,33 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(max(opts.MaxConns, 10))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	connectCtx, cancel := ctx, context.CancelFunc(func() {})
-	if opts.ConnectTimeout > 0 {
-		connectCtx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
+	// Migrating and upgrading start again when the database goes away meanwhile: each
+	// migration and the upgrade are transactions, so nothing is left half done.
+	for {
+		connectCtx, cancel := ctx, context.CancelFunc(func() {})
+		if opts.ConnectTimeout > 0 {
+			connectCtx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
+		}
+		err = s.waitReachable(connectCtx, rawURL)
+		cancel()
+		if err != nil {
+			sqlDB.Close()
+			return nil, err
+		}
+		if err = migrateUp(ctx, d, rawURL, sqlDB, 0); err != nil {
+			err = fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
+		} else if err = s.upgradeLegacy(ctx); err != nil {
+			err = fmt.Errorf("upgrade database %s: %w", Redact(rawURL), err)
+		}
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil || !errors.Is(classify(err), telemetry.ErrUnavailable) {
+			sqlDB.Close()
+			return nil, err
+		}
+		log.WarnContext(ctx, "database lost while preparing it, starting again", "err", err)
 	}
-	err = s.waitReachable(connectCtx, rawURL)
-	cancel()
-	if err != nil {
-		sqlDB.Close()
-		return nil, err
-	}
-	if err := migrateUp(ctx, d, rawURL, sqlDB, 0); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
-	}
-	if err := s.upgradeLegacy(ctx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("upgrade database %s: %w", Redact(rawURL), err)
-	}
-	return s, nil
 }
 
 // Dialect is "postgres" or "sqlite".
