@@ -42,7 +42,8 @@ func BenchmarkWriteBatch(b *testing.B) {
 }
 
 // BenchmarkSamplesPage reads 1,000-sample pages of one GPU out of chunks shaped as the
-// pipeline writes them by default: ten metrics a scrape, two scrapes a batch.
+// pipeline writes them by default — ten metrics a scrape, two scrapes a batch — then out of
+// the same chunks compacted.
 func BenchmarkSamplesPage(b *testing.B) {
 	s := open(b, sqlstoretest.PostgresURL(b))
 	gpu := telemetry.GPU{UUID: "GPU-bench", Hostname: "host", Index: 0}
@@ -60,10 +61,17 @@ func BenchmarkSamplesPage(b *testing.B) {
 	}
 	q := telemetry.SampleQuery{GPU: gpu.UUID, Range: telemetry.TimeRange{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour)},
 		Page: telemetry.Page{Limit: 1000}}
-	b.ReportAllocs()
-	for b.Loop() {
-		page, err := s.Samples(context.Background(), q)
-		require.NoError(b, err)
-		require.Len(b, page.Samples, 1000)
+	read := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			page, err := s.Samples(context.Background(), q)
+			require.NoError(b, err)
+			require.Len(b, page.Samples, 1000)
+		}
 	}
+	b.Run("as written", read)
+	st, err := s.Compact(context.Background())
+	require.NoError(b, err)
+	require.Equal(b, 1, st.GPUs)
+	b.Run("compacted", read)
 }
