@@ -2,10 +2,13 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 // Compaction. A batch writes one chunk for each GPU it holds, so a chunk holds what one batch
@@ -14,7 +17,7 @@ import (
 // small chunks into full ones, written next to each other, and seals them: the compactor
 // never reads a sealed chunk again. Samples never change. Merging moves them from rows to
 // rows in one transaction, so that every statement sees each sample exactly once; a scan that
-// takes several statements resumes after the last sample it emitted (scan.go).
+// takes several statements resumes at a time, not at a chunk (scan.go).
 const (
 	// compactMinSamples is how many samples a GPU's unsealed chunks must hold before they are
 	// merged: enough to fill a few chunks, since each merge also rewrites the last, partial
@@ -39,8 +42,8 @@ type CompactStats struct {
 // GPU's in a transaction of its own. Several processes may compact at once: on PostgreSQL an
 // advisory lock gives each GPU to one of them, the others skip it; SQLite runs one
 // transaction at a time anyway (and, without an index of unsealed chunks, reads the table to
-// find them: it is meant for PostgreSQL). An error leaves the GPUs not yet merged for the
-// next pass.
+// find them: it is meant for PostgreSQL). A database that cannot be reached ends the pass
+// with an error; a GPU that cannot be compacted (a corrupt chunk) is logged and skipped.
 func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	var st CompactStats
 	gpus, err := queryColumn[int32](ctx, s.sqlDB, s.dialect.rebind(`SELECT gpu_id FROM chunks WHERE `+s.dialect.unsealed+`
@@ -53,8 +56,13 @@ func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	rand.Shuffle(len(gpus), func(i, j int) { gpus[i], gpus[j] = gpus[j], gpus[i] })
 	for _, gpu := range gpus {
 		read, written, err := s.compactGPU(ctx, gpu)
-		if err != nil {
-			return st, classify(fmt.Errorf("compact chunks of GPU %d: %w", gpu, err))
+		switch err = classify(err); {
+		case err == nil:
+		case errors.Is(err, telemetry.ErrUnavailable) || ctx.Err() != nil:
+			return st, fmt.Errorf("compact chunks of GPU %d: %w", gpu, err)
+		default:
+			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", gpu, "err", err)
+			continue
 		}
 		if read > 0 {
 			st.GPUs++

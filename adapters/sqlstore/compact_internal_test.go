@@ -1,0 +1,48 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// A GPU whose chunks cannot be merged (one is corrupt) is left as it is; the others are
+// compacted all the same.
+func TestCompactionSkipsAGPUItCannotMerge(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, sqlstoretest.PostgresURL(t), Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	gpus := []telemetry.GPU{{UUID: "GPU-ok", Hostname: "h"}, {UUID: "GPU-bad", Hostname: "h"}}
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	for b := range 60 {
+		batch := telemetry.Batch{ID: fmt.Sprint("b", b), GPUs: gpus}
+		for _, g := range gpus {
+			for m := range 10 {
+				batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: fmt.Sprint("M", m),
+					Time: t0.Add(time.Duration(b) * 10 * time.Second), Value: float64(m)})
+			}
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(t, err)
+	}
+	bad, err := s.gpuID(ctx, "GPU-bad")
+	require.NoError(t, err)
+	_, err = s.sqlDB.ExecContext(ctx, `UPDATE chunks SET data = '\xff' WHERE id = (SELECT min(id) FROM chunks WHERE gpu_id = $1)`, bad)
+	require.NoError(t, err)
+
+	st, err := s.Compact(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.GPUs, "the good GPU")
+	assert.Equal(t, 60, st.ChunksRead)
+	var unsealed int
+	require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM chunks WHERE gpu_id = $1 AND NOT sealed`, bad).Scan(&unsealed))
+	assert.Equal(t, 60, unsealed, "the bad GPU's chunks are all still there")
+}
