@@ -345,8 +345,11 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 			collectors = append(collectors, spawn(t, name, "--mode=collector", "--database-url="+viaProxy,
 				"--redis-url="+p.redisURL, "--queue-name="+p.queue))
 		}
+		for _, c := range collectors {
+			c.waitReady(t) // migrated: the outage is to hit batches, not start-up
+		}
 		streamers := startStreamers(t, p, 2, slow...)
-		time.Sleep(time.Second)
+		require.Eventually(t, func() bool { n, _ := p.counts(); return n > 0 }, 30*time.Second, 20*time.Millisecond)
 		px.cut()
 		time.Sleep(10 * time.Second)
 		px.restore()
