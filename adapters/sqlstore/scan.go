@@ -201,8 +201,8 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 			next = next.after(last)
 		}
 		if next.window == round.window {
-			// Every chunk of the round started where the round did, so no point became
-			// final: read more at once. Only as many chunks as hold one instant of one GPU.
+			// No chunk of the round started after the round did, so no point became final:
+			// read more at once. It takes as many chunks as overlap one instant of one GPU.
 			rows *= 4
 		} else {
 			rows = r.nextRows(rows, read, kept)
