@@ -11,8 +11,9 @@ import (
 
 // Samples are stored in chunks: one row holds a run of one GPU's samples, sorted by time and
 // metric id and packed in a compact binary form (about 5 bytes a sample, 11 when values have
-// fractions, against some 60 for a row per sample, plus its index entry). Readers fetch the few chunks overlapping a window
-// and merge them; see scan. Two bounds keep chunks cheap to find and to write:
+// fractions, against some 60 for a row per sample, plus its index entry). Readers fetch the
+// few chunks overlapping a window and merge them; see scan. Two bounds keep chunks cheap to
+// find and to write:
 const (
 	// chunkMaxSamples keeps a row below PostgreSQL's 2 kB TOAST threshold, so rows are
 	// neither compressed nor moved out of line on write.

@@ -49,16 +49,10 @@ type scanRequest struct {
 // after narrows the request to the points after mark in its order: later ones ascending,
 // earlier ones descending.
 func (r scanRequest) after(mark point) scanRequest {
-	keep := r.keep
+	r, keep := r.from(mark.ts), r.keep
 	if r.desc {
-		if !r.window.hasHi || mark.ts < r.window.hi {
-			r.window.hi, r.window.hasHi = mark.ts, true
-		}
 		r.keep = func(p *point) bool { return before(p, &mark) && (keep == nil || keep(p)) }
 	} else {
-		if !r.window.hasLo || mark.ts > r.window.lo {
-			r.window.lo, r.window.hasLo = mark.ts, true
-		}
 		r.keep = func(p *point) bool { return before(&mark, p) && (keep == nil || keep(p)) }
 	}
 	return r

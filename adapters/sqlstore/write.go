@@ -252,7 +252,7 @@ func insertChunksSQL(rows int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?)")
+		b.WriteString("(" + placeholders(len(chunkColumns)) + ")")
 	}
 	return b.String()
 }
