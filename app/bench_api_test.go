@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,8 +50,7 @@ func BenchmarkAPI(b *testing.B) {
 	load(b, dbURL, gpus, metrics, t0, ticks, step)
 
 	api := spawn(b, "api-bench", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
-	base := "http://" + api.addr
-	waitUp(b, base)
+	waitUp(b, "http://"+api.addr)
 
 	hour := func(r *rand.Rand) (string, string) {
 		from := t0.Add(time.Duration(r.Int64N(int64(span - time.Hour))))
@@ -59,25 +62,29 @@ func BenchmarkAPI(b *testing.B) {
 	}{
 		{"window query, 1 h, limit 1000", func(r *rand.Rand) string {
 			from, to := hour(r)
-			return fmt.Sprintf("%s/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s", base,
+			return fmt.Sprintf("/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s",
 				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
 		}},
 		{"latest", func(r *rand.Rand) string {
-			return fmt.Sprintf("%s/api/v1/gpus/%s/latest", base, gpus[r.IntN(len(gpus))].UUID)
+			return fmt.Sprintf("/api/v1/gpus/%s/latest", gpus[r.IntN(len(gpus))].UUID)
 		}},
-		{"GPU list (247)", func(*rand.Rand) string { return base + "/api/v1/gpus" }},
+		{"GPU list (247)", func(*rand.Rand) string { return "/api/v1/gpus" }},
 		{"aggregation, 1 h, step=1m", func(r *rand.Rand) string {
 			from, to := hour(r)
-			return fmt.Sprintf("%s/api/v1/gpus/%s/telemetry?step=1m&agg=avg&start_time=%s&end_time=%s", base,
+			return fmt.Sprintf("/api/v1/gpus/%s/telemetry?step=1m&agg=avg&start_time=%s&end_time=%s",
 				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
 		}},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s |\n|---|---|---|---|\n",
+	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s | CPU a request: API / PostgreSQL / client |\n|---|---|---|---|---|\n",
 		ticks*perTick, concurrency)
 	for _, sc := range scenarios {
-		p50, p99, rps := hammer(b, sc.url, concurrency, duration)
-		fmt.Fprintf(&table, "| %s | %.2f ms | %.2f ms | %.0f |\n", sc.name, ms(p50), ms(p99), rps)
+		before := readCPU(api.cmd.Process.Pid)
+		p50, p99, rps := hammer(b, api.addr, sc.url, concurrency, duration)
+		used := readCPU(api.cmd.Process.Pid).since(before)
+		requests := rps * duration.Seconds()
+		fmt.Fprintf(&table, "| %s | %.2f ms | %.2f ms | %.0f | %.3f / %.3f / %.3f ms |\n", sc.name, ms(p50), ms(p99), rps,
+			ms(used.api)/requests, ms(used.postgres)/requests, ms(used.client)/requests)
 		b.ReportMetric(rps, strings.ReplaceAll(sc.name, " ", "_")+"-req/s")
 	}
 	fmt.Print(table.String())
@@ -85,30 +92,70 @@ func BenchmarkAPI(b *testing.B) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// hammer requests urls from n clients for d and returns latency percentiles and throughput.
-func hammer(b *testing.B, next func(*rand.Rand) string, n int, d time.Duration) (p50, p99 time.Duration, rps float64) {
-	// Pages of 1,000 samples are about 80 kB: read them in large gulps, as a client that
-	// downloads telemetry would, so that the load generator costs the machine less.
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, ReadBufferSize: 64 << 10}}
+// requestCPU is the CPU time used so far by the API, PostgreSQL's processes on this machine
+// and the benchmark itself, read from /proc. On a noisy machine a request's cost in CPU
+// is a steadier measure than requests/s.
+type requestCPU struct{ api, postgres, client time.Duration }
+
+func readCPU(apiPID int) requestCPU {
+	t := requestCPU{api: processCPU(apiPID), client: processCPU(os.Getpid())}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); strings.TrimSpace(string(comm)) == "postgres" {
+			t.postgres += processCPU(pid)
+		}
+	}
+	return t
+}
+
+// since returns the CPU used from before until t. A PostgreSQL backend started in between
+// counts whole; one that ended in between is not subtracted, since it is not in t.
+func (t requestCPU) since(before requestCPU) requestCPU {
+	return requestCPU{api: t.api - before.api, postgres: max(t.postgres-before.postgres, 0), client: t.client - before.client}
+}
+
+// processCPU returns the user and system time of a process, 0 when it cannot be read.
+func processCPU(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces: utime
+	// and stime are the 12th and 13th, in clock ticks of 1/100 s.
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// hammer requests paths from n clients for d and returns latency percentiles and throughput.
+func hammer(b *testing.B, addr string, next func(*rand.Rand) string, n int, d time.Duration) (p50, p99 time.Duration, rps float64) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Go(func() {
+			c, err := dialBench(addr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer c.conn.Close()
 			r := rand.New(rand.NewPCG(uint64(w), 42))
 			var mine []time.Duration
 			for time.Now().Before(deadline) {
 				start := time.Now()
-				resp, err := client.Get(next(r))
-				if err != nil {
+				if err := c.get(next(r)); err != nil {
 					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("status %d", resp.StatusCode)
 					return
 				}
 				mine = append(mine, time.Since(start))
@@ -122,6 +169,43 @@ func hammer(b *testing.B, next func(*rand.Rand) string, n int, d time.Duration) 
 	slices.Sort(lat)
 	require.NotEmpty(b, lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], float64(len(lat)) / d.Seconds()
+}
+
+// benchClient sends requests one after another over one keep-alive connection, as load
+// generators such as wrk do. The client shares two cores with the API and PostgreSQL, and
+// net/http's Client hands every request and response between goroutines: per window query
+// it cost the machine about half as much CPU again as this one.
+type benchClient struct {
+	conn net.Conn
+	r    *bufio.Reader
+	host string
+}
+
+func dialBench(addr string) (*benchClient, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// Pages of 1,000 samples are about 80 kB: read them in large gulps, as a client that
+	// downloads telemetry would.
+	return &benchClient{conn: conn, r: bufio.NewReaderSize(conn, 128<<10), host: addr}, nil
+}
+
+// get requests path and reads the whole answer, which must be a 200.
+func (c *benchClient) get(path string) error {
+	if _, err := io.WriteString(c.conn, "GET "+path+" HTTP/1.1\r\nHost: "+c.host+"\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+	}
+	return err
 }
 
 // bundledFleet returns the GPUs and metric names of the bundled file.
