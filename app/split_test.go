@@ -191,10 +191,11 @@ func (p *pipeline) distinct(t *testing.T) int {
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, g := range gpus {
-		require.NoError(t, store.EachSample(ctx, telemetry.SampleQuery{GPU: g.UUID}, func(smp telemetry.Sample) error {
+		_, err := store.Samples(ctx, telemetry.SampleQuery{GPU: g.UUID}, func(smp telemetry.Sample) error {
 			seen[smp.GPU+" "+smp.Metric+" "+smp.Time.String()] = true
 			return nil
-		}))
+		})
+		require.NoError(t, err)
 	}
 	return len(seen)
 }

@@ -71,18 +71,16 @@ type Inventory interface {
 // SampleReader reads one GPU's samples, for the query service. Each method returns an error
 // matching telemetry.ErrNotFound when no GPU has the UUID asked for.
 type SampleReader interface {
-	// Samples returns a page of the GPU's samples within q.Range (inclusive at both ends)
-	// of q.Metrics (all when empty), ordered by time, then by a fixed per-metric order —
-	// both reversed when q.Desc. The page is q.Page.Limit samples after q.Page.Cursor when
-	// set (paging by cursor never skips or repeats a sample, even while samples arrive),
-	// else after q.Page.Offset. Next is set when more samples follow. A cursor the store did
-	// not make gives an error matching telemetry.ErrInvalid.
-	Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error)
-
-	// EachSample calls fn for every sample Samples would return over all pages, in the same
-	// order, streaming them from the database, and stops at fn's first error.
-	EachSample(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) error
-
+	// Samples calls fn with the GPU's samples within q.Range (inclusive at both ends) of
+	// q.Metrics (all when empty), ordered by time, then by a fixed per-metric order — both
+	// reversed when q.Desc — streaming them from the database, and stops at fn's first
+	// error, which it returns. With q.Page.Limit > 0 it calls fn for one page: that many
+	// samples at most after q.Page.Cursor when set (paging by cursor never skips or repeats a
+	// sample, even while samples arrive), else after q.Page.Offset; next is then the cursor
+	// of the page after, "" when no sample follows. With q.Page.Limit == 0 it calls fn for
+	// every sample after the cursor or offset and next is "". A cursor the store did not make
+	// gives an error matching telemetry.ErrInvalid.
+	Samples(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) (next string, err error)
 	// Latest returns the most recent sample of every metric the GPU reported, by metric name.
 	Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error)
 }

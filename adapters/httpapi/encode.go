@@ -11,16 +11,57 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// appendTelemetryPage encodes p, with samples as its data, exactly as encoding/json encodes
-// p with toSample of each sample as p.Data: a page of 1,000 samples is the API's most
-// frequent large answer, and reflection-based encoding was a third of its CPU. A test holds
-// the two encodings equal. p.Data is not read.
-func appendTelemetryPage(b []byte, p TelemetryPage, samples []telemetry.Sample) []byte {
-	b = append(b, `{"uuid":`...)
-	b = appendJSONString(b, p.UUID)
-	b = appendSamples(append(b, `,"data":`...), samples)
-	b = append(b, `,"count":`...)
-	b = strconv.AppendInt(b, int64(p.Count), 10)
+// pageEncoder encodes a TelemetryPage as its samples arrive from the store, exactly as
+// encoding/json encodes the page with toSample of each sample as its Data: a page of 1,000
+// samples is the API's most frequent large answer, reflection-based encoding was a third
+// of its CPU, and encoding as the samples arrive saves holding them all. A test holds the
+// two encodings equal. Encoders are pooled with their buffer, about 80 kB for 1,000 samples.
+type pageEncoder struct {
+	b     []byte
+	count int
+	last  time.Time // of the last sample: a GPU's metrics share their timestamps
+	ts    []byte    // last, formatted
+	names quotedNames
+}
+
+var pageEncoders = sync.Pool{New: func() any { return new(pageEncoder) }}
+
+// begin starts a page of the GPU.
+func (e *pageEncoder) begin(uuid string) {
+	e.b = append(appendJSONString(append(e.b[:0], `{"uuid":`...), uuid), `,"data":[`...)
+	e.count = 0
+}
+
+// add appends a sample to the page's data.
+func (e *pageEncoder) add(s telemetry.Sample) {
+	b := e.b
+	if e.count > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, `{"timestamp":"`...)
+	if e.count == 0 || s.Time != e.last {
+		e.last, e.ts = s.Time, s.Time.AppendFormat(e.ts[:0], time.RFC3339Nano)
+	}
+	b = append(b, e.ts...)
+	b = append(b, `","metric":`...)
+	b = e.names.append(b, s.Metric)
+	b = append(b, `,"value":`...)
+	b = appendJSONFloat(b, s.Value)
+	for _, f := range [3]struct{ key, val string }{{`,"container":`, s.Container}, {`,"pod":`, s.Pod}, {`,"namespace":`, s.Namespace}} {
+		if f.val != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.val)
+		}
+	}
+	e.b = append(b, '}')
+	e.count++
+}
+
+// end closes the page with p's other fields (p.UUID, p.Data and p.Count are not read) and
+// returns its JSON, valid until the next begin.
+func (e *pageEncoder) end(p TelemetryPage) []byte {
+	b := append(e.b, `],"count":`...)
+	b = strconv.AppendInt(b, int64(e.count), 10)
 	b = append(b, `,"limit":`...)
 	b = strconv.AppendInt(b, int64(p.Limit), 10)
 	b = append(b, `,"offset":`...)
@@ -29,46 +70,11 @@ func appendTelemetryPage(b []byte, p TelemetryPage, samples []telemetry.Sample) 
 		b = append(b, `,"next_cursor":`...)
 		b = appendJSONString(b, p.NextCursor)
 	}
-	return append(b, '}')
+	e.b = append(b, '}')
+	return e.b
 }
 
-// pageBuffers hold encoded pages, about 80 kB for 1,000 samples: the window query's
-// answer, written to the client before the buffer goes back.
-var pageBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-func appendSamples(b []byte, samples []telemetry.Sample) []byte {
-	b = append(b, '[')
-	var (
-		last  time.Time
-		ts    = make([]byte, 0, 40) // last formatted: a GPU's metrics share their timestamps
-		names quotedNames
-	)
-	for i := range samples {
-		s := &samples[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"timestamp":"`...)
-		if i == 0 || s.Time != last {
-			last, ts = s.Time, s.Time.AppendFormat(ts[:0], time.RFC3339Nano)
-		}
-		b = append(b, ts...)
-		b = append(b, `","metric":`...)
-		b = names.append(b, s.Metric)
-		b = append(b, `,"value":`...)
-		b = appendJSONFloat(b, s.Value)
-		for _, f := range [3]struct{ key, val string }{{`,"container":`, s.Container}, {`,"pod":`, s.Pod}, {`,"namespace":`, s.Namespace}} {
-			if f.val != "" {
-				b = append(b, f.key...)
-				b = appendJSONString(b, f.val)
-			}
-		}
-		b = append(b, '}')
-	}
-	return append(b, ']')
-}
-
-// quotedNames remembers the JSON of the metric names a page repeats (a GPU reports a few
+// quotedNames remembers the JSON of the metric names pages repeat (a fleet reports a few
 // dozen at most): quoting a name each time was a tenth of the API's CPU. Samples come
 // ordered by time, then metric, so names recur in the same order: the entry after the last
 // one found is tried first.

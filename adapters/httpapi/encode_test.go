@@ -25,8 +25,9 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 		}
 		return strings.Clone(strs[r.IntN(len(strs))]) // an equal name in other memory
 	}
+	enc := new(pageEncoder) // one for every page, as the pool gives them out again
 	for round := range 200 {
-		p := TelemetryPage{UUID: strs[r.IntN(len(strs))], Count: r.IntN(1000), Limit: r.IntN(1001), Offset: r.IntN(50)}
+		p := TelemetryPage{UUID: strs[r.IntN(len(strs))], Limit: r.IntN(1001), Offset: r.IntN(50)}
 		if round%2 == 0 {
 			p.NextCursor = "djE6MTc1Mjg3MTM1NDAwMDAwMDo0"
 		}
@@ -51,13 +52,16 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 				samples = append(samples, telemetry.Sample{GPU: p.UUID, Metric: fmt.Sprintf("M<%d>", i%(maxQuotedNames+3))})
 			}
 		}
+		enc.begin(p.UUID)
 		p.Data = []Sample{}
 		for _, smp := range samples {
 			p.Data = append(p.Data, toSample(smp))
+			enc.add(smp)
 		}
+		p.Count = len(samples)
 		want, err := json.Marshal(p)
 		require.NoError(t, err)
-		require.Equal(t, string(want), string(appendTelemetryPage(nil, p, samples)), "round %d", round)
+		require.Equal(t, string(want), string(enc.end(p)), "round %d", round)
 	}
 }
 
@@ -77,10 +81,14 @@ func BenchmarkTelemetryPageEncoding(b *testing.B) {
 			_, _ = json.Marshal(p)
 		}
 	})
-	b.Run("append", func(b *testing.B) {
-		buf := make([]byte, 0, 128<<10)
+	b.Run("pageEncoder", func(b *testing.B) {
+		enc := new(pageEncoder)
 		for b.Loop() {
-			buf = appendTelemetryPage(buf[:0], p, samples)
+			enc.begin(p.UUID)
+			for _, s := range samples {
+				enc.add(s)
+			}
+			enc.end(p)
 		}
 	})
 }

@@ -124,17 +124,20 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 	case c.Query("format") != "" && c.Query("format") != "json":
 		writeError(c, telemetry.Invalid("format", "%q is not json or csv", c.Query("format")))
 	default:
-		page, err := a.opts.Query.Samples(c.Request.Context(), q)
+		enc := pageEncoders.Get().(*pageEncoder)
+		defer pageEncoders.Put(enc)
+		enc.begin(q.GPU)
+		next, err := a.opts.Query.Samples(c.Request.Context(), q, func(s telemetry.Sample) error {
+			enc.add(s)
+			return nil
+		})
 		if err != nil {
 			writeError(c, err)
 			return
 		}
-		out := TelemetryPage{UUID: q.GPU, Count: len(page.Samples), Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: page.Next}
-		buf := pageBuffers.Get().(*[]byte)
-		defer pageBuffers.Put(buf)
-		*buf = appendTelemetryPage((*buf)[:0], out, page.Samples)
-		c.Header("Content-Length", strconv.Itoa(len(*buf))) // one write, no chunked framing
-		c.Data(http.StatusOK, "application/json; charset=utf-8", *buf)
+		body := enc.end(TelemetryPage{Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: next})
+		c.Header("Content-Length", strconv.Itoa(len(body))) // one write, no chunked framing
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	}
 }
 

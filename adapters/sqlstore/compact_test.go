@@ -14,6 +14,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
 
 // bothStores runs fn against a fresh store of each dialect.
@@ -60,14 +61,12 @@ func writeTicks(t *testing.T, s *sqlstore.Store, id string, gpus []telemetry.GPU
 	}
 }
 
-// exportAll reads every sample of a query with EachSample.
+// exportAll reads every sample of a query at once, as an export does.
 func exportAll(t *testing.T, s *sqlstore.Store, q telemetry.SampleQuery) []telemetry.Sample {
 	t.Helper()
-	var all []telemetry.Sample
-	require.NoError(t, s.EachSample(context.Background(), q, func(smp telemetry.Sample) error {
-		all = append(all, smp)
-		return nil
-	}))
+	q.Page = telemetry.Page{}
+	all, _, err := portstest.ReadPage(context.Background(), s, q)
+	require.NoError(t, err)
 	return all
 }
 
@@ -76,13 +75,13 @@ func pageAll(t *testing.T, s *sqlstore.Store, q telemetry.SampleQuery) []telemet
 	t.Helper()
 	var all []telemetry.Sample
 	for range 10_000 {
-		page, err := s.Samples(context.Background(), q)
+		page, next, err := portstest.ReadPage(context.Background(), s, q)
 		require.NoError(t, err)
-		all = append(all, page.Samples...)
-		if page.Next == "" {
+		all = append(all, page...)
+		if next == "" {
 			return all
 		}
-		q.Page.Cursor = page.Next
+		q.Page.Cursor = next
 	}
 	t.Fatal("paging does not end")
 	return nil
@@ -171,7 +170,7 @@ func TestScanAcrossCompaction(t *testing.T) {
 
 				var got []telemetry.Sample
 				compacted := 0
-				err := s.EachSample(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
+				_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
 					if len(got) == 100 {
 						st, err := s.Compact(ctx)
 						require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
 
 // TestUpgradeFromRowPerSample fills a database of schema version 2 (a row per sample), then
@@ -64,14 +65,14 @@ func TestUpgradeFromRowPerSample(t *testing.T) {
 			require.NoError(t, err)
 			defer s.Close()
 			for uuid, samples := range want {
-				page, err := s.Samples(ctx, telemetry.SampleQuery{GPU: uuid, Page: telemetry.Page{Limit: 1000}})
+				page, _, err := portstest.ReadPage(ctx, s, telemetry.SampleQuery{GPU: uuid, Page: telemetry.Page{Limit: 1000}})
 				require.NoError(t, err)
-				require.Len(t, page.Samples, len(samples))
+				require.Len(t, page, len(samples))
 				for i := range samples {
-					assert.True(t, samples[i].Time.Equal(page.Samples[i].Time))
-					page.Samples[i].Time = samples[i].Time
+					assert.True(t, samples[i].Time.Equal(page[i].Time))
+					page[i].Time = samples[i].Time
 				}
-				assert.Equal(t, samples, page.Samples)
+				assert.Equal(t, samples, page)
 				latest, err := s.Latest(ctx, uuid)
 				require.NoError(t, err)
 				assert.Len(t, latest, 2, "gpu_metrics filled from the old rows")

@@ -90,64 +90,56 @@ func (s *Store) Metrics(ctx context.Context) ([]string, error) {
 }
 
 // Samples implements ports.SampleReader.
-func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error) {
-	page := telemetry.SamplePage{Samples: make([]telemetry.Sample, 0, min(q.Page.Limit, 1024))}
-	var last cursor
-	skip := q.Page.Offset
-	err := s.eachSample(ctx, q, q.Page.Offset+q.Page.Limit+1, func(smp telemetry.Sample, c cursor) error {
+func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) (next string, err error) {
+	gpuID, err := s.gpuID(ctx, q.GPU)
+	if err != nil {
+		return "", err
+	}
+	keep, err := s.metricFilter(ctx, q.Metrics)
+	if err != nil || keep == nil {
+		return "", err
+	}
+	req := scanRequest{gpu: gpuID, window: windowOf(q.Range), desc: q.Desc, keep: keep}
+	if q.Page.Limit > 0 {
+		req.want = q.Page.Offset + q.Page.Limit + 1 // one more tells whether a page follows
+	}
+	if q.Page.Cursor != "" {
+		c, err := decodeCursor(q.Page.Cursor)
+		if err != nil {
+			return "", err
+		}
+		req = req.after(point{ts: c.ts, metric: c.metric})
+	}
+	var (
+		conv = s.converter(q.GPU)
+		skip = q.Page.Offset
+		sent int
+		last point // sent
+	)
+	err = s.scan(ctx, req, func(p point) error {
 		if skip > 0 {
 			skip--
 			return nil
 		}
-		if len(page.Samples) == q.Page.Limit {
-			page.Next = last.encode()
+		if q.Page.Limit > 0 && sent == q.Page.Limit {
+			next = cursor{ts: last.ts, metric: last.metric}.encode()
 			return errStop
 		}
-		page.Samples = append(page.Samples, smp)
-		last = c
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return telemetry.SamplePage{}, err
-	}
-	return page, nil
-}
-
-var errStop = errors.New("stop")
-
-// EachSample implements ports.SampleReader.
-func (s *Store) EachSample(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) error {
-	return s.eachSample(ctx, q, 0, func(smp telemetry.Sample, _ cursor) error { return fn(smp) })
-}
-
-// eachSample scans the query's samples in order, after its cursor; want is how many the
-// caller needs, 0 for all.
-func (s *Store) eachSample(ctx context.Context, q telemetry.SampleQuery, want int, fn func(telemetry.Sample, cursor) error) error {
-	gpuID, err := s.gpuID(ctx, q.GPU)
-	if err != nil {
-		return err
-	}
-	keep, err := s.metricFilter(ctx, q.Metrics)
-	if err != nil || keep == nil {
-		return err
-	}
-	req := scanRequest{gpu: gpuID, window: windowOf(q.Range), desc: q.Desc, keep: keep, want: want}
-	if q.Page.Cursor != "" {
-		c, err := decodeCursor(q.Page.Cursor)
-		if err != nil {
-			return err
-		}
-		req = req.after(point{ts: c.ts, metric: c.metric})
-	}
-	conv := s.converter(q.GPU)
-	return s.scan(ctx, req, func(p point) error {
 		smp, err := conv.sample(ctx, p)
 		if err != nil {
 			return err
 		}
-		return fn(smp, cursor{ts: p.ts, metric: p.metric})
+		sent, last = sent+1, p
+		return fn(smp)
 	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return next, err
 }
+
+// errStop ends a scan once a page is full.
+var errStop = errors.New("stop")
 
 // converter turns one GPU's points into samples.
 type converter struct {

@@ -74,22 +74,25 @@ func (s *Service) Metrics(ctx context.Context) ([]telemetry.MetricInfo, error) {
 	return out, nil
 }
 
-// Samples returns a page of one GPU's samples. Errors match telemetry.ErrInvalid for a query
-// that breaks the rules (see Validate) and telemetry.ErrNotFound for an unknown GPU.
-func (s *Service) Samples(ctx context.Context, q telemetry.SampleQuery) (telemetry.SamplePage, error) {
+// Samples calls fn with a page of one GPU's samples, in order, and returns the cursor of
+// the page after, "" when no sample follows. Errors match telemetry.ErrInvalid for a query
+// that breaks the rules (see Validate) and telemetry.ErrNotFound for an unknown GPU; fn's
+// own error ends the page and is returned.
+func (s *Service) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) (next string, err error) {
 	if err := Validate(q); err != nil {
-		return telemetry.SamplePage{}, err
+		return "", err
 	}
-	return s.smp.Samples(ctx, q)
+	return s.smp.Samples(ctx, q, fn)
 }
 
 // EachSample streams every sample of the window to fn, in order, ignoring q.Page.
 func (s *Service) EachSample(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) error {
-	q.Page = telemetry.Page{Limit: 1}
-	if err := Validate(q); err != nil {
+	q.Page = telemetry.Page{}
+	if err := validateWindow(q); err != nil {
 		return err
 	}
-	return s.smp.EachSample(ctx, q, fn)
+	_, err := s.smp.Samples(ctx, q, fn)
+	return err
 }
 
 // Latest returns the latest sample of every metric of a GPU.
@@ -125,14 +128,20 @@ func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]
 // Validate checks a sample query against the paging and window rules.
 func Validate(q telemetry.SampleQuery) error {
 	switch {
-	case q.GPU == "":
-		return telemetry.Invalid("uuid", "is empty")
 	case q.Page.Limit < 1 || q.Page.Limit > MaxLimit:
 		return telemetry.Invalid("limit", "must be between 1 and %d, got %d", MaxLimit, q.Page.Limit)
 	case q.Page.Offset < 0:
 		return telemetry.Invalid("offset", "must not be negative, got %d", q.Page.Offset)
 	case q.Page.Offset > 0 && q.Page.Cursor != "":
 		return telemetry.Invalid("offset", "cannot be combined with cursor")
+	}
+	return validateWindow(q)
+}
+
+// validateWindow checks what a sample query asks for, paging aside.
+func validateWindow(q telemetry.SampleQuery) error {
+	if q.GPU == "" {
+		return telemetry.Invalid("uuid", "is empty")
 	}
 	return validateRange(q.Range)
 }

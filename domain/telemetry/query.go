@@ -9,8 +9,9 @@ type TimeRange struct {
 	End   time.Time
 }
 
-// Page selects a slice of an ordered result: Limit items after skipping Offset, or after the
-// position an earlier page's cursor marks. Cursors are opaque tokens made by the store.
+// Page selects a slice of an ordered result: Limit items (all of them when 0) after skipping
+// Offset, or after the position an earlier page's cursor marks. Cursors are opaque tokens
+// made by the store.
 type Page struct {
 	Limit  int
 	Offset int
@@ -25,12 +26,6 @@ type SampleQuery struct {
 	Metrics []string // empty: every metric
 	Desc    bool
 	Page    Page
-}
-
-// SamplePage is one page of samples. Next, when not empty, is the cursor of the page after.
-type SamplePage struct {
-	Samples []Sample
-	Next    string
 }
 
 // GPUFilter selects GPUs; empty fields select all.

@@ -36,7 +36,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Inventory", func(t *testing.T) { inventory(t, newStore(t)) })
 	t.Run("MetricFilterAndOrder", func(t *testing.T) { metricFilterAndOrder(t, newStore(t)) })
 	t.Run("CursorPagingWhileDataArrives", func(t *testing.T) { cursorPaging(t, newStore(t)) })
-	t.Run("EachSampleStreamsTheWindow", func(t *testing.T) { eachSample(t, newStore(t)) })
+	t.Run("StreamsTheWholeWindowWithoutLimit", func(t *testing.T) { streamsWholeWindow(t, newStore(t)) })
 	t.Run("Latest", func(t *testing.T) { latest(t, newStore(t)) })
 	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
@@ -75,14 +75,25 @@ func write(t *testing.T, s ports.BatchWriter, b telemetry.Batch) bool {
 	return stored
 }
 
+// ReadPage collects what r.Samples calls back with: a page's samples (every sample when
+// q.Page.Limit is 0) and the cursor of the page after.
+func ReadPage(ctx context.Context, r ports.SampleReader, q telemetry.SampleQuery) ([]telemetry.Sample, string, error) {
+	var page []telemetry.Sample
+	next, err := r.Samples(ctx, q, func(smp telemetry.Sample) error {
+		page = append(page, smp)
+		return nil
+	})
+	return page, next, err
+}
+
 func samples(t *testing.T, s ports.SampleReader, q telemetry.SampleQuery) []telemetry.Sample {
 	t.Helper()
 	if q.Page.Limit == 0 {
 		q.Page.Limit = 1000
 	}
-	got, err := s.Samples(context.Background(), q)
+	got, _, err := ReadPage(context.Background(), s, q)
 	require.NoError(t, err)
-	return got.Samples
+	return got
 }
 
 func stats(t *testing.T, s ports.Summarizer) telemetry.Stats {
@@ -216,7 +227,7 @@ func paging(t *testing.T, s Store) {
 
 func unknownGPU(t *testing.T, s Store) {
 	write(t, s, fleetBatch("u", t0, fleet(1, 1), "M"))
-	_, err := s.Samples(context.Background(), telemetry.SampleQuery{GPU: "GPU-nope", Page: telemetry.Page{Limit: 10}})
+	_, _, err := ReadPage(context.Background(), s, telemetry.SampleQuery{GPU: "GPU-nope", Page: telemetry.Page{Limit: 10}})
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
 }
 
@@ -331,20 +342,20 @@ func cursorPaging(t *testing.T, s Store) {
 		q := telemetry.SampleQuery{GPU: uuid, Desc: desc, Range: telemetry.TimeRange{End: t0.Add(9 * time.Second)},
 			Page: telemetry.Page{Limit: 7}}
 		for pages := 1; ; pages++ {
-			page, err := s.Samples(ctx, q)
+			page, next, err := ReadPage(ctx, s, q)
 			require.NoError(t, err)
-			for _, smp := range page.Samples {
+			for _, smp := range page {
 				seen[smp.Metric+" "+smp.Time.Format(time.RFC3339)]++
 			}
 			// Samples arriving meanwhile, inside the window and after it, shift nothing.
 			shift := time.Duration(round*100+pages) * time.Minute
 			write(t, s, fleetBatch(fmt.Sprintf("late-%d-%d", round, pages), t0.Add(time.Hour+shift), gpus, "M1"))
 			write(t, s, fleetBatch(fmt.Sprintf("early-%d-%d", round, pages), t0.Add(-time.Hour-shift), gpus, "M9"))
-			if page.Next == "" {
+			if next == "" {
 				break
 			}
-			require.Len(t, page.Samples, 7)
-			q.Page.Cursor = page.Next
+			require.Len(t, page, 7)
+			q.Page.Cursor = next
 		}
 		for k, n := range seen {
 			assert.Equal(t, 1, n, "sample %s seen once (desc=%v)", k, desc)
@@ -355,30 +366,37 @@ func cursorPaging(t *testing.T, s Store) {
 			}
 		}
 	}
-	_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: uuid, Page: telemetry.Page{Limit: 5, Cursor: "garbage"}})
+	_, _, err := ReadPage(ctx, s, telemetry.SampleQuery{GPU: uuid, Page: telemetry.Page{Limit: 5, Cursor: "garbage"}})
 	assert.ErrorIs(t, err, telemetry.ErrInvalid)
 }
 
-func eachSample(t *testing.T, s Store) {
+func streamsWholeWindow(t *testing.T, s Store) {
+	ctx := context.Background()
 	gpus := fleet(1, 1)
 	for i := range 30 {
 		write(t, s, fleetBatch(fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second), gpus, "M1", "M2"))
 	}
 	q := telemetry.SampleQuery{GPU: gpus[0].UUID, Range: telemetry.TimeRange{Start: t0.Add(5 * time.Second)}}
-	var got []telemetry.Sample
-	require.NoError(t, s.EachSample(context.Background(), q, func(smp telemetry.Sample) error {
-		got = append(got, smp)
-		return nil
-	}))
-	q.Page.Limit = 1000
-	page, err := s.Samples(context.Background(), q)
+	all, next, err := ReadPage(ctx, s, q) // no limit
 	require.NoError(t, err)
-	assert.Len(t, got, 50)
-	assert.Equal(t, page.Samples, got)
+	assert.Len(t, all, 50)
+	assert.Empty(t, next)
+	assert.Equal(t, samples(t, s, q), all, "as a page of 1,000 has them")
+
+	// After a cursor or an offset, the rest.
+	q.Page.Limit = 7
+	_, next, err = ReadPage(ctx, s, q)
+	require.NoError(t, err)
+	rest, _, err := ReadPage(ctx, s, telemetry.SampleQuery{GPU: q.GPU, Range: q.Range, Page: telemetry.Page{Cursor: next}})
+	require.NoError(t, err)
+	assert.Equal(t, all[7:], rest)
+	rest, _, err = ReadPage(ctx, s, telemetry.SampleQuery{GPU: q.GPU, Range: q.Range, Page: telemetry.Page{Offset: 45}})
+	require.NoError(t, err)
+	assert.Equal(t, all[45:], rest)
 
 	stop := fmt.Errorf("enough")
 	n := 0
-	err = s.EachSample(context.Background(), q, func(telemetry.Sample) error {
+	_, err = s.Samples(ctx, q, func(telemetry.Sample) error {
 		n++
 		if n == 3 {
 			return stop
@@ -387,7 +405,7 @@ func eachSample(t *testing.T, s Store) {
 	})
 	assert.ErrorIs(t, err, stop)
 	assert.Equal(t, 3, n)
-	err = s.EachSample(context.Background(), telemetry.SampleQuery{GPU: "GPU-nope"}, func(telemetry.Sample) error { return nil })
+	_, err = s.Samples(ctx, telemetry.SampleQuery{GPU: "GPU-nope"}, func(telemetry.Sample) error { return nil })
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
 }
 
@@ -518,13 +536,13 @@ func interleaved(t *testing.T, s Store) {
 		q := telemetry.SampleQuery{GPU: uuid, Range: window, Desc: desc, Page: telemetry.Page{Limit: 7}}
 		var paged []telemetry.Sample
 		for {
-			page, err := s.Samples(ctx, q)
+			page, next, err := ReadPage(ctx, s, q)
 			require.NoError(t, err)
-			paged = append(paged, page.Samples...)
-			if page.Next == "" {
+			paged = append(paged, page...)
+			if next == "" {
 				break
 			}
-			q.Page.Cursor = page.Next
+			q.Page.Cursor = next
 		}
 		require.Len(t, paged, len(expect), "desc=%v", desc)
 		for i := range paged {
