@@ -220,6 +220,11 @@ func (d *decoder) advance(n int) bool {
 }
 
 func (d *decoder) uvarint() uint64 {
+	if len(d.buf) > 0 && d.buf[0] < 0x80 { // most metric ids, workloads and values: one byte
+		v := d.buf[0]
+		d.buf = d.buf[1:]
+		return uint64(v)
+	}
 	v, n := binary.Uvarint(d.buf)
 	if !d.advance(n) {
 		return 0
@@ -228,11 +233,8 @@ func (d *decoder) uvarint() uint64 {
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
-	if !d.advance(n) {
-		return 0
-	}
-	return v
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zigzag, as binary.Varint
 }
 
 func (d *decoder) uint64() uint64 {

@@ -116,3 +116,22 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeChunk decodes a full chunk shaped as DCGM scrapes fill it: ten metrics a
+// timestamp, 10 s apart, whole values.
+func BenchmarkDecodeChunk(b *testing.B) {
+	pts := make([]point, chunkMaxSamples)
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	for i := range pts {
+		pts[i] = point{ts: t0 + int64(i/10)*10_000_000, metric: int32(i%10 + 1), value: float64(i * 7 % 100)}
+	}
+	data := encodeChunk(pts)
+	var dst []point
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var err error
+		if dst, err = decodeChunk(data, dst[:0]); err != nil || len(dst) != len(pts) {
+			b.Fatal(err, len(dst))
+		}
+	}
+}
