@@ -20,7 +20,7 @@ type pageEncoder struct {
 	b     []byte
 	count int
 	last  time.Time // of the last sample: a GPU's metrics share their timestamps
-	ts    []byte    // last, formatted
+	head  []byte    // {"timestamp":"<last>","metric":
 	names quotedNames
 }
 
@@ -38,19 +38,19 @@ func (e *pageEncoder) add(s telemetry.Sample) {
 	if e.count > 0 {
 		b = append(b, ',')
 	}
-	b = append(b, `{"timestamp":"`...)
 	if e.count == 0 || s.Time != e.last {
-		e.last, e.ts = s.Time, s.Time.AppendFormat(e.ts[:0], time.RFC3339Nano)
+		e.last = s.Time
+		e.head = append(s.Time.AppendFormat(append(e.head[:0], `{"timestamp":"`...), time.RFC3339Nano), `","metric":`...)
 	}
-	b = append(b, e.ts...)
-	b = append(b, `","metric":`...)
+	b = append(b, e.head...)
 	b = e.names.append(b, s.Metric)
-	b = append(b, `,"value":`...)
 	b = appendJSONFloat(b, s.Value)
-	for _, f := range [3]struct{ key, val string }{{`,"container":`, s.Container}, {`,"pod":`, s.Pod}, {`,"namespace":`, s.Namespace}} {
-		if f.val != "" {
-			b = append(b, f.key...)
-			b = appendJSONString(b, f.val)
+	if s.Container != "" || s.Pod != "" || s.Namespace != "" { // most GPUs run no labelled workload
+		for _, f := range [3]struct{ key, val string }{{`,"container":`, s.Container}, {`,"pod":`, s.Pod}, {`,"namespace":`, s.Namespace}} {
+			if f.val != "" {
+				b = append(b, f.key...)
+				b = appendJSONString(b, f.val)
+			}
 		}
 	}
 	e.b = append(b, '}')
@@ -75,16 +75,20 @@ func (e *pageEncoder) end(p TelemetryPage) []byte {
 }
 
 // quotedNames remembers the JSON of the metric names pages repeat (a fleet reports a few
-// dozen at most): quoting a name each time was a tenth of the API's CPU. Samples come
+// dozen at most), each followed by the key after it, `"<name>","value":`: quoting a name
+// each time was a tenth of the API's CPU. Samples come
 // ordered by time, then metric, so names recur in the same order: the entry after the last
 // one found is tried first.
 type quotedNames struct {
 	names  []string
-	quoted [][]byte // JSON of names[i]
+	quoted [][]byte // JSON of names[i], then ,"value":
 	next   int
 }
 
-const maxQuotedNames = 64
+const (
+	maxQuotedNames = 64
+	valueKey       = `,"value":`
+)
 
 func (q *quotedNames) append(b []byte, name string) []byte {
 	if q.next < len(q.names) && q.names[q.next] == name {
@@ -98,9 +102,9 @@ func (q *quotedNames) append(b []byte, name string) []byte {
 		}
 	}
 	if len(q.names) == maxQuotedNames {
-		return appendJSONString(b, name)
+		return append(appendJSONString(b, name), valueKey...)
 	}
-	quoted := appendJSONString(nil, name)
+	quoted := append(appendJSONString(nil, name), valueKey...)
 	q.names, q.quoted, q.next = append(q.names, name), append(q.quoted, quoted), len(q.names)+1
 	return append(b, quoted...)
 }

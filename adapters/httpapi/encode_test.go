@@ -72,8 +72,12 @@ func BenchmarkTelemetryPageEncoding(b *testing.B) {
 		"DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
 		"DCGM_FI_DEV_DEC_UTIL", "DCGM_FI_DEV_ENC_UTIL"}
 	for i := range 1000 {
+		value := float64(i * 7 % 100) // DCGM values are mostly whole; power is not
+		if metrics[i%len(metrics)] == "DCGM_FI_DEV_POWER_USAGE" {
+			value = 86.125 + float64(i)
+		}
 		samples = append(samples, telemetry.Sample{Time: time.Unix(1752871354+int64(i/10), 0).UTC(),
-			Metric: metrics[i%len(metrics)], Value: float64(i) * 1.5})
+			Metric: metrics[i%len(metrics)], Value: value})
 		p.Data = append(p.Data, toSample(samples[i]))
 	}
 	b.Run("encoding/json", func(b *testing.B) {
