@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,24 @@ func TestHelpAndVersionOfModes(t *testing.T) {
 }
 
 func errHelp() error { return config.ErrHelp }
+
+func TestConnectionPoolFollowsModeAndCores(t *testing.T) {
+	cores := runtime.GOMAXPROCS(0)
+	for _, tt := range []struct {
+		mode config.Mode
+		set  int
+		want int
+	}{
+		{config.ModeAPI, 0, 2 * cores},
+		{config.ModeCollector, 0, 3 + 2},
+		{config.ModeAll, 0, 2*cores + 3 + 2},
+		{config.ModeMigrate, 0, 2},
+		{config.ModeAPI, 7, 7},
+	} {
+		w := wiring{cfg: config.Config{Mode: tt.mode, CollectorWorkers: 3, DBMaxConns: tt.set}}
+		assert.Equal(t, tt.want, w.dbConns(), "mode %s, --db-max-conns=%d", tt.mode, tt.set)
+	}
+}
 
 func TestQueueUIMountedInAPIMode(t *testing.T) {
 	redisURL := asynqtest.RedisURL(t)

@@ -99,13 +99,13 @@ func TestEveryProblemNamed(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("TELEMETRY_INTERVAL", "soon")
 	_, err := load(t, "--mode=sideways", "--batch-size=0", "--timestamps=later", "--shard=3/3",
-		"--log-level=loud", "--collector-workers=0")
+		"--log-level=loud", "--collector-workers=0", "--db-max-conns=-1")
 	var cerr *config.Error
 	require.True(t, errors.As(err, &cerr), "%v", err)
-	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "log-level", "collector-workers"} {
+	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "log-level", "collector-workers", "db-max-conns"} {
 		assert.Contains(t, err.Error(), want+":")
 	}
-	assert.Len(t, cerr.Problems, 7)
+	assert.Len(t, cerr.Problems, 8)
 
 	t.Setenv("TELEMETRY_INTERVAL", "")
 	_, err = load(t, "--mode=api")

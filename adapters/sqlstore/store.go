@@ -8,6 +8,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -127,8 +128,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		// connections that wait on each other's locks.
 		sqlDB.SetMaxOpenConns(1)
 	} else {
-		sqlDB.SetMaxOpenConns(max(opts.MaxConns, 10))
-		sqlDB.SetMaxIdleConns(max(opts.MaxConns, 10))
+		conns := cmp.Or(opts.MaxConns, 10)
+		sqlDB.SetMaxOpenConns(conns)
+		sqlDB.SetMaxIdleConns(conns)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	// Migrating and upgrading start again when the database goes away meanwhile: each
