@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -63,12 +65,12 @@ func BenchmarkPipeline(b *testing.B) {
 
 	base := results[0].rate
 	var table strings.Builder
-	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | latency p50 / p99 | CPU s per 1M samples |\n|---|---|---|---|---|---|\n")
+	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | latency p50 / p99 | CPU s per 1M samples | window queries on its tables, as written → compacted: p50 / p99, requests/s |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.rate == 0 {
 			continue // left out by TELEMETRY_BENCH_ONLY
 		}
-		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %s | %.1f |\n", r.name, r.rate, r.rate/base, r.rss, r.latency, r.cpuPerM)
+		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %s | %.1f | %s |\n", r.name, r.rate, r.rate/base, r.rss, r.latency, r.cpuPerM, r.queries)
 	}
 	fmt.Print(table.String())
 }
@@ -91,6 +93,7 @@ type benchResult struct {
 	rss     string  // peak RSS per process kind
 	latency string  // newest sample's age when queried, p50 / p99
 	cpuPerM float64 // CPU seconds of every process per million samples
+	queries string  // window queries on the tables written, as make bench-api measures them
 }
 
 // copyBaseline writes total samples with pgx CopyFrom, 10,000 rows per COPY, on one
@@ -131,7 +134,7 @@ func copyBaseline(b *testing.B, total int64) benchResult {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	clientCPU := cpuOf(usage) - cpuOf(usage0)
 	return benchResult{name: "baseline: pgx COPY, narrow table (client CPU only)", rate: float64(total) / elapsed.Seconds(),
-		rss: "—", latency: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6)}
+		rss: "—", latency: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6), queries: "—"}
 }
 
 // streamerAlone measures one streamer publishing to Redis as fast as it can, with no
@@ -147,7 +150,7 @@ func streamerAlone(b *testing.B, redisURL string, passes int, total int64) bench
 	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	fmt.Printf("streamer alone: %d samples published in %s\n", total, elapsed.Round(time.Millisecond))
 	return benchResult{name: "streamer alone → Redis (published, not stored)", rate: float64(total) / elapsed.Seconds(),
-		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), latency: "—", cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6)}
+		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), latency: "—", cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
 }
 
 func cpuOf(u syscall.Rusage) time.Duration {
@@ -241,10 +244,55 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	}
 	counted := stored - first.Total
 	r := benchResult{name: name, rate: float64(counted) / elapsed.Seconds(), rss: strings.Join(rssText, ", "),
-		latency: latency, cpuPerM: cpu.Seconds() / (float64(stored) / 1e6)}
+		latency: latency, cpuPerM: cpu.Seconds() / (float64(stored) / 1e6), queries: "—"}
 	fmt.Printf("%s: %d samples in %s (%d stored during start-up), machine %.0f%% busy\n", name, counted,
 		elapsed.Round(time.Millisecond), first.Total, busy*100)
+	if s.db != "" {
+		r.queries = queriesOnWrittenTables(b, s.db)
+	}
 	return r
+}
+
+// queriesOnWrittenTables measures window queries on the tables a scenario wrote: as its
+// processes left them after a burst far above any cluster's rate, when the compactor has
+// not caught up, and once it has and the table is vacuumed.
+func queriesOnWrittenTables(b *testing.B, dbURL string) string {
+	text := func(p50, p99 time.Duration, rps float64) string {
+		return fmt.Sprintf("%.2f / %.2f ms, %.0f", ms(p50), ms(p99), rps)
+	}
+	asWritten := text(queryWindows(b, dbURL))
+	took := compactAndVacuum(b, dbURL)
+	fmt.Printf("compaction caught up in %s\n", took.Round(100*time.Millisecond))
+	return asWritten + " → " + text(queryWindows(b, dbURL))
+}
+
+// queryWindows measures window queries (limit 1000) with a fresh API process and make
+// bench-api's load: a random GPU, a window starting at a random time of the data's.
+func queryWindows(b *testing.B, dbURL string) (p50, p99 time.Duration, rps float64) {
+	api := spawn(b, "api-queries", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
+	defer func() {
+		api.signal(syscall.SIGTERM)
+		<-api.done
+	}()
+	base := "http://" + api.addr
+	waitUp(b, base)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var gpus struct {
+		Data []struct{ UUID string }
+	}
+	require.NoError(b, getJSON(client, base+"/api/v1/gpus", &gpus))
+	require.NotEmpty(b, gpus.Data)
+	var st struct {
+		Oldest time.Time `json:"oldest_sample"`
+		Newest time.Time `json:"newest_sample"`
+	}
+	require.NoError(b, getJSON(client, base+"/api/v1/stats", &st))
+	span := max(st.Newest.Sub(st.Oldest), time.Microsecond)
+	return hammer(b, api.addr, func(r *rand.Rand) string {
+		from := st.Oldest.Add(time.Duration(r.Int64N(int64(span))))
+		return fmt.Sprintf("/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s", gpus.Data[r.IntN(len(gpus.Data))].UUID,
+			url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339Nano)))
+	}, 8, 5*time.Second)
 }
 
 // cpuTimes is the machine's CPU time so far, from /proc/stat (Linux), in clock ticks.

@@ -33,9 +33,14 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 		}
 		var samples []telemetry.Sample
 		for range r.IntN(20) {
-			at := time.Unix(r.Int64N(4e9), r.Int64N(1e9)).UTC()
-			if len(samples) > 0 && r.IntN(2) == 0 {
-				at = samples[len(samples)-1].Time // metrics of one scrape share their time
+			at := time.Unix(r.Int64N(8e9)-4e9, r.Int64N(1e9)*int64(r.IntN(2))).UTC() // before 1970 too, whole seconds too
+			switch n := len(samples); {
+			case n > 0 && r.IntN(3) == 0:
+				at = samples[n-1].Time // metrics of one scrape share their time
+			case n > 0 && r.IntN(2) == 0:
+				at = samples[n-1].Time.Add(time.Duration(r.Int64N(int64(3 * time.Second)))) // stamped as processed
+			case r.IntN(10) == 0:
+				at = at.In(time.FixedZone("CEST", 2*3600))
 			}
 			samples = append(samples, telemetry.Sample{
 				GPU:       p.UUID,
