@@ -113,9 +113,8 @@ func (e *pageEncoder) end(p TelemetryPage) []byte {
 
 // quotedNames remembers the JSON of the metric names pages repeat (a fleet reports a few
 // dozen at most), each followed by the key after it, `"<name>","value":`: quoting a name
-// each time was a tenth of the API's CPU. Samples come
-// ordered by time, then metric, so names recur in the same order: the entry after the last
-// one found is tried first.
+// each time was a tenth of the API's CPU. Samples come ordered by time, then metric, so
+// names recur in the same order: the entry after the last one found is tried first.
 type quotedNames struct {
 	names  []string
 	quoted [][]byte // JSON of names[i], then ,"value":
