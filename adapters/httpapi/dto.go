@@ -72,6 +72,10 @@ type Bucket struct {
 	Count       int64     `json:"count" example:"60"`
 }
 
+func toBucket(b telemetry.Bucket) Bucket {
+	return Bucket{BucketStart: b.Start, Metric: b.Metric, Value: b.Value, Count: b.Count}
+}
+
 // AggregatePage is the answer to GET /api/v1/gpus/{uuid}/telemetry?step=…&agg=….
 type AggregatePage struct {
 	UUID  string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`

@@ -70,6 +70,36 @@ func TestTelemetryPageEncodesLikeEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestAggregatePageEncodesLikeEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	names := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE", `a"quote`, "<tag>&", "naïve", ""}
+	values := []float64{0, 1, 87.5, 1e-7, -3.4e38, 123456789.123456789, 1e21}
+	for round := range 100 {
+		p := AggregatePage{UUID: names[r.IntN(len(names))], Step: "1m0s", Agg: "avg", Data: []Bucket{}}
+		var buckets []telemetry.Bucket
+		start := time.Unix(r.Int64N(8e9)-4e9, 0).UTC()
+		for i := range r.IntN(30) {
+			at := start.Add(time.Duration(i/3) * time.Duration(1+r.Int64N(int64(90*time.Second)))) // sub-second steps too
+			if r.IntN(10) == 0 {
+				at = at.In(time.FixedZone("CEST", 2*3600))
+			}
+			bk := telemetry.Bucket{Start: at, Metric: names[r.IntN(len(names))], Value: values[r.IntN(len(values))], Count: r.Int64N(1000)}
+			buckets = append(buckets, bk)
+			p.Data = append(p.Data, toBucket(bk))
+		}
+		p.Count = len(buckets)
+		want, err := json.Marshal(p)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendAggregatePage(nil, p, buckets)), "round %d", round)
+	}
+
+	// An average beyond float64 is null, where encoding/json fails.
+	got := appendAggregatePage(nil, AggregatePage{UUID: "GPU-1", Step: "1m0s", Agg: "avg"},
+		[]telemetry.Bucket{{Start: time.Unix(0, 0).UTC(), Metric: "M", Value: math.Inf(1), Count: 2}})
+	require.True(t, json.Valid(got), string(got))
+	require.Contains(t, string(got), `"value":null`)
+}
+
 func BenchmarkTelemetryPageEncoding(b *testing.B) {
 	p := TelemetryPage{UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Count: 1000, Limit: 1000}
 	var samples []telemetry.Sample

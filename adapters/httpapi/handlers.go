@@ -155,11 +155,9 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		writeError(c, err)
 		return
 	}
-	out := AggregatePage{UUID: q.GPU, Step: step.String(), Agg: string(agg), Data: make([]Bucket, len(buckets)), Count: len(buckets)}
-	for i, b := range buckets {
-		out.Data[i] = Bucket{BucketStart: b.Start, Metric: b.Metric, Value: b.Value, Count: b.Count}
-	}
-	c.JSON(http.StatusOK, out)
+	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), AggregatePage{UUID: q.GPU, Step: step.String(), Agg: string(agg)}, buckets)
+	c.Header("Content-Length", strconv.Itoa(len(body)))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 
 // csvHeader is the first line of a CSV export.

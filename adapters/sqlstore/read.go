@@ -312,23 +312,21 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 	if err != nil || keep == nil {
 		return []telemetry.Bucket{}, err
 	}
-	out := []telemetry.Bucket{}
-	step := q.Step.Microseconds()
 	var (
-		start int64
-		accs  = map[int32]*accumulator{}
+		out   = []telemetry.Bucket{}
+		step  = q.Step.Microseconds()
+		start int64 // of the bucket the points go to
+		open  bool  // a bucket has points
+		accs  metricAccumulators
 	)
 	flush := func() error {
-		first := len(out)
-		for id, a := range accs {
-			name, err := s.metricName(ctx, id)
-			if err != nil {
-				return err
+		at := time.UnixMicro(start).UTC()
+		for i := range accs.byName {
+			if m := &accs.byName[i]; m.count > 0 {
+				out = append(out, m.bucket(q.Agg, at))
+				m.accumulator = accumulator{}
 			}
-			out = append(out, a.bucket(q.Agg, time.UnixMicro(start).UTC(), name))
 		}
-		slices.SortFunc(out[first:], func(a, b telemetry.Bucket) int { return strings.Compare(a.Metric, b.Metric) })
-		clear(accs)
 		if len(out) >= q.Limit {
 			out = out[:q.Limit]
 			return errStop
@@ -336,29 +334,59 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 		return nil
 	}
 	err = s.scan(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(p point) error {
-		if b := floorDiv(p.ts, step) * step; b != start || len(accs) == 0 {
-			if len(accs) > 0 {
+		if b := floorDiv(p.ts, step) * step; b != start || !open {
+			if open {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
-			start = b
+			start, open = b, true
 		}
-		a := accs[p.metric]
-		if a == nil {
-			a = &accumulator{min: p.value, max: p.value}
-			accs[p.metric] = a
+		m, err := accs.of(ctx, s, p.metric)
+		if err != nil {
+			return err
 		}
-		a.add(p)
+		m.add(p)
 		return nil
 	})
-	if err == nil && len(accs) > 0 {
+	if err == nil && open {
 		err = flush()
 	}
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// metricAccumulators holds a bucket's accumulators, one for each metric seen, ordered by
+// name as buckets list them.
+type metricAccumulators struct {
+	byName []metricAccumulator
+	last   int // index of the last one asked for: points of a scrape come by metric id
+}
+
+type metricAccumulator struct {
+	id   int32
+	name string
+	accumulator
+}
+
+// of returns the accumulator of a metric, adding it when it is new.
+func (m *metricAccumulators) of(ctx context.Context, s *Store, id int32) (*metricAccumulator, error) {
+	for i := range m.byName {
+		if j := (m.last + 1 + i) % len(m.byName); m.byName[j].id == id {
+			m.last = j
+			return &m.byName[j], nil
+		}
+	}
+	name, err := s.metricName(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearchFunc(m.byName, name, func(a metricAccumulator, name string) int { return strings.Compare(a.name, name) })
+	m.byName = slices.Insert(m.byName, i, metricAccumulator{id: id, name: name})
+	m.last = i
+	return &m.byName[i], nil
 }
 
 // accumulator reduces one metric's points in one bucket.
@@ -370,27 +398,30 @@ type accumulator struct {
 }
 
 func (a *accumulator) add(p point) {
+	if a.count == 0 {
+		a.min, a.max, a.lastTS, a.last = p.value, p.value, p.ts, p.value
+	}
 	a.count++
 	a.sum += p.value
 	a.min, a.max = min(a.min, p.value), max(a.max, p.value)
-	if a.count == 1 || p.ts >= a.lastTS {
+	if p.ts >= a.lastTS {
 		a.lastTS, a.last = p.ts, p.value
 	}
 }
 
-func (a *accumulator) bucket(agg telemetry.Aggregation, start time.Time, metric string) telemetry.Bucket {
-	b := telemetry.Bucket{Start: start, Metric: metric, Count: a.count}
+func (m *metricAccumulator) bucket(agg telemetry.Aggregation, start time.Time) telemetry.Bucket {
+	b := telemetry.Bucket{Start: start, Metric: m.name, Count: m.count}
 	switch agg {
 	case telemetry.AggAvg:
-		b.Value = a.sum / float64(a.count)
+		b.Value = m.sum / float64(m.count)
 	case telemetry.AggMin:
-		b.Value = a.min
+		b.Value = m.min
 	case telemetry.AggMax:
-		b.Value = a.max
+		b.Value = m.max
 	case telemetry.AggLast:
-		b.Value = a.last
+		b.Value = m.last
 	case telemetry.AggCount:
-		b.Value = float64(a.count)
+		b.Value = float64(m.count)
 	}
 	return b
 }
