@@ -39,6 +39,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("StreamsTheWholeWindowWithoutLimit", func(t *testing.T) { streamsWholeWindow(t, newStore(t)) })
 	t.Run("Latest", func(t *testing.T) { latest(t, newStore(t)) })
 	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
+	t.Run("AggregateListsMetricsByName", func(t *testing.T) { aggregateByName(t, newStore(t)) })
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
 }
 
@@ -477,6 +478,24 @@ func aggregate(t *testing.T, s Store) {
 	assert.Len(t, got, 4, "limited")
 	_, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-nope", Step: time.Minute, Agg: telemetry.AggAvg, Limit: 4})
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
+}
+
+// aggregateByName aggregates metrics that come and go, registered in an order other than
+// their names': each bucket lists its own metrics, by name.
+func aggregateByName(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1, 1)
+	base := time.Date(2025, 7, 18, 20, 42, 0, 0, time.UTC)
+	write(t, s, fleetBatch("z", base, gpus, "Z", "A"))                  // Z = 0, A = 1
+	write(t, s, fleetBatch("m", base.Add(time.Minute), gpus, "M", "Z")) // M = 0, Z = 1
+	write(t, s, fleetBatch("a", base.Add(2*time.Minute), gpus, "A"))    // A = 0
+	got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Minute, Agg: telemetry.AggMax, Limit: 100})
+	require.NoError(t, err)
+	var seen []string
+	for _, b := range got {
+		seen = append(seen, fmt.Sprintf("%s %s=%g", b.Start.Sub(base), b.Metric, b.Value))
+	}
+	assert.Equal(t, []string{"0s A=1", "0s Z=0", "1m0s M=0", "1m0s Z=1", "2m0s A=0"}, seen)
 }
 
 // interleaved writes batches whose samples interleave in time — long ones, several minutes
