@@ -77,13 +77,17 @@ const (
 )
 
 // firstRows sizes a scan's first query from the points a chunk of the GPU held in earlier
-// scans, so that a page is one query of barely more rows than it needs.
+// scans — of any GPU, for the first scan of one — so that a page is one query of barely
+// more rows than it needs.
 func (s *Store) firstRows(r scanRequest) int {
 	if r.want == 0 {
 		return maxScanRows / 4
 	}
 	s.mu.Lock()
 	perRow, ok := s.density[r.gpu]
+	if !ok {
+		perRow, ok = s.density[anyGPU]
+	}
 	s.mu.Unlock()
 	if !ok {
 		perRow = guessChunkPoints
@@ -93,6 +97,9 @@ func (s *Store) firstRows(r scanRequest) int {
 	return min(int(float64(r.want)/perRow*1.1)+2, maxScanRows)
 }
 
+// anyGPU keys the density that scans of every GPU saw, in Store.density.
+const anyGPU = -1
+
 // learnDensity records the points per chunk a scan of the GPU saw.
 func (s *Store) learnDensity(gpu int32, points, rows int) {
 	if rows == 0 {
@@ -101,10 +108,13 @@ func (s *Store) learnDensity(gpu int32, points, rows int) {
 	seen := float64(points) / float64(rows)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if perRow, ok := s.density[gpu]; ok {
-		seen = (perRow + seen) / 2 // compaction and other batch sizes change it
+	for _, key := range []int32{gpu, anyGPU} {
+		if perRow, ok := s.density[key]; ok {
+			s.density[key] = max((perRow+seen)/2, 1) // compaction and other batch sizes change it
+		} else {
+			s.density[key] = max(seen, 1)
+		}
 	}
-	s.density[gpu] = max(seen, 1)
 }
 
 // nextRows sizes the next round of a scan from what the rounds so far yielded.

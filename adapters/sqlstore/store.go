@@ -59,7 +59,7 @@ type Store struct {
 	metrics map[string]int32
 	names   map[int32]string // metrics reversed
 	pairs   map[gpuMetricRow]bool
-	density map[int32]float64 // points per chunk scans of a GPU saw
+	density map[int32]float64 // points per chunk scans of a GPU saw, of any under anyGPU
 }
 
 // dialect names the database kind and holds what differs between the two.
