@@ -267,7 +267,8 @@ func queriesOnWrittenTables(b *testing.B, dbURL string) string {
 }
 
 // queryWindows measures window queries (limit 1000) with a fresh API process and make
-// bench-api's load: a random GPU, a window starting at a random time of the data's.
+// bench-api's load, after the same warm-up: a random GPU, a window starting at a random
+// time of the data's.
 func queryWindows(b *testing.B, dbURL string) (p50, p99 time.Duration, rps float64) {
 	api := spawn(b, "api-queries", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
 	defer func() {
@@ -288,11 +289,13 @@ func queryWindows(b *testing.B, dbURL string) (p50, p99 time.Duration, rps float
 	}
 	require.NoError(b, getJSON(client, base+"/api/v1/stats", &st))
 	span := max(st.Newest.Sub(st.Oldest), time.Microsecond)
-	return hammer(b, api.addr, func(r *rand.Rand) string {
+	window := func(r *rand.Rand) string {
 		from := st.Oldest.Add(time.Duration(r.Int64N(int64(span))))
 		return fmt.Sprintf("/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s", gpus.Data[r.IntN(len(gpus.Data))].UUID,
 			url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339Nano)))
-	}, 8, 5*time.Second)
+	}
+	hammer(b, api.addr, window, 8, 2*time.Second) // caches filled, connections open
+	return hammer(b, api.addr, window, 8, 5*time.Second)
 }
 
 // cpuTimes is the machine's CPU time so far, from /proc/stat (Linux), in clock ticks.
