@@ -176,7 +176,7 @@ func hammer(b *testing.B, addr string, next func(*rand.Rand) string, n int, d ti
 // benchClient sends requests one after another over one keep-alive connection, as load
 // generators such as wrk do. The client shares two cores with the API and PostgreSQL, and
 // net/http's Client hands every request and response between goroutines: per window query
-// it cost the machine about half as much CPU again as this one.
+// it took nearly twice the CPU this one does (~0.135 ms against ~0.075).
 type benchClient struct {
 	conn net.Conn
 	r    *bufio.Reader
