@@ -390,15 +390,15 @@ func TestHelpAndVersionOfModes(t *testing.T) {
 func errHelp() error { return config.ErrHelp }
 
 func TestConnectionPoolFollowsModeAndCores(t *testing.T) {
-	cores := runtime.GOMAXPROCS(0)
+	api := max(2*runtime.GOMAXPROCS(0), 4)
 	for _, tt := range []struct {
 		mode config.Mode
 		set  int
 		want int
 	}{
-		{config.ModeAPI, 0, 2 * cores},
+		{config.ModeAPI, 0, api},
 		{config.ModeCollector, 0, 3 + 2},
-		{config.ModeAll, 0, 2*cores + 3 + 2},
+		{config.ModeAll, 0, api + 3 + 2},
 		{config.ModeMigrate, 0, 2},
 		{config.ModeAPI, 7, 7},
 	} {

@@ -90,17 +90,17 @@ func (w *wiring) openStore(ctx context.Context) (*sqlstore.Store, error) {
 
 // dbConns sizes the connection pool unless --db-max-conns does. A query holds its
 // connection only while it runs (rows are read in full before they are worked on), so two
-// per core keep the API's cores busy; more let PostgreSQL backends crowd the cores of a
-// small machine (on two cores, ten connections cost PostgreSQL a quarter more CPU per
-// window query than four). A collector writes collector-workers batches at once, and its
-// compactor and probes take one each.
+// per core, four at least, keep the API's cores busy; more let PostgreSQL backends crowd
+// the cores of a small machine (on two cores, ten connections cost PostgreSQL a quarter
+// more CPU per window query than four). A collector writes collector-workers batches at
+// once, and its compactor and probes take one each.
 func (w *wiring) dbConns() int {
 	if w.cfg.DBMaxConns > 0 {
 		return w.cfg.DBMaxConns
 	}
 	n := 0
 	if w.cfg.Mode == config.ModeAll || w.cfg.Mode == config.ModeAPI {
-		n += 2 * runtime.GOMAXPROCS(0)
+		n += max(2*runtime.GOMAXPROCS(0), 4) // a one-core pod still overlaps round trips
 	}
 	if w.cfg.Mode == config.ModeAll || w.cfg.Mode == config.ModeCollector {
 		n += w.cfg.CollectorWorkers + 2

@@ -86,7 +86,7 @@ var settings = []setting{
 	{"http-addr", ":8080", "address of the HTTP server (REST API in modes all and api; /health and /ready in every mode)"},
 	{"database-url", "", "postgres://user:pass@host:5432/db?sslmode=disable or sqlite:PATH (default " + DefaultSQLite + " in mode all; also DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME/DB_SSL_MODE)"},
 	{"db-connect-timeout", 15 * time.Second, "how long to keep retrying an unreachable database at start before giving up"},
-	{"db-max-conns", 0, "PostgreSQL connections a process opens at most; 0 = two per CPU core for the API, plus collector-workers + 2 for a collector and its compactor"},
+	{"db-max-conns", 0, "PostgreSQL connections a process opens at most; 0 = two per CPU core (four at least) for the API, plus collector-workers + 2 for a collector and its compactor"},
 	{"csv", "", "DCGM CSV file to stream (default: the bundled sample of 247 GPUs)"},
 	{"loop", true, "start over at the end of the file, to simulate a live cluster"},
 	{"passes", 0, "with --loop, stop after this many passes over the file; 0 = never (each pass gets fresh timestamps with --timestamps=now)"},
