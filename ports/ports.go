@@ -74,7 +74,7 @@ type SampleReader interface {
 	// Samples calls fn with the GPU's samples within q.Range (inclusive at both ends) of
 	// q.Metrics (all when empty), ordered by time, then by a fixed per-metric order — both
 	// reversed when q.Desc — streaming them from the database. It stops at fn's first
-	// error, which it returns, and with an error once ctx ends. With q.Page.Limit > 0 it calls fn for one page: that many
+	// error, which it returns; once ctx ends, its next read of the database fails. With q.Page.Limit > 0 it calls fn for one page: that many
 	// samples at most after q.Page.Cursor when set (paging by cursor never skips or repeats a
 	// sample, even while samples arrive), else after q.Page.Offset; next is then the cursor
 	// of the page after, "" when no sample follows. With q.Page.Limit == 0 it calls fn for
