@@ -53,28 +53,16 @@ func BenchmarkAPI(b *testing.B) {
 	api := spawn(b, "api-bench", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
 	waitUp(b, "http://"+api.addr)
 
-	hour := func(r *rand.Rand) (string, string) {
-		from := t0.Add(time.Duration(r.Int64N(int64(span - time.Hour))))
-		return from.Format(time.RFC3339), from.Add(time.Hour).Format(time.RFC3339)
-	}
+	from := func(r *rand.Rand) time.Time { return t0.Add(time.Duration(r.Int64N(int64(span - time.Hour)))) }
+	gpu := func(r *rand.Rand) string { return gpus[r.IntN(len(gpus))].UUID }
 	scenarios := []struct {
 		name string
 		url  func(r *rand.Rand) string
 	}{
-		{"window query, 1 h, limit 1000", func(r *rand.Rand) string {
-			from, to := hour(r)
-			return fmt.Sprintf("/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s",
-				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
-		}},
-		{"latest", func(r *rand.Rand) string {
-			return fmt.Sprintf("/api/v1/gpus/%s/latest", gpus[r.IntN(len(gpus))].UUID)
-		}},
+		{"window query, 1 h, limit 1000", func(r *rand.Rand) string { return hourQuery(gpu(r), from(r), "limit=1000") }},
+		{"latest", func(r *rand.Rand) string { return "/api/v1/gpus/" + gpu(r) + "/latest" }},
 		{"GPU list (247)", func(*rand.Rand) string { return "/api/v1/gpus" }},
-		{"aggregation, 1 h, step=1m", func(r *rand.Rand) string {
-			from, to := hour(r)
-			return fmt.Sprintf("/api/v1/gpus/%s/telemetry?step=1m&agg=avg&start_time=%s&end_time=%s",
-				gpus[r.IntN(len(gpus))].UUID, url.QueryEscape(from), url.QueryEscape(to))
-		}},
+		{"aggregation, 1 h, step=1m", func(r *rand.Rand) string { return hourQuery(gpu(r), from(r), "step=1m&agg=avg") }},
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s | CPU a request: API / PostgreSQL / client |\n|---|---|---|---|---|\n",
@@ -93,6 +81,13 @@ func BenchmarkAPI(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// hourQuery is the path of a query of a GPU's telemetry over the hour from from, with params
+// such as limit=1000 or step=1m&agg=avg.
+func hourQuery(uuid string, from time.Time, params string) string {
+	return fmt.Sprintf("/api/v1/gpus/%s/telemetry?%s&start_time=%s&end_time=%s", uuid, params,
+		url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339Nano)))
+}
 
 // requestCPU is the CPU time used so far by the API, PostgreSQL's processes on this machine
 // and the benchmark itself, read from /proc. On a noisy machine a request's cost in CPU

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -290,9 +289,7 @@ func queryWindows(b *testing.B, dbURL string) (p50, p99 time.Duration, rps float
 	require.NoError(b, getJSON(client, base+"/api/v1/stats", &st))
 	span := max(st.Newest.Sub(st.Oldest), time.Microsecond)
 	window := func(r *rand.Rand) string {
-		from := st.Oldest.Add(time.Duration(r.Int64N(int64(span))))
-		return fmt.Sprintf("/api/v1/gpus/%s/telemetry?limit=1000&start_time=%s&end_time=%s", gpus.Data[r.IntN(len(gpus.Data))].UUID,
-			url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339Nano)))
+		return hourQuery(gpus.Data[r.IntN(len(gpus.Data))].UUID, st.Oldest.Add(time.Duration(r.Int64N(int64(span)))), "limit=1000")
 	}
 	hammer(b, api.addr, window, 8, 2*time.Second) // caches filled, connections open
 	return hammer(b, api.addr, window, 8, 5*time.Second)
