@@ -60,7 +60,7 @@ const docTemplate = `{
                 "tags": [
                     "gpus"
                 ],
-                "summary": "One GPU",
+                "summary": "One GPU, with its MIG instances",
                 "parameters": [
                     {
                         "type": "string",
@@ -107,6 +107,12 @@ const docTemplate = `{
                         "name": "uuid",
                         "in": "path",
                         "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "a MIG instance of the GPU (its GPU_I_ID)",
+                        "name": "gpu_instance",
+                        "in": "query"
                     }
                 ],
                 "responses": {
@@ -150,6 +156,12 @@ const docTemplate = `{
                         "name": "uuid",
                         "in": "path",
                         "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "a MIG instance of the GPU (its GPU_I_ID)",
+                        "name": "gpu_instance",
+                        "in": "query"
                     },
                     {
                         "type": "string",
@@ -414,17 +426,41 @@ const docTemplate = `{
                     "type": "integer",
                     "example": 0
                 },
+                "gpu_instance": {
+                    "type": "string",
+                    "example": "3"
+                },
+                "gpu_instance_profile": {
+                    "type": "string",
+                    "example": "1g.10gb"
+                },
                 "hostname": {
                     "type": "string",
                     "example": "mtv5-dgx1-hgpu-031"
+                },
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
                 },
                 "last_seen": {
                     "type": "string",
                     "example": "2025-07-18T20:42:37Z"
                 },
+                "mig_instances": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.GPU"
+                    }
+                },
                 "model_name": {
                     "type": "string",
                     "example": "NVIDIA H100 80GB HBM3"
+                },
+                "pci_bus_id": {
+                    "type": "string",
+                    "example": "00000000:07:00.0"
                 },
                 "uuid": {
                     "type": "string",

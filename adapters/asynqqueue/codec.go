@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -16,17 +18,19 @@ const TaskType = "telemetry:batch:v1"
 
 // The payload is a compact binary encoding, several times faster to decode than JSON:
 //
-//	version byte (1)
+//	version byte (2)
 //	string batch ID
 //	uvarint GPU count, then per GPU: string UUID, Hostname; varint Index; string Device,
-//	  ModelName, DriverVersion
+//	  ModelName, DriverVersion, Instance, InstanceProfile, PCIBusID; uvarint label count,
+//	  then each label's name and value strings, sorted by name
 //	uvarint string-table size, then each string (metric and workload names; entry 0 is "")
 //	uvarint sample count, then per sample: uvarint GPU index, uvarint metric entry, varint
 //	  nanoseconds since the previous sample (the first: since the Unix epoch), 8 bytes
 //	  IEEE-754 value (little endian), uvarint container, pod and namespace entries
 //
-// where a string is a uvarint length followed by its bytes.
-const payloadVersion = 1
+// where a string is a uvarint length followed by its bytes. Version 1, still read so that
+// batches queued before an upgrade are stored, lacks the GPU fields after DriverVersion.
+const payloadVersion = 2
 
 func encode(b telemetry.Batch) []byte {
 	strs := map[string]uint64{"": 0}
@@ -42,7 +46,7 @@ func encode(b telemetry.Batch) []byte {
 	}
 	gpus := make(map[string]uint64, len(b.GPUs))
 	for i, g := range b.GPUs {
-		gpus[g.UUID] = uint64(i)
+		gpus[g.Key()] = uint64(i)
 	}
 
 	// Samples first, into their own buffer, since they fill the string table.
@@ -76,6 +80,14 @@ func encode(b telemetry.Batch) []byte {
 		out = appendString(out, g.Device)
 		out = appendString(out, g.ModelName)
 		out = appendString(out, g.DriverVersion)
+		out = appendString(out, g.Instance)
+		out = appendString(out, g.InstanceProfile)
+		out = appendString(out, g.PCIBusID)
+		out = binary.AppendUvarint(out, uint64(len(g.Labels)))
+		for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
+			out = appendString(out, name)
+			out = appendString(out, g.Labels[name])
+		}
 	}
 	out = binary.AppendUvarint(out, uint64(len(table)-1))
 	for _, s := range table[1:] {
@@ -143,15 +155,32 @@ func (d *decoder) count(what string, min int) int {
 }
 
 func decode(payload []byte) (telemetry.Batch, error) {
-	if len(payload) == 0 || payload[0] != payloadVersion {
+	if len(payload) == 0 || payload[0] < 1 || payload[0] > payloadVersion {
 		return telemetry.Batch{}, fmt.Errorf("%w: unknown encoding version", errCorrupt)
 	}
+	version := payload[0]
 	d := &decoder{buf: payload[1:]}
 	b := telemetry.Batch{ID: d.str("batch ID")}
 	b.GPUs = make([]telemetry.GPU, d.count("GPU", 6))
 	for i := range b.GPUs {
-		b.GPUs[i] = telemetry.GPU{UUID: d.str("GPU UUID"), Hostname: d.str("hostname"), Index: int(d.varint("GPU index")),
+		g := &b.GPUs[i]
+		*g = telemetry.GPU{UUID: d.str("GPU UUID"), Hostname: d.str("hostname"), Index: int(d.varint("GPU index")),
 			Device: d.str("device"), ModelName: d.str("model name"), DriverVersion: d.str("driver version")}
+		if version == 1 {
+			continue
+		}
+		g.Instance, g.InstanceProfile, g.PCIBusID = d.str("GPU instance"), d.str("GPU instance profile"), d.str("PCI bus ID")
+		if n := d.count("label", 2); n > 0 {
+			g.Labels = make(map[string]string, n)
+			for range n {
+				name := d.str("label name")
+				g.Labels[name] = d.str("label value")
+			}
+		}
+	}
+	keys := make([]string, len(b.GPUs))
+	for i, g := range b.GPUs {
+		keys[i] = g.Key()
 	}
 	table := make([]string, d.count("string table", 1)+1)
 	for i := 1; i < len(table); i++ {
@@ -171,7 +200,7 @@ func decode(payload []byte) (telemetry.Batch, error) {
 		s := &b.Samples[i]
 		gi := d.uvarint("sample GPU")
 		if gi < uint64(len(b.GPUs)) {
-			s.GPU = b.GPUs[gi].UUID
+			s.GPU = keys[gi]
 		} else if gi > uint64(len(b.GPUs)) {
 			d.fail("sample GPU")
 		}

@@ -17,12 +17,14 @@ func sampleBatch(n int) telemetry.Batch {
 		{UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Hostname: "mtv5-dgx1-hgpu-031", Index: 0, Device: "nvidia0",
 			ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03"},
 		{UUID: "GPU-2", Hostname: "h", Index: -1},
+		{UUID: "GPU-2", Instance: "3", InstanceProfile: "1g.10gb", Hostname: "h", Index: 1, PCIBusID: "00000000:07:00.0",
+			Labels: map[string]string{"instance": "h:9400", "job": "dcgm"}},
 	}
 	b := telemetry.Batch{ID: "c0ffee", GPUs: gpus}
 	t0 := time.Date(2025, 7, 18, 20, 42, 34, 123456789, time.UTC)
 	metrics := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED"}
 	for i := range n {
-		s := telemetry.Sample{GPU: gpus[i%2].UUID, Metric: metrics[i%3], Time: t0.Add(time.Duration(i%7-3) * time.Second),
+		s := telemetry.Sample{GPU: gpus[i%3].Key(), Metric: metrics[i%3], Time: t0.Add(time.Duration(i%7-3) * time.Second),
 			Value: float64(i) * 1.5}
 		if i%5 == 0 {
 			s.Container, s.Pod, s.Namespace = "trainer", "job-7", "ml"
@@ -45,6 +47,41 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 		assert.Equal(t, b, got)
 	}
+}
+
+// Batches queued by a streamer of the previous version are still stored after an upgrade.
+func TestCodecReadsVersion1(t *testing.T) {
+	b := sampleBatch(10)
+	b.GPUs = b.GPUs[:2]
+	for i := range b.Samples {
+		b.Samples[i].GPU = b.GPUs[i%2].UUID
+	}
+	v2 := encode(b)
+	// Version 1 is version 2 without the three strings and the label count after each GPU.
+	v1 := append([]byte{1}, v2[1:]...)
+	d := &decoder{buf: v1[1:]}
+	d.str("id")
+	d.count("GPU", 6)
+	var out []byte
+	out = append(out, v1[:len(v1)-len(d.buf)]...)
+	for range b.GPUs {
+		before := d.buf
+		d.str("")
+		d.str("")
+		d.varint("")
+		d.str("")
+		d.str("")
+		d.str("")
+		out = append(out, before[:len(before)-len(d.buf)]...)
+		d.str("")
+		d.str("")
+		d.str("")
+		d.count("", 2)
+	}
+	out = append(out, d.buf...)
+	got, err := decode(out)
+	require.NoError(t, err)
+	assert.Equal(t, b, got)
 }
 
 func TestCodecIsCompact(t *testing.T) {

@@ -53,6 +53,7 @@ func TestBundledFile(t *testing.T) {
 	assert.Equal(t, telemetry.GPU{
 		UUID: "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", Hostname: "mtv5-dgx1-hgpu-031", Index: 0,
 		Device: "nvidia0", ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "535.129.03",
+		Labels: map[string]string{"instance": "mtv5-dgx1-hgpu-031:9400", "job": "dgx_dcgm_exporter"},
 	}, first.GPU)
 	assert.Equal(t, "DCGM_FI_DEV_GPU_UTIL", first.Sample.Metric)
 	assert.Equal(t, time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC), first.Sample.Time)

@@ -23,25 +23,35 @@ const (
 	fp64Blank     = 140737488355328.0 // 2^47; every int64 blank lies above it too
 )
 
-// parser turns records into readings. It interns GPU metadata and metric names so that a
-// reading does not keep its whole CSV line (labels_raw makes lines long) alive in memory,
-// and caches the last timestamp parsed, since rows come in groups sharing one timestamp.
+// parser turns records into readings. It keeps what each series (a row without its time
+// and value) reads as, so that a row's labels are parsed once per series rather than once
+// per row, and a reading does not keep its whole CSV line (labels_raw makes lines long)
+// alive in memory; and it caches the last timestamp parsed, since rows come in groups
+// sharing one timestamp.
 type parser struct {
 	cols           columns
 	keepTimestamps bool
-	gpus           map[string]telemetry.GPU
+	series         map[string]series
+	gpus           map[string]telemetry.GPU // by key: one copy of each device's strings
 	strs           map[string]string
+	key            []byte
 	lastTS         string
 	lastTime       time.Time
 }
 
-// maxInterned bounds the string intern table; past it the table starts afresh, so files with
-// ever-new pod names cannot grow memory without bound.
+// series is what the columns of a row other than timestamp and value read as.
+type series struct {
+	reading telemetry.Reading
+	err     error
+}
+
+// maxInterned bounds the string intern table and the series table; past it a table starts
+// afresh, so files with ever-new pod names cannot grow memory without bound.
 const maxInterned = 1 << 16
 
 func newParser(cols columns, keepTimestamps bool) *parser {
 	return &parser{
-		cols: cols, keepTimestamps: keepTimestamps,
+		cols: cols, keepTimestamps: keepTimestamps, series: make(map[string]series),
 		gpus: make(map[string]telemetry.GPU), strs: make(map[string]string),
 	}
 }
@@ -50,37 +60,87 @@ func (p *parser) parse(rec []field) (telemetry.Reading, error) {
 	if len(rec) != p.cols.count {
 		return telemetry.Reading{}, fmt.Errorf("has %d fields, header has %d", len(rec), p.cols.count)
 	}
-	uuid := p.field(rec, p.cols.uuid)
-	if uuid == "" {
-		return telemetry.Reading{}, errors.New("uuid is empty")
-	}
-	metric := p.field(rec, p.cols.metric)
-	if metric == "" {
-		return telemetry.Reading{}, errors.New("metric_name is empty")
-	}
-	value, err := parseValue(p.field(rec, p.cols.value))
+	r, err := p.seriesOf(rec)
 	if err != nil {
 		return telemetry.Reading{}, err
 	}
-	var ts time.Time
-	if p.keepTimestamps {
-		if ts, err = p.timestamp(p.field(rec, p.cols.timestamp)); err != nil {
+	if r.Sample.Value, err = parseValue(p.field(rec, p.cols.value)); err != nil {
+		return telemetry.Reading{}, err
+	}
+	switch {
+	case p.keepTimestamps:
+		if r.Sample.Time, err = p.timestamp(p.field(rec, p.cols.timestamp)); err != nil {
+			return telemetry.Reading{}, err
+		}
+	case p.cols.timestamp >= 0:
+		// Only the spacing of the file's timestamps is used, to pace a replay: a row without
+		// one readable is stamped when it is processed.
+		r.Sample.Time, _ = p.timestamp(p.field(rec, p.cols.timestamp))
+	}
+	return r, nil
+}
+
+// seriesOf returns the reading, without time and value, that the row's other columns make.
+func (p *parser) seriesOf(rec []field) (telemetry.Reading, error) {
+	p.key = p.key[:0]
+	for i, f := range rec {
+		if i != p.cols.timestamp && i != p.cols.value {
+			p.key = append(p.key, f.raw...)
+			p.key = append(p.key, 0)
+		}
+	}
+	if known, ok := p.series[string(p.key)]; ok {
+		return known.reading, known.err
+	}
+	r, err := p.read(rec)
+	if len(p.series) >= maxInterned {
+		clear(p.series)
+	}
+	p.series[string(p.key)] = series{reading: r, err: err}
+	return r, err
+}
+
+// read makes a series' reading from its labels_raw, read as dcgm-exporter's labels are,
+// then from the named columns, which win where they are not empty.
+func (p *parser) read(rec []field) (telemetry.Reading, error) {
+	var labels []telemetry.Label
+	if p.cols.label >= 0 {
+		var err error
+		if labels, err = parseLabels(rec[p.cols.label].value()); err != nil {
 			return telemetry.Reading{}, err
 		}
 	}
-	gpu := p.gpu(uuid, rec)
-	return telemetry.Reading{
-		GPU: gpu,
-		Sample: telemetry.Sample{
-			GPU:       gpu.UUID,
-			Metric:    p.intern(metric),
-			Time:      ts,
-			Value:     value,
-			Container: p.intern(p.field(rec, p.cols.container)),
-			Pod:       p.intern(p.field(rec, p.cols.pod)),
-			Namespace: p.intern(p.field(rec, p.cols.namespace)),
-		},
-	}, nil
+	r, err := telemetry.SeriesReading(labels)
+	if err != nil && !errors.Is(err, telemetry.ErrNoDevice) {
+		return telemetry.Reading{}, err
+	}
+	set := func(dst *string, col int) {
+		if v := p.field(rec, col); v != "" {
+			*dst = v
+		}
+	}
+	set(&r.GPU.UUID, p.cols.uuid)
+	set(&r.Sample.Metric, p.cols.metric)
+	set(&r.GPU.Device, p.cols.device)
+	set(&r.GPU.ModelName, p.cols.model)
+	set(&r.GPU.Hostname, p.cols.hostname)
+	set(&r.Sample.Container, p.cols.container)
+	set(&r.Sample.Pod, p.cols.pod)
+	set(&r.Sample.Namespace, p.cols.namespace)
+	if v := p.field(rec, p.cols.gpuIndex); v != "" {
+		r.GPU.Index = parseIndex(v)
+	}
+	switch {
+	case r.GPU.UUID == "":
+		return telemetry.Reading{}, errors.New("uuid is empty")
+	case r.Sample.Metric == "":
+		return telemetry.Reading{}, errors.New("metric_name is empty")
+	}
+	r.GPU = p.gpu(r.GPU)
+	r.Sample.GPU = r.GPU.Key()
+	r.Sample.Metric = p.intern(r.Sample.Metric)
+	r.Sample.Container, r.Sample.Pod, r.Sample.Namespace = p.intern(r.Sample.Container), p.intern(r.Sample.Pod), p.intern(r.Sample.Namespace)
+	return r, nil
 }
 
 // field returns the trimmed value of column i, "" when the column is absent.
@@ -91,37 +151,19 @@ func (p *parser) field(rec []field, i int) string {
 	return strings.TrimSpace(rec[i].value())
 }
 
-// gpu returns the interned GPU for uuid, refreshed when the row's metadata differs from the
-// last row of that GPU. Labels are read in their escaped form: unescaping labels_raw on
-// every row would double the cost of reading a DCGM file.
-func (p *parser) gpu(uuid string, rec []field) telemetry.GPU {
-	var labels field
-	if p.cols.label >= 0 {
-		labels = rec[p.cols.label]
-	}
-	fresh := telemetry.GPU{
-		UUID:          uuid,
-		Hostname:      p.field(rec, p.cols.hostname),
-		Index:         parseIndex(p.field(rec, p.cols.gpuIndex)),
-		Device:        p.field(rec, p.cols.device),
-		ModelName:     p.field(rec, p.cols.model),
-		DriverVersion: label(labels, "DCGM_FI_DRIVER_VERSION"),
-	}
-	if fresh.Hostname == "" {
-		fresh.Hostname = label(labels, "Hostname")
-	}
-	if fresh.ModelName == "" {
-		fresh.ModelName = label(labels, "modelName")
-	}
-	if known, ok := p.gpus[uuid]; ok && known == fresh {
+// gpu returns the interned copy of g, replacing the one kept when g's metadata differs.
+func (p *parser) gpu(g telemetry.GPU) telemetry.GPU {
+	key := g.Key()
+	if known, ok := p.gpus[key]; ok && known.Equal(g) {
 		return known
 	}
-	g := telemetry.GPU{
-		UUID: strings.Clone(fresh.UUID), Hostname: strings.Clone(fresh.Hostname), Index: fresh.Index,
-		Device: strings.Clone(fresh.Device), ModelName: strings.Clone(fresh.ModelName),
-		DriverVersion: strings.Clone(fresh.DriverVersion),
+	g.UUID, g.Instance, g.InstanceProfile = strings.Clone(g.UUID), strings.Clone(g.Instance), strings.Clone(g.InstanceProfile)
+	g.Hostname, g.Device, g.ModelName = strings.Clone(g.Hostname), strings.Clone(g.Device), strings.Clone(g.ModelName)
+	g.DriverVersion, g.PCIBusID = strings.Clone(g.DriverVersion), strings.Clone(g.PCIBusID)
+	if len(p.gpus) >= maxInterned {
+		clear(p.gpus)
 	}
-	p.gpus[g.UUID] = g
+	p.gpus[g.Key()] = g
 	return g
 }
 
@@ -205,28 +247,46 @@ func parseIndex(s string) int {
 	return i
 }
 
-// label extracts key's value from a labels_raw field such as
-// `DCGM_FI_DRIVER_VERSION="535.129.03",Hostname="host-1",…`, "" when absent. It reads the
-// field as it stands in the line, where quotes may still be doubled.
-func label(labels field, key string) string {
-	quote := `"`
-	if labels.escaped {
-		quote = `""`
-	}
-	prefix := key + "=" + quote
-	for rest := labels.raw; rest != ""; {
-		i := strings.Index(rest, prefix)
-		if i < 0 {
-			return ""
+// parseLabels reads a labels_raw field, name="value" pairs separated by commas as in
+// Prometheus' text format (`DCGM_FI_DRIVER_VERSION="535.129.03",Hostname="host-1",…`, braces
+// optional), with its escapes \\, \" and \n.
+func parseLabels(s string) ([]telemetry.Label, error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
+	var labels []telemetry.Label
+	for {
+		s = strings.TrimLeft(s, " ,")
+		if s == "" {
+			return labels, nil
 		}
-		if i == 0 || rest[i-1] == ',' || rest[i-1] == ' ' || rest[i-1] == '{' {
-			v := rest[i+len(prefix):]
-			if end := strings.Index(v, quote); end >= 0 {
-				return v[:end]
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 || eq+1 >= len(s) || s[eq+1] != '"' {
+			return nil, fmt.Errorf("labels_raw: %q is not name=\"value\"", cut(s, 40))
+		}
+		name := strings.TrimSpace(s[:eq])
+		var value strings.Builder
+		i := eq + 2
+		for ; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+				if s[i] == 'n' {
+					value.WriteByte('\n')
+					continue
+				}
 			}
-			return ""
+			value.WriteByte(s[i])
 		}
-		rest = rest[i+len(key):]
+		if i >= len(s) {
+			return nil, fmt.Errorf("labels_raw: value of %s lacks its closing quote", name)
+		}
+		labels = append(labels, telemetry.Label{Name: name, Value: value.String()})
+		s = s[i+1:]
 	}
-	return ""
+}
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

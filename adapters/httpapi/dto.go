@@ -7,21 +7,34 @@ import (
 )
 
 // GPU is a GPU as the API shows it. first_seen and last_seen are the times of its oldest and
-// newest stored samples.
+// newest stored samples. labels holds every other label of its series (instance, job, …).
+// A MIG-partitioned GPU lists its instances in mig_instances, each a device of its own
+// (gpu_instance is dcgm-exporter's GPU_I_ID): ask for an instance's telemetry with
+// ?gpu_instance=ID.
 type GPU struct {
-	UUID          string     `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
-	Hostname      string     `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
-	GPUIndex      int        `json:"gpu_index" example:"0"`
-	Device        string     `json:"device" example:"nvidia0"`
-	ModelName     string     `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
-	DriverVersion string     `json:"driver_version" example:"535.129.03"`
-	FirstSeen     *time.Time `json:"first_seen,omitempty" example:"2025-07-18T20:42:34Z"`
-	LastSeen      *time.Time `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
+	UUID               string            `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	GPUInstance        string            `json:"gpu_instance,omitempty" example:"3"`
+	GPUInstanceProfile string            `json:"gpu_instance_profile,omitempty" example:"1g.10gb"`
+	Hostname           string            `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
+	GPUIndex           int               `json:"gpu_index" example:"0"`
+	Device             string            `json:"device" example:"nvidia0"`
+	ModelName          string            `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
+	DriverVersion      string            `json:"driver_version" example:"535.129.03"`
+	PCIBusID           string            `json:"pci_bus_id,omitempty" example:"00000000:07:00.0"`
+	Labels             map[string]string `json:"labels,omitempty"`
+	FirstSeen          *time.Time        `json:"first_seen,omitempty" example:"2025-07-18T20:42:34Z"`
+	LastSeen           *time.Time        `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
+	MIGInstances       []GPU             `json:"mig_instances,omitempty"`
 }
 
 func toGPU(g telemetry.GPUInfo) GPU {
-	return GPU{UUID: g.UUID, Hostname: g.Hostname, GPUIndex: g.Index, Device: g.Device,
-		ModelName: g.ModelName, DriverVersion: g.DriverVersion, FirstSeen: optTime(g.FirstSeen), LastSeen: optTime(g.LastSeen)}
+	out := GPU{UUID: g.UUID, GPUInstance: g.Instance, GPUInstanceProfile: g.InstanceProfile, Hostname: g.Hostname,
+		GPUIndex: g.Index, Device: g.Device, ModelName: g.ModelName, DriverVersion: g.DriverVersion,
+		PCIBusID: g.PCIBusID, Labels: g.Labels, FirstSeen: optTime(g.FirstSeen), LastSeen: optTime(g.LastSeen)}
+	for _, inst := range g.Instances {
+		out.MIGInstances = append(out.MIGInstances, toGPU(inst))
+	}
+	return out
 }
 
 // optTime leaves out unknown times rather than showing year 1.

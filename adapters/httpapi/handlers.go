@@ -69,7 +69,7 @@ func (a *API) listGPUs(c *gin.Context) {
 
 // getGPU godoc
 //
-//	@Summary	One GPU
+//	@Summary	One GPU, with its MIG instances
 //	@Tags		gpus
 //	@Param		uuid	path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
 //	@Success	200		{object}	GPU
@@ -94,21 +94,22 @@ func (a *API) getGPU(c *gin.Context) {
 //	@Tags			gpus
 //	@Produce		json
 //	@Produce		text/csv
-//	@Param			uuid		path		string		true	"GPU UUID"																example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
-//	@Param			start_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
-//	@Param			end_time	query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
-//	@Param			metric		query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
-//	@Param			order		query		string		false	"asc or desc"															Enums(asc, desc)	default(asc)
-//	@Param			limit		query		int			false	"page size, 1 to 1000"													default(100)		minimum(1)	maximum(1000)
-//	@Param			offset		query		int			false	"samples to skip"														default(0)			minimum(0)
-//	@Param			cursor		query		string		false	"next_cursor of the previous page"
-//	@Param			step		query		string		false	"aggregate into buckets of this duration, whole seconds (e.g. 1m)"
-//	@Param			agg			query		string		false	"aggregation per bucket"			Enums(avg, min, max, last, count)	default(avg)
-//	@Param			format		query		string		false	"csv to download the window as CSV"	Enums(json, csv)
-//	@Success		200			{object}	TelemetryPage
-//	@Failure		400			{object}	ErrorBody
-//	@Failure		404			{object}	ErrorBody	"unknown GPU"
-//	@Failure		503			{object}	ErrorBody
+//	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			gpu_instance	query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Param			start_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
+//	@Param			end_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
+//	@Param			metric			query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
+//	@Param			order			query		string		false	"asc or desc"															Enums(asc, desc)	default(asc)
+//	@Param			limit			query		int			false	"page size, 1 to 1000"													default(100)		minimum(1)	maximum(1000)
+//	@Param			offset			query		int			false	"samples to skip"														default(0)			minimum(0)
+//	@Param			cursor			query		string		false	"next_cursor of the previous page"
+//	@Param			step			query		string		false	"aggregate into buckets of this duration, whole seconds (e.g. 1m)"
+//	@Param			agg				query		string		false	"aggregation per bucket"			Enums(avg, min, max, last, count)	default(avg)
+//	@Param			format			query		string		false	"csv to download the window as CSV"	Enums(json, csv)
+//	@Success		200				{object}	TelemetryPage
+//	@Failure		400				{object}	ErrorBody
+//	@Failure		404				{object}	ErrorBody	"unknown GPU"
+//	@Failure		503				{object}	ErrorBody
 //	@Router			/api/v1/gpus/{uuid}/telemetry [get]
 func (a *API) gpuTelemetry(c *gin.Context) {
 	q, err := sampleQuery(c)
@@ -126,7 +127,7 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 	default:
 		enc := pageEncoders.Get().(*pageEncoder)
 		defer pageEncoders.Put(enc)
-		enc.begin(q.GPU)
+		enc.begin(c.Param("uuid"))
 		next, err := a.opts.Query.Samples(c.Request.Context(), q, func(s telemetry.Sample) error {
 			enc.add(s)
 			return nil
@@ -155,7 +156,7 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		writeError(c, err)
 		return
 	}
-	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), AggregatePage{UUID: q.GPU, Step: step.String(), Agg: string(agg)}, buckets)
+	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg)}, buckets)
 	c.Header("Content-Length", strconv.Itoa(len(body)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
@@ -208,19 +209,24 @@ func acceptsCSV(c *gin.Context) bool {
 //
 //	@Summary	The latest value of every metric of one GPU
 //	@Tags		gpus
-//	@Param		uuid	path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
-//	@Success	200		{object}	LatestList
-//	@Failure	404		{object}	ErrorBody	"unknown GPU"
-//	@Failure	503		{object}	ErrorBody
+//	@Param		uuid			path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param		gpu_instance	query		string	false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Success	200				{object}	LatestList
+//	@Failure	404				{object}	ErrorBody	"unknown GPU"
+//	@Failure	503				{object}	ErrorBody
 //	@Router		/api/v1/gpus/{uuid}/latest [get]
 func (a *API) latest(c *gin.Context) {
-	uuid := c.Param("uuid")
-	samples, err := a.opts.Query.Latest(c.Request.Context(), uuid)
+	key, err := deviceKey(c)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := LatestList{UUID: uuid, Data: make([]Sample, len(samples)), Count: len(samples)}
+	samples, err := a.opts.Query.Latest(c.Request.Context(), key)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := LatestList{UUID: c.Param("uuid"), Data: make([]Sample, len(samples)), Count: len(samples)}
 	for i, s := range samples {
 		out.Data[i] = toSample(s)
 	}
@@ -285,10 +291,23 @@ func (a *API) stats(c *gin.Context) {
 }
 
 // sampleQuery reads the query parameters shared by the telemetry views.
+// deviceKey names the device a route asks for: the GPU of the path, or one of its MIG
+// instances with ?gpu_instance=ID.
+func deviceKey(c *gin.Context) (string, error) {
+	inst := c.Query("gpu_instance")
+	if _, err := strconv.ParseUint(inst, 10, 16); inst != "" && err != nil {
+		return "", telemetry.Invalid("gpu_instance", "%q is not a MIG GPU instance ID (GPU_I_ID, a small number)", inst)
+	}
+	return telemetry.DeviceKey(c.Param("uuid"), inst), nil
+}
+
 func sampleQuery(c *gin.Context) (telemetry.SampleQuery, error) {
-	q := telemetry.SampleQuery{GPU: c.Param("uuid"), Metrics: c.QueryArray("metric"),
+	key, err := deviceKey(c)
+	if err != nil {
+		return telemetry.SampleQuery{}, err
+	}
+	q := telemetry.SampleQuery{GPU: key, Metrics: c.QueryArray("metric"),
 		Page: telemetry.Page{Limit: query.DefaultLimit, Cursor: c.Query("cursor")}}
-	var err error
 	if q.Range.Start, err = timeParam(c, "start_time"); err != nil {
 		return q, err
 	}

@@ -373,3 +373,57 @@ func FuzzTelemetryQuery(f *testing.F) {
 		}
 	})
 }
+
+// A MIG-partitioned GPU reports through its instances only: the API lists it once, with its
+// 7 instances under it, and serves each instance's telemetry and attribution apart.
+func TestMIGInstancesUnderTheirGPU(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	b := telemetry.Batch{ID: "mig"}
+	for i := range 7 {
+		g := telemetry.GPU{UUID: "GPU-mig", Instance: fmt.Sprint(i + 1), InstanceProfile: "1g.10gb", Hostname: "host-m",
+			Index: 0, ModelName: "NVIDIA A100-SXM4-80GB", Labels: map[string]string{"job": "dcgm"}}
+		b.GPUs = append(b.GPUs, g)
+		b.Samples = append(b.Samples, telemetry.Sample{GPU: g.Key(), Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+			Time: t0.Add(time.Duration(i) * time.Second), Value: float64(i), Pod: fmt.Sprint("train-", i), Namespace: "team-a", Container: "main"})
+	}
+	_, err = store.WriteBatch(ctx, b)
+	require.NoError(t, err)
+	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store), Logger: slog.New(slog.DiscardHandler)})
+
+	var list httpapi.GPUList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus", &list).Code)
+	require.Len(t, list.Data, 1, "one GPU")
+	gpu := list.Data[0]
+	assert.Equal(t, "GPU-mig", gpu.UUID)
+	assert.Empty(t, gpu.GPUInstance)
+	assert.Equal(t, "NVIDIA A100-SXM4-80GB", gpu.ModelName)
+	require.Len(t, gpu.MIGInstances, 7)
+	assert.Equal(t, t0, *gpu.FirstSeen)
+	assert.Equal(t, t0.Add(6*time.Second), *gpu.LastSeen, "the GPU's span covers its instances'")
+	for i, inst := range gpu.MIGInstances {
+		assert.Equal(t, fmt.Sprint(i+1), inst.GPUInstance)
+		assert.Equal(t, "1g.10gb", inst.GPUInstanceProfile)
+		assert.Equal(t, map[string]string{"job": "dcgm"}, inst.Labels)
+	}
+
+	var page httpapi.TelemetryPage
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig/telemetry?gpu_instance=3", &page).Code)
+	require.Len(t, page.Data, 1)
+	assert.Equal(t, httpapi.Sample{Timestamp: t0.Add(2 * time.Second), Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Value: 2,
+		Container: "main", Pod: "train-2", Namespace: "team-a"}, page.Data[0])
+	var latest httpapi.LatestList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig/latest?gpu_instance=7", &latest).Code)
+	require.Len(t, latest.Data, 1)
+	assert.Equal(t, "train-6", latest.Data[0].Pod)
+
+	var e httpapi.ErrorBody
+	assert.Equal(t, http.StatusNotFound, get(t, api, "/api/v1/gpus/GPU-mig/telemetry", &e).Code,
+		"the GPU has no samples of its own")
+	assert.Equal(t, http.StatusNotFound, get(t, api, "/api/v1/gpus/GPU-mig/telemetry?gpu_instance=8", &e).Code)
+	assert.Contains(t, e.Error.Message, "no MIG instance 8")
+	assert.Equal(t, http.StatusBadRequest, get(t, api, "/api/v1/gpus/GPU-mig/telemetry?gpu_instance=x", &e).Code)
+	assert.Contains(t, e.Error.Message, "gpu_instance")
+}

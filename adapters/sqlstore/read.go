@@ -33,35 +33,38 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 			args = append(args, v)
 		}
 	}
-	sqlText := `SELECT g.uuid, g.hostname, g.gpu_index, g.device, g.model_name, g.driver_version,
+	sqlText := `SELECT g.uuid, g.gpu_instance, g.gpu_instance_profile, g.hostname, g.gpu_index, g.device,
+			g.model_name, g.driver_version, g.pci_bus_id, g.labels,
 			(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id),
 			(SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)
 		FROM gpus g`
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := s.db.WithContext(ctx).Raw(sqlText+" ORDER BY g.hostname, g.gpu_index, g.uuid", args...).Rows()
+	// MIG instances sort after their GPU, by number: '' < '1' < … < '9' < '10'.
+	rows, err := s.db.WithContext(ctx).Raw(sqlText+` ORDER BY g.hostname, g.gpu_index, g.uuid,
+		length(g.gpu_instance), g.gpu_instance`, args...).Rows()
 	if err != nil {
 		return nil, classify(fmt.Errorf("list GPUs: %w", err))
 	}
 	defer rows.Close()
 	gpus := []telemetry.GPUInfo{}
 	for rows.Next() {
-		var g telemetry.GPUInfo
+		var r gpuRow
 		var first, last timestamp
-		if err := rows.Scan(&g.UUID, &g.Hostname, &g.Index, &g.Device, &g.ModelName, &g.DriverVersion, &first, &last); err != nil {
+		if err := rows.Scan(&r.UUID, &r.GPUInstance, &r.GPUInstanceProfile, &r.Hostname, &r.GPUIndex, &r.Device,
+			&r.ModelName, &r.DriverVersion, &r.PCIBusID, &r.Labels, &first, &last); err != nil {
 			return nil, classify(fmt.Errorf("list GPUs: %w", err))
 		}
-		g.FirstSeen, g.LastSeen = first.Time, last.Time
-		gpus = append(gpus, g)
+		gpus = append(gpus, telemetry.GPUInfo{GPU: fromGPURow(r), FirstSeen: first.Time, LastSeen: last.Time})
 	}
 	return gpus, classify(rows.Err())
 }
 
 // Hosts implements ports.Inventory.
 func (s *Store) Hosts(ctx context.Context) ([]telemetry.Host, error) {
-	rows, err := s.db.WithContext(ctx).Raw(`SELECT hostname, count(*), max(last) FROM (
-			SELECT g.hostname, (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id) AS last FROM gpus g
+	rows, err := s.db.WithContext(ctx).Raw(`SELECT hostname, count(DISTINCT uuid), max(last) FROM (
+			SELECT g.hostname, g.uuid, (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id) AS last FROM gpus g
 		) per_gpu GROUP BY hostname ORDER BY hostname`).Rows()
 	if err != nil {
 		return nil, classify(fmt.Errorf("list hosts: %w", err))
@@ -435,24 +438,28 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// gpuID resolves a UUID to its surrogate key, telemetry.ErrNotFound when unknown.
-func (s *Store) gpuID(ctx context.Context, uuid string) (int32, error) {
+// gpuID resolves a device key to its surrogate key, telemetry.ErrNotFound when unknown.
+func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
 	s.mu.Lock()
-	known, ok := s.gpus[uuid]
+	known, ok := s.gpus[key]
 	s.mu.Unlock()
 	if ok {
 		return known.ID, nil
 	}
+	uuid, instance := telemetry.SplitDeviceKey(key)
 	var row gpuRow
-	err := s.db.WithContext(ctx).Where("uuid = ?", uuid).Take(&row).Error
+	err := s.db.WithContext(ctx).Where("uuid = ? AND gpu_instance = ?", uuid, instance).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
+		if instance != "" {
+			return 0, fmt.Errorf("GPU %s has no MIG instance %s: %w", uuid, instance, telemetry.ErrNotFound)
+		}
 		return 0, fmt.Errorf("GPU %s: %w", uuid, telemetry.ErrNotFound)
 	}
 	if err != nil {
 		return 0, classify(fmt.Errorf("look up GPU: %w", err))
 	}
 	s.mu.Lock()
-	s.gpus[uuid] = row
+	s.gpus[key] = row
 	s.mu.Unlock()
 	return row.ID, nil
 }
@@ -468,7 +475,7 @@ func (s *Store) Stats(ctx context.Context) (telemetry.Stats, error) {
 		return st, classify(fmt.Errorf("count samples: %w", err))
 	}
 	st.Oldest, st.Newest = oldest.Time, newest.Time
-	err = db.Raw(`SELECT count(*), count(DISTINCT hostname) FROM gpus`).Row().Scan(&st.UniqueGPUs, &st.UniqueHosts)
+	err = db.Raw(`SELECT count(DISTINCT uuid), count(DISTINCT hostname) FROM gpus`).Row().Scan(&st.UniqueGPUs, &st.UniqueHosts)
 	if err != nil {
 		return st, classify(fmt.Errorf("count GPUs: %w", err))
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,22 +18,45 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// gpuRow is a row of the gpus table.
+// gpuRow is a row of the gpus table: a device.
 type gpuRow struct {
-	ID            int32  `gorm:"primaryKey"`
-	UUID          string `gorm:"column:uuid"`
-	Hostname      string
-	GPUIndex      int `gorm:"column:gpu_index"`
-	Device        string
-	ModelName     string
-	DriverVersion string
+	ID                 int32  `gorm:"primaryKey"`
+	UUID               string `gorm:"column:uuid"`
+	GPUInstance        string `gorm:"column:gpu_instance"`
+	GPUInstanceProfile string `gorm:"column:gpu_instance_profile"`
+	Hostname           string
+	GPUIndex           int `gorm:"column:gpu_index"`
+	Device             string
+	ModelName          string
+	DriverVersion      string
+	PCIBusID           string `gorm:"column:pci_bus_id"`
+	Labels             string // a JSON object, keys sorted: rows compare as strings
 }
 
 func (gpuRow) TableName() string { return "gpus" }
 
+func (r gpuRow) key() string { return telemetry.DeviceKey(r.UUID, r.GPUInstance) }
+
 func toGPURow(g telemetry.GPU) gpuRow {
-	return gpuRow{UUID: g.UUID, Hostname: g.Hostname, GPUIndex: g.Index, Device: g.Device,
-		ModelName: g.ModelName, DriverVersion: g.DriverVersion}
+	labels := []byte("{}")
+	if len(g.Labels) > 0 {
+		labels, _ = json.Marshal(g.Labels) // a map of strings always encodes
+	}
+	return gpuRow{UUID: g.UUID, GPUInstance: g.Instance, GPUInstanceProfile: g.InstanceProfile,
+		Hostname: g.Hostname, GPUIndex: g.Index, Device: g.Device, ModelName: g.ModelName,
+		DriverVersion: g.DriverVersion, PCIBusID: g.PCIBusID, Labels: string(labels)}
+}
+
+// fromGPURow is toGPURow reversed; labels that are not a JSON object of strings (edited by
+// hand, say) are left out.
+func fromGPURow(r gpuRow) telemetry.GPU {
+	g := telemetry.GPU{UUID: r.UUID, Instance: r.GPUInstance, InstanceProfile: r.GPUInstanceProfile,
+		Hostname: r.Hostname, Index: r.GPUIndex, Device: r.Device, ModelName: r.ModelName,
+		DriverVersion: r.DriverVersion, PCIBusID: r.PCIBusID}
+	if r.Labels != "" && r.Labels != "{}" {
+		_ = json.Unmarshal([]byte(r.Labels), &g.Labels)
+	}
+	return g
 }
 
 // metricRow is a row of the metrics table.
@@ -308,8 +332,8 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 	s.mu.Lock()
 	for _, g := range gpus {
 		row := toGPURow(g)
-		if known, ok := s.gpus[g.UUID]; ok && sameGPU(known, row) {
-			ids[g.UUID] = known.ID
+		if known, ok := s.gpus[row.key()]; ok && sameGPU(known, row) {
+			ids[row.key()] = known.ID
 			continue
 		}
 		upsert = append(upsert, row)
@@ -319,14 +343,17 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 		return ids, nil
 	}
 	// A stable order keeps concurrent collectors from deadlocking on each other's rows.
-	slices.SortFunc(upsert, func(a, b gpuRow) int { return strings.Compare(a.UUID, b.UUID) })
-	upsert = slices.CompactFunc(upsert, func(a, b gpuRow) bool { return a.UUID == b.UUID })
+	slices.SortFunc(upsert, func(a, b gpuRow) int {
+		return cmp.Or(strings.Compare(a.UUID, b.UUID), strings.Compare(a.GPUInstance, b.GPUInstance))
+	})
+	upsert = slices.CompactFunc(upsert, func(a, b gpuRow) bool { return a.key() == b.key() })
 	err := s.db.WithContext(ctx).Clauses(
 		clause.OnConflict{
-			Columns:   []clause.Column{{Name: "uuid"}},
-			DoUpdates: clause.AssignmentColumns([]string{"hostname", "gpu_index", "device", "model_name", "driver_version"}),
+			Columns: []clause.Column{{Name: "uuid"}, {Name: "gpu_instance"}},
+			DoUpdates: clause.AssignmentColumns([]string{"gpu_instance_profile", "hostname", "gpu_index", "device",
+				"model_name", "driver_version", "pci_bus_id", "labels"}),
 		},
-		clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "uuid"}}},
+		clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "uuid"}, {Name: "gpu_instance"}}},
 	).Create(&upsert).Error
 	if err != nil {
 		return nil, err
@@ -335,10 +362,10 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 	defer s.mu.Unlock()
 	for _, row := range upsert {
 		if row.ID == 0 {
-			return nil, errors.New("database returned no id for GPU " + row.UUID)
+			return nil, errors.New("database returned no id for GPU " + row.key())
 		}
-		s.gpus[row.UUID] = row
-		ids[row.UUID] = row.ID
+		s.gpus[row.key()] = row
+		ids[row.key()] = row.ID
 	}
 	return ids, nil
 }

@@ -115,8 +115,8 @@ func validSamples(b telemetry.Batch) (telemetry.Batch, int, string) {
 	gpus := make(map[string]bool, len(b.GPUs))
 	clean := telemetry.Batch{ID: b.ID, GPUs: make([]telemetry.GPU, 0, len(b.GPUs))}
 	for _, g := range b.GPUs {
-		if g.UUID != "" && !gpus[g.UUID] {
-			gpus[g.UUID] = true
+		if key := g.Key(); g.UUID != "" && !gpus[key] {
+			gpus[key] = true
 			clean.GPUs = append(clean.GPUs, g)
 		}
 	}

@@ -32,14 +32,18 @@ func New(inv ports.Inventory, smp ports.SampleReader, sum ports.Summarizer) *Ser
 	return &Service{inv: inv, smp: smp, sum: sum}
 }
 
-// GPUs lists the GPUs matching f.
+// GPUs lists the GPUs matching f, each MIG instance under its GPU.
 func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
-	return s.inv.GPUs(ctx, f)
+	devices, err := s.inv.GPUs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return groupInstances(devices), nil
 }
 
-// GPU returns one GPU, or an error matching telemetry.ErrNotFound.
+// GPU returns one GPU with its MIG instances, or an error matching telemetry.ErrNotFound.
 func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, error) {
-	gpus, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
+	gpus, err := s.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
 	if err != nil {
 		return telemetry.GPUInfo{}, err
 	}
@@ -47,6 +51,51 @@ func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, erro
 		return telemetry.GPUInfo{}, notFound(uuid)
 	}
 	return gpus[0], nil
+}
+
+// groupInstances puts each MIG instance under its GPU, in the order Inventory.GPUs lists
+// devices (a GPU's instances follow it). A GPU that reported only through its instances,
+// as a MIG-partitioned GPU does, is listed with its instances' metadata and time span.
+func groupInstances(devices []telemetry.GPUInfo) []telemetry.GPUInfo {
+	gpus := make([]telemetry.GPUInfo, 0, len(devices))
+	index := map[string]int{}
+	for _, d := range devices {
+		i, ok := index[d.UUID]
+		if d.Instance == "" {
+			if ok { // its instances came first: keep them
+				d.Instances = gpus[i].Instances
+				gpus[i] = d
+				continue
+			}
+			index[d.UUID] = len(gpus)
+			gpus = append(gpus, d)
+			continue
+		}
+		if !ok {
+			parent := telemetry.GPUInfo{GPU: d.GPU, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen}
+			parent.Instance, parent.InstanceProfile, parent.Instances = "", "", nil
+			index[d.UUID], i = len(gpus), len(gpus)
+			gpus = append(gpus, parent)
+		}
+		p := &gpus[i]
+		p.Instances = append(p.Instances, d)
+		p.FirstSeen, p.LastSeen = earliest(p.FirstSeen, d.FirstSeen), latest(p.LastSeen, d.LastSeen)
+	}
+	return gpus
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func notFound(uuid string) error {

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,8 +161,8 @@ func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
 		r.Sample.Time = s.now()
 	}
 	s.taken++
-	if !s.gpus[r.GPU.UUID] {
-		s.gpus[r.GPU.UUID] = true
+	if key := r.GPU.Key(); !s.gpus[key] {
+		s.gpus[key] = true
 		s.batch.GPUs = append(s.batch.GPUs, r.GPU)
 	}
 	s.batch.Samples = append(s.batch.Samples, r.Sample)
@@ -222,6 +224,16 @@ func BatchID(b telemetry.Batch) string {
 		str(g.Device)
 		str(g.ModelName)
 		str(g.DriverVersion)
+		// Added later: empty, they leave the IDs of batches without them as they were.
+		if g.Instance != "" || g.InstanceProfile != "" || g.PCIBusID != "" || len(g.Labels) > 0 {
+			str(g.Instance)
+			str(g.InstanceProfile)
+			str(g.PCIBusID)
+			for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
+				str(name)
+				str(g.Labels[name])
+			}
+		}
 	}
 	for _, smp := range b.Samples {
 		str(smp.GPU)

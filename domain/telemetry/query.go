@@ -35,10 +35,12 @@ type GPUFilter struct {
 	Model    string
 }
 
-// GPUInfo is a known GPU with the times of its first and last stored samples.
+// GPUInfo is a known device with the times of its first and last stored samples. Instances,
+// in a listing that groups them, holds a GPU's MIG instances.
 type GPUInfo struct {
 	GPU
 	FirstSeen, LastSeen time.Time
+	Instances           []GPUInfo
 }
 
 // Host is a machine and its GPUs.

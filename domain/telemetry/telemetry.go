@@ -4,26 +4,61 @@
 package telemetry
 
 import (
+	"maps"
 	"math"
+	"strings"
 	"time"
 )
 
-// GPU is one physical device, identified by its UUID. Index is the per-host index DCGM reports
-// as gpu_id ("0" repeats on every host), -1 when unknown.
+// GPU is one device: a physical GPU, identified by its UUID, or one MIG instance of it,
+// identified by the GPU's UUID and its GPU instance ID (dcgm-exporter's GPU_I_ID), which
+// samples never share with the GPU or its other instances. Index is the per-host index DCGM
+// reports as gpu ("0" repeats on every host), -1 when unknown. Labels holds every other
+// label of the device's series (instance, job, …) as the source named them.
 type GPU struct {
-	UUID          string
-	Hostname      string
-	Index         int
-	Device        string
-	ModelName     string
-	DriverVersion string
+	UUID            string
+	Instance        string // GPU_I_ID; "" for a whole GPU
+	InstanceProfile string // GPU_I_PROFILE, e.g. "1g.10gb"
+	Hostname        string
+	Index           int
+	Device          string
+	ModelName       string
+	DriverVersion   string
+	PCIBusID        string
+	Labels          map[string]string
 }
 
-// Sample is one reading of one metric of one GPU at one instant. Metric is any DCGM field name
-// (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_POWER_USAGE, …); the pipeline does not restrict the set.
-// Container, Pod and Namespace name the workload using the GPU and are often empty.
+// Key is the device's identity, which samples carry: DeviceKey(UUID, Instance).
+func (g GPU) Key() string { return DeviceKey(g.UUID, g.Instance) }
+
+// Equal reports whether two GPUs describe the same device alike.
+func (g GPU) Equal(o GPU) bool {
+	return g.UUID == o.UUID && g.Instance == o.Instance && g.InstanceProfile == o.InstanceProfile &&
+		g.Hostname == o.Hostname && g.Index == o.Index && g.Device == o.Device &&
+		g.ModelName == o.ModelName && g.DriverVersion == o.DriverVersion && g.PCIBusID == o.PCIBusID &&
+		maps.Equal(g.Labels, o.Labels)
+}
+
+// DeviceKey names a device in one string: the GPU's UUID, or UUID/GPU_I_ID for a MIG
+// instance. UUIDs never hold a slash.
+func DeviceKey(uuid, instance string) string {
+	if instance == "" {
+		return uuid
+	}
+	return uuid + "/" + instance
+}
+
+// SplitDeviceKey is DeviceKey reversed.
+func SplitDeviceKey(key string) (uuid, instance string) {
+	uuid, instance, _ = strings.Cut(key, "/")
+	return uuid, instance
+}
+
+// Sample is one reading of one metric of one device at one instant. Metric is any DCGM field
+// name (DCGM_FI_DEV_GPU_UTIL, DCGM_FI_DEV_POWER_USAGE, …); the pipeline does not restrict the
+// set. Container, Pod and Namespace name the workload using the device and are often empty.
 type Sample struct {
-	GPU       string // the GPU's UUID
+	GPU       string // the device's Key
 	Metric    string
 	Time      time.Time
 	Value     float64
@@ -41,7 +76,7 @@ type Reading struct {
 // Batch is the unit that travels through the queue and is stored atomically. ID is unique per
 // batch and set by the streamer (derived from the content); storing a batch whose ID was
 // stored before has no effect.
-// GPUs holds every GPU the samples refer to, once each.
+// GPUs holds every device the samples refer to, once each (by Key).
 type Batch struct {
 	ID      string
 	GPUs    []GPU
@@ -66,14 +101,17 @@ func (s Sample) Validate() error {
 
 // ScanStats counts what one pass over a source saw. Rows counts data rows read (the header
 // excluded); Rejected rows were malformed and skipped; Blank values were DCGM's "no data"
-// sentinels, skipped too but counted apart because they are not errors.
+// sentinels, skipped too but counted apart because they are not errors; NoDevice rows were
+// series that name no GPU (up, node_exporter's), dropped as not the pipeline's.
 type ScanStats struct {
 	Rows     int64
 	Rejected int64
 	Blank    int64
+	NoDevice int64
 }
 
 // Add returns the sum of two counts.
 func (s ScanStats) Add(o ScanStats) ScanStats {
-	return ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank}
+	return ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank,
+		NoDevice: s.NoDevice + o.NoDevice}
 }

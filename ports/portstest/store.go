@@ -41,6 +41,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
 	t.Run("AggregateListsMetricsByName", func(t *testing.T) { aggregateByName(t, newStore(t)) })
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
+	t.Run("MIGInstancesAreDevicesOfTheirOwn", func(t *testing.T) { migInstances(t, newStore(t)) })
 }
 
 var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
@@ -591,4 +592,47 @@ func interleaved(t *testing.T, s Store) {
 		assert.True(t, b.Start.Equal(t0.Truncate(time.Minute).Add(time.Duration(i)*time.Minute)), "bucket %d at %s", i, b.Start)
 		assert.Equal(t, counts[i], b.Value, "bucket %d", i)
 	}
+}
+
+// A MIG instance is a device of its own, keyed by its GPU's UUID and its instance ID: its
+// samples never merge with the GPU's or another instance's, and every label comes back.
+func migInstances(t *testing.T, s Store) {
+	ctx := context.Background()
+	whole := telemetry.GPU{UUID: "GPU-m", Hostname: "host-m", Index: 0, Device: "nvidia0", ModelName: "NVIDIA A100-SXM4-80GB",
+		DriverVersion: "550.54.15", PCIBusID: "00000000:07:00.0", Labels: map[string]string{"instance": "host-m:9400", "job": "dcgm"}}
+	b := telemetry.Batch{ID: "mig", GPUs: []telemetry.GPU{whole}}
+	b.Samples = append(b.Samples, telemetry.Sample{GPU: whole.Key(), Metric: "DCGM_FI_DEV_GPU_TEMP", Time: t0, Value: 40})
+	for i := range 7 {
+		g := whole
+		g.Instance, g.InstanceProfile = fmt.Sprint(i+1), "1g.10gb"
+		g.Labels = map[string]string{"instance": "host-m:9400", "job": "dcgm", "extra": fmt.Sprint(i)}
+		b.GPUs = append(b.GPUs, g)
+		b.Samples = append(b.Samples, telemetry.Sample{GPU: g.Key(), Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Time: t0,
+			Value: float64(i) / 10, Pod: fmt.Sprint("pod-", i), Namespace: "team-a", Container: "main"})
+	}
+	require.True(t, write(t, s, b))
+
+	gpus, err := s.GPUs(ctx, telemetry.GPUFilter{UUID: "GPU-m"})
+	require.NoError(t, err)
+	require.Len(t, gpus, 8, "the GPU and its 7 instances")
+	assert.Equal(t, whole, gpus[0].GPU, "the whole GPU first, every field and label kept")
+	for i, g := range gpus[1:] {
+		assert.Equal(t, fmt.Sprint(i+1), g.Instance, "instances in numeric order")
+		assert.Equal(t, "1g.10gb", g.InstanceProfile)
+		assert.Equal(t, fmt.Sprint(i), g.Labels["extra"])
+		got := samples(t, s, telemetry.SampleQuery{GPU: g.Key()})
+		require.Len(t, got, 1, "instance %s holds its own sample only", g.Instance)
+		assert.Equal(t, float64(i)/10, got[0].Value)
+		assert.Equal(t, fmt.Sprint("pod-", i), got[0].Pod)
+		assert.Equal(t, "team-a", got[0].Namespace)
+	}
+	got := samples(t, s, telemetry.SampleQuery{GPU: whole.Key()})
+	require.Len(t, got, 1, "the whole GPU's samples are its own")
+	assert.Equal(t, "DCGM_FI_DEV_GPU_TEMP", got[0].Metric)
+
+	_, _, err = ReadPage(ctx, s, telemetry.SampleQuery{GPU: telemetry.DeviceKey("GPU-m", "8"), Page: telemetry.Page{Limit: 10}})
+	assert.ErrorIs(t, err, telemetry.ErrNotFound, "an instance the GPU does not have")
+	st := stats(t, s)
+	assert.Equal(t, int64(1), st.UniqueGPUs, "instances are not GPUs of their own in the count")
+	assert.Equal(t, int64(8), st.TotalSamples)
 }
