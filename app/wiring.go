@@ -12,6 +12,8 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/remotewrite"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/scrapesource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/ingest"
@@ -37,11 +39,13 @@ const batchesTopic = "telemetry.batches"
 // wiring builds components from adapters, sharing what several of them need (the store,
 // the queue) and closing it when the process ends.
 type wiring struct {
-	cfg    config.Config
-	log    *slog.Logger
-	store  *sqlstore.Store
-	broker *memqueue.Broker  // the in-process queue, without --redis-url
-	redis  *asynqqueue.Queue // the Redis queue, with --redis-url
+	cfg     config.Config
+	log     *slog.Logger
+	store   *sqlstore.Store
+	broker  *memqueue.Broker  // the in-process queue, without --redis-url
+	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
+	live    *stream.Live      // publishes scrapes and remote_write requests
+	scraper *scrapesource.Scraper
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
@@ -151,7 +155,14 @@ func (w *wiring) migrate(ctx context.Context) (component, error) {
 // probes serves /health and /ready for processes without the REST API. It does not keep
 // the process alive by itself.
 func (w *wiring) probes(ctx context.Context) (component, error) {
-	api := httpapi.New(httpapi.Options{Ready: w.ready, Logger: w.log.With("component", "probes")})
+	opts := httpapi.Options{Ready: w.ready, Logger: w.log.With("component", "probes")}
+	if w.cfg.Mode == config.ModeStreamer {
+		var err error
+		if opts, err = w.httpOptions(opts); err != nil {
+			return component{}, err
+		}
+	}
+	api := httpapi.New(opts)
 	return component{name: "probes", aux: true, run: func(ctx context.Context) error {
 		return api.Serve(ctx, w.cfg.HTTPAddr, 5*time.Second)
 	}}, nil
@@ -169,25 +180,115 @@ func (w *wiring) topic() *memqueue.Topic {
 	return w.broker.Topic(batchesTopic)
 }
 
+// publisher is the queue streamers publish to: Redis with --redis-url, else in-process.
+func (w *wiring) publisher() (ports.Publisher, error) {
+	if w.cfg.RedisURL != "" {
+		return w.redisQueue()
+	}
+	return w.topic(), nil
+}
+
+// liveFeed publishes the live sources' telemetry, once per process.
+func (w *wiring) liveFeed() (*stream.Live, error) {
+	if w.live == nil {
+		pub, err := w.publisher()
+		if err != nil {
+			return nil, err
+		}
+		w.live = stream.NewLive(pub, w.cfg.BatchSize, w.log.With("component", "live"))
+	}
+	return w.live, nil
+}
+
+// scrapeSource is the scraper of the configured targets, nil when none is.
+func (w *wiring) scrapeSource() *scrapesource.Scraper {
+	if w.scraper == nil && w.cfg.Scrapes() {
+		w.scraper = scrapesource.New(scrapesource.Options{
+			Static: w.cfg.ScrapeTargets, File: w.cfg.ScrapeTargetsFile, DNS: w.cfg.ScrapeDNS,
+			Interval: w.cfg.ScrapeInterval, Timeout: w.cfg.ScrapeTimeout, Job: w.cfg.ScrapeJob,
+			Keep: w.cfg.Shard.Owns, Logger: w.log.With("component", "scraper"),
+		})
+	}
+	return w.scraper
+}
+
+// httpOptions adds to opts what the streamer role serves over HTTP: the remote_write
+// receiver and the scrape targets.
+func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
+	if w.cfg.RemoteWrite {
+		live, err := w.liveFeed()
+		if err != nil {
+			return opts, err
+		}
+		rw := remotewrite.New(remotewrite.Options{Publish: live.Publish, Logger: w.log.With("component", "remote_write")})
+		opts.RemoteWrite = rw.Write
+		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
+	}
+	if sc := w.scrapeSource(); sc != nil {
+		opts.Targets = sc.Targets
+	}
+	return opts, nil
+}
+
+// streamer runs the configured sources: the CSV file (or, when no source is named, the
+// bundled sample) and the scrape targets. The remote_write receiver is served over HTTP; a
+// streamer with no other source waits for its requests.
 func (w *wiring) streamer(ctx context.Context) (component, error) {
 	log := w.log.With("component", "streamer")
+	var runs []func(context.Context) error
+	if w.cfg.CSV != "" || w.cfg.Bundled() {
+		run, err := w.csvStreamer(log)
+		if err != nil {
+			return component{}, err
+		}
+		runs = append(runs, run)
+	}
+	if sc := w.scrapeSource(); sc != nil {
+		if err := sc.Check(); err != nil {
+			return component{}, err
+		}
+		live, err := w.liveFeed()
+		if err != nil {
+			return component{}, err
+		}
+		log.Info("scraping", "targets", len(w.cfg.ScrapeTargets), "targets_file", w.cfg.ScrapeTargetsFile,
+			"dns", w.cfg.ScrapeDNS, "interval", w.cfg.ScrapeInterval, "shard", w.cfg.Shard.String())
+		runs = append(runs, func(ctx context.Context) error { return live.Run(ctx, sc) })
+	}
+	if w.cfg.RemoteWrite {
+		if _, err := w.liveFeed(); err != nil {
+			return component{}, err
+		}
+		runs = append(runs, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	}
+	return component{name: "streamer", run: func(ctx context.Context) error {
+		errs := make(chan error, len(runs))
+		for _, run := range runs {
+			go func() { errs <- run(ctx) }()
+		}
+		var first error
+		for range runs {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}}, nil
+}
+
+// csvStreamer streams the CSV file, or the bundled sample.
+func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, error) {
 	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", Logger: log, Keep: w.cfg.Shard.Owns}
 	src := csvsource.Bytes(bundledCSVName, bundledCSV, opts)
 	if w.cfg.CSV != "" {
 		src = csvsource.File(w.cfg.CSV, opts)
 	}
 	if err := src.Check(); err != nil {
-		return component{}, err
+		return nil, err
 	}
-	var pub ports.Publisher
-	if w.cfg.RedisURL != "" {
-		q, err := w.redisQueue()
-		if err != nil {
-			return component{}, err
-		}
-		pub = q
-	} else {
-		pub = w.topic()
+	pub, err := w.publisher()
+	if err != nil {
+		return nil, err
 	}
 	svc := stream.New(stream.Config{
 		BatchSize:      w.cfg.BatchSize,
@@ -199,7 +300,7 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 	}, src, pub, log, nil)
 	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
 		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "shard", w.cfg.Shard.String())
-	return component{name: "streamer", run: svc.Run}, nil
+	return svc.Run, nil
 }
 
 // collector stores the batches of the queue. On Redis, stopping returns unfinished batches
@@ -284,6 +385,9 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 		}
 		opts.Mounts = map[string]http.Handler{"/queues": q.Monitor("/queues")}
 		w.log.Info("queue UI on " + w.cfg.HTTPAddr + "/queues")
+	}
+	if opts, err = w.httpOptions(opts); err != nil {
+		return component{}, err
 	}
 	api := httpapi.New(opts)
 	w.log.Info("REST API on "+w.cfg.HTTPAddr, "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")

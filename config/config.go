@@ -56,6 +56,16 @@ type Config struct {
 	Timestamps string // "now" or "csv"
 	Shard      stream.Shard
 
+	// Live sources. The bundled sample streams only when no source is named: no CSV, no
+	// scrape target, no remote_write receiver.
+	ScrapeTargets     []string
+	ScrapeTargetsFile string
+	ScrapeDNS         []string
+	ScrapeInterval    time.Duration
+	ScrapeTimeout     time.Duration
+	ScrapeJob         string
+	RemoteWrite       bool
+
 	RedisURL   string // "" uses the in-process queue (mode all only)
 	QueueName  string
 	MaxBacklog int
@@ -94,6 +104,13 @@ var settings = []setting{
 	{"batch-size", 5000, "samples per batch"},
 	{"timestamps", "now", "now: stamp each sample with the time it is processed | csv: keep the file's timestamps"},
 	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file; ordinal/N takes i from the host name's trailing number (a StatefulSet pod's ordinal)"},
+	{"scrape-targets", "", "dcgm-exporter endpoints to scrape, comma-separated: host:port (…/metrics) or http(s) URLs; split among streamers by --shard"},
+	{"scrape-targets-file", "", "Prometheus file_sd file (JSON or YAML: [{targets: [host:port], labels: {…}}]) of targets to scrape, re-read when it changes"},
+	{"scrape-dns", "", "name:port, comma-separated: scrape every A/AAAA record of the name (a headless Kubernetes Service of dcgm-exporter pods), re-resolved every interval"},
+	{"scrape-interval", 15 * time.Second, "how often each target is scraped"},
+	{"scrape-timeout", 10 * time.Second, "how long one scrape may take (at most the interval)"},
+	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
+	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
 	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, rediss:// for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
@@ -194,6 +211,14 @@ func fromViper(v *viper.Viper) (Config, error) {
 		MaxBacklog:       v.GetInt("max-backlog"),
 		QueueUI:          v.GetBool("queue-ui"),
 		HealthCheck:      v.GetBool("health-check"),
+
+		ScrapeTargets:     list(v.GetString("scrape-targets")),
+		ScrapeTargetsFile: v.GetString("scrape-targets-file"),
+		ScrapeDNS:         list(v.GetString("scrape-dns")),
+		ScrapeInterval:    duration("scrape-interval"),
+		ScrapeTimeout:     duration("scrape-timeout"),
+		ScrapeJob:         v.GetString("scrape-job"),
+		RemoteWrite:       v.GetBool("remote-write"),
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
@@ -218,6 +243,25 @@ func fromViper(v *viper.Viper) (Config, error) {
 	}
 	return c, nil
 }
+
+// list splits a comma-separated setting, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// Scrapes reports whether any scrape target source is configured.
+func (c Config) Scrapes() bool {
+	return len(c.ScrapeTargets) > 0 || c.ScrapeTargetsFile != "" || len(c.ScrapeDNS) > 0
+}
+
+// Bundled reports whether the bundled sample streams: when no source is named.
+func (c Config) Bundled() bool { return c.CSV == "" && !c.Scrapes() && !c.RemoteWrite }
 
 // parseShard reads i/N, or ordinal/N where i is the trailing number of the host name, as in
 // a Kubernetes StatefulSet pod "telemetry-streamer-2".
@@ -355,6 +399,18 @@ func (c Config) validate() []error {
 	if c.DBMaxConns < 0 {
 		bad("db-max-conns", "must not be negative")
 	}
+	if c.ScrapeInterval <= 0 {
+		bad("scrape-interval", "must be positive")
+	}
+	if c.ScrapeTimeout <= 0 || c.ScrapeTimeout > c.ScrapeInterval {
+		bad("scrape-timeout", "must be positive and at most scrape-interval (%s)", c.ScrapeInterval)
+	}
+	if c.ScrapeJob == "" {
+		bad("scrape-job", "is empty")
+	}
+	if (c.Scrapes() || c.RemoteWrite) && c.Mode != ModeAll && c.Mode != ModeStreamer {
+		bad("mode", "scraping and remote_write run in modes all and streamer, not %s", c.Mode)
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
@@ -362,22 +418,27 @@ func (c Config) validate() []error {
 }
 
 func usage(out io.Writer, fs *pflag.FlagSet) {
-	fmt.Fprintf(out, `telemetry — an elastic GPU telemetry pipeline: DCGM CSV → queue → database → REST API.
+	fmt.Fprintf(out, `telemetry — an elastic GPU telemetry pipeline: DCGM telemetry (CSV files, dcgm-exporter
+scrapes, Prometheus remote_write) → queue → database → REST API.
 
 Usage:
   telemetry [flags]
+  telemetry simulate [flags]   serve a simulated fleet of dcgm-exporters (see simulate --help)
 
 Modes (--mode):
   all        everything in one process: streamer → queue → collector → store, and the
              REST API (default; an embedded SQLite file and an in-process queue, no servers
              needed; with --redis-url and a postgres:// database it runs the split pipeline)
-  streamer   read the CSV and publish batches to the Redis queue (--redis-url)
+  streamer   read the sources (CSV, scrape targets, remote_write) and publish batches to
+             the Redis queue (--redis-url)
   collector  consume batches from Redis and store them in the database
   api        serve the REST API from the database
   migrate    apply the database migrations and exit (every mode also migrates at start)
 
-With no flags, telemetry streams its bundled sample (247 GPUs on 31 hosts) in a loop into
-%s and serves http://localhost:8080/api/v1/gpus and /swagger/index.html.
+Sources: --csv, --scrape-targets / --scrape-targets-file / --scrape-dns and --remote-write,
+several at once allowed. With none named, telemetry streams its bundled sample (247 GPUs on
+31 hosts) in a loop into %s and serves http://localhost:8080/api/v1/gpus and
+/swagger/index.html.
 
 Flags (each also read from the environment variable in brackets):
 %s`, DefaultSQLite, fs.FlagUsages())

@@ -54,7 +54,26 @@ func TestDefaults(t *testing.T) {
 		Loop: true, Interval: time.Second, BatchSize: 5000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0,
 		CollectorWorkers: 2, QueueCapacity: 16, CompactInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter",
 	}, c)
+	assert.True(t, c.Bundled(), "no source named: the bundled sample streams")
+}
+
+func TestLiveSources(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("TELEMETRY_SCRAPE_TARGETS", "h1:9400, ,http://h2:9400/metrics")
+	c, err := load(t, "--scrape-dns=dcgm-exporter.gpu-operator.svc:9400", "--remote-write", "--scrape-interval=5s", "--scrape-timeout=2s")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"h1:9400", "http://h2:9400/metrics"}, c.ScrapeTargets)
+	assert.Equal(t, []string{"dcgm-exporter.gpu-operator.svc:9400"}, c.ScrapeDNS)
+	assert.True(t, c.Scrapes())
+	assert.True(t, c.RemoteWrite)
+	assert.False(t, c.Bundled(), "a live source named: no bundled sample beside it")
+
+	_, err = load(t, "--scrape-targets=h:9400", "--scrape-interval=5s", "--scrape-timeout=6s")
+	assert.ErrorContains(t, err, "scrape-timeout: must be positive and at most scrape-interval")
+	_, err = load(t, "--mode=collector", "--remote-write", "--database-url=sqlite:x.db", "--redis-url=redis://h:6379/0")
+	assert.ErrorContains(t, err, "scraping and remote_write run in modes all and streamer")
 }
 
 func TestPrecedence(t *testing.T) {

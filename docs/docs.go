@@ -346,6 +346,57 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/targets": {
+            "get": {
+                "tags": [
+                    "ingest"
+                ],
+                "summary": "The scrape targets of this streamer with their health (streamers that scrape, and mode all)",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.TargetList"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/write": {
+            "post": {
+                "description": "Answers 204 once the queue accepted every sample of the request; 400 for a body that cannot be decoded (not to be retried); 415 for another protocol (remote_write 2.0 senders fall back to 1.0); 503 when the queue did not accept the samples in time, so that the sender retries. Staleness markers and series without a UUID label are dropped.",
+                "consumes": [
+                    "application/x-protobuf"
+                ],
+                "tags": [
+                    "ingest"
+                ],
+                "summary": "Receive Prometheus remote_write 1.0 (snappy-compressed protobuf WriteRequest)",
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "415": {
+                        "description": "Unsupported Media Type",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/health": {
             "get": {
                 "tags": [
@@ -626,6 +677,68 @@ const docTemplate = `{
                 "status": {
                     "type": "string",
                     "example": "ok"
+                }
+            }
+        },
+        "httpapi.Target": {
+            "type": "object",
+            "properties": {
+                "dropped_per_scrape": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "health": {
+                    "type": "string",
+                    "example": "up"
+                },
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                },
+                "last_error": {
+                    "type": "string",
+                    "example": ""
+                },
+                "last_scrape": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "last_scrape_duration_seconds": {
+                    "type": "number",
+                    "example": 0.012
+                },
+                "samples_per_scrape": {
+                    "type": "integer",
+                    "example": 80
+                },
+                "scrape_interval": {
+                    "type": "string",
+                    "example": "15s"
+                },
+                "scrape_url": {
+                    "type": "string",
+                    "example": "http://10.0.0.7:9400/metrics"
+                }
+            }
+        },
+        "httpapi.TargetList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 31
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Target"
+                    }
+                },
+                "up": {
+                    "type": "integer",
+                    "example": 31
                 }
             }
         },

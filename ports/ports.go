@@ -21,6 +21,18 @@ type Source interface {
 	Scan(ctx context.Context, yield func(telemetry.Reading) error) (telemetry.ScanStats, error)
 }
 
+// LiveSource delivers telemetry as it happens (scrapes of exporters), for the streamer.
+type LiveSource interface {
+	// Run delivers readings until ctx ends, then returns nil. Each call of deliver carries
+	// one group of readings that arrived together — one scrape of one target — every
+	// reading of which has the same time; deliver returns nil once the group is accepted,
+	// and may wait (backpressure). Groups may be delivered from several goroutines at once.
+	// A group deliver fails on is reported and dropped: a live source cannot read the past
+	// again. A target that cannot be read never stops Run; Run returns an error only when it
+	// cannot start at all (its configuration cannot be read).
+	Run(ctx context.Context, deliver func(context.Context, []telemetry.Reading) error) error
+}
+
 // Publisher hands batches to the queue, for the streamer.
 type Publisher interface {
 	// Publish returns nil once the queue has accepted the batch; from then on the batch is

@@ -157,3 +157,30 @@ type ErrorDetail struct {
 	Code    string `json:"code" example:"invalid_argument"`
 	Message string `json:"message" example:"start_time: \"yesterday\" is not an RFC 3339 time"`
 }
+
+// Target is a scrape target of this streamer, as Prometheus' targets page shows one: health
+// is up, down or unknown (not scraped yet).
+type Target struct {
+	ScrapeURL          string            `json:"scrape_url" example:"http://10.0.0.7:9400/metrics"`
+	Labels             map[string]string `json:"labels"`
+	Health             string            `json:"health" example:"up"`
+	LastScrape         *time.Time        `json:"last_scrape,omitempty" example:"2025-07-18T20:42:34Z"`
+	LastScrapeDuration float64           `json:"last_scrape_duration_seconds" example:"0.012"`
+	LastError          string            `json:"last_error" example:""`
+	SamplesPerScrape   int               `json:"samples_per_scrape" example:"80"`
+	DroppedPerScrape   int               `json:"dropped_per_scrape" example:"0"`
+	ScrapeInterval     string            `json:"scrape_interval" example:"15s"`
+}
+
+func toTarget(t telemetry.Target) Target {
+	return Target{ScrapeURL: t.URL, Labels: t.Labels, Health: t.Health, LastScrape: optTime(t.LastScrape),
+		LastScrapeDuration: t.LastDuration.Seconds(), LastError: t.LastError, SamplesPerScrape: t.LastSamples,
+		DroppedPerScrape: t.LastDropped, ScrapeInterval: t.ScrapeInterval.String()}
+}
+
+// TargetList is the answer to GET /api/v1/targets.
+type TargetList struct {
+	Data  []Target `json:"data"`
+	Count int      `json:"count" example:"31"`
+	Up    int      `json:"up" example:"31"`
+}

@@ -14,6 +14,8 @@ var (
 	errNoRoute  = errors.New("no such route")
 	errNoMethod = errors.New("method not allowed")
 	errPanic    = errors.New("internal error")
+	// errQueueUnavailable marks a write the queue did not take: its sender retries.
+	errQueueUnavailable = errors.New("queue unavailable")
 )
 
 // writeError is the one place where errors become HTTP statuses. Messages of invalid input
@@ -30,6 +32,11 @@ func writeError(c *gin.Context, err error) {
 		status, code, msg = http.StatusNotFound, "not_found", err.Error()
 	case errors.Is(err, errNoMethod):
 		status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path
+	case errors.Is(err, telemetry.ErrUnsupported):
+		status, code, msg = http.StatusUnsupportedMediaType, "unsupported", err.Error()
+	case errors.Is(err, errQueueUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the queue did not accept the samples in time, retry later"
+		c.Header("Retry-After", "1")
 	case errors.Is(err, telemetry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the database is unavailable, try again later"
 	case errors.Is(err, context.Canceled):

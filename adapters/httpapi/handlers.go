@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -358,4 +360,44 @@ func intParam(c *gin.Context, name string, def int) (int, error) {
 		return 0, telemetry.Invalid(name, "%q is not an integer", raw)
 	}
 	return n, nil
+}
+
+// remoteWrite godoc
+//
+//	@Summary		Receive Prometheus remote_write 1.0 (snappy-compressed protobuf WriteRequest)
+//	@Description	Answers 204 once the queue accepted every sample of the request; 400 for a body that cannot be decoded (not to be retried); 415 for another protocol (remote_write 2.0 senders fall back to 1.0); 503 when the queue did not accept the samples in time, so that the sender retries. Staleness markers and series without a UUID label are dropped.
+//	@Tags			ingest
+//	@Accept			application/x-protobuf
+//	@Success		204
+//	@Failure		400	{object}	ErrorBody
+//	@Failure		415	{object}	ErrorBody
+//	@Failure		503	{object}	ErrorBody
+//	@Router			/api/v1/write [post]
+func (a *API) remoteWrite(c *gin.Context) {
+	if err := a.opts.RemoteWrite(c.Request.Context(), c.Request); err != nil {
+		if errors.Is(err, telemetry.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", errQueueUnavailable, err)
+		}
+		writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// targets godoc
+//
+//	@Summary	The scrape targets of this streamer with their health (streamers that scrape, and mode all)
+//	@Tags		ingest
+//	@Success	200	{object}	TargetList
+//	@Router		/api/v1/targets [get]
+func (a *API) targets(c *gin.Context) {
+	targets := a.opts.Targets()
+	out := TargetList{Data: make([]Target, len(targets)), Count: len(targets)}
+	for i, t := range targets {
+		out.Data[i] = toTarget(t)
+		if t.Health == "up" {
+			out.Up++
+		}
+	}
+	c.JSON(http.StatusOK, out)
 }

@@ -33,7 +33,7 @@ const gpuA = "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
 
 // newAPI serves a store holding two GPUs on two hosts, each with samples of two metrics at
 // t0 … t0+3s.
-func newAPI(t testing.TB) *httpapi.API {
+func newAPI(t testing.TB, edit ...func(*httpapi.Options)) *httpapi.API {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
@@ -53,7 +53,11 @@ func newAPI(t testing.TB) *httpapi.API {
 		_, err := store.WriteBatch(ctx, b)
 		require.NoError(t, err)
 	}
-	return httpapi.New(httpapi.Options{Query: query.New(store, store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)})
+	opts := httpapi.Options{Query: query.New(store, store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)}
+	for _, e := range edit {
+		e(&opts)
+	}
+	return httpapi.New(opts)
 }
 
 func get(t *testing.T, h http.Handler, target string, into any) *httptest.ResponseRecorder {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/docs"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 // Options configure the API. Only Logger is required.
@@ -34,6 +35,13 @@ type Options struct {
 	// Query serves the /api/v1 routes; nil serves the probes only (streamer and collector
 	// processes).
 	Query *query.Service
+
+	// RemoteWrite, when set, receives Prometheus remote_write requests at POST
+	// /api/v1/write; its errors are those of remotewrite.Receiver.Write.
+	RemoteWrite func(context.Context, *http.Request) error
+
+	// Targets, when set, lists the scrape targets at GET /api/v1/targets.
+	Targets func() []telemetry.Target
 
 	// Mounts serves other handlers under path prefixes (the queue UI at "/queues", say).
 	Mounts map[string]http.Handler
@@ -68,6 +76,12 @@ func New(opts Options) *API {
 
 	e.GET("/health", a.health)
 	e.GET("/ready", a.ready)
+	if opts.RemoteWrite != nil {
+		e.POST("/api/v1/write", a.remoteWrite)
+	}
+	if opts.Targets != nil {
+		e.GET("/api/v1/targets", a.targets)
+	}
 	if opts.Query != nil {
 		v1 := e.Group("/api/v1")
 		v1.GET("/gpus", a.listGPUs)

@@ -33,3 +33,6 @@ func Invalid(field, reason string, args ...any) error {
 // ErrUnavailable means a dependency (the database, the queue) cannot be reached right now;
 // the same request may succeed later.
 var ErrUnavailable = errors.New("unavailable")
+
+// ErrUnsupported means input comes in a format or protocol the pipeline does not read.
+var ErrUnsupported = errors.New("unsupported")

@@ -115,3 +115,18 @@ func (s ScanStats) Add(o ScanStats) ScanStats {
 	return ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank,
 		NoDevice: s.NoDevice + o.NoDevice}
 }
+
+// Target is a scrape target as a live source reports it, in the manner of Prometheus'
+// targets page. Health is "up" after a successful scrape, "down" after a failed one and
+// "unknown" before the first.
+type Target struct {
+	URL            string
+	Labels         map[string]string // the labels the target adds to its series: instance, job, …
+	Health         string
+	LastScrape     time.Time
+	LastDuration   time.Duration
+	LastError      string
+	LastSamples    int // samples the last scrape delivered
+	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers
+	ScrapeInterval time.Duration
+}

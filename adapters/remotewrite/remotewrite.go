@@ -1,0 +1,199 @@
+// Package remotewrite receives Prometheus remote_write 1.0 requests (a snappy-compressed
+// protobuf WriteRequest, decoded with the Prometheus project's own prompb types) and hands
+// their samples, as readings, to the queue. A request is answered only after the queue
+// accepted all of it, so that a sender retries whatever was not: Prometheus resends a
+// request whole, and the batches it makes have the same IDs again, so nothing is stored
+// twice.
+//
+// Prometheus' staleness markers (the NaN it writes when a series disappears) are not
+// samples and are dropped, as are series that name no GPU (up, node_exporter's), counted.
+package remotewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// Options configure a Receiver. Publish is required.
+type Options struct {
+	// Publish hands a request's readings to the queue and returns nil once it accepted them.
+	Publish func(context.Context, []telemetry.Reading) error
+
+	// Timeout bounds how long a request waits for the queue (backpressure, an unreachable
+	// Redis) before it is answered 503 and retried by its sender. 0 means 10s.
+	Timeout time.Duration
+
+	// MaxBytes bounds a request body, compressed and decompressed. 0 means 32 MiB.
+	MaxBytes int
+
+	// Logger receives one line per request refused. Nil discards.
+	Logger *slog.Logger
+}
+
+// Receiver decodes remote_write requests. It is safe for concurrent use.
+type Receiver struct {
+	opts Options
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats counts what a Receiver did.
+type Stats struct {
+	Requests    int64 // requests whose samples the queue accepted
+	Samples     int64 // samples handed to the queue
+	Stale       int64 // staleness markers dropped
+	NoDevice    int64 // samples of series that name no GPU, dropped
+	Rejected    int64 // samples that could not be stored (not a finite number, no metric name)
+	Malformed   int64 // requests refused as undecodable
+	Unavailable int64 // requests refused because the queue did not accept them in time
+}
+
+// New returns a Receiver.
+func New(opts Options) *Receiver {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 32 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Receiver{opts: opts}
+}
+
+// Stats returns the counts so far.
+func (r *Receiver) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Write decodes one request and publishes its samples. Its error matches
+// telemetry.ErrInvalid for a body that cannot be decoded (the sender must not retry),
+// telemetry.ErrUnsupported for a protocol other than remote_write 1.0, and
+// telemetry.ErrUnavailable when the queue did not accept the samples in time (the sender
+// retries).
+func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
+	readings, counts, err := r.decode(req)
+	if err != nil {
+		r.add(Stats{Malformed: 1})
+		r.opts.Logger.WarnContext(ctx, "remote_write request refused", "remote", req.RemoteAddr, "err", err)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	if err := r.opts.Publish(ctx, readings); err != nil {
+		r.add(Stats{Unavailable: 1})
+		r.opts.Logger.WarnContext(ctx, "remote_write request not queued: the sender will retry", "samples", len(readings), "err", err)
+		return fmt.Errorf("%w: the queue did not accept the samples: %w", telemetry.ErrUnavailable, err)
+	}
+	counts.Requests, counts.Samples = 1, int64(len(readings))
+	r.add(counts)
+	return nil
+}
+
+func (r *Receiver) add(s Stats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Requests += s.Requests
+	r.stats.Samples += s.Samples
+	r.stats.Stale += s.Stale
+	r.stats.NoDevice += s.NoDevice
+	r.stats.Rejected += s.Rejected
+	r.stats.Malformed += s.Malformed
+	r.stats.Unavailable += s.Unavailable
+}
+
+// decode reads the request into readings, in the request's order.
+func (r *Receiver) decode(req *http.Request) ([]telemetry.Reading, Stats, error) {
+	var counts Stats
+	if err := checkHeaders(req.Header); err != nil {
+		return nil, counts, err
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, int64(r.opts.MaxBytes)+1))
+	if err != nil {
+		return nil, counts, telemetry.Invalid("body", "cannot be read: %v", err)
+	}
+	if len(body) > r.opts.MaxBytes {
+		return nil, counts, telemetry.Invalid("body", "larger than %d bytes", r.opts.MaxBytes)
+	}
+	if n, err := snappy.DecodedLen(body); err != nil {
+		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
+	} else if n > r.opts.MaxBytes {
+		return nil, counts, telemetry.Invalid("body", "decompresses to %d bytes, more than %d", n, r.opts.MaxBytes)
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(raw); err != nil {
+		return nil, counts, telemetry.Invalid("body", "is not a remote_write WriteRequest: %v", err)
+	}
+	readings := make([]telemetry.Reading, 0, len(wr.Timeseries))
+	var labels []telemetry.Label
+	for _, ts := range wr.Timeseries {
+		labels = labels[:0]
+		for _, l := range ts.Labels {
+			labels = append(labels, telemetry.Label{Name: l.Name, Value: l.Value})
+		}
+		series, err := telemetry.SeriesReading(labels)
+		switch {
+		case errors.Is(err, telemetry.ErrNoDevice):
+			counts.NoDevice += int64(len(ts.Samples))
+			continue
+		case err != nil || series.Sample.Metric == "":
+			counts.Rejected += int64(len(ts.Samples))
+			continue
+		}
+		for _, s := range ts.Samples {
+			switch {
+			case value.IsStaleNaN(s.Value):
+				counts.Stale++
+				continue
+			case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
+				counts.Rejected++
+				continue
+			}
+			reading := series
+			reading.Sample.Value = s.Value
+			reading.Sample.Time = time.UnixMilli(s.Timestamp).UTC()
+			readings = append(readings, reading)
+		}
+	}
+	return readings, counts, nil
+}
+
+// checkHeaders refuses what is not remote_write 1.0: another content type or encoding, or
+// the 2.0 protocol (whose senders fall back to 1.0 on 415).
+func checkHeaders(h http.Header) error {
+	if ct := h.Get("Content-Type"); ct != "" {
+		media, params, err := mime.ParseMediaType(ct)
+		if err != nil || media != "application/x-protobuf" {
+			return fmt.Errorf("%w: Content-Type %q: want application/x-protobuf (remote_write 1.0)", telemetry.ErrUnsupported, ct)
+		}
+		if proto := params["proto"]; proto != "" && proto != "prometheus.WriteRequest" {
+			return fmt.Errorf("%w: %s: only remote_write 1.0 (prometheus.WriteRequest) is received", telemetry.ErrUnsupported, proto)
+		}
+	}
+	if enc := h.Get("Content-Encoding"); enc != "" && enc != "snappy" {
+		return fmt.Errorf("%w: Content-Encoding %q: want snappy", telemetry.ErrUnsupported, enc)
+	}
+	return nil
+}

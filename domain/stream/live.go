@@ -1,0 +1,106 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// Live publishes telemetry that arrives by itself — the scrapes of a live source, the
+// requests of a remote_write receiver — as batches. A group of readings (one scrape, one
+// request) is cut into batches in its own order, each batch's ID derived from its content:
+// publishing the same group again, as a sender retrying after a lost answer does, yields the
+// same batches, which collectors store once. It is safe for concurrent use.
+type Live struct {
+	pub       ports.Publisher
+	batchSize int
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	stats   LiveStats
+	lastLog time.Time
+}
+
+// LiveStats counts what Live published.
+type LiveStats struct {
+	Groups  int64 // scrapes or requests published whole
+	Samples int64 // samples published
+	Batches int64 // batches published
+}
+
+// NewLive returns a Live publishing batches of at most batchSize samples.
+func NewLive(pub ports.Publisher, batchSize int, log *slog.Logger) *Live {
+	return &Live{pub: pub, batchSize: max(batchSize, 1), log: log, lastLog: time.Now()}
+}
+
+// Publish publishes the readings and returns nil once the queue has accepted all of them.
+// It waits while the queue is full (backpressure) until ctx ends; on an error some batches
+// of the group may have been accepted already, which is harmless: publishing the group
+// again stores each sample once.
+func (l *Live) Publish(ctx context.Context, readings []telemetry.Reading) error {
+	var samples, batches int64
+	for start := 0; start < len(readings); start += l.batchSize {
+		b := batchOf(readings[start:min(start+l.batchSize, len(readings))])
+		if err := l.pub.Publish(ctx, b); err != nil {
+			return fmt.Errorf("publish batch: %w", err)
+		}
+		samples += int64(len(b.Samples))
+		batches++
+	}
+	l.count(ctx, samples, batches)
+	return nil
+}
+
+// Run publishes what src delivers until ctx ends.
+func (l *Live) Run(ctx context.Context, src ports.LiveSource) error {
+	err := src.Run(ctx, l.Publish)
+	st := l.Stats()
+	l.log.InfoContext(ctx, "live source stopped", "scrapes", st.Groups, "samples", st.Samples, "batches", st.Batches)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Stats returns the counts so far.
+func (l *Live) Stats() LiveStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stats
+}
+
+func (l *Live) count(ctx context.Context, samples, batches int64) {
+	l.mu.Lock()
+	l.stats.Groups++
+	l.stats.Samples += samples
+	l.stats.Batches += batches
+	st := l.stats
+	due := time.Since(l.lastLog) >= 10*time.Second
+	if due {
+		l.lastLog = time.Now()
+	}
+	l.mu.Unlock()
+	if due {
+		l.log.InfoContext(ctx, "publishing live telemetry", "groups", st.Groups, "samples", st.Samples, "batches", st.Batches)
+	}
+}
+
+// batchOf makes a batch of readings, each device described once, with its content's ID.
+func batchOf(readings []telemetry.Reading) telemetry.Batch {
+	b := telemetry.Batch{Samples: make([]telemetry.Sample, len(readings))}
+	seen := make(map[string]bool)
+	for i, r := range readings {
+		b.Samples[i] = r.Sample
+		if !seen[r.Sample.GPU] {
+			seen[r.Sample.GPU] = true
+			b.GPUs = append(b.GPUs, r.GPU)
+		}
+	}
+	b.ID = BatchID(b)
+	return b
+}
