@@ -45,6 +45,9 @@ func main() {
 // run loads the configuration, builds the components of the configured mode and runs them
 // until ctx ends (SIGINT or SIGTERM) or one of them fails.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "simulate" {
+		return simulate(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := config.Load(args, stdout)
 	if err != nil {
 		return err

@@ -191,7 +191,7 @@ func (p *pipeline) distinct(t *testing.T) int {
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, g := range gpus {
-		_, err := store.Samples(ctx, telemetry.SampleQuery{GPU: g.UUID}, func(smp telemetry.Sample) error {
+		_, err := store.Samples(ctx, telemetry.SampleQuery{GPU: g.Key()}, func(smp telemetry.Sample) error {
 			seen[smp.GPU+" "+smp.Metric+" "+smp.Time.String()] = true
 			return nil
 		})
@@ -290,43 +290,15 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 
 	t.Run("redis restarted", func(t *testing.T) {
 		t.Parallel()
-		redisBin, err := exec.LookPath("redis-server")
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("redis-server is required under CI=true")
-			}
-			t.Skip("no redis-server binary")
-		}
 		p := newPipeline(t)
-		addr := freeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		dir := t.TempDir()
-		startRedis := func() *exec.Cmd {
-			cmd := exec.Command(redisBin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
-				"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-			require.NoError(t, cmd.Start())
-			require.Eventually(t, func() bool {
-				c, err := net.Dial("tcp", addr)
-				if err == nil {
-					c.Close()
-				}
-				return err == nil
-			}, 10*time.Second, 20*time.Millisecond)
-			return cmd
-		}
-		redis := startRedis()
-		t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
-		p.redisURL = "redis://" + addr + "/0"
+		var restart func()
+		p.redisURL, restart = ownRedis(t)
 
 		p.collector(t, "collector-a")
 		p.collector(t, "collector-b")
 		streamers := startStreamers(t, p, 2, slow...)
 		time.Sleep(time.Second)
-		require.NoError(t, redis.Process.Signal(syscall.SIGTERM)) // Redis persists and exits
-		_ = redis.Wait()
-		time.Sleep(2 * time.Second)
-		redis = startRedis()
+		restart()
 		for _, s := range streamers {
 			require.NoError(t, s.wait(t, time.Minute), "streamers wait for Redis and go on")
 		}
@@ -385,6 +357,44 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		require.Len(t, archived, 1)
 		assert.Contains(t, archived[0].LastErr, "corrupt payload")
 	})
+}
+
+// ownRedis starts a Redis of the test's own, persisting every write (AOF, fsync always), and
+// returns its URL and a function that stops it gracefully and starts it again 2s later.
+func ownRedis(t *testing.T) (string, func()) {
+	t.Helper()
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is required under CI=true")
+		}
+		t.Skip("no redis-server binary")
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(redisBin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
+			"--appendonly", "yes", "--appendfsync", "always", "--save", "")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond)
+		return cmd
+	}
+	redis := start()
+	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+	return "redis://" + addr + "/0", func() {
+		require.NoError(t, redis.Process.Signal(syscall.SIGTERM)) // Redis persists and exits
+		_ = redis.Wait()
+		time.Sleep(2 * time.Second)
+		redis = start()
+	}
 }
 
 // logged reports whether the process logged a message ending in msg.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -136,11 +137,21 @@ var ErrHelp = pflag.ErrHelp
 // optional config file, and validates them. The error names every problem found. --help
 // prints the help text to out and returns ErrHelp.
 func Load(args []string, out io.Writer) (Config, error) {
+	v, err := parse(args, out, settings, usage)
+	if err != nil {
+		return Config{}, err
+	}
+	return fromViper(v)
+}
+
+// parse reads args, the environment and the config file into a viper holding every setting
+// of table.
+func parse(args []string, out io.Writer, table []setting, usage func(io.Writer, *pflag.FlagSet)) (*viper.Viper, error) {
 	v := viper.New()
 	fs := pflag.NewFlagSet("telemetry", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.SortFlags = false
-	for _, s := range settings {
+	for _, s := range table {
 		v.SetDefault(s.name, s.def)
 		usage := s.usage + " [" + EnvName(s.name) + "]"
 		switch d := s.def.(type) {
@@ -158,15 +169,15 @@ func Load(args []string, out io.Writer) (Config, error) {
 	fs.Usage = func() { usage(out, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return Config{}, ErrHelp
+			return nil, ErrHelp
 		}
-		return Config{}, fmt.Errorf("%w (see --help)", err)
+		return nil, fmt.Errorf("%w (see --help)", err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
 	if err := v.BindPFlags(fs); err != nil {
-		return Config{}, err
+		return nil, err
 	}
 	v.SetEnvPrefix("TELEMETRY")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -174,10 +185,10 @@ func Load(args []string, out io.Writer) (Config, error) {
 	if *configFile != "" {
 		v.SetConfigFile(*configFile)
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("config file %s: %w", *configFile, err)
+			return nil, fmt.Errorf("config file %s: %w", *configFile, err)
 		}
 	}
-	return fromViper(v)
+	return v, nil
 }
 
 func fromViper(v *viper.Viper) (Config, error) {
@@ -442,4 +453,59 @@ several at once allowed. With none named, telemetry streams its bundled sample (
 
 Flags (each also read from the environment variable in brackets):
 %s`, DefaultSQLite, fs.FlagUsages())
+}
+
+// Simulate is the settings of telemetry simulate: a fleet of simulated dcgm-exporters.
+type Simulate struct {
+	CSV         string // "" simulates the bundled sample's fleet
+	Listen      string // host:port of the first host; host i listens on port + i
+	MIG         int
+	Pods        bool
+	TargetsFile string
+	LogLevel    slog.Level
+}
+
+var simulateSettings = []setting{
+	{"csv", "", "DCGM CSV whose fleet to simulate (default: the bundled sample, 247 GPUs on 31 hosts)"},
+	{"listen", "127.0.0.1:9400", "address of the first host's exporter; host i listens on the port after i"},
+	{"mig", 7, "partition the first GPU of the first host into this many MIG instances (0-7)"},
+	{"pods", true, "attribute every other GPU and every MIG instance to a pod, namespace and container"},
+	{"targets-file", "", "write the hosts' addresses to this Prometheus file_sd file (for --scrape-targets-file or a Prometheus)"},
+	{"log-level", "info", "debug | info | warn | error"},
+}
+
+// LoadSimulate reads the settings of telemetry simulate, as Load does.
+func LoadSimulate(args []string, out io.Writer) (Simulate, error) {
+	v, err := parse(args, out, simulateSettings, func(out io.Writer, fs *pflag.FlagSet) {
+		fmt.Fprintf(out, `telemetry simulate — serve a simulated fleet of dcgm-exporters, one per host, each on its
+own port (/metrics), with values moving over time: a live source for telemetry's scraper,
+or for a Prometheus that remote-writes to it.
+
+Usage:
+  telemetry simulate [flags]
+
+Flags (each also read from the environment variable in brackets):
+%s`, fs.FlagUsages())
+	})
+	if err != nil {
+		return Simulate{}, err
+	}
+	c := Simulate{CSV: v.GetString("csv"), Listen: v.GetString("listen"), MIG: v.GetInt("mig"), Pods: v.GetBool("pods"),
+		TargetsFile: v.GetString("targets-file")}
+	var problems []error
+	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
+	}
+	if c.MIG < 0 || c.MIG > 7 {
+		problems = append(problems, fmt.Errorf("mig: must be between 0 and 7, got %d", c.MIG))
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		problems = append(problems, fmt.Errorf("listen: %q is not host:port", c.Listen))
+	} else if _, err := strconv.Atoi(port); err != nil {
+		problems = append(problems, fmt.Errorf("listen: port %q is not a number", port))
+	}
+	if len(problems) > 0 {
+		return c, &Error{Problems: problems}
+	}
+	return c, nil
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL and Redis answer on 127.0.0.1 (5432, 6379) for the integration tests.
+# Makes sure PostgreSQL and Redis answer on 127.0.0.1 (5432, 6379) for the integration tests,
+# and that Debian's prometheus (the server the live-ingestion tests run) is installed.
 # A server that answers is used as it is. Otherwise the script starts it, installing Debian's
 # postgresql / redis-server first when it is missing and we are root. It exits non-zero when
 # a service cannot be had, so `make test` never passes with integration tests skipped.
@@ -35,7 +36,7 @@ apt_install() {
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 		apt_updated=1
 	fi
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 ensure_postgres() {
@@ -82,5 +83,17 @@ ensure_redis() {
 	wait_for Redis $REDIS_PORT 15
 }
 
+ensure_prometheus() {
+	if command -v prometheus >/dev/null 2>&1; then
+		log "Prometheus: $(command -v prometheus)"
+		return 0
+	fi
+	log "installing Prometheus"
+	apt_install prometheus
+	# The package starts a server of its own where it can; the tests run theirs.
+	pkill -x prometheus 2>/dev/null || true
+}
+
 ensure_postgres
 ensure_redis
+ensure_prometheus

@@ -278,11 +278,18 @@ func (s *Scraper) reconcile(ctx context.Context, wg *sync.WaitGroup, found map[s
 	deliver func(context.Context, []telemetry.Reading) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	added, removed := 0, 0
+	defer func() {
+		if added+removed > 0 {
+			s.opts.Logger.InfoContext(ctx, "scrape targets changed", "added", added, "removed", removed, "targets", len(s.targets))
+		}
+	}()
 	for u, t := range s.targets {
 		if _, ok := found[u]; !ok {
 			t.cancel()
 			delete(s.targets, u)
-			s.opts.Logger.InfoContext(ctx, "scrape target gone", "target", u)
+			removed++
+			s.opts.Logger.DebugContext(ctx, "scrape target gone", "target", u)
 		}
 	}
 	for _, u := range slices.Sorted(maps.Keys(found)) {
@@ -293,7 +300,8 @@ func (s *Scraper) reconcile(ctx context.Context, wg *sync.WaitGroup, found map[s
 		t := &target{url: u, labels: found[u], cancel: cancel}
 		t.status = telemetry.Target{URL: u, Labels: publicLabels(t.labels), Health: "unknown", ScrapeInterval: s.opts.Interval}
 		s.targets[u] = t
-		s.opts.Logger.InfoContext(ctx, "scrape target added", "target", u)
+		added++
+		s.opts.Logger.DebugContext(ctx, "scrape target added", "target", u)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

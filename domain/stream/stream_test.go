@@ -234,3 +234,23 @@ func TestBatchIDFollowsContent(t *testing.T) {
 	changed.Samples[3].Time = changed.Samples[3].Time.Add(time.Microsecond)
 	assert.NotEqual(t, id, stream.BatchID(changed))
 }
+
+// A live group published again — a remote_write request resent after a lost answer — makes
+// the very same batches, which collectors store once.
+func TestLiveRepublishingMakesTheSameBatches(t *testing.T) {
+	topic := newTopic()
+	live := stream.NewLive(topic, 7, slog.New(slog.DiscardHandler))
+	group := readings(5, 4) // 20 readings: batches of 7, 7 and 6
+	require.NoError(t, live.Publish(context.Background(), group))
+	require.NoError(t, live.Publish(context.Background(), group))
+	batches := drain(t, topic)
+	require.Len(t, batches, 6)
+	for i := range 3 {
+		assert.Equal(t, batches[i].ID, batches[i+3].ID, "batch %d of the resent group", i)
+		assert.Equal(t, batches[i], batches[i+3])
+	}
+	assert.Len(t, batches[0].Samples, 7)
+	assert.Len(t, batches[2].Samples, 6)
+	assert.NotEqual(t, batches[0].ID, batches[1].ID)
+	assert.Equal(t, stream.LiveStats{Groups: 2, Samples: 40, Batches: 6}, live.Stats())
+}

@@ -1,0 +1,88 @@
+package remotewrite_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/remotewrite"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+func request(t *testing.T, wr *prompb.WriteRequest) *http.Request {
+	t.Helper()
+	raw, err := wr.Marshal()
+	require.NoError(t, err)
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	return req
+}
+
+func series(name string, samples []prompb.Sample, kv ...string) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}}, Samples: samples}
+	for i := 0; i < len(kv); i += 2 {
+		ts.Labels = append(ts.Labels, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return ts
+}
+
+func TestWriteDecodesDropsAndCounts(t *testing.T) {
+	var got []telemetry.Reading
+	r := remotewrite.New(remotewrite.Options{Publish: func(_ context.Context, rs []telemetry.Reading) error {
+		got = append(got, rs...)
+		return nil
+	}})
+	wr := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("DCGM_FI_DEV_GPU_UTIL", []prompb.Sample{{Value: 87, Timestamp: 1752871354000}, {Value: math.Float64frombits(value.StaleNaN), Timestamp: 1752871355000}},
+			"UUID", "GPU-a", "GPU_I_ID", "3", "Hostname", "h", "pod", "p", "namespace", "n", "instance", "h:9400", "job", "dcgm"),
+		series("up", []prompb.Sample{{Value: 1, Timestamp: 1752871354000}}, "instance", "h:9100", "job", "node"),
+		series("DCGM_FI_DEV_POWER_USAGE", []prompb.Sample{{Value: math.Inf(1), Timestamp: 1752871354000}}, "UUID", "GPU-a"),
+	}}
+	require.NoError(t, r.Write(context.Background(), request(t, wr)))
+	require.Len(t, got, 1, "the staleness marker, the series without a GPU and +Inf are not samples")
+	assert.Equal(t, "GPU-a/3", got[0].Sample.GPU)
+	assert.Equal(t, 87.0, got[0].Sample.Value)
+	assert.Equal(t, int64(1752871354000), got[0].Sample.Time.UnixMilli())
+	assert.Equal(t, "p", got[0].Sample.Pod)
+	assert.Equal(t, map[string]string{"instance": "h:9400", "job": "dcgm"}, got[0].GPU.Labels)
+	assert.Equal(t, remotewrite.Stats{Requests: 1, Samples: 1, Stale: 1, NoDevice: 1, Rejected: 1}, r.Stats())
+}
+
+func TestWriteRefusals(t *testing.T) {
+	published := 0
+	queueDown := false
+	r := remotewrite.New(remotewrite.Options{Publish: func(context.Context, []telemetry.Reading) error {
+		if queueDown {
+			return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+		}
+		published++
+		return nil
+	}})
+	garbage := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader([]byte("not snappy at all")))
+	assert.ErrorIs(t, r.Write(context.Background(), garbage), telemetry.ErrInvalid)
+
+	notProto := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader(snappy.Encode(nil, []byte{0xff, 0xff, 0xff})))
+	assert.ErrorIs(t, r.Write(context.Background(), notProto), telemetry.ErrInvalid)
+
+	v2 := request(t, &prompb.WriteRequest{})
+	v2.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+	assert.ErrorIs(t, r.Write(context.Background(), v2), telemetry.ErrUnsupported)
+
+	queueDown = true
+	ok := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("M", []prompb.Sample{{Value: 1, Timestamp: 1}}, "UUID", "GPU-a")}}
+	assert.ErrorIs(t, r.Write(context.Background(), request(t, ok)), telemetry.ErrUnavailable)
+	assert.Zero(t, published)
+	assert.Equal(t, remotewrite.Stats{Malformed: 3, Unavailable: 1}, r.Stats())
+}
