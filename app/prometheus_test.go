@@ -47,7 +47,9 @@ func simulator(t *testing.T) (targetsFile string, stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		logs := &syncBuffer{}
 		done := make(chan error, 1)
-		go func() { done <- run(ctx, []string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, io.Discard, logs) }()
+		go func() {
+			done <- run(ctx, []string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, io.Discard, logs)
+		}()
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(targetsFile); err == nil {

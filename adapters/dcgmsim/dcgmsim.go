@@ -108,7 +108,9 @@ func firstGPU(readings []telemetry.Reading, host string) string {
 // labelsOf writes a device's labels in dcgm-exporter's order.
 func labelsOf(g telemetry.GPU, instance string, n int, pods bool) []*dto.LabelPair {
 	var ls []*dto.LabelPair
-	add := func(name, value string) { ls = append(ls, &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}) }
+	add := func(name, value string) {
+		ls = append(ls, &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)})
+	}
 	index := max(g.Index, 0)
 	add("gpu", strconv.Itoa(index))
 	add("UUID", g.UUID)
