@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +19,9 @@ build: ## Build the binary into bin/telemetry (static, no cgo)
 
 run: ## Run every module in one process on the embedded store (go run ./app)
 	$(GO) run ./app
+
+run-live: ## Serve the simulated fleet of 31 dcgm-exporters and run the pipeline scraping it every 5s
+	@scripts/run-live.sh
 
 run-split: ## Run 2 streamers, 2 collectors and the API as separate processes on local PostgreSQL and Redis
 	@scripts/run-split.sh

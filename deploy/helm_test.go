@@ -28,7 +28,7 @@ const helmVersion = "v3.19.0"
 
 const chart = "helm/telemetry-pipeline"
 
-var valuesFiles = []string{"values.yaml", "values-same-cluster.yaml", "values-edge-cluster.yaml", "values-central-cluster.yaml"}
+var valuesFiles = []string{"values.yaml", "values-same-cluster.yaml", "values-edge-cluster.yaml", "values-central-cluster.yaml", "values-live.yaml"}
 
 var (
 	helmOnce sync.Once
@@ -321,4 +321,23 @@ func TestStrictDecodingCatchesTypos(t *testing.T) {
 			assert.ErrorContains(t, decodeStrict([]byte(doc), &appsv1.Deployment{}), "readinesProbe")
 		}
 	}
+}
+
+// TestLiveValuesScrapeAndReceive: the live values make the streamers scrape dcgm-exporter
+// through DNS and receive remote_write behind a Service of their own, without the sample.
+func TestLiveValuesScrapeAndReceive(t *testing.T) {
+	base := decodeAll(t, runHelm(t, "template", "tp", chart, "-f", filepath.Join(chart, "values-same-cluster.yaml")))
+	live := decodeAll(t, runHelm(t, "template", "tp", chart, "-f", filepath.Join(chart, "values-same-cluster.yaml"),
+		"-f", filepath.Join(chart, "values-live.yaml")))
+	checkInvariants(t, live)
+	streamer := live.statefulSets["tp-telemetry-pipeline-streamer"]
+	require.NotNil(t, streamer)
+	args := streamer.Spec.Template.Spec.Containers[0].Args
+	assert.Contains(t, args, "--scrape-dns=nvidia-dcgm-exporter.gpu-operator.svc.cluster.local:9400")
+	assert.Contains(t, args, "--remote-write")
+	assert.Contains(t, args, "--shard=ordinal/3", "targets split among the replicas")
+	for _, a := range args {
+		assert.NotContains(t, a, "--csv", "a live source named: no sample beside it")
+	}
+	assert.Equal(t, base.kinds["Service"]+1, live.kinds["Service"], "the receiver's Service")
 }
