@@ -161,7 +161,7 @@ func TestCursorPagingWhileStreaming(t *testing.T) {
 	p := start(t, "--database-url="+dbURL, "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
 	p.waitForSamples(t, 2470)
 	// Another process streams the same GPU from now on, while we page.
-	live := start(t, "--database-url="+dbURL, "--csv="+file, "--interval=5ms", "--batch-size=20")
+	live := start(t, "--database-url="+dbURL, "--csv="+file, "--speed=0", "--interval=5ms", "--batch-size=20")
 	before := p.waitForSamples(t, 2470+200).TotalRecords
 
 	window := url.Values{"start_time": {t0.Format(time.RFC3339)}, "end_time": {t0.Add(246 * time.Second).Format(time.RFC3339)}}

@@ -361,7 +361,7 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 
 func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 	dbURL := sqlstoretest.SQLiteURL(t)
-	p := start(t, "--database-url="+dbURL, "--interval=0", "--batch-size=500", "--queue-capacity=16")
+	p := start(t, "--database-url="+dbURL, "--speed=0", "--batch-size=500", "--queue-capacity=16")
 	p.waitForSamples(t, 20_000)
 	require.NoError(t, p.stop(t))
 

@@ -142,7 +142,7 @@ func streamerAlone(b *testing.B, redisURL string, passes int, total int64) bench
 	queue := asynqtest.QueueName(b, redisURL)
 	start := time.Now()
 	p := spawn(b, "streamer-alone", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
-		"--interval=0", "--loop=true", "--timestamps=now", "--max-backlog=0", "--log-level=warn",
+		"--speed=0", "--loop=true", "--timestamps=now", "--max-backlog=0", "--log-level=warn",
 		"--passes="+fmt.Sprint(passes))
 	require.NoError(b, p.wait(b, 5*time.Minute))
 	elapsed := time.Since(start)
@@ -164,7 +164,7 @@ type scenario struct {
 }
 
 func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
-	args = append([]string{"--interval=0", "--loop=true", "--timestamps=now", "--log-level=warn"}, args...)
+	args = append([]string{"--speed=0", "--loop=true", "--timestamps=now", "--log-level=warn"}, args...)
 	args = append(args, strings.Fields(os.Getenv("TELEMETRY_BENCH_ARGS"))...)
 	p := spawn(b, fmt.Sprintf("%s-%d", kind, len(s.procs[kind])), args...)
 	s.procs[kind] = append(s.procs[kind], p)

@@ -296,10 +296,11 @@ func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, err
 		Loop:           w.cfg.Loop,
 		Passes:         w.cfg.Passes,
 		KeepTimestamps: w.cfg.Timestamps == "csv",
+		Speed:          w.cfg.Speed,
 		Shard:          w.cfg.Shard,
 	}, src, pub, log, nil)
 	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
-		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "shard", w.cfg.Shard.String())
+		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "speed", w.cfg.Speed, "shard", w.cfg.Shard.String())
 	return svc.Run, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -54,7 +55,8 @@ type Config struct {
 	Passes     int
 	Interval   time.Duration
 	BatchSize  int
-	Timestamps string // "now" or "csv"
+	Timestamps string  // "now" or "csv"
+	Speed      float64 // with Timestamps "now": replay pace; 0 = unpaced
 	Shard      stream.Shard
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
@@ -101,9 +103,10 @@ var settings = []setting{
 	{"csv", "", "DCGM CSV file to stream (default: the bundled sample of 247 GPUs)"},
 	{"loop", true, "start over at the end of the file, to simulate a live cluster"},
 	{"passes", 0, "with --loop, stop after this many passes over the file; 0 = never (each pass gets fresh timestamps with --timestamps=now)"},
-	{"interval", time.Second, "pause between two batches; 0 streams as fast as the queue takes them"},
+	{"interval", time.Duration(0), "least pause between two batches; 0 = none"},
 	{"batch-size", 5000, "samples per batch"},
-	{"timestamps", "now", "now: stamp each sample with the time it is processed | csv: keep the file's timestamps"},
+	{"timestamps", "now", "now: stamp the file's scrapes (rows sharing a timestamp) anew, keeping their spacing, as a live exporter would | csv: keep the file's timestamps and stream as fast as the queue takes them"},
+	{"speed", 1.0, "with --timestamps=now, replay at this multiple of the file's own pace (1 = a scrape when its time comes); 0 = as fast as the queue takes them"},
 	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file; ordinal/N takes i from the host name's trailing number (a StatefulSet pod's ordinal)"},
 	{"scrape-targets", "", "dcgm-exporter endpoints to scrape, comma-separated: host:port (…/metrics) or http(s) URLs; split among streamers by --shard"},
 	{"scrape-targets-file", "", "Prometheus file_sd file (JSON or YAML: [{targets: [host:port], labels: {…}}]) of targets to scrape, re-read when it changes"},
@@ -161,6 +164,8 @@ func parse(args []string, out io.Writer, table []setting, usage func(io.Writer, 
 			fs.Bool(s.name, d, usage)
 		case int:
 			fs.Int(s.name, d, usage)
+		case float64:
+			fs.Float64(s.name, d, usage)
 		case time.Duration:
 			fs.Duration(s.name, d, usage)
 		}
@@ -200,6 +205,13 @@ func fromViper(v *viper.Viper) (Config, error) {
 		}
 		return d
 	}
+	number := func(key string) float64 {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v.GetString(key)), 64)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: %q is not a number", key, v.GetString(key)))
+		}
+		return f
+	}
 	c := Config{
 		Mode:             Mode(strings.ToLower(v.GetString("mode"))),
 		HTTPAddr:         v.GetString("http-addr"),
@@ -212,6 +224,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		Interval:         duration("interval"),
 		BatchSize:        v.GetInt("batch-size"),
 		Timestamps:       strings.ToLower(v.GetString("timestamps")),
+		Speed:            number("speed"),
 		CollectorWorkers: v.GetInt("collector-workers"),
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		CompactInterval:  duration("compact-interval"),
@@ -388,6 +401,9 @@ func (c Config) validate() []error {
 	}
 	if c.Interval < 0 {
 		bad("interval", "must not be negative")
+	}
+	if c.Speed < 0 || math.IsInf(c.Speed, 0) || math.IsNaN(c.Speed) {
+		bad("speed", "must be 0 or more")
 	}
 	if c.Timestamps != "now" && c.Timestamps != "csv" {
 		bad("timestamps", "%q is not now or csv", c.Timestamps)

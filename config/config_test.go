@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, config.Config{
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
-		Loop: true, Interval: time.Second, BatchSize: 5000, Timestamps: "now", Shard: stream.Shard{Index: 0, Count: 1},
+		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, Shard: stream.Shard{Index: 0, Count: 1},
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0,
 		CollectorWorkers: 2, QueueCapacity: 16, CompactInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter",
@@ -117,14 +117,18 @@ func TestDatabaseURLSources(t *testing.T) {
 func TestEveryProblemNamed(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("TELEMETRY_INTERVAL", "soon")
+	t.Setenv("TELEMETRY_SPEED", "fast")
 	_, err := load(t, "--mode=sideways", "--batch-size=0", "--timestamps=later", "--shard=3/3",
 		"--log-level=loud", "--collector-workers=0", "--db-max-conns=-1")
 	var cerr *config.Error
 	require.True(t, errors.As(err, &cerr), "%v", err)
-	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "log-level", "collector-workers", "db-max-conns"} {
+	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "speed", "log-level", "collector-workers", "db-max-conns"} {
 		assert.Contains(t, err.Error(), want+":")
 	}
-	assert.Len(t, cerr.Problems, 8)
+	assert.Len(t, cerr.Problems, 9)
+	t.Setenv("TELEMETRY_SPEED", "")
+	_, err = load(t, "--speed=-1")
+	assert.ErrorContains(t, err, "speed: must be 0 or more")
 
 	t.Setenv("TELEMETRY_INTERVAL", "")
 	_, err = load(t, "--mode=api")

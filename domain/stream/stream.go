@@ -1,9 +1,17 @@
 // Package stream is the streamer: it reads telemetry from a source, keeps its shard of the
 // GPUs, stamps samples, cuts them into batches and publishes the batches, paced, once or in a
 // loop to simulate a live cluster.
+//
+// A replay stamped now keeps the source's own timing. The readings that share a source
+// timestamp are one scrape and get one new timestamp, shifted by the same amount as every
+// other scrape of the pass: the first scrape is stamped with the time it is read, and each
+// later pass starts one source step (the smallest gap between two of its timestamps) after
+// the last scrape of the pass before. With a positive Speed each scrape is published when
+// its time comes, so the bundled file (four scrapes a second apart) streams a scrape a second.
 package stream
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -28,10 +36,15 @@ type Config struct {
 	Interval  time.Duration // pause between two batches; 0 publishes as fast as the queue takes them
 	Loop      bool          // start over at the end of the source
 	Passes    int           // with Loop, stop after this many passes; 0 never stops
-	// KeepTimestamps keeps the source's timestamps; otherwise each sample is stamped with
-	// the time the streamer processes it, as a live exporter would.
+	// KeepTimestamps keeps the source's timestamps; otherwise the source's scrapes are
+	// stamped anew, as a live exporter's would be (see the package doc).
 	KeepTimestamps bool
-	Shard          Shard
+	// Speed, without KeepTimestamps, paces a replay by the source's timing: 1 publishes each
+	// scrape when its new timestamp comes, 2 twice as fast; 0 publishes as fast as the queue
+	// takes them. New timestamps keep the source's spacing whatever the speed, so above 1
+	// they run ahead of the clock.
+	Speed float64
+	Shard Shard
 	// ProgressEvery is how often a progress line is logged; 0 means every 10 seconds.
 	ProgressEvery time.Duration
 }
@@ -83,11 +96,14 @@ type Service struct {
 	now   func() time.Time
 	stats Stats
 
-	batch    telemetry.Batch
-	gpus     map[string]bool // GPUs already in batch
-	taken    int64           // readings of this shard taken into batches
-	lastSent time.Time
-	lastLog  time.Time
+	batch                 telemetry.Batch
+	stamps                restamp
+	paced                 bool            // wallStart and stampStart are set
+	wallStart, stampStart time.Time       // the first scrape's time on the clock and its timestamp
+	gpus                  map[string]bool // GPUs already in batch
+	taken                 int64           // readings of this shard taken into batches
+	lastSent              time.Time
+	lastLog               time.Time
 }
 
 // New returns a streamer. now is the clock used to stamp samples and pace batches; nil means
@@ -115,6 +131,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.lastLog = s.now()
 	for {
 		before := s.taken
+		s.stamps.pass()
 		scanned, err := s.src.Scan(ctx, func(r telemetry.Reading) error { return s.add(ctx, r) })
 		s.stats.Passes++
 		s.stats.Source = s.stats.Source.Add(scanned)
@@ -158,7 +175,13 @@ func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
 		return nil
 	}
 	if !s.cfg.KeepTimestamps {
-		r.Sample.Time = s.now()
+		stamp, scrape := s.stamps.of(r.Sample.Time, s.now)
+		if scrape && s.cfg.Speed > 0 {
+			if err := s.await(ctx, stamp); err != nil {
+				return err
+			}
+		}
+		r.Sample.Time = stamp
 	}
 	s.taken++
 	if key := r.GPU.Key(); !s.gpus[key] {
@@ -196,6 +219,71 @@ func (s *Service) flush(ctx context.Context) error {
 		s.logProgress(ctx, "streaming")
 	}
 	return nil
+}
+
+// await waits until the scrape stamped at stamp is due, publishing what came before it first.
+func (s *Service) await(ctx context.Context, stamp time.Time) error {
+	if !s.paced {
+		s.paced, s.wallStart, s.stampStart = true, s.now(), stamp
+		return nil
+	}
+	due := s.wallStart.Add(time.Duration(float64(stamp.Sub(s.stampStart)) / s.cfg.Speed))
+	if wait := due.Sub(s.now()); wait > 0 {
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+		return sleep(ctx, due.Sub(s.now()))
+	}
+	return nil
+}
+
+// restamp gives a replay's readings new timestamps that keep the source's spacing (see the
+// package doc). A reading without a source timestamp belongs to the scrape before it.
+type restamp struct {
+	inPass      bool
+	anchored    bool          // file and the anchors hold a source timestamp of this pass
+	file        time.Time     // the current scrape's source timestamp
+	stamp       time.Time     // and its new one
+	fileAnchor  time.Time     // the pass's first source timestamp
+	stampAnchor time.Time     // and its new one
+	last        time.Time     // the latest new timestamp given
+	step        time.Duration // the smallest positive gap seen between source timestamps
+}
+
+// defaultStep separates the passes of a source with a single timestamp, or none.
+const defaultStep = time.Second
+
+// pass starts a new pass over the source.
+func (c *restamp) pass() { c.inPass, c.anchored = false, false }
+
+// of returns the new timestamp of a reading with source timestamp t (zero: none) and whether
+// the reading starts a new scrape.
+func (c *restamp) of(t time.Time, now func() time.Time) (time.Time, bool) {
+	scrape := false
+	if !c.inPass {
+		c.inPass, scrape = true, true
+		if c.last.IsZero() {
+			c.stamp = now()
+		} else {
+			c.stamp = c.last.Add(cmp.Or(c.step, defaultStep))
+		}
+		c.last = c.stamp
+	}
+	switch {
+	case t.IsZero() || (c.anchored && t.Equal(c.file)):
+		return c.stamp, scrape
+	case !c.anchored:
+		c.anchored, c.file, c.fileAnchor, c.stampAnchor = true, t, t, c.stamp
+		return c.stamp, scrape
+	}
+	if gap := t.Sub(c.file); gap > 0 && (c.step == 0 || gap < c.step) {
+		c.step = gap
+	}
+	c.file, c.stamp = t, c.stampAnchor.Add(t.Sub(c.fileAnchor))
+	if c.stamp.After(c.last) {
+		c.last = c.stamp
+	}
+	return c.stamp, true
 }
 
 func (s *Service) logProgress(ctx context.Context, msg string) {

@@ -101,18 +101,81 @@ func TestBatchesCoverEveryReadingOnce(t *testing.T) {
 	assert.Equal(t, stream.Stats{Passes: 1, Source: telemetry.ScanStats{Rows: 100, Rejected: 1}, Samples: 100, Batches: 4}, st)
 }
 
-func TestTimestampsNow(t *testing.T) {
-	src := &sliceSource{readings: readings(3, 1)}
+// scrapes returns the readings of n scrapes of gpus GPUs, each scrape step after the one
+// before it in source time.
+func scrapes(n, gpus int, step time.Duration) []telemetry.Reading {
+	var out []telemetry.Reading
+	for i := range n {
+		for _, r := range readings(gpus, 1) {
+			r.Sample.Time = t0.Add(time.Duration(i) * step)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestTimestampsNowStampEachScrapeOnce(t *testing.T) {
+	src := &sliceSource{readings: scrapes(4, 3, 2*time.Second)}
+	src.readings[4].Sample.Time = time.Time{} // unreadable: belongs to the scrape it is in
 	topic := newTopic()
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { now = now.Add(time.Millisecond); return now }
-	require.NoError(t, stream.New(stream.Config{BatchSize: 10}, src, topic, quiet, clock).Run(context.Background()))
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return start }
+	cfg := stream.Config{BatchSize: 100, Loop: true, Passes: 3}
+	require.NoError(t, stream.New(cfg, src, topic, quiet, clock).Run(context.Background()))
+
+	stamps := map[time.Time]int{}
+	for _, b := range drain(t, topic) {
+		for _, smp := range b.Samples {
+			stamps[smp.Time]++
+		}
+	}
+	// A pass spans the file's 6 s, and the next starts one step (2 s) after it.
+	first := start
+	want := map[time.Time]int{}
+	for pass := range 3 {
+		for scrape := range 4 {
+			want[first.Add(time.Duration(pass*8+scrape*2)*time.Second)] = 3
+		}
+	}
+	assert.Equal(t, want, stamps, "one timestamp a scrape, spaced as in the file")
+}
+
+func TestTimestampsNowWithoutSourceTimestamps(t *testing.T) {
+	src := &sliceSource{readings: readings(3, 2)}
+	for i := range src.readings {
+		src.readings[i].Sample.Time = time.Time{}
+	}
+	topic := newTopic()
+	require.NoError(t, stream.New(stream.Config{BatchSize: 100, Loop: true, Passes: 2}, src, topic, quiet, nil).Run(context.Background()))
+	stamps := map[time.Time]int{}
+	for _, b := range drain(t, topic) {
+		for _, smp := range b.Samples {
+			stamps[smp.Time]++
+		}
+	}
+	require.Len(t, stamps, 2, "a pass is one scrape")
+	var times []time.Time
+	for ts, n := range stamps {
+		assert.Equal(t, 6, n)
+		times = append(times, ts)
+	}
+	assert.Equal(t, time.Second, times[0].Sub(times[1]).Abs(), "passes a second apart")
+}
+
+func TestSpeedPacesScrapes(t *testing.T) {
+	src := &sliceSource{readings: scrapes(4, 5, time.Second)}
+	topic := newTopic()
+	start := time.Now()
+	svc := stream.New(stream.Config{BatchSize: 100, Speed: 20}, src, topic, quiet, nil)
+	require.NoError(t, svc.Run(context.Background()))
+	elapsed := time.Since(start)
+	assert.GreaterOrEqual(t, elapsed, 150*time.Millisecond, "3 s of file at 20×")
 	batches := drain(t, topic)
-	require.Len(t, batches, 1)
-	for i, smp := range batches[0].Samples {
-		assert.True(t, smp.Time.After(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), "sample %d stamped when processed", i)
+	require.Len(t, batches, 4, "each scrape published when its time comes")
+	for i, b := range batches {
+		require.Len(t, b.Samples, 5)
 		if i > 0 {
-			assert.True(t, smp.Time.After(batches[0].Samples[i-1].Time))
+			assert.Equal(t, time.Second, b.Samples[0].Time.Sub(batches[i-1].Samples[0].Time), "timestamps keep the file's spacing")
 		}
 	}
 }
