@@ -38,7 +38,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}); err != nil {
 		return err
 	}
-	fleet := dcgmsim.New(readings, dcgmsim.Options{MIG: cfg.MIG, Pods: cfg.Pods})
+	fleet := dcgmsim.New(readings, dcgmsim.Options{MIG: cfg.MIG, Pods: cfg.Pods, Hosts: cfg.Hosts})
 	host, portText, _ := net.SplitHostPort(cfg.Listen)
 	port, _ := strconv.Atoi(portText)
 
@@ -56,7 +56,11 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		srv := &http.Server{Handler: fleet.Handler(name), ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, srv)
-		targets = append(targets, ln.Addr().String())
+		advertised := ln.Addr().String()
+		if cfg.Advertise != "" {
+			advertised = net.JoinHostPort(cfg.Advertise, strconv.Itoa(port+i))
+		}
+		targets = append(targets, advertised)
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	if cfg.TargetsFile != "" {

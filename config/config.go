@@ -477,7 +477,9 @@ type Simulate struct {
 	Listen      string // host:port of the first host; host i listens on port + i
 	MIG         int
 	Pods        bool
+	Hosts       int // 0: the CSV's own
 	TargetsFile string
+	Advertise   string // host written to TargetsFile; "" is Listen's
 	LogLevel    slog.Level
 }
 
@@ -486,7 +488,9 @@ var simulateSettings = []setting{
 	{"listen", "127.0.0.1:9400", "address of the first host's exporter; host i listens on the port after i"},
 	{"mig", 7, "partition the first GPU of the first host into this many MIG instances (0-7)"},
 	{"pods", true, "attribute every other GPU and every MIG instance to a pod, namespace and container"},
+	{"hosts", 0, "simulate this many hosts: the CSV's, then copies of its fleet with UUIDs and host names of their own; 0 = the CSV's"},
 	{"targets-file", "", "write the hosts' addresses to this Prometheus file_sd file (for --scrape-targets-file or a Prometheus)"},
+	{"advertise", "", "host name or address the targets file gives, when scrapers reach this host by another name than --listen's (a compose service name)"},
 	{"log-level", "info", "debug | info | warn | error"},
 }
 
@@ -507,13 +511,16 @@ Flags (each also read from the environment variable in brackets):
 		return Simulate{}, err
 	}
 	c := Simulate{CSV: v.GetString("csv"), Listen: v.GetString("listen"), MIG: v.GetInt("mig"), Pods: v.GetBool("pods"),
-		TargetsFile: v.GetString("targets-file")}
+		Hosts: v.GetInt("hosts"), TargetsFile: v.GetString("targets-file"), Advertise: v.GetString("advertise")}
 	var problems []error
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
 	}
 	if c.MIG < 0 || c.MIG > 7 {
 		problems = append(problems, fmt.Errorf("mig: must be between 0 and 7, got %d", c.MIG))
+	}
+	if c.Hosts < 0 || c.Hosts > 10000 {
+		problems = append(problems, fmt.Errorf("hosts: must be between 0 and 10000, got %d", c.Hosts))
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		problems = append(problems, fmt.Errorf("listen: %q is not host:port", c.Listen))

@@ -709,6 +709,10 @@ const docTemplate = `{
                     "type": "number",
                     "example": 0.012
                 },
+                "missed_intervals": {
+                    "type": "integer",
+                    "example": 0
+                },
                 "samples_per_scrape": {
                     "type": "integer",
                     "example": 80
@@ -720,6 +724,10 @@ const docTemplate = `{
                 "scrape_url": {
                     "type": "string",
                     "example": "http://10.0.0.7:9400/metrics"
+                },
+                "scrapes": {
+                    "type": "integer",
+                    "example": 240
                 }
             }
         },

@@ -31,6 +31,9 @@ type Options struct {
 	// Pods attributes every other GPU (and every MIG instance) to a pod, as dcgm-exporter
 	// does in Kubernetes.
 	Pods bool
+	// Hosts is how many hosts the fleet has: the readings' own, then copies of them with
+	// UUIDs and host names of their own, as many as it takes. 0 means the readings' own.
+	Hosts int
 	// Now is the clock values move by; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,6 +60,7 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		opts.Now = time.Now
 	}
 	opts.MIG = min(max(opts.MIG, 0), 7)
+	readings = replicate(readings, opts.Hosts)
 	f := &Fleet{opts: opts, by: map[string][]series{}, help: map[string]string{}}
 	type key struct{ host, gpu, metric string }
 	index := map[key]int{}
@@ -94,6 +98,42 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		slices.SortStableFunc(f.by[h], func(a, b series) int { return strings.Compare(a.metric, b.metric) })
 	}
 	return f
+}
+
+// replicate returns readings extended to hosts hosts by copies of the readings' fleet: copy
+// k's host h is "h-k", and its GPUs get UUIDs derived from theirs and k.
+func replicate(readings []telemetry.Reading, hosts int) []telemetry.Reading {
+	own := map[string]bool{}
+	for _, r := range readings {
+		own[r.GPU.Hostname] = true
+	}
+	if hosts <= len(own) || len(own) == 0 {
+		return readings
+	}
+	out := slices.Clone(readings)
+	made := map[string]bool{}
+	for k := 1; len(own)+len(made) < hosts; k++ {
+		for _, r := range readings {
+			host := fmt.Sprintf("%s-%d", r.GPU.Hostname, k)
+			if !made[host] && len(own)+len(made) >= hosts {
+				continue
+			}
+			made[host] = true
+			r.GPU.Hostname = host
+			r.GPU.UUID = copyUUID(r.GPU.UUID, k)
+			r.Sample.GPU = telemetry.DeviceKey(r.GPU.UUID, r.GPU.Instance)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// copyUUID is a GPU-… UUID of the k-th copy of the GPU with this UUID.
+func copyUUID(uuid string, k int) string {
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s/%d", uuid, k)
+	b := h.Sum(nil)
+	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func firstGPU(readings []telemetry.Reading, host string) string {

@@ -343,6 +343,7 @@ func (s *Scraper) loop(ctx context.Context, t *target, deliver func(context.Cont
 		s.mu.Lock()
 		wasDown := t.status.Health == "down"
 		t.status.LastScrape, t.status.LastDuration, t.status.LastSamples = start.UTC(), took, len(readings)
+		t.status.Scrapes++
 		t.status.Health, t.status.LastError = "up", ""
 		if err != nil {
 			t.status.Health, t.status.LastError = "down", err.Error()
@@ -360,7 +361,15 @@ func (s *Scraper) loop(ctx context.Context, t *target, deliver func(context.Cont
 			}
 		}
 		// A scrape or a delivery longer than the interval skips the intervals it overlapped.
+		missed := int64(0)
 		for next = next.Add(s.opts.Interval); !next.After(time.Now()); next = next.Add(s.opts.Interval) {
+			missed++
+		}
+		if missed > 0 {
+			s.mu.Lock()
+			t.status.Missed += missed
+			s.mu.Unlock()
+			s.opts.Logger.WarnContext(ctx, "scrape overran its interval: intervals skipped", "target", t.url, "skipped", missed, "took", time.Since(start))
 		}
 	}
 }

@@ -154,3 +154,32 @@ func TestBadTargetsFileFailsAtStart(t *testing.T) {
 	err = scrapesource.New(scrapesource.Options{File: file + ".missing"}).Check()
 	assert.ErrorContains(t, err, "no such file")
 }
+
+// A delivery slower than the interval (a queue that holds up) skips intervals, and the
+// target's status counts them; a fast one misses none.
+func TestOverrunIntervalsAreCounted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(exposition)) }))
+	defer srv.Close()
+	for _, slow := range []bool{false, true} {
+		sc := scrapesource.New(scrapesource.Options{Static: []string{srv.URL}, Interval: 50 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- sc.Run(ctx, func(context.Context, []telemetry.Reading) error {
+				if slow {
+					time.Sleep(120 * time.Millisecond)
+				}
+				return nil
+			})
+		}()
+		require.Eventually(t, func() bool { tg := sc.Targets(); return len(tg) == 1 && tg[0].Scrapes >= 4 }, 5*time.Second, 5*time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+		tg := sc.Targets()[0]
+		if slow {
+			assert.GreaterOrEqual(t, tg.Missed, 2*(tg.Scrapes-1), "each slow delivery skips two intervals")
+		} else {
+			assert.Zero(t, tg.Missed)
+		}
+	}
+}

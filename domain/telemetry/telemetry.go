@@ -129,4 +129,6 @@ type Target struct {
 	LastSamples    int // samples the last scrape delivered
 	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers
 	ScrapeInterval time.Duration
+	Scrapes        int64 // scrapes so far, failed ones included
+	Missed         int64 // intervals skipped because a scrape and its delivery overran the interval
 }

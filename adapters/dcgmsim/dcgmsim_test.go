@@ -1,0 +1,131 @@
+package dcgmsim_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/dcgmsim"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// fleetOf is hosts hosts of gpus GPUs, each reporting utilisation and energy.
+func fleetOf(hosts, gpus int) []telemetry.Reading {
+	var out []telemetry.Reading
+	for h := range hosts {
+		for g := range gpus {
+			gpu := telemetry.GPU{UUID: fmt.Sprintf("GPU-%d-%d", h, g), Hostname: fmt.Sprintf("node-%d", h), Index: g,
+				ModelName: "NVIDIA H100 80GB HBM3", DriverVersion: "550.54.15"}
+			for metric, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": 50, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": 1e9} {
+				out = append(out, telemetry.Reading{GPU: gpu, Sample: telemetry.Sample{GPU: gpu.UUID, Metric: metric, Value: v}})
+			}
+		}
+	}
+	return out
+}
+
+func scrape(t *testing.T, f *dcgmsim.Fleet, host string) map[string]*dto.MetricFamily {
+	t.Helper()
+	srv := httptest.NewServer(f.Handler(host))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	families := map[string]*dto.MetricFamily{}
+	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err != nil {
+			break
+		}
+		families[mf.GetName()] = &mf
+	}
+	return families
+}
+
+func labels(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := dcgmsim.New(fleetOf(2, 4), dcgmsim.Options{MIG: 3, Pods: true, Now: func() time.Time { return now }})
+	require.Equal(t, []string{"node-0", "node-1"}, f.Hosts())
+	assert.Equal(t, (3+3)*2, f.Series("node-0"), "the first GPU is 3 MIG instances")
+
+	families := scrape(t, f, "node-0")
+	util := families["DCGM_FI_DEV_GPU_UTIL"]
+	require.NotNil(t, util)
+	assert.Equal(t, dto.MetricType_GAUGE, util.GetType())
+	assert.NotEmpty(t, util.GetHelp())
+	assert.Equal(t, dto.MetricType_COUNTER, families["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"].GetType())
+	instances, pods := 0, 0
+	for _, m := range util.GetMetric() {
+		l := labels(m)
+		for _, name := range []string{"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"} {
+			assert.NotEmpty(t, l[name], name)
+		}
+		if l["GPU_I_ID"] != "" {
+			instances++
+			assert.Equal(t, "GPU-0-0", l["UUID"])
+			assert.NotEmpty(t, l["GPU_I_PROFILE"])
+		}
+		if l["pod"] != "" {
+			pods++
+			assert.NotEmpty(t, l["namespace"])
+		}
+		assert.GreaterOrEqual(t, m.GetGauge().GetValue(), 0.0)
+		assert.LessOrEqual(t, m.GetGauge().GetValue(), 100.0, "a percentage stays one")
+	}
+	assert.Equal(t, 3, instances)
+	assert.Equal(t, 3+1, pods, "every MIG instance and every other GPU")
+}
+
+func TestValuesMoveAndCountersGrow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := dcgmsim.New(fleetOf(1, 2), dcgmsim.Options{Now: func() time.Time { return now }})
+	before := scrape(t, f, "node-0")
+	now = now.Add(time.Minute)
+	after := scrape(t, f, "node-0")
+	moved := false
+	for i, m := range after["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
+		moved = moved || m.GetGauge().GetValue() != before["DCGM_FI_DEV_GPU_UTIL"].GetMetric()[i].GetGauge().GetValue()
+	}
+	assert.True(t, moved, "gauges move over a minute")
+	for i, m := range after["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"].GetMetric() {
+		assert.Greater(t, m.GetCounter().GetValue(), before["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"].GetMetric()[i].GetCounter().GetValue())
+	}
+}
+
+func TestHostsCopiesTheFleet(t *testing.T) {
+	f := dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 8})
+	require.Len(t, f.Hosts(), 8)
+	assert.Equal(t, []string{"node-0", "node-1", "node-2", "node-0-1", "node-1-1", "node-2-1", "node-0-2", "node-1-2"}, f.Hosts())
+	uuids := map[string]string{}
+	for _, h := range f.Hosts() {
+		assert.Equal(t, 4, f.Series(h))
+		for _, m := range scrape(t, f, h)["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
+			l := labels(m)
+			assert.Equal(t, h, l["Hostname"])
+			prev, seen := uuids[l["UUID"]]
+			assert.False(t, seen, "UUID %s on %s and %s", l["UUID"], prev, h)
+			uuids[l["UUID"]] = h
+			assert.True(t, model.LabelValue(l["UUID"]).IsValid())
+		}
+	}
+	assert.Len(t, uuids, 16)
+	assert.Len(t, dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 2}).Hosts(), 3, "never fewer hosts than the readings'")
+}

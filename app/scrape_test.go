@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// targetJSON is a target as GET /api/v1/targets shows it.
+type targetJSON struct {
+	ScrapeURL        string `json:"scrape_url"`
+	Health           string `json:"health"`
+	LastError        string `json:"last_error"`
+	SamplesPerScrape int    `json:"samples_per_scrape"`
+	Scrapes          int64  `json:"scrapes"`
+	MissedIntervals  int64  `json:"missed_intervals"`
+	Labels           map[string]string
+}
+
+func targetsOf(t *testing.T, p *proc) map[string]targetJSON {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addr + "/api/v1/targets")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct{ Data []targetJSON }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	out := map[string]targetJSON{}
+	for _, tg := range body.Data {
+		out[tg.ScrapeURL] = tg
+	}
+	return out
+}
+
+// scrapesByTarget reads every stored sample back and counts, per scrape target (the
+// instance label), the samples of each timestamp.
+func scrapesByTarget(t *testing.T, dbURL string) map[string]map[time.Time]int {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, dbURL, sqlstore.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	gpus, err := store.GPUs(ctx, telemetry.GPUFilter{})
+	require.NoError(t, err)
+	out := map[string]map[time.Time]int{}
+	for _, g := range gpus {
+		target := "http://" + g.Labels["instance"] + "/metrics"
+		if out[target] == nil {
+			out[target] = map[time.Time]int{}
+		}
+		_, err := store.Samples(ctx, telemetry.SampleQuery{GPU: g.Key()}, func(s telemetry.Sample) error {
+			out[target][s.Time]++
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// The built-in scraper on the simulator's 31 targets, sharded over 3 streamers feeding
+// Redis and a collector: each target is scraped by exactly one streamer, each scrape is
+// stored once under one timestamp, and a target taken down shows as down within two
+// intervals and comes back when it returns.
+func TestScraperShardedOverThreeStreamers(t *testing.T) {
+	simTargets, _ := simulator(t)
+	var groups []struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels"`
+	}
+	data, err := os.ReadFile(simTargets)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &groups))
+	require.Len(t, groups[0].Targets, 31)
+	flaky := newProxy(t, groups[0].Targets[0]) // the first host, behind a proxy we can cut
+	groups[0].Targets[0] = flaky.addr()
+	flakyURL := "http://" + flaky.addr() + "/metrics"
+	targetsFile := filepath.Join(t.TempDir(), "targets.json")
+	data, _ = json.Marshal(groups)
+	require.NoError(t, os.WriteFile(targetsFile, data, 0o644))
+
+	p := newPipeline(t)
+	p.collector(t, "collector").waitReady(t)
+	const interval = time.Second
+	var streamers []*proc
+	for i := range 3 {
+		s := p.streamer(t, fmt.Sprintf("streamer-%d", i), fmt.Sprintf("%d/3", i),
+			"--scrape-targets-file="+targetsFile, "--scrape-interval="+interval.String(), "--scrape-timeout=800ms")
+		streamers = append(streamers, s)
+	}
+	for _, s := range streamers {
+		s.waitReady(t)
+	}
+	owner := map[string]int{}
+	require.Eventually(t, func() bool {
+		clear(owner)
+		for i, s := range streamers {
+			for url, tg := range targetsOf(t, s) {
+				if tg.Health == "up" {
+					owner[url] = i
+				}
+			}
+		}
+		return len(owner) == 31
+	}, 20*time.Second, 100*time.Millisecond, "every target up")
+	perStreamer := map[int]int{}
+	total := 0
+	for i, s := range streamers {
+		n := len(targetsOf(t, s))
+		perStreamer[i] = n
+		total += n
+	}
+	assert.Equal(t, 31, total, "every target scraped by exactly one streamer: %v", perStreamer)
+	for i := range 3 {
+		assert.Positive(t, perStreamer[i], "streamer %d has targets", i)
+	}
+
+	flakyOwner := streamers[owner[flakyURL]]
+	time.Sleep(2 * interval)
+	flaky.cut()
+	cut := time.Now()
+	require.Eventually(t, func() bool { return targetsOf(t, flakyOwner)[flakyURL].Health == "down" },
+		3*interval, 20*time.Millisecond, "a target taken down shows as down")
+	assert.LessOrEqual(t, time.Since(cut), 2*interval+100*time.Millisecond, "down within two intervals")
+	assert.NotEmpty(t, targetsOf(t, flakyOwner)[flakyURL].LastError)
+	time.Sleep(2 * interval)
+	flaky.restore()
+	back := time.Now()
+	require.Eventually(t, func() bool { return targetsOf(t, flakyOwner)[flakyURL].Health == "up" },
+		3*interval, 20*time.Millisecond, "and up again when it returns")
+	assert.LessOrEqual(t, time.Since(back), 2*interval+100*time.Millisecond, "up within two intervals")
+	time.Sleep(2 * interval)
+
+	// What each streamer did, then a graceful stop: a scrape in flight is delivered.
+	reported := map[string]targetJSON{}
+	for _, s := range streamers {
+		for url, tg := range targetsOf(t, s) {
+			reported[url] = tg
+		}
+	}
+	for _, s := range streamers {
+		s.signal(syscall.SIGTERM)
+		require.NoError(t, s.wait(t, 20*time.Second))
+	}
+
+	var stored map[string]map[time.Time]int
+	require.Eventually(t, func() bool {
+		stored = scrapesByTarget(t, p.dbURL)
+		return len(stored) == 31
+	}, 30*time.Second, 500*time.Millisecond, "every target's scrapes stored")
+	scrapes := 0
+	for url, times := range stored {
+		tg, ok := reported[url]
+		require.True(t, ok, "samples of %s, which no streamer scraped", url)
+		stamps := make([]time.Time, 0, len(times))
+		for ts, n := range times {
+			require.Equal(t, tg.SamplesPerScrape, n, "%s: every scrape holds all the target's series, once", url)
+			stamps = append(stamps, ts)
+		}
+		slices.SortFunc(stamps, time.Time.Compare)
+		for i := 1; i < len(stamps); i++ {
+			require.GreaterOrEqual(t, stamps[i].Sub(stamps[i-1]), interval/2, "%s: two scrapes within an interval", url)
+		}
+		// Scrapes after the last report add at most one; the flaky target's failures none.
+		failed := int64(0)
+		if url == flakyURL {
+			failed = 5
+		}
+		assert.LessOrEqual(t, int64(len(times)), tg.Scrapes+1, "%s: scrapes stored", url)
+		assert.GreaterOrEqual(t, int64(len(times)), tg.Scrapes-failed, "%s: scrapes stored", url)
+		assert.Zero(t, tg.MissedIntervals, url)
+		scrapes += len(times)
+	}
+	t.Logf("31 targets over 3 streamers (%v): %d scrapes stored, each once", perStreamer, scrapes)
+}
