@@ -3,6 +3,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func loadCompose(t *testing.T, path string, env map[string]string) (*types.Project, error) {
+func loadCompose(t *testing.T, path string, env map[string]string, profiles ...string) (*types.Project, error) {
 	t.Helper()
 	abs, err := filepath.Abs(path)
 	require.NoError(t, err)
@@ -22,7 +23,10 @@ func loadCompose(t *testing.T, path string, env map[string]string) (*types.Proje
 		WorkingDir:  filepath.Dir(abs),
 		ConfigFiles: []types.ConfigFile{{Filename: abs}},
 		Environment: env,
-	}, func(o *loader.Options) { o.SetProjectName("telemetry-pipeline", true) })
+	}, func(o *loader.Options) {
+		o.SetProjectName("telemetry-pipeline", true)
+		o.Profiles = profiles
+	})
 }
 
 func TestComposeFileIsValid(t *testing.T) {
@@ -48,6 +52,27 @@ func TestComposeFileIsValid(t *testing.T) {
 	assert.Equal(t, 3, *scaled.Services["streamer"].Deploy.Replicas)
 	assert.Equal(t, 5, *scaled.Services["collector"].Deploy.Replicas)
 	assert.Equal(t, 2, *scaled.Services["api"].Deploy.Replicas)
+	assert.NotContains(t, p.Services, "simulator", "live scraping is a profile of its own")
+}
+
+// The live profile adds the simulator and a streamer scraping each of its 31 exporters.
+func TestComposeLiveProfile(t *testing.T) {
+	p, err := loadCompose(t, "../docker-compose.yml", map[string]string{}, "live")
+	require.NoError(t, err)
+	require.Contains(t, p.Services, "simulator")
+	require.Contains(t, p.Services, "scraper")
+	sim := p.Services["simulator"]
+	assert.Equal(t, []string{"simulate", "--listen=0.0.0.0:9400"}, []string(sim.Command))
+	assert.Equal(t, ":9400", *sim.Environment["TELEMETRY_HTTP_ADDR"], "the image's health check asks the simulator")
+	scraper := p.Services["scraper"]
+	assert.Contains(t, scraper.Command, "--mode=streamer")
+	targets := strings.Split(*scraper.Environment["TELEMETRY_SCRAPE_TARGETS"], ",")
+	require.Len(t, targets, 31, "one target a simulated host")
+	for i, tg := range targets {
+		assert.Equal(t, fmt.Sprintf("simulator:%d", 9400+i), tg)
+	}
+	assert.Contains(t, scraper.Environment, "TELEMETRY_REDIS_URL")
+	assert.Contains(t, scraper.DependsOn, "simulator")
 }
 
 // TestComposeValidationCatchesTypos shows the check above would fail on a misspelt field.
