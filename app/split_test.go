@@ -79,7 +79,9 @@ func spawn(t testing.TB, name string, args ...string) *proc {
 	logFile, err := os.Create(logPath)
 	require.NoError(t, err)
 	addr := freeAddr(t)
-	args = append([]string{"--http-addr=" + addr, "--log-format=json"}, args...)
+	if len(args) == 0 || args[0] != "simulate" { // the simulator serves on its --listen ports
+		args = append([]string{"--http-addr=" + addr, "--log-format=json"}, args...)
+	}
 	cmd := exec.Command(binary(t), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())

@@ -112,6 +112,10 @@ func (w *wiring) dbConns() int {
 	return max(n, 2) // mode migrate: upgrading old tables takes one, a probe another
 }
 
+// handlers is how many batches a collector takes from the queue at once: four per write
+// in progress, so that batches arriving together wait for a writer and are written together.
+func (w *wiring) handlers() int { return 4 * w.cfg.CollectorWorkers }
+
 // redisQueue opens the Redis queue once.
 func (w *wiring) redisQueue() (*asynqqueue.Queue, error) {
 	if w.redis != nil {
@@ -120,7 +124,7 @@ func (w *wiring) redisQueue() (*asynqqueue.Queue, error) {
 	q, err := asynqqueue.Open(w.cfg.RedisURL, asynqqueue.Options{
 		Name:        w.cfg.QueueName,
 		MaxBacklog:  w.cfg.MaxBacklog,
-		Concurrency: w.cfg.CollectorWorkers,
+		Concurrency: w.handlers(),
 		Logger:      w.log.With("component", "queue"),
 	})
 	if err != nil {
@@ -173,7 +177,7 @@ func (w *wiring) topic() *memqueue.Topic {
 	if w.broker == nil {
 		w.broker = memqueue.New(memqueue.Options{
 			Capacity: w.cfg.QueueCapacity,
-			Workers:  w.cfg.CollectorWorkers,
+			Workers:  w.handlers(),
 			Logger:   w.log.With("component", "queue"),
 		})
 	}
@@ -313,7 +317,7 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	log := w.log.With("component", "collector")
-	svc := ingest.New(store, log, 0)
+	svc := ingest.New(store, ingest.Options{Logger: log, Writers: w.cfg.CollectorWorkers})
 	handle := func(ctx context.Context, b telemetry.Batch) error {
 		_, err := svc.Ingest(ctx, b)
 		return err

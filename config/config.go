@@ -119,7 +119,7 @@ var settings = []setting{
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
-	{"collector-workers", 2, "batches a collector writes at once"},
+	{"collector-workers", 2, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
 	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of (PostgreSQL); 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},

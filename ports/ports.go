@@ -65,6 +65,11 @@ type BatchWriter interface {
 	// ones updated with the batch's metadata. Errors are transient (database unreachable,
 	// timeout, ctx ended) unless they match telemetry.ErrInvalid.
 	WriteBatch(ctx context.Context, b telemetry.Batch) (stored bool, err error)
+
+	// WriteBatches stores several batches in one transaction, each as WriteBatch would:
+	// stored[i] reports whether batches[i] was stored by this call, false when its ID was
+	// stored before or comes earlier in the same call. On an error nothing is stored.
+	WriteBatches(ctx context.Context, batches []telemetry.Batch) (stored []bool, err error)
 }
 
 // Inventory answers what exists, for the query service.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis answer on 127.0.0.1 (5432, 6379) for the integration tests,
-# and that Debian's prometheus (the server the live-ingestion tests run) is installed.
+# and that Debian's prometheus (the server the live-ingestion tests run) and victoria-metrics
+# (the baseline of make bench's live benchmarks) are installed.
 # A server that answers is used as it is. Otherwise the script starts it, installing Debian's
 # postgresql / redis-server first when it is missing and we are root. It exits non-zero when
 # a service cannot be had, so `make test` never passes with integration tests skipped.
@@ -94,6 +95,17 @@ ensure_prometheus() {
 	pkill -x prometheus 2>/dev/null || true
 }
 
+ensure_victoria_metrics() {
+	if command -v victoria-metrics >/dev/null 2>&1; then
+		log "VictoriaMetrics: $(command -v victoria-metrics)"
+		return 0
+	fi
+	log "installing VictoriaMetrics"
+	apt_install victoria-metrics
+	pkill -x victoria-metrics 2>/dev/null || true
+}
+
 ensure_postgres
 ensure_redis
 ensure_prometheus
+ensure_victoria_metrics

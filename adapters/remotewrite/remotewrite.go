@@ -1,5 +1,5 @@
 // Package remotewrite receives Prometheus remote_write 1.0 requests (a snappy-compressed
-// protobuf WriteRequest, decoded with the Prometheus project's own prompb types) and hands
+// protobuf WriteRequest, read with the protobuf module's wire-format reader) and hands
 // their samples, as readings, to the queue. A request is answered only after the queue
 // accepted all of it, so that a sender retries whatever was not: Prometheus resends a
 // request whole, and the batches it makes have the same IDs again, so nothing is stored
@@ -11,19 +11,15 @@ package remotewrite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
@@ -47,6 +43,8 @@ type Options struct {
 // Receiver decodes remote_write requests. It is safe for concurrent use.
 type Receiver struct {
 	opts Options
+
+	dec decoder
 
 	mu    sync.Mutex
 	stats Stats
@@ -142,40 +140,10 @@ func (r *Receiver) decode(req *http.Request) ([]telemetry.Reading, Stats, error)
 	if err != nil {
 		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
 	}
-	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(raw); err != nil {
+	var sc scratch
+	readings, err := r.dec.decode(raw, make([]telemetry.Reading, 0, len(raw)/200), &counts, &sc)
+	if err != nil {
 		return nil, counts, telemetry.Invalid("body", "is not a remote_write WriteRequest: %v", err)
-	}
-	readings := make([]telemetry.Reading, 0, len(wr.Timeseries))
-	var labels []telemetry.Label
-	for _, ts := range wr.Timeseries {
-		labels = labels[:0]
-		for _, l := range ts.Labels {
-			labels = append(labels, telemetry.Label{Name: l.Name, Value: l.Value})
-		}
-		series, err := telemetry.SeriesReading(labels)
-		switch {
-		case errors.Is(err, telemetry.ErrNoDevice):
-			counts.NoDevice += int64(len(ts.Samples))
-			continue
-		case err != nil || series.Sample.Metric == "":
-			counts.Rejected += int64(len(ts.Samples))
-			continue
-		}
-		for _, s := range ts.Samples {
-			switch {
-			case value.IsStaleNaN(s.Value):
-				counts.Stale++
-				continue
-			case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
-				counts.Rejected++
-				continue
-			}
-			reading := series
-			reading.Sample.Value = s.Value
-			reading.Sample.Time = time.UnixMilli(s.Timestamp).UTC()
-			readings = append(readings, reading)
-		}
 	}
 	return readings, counts, nil
 }

@@ -67,45 +67,87 @@ type metricRow struct {
 
 func (metricRow) TableName() string { return "metrics" }
 
-// WriteBatch implements ports.BatchWriter. GPUs, metric names and which GPU reports which
-// metric are registered first, each idempotently; then the batch's ID and its samples, packed
-// into chunks, are written in one transaction.
+// WriteBatch implements ports.BatchWriter: WriteBatches of one batch.
 func (s *Store) WriteBatch(ctx context.Context, b telemetry.Batch) (bool, error) {
-	if b.ID == "" {
-		return false, telemetry.Invalid("batch.id", "is empty")
-	}
-	gpuIDs, err := s.gpuIDs(ctx, b.GPUs)
-	if err != nil {
-		return false, classify(fmt.Errorf("register GPUs: %w", err))
-	}
-	metricIDs, err := s.metricIDs(ctx, b.Samples)
-	if err != nil {
-		return false, classify(fmt.Errorf("register metrics: %w", err))
-	}
-	runs, err := groupByGPU(b, gpuIDs, metricIDs)
+	stored, err := s.WriteBatches(ctx, []telemetry.Batch{b})
 	if err != nil {
 		return false, err
 	}
-	if err := s.registerPairs(ctx, runs); err != nil {
-		return false, classify(fmt.Errorf("register GPU metrics: %w", err))
-	}
-	w := batchRow{id: b.ID, samples: len(b.Samples)}
-	for i, run := range runs {
-		w.chunks = cutChunks(run.gpu, run.pts, w.chunks) // sorts run.pts
-		lo, hi := run.pts[0].ts, run.pts[len(run.pts)-1].ts
-		if i == 0 {
-			w.minTS, w.maxTS = lo, hi
+	return stored[0], nil
+}
+
+// WriteBatches implements ports.BatchWriter. GPUs, metric names and which GPU reports which
+// metric are registered first, each idempotently; then, in one transaction, the batches' IDs
+// are recorded and the samples of those not stored before are packed into chunks, one run
+// per GPU across the batches: a group of small batches writes as few rows as one big one.
+func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool, error) {
+	var all telemetry.Batch
+	for _, b := range bs {
+		if b.ID == "" {
+			return nil, telemetry.Invalid("batch.id", "is empty")
 		}
-		w.minTS, w.maxTS = min(w.minTS, lo), max(w.maxTS, hi)
+		all.GPUs = append(all.GPUs, b.GPUs...)
+		all.Samples = append(all.Samples, b.Samples...)
 	}
-	var stored bool
+	if len(bs) == 1 {
+		all = bs[0]
+	}
+	all.ID = bs[0].ID
+	gpuIDs, err := s.gpuIDs(ctx, all.GPUs)
+	if err != nil {
+		return nil, classify(fmt.Errorf("register GPUs: %w", err))
+	}
+	metricIDs, err := s.metricIDs(ctx, all.Samples)
+	if err != nil {
+		return nil, classify(fmt.Errorf("register metrics: %w", err))
+	}
+	runs, err := groupByGPU(all, gpuIDs, metricIDs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.registerPairs(ctx, runs); err != nil {
+		return nil, classify(fmt.Errorf("register GPU metrics: %w", err))
+	}
+	rows := make([]batchRow, len(bs))
+	for i, b := range bs {
+		rows[i] = batchRow{id: b.ID, samples: len(b.Samples)}
+		for k, smp := range b.Samples {
+			ts := smp.Time.UnixMicro()
+			if k == 0 {
+				rows[i].minTS, rows[i].maxTS = ts, ts
+			}
+			rows[i].minTS, rows[i].maxTS = min(rows[i].minTS, ts), max(rows[i].maxTS, ts)
+		}
+	}
+	// The chunks of the batches found new, cut once their IDs are recorded; the runs made
+	// above serve when every batch is new, as is usual.
+	chunks := func(stored []bool) ([]chunkRow, error) {
+		if slices.Contains(stored, false) {
+			var fresh telemetry.Batch
+			for i, b := range bs {
+				if stored[i] {
+					fresh.GPUs, fresh.Samples = append(fresh.GPUs, b.GPUs...), append(fresh.Samples, b.Samples...)
+				}
+			}
+			fresh.ID = all.ID
+			if runs, err = groupByGPU(fresh, gpuIDs, metricIDs); err != nil {
+				return nil, err
+			}
+		}
+		var out []chunkRow
+		for _, run := range runs {
+			out = cutChunks(run.gpu, run.pts, out) // sorts run.pts
+		}
+		return out, nil
+	}
+	var stored []bool
 	if s.dialect.name == "postgres" {
-		stored, err = s.copyBatch(ctx, w)
+		stored, err = s.copyBatches(ctx, rows, chunks)
 	} else {
-		stored, err = s.insertBatch(ctx, w)
+		stored, err = s.insertBatches(ctx, rows, chunks)
 	}
 	if err != nil {
-		return false, classify(fmt.Errorf("write batch %s: %w", b.ID, err))
+		return nil, classify(fmt.Errorf("write batch %s: %w", bs[0].ID, err))
 	}
 	return stored, nil
 }
@@ -157,13 +199,12 @@ func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun
 	return runs, nil
 }
 
-// batchRow is what one batch writes: its row in batches, with the time span of its samples
-// (meaningless when it has none), and its chunks.
+// batchRow is one batch's row in batches, with the time span of its samples (meaningless
+// when it has none).
 type batchRow struct {
 	id           string
 	samples      int
 	minTS, maxTS int64
-	chunks       []chunkRow
 }
 
 // span returns the batch's time span as column values, NULL for an empty batch.
@@ -176,28 +217,75 @@ func (b batchRow) span(d dialect) (lo, hi any) {
 
 var chunkColumns = []string{"gpu_id", "min_ts", "max_ts", "samples", "data", "sealed"}
 
-// copyBatch writes a batch on PostgreSQL: the batch row, then the chunks with COPY, in one
-// transaction on a pgx connection taken from the pool.
-func (s *Store) copyBatch(ctx context.Context, b batchRow) (stored bool, err error) {
-	err = s.withPgx(ctx, func(pc *pgx.Conn) error {
+// firstOfEach marks which batches are the first with their ID: a later one with the same ID
+// is a duplicate whatever the database holds.
+func firstOfEach(rows []batchRow) (map[string]int, []bool) {
+	index := make(map[string]int, len(rows))
+	first := make([]bool, len(rows))
+	for i, r := range rows {
+		if _, dup := index[r.id]; !dup {
+			index[r.id], first[i] = i, true
+		}
+	}
+	return index, first
+}
+
+// copyBatches writes batches on PostgreSQL, in one transaction on a pgx connection of the
+// pool: their rows in batches, then, with COPY, the chunks of those that were new.
+func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]bool) ([]chunkRow, error)) ([]bool, error) {
+	index, first := firstOfEach(rows)
+	stored := make([]bool, len(rows))
+	err := s.withPgx(ctx, func(pc *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, pc, func(tx pgx.Tx) error {
-			lo, hi := b.span(s.dialect)
-			tag, err := tx.Exec(ctx, `INSERT INTO batches (id, samples, min_ts, max_ts) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (id) DO NOTHING`, b.id, b.samples, lo, hi)
-			if err != nil || tag.RowsAffected() == 0 {
-				return err // a nil error here means the batch was stored before
+			clear(stored)
+			ids, samples := make([]string, 0, len(index)), make([]int32, 0, len(index))
+			los, his := make([]*time.Time, 0, len(index)), make([]*time.Time, 0, len(index))
+			for i, r := range rows {
+				if !first[i] {
+					continue
+				}
+				ids, samples = append(ids, r.id), append(samples, int32(r.samples))
+				var lo, hi *time.Time
+				if r.samples > 0 {
+					l, h := time.UnixMicro(r.minTS), time.UnixMicro(r.maxTS)
+					lo, hi = &l, &h
+				}
+				los, his = append(los, lo), append(his, hi)
 			}
-			stored = true
+			res, err := tx.Query(ctx, `INSERT INTO batches (id, samples, min_ts, max_ts)
+				SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::timestamptz[])
+				ON CONFLICT (id) DO NOTHING RETURNING id`, ids, samples, los, his)
+			if err != nil {
+				return err
+			}
+			for res.Next() {
+				var id string
+				if err := res.Scan(&id); err != nil {
+					res.Close()
+					return err
+				}
+				stored[index[id]] = true
+			}
+			if res.Close(); res.Err() != nil {
+				return res.Err()
+			}
+			if !slices.Contains(stored, true) {
+				return nil // every batch was stored before
+			}
+			cs, err := chunks(stored)
+			if err != nil {
+				return err
+			}
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, chunkColumns,
-				pgx.CopyFromSlice(len(b.chunks), func(i int) ([]any, error) {
-					c := &b.chunks[i]
+				pgx.CopyFromSlice(len(cs), func(i int) ([]any, error) {
+					c := &cs[i]
 					return []any{c.gpu, time.UnixMicro(c.minTS), time.UnixMicro(c.maxTS), c.samples, c.data, c.sealed}, nil
 				}))
 			return err
 		})
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	return stored, nil
 }
@@ -218,26 +306,44 @@ func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
 // with the square of its parameters.
 const sqliteChunk = 64
 
-// insertBatch writes a batch on SQLite with multi-row INSERTs in one transaction.
-func (s *Store) insertBatch(ctx context.Context, b batchRow) (bool, error) {
+// insertBatches writes batches on SQLite in one transaction: their rows in batches, then,
+// with multi-row INSERTs, the chunks of those that were new.
+func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func([]bool) ([]chunkRow, error)) ([]bool, error) {
+	_, first := firstOfEach(rows)
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer tx.Rollback()
-	lo, hi := b.span(s.dialect)
-	res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, b.id, b.samples, time.Now().UnixMicro(), lo, hi)
+	stored := make([]bool, len(rows))
+	now := time.Now().UnixMicro()
+	for i, r := range rows {
+		if !first[i] {
+			continue
+		}
+		lo, hi := r.span(s.dialect)
+		res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, r.id, r.samples, now, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		stored[i] = n > 0
+	}
+	if !slices.Contains(stored, true) {
+		return stored, nil
+	}
+	cs, err := chunks(stored)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, err
+	if err := s.insertChunks(ctx, tx, cs); err != nil {
+		return nil, err
 	}
-	if err := s.insertChunks(ctx, tx, b.chunks); err != nil {
-		return false, err
-	}
-	return true, tx.Commit()
+	return stored, tx.Commit()
 }
 
 // insertChunks writes chunks with multi-row INSERTs, sqliteChunk rows per statement: on

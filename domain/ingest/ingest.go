@@ -1,11 +1,19 @@
 // Package ingest is the collector's service: it checks each batch that arrives from the queue
 // and stores it, once, however often it is delivered.
+//
+// Batches handled at the same time are written together (group commit): a handler that
+// finds a writer free writes every batch waiting, its own included, in one transaction. A
+// collector under load thus writes many small batches — a remote_write request is a batch
+// of 2,000 samples or fewer — at the cost of a few big ones, and an idle one writes each
+// batch as it comes, without waiting for company.
 package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,21 +38,48 @@ type Stats struct {
 
 // Service stores batches through a BatchWriter. It is safe for concurrent use.
 type Service struct {
-	w   ports.BatchWriter
-	log *slog.Logger
+	w    ports.BatchWriter
+	log  *slog.Logger
+	opts Options
 
-	mu            sync.Mutex
-	stats         Stats
-	progressEvery time.Duration
-	lastLog       time.Time
+	writers chan struct{} // a token per write in progress
+	gmu     sync.Mutex
+	waiting []*pending // batches handed to Ingest, not yet taken by a writer
+
+	mu      sync.Mutex
+	stats   Stats
+	lastLog time.Time
 }
 
-// New returns a service logging a progress line at most every progressEvery (0: 10s).
-func New(w ports.BatchWriter, log *slog.Logger, progressEvery time.Duration) *Service {
-	if progressEvery <= 0 {
-		progressEvery = 10 * time.Second
+// Options tune a Service; zero fields take the defaults given.
+type Options struct {
+	Logger        *slog.Logger  // nil discards
+	ProgressEvery time.Duration // how often a progress line is logged; 0 means 10s
+	Writers       int           // writes in progress at once; 0 means 1
+	GroupSamples  int           // a write takes waiting batches up to this many samples; 0 means 50,000
+}
+
+// pending is a batch waiting for its write, and then its outcome.
+type pending struct {
+	batch  telemetry.Batch
+	done   chan struct{}
+	stored bool
+	err    error
+}
+
+// New returns a service storing batches through w.
+func New(w ports.BatchWriter, opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{w: w, log: log, progressEvery: progressEvery, lastLog: time.Now()}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = 10 * time.Second
+	}
+	opts.Writers = max(opts.Writers, 1)
+	if opts.GroupSamples <= 0 {
+		opts.GroupSamples = 50_000
+	}
+	return &Service{w: w, log: opts.Logger, opts: opts, writers: make(chan struct{}, opts.Writers), lastLog: time.Now()}
 }
 
 // Ingest stores the batch's valid samples and reports what it did. Invalid samples (no GPU,
@@ -61,7 +96,7 @@ func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error)
 		s.log.WarnContext(ctx, "invalid samples left out of batch", "batch", b.ID,
 			"rejected", rejected, "of", len(b.Samples), "first_reason", firstReason)
 	}
-	stored, err := s.w.WriteBatch(ctx, clean)
+	stored, err := s.commit(ctx, clean)
 	if err != nil {
 		return Result{}, fmt.Errorf("store batch %s: %w", b.ID, err)
 	}
@@ -73,6 +108,78 @@ func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error)
 	}
 	s.count(ctx, res)
 	return res, nil
+}
+
+// commit stores b together with the batches other handlers are storing meanwhile, and
+// reports whether b was new.
+func (s *Service) commit(ctx context.Context, b telemetry.Batch) (bool, error) {
+	p := &pending{batch: b, done: make(chan struct{})}
+	s.gmu.Lock()
+	s.waiting = append(s.waiting, p)
+	s.gmu.Unlock()
+	for {
+		select {
+		case <-p.done:
+			return p.stored, p.err
+		case <-ctx.Done():
+			// p may still be written by another handler's write; the queue delivers the
+			// batch again, which then stores nothing.
+			return false, ctx.Err()
+		case s.writers <- struct{}{}:
+			group := s.take()
+			if len(group) > 0 {
+				s.write(ctx, group)
+			}
+			<-s.writers
+			if len(group) == 0 { // another write took p
+				select {
+				case <-p.done:
+					return p.stored, p.err
+				case <-ctx.Done():
+					return false, ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// take removes the batches a write takes from those waiting: the oldest first, up to
+// GroupSamples samples, at least one.
+func (s *Service) take() []*pending {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	n, samples := 0, 0
+	for n < len(s.waiting) && (n == 0 || samples+len(s.waiting[n].batch.Samples) <= s.opts.GroupSamples) {
+		samples += len(s.waiting[n].batch.Samples)
+		n++
+	}
+	group := slices.Clone(s.waiting[:n])
+	s.waiting = slices.Delete(s.waiting, 0, n)
+	return group
+}
+
+// write stores a group of batches in one transaction and hands each its outcome.
+func (s *Service) write(ctx context.Context, group []*pending) {
+	batches := make([]telemetry.Batch, len(group))
+	for i, p := range group {
+		batches[i] = p.batch
+	}
+	stored, err := s.w.WriteBatches(ctx, batches)
+	if errors.Is(err, telemetry.ErrInvalid) && len(group) > 1 {
+		// One batch the store refuses must not cost the others theirs: each on its own.
+		for _, p := range group {
+			s.write(ctx, []*pending{p})
+		}
+		return
+	}
+	for i, p := range group {
+		if err != nil {
+			p.err = err
+		} else {
+			p.stored = stored[i]
+		}
+		close(p.done)
+	}
 }
 
 // Stats returns the counts so far.
@@ -92,7 +199,7 @@ func (s *Service) count(ctx context.Context, r Result) {
 		s.stats.Duplicates++
 	}
 	now := time.Now()
-	due := now.Sub(s.lastLog) >= s.progressEvery
+	due := now.Sub(s.lastLog) >= s.opts.ProgressEvery
 	if due {
 		s.lastLog = now
 	}

@@ -28,6 +28,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("StoresAndReadsBack", func(t *testing.T) { storesAndReadsBack(t, newStore(t)) })
 	t.Run("RedeliveredBatchStoresNothing", func(t *testing.T) { redeliveredBatch(t, newStore(t)) })
 	t.Run("ConcurrentDuplicatesStoreOnce", func(t *testing.T) { concurrentDuplicates(t, newStore(t)) })
+	t.Run("BatchesWrittenTogetherStoreEachOnce", func(t *testing.T) { batchesTogether(t, newStore(t)) })
 	t.Run("TimeWindowIsInclusive", func(t *testing.T) { timeWindow(t, newStore(t)) })
 	t.Run("Paging", func(t *testing.T) { paging(t, newStore(t)) })
 	t.Run("UnknownGPU", func(t *testing.T) { unknownGPU(t, newStore(t)) })
@@ -178,6 +179,35 @@ func concurrentDuplicates(t *testing.T, s Store) {
 	assert.Equal(t, 1, storedCount)
 	assert.EqualValues(t, 16, stats(t, s).TotalSamples)
 	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: b.GPUs[0].UUID}), 2)
+}
+
+func batchesTogether(t *testing.T, s Store) {
+	gpus := fleet(3, 2)
+	old := fleetBatch("old", t0, gpus, "M1")
+	require.True(t, write(t, s, old))
+	group := []telemetry.Batch{
+		fleetBatch("a", t0.Add(time.Second), gpus[:4], "M1", "M2"),
+		old, // stored before: nothing
+		fleetBatch("b", t0.Add(2*time.Second), gpus[2:], "M1"),
+		fleetBatch("a", t0.Add(time.Second), gpus[:4], "M1", "M2"), // the same again: nothing
+		{ID: "empty"},
+	}
+	stored, err := s.WriteBatches(context.Background(), group)
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true, false, true, false, true}, stored)
+	assert.EqualValues(t, 6+8+4, stats(t, s).TotalSamples)
+	got := samples(t, s, telemetry.SampleQuery{GPU: gpus[2].UUID})
+	require.Len(t, got, 1+2+1, "a GPU's samples from both new batches, in time order")
+	for i, at := range []time.Time{t0, t0.Add(time.Second), t0.Add(time.Second), t0.Add(2 * time.Second)} {
+		assert.True(t, got[i].Time.Equal(at), "sample %d at %s", i, got[i].Time)
+	}
+	stored, err = s.WriteBatches(context.Background(), group)
+	require.NoError(t, err)
+	assert.Equal(t, []bool{false, false, false, false, false}, stored, "written again: nothing")
+	assert.EqualValues(t, 18, stats(t, s).TotalSamples)
+	_, err = s.WriteBatches(context.Background(), []telemetry.Batch{fleetBatch("c", t0, gpus, "M1"), {}})
+	assert.ErrorIs(t, err, telemetry.ErrInvalid, "a batch without an ID")
+	assert.EqualValues(t, 18, stats(t, s).TotalSamples, "nothing of the call stored")
 }
 
 func timeWindow(t *testing.T, s Store) {
