@@ -64,12 +64,12 @@ func BenchmarkPipeline(b *testing.B) {
 
 	base := results[0].rate
 	var table strings.Builder
-	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | latency p50 / p99 | CPU s per 1M samples | window queries on its tables, as written → compacted: p50 / p99, requests/s |\n|---|---|---|---|---|---|---|\n")
+	table.WriteString("\n| Scenario | samples/s | × baseline | peak RSS (MB) | CPU s per 1M samples | window queries on its tables, as written → compacted: p50 / p99, requests/s |\n|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		if r.rate == 0 {
 			continue // left out by TELEMETRY_BENCH_ONLY
 		}
-		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %s | %.1f | %s |\n", r.name, r.rate, r.rate/base, r.rss, r.latency, r.cpuPerM, r.queries)
+		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %.1f | %s |\n", r.name, r.rate, r.rate/base, r.rss, r.cpuPerM, r.queries)
 	}
 	fmt.Print(table.String())
 }
@@ -90,7 +90,6 @@ type benchResult struct {
 	name    string
 	rate    float64 // samples stored per second
 	rss     string  // peak RSS per process kind
-	latency string  // newest sample's age when queried, p50 / p99
 	cpuPerM float64 // CPU seconds of every process per million samples
 	queries string  // window queries on the tables written, as make bench-api measures them
 }
@@ -133,7 +132,7 @@ func copyBaseline(b *testing.B, total int64) benchResult {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	clientCPU := cpuOf(usage) - cpuOf(usage0)
 	return benchResult{name: "baseline: pgx COPY, narrow table (client CPU only)", rate: float64(total) / elapsed.Seconds(),
-		rss: "—", latency: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6), queries: "—"}
+		rss: "—", cpuPerM: clientCPU.Seconds() / (float64(total) / 1e6), queries: "—"}
 }
 
 // streamerAlone measures one streamer publishing to Redis as fast as it can, with no
@@ -149,7 +148,7 @@ func streamerAlone(b *testing.B, redisURL string, passes int, total int64) bench
 	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	fmt.Printf("streamer alone: %d samples published in %s\n", total, elapsed.Round(time.Millisecond))
 	return benchResult{name: "streamer alone → Redis (published, not stored)", rate: float64(total) / elapsed.Seconds(),
-		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), latency: "—", cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
+		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
 }
 
 func cpuOf(u syscall.Rusage) time.Duration {
@@ -171,9 +170,10 @@ func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
 	return p
 }
 
-// runScenario starts the processes, waits until total samples are stored (polling the API,
-// which also gives the age of the newest stored sample), stops them and reads their resource
-// usage.
+// runScenario starts the processes, waits until total samples are stored (polling the API),
+// stops them and reads their resource usage. (The newest sample's age no longer measures
+// latency: an unpaced replay's timestamps keep the file's spacing and run ahead of the
+// clock.)
 func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, *scenario)) benchResult {
 	if only := os.Getenv("TELEMETRY_BENCH_ONLY"); only != "" && !strings.Contains(name, only) {
 		return benchResult{name: name}
@@ -184,15 +184,13 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	waitUp(b, base)
 	client := &http.Client{Timeout: 5 * time.Second}
 	type stats struct {
-		Total  int64     `json:"total_records"`
-		Newest time.Time `json:"newest_sample"`
+		Total int64 `json:"total_records"`
 	}
 	// The clock starts once every process is up: start-up (connecting, migrating) is not
 	// ingestion. Samples stored before that moment are not counted.
 	var first stats
 	require.NoError(b, getJSON(client, base+"/api/v1/stats", &first))
 	start, cpu0 := time.Now(), machineCPU(b)
-	var ages []time.Duration
 	stored := first.Total
 	deadline := time.Now().Add(5 * time.Minute)
 	for stored < total && time.Now().Before(deadline) {
@@ -202,9 +200,6 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 			continue
 		}
 		stored = st.Total
-		if !st.Newest.IsZero() && stored < total {
-			ages = append(ages, time.Since(st.Newest))
-		}
 	}
 	elapsed := time.Since(start)
 	busy := machineCPU(b).busySince(cpu0)
@@ -236,14 +231,9 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	for _, k := range kinds {
 		rssText = append(rssText, fmt.Sprintf("%s %d", k, rss[k]))
 	}
-	slices.Sort(ages)
-	latency := "—"
-	if len(ages) > 0 {
-		latency = fmt.Sprintf("%.0f / %.0f ms", ms(ages[len(ages)/2]), ms(ages[len(ages)*99/100]))
-	}
 	counted := stored - first.Total
 	r := benchResult{name: name, rate: float64(counted) / elapsed.Seconds(), rss: strings.Join(rssText, ", "),
-		latency: latency, cpuPerM: cpu.Seconds() / (float64(stored) / 1e6), queries: "—"}
+		cpuPerM: cpu.Seconds() / (float64(stored) / 1e6), queries: "—"}
 	fmt.Printf("%s: %d samples in %s (%d stored during start-up), machine %.0f%% busy\n", name, counted,
 		elapsed.Round(time.Millisecond), first.Total, busy*100)
 	if s.db != "" {

@@ -284,7 +284,9 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	p.redisURL, restartRedis = ownRedis(t)
 	victim := p.collector(t, "collector-a")
 	p.collector(t, "collector-b")
-	receiver := spawn(t, "receiver", "--mode=streamer", "--remote-write", "--redis-url="+p.redisURL, "--queue-name="+p.queue)
+	// Requests wait a second at most for the queue: the Redis restart (2 s) answers some 503.
+	receiver := spawn(t, "receiver", "--mode=streamer", "--remote-write", "--remote-write-timeout=1s",
+		"--redis-url="+p.redisURL, "--queue-name="+p.queue)
 	receiver.waitReady(t)
 	victim.waitReady(t)
 	targets, stopSim := simulator(t)
@@ -301,6 +303,30 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	requireSameAsPrometheus(t, promBase, p.dbURL, 3*time.Minute)
 	assert.True(t, logged(receiver, "failed, retrying"), "the Redis restart hit the receiver mid-run")
+	assert.True(t, logged(receiver, "remote_write request not queued (503): the sender retries it"), "requests answered 503")
+	assert.Positive(t, prometheusCounter(t, promBase, "prometheus_remote_storage_samples_retried_total"),
+		"Prometheus retried what was answered 503, and the store holds it once")
+}
+
+// prometheusCounter reads one of Prometheus' own metrics from its /metrics, summed over
+// its series.
+func prometheusCounter(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	total := 0.0
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			fields := strings.Fields(line)
+			v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+			require.NoError(t, err)
+			total += v
+		}
+	}
+	return total
 }
 
 // longTests reports whether the minute-long variants run.

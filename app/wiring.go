@@ -224,7 +224,7 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 		if err != nil {
 			return opts, err
 		}
-		rw := remotewrite.New(remotewrite.Options{Publish: live.Publish, Logger: w.log.With("component", "remote_write")})
+		rw := remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout, Logger: w.log.With("component", "remote_write")})
 		opts.RemoteWrite = rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
 	}

@@ -61,13 +61,14 @@ type Config struct {
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
 	// scrape target, no remote_write receiver.
-	ScrapeTargets     []string
-	ScrapeTargetsFile string
-	ScrapeDNS         []string
-	ScrapeInterval    time.Duration
-	ScrapeTimeout     time.Duration
-	ScrapeJob         string
-	RemoteWrite       bool
+	ScrapeTargets      []string
+	ScrapeTargetsFile  string
+	ScrapeDNS          []string
+	ScrapeInterval     time.Duration
+	ScrapeTimeout      time.Duration
+	ScrapeJob          string
+	RemoteWrite        bool
+	RemoteWriteTimeout time.Duration
 
 	RedisURL   string // "" uses the in-process queue (mode all only)
 	QueueName  string
@@ -115,6 +116,7 @@ var settings = []setting{
 	{"scrape-timeout", 10 * time.Second, "how long one scrape may take (at most the interval)"},
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
+	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
 	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, rediss:// for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
@@ -236,13 +238,14 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueUI:          v.GetBool("queue-ui"),
 		HealthCheck:      v.GetBool("health-check"),
 
-		ScrapeTargets:     list(v.GetString("scrape-targets")),
-		ScrapeTargetsFile: v.GetString("scrape-targets-file"),
-		ScrapeDNS:         list(v.GetString("scrape-dns")),
-		ScrapeInterval:    duration("scrape-interval"),
-		ScrapeTimeout:     duration("scrape-timeout"),
-		ScrapeJob:         v.GetString("scrape-job"),
-		RemoteWrite:       v.GetBool("remote-write"),
+		ScrapeTargets:      list(v.GetString("scrape-targets")),
+		ScrapeTargetsFile:  v.GetString("scrape-targets-file"),
+		ScrapeDNS:          list(v.GetString("scrape-dns")),
+		ScrapeInterval:     duration("scrape-interval"),
+		ScrapeTimeout:      duration("scrape-timeout"),
+		ScrapeJob:          v.GetString("scrape-job"),
+		RemoteWrite:        v.GetBool("remote-write"),
+		RemoteWriteTimeout: duration("remote-write-timeout"),
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
@@ -425,6 +428,9 @@ func (c Config) validate() []error {
 	}
 	if c.DBMaxConns < 0 {
 		bad("db-max-conns", "must not be negative")
+	}
+	if c.RemoteWriteTimeout <= 0 {
+		bad("remote-write-timeout", "must be positive")
 	}
 	if c.ScrapeInterval <= 0 {
 		bad("scrape-interval", "must be positive")

@@ -36,7 +36,8 @@ type Options struct {
 	// MaxBytes bounds a request body, compressed and decompressed. 0 means 32 MiB.
 	MaxBytes int
 
-	// Logger receives one line per request refused. Nil discards.
+	// Logger receives the first request refused for each reason, then a line a minute at
+	// most counting those refused since. Nil discards.
 	Logger *slog.Logger
 }
 
@@ -46,9 +47,19 @@ type Receiver struct {
 
 	dec decoder
 
-	mu    sync.Mutex
-	stats Stats
+	mu      sync.Mutex
+	stats   Stats
+	refusal map[string]*refusals // by reason, for the log
 }
+
+// refusals is what the log said last about one reason for refusing requests.
+type refusals struct {
+	logged time.Time
+	since  int // refused since, not logged
+}
+
+// logEvery is how often a reason for refusing requests is logged at most.
+const logEvery = time.Minute
 
 // Stats counts what a Receiver did.
 type Stats struct {
@@ -91,19 +102,45 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 	readings, counts, err := r.decode(req)
 	if err != nil {
 		r.add(Stats{Malformed: 1})
-		r.opts.Logger.WarnContext(ctx, "remote_write request refused", "remote", req.RemoteAddr, "err", err)
+		r.logRefusal(ctx, "remote_write request refused as malformed (400): the sender does not retry it", "remote", req.RemoteAddr, "err", err)
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	if err := r.opts.Publish(ctx, readings); err != nil {
+	if err := r.opts.Publish(pctx, readings); err != nil {
 		r.add(Stats{Unavailable: 1})
-		r.opts.Logger.WarnContext(ctx, "remote_write request not queued: the sender will retry", "samples", len(readings), "err", err)
+		r.logRefusal(ctx, "remote_write request not queued (503): the sender retries it", "samples", len(readings), "err", err)
 		return fmt.Errorf("%w: the queue did not accept the samples: %w", telemetry.ErrUnavailable, err)
 	}
 	counts.Requests, counts.Samples = 1, int64(len(readings))
 	r.add(counts)
 	return nil
+}
+
+// logRefusal logs msg the first time, then once a logEvery at most with the number of
+// requests refused for it meanwhile: a sender that keeps failing does not flood the log.
+func (r *Receiver) logRefusal(ctx context.Context, msg string, attrs ...any) {
+	r.mu.Lock()
+	if r.refusal == nil {
+		r.refusal = map[string]*refusals{}
+	}
+	st := r.refusal[msg]
+	if st == nil {
+		st = &refusals{}
+		r.refusal[msg] = st
+	}
+	now := time.Now()
+	if !st.logged.IsZero() && now.Sub(st.logged) < logEvery {
+		st.since++
+		r.mu.Unlock()
+		return
+	}
+	if st.since > 0 {
+		attrs = append(attrs, "refused_since_last_logged", st.since)
+	}
+	st.logged, st.since = now, 0
+	r.mu.Unlock()
+	r.opts.Logger.WarnContext(ctx, msg, attrs...)
 }
 
 func (r *Receiver) add(s Stats) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/golang/snappy"
@@ -85,4 +87,19 @@ func TestWriteRefusals(t *testing.T) {
 	assert.ErrorIs(t, r.Write(context.Background(), request(t, ok)), telemetry.ErrUnavailable)
 	assert.Zero(t, published)
 	assert.Equal(t, remotewrite.Stats{Malformed: 3, Unavailable: 1}, r.Stats())
+}
+
+// A sender that keeps sending what cannot be read is told 400 every time and logged once,
+// not once a request.
+func TestMalformedRequestsLoggedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	r := remotewrite.New(remotewrite.Options{Publish: func(context.Context, []telemetry.Reading) error { return nil },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 5 {
+		garbage := httptest.NewRequest(http.MethodPost, "/api/v1/write", bytes.NewReader([]byte("not snappy at all")))
+		assert.ErrorIs(t, r.Write(context.Background(), garbage), telemetry.ErrInvalid)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "refused as malformed"), logs.String())
+	assert.Contains(t, logs.String(), "is not snappy-compressed")
+	assert.EqualValues(t, 5, r.Stats().Malformed)
 }
