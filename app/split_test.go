@@ -263,8 +263,8 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		victim.waitReady(t)
 		streamers := startStreamers(t, p, 2, slow...)
 
-		// Hold every write until both collectors (2 workers each) are in the middle of a
-		// batch, then kill one of them.
+		// Hold every write until both collectors are in the middle of their batches (2
+		// writers each, taking 4 batches a writer from the queue), then kill one of them.
 		lock, err := p.db.BeginTx(context.Background(), nil)
 		require.NoError(t, err)
 		_, err = lock.Exec("LOCK TABLE batches IN EXCLUSIVE MODE")
@@ -275,8 +275,8 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		defer ins.Close()
 		require.Eventually(t, func() bool {
 			info, err := ins.GetQueueInfo(p.queue)
-			return err == nil && info.Active == 4
-		}, 30*time.Second, 20*time.Millisecond, "4 batches in flight")
+			return err == nil && info.Active == 16
+		}, 30*time.Second, 20*time.Millisecond, "16 batches in flight")
 		victim.signal(syscall.SIGKILL)
 		<-victim.done
 		require.NoError(t, lock.Rollback())
