@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -143,12 +144,13 @@ func streamerAlone(b *testing.B, redisURL string, passes int, total int64) bench
 	p := spawn(b, "streamer-alone", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
 		"--speed=0", "--loop=true", "--timestamps=now", "--max-backlog=0", "--log-level=warn",
 		"--passes="+fmt.Sprint(passes))
+	peak := watchRSS(p)
 	require.NoError(b, p.wait(b, 5*time.Minute))
 	elapsed := time.Since(start)
 	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	fmt.Printf("streamer alone: %d samples published in %s\n", total, elapsed.Round(time.Millisecond))
 	return benchResult{name: "streamer alone → Redis (published, not stored)", rate: float64(total) / elapsed.Seconds(),
-		rss: fmt.Sprintf("streamer %d", u.Maxrss/1024), cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
+		rss: fmt.Sprintf("streamer %d", peak()), cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
 }
 
 func cpuOf(u syscall.Rusage) time.Duration {
@@ -160,6 +162,7 @@ type scenario struct {
 	db    string
 	api   *proc
 	procs map[string][]*proc // by kind
+	peaks map[*proc]func() int64
 }
 
 func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
@@ -167,7 +170,27 @@ func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
 	args = append(args, strings.Fields(os.Getenv("TELEMETRY_BENCH_ARGS"))...)
 	p := spawn(b, fmt.Sprintf("%s-%d", kind, len(s.procs[kind])), args...)
 	s.procs[kind] = append(s.procs[kind], p)
+	s.peaks[p] = watchRSS(p)
 	return p
+}
+
+// watchRSS samples a process's peak RSS (MB) until it exits, since it may exit by itself
+// before it is asked; the function returned gives the last sample.
+func watchRSS(p *proc) func() int64 {
+	var peak atomic.Int64
+	go func() {
+		for {
+			if mb, ok := vmHWM(p.cmd.Process.Pid); ok {
+				peak.Store(max(peak.Load(), mb))
+			}
+			select {
+			case <-p.done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return peak.Load
 }
 
 // runScenario starts the processes, waits until total samples are stored (polling the API),
@@ -178,7 +201,7 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	if only := os.Getenv("TELEMETRY_BENCH_ONLY"); only != "" && !strings.Contains(name, only) {
 		return benchResult{name: name}
 	}
-	s := &scenario{procs: map[string][]*proc{}}
+	s := &scenario{procs: map[string][]*proc{}, peaks: map[*proc]func() int64{}}
 	setup(b, s)
 	base := "http://" + s.api.addr
 	waitUp(b, base)
@@ -207,6 +230,11 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 
 	var cpu time.Duration
 	rss := map[string]int64{}
+	for kind, procs := range s.procs {
+		for _, p := range procs {
+			rss[kind] = max(rss[kind], s.peaks[p]())
+		}
+	}
 	var wg sync.WaitGroup
 	for _, procs := range s.procs {
 		for _, p := range procs {
@@ -223,7 +251,6 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 		for _, p := range procs {
 			u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			cpu += cpuOf(*u)
-			rss[kind] = max(rss[kind], u.Maxrss/1024)
 		}
 	}
 	slices.Sort(kinds)
