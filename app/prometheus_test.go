@@ -276,7 +276,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 // file) restarts: Prometheus' retries and asynq's redelivery bring everything in once.
 func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	if os.Getenv("CI") != "true" && !longTests() {
-		t.Skip("takes two minutes (a killed collector's batches wait out asynq's lease): runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
+		t.Skip("takes half a minute, more when a killed collector's batches wait out asynq's lease: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
 	}
 	prometheusBinary(t)
 	p := newPipeline(t)
@@ -298,7 +298,11 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	p.collector(t, "collector-a-again")
 	time.Sleep(3 * time.Second)
 	restartRedis()
-	time.Sleep(5 * time.Second)
+	after := 5 * time.Second
+	if longTests() {
+		after = 45 * time.Second // a minute of scrapes in all
+	}
+	time.Sleep(after)
 	stopSim()
 	time.Sleep(3 * time.Second)
 	requireSameAsPrometheus(t, promBase, p.dbURL, 3*time.Minute)
