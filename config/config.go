@@ -113,7 +113,7 @@ var settings = []setting{
 	{"scrape-targets-file", "", "Prometheus file_sd file (JSON or YAML: [{targets: [host:port], labels: {…}}]) of targets to scrape, re-read when it changes"},
 	{"scrape-dns", "", "name:port, comma-separated: scrape every A/AAAA record of the name (a headless Kubernetes Service of dcgm-exporter pods), re-resolved every interval"},
 	{"scrape-interval", 15 * time.Second, "how often each target is scraped"},
-	{"scrape-timeout", 10 * time.Second, "how long one scrape may take (at most the interval)"},
+	{"scrape-timeout", time.Duration(0), "how long one scrape may take, at most the interval; 0 = 10s, or the interval when it is shorter (as in Prometheus)"},
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
 	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
@@ -263,6 +263,9 @@ func fromViper(v *viper.Viper) (Config, error) {
 	}
 	if c.DatabaseURL == "" && c.Mode == ModeAll {
 		c.DatabaseURL = DefaultSQLite
+	}
+	if c.ScrapeTimeout == 0 && c.ScrapeInterval > 0 {
+		c.ScrapeTimeout = min(10*time.Second, c.ScrapeInterval)
 	}
 	problems = append(problems, c.validate()...)
 	if len(problems) > 0 {
@@ -435,8 +438,8 @@ func (c Config) validate() []error {
 	if c.ScrapeInterval <= 0 {
 		bad("scrape-interval", "must be positive")
 	}
-	if c.ScrapeTimeout <= 0 || c.ScrapeTimeout > c.ScrapeInterval {
-		bad("scrape-timeout", "must be positive and at most scrape-interval (%s)", c.ScrapeInterval)
+	if c.ScrapeTimeout < 0 || c.ScrapeTimeout > c.ScrapeInterval {
+		bad("scrape-timeout", "must be at most scrape-interval (%s)", c.ScrapeInterval)
 	}
 	if c.ScrapeJob == "" {
 		bad("scrape-job", "is empty")

@@ -71,7 +71,10 @@ func TestLiveSources(t *testing.T) {
 	assert.False(t, c.Bundled(), "a live source named: no bundled sample beside it")
 
 	_, err = load(t, "--scrape-targets=h:9400", "--scrape-interval=5s", "--scrape-timeout=6s")
-	assert.ErrorContains(t, err, "scrape-timeout: must be positive and at most scrape-interval")
+	assert.ErrorContains(t, err, "scrape-timeout: must be at most scrape-interval")
+	c, err = load(t, "--scrape-targets=h:9400", "--scrape-interval=5s")
+	require.NoError(t, err, "the default timeout follows a shorter interval, as in Prometheus")
+	assert.Equal(t, 5*time.Second, c.ScrapeTimeout)
 	_, err = load(t, "--mode=collector", "--remote-write", "--database-url=sqlite:x.db", "--redis-url=redis://h:6379/0")
 	assert.ErrorContains(t, err, "scraping and remote_write run in modes all and streamer")
 }
