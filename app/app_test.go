@@ -314,23 +314,49 @@ func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
 			dirty = append(dirty, strings.Replace(line, `"GPU-`, `"`+`NOTGPU-`, 1)[:len(line)/2]) // truncated
 		case 21:
 			dirty = append(dirty, strings.Replace(line, `","DCGM_FI_DRIVER`, `x","DCGM_FI_DRIVER`, 1)) // value not a number
+		// Text no database should get: each rejects its row, never its batch.
+		case 31:
+			dirty = append(dirty, strings.Replace(line, `"GPU-`, "\"GPU-\x00", 1)) // NUL in the UUID
+		case 43:
+			dirty = append(dirty, strings.Replace(line, `"DCGM_FI_`, "\"DCGM_\xff\xfeFI_", 1)) // invalid UTF-8 in the metric
+		case 57:
+			dirty = append(dirty, strings.Replace(line, `"GPU-`, "\"GPU-"+strings.Repeat("0", 300), 1)) // over-long UUID
+		case 71:
+			dirty = append(dirty, strings.Replace(line, `,"`, ",\"\x07", 1)) // a control character in the metric
 		}
 		dirty = append(dirty, line)
 		good++
 	}
+	bad := len(dirty) - 1 - good
 	file := filepath.Join(t.TempDir(), "dirty.csv")
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(dirty, "\r\n")+"\r\n"), 0o644))
 
-	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
-	st := p.waitForSamples(t, int64(good))
-	assert.EqualValues(t, good, st.TotalRecords)
-	require.Eventually(t, func() bool { return len(p.logs.lines("streamer done")) == 1 }, 10*time.Second, 20*time.Millisecond)
-	done := p.logs.lines("streamer done")[0]
-	rejects := p.logs.lines("csv row rejected")
-	assert.EqualValues(t, len(dirty)-1-good, done["rejected"])
-	require.Len(t, rejects, len(dirty)-1-good)
-	assert.Positive(t, rejects[0]["line"])
-	assert.NotEmpty(t, rejects[0]["reason"])
+	for name, url := range map[string]func(testing.TB) string{"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL} {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, "--database-url="+url(t), "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
+			st := p.waitForSamples(t, int64(good))
+			assert.EqualValues(t, good, st.TotalRecords)
+			require.Eventually(t, func() bool { return len(p.logs.lines("streamer done")) == 1 }, 10*time.Second, 20*time.Millisecond)
+			done := p.logs.lines("streamer done")[0]
+			rejects := p.logs.lines("csv row rejected")
+			assert.EqualValues(t, bad, done["rejected"], "every bad row counted")
+			require.Equal(t, min(bad, 100), len(rejects), "the first 100 logged one by one, with their lines")
+			if bad > 100 {
+				assert.Len(t, p.logs.lines("csv: further rejected rows in this pass are counted, not logged"), 1)
+			}
+			reasons := map[string]bool{}
+			for _, r := range rejects {
+				assert.Positive(t, r["line"])
+				reasons[strings.SplitN(r["reason"].(string), ":", 2)[0]] = true
+			}
+			for _, want := range []string{"uuid", "metric_name"} {
+				assert.True(t, reasons[want], "a row rejected for its %s: %v", want, reasons)
+			}
+			time.Sleep(500 * time.Millisecond) // a batch refused would be dead-lettered by now
+			assert.Empty(t, p.logs.lines("batch dead-lettered: it can never be stored"), "no batch refused")
+			assert.EqualValues(t, good, p.waitForSamples(t, int64(good)).TotalRecords, "and nothing more stored")
+		})
+	}
 }
 
 func TestStartupFailuresAreOneLine(t *testing.T) {

@@ -98,6 +98,12 @@ func TestRejectsAndBlanks(t *testing.T) {
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,140737488355328.0", "blank"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,1e400", "blank"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,2147483631", ""},
+		// Text the store cannot keep rejects its row, never its batch.
+		{"2025-07-18T20:42:34Z,M,0,GPU-\x001,h,1", "uuid: holds control character U+0000"},
+		{"2025-07-18T20:42:34Z,M\xff,0,GPU-1,h,1", "metric_name: is not valid UTF-8"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h\x1b[31m,1", "hostname: holds control character U+001B"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-" + strings.Repeat("f", 200) + ",h,1", "uuid: is 204 bytes long, more than 128"},
+		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,4", ""},
 		{"1752871354,M,x,GPU-2,h,-3.5", ""},
 	}
 	var doc strings.Builder

@@ -136,6 +136,10 @@ func (p *parser) read(rec []field) (telemetry.Reading, error) {
 	case r.Sample.Metric == "":
 		return telemetry.Reading{}, errors.New("metric_name is empty")
 	}
+	r.Sample.GPU = r.GPU.Key()
+	if err := r.CheckSeries(); err != nil { // text the store cannot keep
+		return telemetry.Reading{}, err
+	}
 	r.GPU = p.gpu(r.GPU)
 	r.Sample.GPU = r.GPU.Key()
 	r.Sample.Metric = p.intern(r.Sample.Metric)

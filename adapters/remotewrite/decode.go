@@ -165,8 +165,12 @@ func (d *decoder) lookup(s *scratch) (cachedSeries, error) {
 		raw = raw[n+m:]
 	}
 	series.reading, series.err = telemetry.SeriesReading(s.labels)
-	if series.err == nil && series.reading.Sample.Metric == "" {
+	switch {
+	case series.err != nil:
+	case series.reading.Sample.Metric == "":
 		series.err = errNoMetricName
+	default:
+		series.err = series.reading.CheckSeries() // text the store cannot keep
 	}
 	d.mu.Lock()
 	if d.series == nil || len(d.series) >= maxCachedSeries {

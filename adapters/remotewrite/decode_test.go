@@ -42,7 +42,7 @@ func reference(raw []byte) ([]telemetry.Reading, remotewrite.Stats, error) {
 		case errors.Is(err, telemetry.ErrNoDevice):
 			counts.NoDevice += int64(len(ts.Samples))
 			continue
-		case err != nil || series.Sample.Metric == "":
+		case err != nil || series.Sample.Metric == "" || series.CheckSeries() != nil:
 			counts.Rejected += int64(len(ts.Samples))
 			continue
 		}
@@ -96,6 +96,8 @@ func sampleRequests() []*prompb.WriteRequest {
 			series("DCGM_FI_DEV_POWER_USAGE", []prompb.Sample{{Value: math.Inf(1), Timestamp: 2}, {Value: math.NaN(), Timestamp: 3}, {Value: -1, Timestamp: -4}}, gpu...),
 			{Labels: []prompb.Label{{Name: "UUID", Value: "GPU-b"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 5}}}, // no name
 			series("DCGM_FI_DEV_FB_USED", nil, gpu...), // no samples
+			series("DCGM_FI_DEV_FB_FREE", []prompb.Sample{{Value: 1, Timestamp: 6}}, "UUID", "GPU-\x00", "Hostname", "h"),
+			series("DCGM_FI_DEV_FB_FREE", []prompb.Sample{{Value: 1, Timestamp: 7}}, "UUID", "GPU-d", "Hostname", "h\xff"),
 		}},
 		{ // what remote_write senders add beside samples: metadata, exemplars, histograms
 			Timeseries: []prompb.TimeSeries{{

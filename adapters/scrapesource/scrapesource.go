@@ -436,8 +436,8 @@ func readings(dec *expfmt.SampleDecoder, target map[string]string) (out []teleme
 			}
 			r.Sample.Value = float64(smp.Value)
 			r.Sample.Time = smp.Timestamp.Time().UTC()
-			if r.Sample.Validate() != nil {
-				dropped++
+			if r.Sample.Validate() != nil || r.GPU.Validate() != nil {
+				dropped++ // not a number, or text the store cannot keep
 				continue
 			}
 			out = append(out, r)

@@ -93,6 +93,9 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool,
 		all = bs[0]
 	}
 	all.ID = bs[0].ID
+	if err := checkText(all); err != nil {
+		return nil, err
+	}
 	gpuIDs, err := s.gpuIDs(ctx, all.GPUs)
 	if err != nil {
 		return nil, classify(fmt.Errorf("register GPUs: %w", err))
@@ -150,6 +153,36 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool,
 		return nil, classify(fmt.Errorf("write batch %s: %w", bs[0].ID, err))
 	}
 	return stored, nil
+}
+
+// checkText refuses, before anything is written, text that one database or the other cannot
+// keep alike (PostgreSQL refuses NUL and invalid UTF-8, SQLite stores them): each distinct
+// device, metric name and workload is checked once.
+func checkText(b telemetry.Batch) error {
+	for _, g := range b.GPUs {
+		if err := g.Validate(); err != nil {
+			return fmt.Errorf("GPU %q: %w", g.Key(), err)
+		}
+	}
+	seen := map[string]bool{}
+	works := map[workload]bool{}
+	for _, smp := range b.Samples {
+		if !seen[smp.Metric] {
+			seen[smp.Metric] = true
+			if err := telemetry.CheckText("metric_name", smp.Metric, telemetry.MaxNameLen); err != nil {
+				return err
+			}
+		}
+		if w := (workload{smp.Container, smp.Pod, smp.Namespace}); w != (workload{}) && !works[w] {
+			works[w] = true
+			for field, v := range map[string]string{"container": w.container, "pod": w.pod, "namespace": w.namespace} {
+				if err := telemetry.CheckText(field, v, telemetry.MaxTextLen); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // gpuRun is one GPU's points in a batch.

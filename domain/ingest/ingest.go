@@ -83,8 +83,9 @@ func New(w ports.BatchWriter, opts Options) *Service {
 }
 
 // Ingest stores the batch's valid samples and reports what it did. Invalid samples (no GPU,
-// no metric, no time, a value that is not finite, a GPU the batch does not describe) are left
-// out and counted; the rest are stored. A batch without an ID can never be deduplicated and
+// no metric, no time, a value that is not finite, text the store cannot keep, a GPU the
+// batch does not describe or describes with such text) are left out and counted; the rest
+// are stored: one bad sample never costs its batch. A batch without an ID can never be deduplicated and
 // is refused with an error matching telemetry.ErrInvalid. Storage errors are returned as
 // they are: the queue retries the batch.
 func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error) {
@@ -220,9 +221,15 @@ func (s *Service) LogProgress(ctx context.Context, st Stats, msg string) {
 // dropped, and why the first was dropped.
 func validSamples(b telemetry.Batch) (telemetry.Batch, int, string) {
 	gpus := make(map[string]bool, len(b.GPUs))
+	refused := map[string]string{} // devices whose description the store could not keep, and why
 	clean := telemetry.Batch{ID: b.ID, GPUs: make([]telemetry.GPU, 0, len(b.GPUs))}
 	for _, g := range b.GPUs {
-		if key := g.Key(); g.UUID != "" && !gpus[key] {
+		key := g.Key()
+		if err := g.Validate(); err != nil {
+			refused[key] = "GPU " + key + ": " + err.Error()
+			continue
+		}
+		if !gpus[key] {
 			gpus[key] = true
 			clean.GPUs = append(clean.GPUs, g)
 		}
@@ -241,12 +248,16 @@ func validSamples(b telemetry.Batch) (telemetry.Batch, int, string) {
 			continue
 		}
 		if !gpus[smp.GPU] {
-			reject(fmt.Sprintf("uuid: GPU %s is not described in the batch", smp.GPU))
+			if why, ok := refused[smp.GPU]; ok {
+				reject(why)
+			} else {
+				reject(fmt.Sprintf("uuid: GPU %s is not described in the batch", smp.GPU))
+			}
 			continue
 		}
 		clean.Samples = append(clean.Samples, smp)
 	}
-	if rejected == 0 {
+	if rejected == 0 && len(refused) == 0 {
 		return b, 0, ""
 	}
 	return clean, rejected, first

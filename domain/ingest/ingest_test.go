@@ -115,3 +115,33 @@ func TestBatchesArrivingTogetherAreWrittenTogether(t *testing.T) {
 	assert.Equal(t, 20, w.groups[1], "the 20 that waited, in one write (then each again, one being refused)")
 	assert.Len(t, w.groups, 2+20)
 }
+
+// Text a database cannot keep costs only the samples that carry it, on either database:
+// the batch is stored, not refused (and archived by the queue).
+func TestBadTextCostsOnlyItsSamples(t *testing.T) {
+	for name, url := range map[string]func(testing.TB) string{"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL} {
+		t.Run(name, func(t *testing.T) {
+			store, err := sqlstore.Open(context.Background(), url(t), sqlstore.Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { store.Close() })
+			svc := ingest.New(store, ingest.Options{})
+			t0 := time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
+			good := telemetry.GPU{UUID: "GPU-1", Hostname: "h"}
+			bad := telemetry.GPU{UUID: "GPU-2", Hostname: "h\x00"}
+			b := telemetry.Batch{ID: "mixed", GPUs: []telemetry.GPU{good, bad}, Samples: []telemetry.Sample{
+				{GPU: "GPU-1", Metric: "M", Time: t0, Value: 1},
+				{GPU: "GPU-2", Metric: "M", Time: t0, Value: 2},
+				{GPU: "GPU-1", Metric: "M\xff", Time: t0, Value: 3},
+				{GPU: "GPU-1", Metric: "M", Time: t0.Add(time.Second), Value: 4, Pod: "p\x1b"},
+				{GPU: "GPU-1", Metric: "N", Time: t0, Value: 5, Pod: "train-0"},
+			}}
+			res, err := svc.Ingest(context.Background(), b)
+			require.NoError(t, err)
+			assert.Equal(t, ingest.Result{Stored: true, Samples: 2, Rejected: 3}, res)
+			st, err := store.Stats(context.Background())
+			require.NoError(t, err)
+			assert.EqualValues(t, 2, st.TotalSamples)
+			assert.EqualValues(t, 1, st.UniqueGPUs, "the device with a NUL in its host name is not registered")
+		})
+	}
+}

@@ -84,7 +84,7 @@ type Batch struct {
 }
 
 // Validate reports whether the sample can be stored: it names a GPU and a metric, carries a
-// time, and its value is a finite number.
+// time, its value is a finite number, and its text is within CheckText's rules.
 func (s Sample) Validate() error {
 	switch {
 	case s.GPU == "":
@@ -96,7 +96,7 @@ func (s Sample) Validate() error {
 	case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
 		return &ValidationError{Field: "value", Reason: "is not a finite number"}
 	}
-	return nil
+	return s.checkText()
 }
 
 // ScanStats counts what one pass over a source saw. Rows counts data rows read (the header
@@ -127,7 +127,7 @@ type Target struct {
 	LastDuration   time.Duration
 	LastError      string
 	LastSamples    int // samples the last scrape delivered
-	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers
+	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers, text that cannot be kept
 	ScrapeInterval time.Duration
 	Scrapes        int64 // scrapes so far, failed ones included
 	Missed         int64 // intervals skipped because a scrape and its delivery overran the interval

@@ -3,6 +3,7 @@ package portstest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("RedeliveredBatchStoresNothing", func(t *testing.T) { redeliveredBatch(t, newStore(t)) })
 	t.Run("ConcurrentDuplicatesStoreOnce", func(t *testing.T) { concurrentDuplicates(t, newStore(t)) })
 	t.Run("BatchesWrittenTogetherStoreEachOnce", func(t *testing.T) { batchesTogether(t, newStore(t)) })
+	t.Run("TextItCannotKeepIsRefused", func(t *testing.T) { badText(t, newStore(t)) })
 	t.Run("TimeWindowIsInclusive", func(t *testing.T) { timeWindow(t, newStore(t)) })
 	t.Run("Paging", func(t *testing.T) { paging(t, newStore(t)) })
 	t.Run("UnknownGPU", func(t *testing.T) { unknownGPU(t, newStore(t)) })
@@ -208,6 +210,36 @@ func batchesTogether(t *testing.T, s Store) {
 	_, err = s.WriteBatches(context.Background(), []telemetry.Batch{fleetBatch("c", t0, gpus, "M1"), {}})
 	assert.ErrorIs(t, err, telemetry.ErrInvalid, "a batch without an ID")
 	assert.EqualValues(t, 18, stats(t, s).TotalSamples, "nothing of the call stored")
+}
+
+func badText(t *testing.T, s Store) {
+	gpus := fleet(1, 2)
+	good := fleetBatch("good", t0, gpus, "M1")
+	bad := map[string]telemetry.Batch{}
+	nul := fleetBatch("nul", t0, gpus, "M1")
+	nul.GPUs = []telemetry.GPU{gpus[0], gpus[1]}
+	nul.GPUs[1].Hostname = "host\x00"
+	bad["NUL in a hostname"] = nul
+	utf := fleetBatch("utf8", t0, gpus, "M\xff")
+	bad["invalid UTF-8 in a metric name"] = utf
+	long := fleetBatch("long", t0, gpus, "M1")
+	long.GPUs = []telemetry.GPU{gpus[0], gpus[1]}
+	long.GPUs[0].Labels = map[string]string{"note": strings.Repeat("x", telemetry.MaxTextLen+1)}
+	bad["an over-long label"] = long
+	ctl := fleetBatch("ctl", t0, gpus, "M1")
+	ctl.Samples[0].Pod = "pod\n"
+	bad["a control character in a pod"] = ctl
+	for name, b := range bad {
+		_, err := s.WriteBatch(context.Background(), b)
+		assert.ErrorIs(t, err, telemetry.ErrInvalid, name)
+		_, err = s.WriteBatches(context.Background(), []telemetry.Batch{good, b})
+		assert.ErrorIs(t, err, telemetry.ErrInvalid, "%s, written with another", name)
+	}
+	assert.EqualValues(t, 0, stats(t, s).TotalSamples, "nothing of a refused write stored")
+	gs, err := s.GPUs(context.Background(), telemetry.GPUFilter{})
+	require.NoError(t, err)
+	assert.Empty(t, gs, "no device of a refused write registered")
+	assert.True(t, write(t, s, good), "the same store takes good text")
 }
 
 func timeWindow(t *testing.T, s Store) {

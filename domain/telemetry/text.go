@@ -1,0 +1,105 @@
+package telemetry
+
+import (
+	"maps"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on the text telemetry keeps, in bytes. Every source checks them where readings
+// enter and the collector again before it stores: a value past them, or text that is not
+// valid UTF-8 or holds a NUL or another control character, rejects its row or sample.
+const (
+	MaxUUIDLen     = 128  // DCGM's are 40 ("GPU-" and a UUID); MIG instance ids are short too
+	MaxHostnameLen = 253  // a DNS name
+	MaxNameLen     = 256  // metric and label names
+	MaxTextLen     = 1024 // any other value: model, driver, device, pod, namespace, container, labels
+)
+
+// CheckText returns an error matching ErrInvalid, naming field, unless s is valid UTF-8
+// without control characters and at most limit bytes long.
+func CheckText(field, s string, limit int) error {
+	if len(s) > limit {
+		return Invalid(field, "is %d bytes long, more than %d", len(s), limit)
+	}
+	printable := true // printable ASCII, as nearly all of it is: checked byte by byte
+	for i := 0; i < len(s) && printable; i++ {
+		printable = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if printable {
+		return nil
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !validRuneAt(s, i):
+			return Invalid(field, "is not valid UTF-8 (byte %d)", i)
+		case unicode.IsControl(r):
+			return Invalid(field, "holds control character %U (byte %d)", r, i)
+		}
+	}
+	return nil
+}
+
+// validRuneAt tells a real U+FFFD from the RuneError that marks an invalid byte.
+func validRuneAt(s string, i int) bool {
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return size == 3
+}
+
+// Validate checks the device's text: its UUID is not empty, and every field and label is
+// within CheckText's rules.
+func (g GPU) Validate() error {
+	if g.UUID == "" {
+		return Invalid("uuid", "is empty")
+	}
+	checks := []struct {
+		field, value string
+		limit        int
+	}{
+		{"uuid", g.UUID, MaxUUIDLen}, {"gpu_instance", g.Instance, MaxUUIDLen},
+		{"gpu_instance_profile", g.InstanceProfile, MaxTextLen}, {"hostname", g.Hostname, MaxHostnameLen},
+		{"device", g.Device, MaxTextLen}, {"model_name", g.ModelName, MaxTextLen},
+		{"driver_version", g.DriverVersion, MaxTextLen}, {"pci_bus_id", g.PCIBusID, MaxTextLen},
+	}
+	for _, c := range checks {
+		if err := CheckText(c.field, c.value, c.limit); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
+		if err := CheckText("label name", name, MaxNameLen); err != nil {
+			return err
+		}
+		if err := CheckText("label "+name, g.Labels[name], MaxTextLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkText checks the sample's text: its device key, metric name and workload.
+func (s Sample) checkText() error {
+	checks := []struct {
+		field, value string
+		limit        int
+	}{
+		{"uuid", s.GPU, MaxUUIDLen*2 + 1}, {"metric_name", s.Metric, MaxNameLen},
+		{"container", s.Container, MaxTextLen}, {"pod", s.Pod, MaxTextLen}, {"namespace", s.Namespace, MaxTextLen},
+	}
+	for _, c := range checks {
+		if err := CheckText(c.field, c.value, c.limit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckSeries checks what a source read of one series, before its time and value: the
+// device and the sample's text.
+func (r Reading) CheckSeries() error {
+	if err := r.GPU.Validate(); err != nil {
+		return err
+	}
+	return r.Sample.checkText()
+}

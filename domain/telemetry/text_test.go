@@ -1,0 +1,48 @@
+package telemetry_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+func TestCheckText(t *testing.T) {
+	for _, ok := range []string{"", "GPU-5fd4f087-86f3-7a43-b711-4771313afc50", "dgx-a100-01.cluster.local",
+		"NVIDIA H100 80GB HBM3", "équipe-ñ", "replacement \uFFFD char", strings.Repeat("a", 16)} {
+		assert.NoError(t, telemetry.CheckText("f", ok, 16*4), "%q", ok)
+	}
+	for s, want := range map[string]string{
+		"a\x00b":                "f: holds control character U+0000 (byte 1)",
+		"tab\there":             "f: holds control character U+0009 (byte 3)",
+		"del\x7f":               "f: holds control character U+007F (byte 3)",
+		"c1\u0085":              "f: holds control character U+0085 (byte 2)",
+		"bad\xffutf8":           "f: is not valid UTF-8 (byte 3)",
+		"cut\xe2\x82":           "f: is not valid UTF-8 (byte 3)",
+		strings.Repeat("a", 65): "f: is 65 bytes long, more than 64",
+	} {
+		err := telemetry.CheckText("f", s, 64)
+		assert.ErrorIs(t, err, telemetry.ErrInvalid, "%q", s)
+		assert.EqualError(t, err, want, "%q", s)
+	}
+}
+
+func TestGPUValidateChecksEveryField(t *testing.T) {
+	g := telemetry.GPU{UUID: "GPU-1", Hostname: "h", ModelName: "m", Labels: map[string]string{"job": "dcgm"}}
+	assert.NoError(t, g.Validate())
+	for name, bad := range map[string]func(*telemetry.GPU){
+		"empty uuid":     func(g *telemetry.GPU) { g.UUID = "" },
+		"long uuid":      func(g *telemetry.GPU) { g.UUID = strings.Repeat("f", telemetry.MaxUUIDLen+1) },
+		"long hostname":  func(g *telemetry.GPU) { g.Hostname = strings.Repeat("h", telemetry.MaxHostnameLen+1) },
+		"nul in model":   func(g *telemetry.GPU) { g.ModelName = "A\x00" },
+		"label name":     func(g *telemetry.GPU) { g.Labels = map[string]string{"bad\n": "v"} },
+		"label value":    func(g *telemetry.GPU) { g.Labels = map[string]string{"k": "\xff"} },
+		"driver version": func(g *telemetry.GPU) { g.DriverVersion = "\x1b[0m" },
+	} {
+		c := g
+		bad(&c)
+		assert.ErrorIs(t, c.Validate(), telemetry.ErrInvalid, name)
+	}
+}
