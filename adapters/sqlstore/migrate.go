@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
@@ -43,12 +46,13 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, versio
 			return err
 		}
 	default:
-		driver = &sqliteMigrations{db: db}
+		driver = &sqliteMigrations{db: db, lockPath: sqliteLockPath(rawURL)}
 	}
 	m, err := migrate.NewWithInstance("iofs", src, d.name, driver)
 	if err != nil {
 		return err
 	}
+	m.LockTimeout = 2 * sqliteLockWait // the driver gives up first, with its own message
 	if d.name == "postgres" {
 		defer m.Close()
 	}
@@ -117,13 +121,28 @@ func unwrapDriverError(err error) error {
 // sqliteMigrations is golang-migrate's database.Driver for the embedded store. It works on
 // the store's own *sql.DB: golang-migrate's SQLite driver registers a second "sqlite"
 // database/sql driver that clashes with the one GORM's pure-Go SQLite dialector registers.
-// The embedded store serves one process, so an in-process lock is enough.
+// Its lock is a file lock beside the database (PATH.migrate-lock), so that processes
+// starting together on a new file migrate it once: the others wait, then find it done.
 type sqliteMigrations struct {
-	db *sql.DB
-	mu sync.Mutex
+	db       *sql.DB
+	lockPath string // "" for an in-memory database
+	mu       sync.Mutex
+	lockFile *os.File
 }
 
+// sqliteLockWait is how long a process waits for another to finish migrating.
+const sqliteLockWait = time.Minute
+
 const sqliteVersionTable = "schema_migrations"
+
+// sqliteLockPath is the migration lock file of a sqlite: URL, "" for an in-memory database.
+func sqliteLockPath(rawURL string) string {
+	path := sqlitePath(rawURL)
+	if path == "" || path == ":memory:" || strings.Contains(rawURL, "mode=memory") {
+		return ""
+	}
+	return path + ".migrate-lock"
+}
 
 func (m *sqliteMigrations) Open(string) (database.Driver, error) {
 	return nil, errors.New("sqlite migrations: open through sqlstore.Open")
@@ -136,12 +155,43 @@ func (m *sqliteMigrations) Lock() error {
 	if !m.mu.TryLock() {
 		return database.ErrLocked
 	}
-	return nil
+	if m.lockPath == "" {
+		return nil
+	}
+	f, err := os.OpenFile(m.lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	for deadline := time.Now().Add(sqliteLockWait); ; {
+		ok, err := tryLockFile(f)
+		if ok || err != nil {
+			if err != nil {
+				f.Close()
+				m.mu.Unlock()
+				return fmt.Errorf("migration lock %s: %w", m.lockPath, err)
+			}
+			m.lockFile = f
+			return nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			m.mu.Unlock()
+			return fmt.Errorf("another process has held the migration lock %s for %s: is one stuck?", m.lockPath, sqliteLockWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (m *sqliteMigrations) Unlock() error {
-	m.mu.Unlock()
-	return nil
+	defer m.mu.Unlock()
+	if m.lockFile == nil {
+		return nil
+	}
+	err := unlockFile(m.lockFile)
+	m.lockFile.Close()
+	m.lockFile = nil
+	return err
 }
 
 func (m *sqliteMigrations) Run(migration io.Reader) error {
