@@ -374,17 +374,59 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		{"empty file", []string{"--csv=" + empty}, "empty.csv: file is empty"},
 		{"unreachable database", []string{"--database-url=postgres://postgres@127.0.0.1:1/x?sslmode=disable", "--db-connect-timeout=1s"}, "unreachable"},
 		{"bad config", []string{"--batch-size=0", "--mode=nope"}, "invalid configuration"},
+		// A misconfiguration names its real cause at once, without waiting out retries.
+		{"missing file before a bad database", []string{"--csv=" + filepath.Join(dir, "nope.csv"),
+			"--database-url=sqlite:" + filepath.Join(dir, "nodir", "x.db")}, "nope.csv: no such file or directory"},
+		{"database that does not exist", []string{"--database-url=postgres://postgres:postgres@127.0.0.1:5432/telemetry_no_such_db?sslmode=disable"},
+			`database "telemetry_no_such_db" does not exist`},
+		{"SQLite directory missing", []string{"--database-url=sqlite:" + filepath.Join(dir, "nodir", "x.db")}, "nodir: no such file or directory"},
+		{"SQLite path is a directory", []string{"--database-url=sqlite:" + dir}, "is a directory, not a database file"},
+	}
+	if url, ok := passwordRedis(t); ok {
+		tests = append(tests, struct {
+			name string
+			args []string
+			want string
+		}{"wrong Redis password", []string{"--mode=streamer", "--redis-url=" + url}, "WRONGPASS"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"--database-url=" + sqlstoretest.SQLiteURL(t), "--http-addr=" + freeAddr(t)}, tt.args...)
 			var logs bytes.Buffer
+			began := time.Now()
 			err := run(context.Background(), args, io.Discard, &logs)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.NotContains(t, err.Error(), "\n")
+			if tt.name != "unreachable database" {
+				assert.Less(t, time.Since(began), 5*time.Second, "failed at once")
+			}
 		})
 	}
+}
+
+// passwordRedis starts a Redis that requires a password and returns a URL with a wrong one.
+func passwordRedis(t *testing.T) (string, bool) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is required under CI=true")
+		}
+		return "", false
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--requirepass", "secret", "--save", "", "--dir", t.TempDir())
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	return "redis://:wrong@" + addr + "/0", true
 }
 
 func TestShutdownLosesNothingAcknowledged(t *testing.T) {

@@ -415,7 +415,7 @@ func benchScraper(b *testing.B) {
 }
 
 // loggedCount reads a number field of the last JSON log line of p with message msg.
-func loggedCount(b *testing.B, p *proc, msg, field string) int64 {
+func loggedCount(b testing.TB, p *proc, msg, field string) int64 {
 	f, err := os.Open(p.log)
 	require.NoError(b, err)
 	defer f.Close()

@@ -408,6 +408,13 @@ func (c Config) validate() []error {
 	if c.Interval < 0 {
 		bad("interval", "must not be negative")
 	}
+	if c.CSV != "" {
+		if info, err := os.Stat(c.CSV); err != nil {
+			bad("csv", "%v", err) // before any server is reached
+		} else if info.IsDir() {
+			bad("csv", "%s is a directory", c.CSV)
+		}
+	}
 	if c.Speed < 0 || math.IsInf(c.Speed, 0) || math.IsNaN(c.Speed) {
 		bad("speed", "must be 0 or more")
 	}

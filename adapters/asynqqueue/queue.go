@@ -104,6 +104,14 @@ func Open(redisURL string, opts Options) (*Queue, error) {
 	if !ok {
 		return nil, fmt.Errorf("redis URL %s: unsupported connection kind", Redact(redisURL))
 	}
+	// A Redis that answers but refuses us will not change its mind: say so now. One that
+	// does not answer is waited for by whoever uses the queue.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); misconfigured(err) {
+		rdb.Close()
+		return nil, fmt.Errorf("redis %s: %w", Redact(redisURL), err)
+	}
 	return &Queue{
 		opts:      opts.withDefaults(),
 		connOpt:   connOpt,
@@ -111,6 +119,23 @@ func Open(redisURL string, opts Options) (*Queue, error) {
 		client:    asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 	}, nil
+}
+
+// misconfigured reports whether Redis refused the connection for a reason that waiting will
+// not cure: a wrong or missing password, a user without the rights, a database index that
+// does not exist.
+func misconfigured(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	for _, refusal := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password", "ERR AUTH", "ERR DB index is out of range"} {
+		if strings.HasPrefix(msg, refusal) {
+			return true
+		}
+	}
+	return false
 }
 
 // Name is the asynq queue's name.

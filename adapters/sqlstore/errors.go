@@ -16,6 +16,23 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
+// misconfigured reports whether connecting failed for a reason that waiting will not cure:
+// the database does not exist, or the server refuses the role or its password. Open fails
+// at once on these, with the server's own message, instead of retrying.
+func misconfigured(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "3D000", // invalid_catalog_name: no such database
+		"28000", // invalid_authorization_specification: no such role, or pg_hba refuses it
+		"28P01": // invalid_password
+		return true
+	}
+	return false
+}
+
 // classify marks errors the caller must treat specially: data PostgreSQL refuses for good
 // (bad encoding, a NUL byte, a value out of range) matches telemetry.ErrInvalid, so the
 // batch is set aside instead of retried forever; a database that cannot be reached matches

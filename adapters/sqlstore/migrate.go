@@ -46,13 +46,12 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, versio
 			return err
 		}
 	default:
-		driver = &sqliteMigrations{db: db, lockPath: sqliteLockPath(rawURL)}
+		driver = &sqliteMigrations{db: db}
 	}
 	m, err := migrate.NewWithInstance("iofs", src, d.name, driver)
 	if err != nil {
 		return err
 	}
-	m.LockTimeout = 2 * sqliteLockWait // the driver gives up first, with its own message
 	if d.name == "postgres" {
 		defer m.Close()
 	}
@@ -121,27 +120,44 @@ func unwrapDriverError(err error) error {
 // sqliteMigrations is golang-migrate's database.Driver for the embedded store. It works on
 // the store's own *sql.DB: golang-migrate's SQLite driver registers a second "sqlite"
 // database/sql driver that clashes with the one GORM's pure-Go SQLite dialector registers.
-// Its lock is a file lock beside the database (PATH.migrate-lock), so that processes
-// starting together on a new file migrate it once: the others wait, then find it done.
+// Its lock is in-process: across processes, Open holds lockSQLite's file lock meanwhile.
 type sqliteMigrations struct {
-	db       *sql.DB
-	lockPath string // "" for an in-memory database
-	mu       sync.Mutex
-	lockFile *os.File
+	db *sql.DB
+	mu sync.Mutex
 }
-
-// sqliteLockWait is how long a process waits for another to finish migrating.
-const sqliteLockWait = time.Minute
 
 const sqliteVersionTable = "schema_migrations"
 
-// sqliteLockPath is the migration lock file of a sqlite: URL, "" for an in-memory database.
-func sqliteLockPath(rawURL string) string {
+// sqliteLockWait is how long a process waits for another to finish preparing the database.
+const sqliteLockWait = time.Minute
+
+// lockSQLite takes the file lock beside a SQLite database (PATH.migrate-lock) under which a
+// process prepares it — migrations, then the upgrade of old tables — so that processes
+// starting together on a new file prepare it once: the others wait, then find it done. The
+// kernel releases the lock of a process that dies. An in-memory database needs none.
+func lockSQLite(rawURL string) (unlock func(), err error) {
 	path := sqlitePath(rawURL)
 	if path == "" || path == ":memory:" || strings.Contains(rawURL, "mode=memory") {
-		return ""
+		return func() {}, nil
 	}
-	return path + ".migrate-lock"
+	lockPath := path + ".migrate-lock"
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	for deadline := time.Now().Add(sqliteLockWait); ; time.Sleep(20 * time.Millisecond) {
+		ok, err := tryLockFile(f)
+		switch {
+		case err != nil:
+			f.Close()
+			return nil, fmt.Errorf("migration lock %s: %w", lockPath, err)
+		case ok:
+			return func() { unlockFile(f); f.Close() }, nil
+		case time.Now().After(deadline):
+			f.Close()
+			return nil, fmt.Errorf("another process has held the migration lock %s for %s: is one stuck?", lockPath, sqliteLockWait)
+		}
+	}
 }
 
 func (m *sqliteMigrations) Open(string) (database.Driver, error) {
@@ -155,43 +171,12 @@ func (m *sqliteMigrations) Lock() error {
 	if !m.mu.TryLock() {
 		return database.ErrLocked
 	}
-	if m.lockPath == "" {
-		return nil
-	}
-	f, err := os.OpenFile(m.lockPath, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		m.mu.Unlock()
-		return fmt.Errorf("migration lock: %w", err)
-	}
-	for deadline := time.Now().Add(sqliteLockWait); ; {
-		ok, err := tryLockFile(f)
-		if ok || err != nil {
-			if err != nil {
-				f.Close()
-				m.mu.Unlock()
-				return fmt.Errorf("migration lock %s: %w", m.lockPath, err)
-			}
-			m.lockFile = f
-			return nil
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			m.mu.Unlock()
-			return fmt.Errorf("another process has held the migration lock %s for %s: is one stuck?", m.lockPath, sqliteLockWait)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nil
 }
 
 func (m *sqliteMigrations) Unlock() error {
-	defer m.mu.Unlock()
-	if m.lockFile == nil {
-		return nil
-	}
-	err := unlockFile(m.lockFile)
-	m.lockFile.Close()
-	m.lockFile = nil
-	return err
+	m.mu.Unlock()
+	return nil
 }
 
 func (m *sqliteMigrations) Run(migration io.Reader) error {

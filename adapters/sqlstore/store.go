@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +110,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.name == "sqlite" {
+		// Held from the first connection (which may switch a new file to WAL) until the
+		// database is prepared.
+		unlock, err := lockSQLite(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", Redact(rawURL), err)
+		}
+		defer unlock()
+	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 gormLogger{log: log},
 		SkipDefaultTransaction: true,
@@ -180,6 +191,9 @@ func (s *Store) waitReachable(ctx context.Context, rawURL string) error {
 		if err == nil {
 			return nil
 		}
+		if misconfigured(err) {
+			return fmt.Errorf("database %s: %w", Redact(rawURL), err)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("database %s unreachable: %w", Redact(rawURL), err)
 		}
@@ -203,6 +217,9 @@ func dialectorFor(rawURL string) (dialect, gorm.Dialector, error) {
 		if path == "" {
 			return dialect{}, nil, errors.New("database URL sqlite: needs a file path, e.g. sqlite:telemetry.db")
 		}
+		if err := checkSQLitePath(path); err != nil {
+			return dialect{}, nil, fmt.Errorf("database %s: %w", rawURL, err)
+		}
 		// WAL lets the API read while the collector writes; immediate transactions take the
 		// write lock up front, so that busy_timeout applies instead of failing upgrades.
 		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
@@ -210,6 +227,28 @@ func dialectorFor(rawURL string) (dialect, gorm.Dialector, error) {
 		return sqliteDialect, sqlite.Open(dsn), nil
 	}
 	return dialect{}, nil, fmt.Errorf("database URL %q: want postgres://… or sqlite:PATH", Redact(rawURL))
+}
+
+// checkSQLitePath says why a database file cannot be opened for writing, which SQLite
+// itself reports as "out of memory (14)".
+func checkSQLitePath(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	if info, err := os.Stat(path); err == nil && info.IsDir() {
+		return fmt.Errorf("%s is a directory, not a database file", path)
+	}
+	dir := filepath.Dir(path)
+	if info, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("directory %s: %w", dir, errors.Unwrap(err))
+	} else if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open %s for writing: %w", path, errors.Unwrap(err))
+	}
+	return f.Close()
 }
 
 func sqlitePath(rawURL string) string {
