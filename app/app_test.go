@@ -419,13 +419,7 @@ func passwordRedis(t *testing.T) (string, bool) {
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--requirepass", "secret", "--save", "", "--dir", t.TempDir())
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond)
+	waitListening(t, addr)
 	return "redis://:wrong@" + addr + "/0", true
 }
 

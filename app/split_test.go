@@ -380,13 +380,7 @@ func ownRedis(t *testing.T) (string, func()) {
 			"--appendonly", "yes", "--appendfsync", "always", "--save", "")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		require.NoError(t, cmd.Start())
-		require.Eventually(t, func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, 10*time.Second, 20*time.Millisecond)
+		waitListening(t, addr)
 		return cmd
 	}
 	redis := start()
@@ -397,6 +391,18 @@ func ownRedis(t *testing.T) (string, func()) {
 		time.Sleep(2 * time.Second)
 		redis = start()
 	}
+}
+
+// waitListening waits until something accepts connections on addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "%s listening", addr)
 }
 
 // logged reports whether the process logged a message ending in msg.
