@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -579,4 +580,31 @@ func TestTwoWritersShareASQLiteFile(t *testing.T) {
 		assert.False(t, logged(p, "batch dead-lettered: it can never be stored"), p.name)
 		assert.False(t, logged(p, "batch failed, will retry"), "%s: no write waited out the busy timeout", p.name)
 	}
+}
+
+// --exit-when-done makes a one-shot import: the process exits once the file is stored, and
+// says what it stored and rejected.
+func TestOneShotImportExitsWhenStored(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "with-bad-rows.csv")
+	require.NoError(t, os.WriteFile(file, append(slices.Clone(bundledCSV), []byte("\"2025-07-18T20:42:38Z\",\"M\",\"0\"\n")...), 0o644))
+	dbURL := sqlstoretest.SQLiteURL(t)
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--csv=" + file, "--loop=false", "--timestamps=csv", "--exit-when-done",
+			"--database-url=" + dbURL, "--http-addr=" + freeAddr(t)}, &out, io.Discard)
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import did not exit")
+	}
+	assert.Contains(t, out.String(), "2471 rows read, 1 rejected, 0 blank; 2470 samples stored")
+	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	st, err := store.Stats(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 2470, st.TotalSamples)
 }

@@ -12,9 +12,10 @@ import (
 // shuts down gracefully and returns; nil means it stopped cleanly (or finished its work, as a
 // streamer that is not looping does).
 type component struct {
-	name string
-	run  func(ctx context.Context) error
-	aux  bool // serves the others (probes): the process ends when every other component has
+	name  string
+	run   func(ctx context.Context) error
+	aux   bool // serves the others (probes): the process ends when every other component has
+	final bool // when it finishes, the process shuts down (a one-shot import)
 }
 
 // runComponents starts the components in order and waits until ctx ends or one of them
@@ -30,7 +31,7 @@ func runComponents(ctx context.Context, log *slog.Logger, timeout time.Duration,
 		err    error
 	}
 	failed := make(chan string, len(components))
-	finished := make(chan struct{}, len(components))
+	finished := make(chan bool, len(components)) // true: a final component
 	primary := 0
 	for _, c := range components {
 		if !c.aux {
@@ -52,7 +53,7 @@ func runComponents(ctx context.Context, log *slog.Logger, timeout time.Duration,
 			case cctx.Err() == nil:
 				log.Info("component finished", "component", c.name)
 				if !c.aux {
-					finished <- struct{}{}
+					finished <- c.final
 				}
 			}
 		}()
@@ -64,8 +65,11 @@ func runComponents(ctx context.Context, log *slog.Logger, timeout time.Duration,
 			log.Info("shutting down", "timeout", timeout)
 		case name := <-failed:
 			log.Info("shutting down after a failure", "component", name, "timeout", timeout)
-		case <-finished:
-			continue // the others go on; when all are done, so is the process
+		case final := <-finished:
+			if !final {
+				continue // the others go on; when all are done, so is the process
+			}
+			log.Info("done: shutting down", "timeout", timeout)
 		}
 		break
 	}

@@ -92,7 +92,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runComponents(ctx, log, cfg.ShutdownTimeout, components)
+	began := time.Now()
+	if err := runComponents(ctx, log, cfg.ShutdownTimeout, components); err != nil {
+		return err
+	}
+	if cfg.ExitWhenDone && ctx.Err() == nil {
+		fmt.Fprint(stdout, w.report(time.Since(began)))
+	}
+	return nil
 }
 
 // healthCheck asks the local process serving on addr for /health.

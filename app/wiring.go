@@ -46,6 +46,8 @@ type wiring struct {
 	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
 	live    *stream.Live      // publishes scrapes and remote_write requests
 	scraper *scrapesource.Scraper
+	csv     *stream.Service // the CSV streamer, for the one-shot import's report
+	ingest  *ingest.Service // the collector, likewise
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
@@ -62,6 +64,21 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 		components = append(components, c)
 	}
 	return components, nil
+}
+
+// report is the one-shot import's summary, for stdout.
+func (w *wiring) report(took time.Duration) string {
+	if w.csv == nil {
+		return ""
+	}
+	st := w.csv.Stats()
+	src := fmt.Sprintf("%s: %d rows read, %d rejected, %d blank", w.cfg.CSV, st.Source.Rows, st.Source.Rejected, st.Source.Blank)
+	if w.ingest == nil { // a streamer: the collectors store what it published
+		return fmt.Sprintf("%s; %d samples published in %d batches in %s\n", src, st.Samples, st.Batches, took.Round(time.Millisecond))
+	}
+	in := w.ingest.Stats()
+	return fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out) in %s\n",
+		src, in.Samples, in.Batches, in.Duplicates, in.Rejected, took.Round(time.Millisecond))
 }
 
 func (w *wiring) close() {
@@ -265,7 +282,7 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 		}
 		runs = append(runs, func(ctx context.Context) error { <-ctx.Done(); return nil })
 	}
-	return component{name: "streamer", run: func(ctx context.Context) error {
+	return component{name: "streamer", final: w.cfg.ExitWhenDone, run: func(ctx context.Context) error {
 		errs := make(chan error, len(runs))
 		for _, run := range runs {
 			go func() { errs <- run(ctx) }()
@@ -303,6 +320,7 @@ func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, err
 		Speed:          w.cfg.Speed,
 		Shard:          w.cfg.Shard,
 	}, src, pub, log, nil)
+	w.csv = svc
 	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
 		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "speed", w.cfg.Speed, "shard", w.cfg.Shard.String())
 	return svc.Run, nil
@@ -318,6 +336,7 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 	}
 	log := w.log.With("component", "collector")
 	svc := ingest.New(store, ingest.Options{Logger: log, Writers: w.cfg.CollectorWorkers})
+	w.ingest = svc
 	handle := func(ctx context.Context, b telemetry.Batch) error {
 		_, err := svc.Ingest(ctx, b)
 		return err

@@ -50,14 +50,15 @@ type Config struct {
 	DBConnectTimeout time.Duration
 	DBMaxConns       int // 0: sized from the mode and the cores
 
-	CSV        string // path; "" streams the bundled sample
-	Loop       bool
-	Passes     int
-	Interval   time.Duration
-	BatchSize  int
-	Timestamps string  // "now" or "csv"
-	Speed      float64 // with Timestamps "now": replay pace; 0 = unpaced
-	Shard      stream.Shard
+	CSV          string // path; "" streams the bundled sample
+	Loop         bool
+	Passes       int
+	Interval     time.Duration
+	BatchSize    int
+	Timestamps   string  // "now" or "csv"
+	Speed        float64 // with Timestamps "now": replay pace; 0 = unpaced
+	ExitWhenDone bool    // a one-shot import: stop once the CSV is streamed and stored
+	Shard        stream.Shard
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
 	// scrape target, no remote_write receiver.
@@ -107,6 +108,7 @@ var settings = []setting{
 	{"interval", time.Duration(0), "least pause between two batches; 0 = none"},
 	{"batch-size", 5000, "samples per batch"},
 	{"timestamps", "now", "now: stamp the file's scrapes (rows sharing a timestamp) anew, keeping their spacing, as a live exporter would | csv: keep the file's timestamps and stream as fast as the queue takes them"},
+	{"exit-when-done", false, "with --csv and --loop=false, exit once the file is streamed and stored (mode all) or published (mode streamer), printing what was stored, rejected and blank: a one-shot import"},
 	{"speed", 1.0, "with --timestamps=now, replay at this multiple of the file's own pace (1 = a scrape when its time comes); 0 = as fast as the queue takes them"},
 	{"shard", "0/1", "i/N: stream only the GPUs whose UUID hashes to i of N (0-based), when N streamers share a file; ordinal/N takes i from the host name's trailing number (a StatefulSet pod's ordinal)"},
 	{"scrape-targets", "", "dcgm-exporter endpoints to scrape, comma-separated: host:port (…/metrics) or http(s) URLs; split among streamers by --shard"},
@@ -227,6 +229,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		BatchSize:        v.GetInt("batch-size"),
 		Timestamps:       strings.ToLower(v.GetString("timestamps")),
 		Speed:            number("speed"),
+		ExitWhenDone:     v.GetBool("exit-when-done"),
 		CollectorWorkers: v.GetInt("collector-workers"),
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		CompactInterval:  duration("compact-interval"),
@@ -407,6 +410,9 @@ func (c Config) validate() []error {
 	}
 	if c.Interval < 0 {
 		bad("interval", "must not be negative")
+	}
+	if c.ExitWhenDone && (c.CSV == "" || c.Loop || (c.Mode != ModeAll && c.Mode != ModeStreamer)) {
+		bad("exit-when-done", "needs --csv=FILE and --loop=false, in mode all or streamer")
 	}
 	if c.CSV != "" {
 		if info, err := os.Stat(c.CSV); err != nil {
