@@ -183,8 +183,9 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 			continue // blank lines carry nothing
 		}
 		stats.Rows++
-		if fields, err = splitFields(line, fields); err != nil {
-			reject(lines.n, err.Error())
+		var at int
+		if fields, at, err = lines.record(line, fields, cols.count); err != nil {
+			reject(at, err.Error())
 			continue
 		}
 		if s.opts.Keep != nil && len(fields) == cols.count && !s.opts.Keep(strings.TrimSpace(fields[cols.uuid].value())) {
@@ -196,7 +197,7 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 			stats.Blank++
 			continue
 		case err != nil:
-			reject(lines.n, err.Error())
+			reject(at, err.Error())
 			continue
 		}
 		if err := yield(reading); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -89,6 +90,8 @@ func TestRejectsAndBlanks(t *testing.T) {
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,-Inf", "not a finite number"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,", "value is empty"},
 		{"yesterday,M,0,GPU-1,h,1", "timestamp"},
+		{"0001-01-01T00:00:00Z,M,0,GPU-1,h,1", "timestamp: is missing"},
+		{"1000-01-01T00:00:00Z,M,0,GPU-1,h,1", "timestamp: 1000-01-01T00:00:00Z is outside the range kept (1677-09-21 to 2262-04-11)"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,\"1", "unterminated quoted field"},
 		{"2025-07-18T20:42:34Z,M,0,GPU-1,h,\"1\"x", "text after a closing quote"},
 		{"2025-07-18T20:42:34Z,\"M,\"\"2\"\"\",0,GPU-1,h, \"7\" ", ""},
@@ -160,6 +163,41 @@ func TestTruncatedRowSpoilsOnlyItself(t *testing.T) {
 	require.Len(t, readings, 2)
 	assert.Equal(t, "GPU-2", readings[0].GPU.UUID)
 	assert.Equal(t, "GPU-3", readings[1].GPU.UUID, "a last line without a line end counts")
+}
+
+// RFC 4180: a quoted field may hold line breaks, commas and doubled quotes. A quote that
+// never closes spoils its own row only, however many rows come after it.
+func TestQuotedLineBreaks(t *testing.T) {
+	doc := "metric_name,uuid,value,labels_raw\n" +
+		"M,GPU-1,1,\"instance=\"\"h:9400\"\",\njob=\"\"dcgm\"\"\"\n" + // one record on two lines
+		"M,GPU-2,2,\r\n" +
+		"M,\"GPU-3,3,\n" + // never closes: joined lines make no record of 4 fields
+		"M,GPU-4,4,\"pod=\"\"a\"\"\"\n" +
+		"M,GPU-5,5,\"pod=\"\"b\nc\"\"\"\n" + // a record, but a pod name holds no line break
+		"M,GPU-6,6,\"job=\"\"x\"\",\r\n err_code=\"\"0\"\"\"\n"
+	var logs bytes.Buffer
+	src := csvsource.Bytes("doc", []byte(doc), csvsource.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	readings, stats := scanAll(t, src)
+	assert.Equal(t, telemetry.ScanStats{Rows: 6, Rejected: 2}, stats)
+	var uuids []string
+	for _, r := range readings {
+		uuids = append(uuids, r.GPU.UUID)
+	}
+	require.Equal(t, []string{"GPU-1", "GPU-2", "GPU-4", "GPU-6"}, uuids)
+	assert.Equal(t, map[string]string{"instance": "h:9400", "job": "dcgm"}, readings[0].GPU.Labels, "labels across the line break")
+	assert.Equal(t, map[string]string{"job": "x", "err_code": "0"}, readings[3].GPU.Labels)
+	assert.Contains(t, logs.String(), `"line":5,"reason":"unterminated quoted field"`, "the unclosed quote is reported at its own line")
+	assert.Contains(t, logs.String(), `"line":7,"reason":"pod: holds control character U+000A`)
+
+	// A quote that never closes, then more rows than a record may span: all of them read.
+	var long strings.Builder
+	long.WriteString("metric_name,uuid,value\nM,\"GPU-0,0\n")
+	for i := 1; i <= 100; i++ {
+		fmt.Fprintf(&long, "M,GPU-%d,%d\n", i, i)
+	}
+	readings, stats = scanAll(t, csvsource.Bytes("long", []byte(long.String()), csvsource.Options{}))
+	assert.Equal(t, telemetry.ScanStats{Rows: 101, Rejected: 1}, stats)
+	assert.Len(t, readings, 100)
 }
 
 func TestTimestampsIgnoredUnlessKept(t *testing.T) {

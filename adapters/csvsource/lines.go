@@ -5,23 +5,42 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 )
 
-// DCGM exports never put a line break inside a field, so the source reads one record per
-// line. Unlike a general CSV reader, a row with an unbalanced quote then spoils only itself
-// instead of swallowing the rows after it.
+// The source reads one record per line, as DCGM exports write them. A quoted field may
+// still hold line breaks (RFC 4180): a line whose quote does not close is joined with the
+// lines after it, up to maxRecordLines, as long as that makes one record of the header's
+// width. When it does not, the line alone is rejected and the lines after it are read as
+// their own rows: an unbalanced quote spoils one row, never the rest of the file.
 
 // maxLine bounds one line; a longer one is rejected and skipped.
 const maxLine = 1 << 20
 
 var errLineTooLong = errors.New("line longer than 1 MiB")
 
+// maxRecordLines bounds the lines one record (a quoted field with line breaks) may span.
+const maxRecordLines = 32
+
+var errUnterminated = errors.New("unterminated quoted field")
+
 // lineReader yields the lines of a document without their line ends.
 type lineReader struct {
-	r    *bufio.Reader
-	n    int // number of the line last returned, from 1
-	long []byte
+	r      *bufio.Reader
+	n      int // number of the line last returned, from 1
+	long   []byte
+	unread []numbered // lines read ahead and given back, next first
+}
+
+type numbered struct {
+	line []byte
+	n    int
+}
+
+// unreadLines gives back lines read ahead (copies, in order), to be returned again.
+func (l *lineReader) unreadLines(lines []numbered) {
+	l.unread = append(slices.Clone(lines), l.unread...)
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -31,6 +50,12 @@ func newLineReader(r io.Reader) *lineReader {
 // next returns the next line; its bytes are valid until the following call. It returns
 // errLineTooLong (with the line counted) for an oversized line, io.EOF at the end.
 func (l *lineReader) next() ([]byte, error) {
+	if len(l.unread) > 0 {
+		next := l.unread[0]
+		l.unread = l.unread[1:]
+		l.n = next.n
+		return next.line, nil
+	}
 	line, err := l.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		l.long = append(l.long[:0], line...)
@@ -110,7 +135,7 @@ func quotedField(s string, open int) (field, int, error) {
 	for j := open + 1; ; {
 		k := strings.IndexByte(s[j:], '"')
 		if k < 0 {
-			return field{}, 0, errors.New("unterminated quoted field")
+			return field{}, 0, errUnterminated
 		}
 		j += k
 		if j+1 < len(s) && s[j+1] == '"' { // a doubled quote stands for one
@@ -127,4 +152,37 @@ func skipSpaces(s string, i int) int {
 		i++
 	}
 	return i
+}
+
+// record splits the line (the one next returned last) into fields; when a quoted field of
+// it does not close, it tries the line joined with the ones after it (see the file's doc),
+// and gives back what it read ahead when that does not make a record of width fields. It
+// returns the record's first line number.
+func (l *lineReader) record(line []byte, fields []field, width int) ([]field, int, error) {
+	first := l.n
+	fields, err := splitFields(line, fields)
+	if !errors.Is(err, errUnterminated) {
+		return fields, first, err
+	}
+	joined := slices.Clone(line)
+	var ahead []numbered
+	for len(ahead) < maxRecordLines-1 && len(joined) <= maxLine {
+		next, nerr := l.next()
+		if nerr != nil {
+			break
+		}
+		ahead = append(ahead, numbered{slices.Clone(next), l.n})
+		joined = append(append(joined, '\n'), next...)
+		fields, err = splitFields(joined, fields)
+		if errors.Is(err, errUnterminated) {
+			continue
+		}
+		if err == nil && len(fields) == width {
+			return fields, first, nil
+		}
+		break
+	}
+	l.unreadLines(ahead)
+	l.n = first
+	return fields, first, errUnterminated
 }

@@ -191,6 +191,9 @@ func (p *parser) timestamp(s string) (time.Time, error) {
 		return p.lastTime, nil
 	}
 	t, err := ParseTime(s)
+	if err == nil {
+		err = telemetry.CheckTime(t) // a time the store cannot keep, e.g. 0001-01-01
+	}
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -139,6 +139,10 @@ func (d *decoder) timeSeries(raw []byte, out []telemetry.Reading, counts *Stats,
 		r := series.reading
 		r.Sample.Value = smp.value
 		r.Sample.Time = time.UnixMilli(smp.ts).UTC()
+		if telemetry.CheckTime(r.Sample.Time) != nil {
+			counts.Rejected++
+			continue
+		}
 		out = append(out, r)
 	}
 	return out, nil

@@ -57,6 +57,10 @@ func reference(raw []byte) ([]telemetry.Reading, remotewrite.Stats, error) {
 			}
 			r := series
 			r.Sample.Value, r.Sample.Time = s.Value, time.UnixMilli(s.Timestamp).UTC()
+			if telemetry.CheckTime(r.Sample.Time) != nil {
+				counts.Rejected++
+				continue
+			}
 			out = append(out, r)
 		}
 	}
@@ -98,6 +102,7 @@ func sampleRequests() []*prompb.WriteRequest {
 			series("DCGM_FI_DEV_FB_USED", nil, gpu...), // no samples
 			series("DCGM_FI_DEV_FB_FREE", []prompb.Sample{{Value: 1, Timestamp: 6}}, "UUID", "GPU-\x00", "Hostname", "h"),
 			series("DCGM_FI_DEV_FB_FREE", []prompb.Sample{{Value: 1, Timestamp: 7}}, "UUID", "GPU-d", "Hostname", "h\xff"),
+			series("DCGM_FI_DEV_FB_FREE", []prompb.Sample{{Value: 1, Timestamp: math.MaxInt64}, {Value: 2, Timestamp: 8}}, gpu...), // a time not kept
 		}},
 		{ // what remote_write senders add beside samples: metadata, exemplars, histograms
 			Timeseries: []prompb.TimeSeries{{

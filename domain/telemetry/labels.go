@@ -20,7 +20,7 @@ var ErrNoDevice = errors.New("series names no GPU (no UUID label)")
 // reading whose Time and Value the caller sets:
 //
 //	__name__                 Sample.Metric
-//	UUID                     GPU.UUID (required, else ErrNoDevice)
+//	UUID                     GPU.UUID (required, else ErrNoDevice, with the rest read still)
 //	GPU_I_ID, GPU_I_PROFILE  GPU.Instance, GPU.InstanceProfile (a MIG instance)
 //	gpu, device, modelName   GPU.Index, GPU.Device, GPU.ModelName
 //	Hostname (or hostname)   GPU.Hostname; when absent, the host of the instance label
@@ -86,13 +86,13 @@ func SeriesReading(labels []Label) (Reading, error) {
 			r.GPU.Labels = addLabel(r.GPU.Labels, l)
 		}
 	}
-	if r.GPU.UUID == "" {
-		return Reading{}, ErrNoDevice
-	}
 	if r.GPU.Hostname == "" && instance != "" {
 		r.GPU.Hostname = instanceHost(instance)
 	}
 	r.Sample.GPU = r.GPU.Key()
+	if r.GPU.UUID == "" {
+		return r, ErrNoDevice // with what the labels do say, for a source that knows the GPU otherwise
+	}
 	return r, nil
 }
 

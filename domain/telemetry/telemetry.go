@@ -91,8 +91,8 @@ func (s Sample) Validate() error {
 		return &ValidationError{Field: "uuid", Reason: "is empty"}
 	case s.Metric == "":
 		return &ValidationError{Field: "metric_name", Reason: "is empty"}
-	case s.Time.IsZero():
-		return &ValidationError{Field: "timestamp", Reason: "is missing"}
+	case CheckTime(s.Time) != nil:
+		return CheckTime(s.Time)
 	case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
 		return &ValidationError{Field: "value", Reason: "is not a finite number"}
 	}

@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"maps"
+	"math"
 	"slices"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -16,6 +18,25 @@ const (
 	MaxNameLen     = 256  // metric and label names
 	MaxTextLen     = 1024 // any other value: model, driver, device, pod, namespace, container, labels
 )
+
+// Timestamps are kept to the microsecond, between MinTime and MaxTime: the span of
+// nanoseconds an int64 counts from 1970, which batch IDs hash.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC().Add(time.Microsecond).Truncate(time.Microsecond)
+	MaxTime = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Microsecond)
+)
+
+// CheckTime returns an error matching ErrInvalid unless t is set and within MinTime–MaxTime.
+func CheckTime(t time.Time) error {
+	switch {
+	case t.IsZero():
+		return Invalid("timestamp", "is missing")
+	case t.Before(MinTime) || t.After(MaxTime):
+		return Invalid("timestamp", "%s is outside the range kept (%s to %s)", t.Format(time.RFC3339),
+			MinTime.Format(time.DateOnly), MaxTime.Format(time.DateOnly))
+	}
+	return nil
+}
 
 // CheckText returns an error matching ErrInvalid, naming field, unless s is valid UTF-8
 // without control characters and at most limit bytes long.
