@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -485,6 +486,28 @@ func TestQueueUIMountedInAPIMode(t *testing.T) {
 	assert.Equal(t, http.StatusOK, p.get(t, "/queues/api/queues", &queues))
 	var ready struct{ Status string }
 	assert.Equal(t, http.StatusOK, p.get(t, "/ready", &ready), "ready: database and Redis answer")
+
+	// Read-only: pausing the queue, from this site or another, changes nothing.
+	queue := "telemetry"
+	for name, header := range map[string]http.Header{
+		"same site":  {},
+		"cross site": {"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}},
+	} {
+		req, err := http.NewRequest(http.MethodPost, p.base+"/queues/api/queues/"+queue+":pause", nil)
+		require.NoError(t, err)
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Contains(t, []int{http.StatusForbidden, http.StatusMethodNotAllowed}, resp.StatusCode, name)
+	}
+	opt, err := asynq.ParseRedisURI(redisURL)
+	require.NoError(t, err)
+	ins := asynq.NewInspector(opt)
+	defer ins.Close()
+	if info, err := ins.GetQueueInfo(queue); err == nil {
+		assert.False(t, info.Paused, "the queue is not paused")
+	}
 }
 
 func TestMigrateModeAppliesAndExits(t *testing.T) {

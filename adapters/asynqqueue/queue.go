@@ -289,7 +289,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Monitor returns asynqmon's web UI for this Redis, to be served under root (e.g. "/queues"):
-// backlog, retries and archived batches, with the means to inspect and re-run them.
+// backlog, retries and archived batches, to inspect.
 func (q *Queue) Monitor(root string) http.Handler {
-	return asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt})
+	// Read-only: nothing on the HTTP side can yet tell an operator from anyone who reaches
+	// the port, and the UI's actions archive, delete or pause batches. Cross-origin writes
+	// are refused as well, whatever comes later.
+	ui := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt, ReadOnly: true})
+	return http.NewCrossOriginProtection().Handler(ui)
 }
