@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -630,4 +631,61 @@ func TestOneShotImportExitsWhenStored(t *testing.T) {
 	st, err := store.Stats(context.Background())
 	require.NoError(t, err)
 	assert.EqualValues(t, 2470, st.TotalSamples)
+}
+
+// While the database takes no writes, /ready says so and the stream waits; once it takes
+// them again, everything the streamer published is stored.
+func TestWriteFailuresShowInReady(t *testing.T) {
+	p, db, restore := failingWrites(t)
+	var status struct{ Status, Reason string }
+	require.Eventually(t, func() bool { return p.get(t, "/ready", &status) == http.StatusServiceUnavailable }, 10*time.Second, 50*time.Millisecond)
+	assert.Contains(t, status.Reason, "writes failing")
+	assert.Contains(t, status.Reason, `"chunks" does not exist`)
+	time.Sleep(time.Second)
+	restore()
+	require.Eventually(t, func() bool { return p.get(t, "/ready", &status) == http.StatusOK }, 30*time.Second, 50*time.Millisecond, "ready again once writes succeed")
+	require.NoError(t, p.stop(t))
+	stopped := p.logs.lines("streamer stopped")
+	require.Len(t, stopped, 1)
+	published := int64(stopped[0]["samples"].(float64))
+	var stored int64
+	require.NoError(t, db.QueryRow(`SELECT coalesce(sum(samples), 0) FROM chunks`).Scan(&stored))
+	assert.Equal(t, published, stored, "nothing accepted was lost")
+}
+
+// A shutdown that cannot store what the in-process queue holds says how many accepted
+// samples were not stored, exactly, and fails.
+func TestShutdownCountsWhatItCouldNotStore(t *testing.T) {
+	p, db, restore := failingWrites(t, "--shutdown-timeout=2s")
+	require.Eventually(t, func() bool { return p.get(t, "/ready", nil) == http.StatusServiceUnavailable }, 10*time.Second, 50*time.Millisecond)
+	err := p.stop(t)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "queue not drained")
+	var lost, batches int64
+	_, scanErr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "queue not drained"):], "queue not drained within 1.8s: %d accepted samples (%d batches) not stored", &lost, &batches)
+	require.NoError(t, scanErr, err.Error())
+	restore()
+	published := int64(p.logs.lines("streamer stopped")[0]["samples"].(float64))
+	var stored int64
+	require.NoError(t, db.QueryRow(`SELECT coalesce(sum(samples), 0) FROM chunks`).Scan(&stored))
+	assert.Positive(t, lost)
+	assert.Equal(t, published-stored, lost, "the count is exact")
+}
+
+// failingWrites starts mode all streaming into a new PostgreSQL database and, once it has
+// stored some, makes every write fail as on a full disk (with an error waiting alone does not
+// cure); restore makes writes succeed again.
+func failingWrites(t *testing.T, args ...string) (p *process, db *sql.DB, restore func()) {
+	dbURL := sqlstoretest.PostgresURL(t)
+	p = start(t, append([]string{"--database-url=" + dbURL, "--speed=0", "--batch-size=500"}, args...)...)
+	p.waitForSamples(t, 5000)
+	db, err := sql.Open("pgx", dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec(`ALTER TABLE chunks RENAME TO chunks_away`)
+	require.NoError(t, err)
+	return p, db, func() {
+		_, err := db.Exec(`ALTER TABLE chunks_away RENAME TO chunks`)
+		require.NoError(t, err)
+	}
 }

@@ -152,10 +152,16 @@ func (w *wiring) redisQueue() (*asynqqueue.Queue, error) {
 	return q, nil
 }
 
-// ready reports whether the servers this process uses answer.
+// ready reports whether the servers this process uses answer, and the database takes the
+// collector's writes.
 func (w *wiring) ready(ctx context.Context) error {
 	if w.store != nil {
 		if err := w.store.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	if w.ingest != nil {
+		if err := w.ingest.Failing(); err != nil {
 			return fmt.Errorf("database: %w", err)
 		}
 	}
@@ -364,17 +370,19 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 		case <-ctx.Done():
 		}
 		topic.Close()
+		// Give up a little before the process's own shutdown deadline, to say what is lost.
+		drain := w.cfg.ShutdownTimeout * 9 / 10
 		st := topic.Stats()
-		log.Info("draining queue", "queued", st.Queued, "in_flight", st.InFlight)
+		log.Info("draining queue", "queued", st.Queued, "in_flight", st.InFlight, "samples", st.Samples)
 		select {
 		case err := <-done:
 			svc.LogProgress(ctx, svc.Stats(), "collector stopped")
 			return err
-		case <-time.After(w.cfg.ShutdownTimeout):
+		case <-time.After(drain):
 			cancel()
 			<-done
 			st := topic.Stats()
-			return fmt.Errorf("queue not drained within %s: %d batches not stored", w.cfg.ShutdownTimeout, st.Queued+st.InFlight)
+			return fmt.Errorf("queue not drained within %s: %d accepted samples (%d batches) not stored", drain, st.Samples, st.Queued+st.InFlight)
 		}
 	}
 	return component{name: "collector", run: run}, nil

@@ -107,6 +107,7 @@ type Stats struct {
 	Queued      int // waiting for a consumer, including batches waiting out a retry backoff
 	InFlight    int // delivered, not yet acknowledged
 	DeadLetters int // set aside for good, in total
+	Samples     int // in the batches queued and in flight
 }
 
 // Delivery is one delivery of a batch to a consumer. Exactly one of Ack and Nack should be

@@ -42,7 +42,7 @@ func TestPublishBlocksWhenFull(t *testing.T) {
 	full, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	assert.ErrorIs(t, topic.Publish(full, portstest.SampleBatch("c", 1)), context.DeadlineExceeded)
-	assert.Equal(t, memqueue.Stats{Queued: 1, InFlight: 1}, topic.Stats())
+	assert.Equal(t, memqueue.Stats{Queued: 1, InFlight: 1, Samples: 2}, topic.Stats())
 
 	published := make(chan error, 1)
 	go func() { published <- topic.Publish(ctx, portstest.SampleBatch("c", 1)) }()
@@ -73,7 +73,7 @@ func TestLeaseExpiryRedelivers(t *testing.T) {
 	assert.Equal(t, 2, second.Attempt)
 
 	first.Ack() // stale: must not settle the second delivery
-	assert.Equal(t, memqueue.Stats{InFlight: 1}, topic.Stats())
+	assert.Equal(t, memqueue.Stats{InFlight: 1, Samples: 1}, topic.Stats())
 	second.Ack()
 	assert.Equal(t, memqueue.Stats{}, topic.Stats())
 }
@@ -86,7 +86,7 @@ func TestNackDelaysRedelivery(t *testing.T) {
 	require.NoError(t, err)
 	start := time.Now()
 	d.Nack(40 * time.Millisecond)
-	assert.Equal(t, memqueue.Stats{Queued: 1}, topic.Stats())
+	assert.Equal(t, memqueue.Stats{Queued: 1, Samples: 1}, topic.Stats())
 	again, err := topic.Receive(ctx)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)

@@ -155,7 +155,14 @@ func (t *Topic) Close() {
 func (t *Topic) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Stats{Queued: len(t.ready) + t.waiting(), InFlight: len(t.inFlight) - t.waiting(), DeadLetters: t.deadCount}
+	st := Stats{Queued: len(t.ready) + t.waiting(), InFlight: len(t.inFlight) - t.waiting(), DeadLetters: t.deadCount}
+	for _, m := range t.ready {
+		st.Samples += len(m.batch.Samples)
+	}
+	for _, m := range t.inFlight {
+		st.Samples += len(m.batch.Samples)
+	}
+	return st
 }
 
 // waiting counts in-flight messages that were nacked and wait out a backoff. Caller holds t.mu.

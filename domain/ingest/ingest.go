@@ -49,6 +49,8 @@ type Service struct {
 	mu      sync.Mutex
 	stats   Stats
 	lastLog time.Time
+	failing error     // the last write's error, until a write succeeds
+	since   time.Time // when writes began to fail
 }
 
 // Options tune a Service; zero fields take the defaults given.
@@ -166,6 +168,7 @@ func (s *Service) write(ctx context.Context, group []*pending) {
 		batches[i] = p.batch
 	}
 	stored, err := s.w.WriteBatches(ctx, batches)
+	s.noteWrite(err)
 	if errors.Is(err, telemetry.ErrInvalid) && len(group) > 1 {
 		// One batch the store refuses must not cost the others theirs: each on its own.
 		for _, p := range group {
@@ -181,6 +184,35 @@ func (s *Service) write(ctx context.Context, group []*pending) {
 		}
 		close(p.done)
 	}
+}
+
+// noteWrite keeps the outcome of the last write: a store that cannot write (a full disk, a
+// read-only database) makes Failing report it until a write succeeds again.
+func (s *Service) noteWrite(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.failing = nil
+	case errors.Is(err, telemetry.ErrInvalid), errors.Is(err, context.Canceled):
+		// a batch refused, or a stop: not the store's state
+	default:
+		if s.failing == nil {
+			s.since = time.Now()
+		}
+		s.failing = err
+	}
+}
+
+// Failing returns why writes fail, and since when, while the last write failed; nil once
+// one succeeds.
+func (s *Service) Failing() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failing == nil {
+		return nil
+	}
+	return fmt.Errorf("writes failing for %s: %w", time.Since(s.since).Round(time.Second), s.failing)
 }
 
 // Stats returns the counts so far.
