@@ -81,18 +81,22 @@ func (s *Store) WriteBatch(ctx context.Context, b telemetry.Batch) (bool, error)
 // are recorded and the samples of those not stored before are packed into chunks, one run
 // per GPU across the batches: a group of small batches writes as few rows as one big one.
 func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool, error) {
-	var all telemetry.Batch
+	if len(bs) == 0 {
+		return nil, nil
+	}
 	for _, b := range bs {
 		if b.ID == "" {
 			return nil, telemetry.Invalid("batch.id", "is empty")
 		}
-		all.GPUs = append(all.GPUs, b.GPUs...)
-		all.Samples = append(all.Samples, b.Samples...)
 	}
-	if len(bs) == 1 {
-		all = bs[0]
+	all := bs[0]
+	if len(bs) > 1 {
+		all = telemetry.Batch{ID: bs[0].ID}
+		for _, b := range bs {
+			all.GPUs = append(all.GPUs, b.GPUs...)
+			all.Samples = append(all.Samples, b.Samples...)
+		}
 	}
-	all.ID = bs[0].ID
 	if err := checkText(all); err != nil {
 		return nil, err
 	}

@@ -87,9 +87,9 @@ func New(w ports.BatchWriter, opts Options) *Service {
 // Ingest stores the batch's valid samples and reports what it did. Invalid samples (no GPU,
 // no metric, no time, a value that is not finite, text the store cannot keep, a GPU the
 // batch does not describe or describes with such text) are left out and counted; the rest
-// are stored: one bad sample never costs its batch. A batch without an ID can never be deduplicated and
-// is refused with an error matching telemetry.ErrInvalid. Storage errors are returned as
-// they are: the queue retries the batch.
+// are stored: one bad sample never costs its batch. A batch without an ID can never be
+// deduplicated and is refused with an error matching telemetry.ErrInvalid. Storage errors
+// are returned as they are: the queue retries the batch.
 func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error) {
 	if b.ID == "" {
 		return Result{}, telemetry.Invalid("batch.id", "is empty")

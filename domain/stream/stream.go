@@ -228,7 +228,7 @@ func (s *Service) await(ctx context.Context, stamp time.Time) error {
 		return nil
 	}
 	due := s.wallStart.Add(time.Duration(float64(stamp.Sub(s.stampStart)) / s.cfg.Speed))
-	if wait := due.Sub(s.now()); wait > 0 {
+	if due.After(s.now()) { // the scrape before it is complete: out it goes, then the wait
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
