@@ -431,3 +431,23 @@ func TestMIGInstancesUnderTheirGPU(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, get(t, api, "/api/v1/gpus/GPU-mig/telemetry?gpu_instance=x", &e).Code)
 	assert.Contains(t, e.Error.Message, "gpu_instance")
 }
+
+// HEAD works on every GET route: the GET's status and headers, without the body.
+func TestHeadOnEveryGetRoute(t *testing.T) {
+	srv := httptest.NewServer(newAPI(t))
+	defer srv.Close()
+	for _, path := range []string{"/health", "/ready", "/api/v1/gpus", "/api/v1/gpus/" + gpuA,
+		"/api/v1/gpus/" + gpuA + "/telemetry", "/api/v1/gpus/" + gpuA + "/latest", "/api/v1/hosts",
+		"/api/v1/metrics", "/api/v1/stats", "/api/v1/gpus/GPU-nope", "/api/v1/gpus/" + gpuA + "/telemetry?limit=0"} {
+		get, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		get.Body.Close()
+		head, err := http.Head(srv.URL + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(head.Body)
+		head.Body.Close()
+		assert.Equal(t, get.StatusCode, head.StatusCode, path)
+		assert.Equal(t, get.Header.Get("Content-Type"), head.Header.Get("Content-Type"), path)
+		assert.Empty(t, body, path)
+	}
+}

@@ -74,23 +74,29 @@ func New(opts Options) *API {
 		writeError(c, errNoMethod)
 	})
 
-	e.GET("/health", a.health)
-	e.GET("/ready", a.ready)
+	// Every GET route answers HEAD as well: the same status and headers, no body (net/http
+	// drops it).
+	get := func(r gin.IRoutes, path string, h gin.HandlerFunc) {
+		r.GET(path, h)
+		r.HEAD(path, h)
+	}
+	get(e, "/health", a.health)
+	get(e, "/ready", a.ready)
 	if opts.RemoteWrite != nil {
 		e.POST("/api/v1/write", a.remoteWrite)
 	}
 	if opts.Targets != nil {
-		e.GET("/api/v1/targets", a.targets)
+		get(e, "/api/v1/targets", a.targets)
 	}
 	if opts.Query != nil {
 		v1 := e.Group("/api/v1")
-		v1.GET("/gpus", a.listGPUs)
-		v1.GET("/gpus/:uuid", a.getGPU)
-		v1.GET("/gpus/:uuid/telemetry", a.gpuTelemetry)
-		v1.GET("/gpus/:uuid/latest", a.latest)
-		v1.GET("/hosts", a.hosts)
-		v1.GET("/metrics", a.metrics)
-		v1.GET("/stats", a.stats)
+		get(v1, "/gpus", a.listGPUs)
+		get(v1, "/gpus/:uuid", a.getGPU)
+		get(v1, "/gpus/:uuid/telemetry", a.gpuTelemetry)
+		get(v1, "/gpus/:uuid/latest", a.latest)
+		get(v1, "/hosts", a.hosts)
+		get(v1, "/metrics", a.metrics)
+		get(v1, "/stats", a.stats)
 
 		docs.SwaggerInfo.BasePath = "/"
 		e.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler))
