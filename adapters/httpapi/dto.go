@@ -96,6 +96,9 @@ type AggregatePage struct {
 	Agg   string   `json:"agg" example:"avg"`
 	Data  []Bucket `json:"data"`
 	Count int      `json:"count" example:"60"`
+	// Truncated is set when the answer stopped at its maximum of values before the window's
+	// end: ask again from the last bucket, or bound the window.
+	Truncated bool `json:"truncated" example:"false"`
 }
 
 // LatestList is the answer to GET /api/v1/gpus/{uuid}/latest.

@@ -146,6 +146,7 @@ func appendAggregatePage(b []byte, p AggregatePage, buckets []telemetry.Bucket) 
 		b = append(b, '}')
 	}
 	b = strconv.AppendInt(append(b, `],"count":`...), int64(len(buckets)), 10)
+	b = strconv.AppendBool(append(b, `,"truncated":`...), p.Truncated)
 	return append(b, '}')
 }
 

@@ -158,7 +158,11 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		writeError(c, err)
 		return
 	}
-	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg)}, buckets)
+	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg)}
+	if len(buckets) > query.MaxBuckets {
+		buckets, page.Truncated = buckets[:query.MaxBuckets], true
+	}
+	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), page, buckets)
 	c.Header("Content-Length", strconv.Itoa(len(body)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }

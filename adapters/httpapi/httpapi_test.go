@@ -451,3 +451,28 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 		assert.Empty(t, body, path)
 	}
 }
+
+// An aggregation that stops at its maximum of values says so.
+func TestAggregationCutShortSaysSo(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	gpu := telemetry.GPU{UUID: gpuA, Hostname: "host-a"}
+	b := telemetry.Batch{ID: "long", GPUs: []telemetry.GPU{gpu}}
+	for sec := range query.MaxBuckets + 5 {
+		b.Samples = append(b.Samples, telemetry.Sample{GPU: gpuA, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: t0.Add(time.Duration(sec) * time.Second), Value: 1})
+	}
+	_, err = store.WriteBatch(ctx, b)
+	require.NoError(t, err)
+	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store), Logger: slog.New(slog.DiscardHandler)})
+	for window, want := range map[string]bool{"": true, "&end_time=" + t0.Add(99*time.Second).Format(time.RFC3339): false} {
+		var page httpapi.AggregatePage
+		rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?step=1s"+window, &page)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		assert.Equal(t, want, page.Truncated, "window %q: %d values", window, page.Count)
+		if want {
+			assert.Equal(t, query.MaxBuckets, page.Count)
+		}
+	}
+}

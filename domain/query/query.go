@@ -151,7 +151,8 @@ func (s *Service) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, 
 
 // Aggregate returns one value per metric per step. The step must be whole seconds, at least
 // MinStep; a window bounded at both ends may hold at most MaxBuckets steps. Without both
-// bounds the answer stops at MaxBuckets values.
+// bounds the answer stops after MaxBuckets+1 values: more than MaxBuckets tells the caller
+// it was cut short.
 func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
 	switch {
 	case q.GPU == "":
@@ -170,7 +171,7 @@ func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]
 				steps, q.Step, MaxBuckets)
 		}
 	}
-	q.Limit = MaxBuckets
+	q.Limit = MaxBuckets + 1
 	return s.sum.Aggregate(ctx, q)
 }
 
