@@ -141,7 +141,6 @@ func (p *parser) read(rec []field) (telemetry.Reading, error) {
 		return telemetry.Reading{}, err
 	}
 	r.GPU = p.gpu(r.GPU)
-	r.Sample.GPU = r.GPU.Key()
 	r.Sample.Metric = p.intern(r.Sample.Metric)
 	r.Sample.Container, r.Sample.Pod, r.Sample.Namespace = p.intern(r.Sample.Container), p.intern(r.Sample.Pod), p.intern(r.Sample.Namespace)
 	return r, nil

@@ -88,7 +88,10 @@ func (g GPU) Validate() error {
 			return err
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
+	if labelsOK(g.Labels) { // every scrape checks its devices: no sorting unless one is bad
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(g.Labels)) { // the first bad one, by name
 		if err := CheckText("label name", name, MaxNameLen); err != nil {
 			return err
 		}
@@ -97,6 +100,15 @@ func (g GPU) Validate() error {
 		}
 	}
 	return nil
+}
+
+func labelsOK(labels map[string]string) bool {
+	for name, value := range labels {
+		if CheckText("", name, MaxNameLen) != nil || CheckText("", value, MaxTextLen) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // checkText checks the sample's text: its device key, metric name and workload.
