@@ -47,7 +47,7 @@ func main() {
 // Every mode keeps a few tens of megabytes live and allocates fast (a page of 1,000 samples
 // in the API, decoded requests and batches in streamers and collectors): collecting at
 // 400 % heap growth instead of 100 % measured ~10 % more window queries a second in the
-// API and 1.4× remote_write ingestion in mode all (docs/performance.md). Inside a container
+// API and 1.25× remote_write ingestion in mode all (docs/performance.md). Inside a container
 // with a memory limit, the heap is kept under 90 % of it, collecting harder near it rather
 // than being killed.
 func tuneGC(log *slog.Logger) {

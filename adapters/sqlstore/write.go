@@ -137,9 +137,11 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool,
 				}
 			}
 			fresh.ID = all.ID
-			if runs, err = groupByGPU(fresh, gpuIDs, metricIDs); err != nil {
+			freshRuns, err := groupByGPU(fresh, gpuIDs, metricIDs)
+			if err != nil {
 				return nil, err
 			}
+			runs = freshRuns
 		}
 		var out []chunkRow
 		for _, run := range runs {
@@ -168,23 +170,29 @@ func checkText(b telemetry.Batch) error {
 			return fmt.Errorf("GPU %q: %w", g.Key(), err)
 		}
 	}
+	// Samples come in runs of one metric and workload: only a change is looked up.
 	seen := map[string]bool{}
 	works := map[workload]bool{}
-	for _, smp := range b.Samples {
-		if !seen[smp.Metric] {
+	var metric string
+	var work workload
+	for i, smp := range b.Samples {
+		if (i == 0 || smp.Metric != metric) && !seen[smp.Metric] {
 			seen[smp.Metric] = true
 			if err := telemetry.CheckText("metric_name", smp.Metric, telemetry.MaxNameLen); err != nil {
 				return err
 			}
 		}
-		if w := (workload{smp.Container, smp.Pod, smp.Namespace}); w != (workload{}) && !works[w] {
+		metric = smp.Metric
+		w := workload{smp.Container, smp.Pod, smp.Namespace}
+		if w != work && w != (workload{}) && !works[w] {
 			works[w] = true
-			for field, v := range map[string]string{"container": w.container, "pod": w.pod, "namespace": w.namespace} {
-				if err := telemetry.CheckText(field, v, telemetry.MaxTextLen); err != nil {
+			for _, f := range []struct{ field, value string }{{"container", w.container}, {"pod", w.pod}, {"namespace", w.namespace}} {
+				if err := telemetry.CheckText(f.field, f.value, telemetry.MaxTextLen); err != nil {
 					return err
 				}
 			}
 		}
+		work = w
 	}
 	return nil
 }
