@@ -189,6 +189,13 @@ func TestQuotedLineBreaks(t *testing.T) {
 	assert.Contains(t, logs.String(), `"line":5,"reason":"unterminated quoted field"`, "the unclosed quote is reported at its own line")
 	assert.Contains(t, logs.String(), `"line":7,"reason":"pod: holds control character U+000A`)
 
+	// A quote that never closes before a line too long: both rows rejected, in their turn.
+	doc = "metric_name,uuid,value\nM,\"GPU-0,0\n" + "M,GPU-1," + strings.Repeat("1", 1<<20+1) + "\nM,GPU-2,2\n"
+	readings, stats = scanAll(t, csvsource.Bytes("long-line", []byte(doc), csvsource.Options{}))
+	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 2}, stats)
+	require.Len(t, readings, 1)
+	assert.Equal(t, "GPU-2", readings[0].GPU.UUID)
+
 	// A quote that never closes, then more rows than a record may span: all of them read.
 	var long strings.Builder
 	long.WriteString("metric_name,uuid,value\nM,\"GPU-0,0\n")

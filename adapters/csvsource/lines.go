@@ -36,6 +36,7 @@ type lineReader struct {
 type numbered struct {
 	line []byte
 	n    int
+	err  error // the line could not be read (too long): next returns this instead
 }
 
 // unreadLines gives back lines read ahead (copies, in order), to be returned again.
@@ -54,7 +55,7 @@ func (l *lineReader) next() ([]byte, error) {
 		next := l.unread[0]
 		l.unread = l.unread[1:]
 		l.n = next.n
-		return next.line, nil
+		return next.line, next.err
 	}
 	line, err := l.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
@@ -169,9 +170,12 @@ func (l *lineReader) record(line []byte, fields []field, width int) ([]field, in
 	for len(ahead) < maxRecordLines-1 && len(joined) <= maxLine {
 		next, nerr := l.next()
 		if nerr != nil {
+			if nerr != io.EOF {
+				ahead = append(ahead, numbered{n: l.n, err: nerr}) // reported in its turn
+			}
 			break
 		}
-		ahead = append(ahead, numbered{slices.Clone(next), l.n})
+		ahead = append(ahead, numbered{line: slices.Clone(next), n: l.n})
 		joined = append(append(joined, '\n'), next...)
 		fields, err = splitFields(joined, fields)
 		if errors.Is(err, errUnterminated) {
