@@ -11,6 +11,7 @@ package remotewrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,7 +103,11 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 	readings, counts, err := r.decode(req)
 	if err != nil {
 		r.add(Stats{Malformed: 1})
-		r.logRefusal(ctx, "remote_write request refused as malformed (400): the sender does not retry it", "remote", req.RemoteAddr, "err", err)
+		msg := "remote_write request refused as malformed (400): the sender does not retry it"
+		if errors.Is(err, telemetry.ErrUnsupported) {
+			msg = "remote_write request refused as another protocol (415): the sender does not retry it"
+		}
+		r.logRefusal(ctx, msg, "remote", req.RemoteAddr, "err", err)
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
