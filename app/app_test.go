@@ -39,6 +39,7 @@ import (
 // process is one in-process run of the binary's run function.
 type process struct {
 	base   string // http://127.0.0.1:port
+	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
@@ -129,9 +130,15 @@ func ephemeralRangeStart() int32 {
 // ends or stop is called.
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startOver(t, "http", http.DefaultClient, args...)
+}
+
+// startOver is start, asking for /health as scheme with client.
+func startOver(t *testing.T, scheme string, client *http.Client, args ...string) *process {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{base: "http://" + addr, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	p := &process{base: scheme + "://" + addr, client: client, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	args = append([]string{"--http-addr=" + addr, "--log-format=json", "--log-level=debug"}, args...)
 	go func() { p.done <- run(ctx, args, io.Discard, p.logs) }()
 	t.Cleanup(func() {
@@ -146,7 +153,7 @@ func start(t *testing.T, args ...string) *process {
 		}
 	})
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(p.base + "/health")
+		resp, err := client.Get(p.base + "/health")
 		if err != nil {
 			return false
 		}
@@ -171,7 +178,7 @@ func (p *process) stop(t *testing.T) error {
 
 func (p *process) get(t *testing.T, path string, into any) int {
 	t.Helper()
-	resp, err := http.Get(p.base + path)
+	resp, err := p.client.Get(p.base + path)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

@@ -4,7 +4,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -15,12 +17,15 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/gin-gonic/gin"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/webconfig"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 )
 
@@ -64,12 +69,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "simulate" {
 		return simulate(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "hash-password" {
+		return hashPassword(os.Stdin, stdout, args[1:])
+	}
 	cfg, err := config.Load(args, stdout)
 	if err != nil {
 		return err
 	}
 	if cfg.HealthCheck {
-		return healthCheck(ctx, cfg.HTTPAddr)
+		return healthCheck(ctx, cfg)
 	}
 	log := newLogger(cfg, stderr)
 	gin.SetMode(gin.ReleaseMode)
@@ -102,22 +110,61 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// healthCheck asks the local process serving on addr for /health.
-func healthCheck(ctx context.Context, addr string) error {
+// hashPassword prints the bcrypt hash of the password on the first line of in, for the
+// web config's basic_auth_users, as htpasswd -nBC 10 does.
+func hashPassword(in io.Reader, out io.Writer, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("hash-password reads the password on stdin and takes no arguments: echo -n PASSWORD | telemetry hash-password")
+	}
+	line, err := bufio.NewReader(io.LimitReader(in, 73)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if pass == "" {
+		return errors.New("hash-password: no password on stdin")
+	}
+	if len(pass) > 72 {
+		return errors.New("hash-password: bcrypt takes 72 bytes at most")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, string(hash))
+	return err
+}
+
+// healthCheck asks the local process serving on cfg.HTTPAddr for /health, over HTTPS when
+// its web config serves TLS.
+func healthCheck(ctx context.Context, cfg config.Config) error {
+	addr := cfg.HTTPAddr
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("health check: http-addr %q: %w", addr, err)
+	}
+	scheme, client := "http", http.DefaultClient
+	if cfg.WebConfigFile != "" {
+		web, err := webconfig.Load(cfg.WebConfigFile, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return fmt.Errorf("health check: %w", err)
+		}
+		if web.TLS() != nil {
+			// The process asks itself: its certificate names the service, not 127.0.0.1.
+			scheme = "https"
+			client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+		}
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+net.JoinHostPort(host, port)+"/health", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("health check: %w", err)
 	}

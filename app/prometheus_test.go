@@ -79,7 +79,7 @@ func simulator(t *testing.T) (targetsFile string, stop func()) {
 
 // startPrometheus runs Prometheus scraping the targets every second and remote-writing to
 // writeURL, and returns its HTTP API's base URL and its process.
-func startPrometheus(t *testing.T, targetsFile, writeURL string) (string, *exec.Cmd) {
+func startPrometheus(t *testing.T, targetsFile, writeURL string, writeConfig ...string) (string, *exec.Cmd) {
 	t.Helper()
 	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
@@ -93,6 +93,9 @@ remote_write:
     remote_timeout: 5s
     queue_config: {batch_send_deadline: 500ms, min_backoff: 50ms, max_backoff: 1s, max_samples_per_send: 2000}
 `, targetsFile, writeURL)
+	for _, line := range writeConfig {
+		config += "    " + line + "\n"
+	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644))
 	addr := freeAddr(t)
 	cmd := exec.Command(prometheusBinary(t), "--config.file="+filepath.Join(dir, "prometheus.yml"),

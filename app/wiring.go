@@ -15,6 +15,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/remotewrite"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/scrapesource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/webconfig"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/ingest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
@@ -46,14 +47,23 @@ type wiring struct {
 	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
 	live    *stream.Live      // publishes scrapes and remote_write requests
 	scraper *scrapesource.Scraper
-	csv     *stream.Service // the CSV streamer, for the one-shot import's report
-	ingest  *ingest.Service // the collector, likewise
+	csv     *stream.Service   // the CSV streamer, for the one-shot import's report
+	ingest  *ingest.Service   // the collector, likewise
+	web     *webconfig.Config // with --web-config-file
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
 	builders, ok := modes[w.cfg.Mode]
 	if !ok {
 		return nil, fmt.Errorf("mode %q is not available in this build", w.cfg.Mode)
+	}
+	if w.cfg.WebConfigFile != "" {
+		web, err := webconfig.Load(w.cfg.WebConfigFile, w.log.With("component", "web"))
+		if err != nil {
+			return nil, err
+		}
+		w.web = web
+		w.log.Info("web config", web.Describe()...)
 	}
 	components := make([]component, 0, len(builders))
 	for _, build := range builders {
@@ -188,6 +198,8 @@ func (w *wiring) probes(ctx context.Context) (component, error) {
 		if opts, err = w.httpOptions(opts); err != nil {
 			return component{}, err
 		}
+	} else if w.web != nil {
+		opts.TLS = w.web.TLS()
 	}
 	api := httpapi.New(opts)
 	return component{name: "probes", aux: true, run: func(ctx context.Context) error {
@@ -242,6 +254,9 @@ func (w *wiring) scrapeSource() *scrapesource.Scraper {
 // httpOptions adds to opts what the streamer role serves over HTTP: the remote_write
 // receiver and the scrape targets.
 func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
+	if w.web != nil {
+		opts.Auth, opts.TLS, opts.Wrap = w.web, w.web.TLS(), w.web.Wrap
+	}
 	if w.cfg.RemoteWrite {
 		live, err := w.liveFeed()
 		if err != nil {

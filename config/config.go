@@ -76,6 +76,8 @@ type Config struct {
 	MaxBacklog int
 	QueueUI    bool
 
+	WebConfigFile string // "" serves plain HTTP without authentication
+
 	CollectorWorkers int
 	QueueCapacity    int
 	CompactInterval  time.Duration // 0: collectors do not compact
@@ -122,6 +124,7 @@ var settings = []setting{
 	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, rediss:// for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
+	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 2, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
@@ -239,6 +242,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueName:        v.GetString("queue-name"),
 		MaxBacklog:       v.GetInt("max-backlog"),
 		QueueUI:          v.GetBool("queue-ui"),
+		WebConfigFile:    v.GetString("web-config-file"),
 		HealthCheck:      v.GetBool("health-check"),
 
 		ScrapeTargets:      list(v.GetString("scrape-targets")),
@@ -473,6 +477,8 @@ scrapes, Prometheus remote_write) → queue → database → REST API.
 Usage:
   telemetry [flags]
   telemetry simulate [flags]   serve a simulated fleet of dcgm-exporters (see simulate --help)
+  telemetry hash-password      read a password on stdin, print its bcrypt hash for the web
+                               config's basic_auth_users
 
 Modes (--mode):
   all        everything in one process: streamer → queue → collector → store, and the
@@ -488,6 +494,10 @@ Sources: --csv, --scrape-targets / --scrape-targets-file / --scrape-dns and --re
 several at once allowed. With none named, telemetry streams its bundled sample (247 GPUs on
 31 hosts) in a loop into %s and serves http://localhost:8080/api/v1/gpus and
 /swagger/index.html.
+
+Security: with --web-config-file, HTTPS and users or tokens with roles (read: API and queue
+UI to look at; write: also remote_write; admin: also the queue UI's actions). /health and
+/ready stay open. Without it, HTTP is open to all and the queue UI is read-only.
 
 Flags (each also read from the environment variable in brackets):
 %s`, DefaultSQLite, fs.FlagUsages())

@@ -6,6 +6,7 @@ package ports
 import (
 	"context"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -112,4 +113,13 @@ type Summarizer interface {
 
 	// Stats counts stored samples, GPUs and hosts, and finds the oldest and newest samples.
 	Stats(ctx context.Context) (telemetry.Stats, error)
+}
+
+// Authenticator tells who sends a request, for the HTTP server.
+type Authenticator interface {
+	// Authenticate returns the role of the user or bearer token the credentials name.
+	// Missing, unknown or wrong credentials all give access.ErrUnauthenticated, alike, so
+	// that nobody learns which users exist. Repeated valid credentials are answered fast
+	// (password hashes are slow on purpose). Safe for concurrent use.
+	Authenticate(ctx context.Context, c access.Credentials) (access.Role, error)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
@@ -289,11 +290,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Monitor returns asynqmon's web UI for this Redis, to be served under root (e.g. "/queues"):
-// backlog, retries and archived batches, to inspect.
+// backlog, retries and archived batches, to inspect, and for admins to act on.
 func (q *Queue) Monitor(root string) http.Handler {
-	// Read-only: nothing on the HTTP side can yet tell an operator from anyone who reaches
-	// the port, and the UI's actions archive, delete or pause batches. Cross-origin writes
-	// are refused as well, whatever comes later.
-	ui := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt, ReadOnly: true})
-	return http.NewCrossOriginProtection().Handler(ui)
+	// The UI's actions archive, delete or pause batches: only an admin gets them (the HTTP
+	// server puts the caller's role in the request's context); everyone else gets the UI
+	// read-only. Cross-origin writes are refused whoever sends them.
+	readOnly := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt, ReadOnly: true})
+	full := asynqmon.New(asynqmon.Options{RootPath: root, RedisConnOpt: q.connOpt})
+	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if access.RoleFrom(r.Context()) >= access.Admin {
+			full.ServeHTTP(w, r)
+			return
+		}
+		readOnly.ServeHTTP(w, r)
+	}))
 }

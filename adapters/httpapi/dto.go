@@ -154,8 +154,8 @@ type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// ErrorDetail says what went wrong: code is one of invalid_argument, not_found,
-// unavailable, internal.
+// ErrorDetail says what went wrong: code is one of invalid_argument, unauthenticated,
+// forbidden, not_found, method_not_allowed, unsupported, unavailable, internal.
 type ErrorDetail struct {
 	Code    string `json:"code" example:"invalid_argument"`
 	Message string `json:"message" example:"start_time: \"yesterday\" is not an RFC 3339 time"`

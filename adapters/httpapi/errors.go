@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -24,6 +25,11 @@ var (
 func writeError(c *gin.Context, err error) {
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
 	switch {
+	case errors.Is(err, access.ErrUnauthenticated):
+		status, code, msg = http.StatusUnauthorized, "unauthenticated", "authentication required: basic auth or a bearer token"
+		c.Header("WWW-Authenticate", `Basic realm="telemetry", charset="UTF-8"`)
+	case errors.Is(err, access.ErrForbidden):
+		status, code, msg = http.StatusForbidden, "forbidden", err.Error()
 	case errors.Is(err, telemetry.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "invalid_argument", err.Error()
 	case errors.Is(err, errNoRoute):

@@ -14,10 +14,13 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,8 +29,10 @@ import (
 	ginSwagger "github.com/swaggo/gin-swagger"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/docs"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
 // Options configure the API. Only Logger is required.
@@ -43,8 +48,22 @@ type Options struct {
 	// Targets, when set, lists the scrape targets at GET /api/v1/targets.
 	Targets func() []telemetry.Target
 
-	// Mounts serves other handlers under path prefixes (the queue UI at "/queues", say).
+	// Mounts serves other handlers under path prefixes (the queue UI at "/queues", say):
+	// reading them takes the read role, anything else the admin role. Their requests'
+	// contexts carry the caller's role (access.RoleFrom).
 	Mounts map[string]http.Handler
+
+	// Auth tells who sends each request; nil lets every request in as access.Anonymous.
+	// The probes (/health, /ready) are open to all; remote_write takes the write role, the
+	// rest the read role.
+	Auth ports.Authenticator
+
+	// TLS, when set, serves HTTPS only.
+	TLS *tls.Config
+
+	// Wrap, when set, wraps the handler of every route but the probes (response headers
+	// and a rate limit from the web config, say).
+	Wrap func(http.Handler) http.Handler
 
 	// Ready reports whether the process can do its work (its database answers, say); nil
 	// means always ready.
@@ -57,6 +76,7 @@ type Options struct {
 type API struct {
 	opts     Options
 	engine   *gin.Engine
+	handler  http.Handler // engine, wrapped by Options.Wrap
 	stopping atomic.Bool
 }
 
@@ -82,14 +102,15 @@ func New(opts Options) *API {
 	}
 	get(e, "/health", a.health)
 	get(e, "/ready", a.ready)
+	read := e.Group("/", a.need(access.Read))
 	if opts.RemoteWrite != nil {
-		e.POST("/api/v1/write", a.remoteWrite)
+		e.POST("/api/v1/write", a.need(access.Write), a.remoteWrite)
 	}
 	if opts.Targets != nil {
-		get(e, "/api/v1/targets", a.targets)
+		get(read, "/api/v1/targets", a.targets)
 	}
 	if opts.Query != nil {
-		v1 := e.Group("/api/v1")
+		v1 := read.Group("/api/v1")
 		get(v1, "/gpus", a.listGPUs)
 		get(v1, "/gpus/:uuid", a.getGPU)
 		get(v1, "/gpus/:uuid/telemetry", a.gpuTelemetry)
@@ -99,18 +120,72 @@ func New(opts Options) *API {
 		get(v1, "/stats", a.stats)
 
 		docs.SwaggerInfo.BasePath = "/"
-		e.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler))
-		e.GET("/swagger", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/swagger/index.html") })
+		read.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler))
+		read.GET("/swagger", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/swagger/index.html") })
 	}
 	for prefix, h := range opts.Mounts {
-		e.Any(prefix, gin.WrapH(h))
-		e.Any(prefix+"/*any", gin.WrapH(h))
+		mount := e.Group(prefix, a.needToChange(access.Read, access.Admin))
+		mount.Any("", gin.WrapH(h))
+		mount.Any("/*any", gin.WrapH(h))
+	}
+	a.handler = a.engine
+	if opts.Wrap != nil {
+		wrapped := opts.Wrap(a.engine)
+		a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" || r.URL.Path == "/ready" {
+				a.engine.ServeHTTP(w, r) // a probe is never rate-limited
+				return
+			}
+			wrapped.ServeHTTP(w, r)
+		})
 	}
 	return a
 }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.engine.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// need lets in callers holding role at least.
+func (a *API) need(role access.Role) gin.HandlerFunc {
+	return a.needToChange(role, role)
+}
+
+// needToChange lets in callers holding read at least to GET and HEAD, change to do
+// anything else.
+func (a *API) needToChange(read, change access.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		r := c.Request
+		has := access.Anonymous
+		if a.opts.Auth != nil {
+			var err error
+			if has, err = a.opts.Auth.Authenticate(r.Context(), credentials(r)); err != nil {
+				writeError(c, err)
+				return
+			}
+		}
+		want := change
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			want = read
+		}
+		if has < want {
+			writeError(c, fmt.Errorf("%w: %s %s takes the %s role", access.ErrForbidden, r.Method, r.URL.Path, want))
+			return
+		}
+		c.Request = r.WithContext(access.WithRole(r.Context(), has))
+		c.Next()
+	}
+}
+
+// credentials are what r presents: basic auth or a bearer token.
+func credentials(r *http.Request) access.Credentials {
+	if user, pass, ok := r.BasicAuth(); ok {
+		return access.Credentials{User: user, Password: pass}
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return access.Credentials{Token: strings.TrimSpace(tok)}
+	}
+	return access.Credentials{}
+}
 
 // Serve listens on addr and serves until ctx ends, then stops accepting requests (/ready
 // answers 503 from then on) and waits up to grace for those in progress.
@@ -131,10 +206,17 @@ func (a *API) ServeListener(ctx context.Context, ln net.Listener, grace time.Dur
 		WriteTimeout:      5 * time.Minute, // exports stream large windows
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.opts.Logger.Handler(), slog.LevelWarn),
+		TLSConfig:         a.opts.TLS,
 	}
-	a.opts.Logger.InfoContext(ctx, "HTTP server listening", "addr", ln.Addr().String())
+	a.opts.Logger.InfoContext(ctx, "HTTP server listening", "addr", ln.Addr().String(), "tls", a.opts.TLS != nil)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if a.opts.TLS != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
