@@ -68,8 +68,15 @@ bench: services ## Ingestion benchmarks: baseline COPY, mode all (PostgreSQL, SQ
 # Docker (needs a Docker engine). The compose file is validated offline by make test.
 COMPOSE ?= docker compose
 
-setup-local-env: ## Build the image and start PostgreSQL, Redis, Adminer and the split pipeline (STREAMER_INSTANCES, COLLECTOR_INSTANCES, API_GW_INSTANCES)
+setup-local-env: .env ## Build the image and start PostgreSQL, Redis, Adminer and the split pipeline (STREAMER_INSTANCES, COLLECTOR_INSTANCES, API_GW_INSTANCES)
 	$(COMPOSE) up -d --build
+
+# Random passwords for compose's PostgreSQL and Redis, once: they must stay what the
+# volumes were created with.
+.env:
+	@umask 077; sed -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32)/" \
+	  -e "s/^REDIS_PASSWORD=.*/REDIS_PASSWORD=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 32)/" .env.example > .env
+	@echo "wrote .env with random passwords (Adminer: user telemetry, password POSTGRES_PASSWORD in .env)"
 
 local-status: ## Show the local containers
 	$(COMPOSE) ps

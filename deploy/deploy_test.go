@@ -55,6 +55,26 @@ func TestComposeFileIsValid(t *testing.T) {
 	assert.NotContains(t, p.Services, "simulator", "live scraping is a profile of its own")
 }
 
+// The bundled servers' passwords come from .env (documented in .env.example); Redis
+// requires its.
+func TestComposePasswordsFromEnv(t *testing.T) {
+	example, err := os.ReadFile("../.env.example")
+	require.NoError(t, err)
+	for _, key := range []string{"POSTGRES_PASSWORD=", "REDIS_PASSWORD="} {
+		assert.Contains(t, string(example), "\n"+key, ".env.example documents %s", key)
+	}
+	p, err := loadCompose(t, "../docker-compose.yml", map[string]string{"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "rd-secret"})
+	require.NoError(t, err)
+	assert.Equal(t, "pg-secret", *p.Services["postgres"].Environment["POSTGRES_PASSWORD"])
+	assert.Contains(t, strings.Join(p.Services["redis"].Command, " "), "--requirepass rd-secret")
+	assert.Equal(t, "rd-secret", *p.Services["redis"].Environment["REDISCLI_AUTH"], "the health check authenticates")
+	for _, name := range []string{"api", "collector", "streamer", "migrate"} {
+		env := p.Services[name].Environment
+		assert.Contains(t, *env["TELEMETRY_DATABASE_URL"], "telemetry:pg-secret@postgres", name)
+		assert.Contains(t, *env["TELEMETRY_REDIS_URL"], "redis://:rd-secret@redis", name)
+	}
+}
+
 // The live profile adds the simulator and a streamer scraping each of its 31 exporters.
 func TestComposeLiveProfile(t *testing.T) {
 	p, err := loadCompose(t, "../docker-compose.yml", map[string]string{}, "live")

@@ -253,6 +253,12 @@ func checkInvariants(t *testing.T, m manifests) {
 			}
 		}
 	}
+	for name, st := range m.statefulSets {
+		for _, c := range st.Spec.Template.Spec.Containers {
+			require.NotNil(t, c.SecurityContext, name)
+			assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem, "%s: read-only root filesystem, bundled servers too", name)
+		}
+	}
 	for _, cm := range m.configMaps {
 		for k, v := range cm.Data {
 			assert.NotContains(t, strings.ToLower(k), "password", "secret in ConfigMap %s", cm.Name)
@@ -340,4 +346,99 @@ func TestLiveValuesScrapeAndReceive(t *testing.T) {
 		assert.NotContains(t, a, "--csv", "a live source named: no sample beside it")
 	}
 	assert.Equal(t, base.kinds["Service"]+1, live.kinds["Service"], "the receiver's Service")
+}
+
+// The bundled PostgreSQL and Redis get passwords of their own, generated when none is
+// given, the same in the servers and in the URLs the pipeline reads; Redis requires its.
+func TestBundledServersGetGeneratedPasswords(t *testing.T) {
+	secretOf := func(m manifests) map[string]string {
+		for _, s := range m.secrets {
+			if s.Name == "tp-telemetry-pipeline-urls" {
+				return s.StringData
+			}
+		}
+		t.Fatal("no Secret tp-telemetry-pipeline-urls")
+		return nil
+	}
+	one, two := render(t, "values.yaml"), render(t, "values.yaml")
+	a, b := secretOf(one), secretOf(two)
+	for _, key := range []string{"POSTGRES_PASSWORD", "REDIS_PASSWORD"} {
+		assert.Len(t, a[key], 32, key)
+		assert.NotEqual(t, a[key], b[key], "%s is random per installation (kept on upgrade by reading it back)", key)
+	}
+	assert.Contains(t, a["DATABASE_URL"], "telemetry:"+a["POSTGRES_PASSWORD"]+"@")
+	assert.Contains(t, a["REDIS_URL"], "redis://:"+a["REDIS_PASSWORD"]+"@")
+	assert.NotContains(t, runHelm(t, "template", "tp", chart), "password: telemetry")
+
+	pg := one.statefulSets["tp-telemetry-pipeline-postgresql"].Spec.Template.Spec.Containers[0]
+	redis := one.statefulSets["tp-telemetry-pipeline-redis"].Spec.Template.Spec.Containers[0]
+	envRef := func(c corev1.Container, name string) *corev1.SecretKeySelector {
+		for _, e := range c.Env {
+			if e.Name == name && e.ValueFrom != nil {
+				return e.ValueFrom.SecretKeyRef
+			}
+		}
+		return nil
+	}
+	require.NotNil(t, envRef(pg, "POSTGRES_PASSWORD"))
+	assert.Equal(t, corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tp-telemetry-pipeline-urls"}, Key: "POSTGRES_PASSWORD"},
+		*envRef(pg, "POSTGRES_PASSWORD"))
+	require.NotNil(t, envRef(redis, "REDIS_PASSWORD"))
+	assert.Equal(t, "REDIS_PASSWORD", envRef(redis, "REDIS_PASSWORD").Key)
+	assert.Contains(t, strings.Join(redis.Args, " "), "--requirepass $(REDIS_PASSWORD)")
+
+	given := decodeAll(t, runHelm(t, "template", "tp", chart, "--set", "postgresql.password=pg-Given.1", "--set", "redisServer.password=rd-Given.2"))
+	g := secretOf(given)
+	assert.Equal(t, "pg-Given.1", g["POSTGRES_PASSWORD"])
+	assert.Equal(t, "rd-Given.2", g["REDIS_PASSWORD"])
+
+	cmd := exec.Command(helm(t), "template", "tp", chart, "--set", "postgresql.password=a@b")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "postgresql.password: use letters, digits")
+
+	keda := decodeAll(t, runHelm(t, "template", "tp", chart, "--set", "collector.keda.enabled=true"))
+	assert.Equal(t, 1, keda.kinds["TriggerAuthentication"])
+	for _, s := range keda.secrets {
+		assert.NotEqual(t, "tp-telemetry-pipeline-keda", s.Name, "KEDA reads the bundled Redis' generated password from the chart's Secret")
+	}
+}
+
+// A web config Secret is mounted into every process, named by TELEMETRY_WEB_CONFIG_FILE,
+// and with TLS the probes speak HTTPS.
+func TestWebConfigSecretReachesEveryProcess(t *testing.T) {
+	m := decodeAll(t, runHelm(t, "template", "tp", chart, "--set", "web.existingSecret=telemetry-web", "--set", "web.tls=true",
+		"--set", "streamer.csv.source=configMap", "--set", "streamer.csv.configMap=my-csv"))
+	checkInvariants(t, m)
+	for name, pod := range pipelinePods(m) {
+		if pod.Labels["app.kubernetes.io/component"] == "migrate" {
+			continue
+		}
+		spec := pod.Spec
+		var vol *corev1.Volume
+		for i := range spec.Volumes {
+			if spec.Volumes[i].Name == "web" {
+				vol = &spec.Volumes[i]
+			}
+		}
+		require.NotNil(t, vol, name)
+		assert.Equal(t, "telemetry-web", vol.Secret.SecretName, name)
+		c := spec.Containers[0]
+		var env string
+		for _, e := range c.Env {
+			if e.Name == "TELEMETRY_WEB_CONFIG_FILE" {
+				env = e.Value
+			}
+		}
+		assert.Equal(t, "/etc/telemetry/web/web.yml", env, name)
+		var mounted bool
+		for _, vm := range c.VolumeMounts {
+			mounted = mounted || (vm.Name == "web" && vm.MountPath == "/etc/telemetry/web" && vm.ReadOnly)
+		}
+		assert.True(t, mounted, name)
+		assert.Equal(t, corev1.URISchemeHTTPS, c.LivenessProbe.HTTPGet.Scheme, name)
+		assert.Equal(t, corev1.URISchemeHTTPS, c.ReadinessProbe.HTTPGet.Scheme, name)
+	}
+	streamer := m.statefulSets["tp-telemetry-pipeline-streamer"].Spec.Template.Spec
+	assert.Len(t, streamer.Volumes, 2, "the CSV and the web config")
 }

@@ -69,6 +69,10 @@ env:
         name: {{ include "tp.databaseSecret" .root }}
         key: DATABASE_URL
   {{- end }}
+  {{- if .root.Values.web.existingSecret }}
+  - name: TELEMETRY_WEB_CONFIG_FILE
+    value: /etc/telemetry/web/{{ .root.Values.web.file }}
+  {{- end }}
   {{- if .redis }}
   - name: TELEMETRY_REDIS_URL
     valueFrom:
@@ -84,16 +88,31 @@ ports:
   - name: http
     containerPort: 8080
     protocol: TCP
+{{- $scheme := ternary "HTTPS" "HTTP" .Values.web.tls }}
 livenessProbe:
-  httpGet: {path: /health, port: http}
+  httpGet: {path: /health, port: http, scheme: {{ $scheme }}}
   periodSeconds: 10
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: /ready, port: http}
+  httpGet: {path: /ready, port: http, scheme: {{ $scheme }}}
   periodSeconds: 5
   failureThreshold: 2
 startupProbe:
-  httpGet: {path: /health, port: http}
+  httpGet: {path: /health, port: http, scheme: {{ $scheme }}}
   periodSeconds: 2
   failureThreshold: 30
+{{- end -}}
+
+{{/* The web config Secret, mounted where TELEMETRY_WEB_CONFIG_FILE points. */}}
+{{- define "tp.webMount" -}}
+{{- if .Values.web.existingSecret }}
+- {name: web, mountPath: /etc/telemetry/web, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "tp.webVolume" -}}
+{{- if .Values.web.existingSecret }}
+- name: web
+  secret: {secretName: {{ .Values.web.existingSecret }}}
+{{- end }}
 {{- end -}}
