@@ -55,6 +55,35 @@ func TestEveryEndpointOnTheBundledData(t *testing.T) {
 	}
 	assert.Len(t, hosts.Data, 31)
 	assert.Equal(t, 247, total)
+	walkGPUs(t, p, 50, 247, 5)
+	type hostPage struct {
+		Data       []struct{ Hostname string }
+		NextCursor string `json:"next_cursor"`
+	}
+	var names []string
+	for cursor, pages := "", 0; ; pages++ {
+		var page hostPage
+		require.Equal(t, http.StatusOK, p.get(t, "/api/v1/hosts?limit=10&cursor="+cursor, &page))
+		for _, h := range page.Data {
+			names = append(names, h.Hostname)
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			assert.Equal(t, 3, pages, "31 hosts in four pages of ten: three with a next_cursor")
+			break
+		}
+	}
+	assert.Len(t, names, 31)
+	assert.IsIncreasing(t, names)
+	for path, field := range map[string]string{
+		"/api/v1/gpus?limit=0": "limit", "/api/v1/gpus?limit=1001": "limit", "/api/v1/gpus?cursor=nope": "cursor",
+		"/api/v1/hosts?limit=x": "limit", "/api/v1/hosts?cursor=" + url.QueryEscape("aDE6Im5vZGUtMDEi"+"x"): "cursor",
+	} {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		assert.Equal(t, http.StatusBadRequest, p.get(t, path, &e), path)
+		assert.True(t, strings.HasPrefix(e.Error.Message, field+":"), "%s: %s", path, e.Error.Message)
+	}
 	var latest struct{ Data []sampleJSON }
 	p.get(t, "/api/v1/gpus/"+someGPU+"/latest", &latest)
 	assert.Len(t, latest.Data, 10, "one per metric")
@@ -213,4 +242,30 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, api.get(t, "/ready", nil))
 	px.restore()
 	require.Eventually(t, func() bool { return api.get(t, "/api/v1/stats", nil) == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
+}
+
+// walkGPUs pages through /api/v1/gpus limit at a time and checks it sees want GPUs, each
+// once, in that many pages.
+func walkGPUs(t *testing.T, p *process, limit, want, pages int) {
+	seen := map[string]bool{}
+	n := 0
+	for cursor := ""; ; {
+		n++
+		var page struct {
+			Data       []struct{ UUID string }
+			Count      int
+			NextCursor string `json:"next_cursor"`
+		}
+		require.Equal(t, http.StatusOK, p.get(t, fmt.Sprintf("/api/v1/gpus?limit=%d&cursor=%s", limit, cursor), &page))
+		assert.LessOrEqual(t, page.Count, limit)
+		for _, g := range page.Data {
+			assert.False(t, seen[g.UUID], "GPU %s listed twice", g.UUID)
+			seen[g.UUID] = true
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	assert.Len(t, seen, want)
+	assert.Equal(t, pages, n, "pages")
 }

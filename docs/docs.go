@@ -23,7 +23,7 @@ const docTemplate = `{
                 "tags": [
                     "gpus"
                 ],
-                "summary": "List the GPUs telemetry was received for",
+                "summary": "List the GPUs telemetry was received for, a page at a time",
                 "parameters": [
                     {
                         "type": "string",
@@ -37,6 +37,21 @@ const docTemplate = `{
                         "description": "only GPUs of this model",
                         "name": "model",
                         "in": "query"
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1000,
+                        "description": "GPUs per page, 1 to 1000",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
                     }
                 ],
                 "responses": {
@@ -44,6 +59,12 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/httpapi.GPUList"
+                        }
+                    },
+                    "400": {
+                        "description": "bad limit or cursor",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
                         }
                     },
                     "503": {
@@ -285,12 +306,35 @@ const docTemplate = `{
                 "tags": [
                     "hosts"
                 ],
-                "summary": "Hosts with their GPU counts and last sample times",
+                "summary": "Hosts with their GPU counts and last sample times, a page at a time",
+                "parameters": [
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1000,
+                        "description": "hosts per page, 1 to 1000",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the previous page",
+                        "name": "cursor",
+                        "in": "query"
+                    }
+                ],
                 "responses": {
                     "200": {
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/httpapi.HostList"
+                        }
+                    },
+                    "400": {
+                        "description": "bad limit or cursor",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
                         }
                     },
                     "503": {
@@ -531,6 +575,14 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/httpapi.GPU"
                     }
+                },
+                "limit": {
+                    "type": "integer",
+                    "example": 1000
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "ZzE6WyJub2RlLTAxIiwzLCJHUFUtMDEiXQ"
                 }
             }
         },
@@ -563,6 +615,14 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/httpapi.Host"
                     }
+                },
+                "limit": {
+                    "type": "integer",
+                    "example": 1000
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "aDE6Im5vZGUtMDEi"
                 }
             }
         },

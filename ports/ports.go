@@ -75,12 +75,16 @@ type BatchWriter interface {
 
 // Inventory answers what exists, for the query service.
 type Inventory interface {
-	// GPUs returns the GPUs matching f, ordered by hostname, then index, then UUID, each
-	// with the times of its first and last stored samples (zero when it has none).
+	// GPUs returns the devices matching f — GPUs and MIG instances — ordered by hostname,
+	// then index, then UUID, then instance number (a GPU's instances after it), each with the
+	// times of its first and last stored samples (zero when it has none). With f.After, only
+	// GPUs after that position; with f.Limit > 0, the devices of that many GPUs (distinct
+	// hostname, index and UUID) at most. It holds no more than one page in memory.
 	GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error)
 
-	// Hosts returns every host with its number of GPUs and last sample time, by hostname.
-	Hosts(ctx context.Context) ([]telemetry.Host, error)
+	// Hosts returns the hosts named after f.After (all when ""), by hostname, f.Limit at most
+	// when > 0, each with its number of GPUs and last sample time.
+	Hosts(ctx context.Context, f telemetry.HostFilter) ([]telemetry.Host, error)
 
 	// Metrics returns the names of every metric stored, sorted.
 	Metrics(ctx context.Context) ([]string, error)

@@ -45,10 +45,13 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-// GPUList is the answer to GET /api/v1/gpus.
+// GPUList is the answer to GET /api/v1/gpus: one page of GPUs, by hostname, index and
+// UUID. next_cursor is present while more GPUs follow: pass it as cursor.
 type GPUList struct {
-	Data  []GPU `json:"data"`
-	Count int   `json:"count" example:"247"`
+	Data       []GPU  `json:"data"`
+	Count      int    `json:"count" example:"247"`
+	Limit      int    `json:"limit" example:"1000"`
+	NextCursor string `json:"next_cursor,omitempty" example:"ZzE6WyJub2RlLTAxIiwzLCJHUFUtMDEiXQ"`
 }
 
 // Sample is one telemetry reading.
@@ -115,10 +118,13 @@ type Host struct {
 	LastSeen *time.Time `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
 }
 
-// HostList is the answer to GET /api/v1/hosts.
+// HostList is the answer to GET /api/v1/hosts: one page of hosts, by name. next_cursor is
+// present while more hosts follow: pass it as cursor.
 type HostList struct {
-	Data  []Host `json:"data"`
-	Count int    `json:"count" example:"31"`
+	Data       []Host `json:"data"`
+	Count      int    `json:"count" example:"31"`
+	Limit      int    `json:"limit" example:"1000"`
+	NextCursor string `json:"next_cursor,omitempty" example:"aDE6Im5vZGUtMDEi"`
 }
 
 // Metric is a metric present in the store.

@@ -49,24 +49,29 @@ func (a *API) ready(c *gin.Context) {
 
 // listGPUs godoc
 //
-//	@Summary	List the GPUs telemetry was received for
+//	@Summary	List the GPUs telemetry was received for, a page at a time
 //	@Tags		gpus
 //	@Param		hostname	query		string	false	"only GPUs of this host"
 //	@Param		model		query		string	false	"only GPUs of this model"	example(NVIDIA H100 80GB HBM3)
+//	@Param		limit		query		int		false	"GPUs per page, 1 to 1000"	default(1000)	minimum(1)	maximum(1000)
+//	@Param		cursor		query		string	false	"next_cursor of the previous page"
 //	@Success	200			{object}	GPUList
+//	@Failure	400			{object}	ErrorBody	"bad limit or cursor"
 //	@Failure	503			{object}	ErrorBody
 //	@Router		/api/v1/gpus [get]
 func (a *API) listGPUs(c *gin.Context) {
-	gpus, err := a.opts.Query.GPUs(c.Request.Context(), telemetry.GPUFilter{Hostname: c.Query("hostname"), Model: c.Query("model")})
+	limit, err := intParam(c, "limit", query.DefaultListLimit)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := GPUList{Data: make([]GPU, len(gpus)), Count: len(gpus)}
-	for i, g := range gpus {
-		out.Data[i] = toGPU(g)
+	f := telemetry.GPUFilter{Hostname: c.Query("hostname"), Model: c.Query("model")}
+	gpus, next, err := a.opts.Query.GPUs(c.Request.Context(), f, limit, c.Query("cursor"))
+	if err != nil {
+		writeError(c, err)
+		return
 	}
-	c.JSON(http.StatusOK, out)
+	writeList(c, gpus, func(g telemetry.GPUInfo) any { return toGPU(g) }, limit, next)
 }
 
 // getGPU godoc
@@ -241,22 +246,28 @@ func (a *API) latest(c *gin.Context) {
 
 // hosts godoc
 //
-//	@Summary	Hosts with their GPU counts and last sample times
+//	@Summary	Hosts with their GPU counts and last sample times, a page at a time
 //	@Tags		hosts
-//	@Success	200	{object}	HostList
-//	@Failure	503	{object}	ErrorBody
+//	@Param		limit	query		int		false	"hosts per page, 1 to 1000"	default(1000)	minimum(1)	maximum(1000)
+//	@Param		cursor	query		string	false	"next_cursor of the previous page"
+//	@Success	200		{object}	HostList
+//	@Failure	400		{object}	ErrorBody	"bad limit or cursor"
+//	@Failure	503		{object}	ErrorBody
 //	@Router		/api/v1/hosts [get]
 func (a *API) hosts(c *gin.Context) {
-	hosts, err := a.opts.Query.Hosts(c.Request.Context())
+	limit, err := intParam(c, "limit", query.DefaultListLimit)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := HostList{Data: make([]Host, len(hosts)), Count: len(hosts)}
-	for i, h := range hosts {
-		out.Data[i] = Host{Hostname: h.Hostname, GPUCount: h.GPUs, LastSeen: optTime(h.LastSeen)}
+	hosts, next, err := a.opts.Query.Hosts(c.Request.Context(), limit, c.Query("cursor"))
+	if err != nil {
+		writeError(c, err)
+		return
 	}
-	c.JSON(http.StatusOK, out)
+	writeList(c, hosts, func(h telemetry.Host) any {
+		return Host{Hostname: h.Hostname, GPUCount: h.GPUs, LastSeen: optTime(h.LastSeen)}
+	}, limit, next)
 }
 
 // metrics godoc

@@ -27,17 +27,37 @@ var (
 func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
 	var where []string
 	var args []any
-	for col, v := range map[string]string{"uuid": f.UUID, "hostname": f.Hostname, "model_name": f.Model} {
-		if v != "" {
-			where = append(where, "g."+col+" = ?")
-			args = append(args, v)
+	for _, c := range []struct{ col, v string }{{"uuid", f.UUID}, {"hostname", f.Hostname}, {"model_name", f.Model}} {
+		if c.v != "" {
+			where = append(where, "g."+c.col+" = ?")
+			args = append(args, c.v)
 		}
+	}
+	from := "gpus g"
+	if f.After != nil || f.Limit > 0 {
+		// The page's GPUs first, by the listing index; then their devices.
+		pageWhere, pageArgs := where, args
+		if f.After != nil {
+			pageWhere = append(pageWhere[:len(pageWhere):len(pageWhere)], "(g.hostname, g.gpu_index, g.uuid) > (?, ?, ?)")
+			pageArgs = append(pageArgs[:len(pageArgs):len(pageArgs)], f.After.Hostname, f.After.Index, f.After.UUID)
+		}
+		page := "SELECT DISTINCT g.hostname, g.gpu_index, g.uuid FROM gpus g"
+		if len(pageWhere) > 0 {
+			page += " WHERE " + strings.Join(pageWhere, " AND ")
+		}
+		page += " ORDER BY g.hostname, g.gpu_index, g.uuid"
+		if f.Limit > 0 {
+			page += " LIMIT ?"
+			pageArgs = append(pageArgs, f.Limit)
+		}
+		from = "(" + page + ") p JOIN gpus g ON g.hostname = p.hostname AND g.gpu_index = p.gpu_index AND g.uuid = p.uuid"
+		args = append(pageArgs, args...)
 	}
 	sqlText := `SELECT g.uuid, g.gpu_instance, g.gpu_instance_profile, g.hostname, g.gpu_index, g.device,
 			g.model_name, g.driver_version, g.pci_bus_id, g.labels,
 			(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id),
 			(SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)
-		FROM gpus g`
+		FROM ` + from
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -62,10 +82,21 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 }
 
 // Hosts implements ports.Inventory.
-func (s *Store) Hosts(ctx context.Context) ([]telemetry.Host, error) {
-	rows, err := s.db.WithContext(ctx).Raw(`SELECT hostname, count(DISTINCT uuid), max(last) FROM (
-			SELECT g.hostname, g.uuid, (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id) AS last FROM gpus g
-		) per_gpu GROUP BY hostname ORDER BY hostname`).Rows()
+func (s *Store) Hosts(ctx context.Context, f telemetry.HostFilter) ([]telemetry.Host, error) {
+	sqlText := `SELECT g.hostname, count(DISTINCT g.uuid),
+			max((SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id))
+		FROM gpus g`
+	var args []any
+	if f.After != "" {
+		sqlText += " WHERE g.hostname > ?"
+		args = append(args, f.After)
+	}
+	sqlText += " GROUP BY g.hostname ORDER BY g.hostname"
+	if f.Limit > 0 {
+		sqlText += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := s.db.WithContext(ctx).Raw(sqlText, args...).Rows()
 	if err != nil {
 		return nil, classify(fmt.Errorf("list hosts: %w", err))
 	}

@@ -455,7 +455,9 @@ func (s *Store) registerPairs(ctx context.Context, runs []gpuRun) error {
 	slices.SortFunc(missing, func(a, b gpuMetricRow) int {
 		return cmp.Or(cmp.Compare(a.GPUID, b.GPUID), cmp.Compare(a.MetricID, b.MetricID))
 	})
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&missing).Error
+	err := inChunks(missing, func(part []gpuMetricRow) error {
+		return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&part).Error
+	})
 	if err != nil {
 		return err
 	}
@@ -498,14 +500,16 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 		return cmp.Or(strings.Compare(a.UUID, b.UUID), strings.Compare(a.GPUInstance, b.GPUInstance))
 	})
 	upsert = slices.CompactFunc(upsert, func(a, b gpuRow) bool { return a.key() == b.key() })
-	err := s.db.WithContext(ctx).Clauses(
-		clause.OnConflict{
-			Columns: []clause.Column{{Name: "uuid"}, {Name: "gpu_instance"}},
-			DoUpdates: clause.AssignmentColumns([]string{"gpu_instance_profile", "hostname", "gpu_index", "device",
-				"model_name", "driver_version", "pci_bus_id", "labels"}),
-		},
-		clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "uuid"}, {Name: "gpu_instance"}}},
-	).Create(&upsert).Error
+	err := inChunks(upsert, func(part []gpuRow) error {
+		return s.db.WithContext(ctx).Clauses(
+			clause.OnConflict{
+				Columns: []clause.Column{{Name: "uuid"}, {Name: "gpu_instance"}},
+				DoUpdates: clause.AssignmentColumns([]string{"gpu_instance_profile", "hostname", "gpu_index", "device",
+					"model_name", "driver_version", "pci_bus_id", "labels"}),
+			},
+			clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "uuid"}, {Name: "gpu_instance"}}},
+		).Create(&part).Error // fills in part's IDs, and so upsert's
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -519,6 +523,18 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 		ids[row.key()] = row.ID
 	}
 	return ids, nil
+}
+
+// inChunks calls insert on rows 1,000 at a time: one INSERT of many rows binds a parameter
+// per column and row, and PostgreSQL takes 65,535 parameters at most (a group commit of
+// batches from a large fleet registers tens of thousands of GPUs at once).
+func inChunks[T any](rows []T, insert func([]T) error) error {
+	for part := range slices.Chunk(rows, 1000) {
+		if err := insert(part); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sameGPU(a, b gpuRow) bool {
@@ -547,10 +563,12 @@ func (s *Store) metricIDs(ctx context.Context, samples []telemetry.Sample) (map[
 		return ids, nil
 	}
 	slices.SortFunc(missing, func(a, b metricRow) int { return strings.Compare(a.Name, b.Name) })
-	err := s.db.WithContext(ctx).Clauses(
-		clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoUpdates: clause.AssignmentColumns([]string{"name"})},
-		clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "name"}}},
-	).Create(&missing).Error
+	err := inChunks(missing, func(part []metricRow) error {
+		return s.db.WithContext(ctx).Clauses(
+			clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, DoUpdates: clause.AssignmentColumns([]string{"name"})},
+			clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "name"}}},
+		).Create(&part).Error
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,10 @@ package query
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -18,6 +21,9 @@ const (
 	MaxLimit     = 1000  // samples per page at most
 	MaxBuckets   = 10000 // aggregated values per answer at most
 	MinStep      = time.Second
+
+	DefaultListLimit = 1000 // GPUs or hosts per page unless asked otherwise
+	MaxListLimit     = 1000 // GPUs or hosts per page at most, as samples
 )
 
 // Service answers queries from the store.
@@ -32,21 +38,96 @@ func New(inv ports.Inventory, smp ports.SampleReader, sum ports.Summarizer) *Ser
 	return &Service{inv: inv, smp: smp, sum: sum}
 }
 
-// GPUs lists the GPUs matching f, each MIG instance under its GPU.
-func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
+// GPUs lists a page of the GPUs matching f, each with its MIG instances under it: limit
+// GPUs at most after the position cursor (from an earlier page; "" for the first) marks.
+// next is the cursor of the page after, "" when no GPU follows. A bad limit or cursor
+// matches telemetry.ErrInvalid.
+func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter, limit int, cursor string) (gpus []telemetry.GPUInfo, next string, err error) {
+	if err := checkListLimit(limit); err != nil {
+		return nil, "", err
+	}
+	if cursor != "" {
+		var at telemetry.GPUPosition
+		if err := decodeListCursor(cursor, "g", &at); err != nil {
+			return nil, "", err
+		}
+		f.After = &at
+	}
+	f.Limit = limit + 1 // one more tells whether a page follows
 	devices, err := s.inv.GPUs(ctx, f)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return groupInstances(devices), nil
+	gpus = groupInstances(devices)
+	if len(gpus) > limit {
+		gpus = gpus[:limit]
+		last := gpus[limit-1]
+		next = encodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
+	}
+	return gpus, next, nil
+}
+
+// Hosts lists a page of hosts, as GPUs does.
+func (s *Service) Hosts(ctx context.Context, limit int, cursor string) (hosts []telemetry.Host, next string, err error) {
+	if err := checkListLimit(limit); err != nil {
+		return nil, "", err
+	}
+	f := telemetry.HostFilter{Limit: limit + 1}
+	if cursor != "" {
+		if err := decodeListCursor(cursor, "h", &f.After); err != nil {
+			return nil, "", err
+		}
+	}
+	if hosts, err = s.inv.Hosts(ctx, f); err != nil {
+		return nil, "", err
+	}
+	if len(hosts) > limit {
+		hosts = hosts[:limit]
+		next = encodeListCursor("h", hosts[limit-1].Hostname)
+	}
+	return hosts, next, nil
+}
+
+func checkListLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return telemetry.Invalid("limit", "must be between 1 and %d, got %d", MaxListLimit, limit)
+	}
+	return nil
+}
+
+// A listing's cursor is its kind and the position of the last item sent, in JSON, in
+// URL-safe base64: opaque to clients, but a key of the listing's order rather than an
+// offset, so that items arriving meanwhile shift nothing.
+func encodeListCursor(kind string, at any) string {
+	raw, _ := json.Marshal(at) // positions are plain strings and numbers
+	return base64.RawURLEncoding.EncodeToString(append([]byte(kind+"1:"), raw...))
+}
+
+func decodeListCursor(cursor, kind string, into any) error {
+	bad := telemetry.Invalid("cursor", "%q is not a cursor of this listing", cursor)
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return bad
+	}
+	body, ok := strings.CutPrefix(string(raw), kind+"1:")
+	if !ok {
+		return bad
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(into) != nil {
+		return bad
+	}
+	return nil
 }
 
 // GPU returns one GPU with its MIG instances, or an error matching telemetry.ErrNotFound.
 func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, error) {
-	gpus, err := s.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
+	devices, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
 	if err != nil {
 		return telemetry.GPUInfo{}, err
 	}
+	gpus := groupInstances(devices)
 	if len(gpus) == 0 {
 		return telemetry.GPUInfo{}, notFound(uuid)
 	}
@@ -106,9 +187,6 @@ type notFoundError struct{ uuid string }
 
 func (e *notFoundError) Error() string        { return "GPU " + e.uuid + ": not found" }
 func (e *notFoundError) Is(target error) bool { return target == telemetry.ErrNotFound }
-
-// Hosts lists the hosts.
-func (s *Service) Hosts(ctx context.Context) ([]telemetry.Host, error) { return s.inv.Hosts(ctx) }
 
 // Metrics lists the metrics stored, with units and descriptions where known.
 func (s *Service) Metrics(ctx context.Context) ([]telemetry.MetricInfo, error) {

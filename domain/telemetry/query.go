@@ -33,6 +33,26 @@ type GPUFilter struct {
 	UUID     string
 	Hostname string
 	Model    string
+
+	// After, when set, selects only the GPUs listed after it; Limit > 0 keeps that many GPUs
+	// at most, each with its MIG instances: paging by key, so that no GPU is skipped or
+	// repeated while others arrive.
+	After *GPUPosition
+	Limit int
+}
+
+// GPUPosition is where a GPU stands in listings: they are ordered by hostname, then index,
+// then UUID.
+type GPUPosition struct {
+	Hostname string
+	Index    int
+	UUID     string
+}
+
+// HostFilter pages hosts: those named after After, Limit of them at most when > 0.
+type HostFilter struct {
+	After string
+	Limit int
 }
 
 // GPUInfo is a known device with the times of its first and last stored samples. Instances,

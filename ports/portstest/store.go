@@ -37,6 +37,8 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("GPUMetadataFollowsLatestBatch", func(t *testing.T) { gpuMetadata(t, newStore(t)) })
 	t.Run("ConcurrentWritersOfSharedGPUs", func(t *testing.T) { concurrentWriters(t, newStore(t)) })
 	t.Run("Inventory", func(t *testing.T) { inventory(t, newStore(t)) })
+	t.Run("InventoryPagesByKey", func(t *testing.T) { inventoryPages(t, newStore(t)) })
+	t.Run("ThousandsOfGPUsInOneWrite", func(t *testing.T) { manyGPUs(t, newStore(t)) })
 	t.Run("MetricFilterAndOrder", func(t *testing.T) { metricFilterAndOrder(t, newStore(t)) })
 	t.Run("CursorPagingWhileDataArrives", func(t *testing.T) { cursorPaging(t, newStore(t)) })
 	t.Run("StreamsTheWholeWindowWithoutLimit", func(t *testing.T) { streamsWholeWindow(t, newStore(t)) })
@@ -357,7 +359,7 @@ func inventory(t *testing.T, s Store) {
 		assert.Len(t, got, tt.want, "%+v", tt.f)
 	}
 
-	hosts, err := s.Hosts(ctx)
+	hosts, err := s.Hosts(ctx, telemetry.HostFilter{})
 	require.NoError(t, err)
 	require.Len(t, hosts, 3)
 	assert.Equal(t, "host-00", hosts[0].Hostname)
@@ -697,4 +699,112 @@ func migInstances(t *testing.T, s Store) {
 	st := stats(t, s)
 	assert.Equal(t, int64(1), st.UniqueGPUs, "instances are not GPUs of their own in the count")
 	assert.Equal(t, int64(8), st.TotalSamples)
+}
+
+// Listings paged by key walk every GPU and host once, in order, a GPU's MIG instances
+// always on its page, also while GPUs arrive between pages.
+func inventoryPages(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(5, 3)
+	mig := gpus[4] // host-01, index 1
+	for i := range 3 {
+		g := mig
+		g.Instance, g.InstanceProfile = fmt.Sprint(i+1), "2g.20gb"
+		gpus = append(gpus, g)
+	}
+	write(t, s, fleetBatch("p1", t0, gpus, "DCGM_FI_DEV_GPU_TEMP"))
+	all, err := s.GPUs(ctx, telemetry.GPUFilter{})
+	require.NoError(t, err)
+	require.Len(t, all, 18)
+
+	key := func(g telemetry.GPUInfo) telemetry.GPUPosition {
+		return telemetry.GPUPosition{Hostname: g.Hostname, Index: g.Index, UUID: g.UUID}
+	}
+	var walked []telemetry.GPUInfo
+	var after *telemetry.GPUPosition
+	pages := 0
+	for {
+		page, err := s.GPUs(ctx, telemetry.GPUFilter{After: after, Limit: 4})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		pages++
+		distinct := map[telemetry.GPUPosition]bool{}
+		for _, g := range page {
+			distinct[key(g)] = true
+		}
+		assert.LessOrEqual(t, len(distinct), 4, "page %d: four GPUs at most", pages)
+		walked = append(walked, page...)
+		last := key(page[len(page)-1])
+		after = &last
+		if pages == 1 { // a GPU arriving before the cursor is not seen; after it, it is
+			write(t, s, fleetBatch("p2", t0, []telemetry.GPU{
+				{UUID: "GPU-00-9", Hostname: "host-00", Index: 9, Device: "nvidia9", ModelName: "x"},
+				{UUID: "GPU-04-9", Hostname: "host-04", Index: 9, Device: "nvidia9", ModelName: "x"},
+			}, "DCGM_FI_DEV_GPU_TEMP"))
+		}
+		require.Less(t, pages, 10)
+	}
+	require.Len(t, walked, 19, "every device once, and the one arrived after the cursor")
+	for i := range all {
+		assert.Equal(t, all[i].Key(), walked[i].Key(), "device %d in order", i)
+	}
+	assert.Equal(t, "GPU-04-9", walked[18].UUID)
+	for i, g := range walked {
+		if g.UUID == mig.UUID && g.Instance != "" {
+			assert.Equal(t, mig.UUID, walked[i-1].UUID, "instance %s on the page of its GPU", g.Instance)
+		}
+	}
+
+	page, err := s.GPUs(ctx, telemetry.GPUFilter{Hostname: "host-01", Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, page, 5, "host-01's first two GPUs, the second with its 3 instances")
+	page, err = s.GPUs(ctx, telemetry.GPUFilter{Hostname: "host-01", After: &telemetry.GPUPosition{Hostname: "host-01", Index: 1, UUID: mig.UUID}})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	assert.Equal(t, "GPU-01-2", page[0].UUID, "filters and the cursor together")
+
+	var hosts []string
+	afterHost := ""
+	for range 10 {
+		page, err := s.Hosts(ctx, telemetry.HostFilter{After: afterHost, Limit: 2})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		assert.LessOrEqual(t, len(page), 2)
+		for _, h := range page {
+			hosts = append(hosts, h.Hostname)
+		}
+		afterHost = page[len(page)-1].Hostname
+	}
+	assert.Equal(t, []string{"host-00", "host-01", "host-02", "host-03", "host-04"}, hosts)
+	one, err := s.Hosts(ctx, telemetry.HostFilter{After: "host-00", Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, one, 1)
+	assert.Equal(t, "host-01", one[0].Hostname)
+	assert.Equal(t, 3, one[0].GPUs, "a MIG-partitioned GPU counts once")
+	assert.True(t, one[0].LastSeen.Equal(t0), "%v", one[0].LastSeen)
+}
+
+// A write may register more GPUs and metrics than one SQL statement can bind parameters
+// for (a group commit of a large fleet's batches).
+func manyGPUs(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(1000, 8)
+	b := fleetBatch("many", t0, gpus, "DCGM_FI_DEV_GPU_TEMP")
+	for i := range 70000 {
+		b.Samples = append(b.Samples, telemetry.Sample{GPU: gpus[0].UUID, Metric: fmt.Sprintf("custom_metric_%05d", i), Time: t0, Value: 1})
+	}
+	stored, err := s.WriteBatches(ctx, []telemetry.Batch{b})
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true}, stored)
+	all, err := s.GPUs(ctx, telemetry.GPUFilter{})
+	require.NoError(t, err)
+	assert.Len(t, all, 8000)
+	metrics, err := s.Metrics(ctx)
+	require.NoError(t, err)
+	assert.Len(t, metrics, 70001)
+	assert.Equal(t, int64(8000+70000), stats(t, s).TotalSamples)
 }
