@@ -15,14 +15,6 @@ import (
 // or has no data yet. Such rows are skipped and counted apart from malformed ones.
 var errBlank = errors.New("blank value")
 
-// DCGM's blank sentinels (dcgm_structs.h): int32 values from DCGM_INT32_BLANK up, int64
-// values from DCGM_INT64_BLANK up and floats from DCGM_FP64_BLANK up.
-const (
-	int32BlankLow = 0x7ffffff0
-	int32BlankTop = 0x7fffffff
-	fp64Blank     = 140737488355328.0 // 2^47; every int64 blank lies above it too
-)
-
 // parser turns records into readings. It keeps what each series (a row without its time
 // and value) reads as, so that a row's labels are parsed once per series rather than once
 // per row, and a reading does not keep its whole CSV line (labels_raw makes lines long)
@@ -66,6 +58,9 @@ func (p *parser) parse(rec []field) (telemetry.Reading, error) {
 	}
 	if r.Sample.Value, err = parseValue(p.field(rec, p.cols.value)); err != nil {
 		return telemetry.Reading{}, err
+	}
+	if telemetry.IsBlank(r.Sample.Metric, r.Sample.Value) {
+		return telemetry.Reading{}, errBlank
 	}
 	switch {
 	case p.keepTimestamps:
@@ -231,16 +226,8 @@ func parseValue(s string) (float64, error) {
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("value %q is not a number", s)
 	}
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		if errors.Is(err, strconv.ErrRange) && v > 0 {
-			return 0, errBlank // beyond float64: only a sentinel is that large
-		}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("value %q is not a finite number", s)
-	case v >= fp64Blank:
-		return 0, errBlank
-	case v >= int32BlankLow && v <= int32BlankTop && v == math.Trunc(v):
-		return 0, errBlank
 	}
 	return v, nil
 }

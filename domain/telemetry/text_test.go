@@ -46,3 +46,26 @@ func TestGPUValidateChecksEveryField(t *testing.T) {
 		assert.ErrorIs(t, c.Validate(), telemetry.ErrInvalid, name)
 	}
 }
+
+func TestIsBlankByFieldType(t *testing.T) {
+	for _, tc := range []struct {
+		metric string
+		v      float64
+		want   bool
+	}{
+		{"DCGM_FI_DEV_GPU_TEMP", 2147483632, true},
+		{"DCGM_FI_DEV_GPU_TEMP", 9223372036854775807, true},
+		{"DCGM_FI_DEV_GPU_TEMP", 140737488355328, false}, // an integer field: the FP64 sentinel is a value
+		{"DCGM_FI_DEV_GPU_TEMP", 2147483636, false},
+		{"DCGM_FI_DEV_GPU_TEMP", 71, false},
+		{"DCGM_FI_DEV_POWER_USAGE", 140737488355331, true},
+		{"DCGM_FI_DEV_POWER_USAGE", 2147483632, false}, // a double field: int sentinels are values
+		{"DCGM_FI_DEV_POWER_USAGE", 140737488355332, false},
+		{"my_metric", 2147483633, true},
+		{"my_metric", 140737488355329, true},
+		{"my_metric", 140737488355328.5, false},
+		{"my_metric", 3e14, false},
+	} {
+		assert.Equal(t, tc.want, telemetry.IsBlank(tc.metric, tc.v), "%s = %v", tc.metric, tc.v)
+	}
+}
