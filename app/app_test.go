@@ -696,3 +696,58 @@ func failingWrites(t *testing.T, args ...string) (p *process, db *sql.DB, restor
 		require.NoError(t, err)
 	}
 }
+
+// A disk that really fills up (a small tmpfs holding the SQLite file, then a file taking
+// the rest): /ready says why within seconds, the streamer waits, and once space returns
+// everything accepted is stored.
+func TestFullDiskOnSQLite(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here (%v: %s): needs root", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	dbPath := filepath.Join(dir, "telemetry.db")
+	p := start(t, "--database-url=sqlite:"+dbPath, "--speed=0", "--batch-size=500", "--passes=400")
+	p.waitForSamples(t, 5000)
+
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	chunk := make([]byte, 1<<16)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			break
+		}
+	}
+	require.NoError(t, f.Close())
+	var status struct{ Status, Reason string }
+	require.Eventually(t, func() bool { return p.get(t, "/ready", &status) == http.StatusServiceUnavailable }, 20*time.Second, 50*time.Millisecond,
+		"/ready reports the full disk")
+	assert.Contains(t, status.Reason, "writes failing")
+	assert.Contains(t, status.Reason, "full")
+	t.Logf("/ready: %s", status.Reason)
+	var before stats
+	p.get(t, "/api/v1/stats", &before)
+	time.Sleep(time.Second)
+
+	require.NoError(t, os.Remove(filler))
+	require.Eventually(t, func() bool { return p.get(t, "/ready", &status) == http.StatusOK }, 30*time.Second, 50*time.Millisecond,
+		"ready again once space returns")
+	var after stats
+	require.Eventually(t, func() bool {
+		p.get(t, "/api/v1/stats", &after)
+		return after.TotalRecords > before.TotalRecords
+	}, 20*time.Second, 50*time.Millisecond, "writes go on")
+	require.NoError(t, p.stop(t))
+	published := int64(p.logs.lines("streamer stopped")[0]["samples"].(float64))
+	store, err := sqlstore.Open(context.Background(), "sqlite:"+dbPath, sqlstore.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	st, err := store.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, published, st.TotalSamples, "nothing accepted was lost")
+}
