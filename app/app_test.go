@@ -631,7 +631,7 @@ func TestOneShotImportExitsWhenStored(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the import did not exit")
 	}
-	assert.Contains(t, out.String(), "2471 rows read, 1 rejected, 0 blank; 2470 samples stored")
+	assert.Contains(t, out.String(), "2471 rows read, 1 rejected (fields=1), 0 blank; 2470 samples stored")
 	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
 	require.NoError(t, err)
 	defer store.Close()

@@ -82,7 +82,11 @@ func (w *wiring) report(took time.Duration) string {
 		return ""
 	}
 	st := w.csv.Stats()
-	src := fmt.Sprintf("%s: %d rows read, %d rejected, %d blank", w.cfg.CSV, st.Source.Rows, st.Source.Rejected, st.Source.Blank)
+	rejected := fmt.Sprint(st.Source.Rejected, " rejected")
+	if reasons := st.Source.Reasons(); reasons != "" {
+		rejected += " (" + reasons + ")"
+	}
+	src := fmt.Sprintf("%s: %d rows read, %s, %d blank", w.cfg.CSV, st.Source.Rows, rejected, st.Source.Blank)
 	if w.ingest == nil { // a streamer: the collectors store what it published
 		return fmt.Sprintf("%s; %d samples published in %d batches in %s\n", src, st.Samples, st.Batches, took.Round(time.Millisecond))
 	}

@@ -154,10 +154,10 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 	if maxLogged == 0 {
 		maxLogged = 100
 	}
-	reject := func(line int, reason string) {
-		stats.Rejected++
+	reject := func(line int, err error) {
+		stats.Reject(reasonOf(err))
 		if s.opts.Logger != nil && stats.Rejected <= int64(maxLogged) {
-			s.opts.Logger.WarnContext(ctx, "csv row rejected", "file", s.name, "line", line, "reason", reason)
+			s.opts.Logger.WarnContext(ctx, "csv row rejected", "file", s.name, "line", line, "reason", err.Error())
 			if stats.Rejected == int64(maxLogged) {
 				s.opts.Logger.WarnContext(ctx, "csv: further rejected rows in this pass are counted, not logged", "file", s.name)
 			}
@@ -175,7 +175,7 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 			return stats, nil
 		case errors.Is(err, errLineTooLong):
 			stats.Rows++
-			reject(lines.n, err.Error())
+			reject(lines.n, err)
 			continue
 		case err != nil:
 			return stats, fmt.Errorf("csv %s: line %d: %w", s.name, lines.n+1, err)
@@ -185,7 +185,7 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 		stats.Rows++
 		var at int
 		if fields, at, err = lines.record(line, fields, cols.count); err != nil {
-			reject(at, err.Error())
+			reject(at, err)
 			continue
 		}
 		if s.opts.Keep != nil && len(fields) == cols.count && !s.opts.Keep(strings.TrimSpace(fields[cols.uuid].value())) {
@@ -197,13 +197,34 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 			stats.Blank++
 			continue
 		case err != nil:
-			reject(at, err.Error())
+			reject(at, err)
 			continue
 		}
 		if err := yield(reading); err != nil {
 			return stats, err
 		}
 	}
+}
+
+// reasonOf names why a row was rejected, for counting: the field at fault, else what was
+// wrong with the record.
+func reasonOf(err error) string {
+	var v *telemetry.ValidationError
+	switch {
+	case errors.As(err, &v):
+		return v.Field
+	case errors.Is(err, errLineTooLong):
+		return "line_length"
+	case errors.Is(err, errUnterminated), errors.Is(err, errAfterQuote):
+		return "quote"
+	case errors.Is(err, errWidth):
+		return "fields"
+	}
+	field, _, ok := strings.Cut(err.Error(), " ")
+	if ok && (field == "uuid" || field == "metric_name" || field == "timestamp" || field == "value" || field == "labels_raw:") {
+		return strings.TrimSuffix(field, ":")
+	}
+	return "other"
 }
 
 // header reads the header line and maps the columns, returning the reader positioned on the

@@ -138,7 +138,9 @@ func TestRejectsAndBlanks(t *testing.T) {
 	readings, stats := scanAll(t, src)
 
 	assert.Len(t, readings, wantAccepted)
-	assert.Equal(t, telemetry.ScanStats{Rows: int64(len(rows)), Rejected: int64(len(wantRejectLines)), Blank: int64(wantBlank)}, stats)
+	assert.Equal(t, telemetry.ScanStats{Rows: int64(len(rows)), Rejected: int64(len(wantRejectLines)), Blank: int64(wantBlank),
+		RejectedBy: map[string]int64{"fields": 1, "hostname": 1, "metric_name": 2, "quote": 2, "timestamp": 3, "uuid": 3, "value": 5}}, stats)
+	assert.Equal(t, "value=5 timestamp=3 uuid=3 metric_name=2 quote=2 fields=1 hostname=1", stats.Reasons())
 	logged := map[int]string{}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var entry struct {
@@ -168,7 +170,7 @@ func TestTruncatedRowSpoilsOnlyItself(t *testing.T) {
 		"\n" + // blank lines are not rows
 		"M,GPU-3,3"
 	readings, stats := scanAll(t, csvsource.Bytes("doc", []byte(doc), csvsource.Options{}))
-	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 1}, stats)
+	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 1, RejectedBy: map[string]int64{"quote": 1}}, stats)
 	require.Len(t, readings, 2)
 	assert.Equal(t, "GPU-2", readings[0].GPU.UUID)
 	assert.Equal(t, "GPU-3", readings[1].GPU.UUID, "a last line without a line end counts")
@@ -187,7 +189,7 @@ func TestQuotedLineBreaks(t *testing.T) {
 	var logs bytes.Buffer
 	src := csvsource.Bytes("doc", []byte(doc), csvsource.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	readings, stats := scanAll(t, src)
-	assert.Equal(t, telemetry.ScanStats{Rows: 6, Rejected: 2}, stats)
+	assert.Equal(t, telemetry.ScanStats{Rows: 6, Rejected: 2, RejectedBy: map[string]int64{"quote": 1, "pod": 1}}, stats)
 	var uuids []string
 	for _, r := range readings {
 		uuids = append(uuids, r.GPU.UUID)
@@ -201,7 +203,7 @@ func TestQuotedLineBreaks(t *testing.T) {
 	// A quote that never closes before a line too long: both rows rejected, in their turn.
 	doc = "metric_name,uuid,value\nM,\"GPU-0,0\n" + "M,GPU-1," + strings.Repeat("1", 1<<20+1) + "\nM,GPU-2,2\n"
 	readings, stats = scanAll(t, csvsource.Bytes("long-line", []byte(doc), csvsource.Options{}))
-	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 2}, stats)
+	assert.Equal(t, telemetry.ScanStats{Rows: 3, Rejected: 2, RejectedBy: map[string]int64{"quote": 1, "line_length": 1}}, stats)
 	require.Len(t, readings, 1)
 	assert.Equal(t, "GPU-2", readings[0].GPU.UUID)
 
@@ -212,7 +214,7 @@ func TestQuotedLineBreaks(t *testing.T) {
 		fmt.Fprintf(&long, "M,GPU-%d,%d\n", i, i)
 	}
 	readings, stats = scanAll(t, csvsource.Bytes("long", []byte(long.String()), csvsource.Options{}))
-	assert.Equal(t, telemetry.ScanStats{Rows: 101, Rejected: 1}, stats)
+	assert.Equal(t, telemetry.ScanStats{Rows: 101, Rejected: 1, RejectedBy: map[string]int64{"quote": 1}}, stats)
 	assert.Len(t, readings, 100)
 }
 
@@ -329,7 +331,7 @@ func TestBytesParsedOnceThenReplayed(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	first, stats1 := scanAll(t, src)
 	second, stats2 := scanAll(t, src)
-	assert.Equal(t, telemetry.ScanStats{Rows: 2471, Rejected: 1}, stats1)
+	assert.Equal(t, telemetry.ScanStats{Rows: 2471, Rejected: 1, RejectedBy: map[string]int64{"value": 1}}, stats1)
 	assert.Equal(t, stats1, stats2, "a replay reports the same counts")
 	assert.Equal(t, first, second)
 	assert.Equal(t, 1, strings.Count(logs.String(), "csv row rejected"), "rejected rows are logged once")

@@ -25,6 +25,9 @@ const maxRecordLines = 32
 
 var errUnterminated = errors.New("unterminated quoted field")
 
+// errAfterQuote marks a quoted field followed by more text before its comma.
+var errAfterQuote = errors.New("text after a closing quote")
+
 // lineReader yields the lines of a document without their line ends.
 type lineReader struct {
 	r      *bufio.Reader
@@ -115,7 +118,7 @@ func splitFields(line []byte, fields []field) ([]field, error) {
 				return fields, nil
 			}
 			if s[i] != ',' {
-				return fields, errors.New("text after a closing quote")
+				return fields, errAfterQuote
 			}
 			i++
 			continue

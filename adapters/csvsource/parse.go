@@ -15,6 +15,9 @@ import (
 // or has no data yet. Such rows are skipped and counted apart from malformed ones.
 var errBlank = errors.New("blank value")
 
+// errWidth marks a record with more or fewer fields than the header.
+var errWidth = errors.New("record width")
+
 // parser turns records into readings. It keeps what each series (a row without its time
 // and value) reads as, so that a row's labels are parsed once per series rather than once
 // per row, and a reading does not keep its whole CSV line (labels_raw makes lines long)
@@ -50,7 +53,7 @@ func newParser(cols columns, keepTimestamps bool) *parser {
 
 func (p *parser) parse(rec []field) (telemetry.Reading, error) {
 	if len(rec) != p.cols.count {
-		return telemetry.Reading{}, fmt.Errorf("has %d fields, header has %d", len(rec), p.cols.count)
+		return telemetry.Reading{}, fmt.Errorf("%w: has %d fields, header has %d", errWidth, len(rec), p.cols.count)
 	}
 	r, err := p.seriesOf(rec)
 	if err != nil {

@@ -155,7 +155,7 @@ func (s *Service) Run(ctx context.Context) error {
 			level = slog.LevelInfo
 		}
 		s.log.Log(ctx, level, "source pass done", "pass", s.stats.Passes, "rows", scanned.Rows,
-			"rejected", scanned.Rejected, "blank", scanned.Blank, "taken", owned, "shard", s.cfg.Shard.String())
+			"rejected", scanned.Rejected, "rejected_by", scanned.Reasons(), "blank", scanned.Blank, "taken", owned, "shard", s.cfg.Shard.String())
 		if last {
 			s.logProgress(ctx, "streamer done")
 			return nil
@@ -289,7 +289,7 @@ func (c *restamp) of(t time.Time, now func() time.Time) (time.Time, bool) {
 func (s *Service) logProgress(ctx context.Context, msg string) {
 	now := s.now()
 	s.log.InfoContext(ctx, msg, "passes", s.stats.Passes, "rows", s.stats.Source.Rows,
-		"rejected", s.stats.Source.Rejected, "blank", s.stats.Source.Blank,
+		"rejected", s.stats.Source.Rejected, "rejected_by", s.stats.Source.Reasons(), "blank", s.stats.Source.Blank,
 		"samples", s.stats.Samples, "batches", s.stats.Batches, "shard", s.cfg.Shard.String())
 	s.lastLog = now
 }

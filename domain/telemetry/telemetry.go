@@ -4,8 +4,10 @@
 package telemetry
 
 import (
+	"fmt"
 	"maps"
 	"math"
+	"sort"
 	"strings"
 	"time"
 )
@@ -103,17 +105,59 @@ func (s Sample) Validate() error {
 // excluded); Rejected rows were malformed and skipped; Blank values were DCGM's "no data"
 // sentinels, skipped too but counted apart because they are not errors; NoDevice rows were
 // series that name no GPU (up, node_exporter's), dropped as not the pipeline's.
+// RejectedBy splits Rejected by reason: the field at fault (uuid, timestamp, value, …) or
+// what was wrong with the record (fields, quote, line_length).
 type ScanStats struct {
-	Rows     int64
-	Rejected int64
-	Blank    int64
-	NoDevice int64
+	Rows       int64
+	Rejected   int64
+	RejectedBy map[string]int64
+	Blank      int64
+	NoDevice   int64
+}
+
+// Reject counts a rejected record of the reason.
+func (s *ScanStats) Reject(reason string) {
+	s.Rejected++
+	if s.RejectedBy == nil {
+		s.RejectedBy = map[string]int64{}
+	}
+	s.RejectedBy[reason]++
 }
 
 // Add returns the sum of two counts.
 func (s ScanStats) Add(o ScanStats) ScanStats {
-	return ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank,
+	sum := ScanStats{Rows: s.Rows + o.Rows, Rejected: s.Rejected + o.Rejected, Blank: s.Blank + o.Blank,
 		NoDevice: s.NoDevice + o.NoDevice}
+	for _, by := range []map[string]int64{s.RejectedBy, o.RejectedBy} {
+		for reason, n := range by {
+			if sum.RejectedBy == nil {
+				sum.RejectedBy = map[string]int64{}
+			}
+			sum.RejectedBy[reason] += n
+		}
+	}
+	return sum
+}
+
+// Reasons is RejectedBy as text, the most frequent first: "uuid=3 timestamp=1"; "" when
+// nothing was rejected.
+func (s ScanStats) Reasons() string {
+	reasons := make([]string, 0, len(s.RejectedBy))
+	for r := range s.RejectedBy {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		a, b := reasons[i], reasons[j]
+		return s.RejectedBy[a] > s.RejectedBy[b] || (s.RejectedBy[a] == s.RejectedBy[b] && a < b)
+	})
+	var b strings.Builder
+	for i, r := range reasons {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", r, s.RejectedBy[r])
+	}
+	return b.String()
 }
 
 // Target is a scrape target as a live source reports it, in the manner of Prometheus'
