@@ -773,6 +773,10 @@ const docTemplate = `{
                     "type": "integer",
                     "example": 0
                 },
+                "rejected_per_scrape": {
+                    "type": "integer",
+                    "example": 0
+                },
                 "samples_per_scrape": {
                     "type": "integer",
                     "example": 80

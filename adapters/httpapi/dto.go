@@ -178,6 +178,7 @@ type Target struct {
 	LastError          string            `json:"last_error" example:""`
 	SamplesPerScrape   int               `json:"samples_per_scrape" example:"80"`
 	DroppedPerScrape   int               `json:"dropped_per_scrape" example:"0"`
+	RejectedPerScrape  int               `json:"rejected_per_scrape" example:"0"`
 	ScrapeInterval     string            `json:"scrape_interval" example:"15s"`
 	Scrapes            int64             `json:"scrapes" example:"240"`
 	MissedIntervals    int64             `json:"missed_intervals" example:"0"`
@@ -186,7 +187,7 @@ type Target struct {
 func toTarget(t telemetry.Target) Target {
 	return Target{ScrapeURL: t.URL, Labels: t.Labels, Health: t.Health, LastScrape: optTime(t.LastScrape),
 		LastScrapeDuration: t.LastDuration.Seconds(), LastError: t.LastError, SamplesPerScrape: t.LastSamples,
-		DroppedPerScrape: t.LastDropped, ScrapeInterval: t.ScrapeInterval.String(), Scrapes: t.Scrapes, MissedIntervals: t.Missed}
+		DroppedPerScrape: t.LastDropped, RejectedPerScrape: t.LastRejected, ScrapeInterval: t.ScrapeInterval.String(), Scrapes: t.Scrapes, MissedIntervals: t.Missed}
 }
 
 // TargetList is the answer to GET /api/v1/targets.

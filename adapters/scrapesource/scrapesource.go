@@ -10,6 +10,7 @@
 package scrapesource
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -401,43 +402,58 @@ func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]tel
 		Dec:  expfmt.NewDecoder(io.LimitReader(resp.Body, maxBody), format),
 		Opts: &expfmt.DecodeOptions{Timestamp: model.TimeFromUnixNano(start.UnixNano())},
 	}
-	out, dropped, err := readings(&dec, t.labels)
-	if err == nil && dropped > 0 {
+	out, counts, err := readings(&dec, t.labels)
+	if err == nil {
 		s.mu.Lock()
-		first := t.status.LastDropped == 0
-		t.status.LastDropped = dropped
+		before := t.status
+		t.status.LastDropped = int(counts.NoDevice + counts.Rejected)
+		t.status.LastRejected = int(counts.Rejected)
 		s.mu.Unlock()
-		if first {
-			s.opts.Logger.InfoContext(ctx, "scrape: samples of series without a GPU (no UUID label) dropped", "target", t.url, "per_scrape", dropped)
+		if counts.NoDevice > 0 && before.LastDropped-before.LastRejected == 0 {
+			s.opts.Logger.InfoContext(ctx, "scrape: samples of series without a GPU (no UUID label) dropped", "target", t.url, "per_scrape", counts.NoDevice)
+		}
+		if counts.Rejected > 0 && before.LastRejected == 0 {
+			s.opts.Logger.WarnContext(ctx, "scrape: samples that cannot be stored dropped", "target", t.url, "per_scrape", counts.Rejected,
+				"rejected_by", counts.Reasons())
 		}
 	}
 	return out, err
 }
 
 // readings converts every sample of an exposition, dropping and counting those of series
-// without a GPU and those whose value is not a number DCGM reports (NaN, ±Inf).
-func readings(dec *expfmt.SampleDecoder, target map[string]string) (out []telemetry.Reading, dropped int, err error) {
+// without a GPU (NoDevice) and those with a value or text the store cannot keep (Rejected,
+// by the field at fault).
+func readings(dec *expfmt.SampleDecoder, target map[string]string) (out []telemetry.Reading, counts telemetry.ScanStats, err error) {
 	var labels []telemetry.Label
 	for {
 		var vec model.Vector
 		err := dec.Decode(&vec)
 		if errors.Is(err, io.EOF) {
-			return out, dropped, nil
+			return out, counts, nil
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("parse exposition: %w", err)
+			return nil, telemetry.ScanStats{}, fmt.Errorf("parse exposition: %w", err)
 		}
 		for _, smp := range vec {
+			counts.Rows++
 			labels = seriesLabels(labels[:0], smp.Metric, target)
 			r, err := telemetry.SeriesReading(labels)
-			if err != nil {
-				dropped++
+			if errors.Is(err, telemetry.ErrNoDevice) {
+				counts.NoDevice++
 				continue
 			}
-			r.Sample.Value = float64(smp.Value)
-			r.Sample.Time = smp.Timestamp.Time().UTC()
-			if r.Sample.Validate() != nil || r.GPU.Validate() != nil {
-				dropped++ // not a number, or text the store cannot keep
+			if err == nil {
+				r.Sample.Value = float64(smp.Value)
+				r.Sample.Time = smp.Timestamp.Time().UTC()
+				err = cmp.Or(r.Sample.Validate(), r.GPU.Validate())
+			}
+			if err != nil {
+				var v *telemetry.ValidationError
+				reason := "other"
+				if errors.As(err, &v) {
+					reason = v.Field
+				}
+				counts.Reject(reason)
 				continue
 			}
 			out = append(out, r)

@@ -183,3 +183,29 @@ func TestOverrunIntervalsAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// A sample the store cannot keep is dropped and counted apart from series without a GPU.
+func TestUnkeepableSamplesCountedApart(t *testing.T) {
+	exposition := `DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-1",Hostname="n1"} 41
+DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-1",Hostname="n1"} NaN
+DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-1",Hostname="n1"} 310.5
+process_cpu_seconds_total 12
+`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(exposition))
+	}))
+	defer srv.Close()
+	sc := scrapesource.New(scrapesource.Options{Static: []string{strings.TrimPrefix(srv.URL, "http://")}, Interval: 100 * time.Millisecond})
+	var c collect
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx, c.deliver) }()
+	require.Eventually(t, func() bool { return c.n() >= 1 }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Len(t, c.groups[0], 2)
+	tg := sc.Targets()[0]
+	assert.Equal(t, 2, tg.LastSamples)
+	assert.Equal(t, 2, tg.LastDropped, "the exporter's own series and the NaN")
+	assert.Equal(t, 1, tg.LastRejected, "the NaN")
+}

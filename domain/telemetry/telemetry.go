@@ -172,6 +172,7 @@ type Target struct {
 	LastError      string
 	LastSamples    int // samples the last scrape delivered
 	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers, text that cannot be kept
+	LastRejected   int // of LastDropped, those with a value or text that cannot be kept
 	ScrapeInterval time.Duration
 	Scrapes        int64 // scrapes so far, failed ones included
 	Missed         int64 // intervals skipped because a scrape and its delivery overran the interval
