@@ -205,3 +205,20 @@ func TestHashPassword(t *testing.T) {
 	assert.ErrorContains(t, hashPassword(strings.NewReader(strings.Repeat("x", 80)), &out, nil), "72 bytes")
 	assert.ErrorContains(t, hashPassword(strings.NewReader("x"), &out, []string{"x"}), "stdin")
 }
+
+// http_server_config.http2: false serves HTTP/1.1 only, as in exporter-toolkit.
+func TestWebConfigTurnsHTTP2Off(t *testing.T) {
+	webConfig, _, client := secured(t)
+	client.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	for _, tc := range []struct{ extra, proto string }{{"", "HTTP/2.0"}, {"http_server_config:\n  http2: false\n", "HTTP/1.1"}} {
+		raw, err := os.ReadFile(webConfig)
+		require.NoError(t, err)
+		file := filepath.Join(filepath.Dir(webConfig), "web-"+strings.ReplaceAll(tc.proto, "/", "")+".yml")
+		require.NoError(t, os.WriteFile(file, append(raw, tc.extra...), 0o600))
+		p := startOver(t, "https", client, "--web-config-file="+file, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false")
+		resp, err := client.Get(p.base + "/health")
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, tc.proto, resp.Proto, tc.extra)
+	}
+}

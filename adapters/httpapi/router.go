@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,7 @@ type Options struct {
 	// rest the read role.
 	Auth ports.Authenticator
 
-	// TLS, when set, serves HTTPS only.
+	// TLS, when set, serves HTTPS only; NextProtos set without "h2" turns HTTP/2 off.
 	TLS *tls.Config
 
 	// Wrap, when set, wraps the handler of every route but the probes (response headers
@@ -207,6 +208,9 @@ func (a *API) ServeListener(ctx context.Context, ln net.Listener, grace time.Dur
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.opts.Logger.Handler(), slog.LevelWarn),
 		TLSConfig:         a.opts.TLS,
+	}
+	if t := a.opts.TLS; t != nil && len(t.NextProtos) > 0 && !slices.Contains(t.NextProtos, "h2") {
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // HTTP/1.1 only
 	}
 	a.opts.Logger.InfoContext(ctx, "HTTP server listening", "addr", ln.Addr().String(), "tls", a.opts.TLS != nil)
 	errc := make(chan error, 1)

@@ -17,7 +17,6 @@ package webconfig
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -273,18 +272,12 @@ func (c *Config) password(s *settings, user, pass string) bool {
 		c.cache[key] = ok
 		c.cacheMu.Unlock()
 	}
-	return subtle.ConstantTimeEq(boolInt(ok), 1) == 1 && known
-}
-
-func boolInt(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
+	return ok
 }
 
 // TLS is the server's TLS configuration, nil for plain HTTP. Each handshake takes the
-// file's current certificates and settings.
+// file's current certificates and settings. With http_server_config.http2 false its
+// NextProtos is http/1.1 alone, which the HTTP server takes as HTTP/2 turned off.
 func (c *Config) TLS() *tls.Config {
 	s := c.cur.Load()
 	if s.tls == nil {
