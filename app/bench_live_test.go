@@ -235,31 +235,43 @@ func vmHWM(pid int) (int64, bool) {
 	return 0, false
 }
 
-func remoteWriteToVictoriaMetrics(b *testing.B, bin string, payloads [][]byte, total int64) benchResult {
-	name := "remote_write → VictoriaMetrics (Debian's " + victoriaMetricsVersion(bin) + ")"
-	addr := freeAddr(b)
-	cmd := exec.Command(bin, "-storageDataPath="+filepath.Join(b.TempDir(), "vm"), "-httpListenAddr="+addr,
+// victoriaMetrics is a VictoriaMetrics server started by a benchmark.
+type victoriaMetrics struct {
+	base, dataDir string
+	cmd           *exec.Cmd
+	stop          func()
+}
+
+func startVictoriaMetrics(b *testing.B, bin string) *victoriaMetrics {
+	vm := &victoriaMetrics{base: "http://" + freeAddr(b), dataDir: filepath.Join(b.TempDir(), "vm")}
+	vm.cmd = exec.Command(bin, "-storageDataPath="+vm.dataDir, "-httpListenAddr="+strings.TrimPrefix(vm.base, "http://"),
 		"-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=ERROR")
 	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(b, cmd.Start())
+	vm.cmd.Stdout, vm.cmd.Stderr = logs, logs
+	require.NoError(b, vm.cmd.Start())
 	stopped := false
-	stop := func() {
+	vm.stop = func() {
 		if !stopped {
 			stopped = true
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
+			_ = vm.cmd.Process.Signal(syscall.SIGTERM)
+			_ = vm.cmd.Wait()
 		}
 	}
-	b.Cleanup(stop)
-	base := "http://" + addr
+	b.Cleanup(vm.stop)
 	require.Eventually(b, func() bool {
-		resp, err := http.Get(base + "/health")
+		resp, err := http.Get(vm.base + "/health")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond, "VictoriaMetrics up: %s", logs)
+	return vm
+}
+
+func remoteWriteToVictoriaMetrics(b *testing.B, bin string, payloads [][]byte, total int64) benchResult {
+	name := "remote_write → VictoriaMetrics (Debian's " + victoriaMetricsVersion(bin) + ")"
+	vm := startVictoriaMetrics(b, bin)
+	base, cmd, stop := vm.base, vm.cmd, vm.stop
 	count := func() (int64, error) {
 		q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[1d]))`}}
 		resp, err := http.Get(base + "/api/v1/query?" + q.Encode())
