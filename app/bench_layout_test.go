@@ -204,7 +204,7 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 		resp.Body.Close()
 	}
 	time.Sleep(5 * time.Second) // the merge runs in the background
-	vm.stop() // a clean stop writes what is in memory out
+	vm.stop()                   // a clean stop writes what is in memory out
 	byDir := map[string]int64{}
 	require.NoError(b, filepath.WalkDir(vm.dataDir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
