@@ -751,3 +751,45 @@ func TestFullDiskOnSQLite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, published, st.TotalSamples, "nothing accepted was lost")
 }
+
+// A file loaded, loaded again with another batch size, then resent in two overlapping
+// halves: the store and the API hold each sample once, and each import says how many of
+// its samples were already stored.
+func TestReloadsStoreEachSampleOnce(t *testing.T) {
+	for name, newURL := range map[string]func(testing.TB) string{
+		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			lines := strings.SplitAfter(strings.TrimSuffix(string(bundledCSV), "\n"), "\n")
+			head, rows := lines[0], lines[1:]
+			write := func(name string, part []string) string {
+				path := filepath.Join(dir, name)
+				require.NoError(t, os.WriteFile(path, []byte(head+strings.Join(part, "")), 0o644))
+				return path
+			}
+			dbURL := newURL(t)
+			load := func(file string, batchSize int) string {
+				var out bytes.Buffer
+				require.NoError(t, run(context.Background(), []string{"--csv=" + file, "--loop=false", "--timestamps=csv",
+					"--exit-when-done", fmt.Sprint("--batch-size=", batchSize), "--database-url=" + dbURL,
+					"--http-addr=" + freeAddr(t), "--compact-interval=0"}, &out, io.Discard))
+				return out.String()
+			}
+			all := write("all.csv", rows)
+			assert.Contains(t, load(all, 5000), "2470 samples stored in 1 batches (0 batches stored before, 0 samples left out, 0 already stored)")
+			assert.Contains(t, load(all, 700), "0 samples stored in 4 batches (0 batches stored before, 0 samples left out, 2470 already stored)")
+			first, second := write("first.csv", rows[:1500]), write("second.csv", rows[1000:])
+			assert.Contains(t, load(first, 333), "1500 already stored")
+			assert.Contains(t, load(second, 333), "1470 already stored")
+
+			p := start(t, "--database-url="+dbURL, "--csv="+write("none.csv", nil), "--loop=false", "--compact-interval=0")
+			var st stats
+			require.Equal(t, http.StatusOK, p.get(t, "/api/v1/stats", &st))
+			assert.EqualValues(t, 2470, st.TotalRecords)
+			var page struct{ Data []sampleJSON }
+			require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+someGPU+"/telemetry?limit=1000", &page))
+			assert.Len(t, page.Data, 10, "one sample of each metric, once")
+		})
+	}
+}

@@ -91,8 +91,8 @@ func (w *wiring) report(took time.Duration) string {
 		return fmt.Sprintf("%s; %d samples published in %d batches in %s\n", src, st.Samples, st.Batches, took.Round(time.Millisecond))
 	}
 	in := w.ingest.Stats()
-	return fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out) in %s\n",
-		src, in.Samples, in.Batches, in.Duplicates, in.Rejected, took.Round(time.Millisecond))
+	return fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out, %d already stored) in %s\n",
+		src, in.Samples, in.Batches, in.Duplicates, in.Rejected, in.AlreadyStored, took.Round(time.Millisecond))
 }
 
 func (w *wiring) close() {

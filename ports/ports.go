@@ -62,15 +62,19 @@ type BatchWriter interface {
 	// WriteBatch stores the batch's samples in one transaction: either all of them or none.
 	// It is idempotent per batch ID: when a batch with the same ID was stored before, it
 	// stores nothing and returns stored == false with a nil error, even when two calls race.
-	// The batch's GPUs are registered first (idempotently too), new ones added and known
-	// ones updated with the batch's metadata. Errors are transient (database unreachable,
-	// timeout, ctx ended) unless they match telemetry.ErrInvalid.
+	// The store keeps each sample once by its device, metric and time: one already stored
+	// — by another batch, or earlier in the same batch — is left out, and the first stored
+	// value stays. The batch's GPUs are registered first (idempotently too), new ones added
+	// and known ones updated with the batch's metadata. Errors are transient (database
+	// unreachable, timeout, ctx ended) unless they match telemetry.ErrInvalid.
 	WriteBatch(ctx context.Context, b telemetry.Batch) (stored bool, err error)
 
-	// WriteBatches stores several batches in one transaction, each as WriteBatch would:
-	// stored[i] reports whether batches[i] was stored by this call, false when its ID was
-	// stored before or comes earlier in the same call. On an error nothing is stored.
-	WriteBatches(ctx context.Context, batches []telemetry.Batch) (stored []bool, err error)
+	// WriteBatches stores several batches in one transaction, each as WriteBatch would, in
+	// order (a sample of an earlier batch wins over the same in a later one): written[i]
+	// says whether batches[i] was stored by this call — false when its ID was stored before
+	// or comes earlier in the same call — and how many of its samples were left out as
+	// already stored. On an error nothing is stored.
+	WriteBatches(ctx context.Context, batches []telemetry.Batch) (written []telemetry.Written, err error)
 }
 
 // Inventory answers what exists, for the query service.

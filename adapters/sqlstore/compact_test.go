@@ -40,10 +40,16 @@ func compactFleet(n int) []telemetry.GPU {
 // every GPU, starting at tick first: as a streamer cuts them, a few samples per GPU each.
 func writeTicks(t *testing.T, s *sqlstore.Store, id string, gpus []telemetry.GPU, metrics, first, ticks, ticksPerBatch int) {
 	t.Helper()
+	writeTicksShifted(t, s, id, gpus, metrics, first, ticks, ticksPerBatch, 0)
+}
+
+// writeTicksShifted is writeTicks at times shift after the ticks.
+func writeTicksShifted(t *testing.T, s *sqlstore.Store, id string, gpus []telemetry.GPU, metrics, first, ticks, ticksPerBatch int, shift time.Duration) {
+	t.Helper()
 	for b := first; b < first+ticks; b += ticksPerBatch {
 		batch := telemetry.Batch{ID: fmt.Sprintf("%s-%d", id, b), GPUs: gpus}
 		for tick := b; tick < min(b+ticksPerBatch, first+ticks); tick++ {
-			at := compactT0.Add(time.Duration(tick) * 10 * time.Second)
+			at := compactT0.Add(time.Duration(tick)*10*time.Second + shift)
 			for gi, g := range gpus {
 				for m := range metrics {
 					smp := telemetry.Sample{GPU: g.UUID, Metric: fmt.Sprintf("DCGM_FI_TEST_%02d", m), Time: at,
@@ -118,8 +124,8 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
 		gpus := compactFleet(3)
-		writeTicks(t, s, "a", gpus, 10, 0, 300, 2) // 150 chunks of 20 samples per GPU
-		writeTicks(t, s, "late", gpus[:1], 10, 100, 20, 20)
+		writeTicks(t, s, "a", gpus, 10, 0, 300, 2)                                // 150 chunks of 20 samples per GPU
+		writeTicksShifted(t, s, "late", gpus[:1], 10, 100, 20, 20, 5*time.Second) // between the ticks already stored
 		before := map[string]everything{}
 		for _, g := range gpus {
 			before[g.UUID] = readEverything(t, s, g.UUID)

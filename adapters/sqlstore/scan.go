@@ -381,28 +381,40 @@ func (m *merger) emitAll(emit func(point) error) error {
 	return nil
 }
 
-// add merges a chunk's points, ascending as stored, into the pending ones.
+// add merges a chunk's points, ascending as stored, into the pending ones. A point of the
+// same metric and time as one pending, or as the one before it in the chunk, is dropped:
+// writes keep each sample once, and this holds it for two writes that raced with the same
+// samples (the one read first stays).
 func (m *merger) add(run []point) {
 	if m.desc {
 		for i, j := 0, len(run)-1; i < j; i, j = i+1, j-1 {
 			run[i], run[j] = run[j], run[i]
 		}
 	}
-	if len(m.pending) == 0 {
-		m.pending = append(m.pending, run...)
-		return
-	}
 	out := m.scratch[:0]
+	last := -1 // index in out of the last point appended from pending or run
+	push := func(p point) {
+		if last >= 0 && out[last].ts == p.ts && out[last].metric == p.metric {
+			return
+		}
+		out = append(out, p)
+		last = len(out) - 1
+	}
 	i, j := 0, 0
 	for i < len(m.pending) && j < len(run) {
 		if m.precedes(&run[j], &m.pending[i]) {
-			out = append(out, run[j])
+			push(run[j])
 			j++
 		} else {
-			out = append(out, m.pending[i])
+			push(m.pending[i]) // on a tie the pending point goes first, and stays
 			i++
 		}
 	}
-	out = append(append(out, m.pending[i:]...), run[j:]...)
+	for ; i < len(m.pending); i++ {
+		push(m.pending[i])
+	}
+	for ; j < len(run); j++ {
+		push(run[j])
+	}
 	m.pending, m.scratch = out, m.pending
 }

@@ -69,18 +69,21 @@ func (metricRow) TableName() string { return "metrics" }
 
 // WriteBatch implements ports.BatchWriter: WriteBatches of one batch.
 func (s *Store) WriteBatch(ctx context.Context, b telemetry.Batch) (bool, error) {
-	stored, err := s.WriteBatches(ctx, []telemetry.Batch{b})
+	written, err := s.WriteBatches(ctx, []telemetry.Batch{b})
 	if err != nil {
 		return false, err
 	}
-	return stored[0], nil
+	return written[0].Stored, nil
 }
 
 // WriteBatches implements ports.BatchWriter. GPUs, metric names and which GPU reports which
 // metric are registered first, each idempotently; then, in one transaction, the batches' IDs
 // are recorded and the samples of those not stored before are packed into chunks, one run
 // per GPU across the batches: a group of small batches writes as few rows as one big one.
-func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool, error) {
+// Samples stored before are found by reading, in the same transaction, the chunks of the
+// batches' GPUs that overlap their time span: live telemetry, newer than anything stored,
+// finds none, and costs one index probe per GPU.
+func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telemetry.Written, error) {
 	if len(bs) == 0 {
 		return nil, nil
 	}
@@ -126,39 +129,160 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool,
 			rows[i].minTS, rows[i].maxTS = min(rows[i].minTS, ts), max(rows[i].maxTS, ts)
 		}
 	}
-	// The chunks of the batches found new, cut once their IDs are recorded; the runs made
-	// above serve when every batch is new, as is usual.
-	chunks := func(stored []bool) ([]chunkRow, error) {
+	// The chunks of the batches found new, cut once their IDs are recorded, without the
+	// samples stored before; the runs made above serve when every batch is new and nothing
+	// is stored twice, as is usual.
+	chunks := func(stored []bool, overlapping overlapFunc) ([]chunkRow, []int, error) {
+		fresh := all
 		if slices.Contains(stored, false) {
-			var fresh telemetry.Batch
+			fresh = telemetry.Batch{ID: all.ID}
 			for i, b := range bs {
 				if stored[i] {
 					fresh.GPUs, fresh.Samples = append(fresh.GPUs, b.GPUs...), append(fresh.Samples, b.Samples...)
 				}
 			}
-			fresh.ID = all.ID
-			freshRuns, err := groupByGPU(fresh, gpuIDs, metricIDs)
-			if err != nil {
-				return nil, err
+			var err error
+			if runs, err = groupByGPU(fresh, gpuIDs, metricIDs); err != nil {
+				return nil, nil, err
 			}
-			runs = freshRuns
+		}
+		before, err := storedPoints(runs, overlapping)
+		if err != nil {
+			return nil, nil, err
+		}
+		already := make([]int, len(bs))
+		if repeats(runs, before) {
+			// The slow way, sample by sample and batch by batch, so that the first wins
+			// and each batch learns how many of its samples were left out.
+			kept := telemetry.Batch{ID: all.ID}
+			seen := make(map[pointKey]bool, len(fresh.Samples))
+			for i, b := range bs {
+				if !stored[i] {
+					continue
+				}
+				kept.GPUs = append(kept.GPUs, b.GPUs...)
+				for _, smp := range b.Samples {
+					k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro()}
+					if seen[k] || before[k] {
+						already[i]++
+						continue
+					}
+					seen[k] = true
+					kept.Samples = append(kept.Samples, smp)
+				}
+			}
+			if runs, err = groupByGPU(kept, gpuIDs, metricIDs); err != nil {
+				return nil, nil, err
+			}
 		}
 		var out []chunkRow
 		for _, run := range runs {
-			out = cutChunks(run.gpu, run.pts, out) // sorts run.pts
+			if len(run.pts) > 0 {
+				out = cutChunks(run.gpu, run.pts, out)
+			}
 		}
-		return out, nil
+		return out, already, nil
 	}
-	var stored []bool
+	var (
+		stored  []bool
+		already []int
+	)
 	if s.dialect.name == "postgres" {
-		stored, err = s.copyBatches(ctx, rows, chunks)
+		stored, already, err = s.copyBatches(ctx, rows, chunks)
 	} else {
-		stored, err = s.insertBatches(ctx, rows, chunks)
+		stored, already, err = s.insertBatches(ctx, rows, chunks)
 	}
 	if err != nil {
 		return nil, classify(fmt.Errorf("write batch %s: %w", bs[0].ID, err))
 	}
-	return stored, nil
+	written := make([]telemetry.Written, len(bs))
+	for i := range bs {
+		written[i].Stored = stored[i]
+		if already != nil {
+			written[i].AlreadyStored = already[i]
+		}
+	}
+	return written, nil
+}
+
+// pointKey is a sample's identity: its device, metric and time.
+type pointKey struct {
+	gpu, metric int32
+	ts          int64
+}
+
+// storedChunk is a stored chunk of a GPU.
+type storedChunk struct {
+	gpu  int32
+	data []byte
+}
+
+// overlapFunc reads, in a write's transaction, the chunks of the GPUs that hold points
+// within [lo, hi] (microseconds), and others maybe.
+type overlapFunc func(gpus []int32, lo, hi int64) ([]storedChunk, error)
+
+// storedPoints returns the points already stored that the runs would store again, nil when
+// there are none (the chunks read hold only other times, or there are no such chunks).
+func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, error) {
+	span := make(map[int32][2]int64, len(runs))
+	gpus := make([]int32, 0, len(runs))
+	var lo, hi int64
+	for _, run := range runs {
+		if len(run.pts) == 0 {
+			continue
+		}
+		rlo, rhi := run.pts[0].ts, run.pts[0].ts
+		for _, p := range run.pts {
+			rlo, rhi = min(rlo, p.ts), max(rhi, p.ts)
+		}
+		if len(gpus) == 0 {
+			lo, hi = rlo, rhi
+		}
+		lo, hi = min(lo, rlo), max(hi, rhi)
+		span[run.gpu] = [2]int64{rlo, rhi}
+		gpus = append(gpus, run.gpu)
+	}
+	if len(gpus) == 0 {
+		return nil, nil
+	}
+	chunks, err := overlapping(gpus, lo, hi)
+	if err != nil || len(chunks) == 0 {
+		return nil, err
+	}
+	var out map[pointKey]bool
+	var pts []point
+	for _, c := range chunks {
+		if pts, err = decodeChunk(c.data, pts[:0]); err != nil {
+			return nil, fmt.Errorf("read a stored chunk of GPU %d: %w", c.gpu, err)
+		}
+		r := span[c.gpu]
+		for _, p := range pts {
+			if p.ts >= r[0] && p.ts <= r[1] {
+				if out == nil {
+					out = map[pointKey]bool{}
+				}
+				out[pointKey{gpu: c.gpu, metric: p.metric, ts: p.ts}] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// repeats reports whether the runs hold a point twice or one already stored. It sorts each
+// run, as cutting it would.
+func repeats(runs []gpuRun, before map[pointKey]bool) bool {
+	found := false
+	for _, run := range runs {
+		slices.SortFunc(run.pts, comparePoints)
+		for i := range run.pts {
+			p := &run.pts[i]
+			if (i > 0 && p.ts == run.pts[i-1].ts && p.metric == run.pts[i-1].metric) ||
+				(before != nil && before[pointKey{gpu: run.gpu, metric: p.metric, ts: p.ts}]) {
+				found = true
+			}
+		}
+	}
+	return found
 }
 
 // checkText refuses, before anything is written, text that one database or the other cannot
@@ -277,9 +401,10 @@ func firstOfEach(rows []batchRow) (map[string]int, []bool) {
 
 // copyBatches writes batches on PostgreSQL, in one transaction on a pgx connection of the
 // pool: their rows in batches, then, with COPY, the chunks of those that were new.
-func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]bool) ([]chunkRow, error)) ([]bool, error) {
+func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]chunkRow, []int, error)) ([]bool, []int, error) {
 	index, first := firstOfEach(rows)
 	stored := make([]bool, len(rows))
+	var already []int
 	err := s.withPgx(ctx, func(pc *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, pc, func(tx pgx.Tx) error {
 			clear(stored)
@@ -317,9 +442,28 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 			if !slices.Contains(stored, true) {
 				return nil // every batch was stored before
 			}
-			cs, err := chunks(stored)
+			var cs []chunkRow
+			cs, already, err = chunks(stored, func(gpus []int32, lo, hi int64) ([]storedChunk, error) {
+				rows, err := tx.Query(ctx, `SELECT gpu_id, data FROM chunks WHERE gpu_id = ANY($1) AND max_ts >= $2 AND min_ts <= $3`,
+					gpus, time.UnixMicro(lo), time.UnixMicro(hi))
+				if err != nil {
+					return nil, err
+				}
+				return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedChunk, error) {
+					var c storedChunk
+					err := r.Scan(&c.gpu, &c.data)
+					return c, err
+				})
+			})
 			if err != nil {
 				return err
+			}
+			for i, n := range already { // the batch's row counts what it stored
+				if n > 0 {
+					if _, err := tx.Exec(ctx, `UPDATE batches SET samples = samples - $2 WHERE id = $1`, rows[i].id, n); err != nil {
+						return err
+					}
+				}
 			}
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, chunkColumns,
 				pgx.CopyFromSlice(len(cs), func(i int) ([]any, error) {
@@ -330,9 +474,9 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return stored, nil
+	return stored, already, nil
 }
 
 // withPgx runs fn on a pgx connection of the pool (PostgreSQL only), for what database/sql
@@ -353,11 +497,11 @@ const sqliteChunk = 64
 
 // insertBatches writes batches on SQLite in one transaction: their rows in batches, then,
 // with multi-row INSERTs, the chunks of those that were new.
-func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func([]bool) ([]chunkRow, error)) ([]bool, error) {
+func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]chunkRow, []int, error)) ([]bool, []int, error) {
 	_, first := firstOfEach(rows)
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer tx.Rollback()
 	stored := make([]bool, len(rows))
@@ -370,25 +514,58 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 		res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`, r.id, r.samples, now, lo, hi)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		stored[i] = n > 0
 	}
 	if !slices.Contains(stored, true) {
-		return stored, nil
+		return stored, nil, nil
 	}
-	cs, err := chunks(stored)
+	cs, already, err := chunks(stored, func(gpus []int32, lo, hi int64) ([]storedChunk, error) {
+		var out []storedChunk
+		for part := range slices.Chunk(gpus, 500) { // SQLite binds 32,766 parameters at most
+			args := make([]any, 0, len(part)+2)
+			for _, g := range part {
+				args = append(args, g)
+			}
+			args = append(args, s.dialect.ts(time.UnixMicro(lo)), s.dialect.ts(time.UnixMicro(hi)))
+			rows, err := tx.QueryContext(ctx, `SELECT gpu_id, data FROM chunks WHERE gpu_id IN (`+placeholders(len(part))+`)
+				AND max_ts >= ? AND min_ts <= ?`, args...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var c storedChunk
+				if err := rows.Scan(&c.gpu, &c.data); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				out = append(out, c)
+			}
+			if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for i, n := range already { // the batch's row counts what it stored
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE batches SET samples = samples - ? WHERE id = ?`, n, rows[i].id); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	if err := s.insertChunks(ctx, tx, cs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return stored, tx.Commit()
+	return stored, already, tx.Commit()
 }
 
 // insertChunks writes chunks with multi-row INSERTs, sqliteChunk rows per statement: on

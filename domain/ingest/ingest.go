@@ -23,9 +23,10 @@ import (
 
 // Result is what became of one batch.
 type Result struct {
-	Stored   bool // false when the batch had been stored before
-	Samples  int  // samples stored
-	Rejected int  // invalid samples left out
+	Stored        bool // false when the batch had been stored before
+	Samples       int  // samples stored
+	Rejected      int  // invalid samples left out
+	AlreadyStored int  // samples left out as stored before, by another batch
 }
 
 // Stats counts what a collector has done since it started.
@@ -34,6 +35,9 @@ type Stats struct {
 	Duplicates int64 // redelivered batches recognised and skipped
 	Samples    int64 // samples stored
 	Rejected   int64 // invalid samples left out
+	// AlreadyStored counts samples of new batches that were stored before in other
+	// batches (a file replayed with another batch size, an overlapping resend), left out.
+	AlreadyStored int64
 }
 
 // Service stores batches through a BatchWriter. It is safe for concurrent use.
@@ -63,10 +67,10 @@ type Options struct {
 
 // pending is a batch waiting for its write, and then its outcome.
 type pending struct {
-	batch  telemetry.Batch
-	done   chan struct{}
-	stored bool
-	err    error
+	batch   telemetry.Batch
+	done    chan struct{}
+	written telemetry.Written
+	err     error
 }
 
 // New returns a service storing batches through w.
@@ -99,13 +103,13 @@ func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error)
 		s.log.WarnContext(ctx, "invalid samples left out of batch", "batch", b.ID,
 			"rejected", rejected, "of", len(b.Samples), "first_reason", firstReason)
 	}
-	stored, err := s.commit(ctx, clean)
+	written, err := s.commit(ctx, clean)
 	if err != nil {
 		return Result{}, fmt.Errorf("store batch %s: %w", b.ID, err)
 	}
-	res := Result{Stored: stored, Rejected: rejected}
-	if stored {
-		res.Samples = len(clean.Samples)
+	res := Result{Stored: written.Stored, Rejected: rejected}
+	if written.Stored {
+		res.Samples, res.AlreadyStored = len(clean.Samples)-written.AlreadyStored, written.AlreadyStored
 	} else {
 		s.log.DebugContext(ctx, "batch already stored, skipped", "batch", b.ID)
 	}
@@ -114,8 +118,8 @@ func (s *Service) Ingest(ctx context.Context, b telemetry.Batch) (Result, error)
 }
 
 // commit stores b together with the batches other handlers are storing meanwhile, and
-// reports whether b was new.
-func (s *Service) commit(ctx context.Context, b telemetry.Batch) (bool, error) {
+// reports what the store did with it.
+func (s *Service) commit(ctx context.Context, b telemetry.Batch) (telemetry.Written, error) {
 	p := &pending{batch: b, done: make(chan struct{})}
 	s.gmu.Lock()
 	s.waiting = append(s.waiting, p)
@@ -123,11 +127,11 @@ func (s *Service) commit(ctx context.Context, b telemetry.Batch) (bool, error) {
 	for {
 		select {
 		case <-p.done:
-			return p.stored, p.err
+			return p.written, p.err
 		case <-ctx.Done():
 			// p may still be written by another handler's write; the queue delivers the
 			// batch again, which then stores nothing.
-			return false, ctx.Err()
+			return telemetry.Written{}, ctx.Err()
 		case s.writers <- struct{}{}:
 			group := s.take()
 			if len(group) > 0 {
@@ -137,9 +141,9 @@ func (s *Service) commit(ctx context.Context, b telemetry.Batch) (bool, error) {
 			if len(group) == 0 { // another write took p
 				select {
 				case <-p.done:
-					return p.stored, p.err
+					return p.written, p.err
 				case <-ctx.Done():
-					return false, ctx.Err()
+					return telemetry.Written{}, ctx.Err()
 				}
 			}
 		}
@@ -167,7 +171,7 @@ func (s *Service) write(ctx context.Context, group []*pending) {
 	for i, p := range group {
 		batches[i] = p.batch
 	}
-	stored, err := s.w.WriteBatches(ctx, batches)
+	written, err := s.w.WriteBatches(ctx, batches)
 	s.noteWrite(err)
 	if errors.Is(err, telemetry.ErrInvalid) && len(group) > 1 {
 		// One batch the store refuses must not cost the others theirs: each on its own.
@@ -180,7 +184,7 @@ func (s *Service) write(ctx context.Context, group []*pending) {
 		if err != nil {
 			p.err = err
 		} else {
-			p.stored = stored[i]
+			p.written = written[i]
 		}
 		close(p.done)
 	}
@@ -228,6 +232,7 @@ func (s *Service) count(ctx context.Context, r Result) {
 		s.stats.Batches++
 		s.stats.Samples += int64(r.Samples)
 		s.stats.Rejected += int64(r.Rejected)
+		s.stats.AlreadyStored += int64(r.AlreadyStored)
 	} else {
 		s.stats.Duplicates++
 	}
@@ -246,7 +251,7 @@ func (s *Service) count(ctx context.Context, r Result) {
 // LogProgress logs one line with the counts.
 func (s *Service) LogProgress(ctx context.Context, st Stats, msg string) {
 	s.log.InfoContext(ctx, msg, "batches", st.Batches, "samples", st.Samples,
-		"duplicates", st.Duplicates, "rejected", st.Rejected)
+		"duplicates", st.Duplicates, "rejected", st.Rejected, "already_stored", st.AlreadyStored)
 }
 
 // validSamples returns the batch without its invalid samples and GPUs, how many samples it

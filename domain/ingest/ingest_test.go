@@ -66,7 +66,7 @@ type slowWriter struct {
 	groups []int
 }
 
-func (w *slowWriter) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]bool, error) {
+func (w *slowWriter) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telemetry.Written, error) {
 	w.mu.Lock()
 	w.groups = append(w.groups, len(bs))
 	w.mu.Unlock()

@@ -101,6 +101,14 @@ func (s Sample) Validate() error {
 	return s.checkText()
 }
 
+// Written is what a store did with one batch: Stored reports whether its ID was new;
+// AlreadyStored counts its samples left out because their device, metric and time were
+// stored before (by another batch, or earlier in the same write): the first stored wins.
+type Written struct {
+	Stored        bool
+	AlreadyStored int
+}
+
 // ScanStats counts what one pass over a source saw. Rows counts data rows read (the header
 // excluded); Rejected rows were malformed and skipped; Blank values were DCGM's "no data"
 // sentinels, skipped too but counted apart because they are not errors; NoDevice rows were

@@ -39,6 +39,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Inventory", func(t *testing.T) { inventory(t, newStore(t)) })
 	t.Run("InventoryPagesByKey", func(t *testing.T) { inventoryPages(t, newStore(t)) })
 	t.Run("ThousandsOfGPUsInOneWrite", func(t *testing.T) { manyGPUs(t, newStore(t)) })
+	t.Run("EachSampleOnceAcrossBatches", func(t *testing.T) { eachSampleOnce(t, newStore(t)) })
 	t.Run("MetricFilterAndOrder", func(t *testing.T) { metricFilterAndOrder(t, newStore(t)) })
 	t.Run("CursorPagingWhileDataArrives", func(t *testing.T) { cursorPaging(t, newStore(t)) })
 	t.Run("StreamsTheWholeWindowWithoutLimit", func(t *testing.T) { streamsWholeWindow(t, newStore(t)) })
@@ -73,6 +74,14 @@ func fleet(hosts, perHost int) []telemetry.GPU {
 		}
 	}
 	return gpus
+}
+
+func storedOf(written []telemetry.Written) []bool {
+	out := make([]bool, len(written))
+	for i, w := range written {
+		out[i] = w.Stored
+	}
+	return out
 }
 
 func write(t *testing.T, s ports.BatchWriter, b telemetry.Batch) bool {
@@ -157,10 +166,12 @@ func redeliveredBatch(t *testing.T, s Store) {
 
 	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID}), 3)
 
-	// The same samples under another batch ID are another batch.
+	// The same samples under another batch ID are another batch, whose samples are all
+	// stored already.
 	b.ID = "twice"
 	assert.True(t, write(t, s, b))
-	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID}), 6)
+	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: gpus[0].UUID}), 3)
+	assert.Equal(t, before, stats(t, s))
 }
 
 func concurrentDuplicates(t *testing.T, s Store) {
@@ -198,7 +209,7 @@ func batchesTogether(t *testing.T, s Store) {
 	}
 	stored, err := s.WriteBatches(context.Background(), group)
 	require.NoError(t, err)
-	assert.Equal(t, []bool{true, false, true, false, true}, stored)
+	assert.Equal(t, []bool{true, false, true, false, true}, storedOf(stored))
 	assert.EqualValues(t, 6+8+4, stats(t, s).TotalSamples)
 	got := samples(t, s, telemetry.SampleQuery{GPU: gpus[2].UUID})
 	require.Len(t, got, 1+2+1, "a GPU's samples from both new batches, in time order")
@@ -207,7 +218,7 @@ func batchesTogether(t *testing.T, s Store) {
 	}
 	stored, err = s.WriteBatches(context.Background(), group)
 	require.NoError(t, err)
-	assert.Equal(t, []bool{false, false, false, false, false}, stored, "written again: nothing")
+	assert.Equal(t, []bool{false, false, false, false, false}, storedOf(stored), "written again: nothing")
 	assert.EqualValues(t, 18, stats(t, s).TotalSamples)
 	_, err = s.WriteBatches(context.Background(), []telemetry.Batch{fleetBatch("c", t0, gpus, "M1"), {}})
 	assert.ErrorIs(t, err, telemetry.ErrInvalid, "a batch without an ID")
@@ -316,10 +327,11 @@ func concurrentWriters(t *testing.T, s Store) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := range 5 {
-				// Every writer touches every GPU and metric, in a different order.
+				// Every writer touches every GPU and metric, in a different order, each at
+				// times of its own.
 				order := append([]telemetry.GPU(nil), gpus[w*8:]...)
 				order = append(order, gpus[:w*8]...)
-				b := fleetBatch(fmt.Sprintf("c%d-%d", w, i), t0.Add(time.Duration(i)*time.Second), order, "M1", "M2")
+				b := fleetBatch(fmt.Sprintf("c%d-%d", w, i), t0.Add(time.Duration(w*5+i)*time.Second), order, "M1", "M2")
 				_, err := s.WriteBatch(context.Background(), b)
 				assert.NoError(t, err)
 			}
@@ -797,9 +809,69 @@ func manyGPUs(t *testing.T, s Store) {
 	b := fleetBatch("many", t0, gpus, metrics...)
 	stored, err := s.WriteBatches(ctx, []telemetry.Batch{b})
 	require.NoError(t, err)
-	assert.Equal(t, []bool{true}, stored)
+	assert.Equal(t, []telemetry.Written{{Stored: true}}, stored)
 	all, err := s.GPUs(ctx, telemetry.GPUFilter{})
 	require.NoError(t, err)
 	assert.Len(t, all, 8000)
 	assert.Equal(t, int64(8000*len(metrics)), stats(t, s).TotalSamples)
+}
+
+// The same device, metric and time is stored once whatever batches carry it: a replay cut
+// into other batches, an overlapping resend, a repeat within one batch or one write. The
+// first stored wins.
+func eachSampleOnce(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(2, 2)
+	at := func(k int) time.Time { return t0.Add(time.Duration(k) * 10 * time.Second) }
+	batch := func(id string, from, to int, value float64) telemetry.Batch {
+		b := telemetry.Batch{ID: id, GPUs: gpus}
+		for k := from; k < to; k++ {
+			for _, g := range gpus {
+				for _, m := range []string{"M1", "M2"} {
+					b.Samples = append(b.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at(k), Value: value + float64(k)})
+				}
+			}
+		}
+		return b
+	}
+	written, err := s.WriteBatches(ctx, []telemetry.Batch{batch("first", 0, 10, 0)})
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Written{{Stored: true}}, written)
+
+	// Another batching of an overlapping span, with other values: only the new times go in.
+	written, err = s.WriteBatches(ctx, []telemetry.Batch{batch("overlap", 5, 15, 1000)})
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Written{{Stored: true, AlreadyStored: 5 * 4 * 2}}, written)
+
+	// In one write: a later batch repeating an earlier one's samples, and a batch with a
+	// sample twice.
+	twice := batch("twice", 20, 21, 0)
+	twice.Samples = append(twice.Samples, twice.Samples[0])
+	written, err = s.WriteBatches(ctx, []telemetry.Batch{batch("a", 15, 18, 0), batch("b", 16, 20, 500), twice})
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Written{{Stored: true}, {Stored: true, AlreadyStored: 2 * 4 * 2}, {Stored: true, AlreadyStored: 1}}, written)
+
+	for _, g := range gpus {
+		got := samples(t, s, telemetry.SampleQuery{GPU: g.UUID})
+		require.Len(t, got, 21*2, "%s: every time once, each metric", g.UUID)
+		byTime := map[string]float64{}
+		for _, smp := range got {
+			key := smp.Metric + "@" + smp.Time.UTC().Format(time.RFC3339)
+			_, dup := byTime[key]
+			assert.False(t, dup, "%s listed twice", key)
+			byTime[key] = smp.Value
+		}
+		assert.Equal(t, float64(7), byTime["M1@"+at(7).UTC().Format(time.RFC3339)], "the first stored wins")
+		assert.Equal(t, float64(1012), byTime["M1@"+at(12).UTC().Format(time.RFC3339)], "a time stored by the overlap only")
+		assert.Equal(t, float64(16), byTime["M2@"+at(16).UTC().Format(time.RFC3339)], "an earlier batch of the same write wins")
+		assert.Equal(t, float64(518), byTime["M2@"+at(18).UTC().Format(time.RFC3339)])
+	}
+	assert.EqualValues(t, 21*4*2, stats(t, s).TotalSamples, "the stats count each sample once")
+	buckets, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Agg: telemetry.AggCount, Step: time.Hour, Limit: 10})
+	require.NoError(t, err)
+	var n float64
+	for _, b := range buckets {
+		n += b.Value
+	}
+	assert.EqualValues(t, 21*2, n, "aggregations count each sample once")
 }
