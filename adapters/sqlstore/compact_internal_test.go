@@ -46,3 +46,47 @@ func TestCompactionSkipsAGPUItCannotMerge(t *testing.T) {
 	require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM chunks WHERE gpu_id = $1 AND NOT sealed`, bad).Scan(&unsealed))
 	assert.Equal(t, 60, unsealed, "the bad GPU's chunks are all still there")
 }
+
+// A chunk stored twice — as two writers racing with the same samples leave it — is read
+// once, and merging drops the repeats for good.
+func TestRepeatsReadOnceAndDroppedByCompaction(t *testing.T) {
+	ctx := context.Background()
+	for name, url := range map[string]string{"postgres": sqlstoretest.PostgresURL(t), "sqlite": sqlstoretest.SQLiteURL(t)} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(ctx, url, Options{})
+			require.NoError(t, err)
+			defer s.Close()
+			gpu := []telemetry.GPU{{UUID: "GPU-r", Hostname: "h"}}
+			t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+			for b := range 60 { // enough for a compaction
+				batch := telemetry.Batch{ID: fmt.Sprint("r", b), GPUs: gpu}
+				for m := range 10 {
+					batch.Samples = append(batch.Samples, telemetry.Sample{GPU: "GPU-r", Metric: fmt.Sprint("M", m),
+						Time: t0.Add(time.Duration(b) * 10 * time.Second), Value: float64(b*10 + m)})
+				}
+				_, err := s.WriteBatch(ctx, batch)
+				require.NoError(t, err)
+			}
+			_, err = s.sqlDB.ExecContext(ctx, `INSERT INTO chunks (gpu_id, min_ts, max_ts, samples, data, sealed)
+				SELECT gpu_id, min_ts, max_ts, samples, data, sealed FROM chunks WHERE id IN (SELECT id FROM chunks ORDER BY id LIMIT 5)`)
+			require.NoError(t, err)
+			read := func() int {
+				n := 0
+				_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: "GPU-r"}, func(telemetry.Sample) error { n++; return nil })
+				require.NoError(t, err)
+				return n
+			}
+			assert.Equal(t, 600, read(), "five chunks stored twice, read once")
+			if name == "sqlite" {
+				return // compaction runs on PostgreSQL
+			}
+			st, err := s.Compact(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 1, st.GPUs)
+			var stored int
+			require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT sum(samples) FROM chunks`).Scan(&stored))
+			assert.Equal(t, 600, stored, "merged without the repeats")
+			assert.Equal(t, 600, read())
+		})
+	}
+}
