@@ -187,10 +187,11 @@ func TestCursorPagingWhileStreaming(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte(doc.String()), 0o644))
 
 	dbURL := sqlstoretest.PostgresURL(t)
-	p := start(t, "--database-url="+dbURL, "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
+	// Retention off: the live samples are newer than the file's by more than its default.
+	p := start(t, "--database-url="+dbURL, "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0", "--retention=0")
 	p.waitForSamples(t, 2470)
 	// Another process streams the same GPU from now on, while we page.
-	live := start(t, "--database-url="+dbURL, "--csv="+file, "--speed=0", "--interval=5ms", "--batch-size=20")
+	live := start(t, "--database-url="+dbURL, "--csv="+file, "--speed=0", "--interval=5ms", "--batch-size=20", "--retention=0")
 	before := p.waitForSamples(t, 2470+200).TotalRecords
 
 	window := url.Values{"start_time": {t0.Format(time.RFC3339)}, "end_time": {t0.Add(246 * time.Second).Format(time.RFC3339)}}

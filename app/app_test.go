@@ -793,3 +793,38 @@ func TestReloadsStoreEachSampleOnce(t *testing.T) {
 		})
 	}
 }
+
+// With --retention=1h, three hours of samples shrink to the last one (give or take a chunk)
+// within a retention cycle, and the API says so.
+func TestRetentionPrunesOldSamples(t *testing.T) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Minute)
+	var csv strings.Builder
+	csv.WriteString("timestamp,metric_name,gpu_id,device,uuid,modelName,Hostname,container,pod,namespace,value,labels_raw\n")
+	for k := 180; k >= 0; k-- {
+		at := end.Add(-time.Duration(k) * time.Minute).UTC().Format(time.RFC3339)
+		for m := range 10 {
+			fmt.Fprintf(&csv, "%s,DCGM_FI_TEST_%d,0,nvidia0,GPU-retained,H100,host-r,,,,%d,\n", at, m, k+m)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "three-hours.csv")
+	require.NoError(t, os.WriteFile(file, []byte(csv.String()), 0o644))
+	for name, newURL := range map[string]func(testing.TB) string{
+		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, "--database-url="+newURL(t), "--csv="+file, "--loop=false", "--timestamps=csv",
+				"--retention=1h", "--retention-interval=200ms")
+			var st stats
+			require.Eventually(t, func() bool {
+				p.get(t, "/api/v1/stats", &st)
+				return st.TotalRecords > 0 && st.TotalRecords <= 61*10+130
+			}, 20*time.Second, 100*time.Millisecond, "pruned to the last hour: %+v", st)
+			assert.GreaterOrEqual(t, st.TotalRecords, int64(61*10), "the last hour whole")
+			var page struct{ Data []sampleJSON }
+			require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/GPU-retained/telemetry?limit=1", &page))
+			require.Len(t, page.Data, 1)
+			assert.False(t, page.Data[0].Timestamp.Before(end.Add(-time.Hour-15*time.Minute)), "the oldest left: %s", page.Data[0].Timestamp)
+			assert.NotEmpty(t, p.logs.lines("retention: pruned"), "what was pruned is logged")
+		})
+	}
+}

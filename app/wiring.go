@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
@@ -27,9 +29,9 @@ import (
 // modes maps each mode to the components its process runs, in start order; they stop in
 // reverse order.
 var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
-	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).compactor, (*wiring).streamer},
+	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).compactor, (*wiring).pruner, (*wiring).streamer},
 	config.ModeStreamer:  {(*wiring).probes, (*wiring).streamer},
-	config.ModeCollector: {(*wiring).probes, (*wiring).collector, (*wiring).compactor},
+	config.ModeCollector: {(*wiring).probes, (*wiring).collector, (*wiring).compactor, (*wiring).pruner},
 	config.ModeAPI:       {(*wiring).api},
 	config.ModeMigrate:   {(*wiring).migrate},
 }
@@ -421,6 +423,30 @@ func (w *wiring) compactor(ctx context.Context) (component, error) {
 		run = func(ctx context.Context) error { <-ctx.Done(); return nil }
 	}
 	return component{name: "compactor", aux: true, run: run}, nil
+}
+
+// pruner deletes, beside the collector, what is older than the retention. It does not keep
+// the process alive by itself.
+func (w *wiring) pruner(ctx context.Context) (component, error) {
+	store, err := w.openStore(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	retention := w.cfg.Retention
+	if retention == config.RetentionAuto {
+		retention = config.DefaultRetentionPostgres
+		if store.Dialect() != "postgres" {
+			retention = config.DefaultRetentionSQLite
+		}
+	}
+	if retention == 0 {
+		w.log.Info("retention: samples are kept forever")
+		return component{name: "pruner", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
+	}
+	w.log.Info("retention: samples older than "+model.Duration(retention).String()+" are deleted", "every", w.cfg.RetentionInterval)
+	return component{name: "pruner", aux: true, run: func(ctx context.Context) error {
+		return store.Pruner(ctx, retention, w.cfg.RetentionInterval, time.Now)
+	}}, nil
 }
 
 func (w *wiring) api(ctx context.Context) (component, error) {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -81,7 +82,10 @@ type Config struct {
 	CollectorWorkers int
 	QueueCapacity    int
 	CompactInterval  time.Duration // 0: collectors do not compact
-	ShutdownTimeout  time.Duration
+	// Retention is how long samples are kept: 0 forever, RetentionAuto by database kind.
+	Retention         time.Duration
+	RetentionInterval time.Duration
+	ShutdownTimeout   time.Duration
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -128,6 +132,8 @@ var settings = []setting{
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 2, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
+	{"retention", "auto", "how long samples are kept, e.g. 15d, 36h; auto = 15d on PostgreSQL, 1d on SQLite (the embedded default stays small); 0 = forever. Collectors prune what is older"},
+	{"retention-interval", time.Minute, "how often a collector prunes what retention lets go"},
 	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of (PostgreSQL); 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
@@ -236,14 +242,16 @@ func fromViper(v *viper.Viper) (Config, error) {
 		CollectorWorkers: v.GetInt("collector-workers"),
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		CompactInterval:  duration("compact-interval"),
-		ShutdownTimeout:  duration("shutdown-timeout"),
-		LogFormat:        strings.ToLower(v.GetString("log-format")),
-		RedisURL:         v.GetString("redis-url"),
-		QueueName:        v.GetString("queue-name"),
-		MaxBacklog:       v.GetInt("max-backlog"),
-		QueueUI:          v.GetBool("queue-ui"),
-		WebConfigFile:    v.GetString("web-config-file"),
-		HealthCheck:      v.GetBool("health-check"),
+
+		RetentionInterval: duration("retention-interval"),
+		ShutdownTimeout:   duration("shutdown-timeout"),
+		LogFormat:         strings.ToLower(v.GetString("log-format")),
+		RedisURL:          v.GetString("redis-url"),
+		QueueName:         v.GetString("queue-name"),
+		MaxBacklog:        v.GetInt("max-backlog"),
+		QueueUI:           v.GetBool("queue-ui"),
+		WebConfigFile:     v.GetString("web-config-file"),
+		HealthCheck:       v.GetBool("health-check"),
 
 		ScrapeTargets:      list(v.GetString("scrape-targets")),
 		ScrapeTargetsFile:  v.GetString("scrape-targets-file"),
@@ -256,6 +264,13 @@ func fromViper(v *viper.Viper) (Config, error) {
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
+	}
+	if r := strings.TrimSpace(strings.ToLower(v.GetString("retention"))); r == "auto" {
+		c.Retention = RetentionAuto
+	} else if d, err := parseRetention(r); err != nil {
+		problems = append(problems, fmt.Errorf("retention: %w", err))
+	} else {
+		c.Retention = d
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
@@ -328,6 +343,28 @@ func parseDuration(s string) (time.Duration, error) {
 		return time.Duration(secs * float64(time.Second)), nil
 	}
 	return 0, fmt.Errorf("%q is not a duration such as 500ms, 2s or 1m", s)
+}
+
+// RetentionAuto asks for the database kind's default retention.
+const RetentionAuto time.Duration = -1
+
+// Retention defaults by database kind.
+const (
+	DefaultRetentionPostgres = 15 * 24 * time.Hour
+	DefaultRetentionSQLite   = 24 * time.Hour
+)
+
+// parseRetention reads a retention as Prometheus writes its own (15d, 2w, 36h, 1h30m) or
+// as any duration setting; 0 keeps samples forever.
+func parseRetention(s string) (time.Duration, error) {
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	d, err := parseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 15d, 36h or 0 (forever), nor auto", s)
+	}
+	return d, nil
 }
 
 // databaseURLFromEnv reads the conventional DATABASE_URL, then DB_HOST and friends.
@@ -436,6 +473,9 @@ func (c Config) validate() []error {
 	}
 	if c.QueueCapacity < 1 {
 		bad("queue-capacity", "must be at least 1")
+	}
+	if c.RetentionInterval <= 0 {
+		bad("retention-interval", "must be positive")
 	}
 	if c.CompactInterval < 0 {
 		bad("compact-interval", "must not be negative")

@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
 		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, Shard: stream.Shard{Index: 0, Count: 1},
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0,
-		CollectorWorkers: 2, QueueCapacity: 16, CompactInterval: 5 * time.Second, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+		CollectorWorkers: 2, QueueCapacity: 16, CompactInterval: 5 * time.Second, Retention: config.RetentionAuto, RetentionInterval: time.Minute, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter", RemoteWriteTimeout: 10 * time.Second,
 	}, c)
 	assert.True(t, c.Bundled(), "no source named: the bundled sample streams")
@@ -184,4 +184,22 @@ func TestHelp(t *testing.T) {
 	for _, want := range []string{"Usage:", "--mode", "--database-url", "TELEMETRY_BATCH_SIZE", "--timestamps", "--shard"} {
 		assert.Contains(t, out.String(), want)
 	}
+}
+
+func TestRetention(t *testing.T) {
+	clearEnv(t)
+	for arg, want := range map[string]time.Duration{
+		"auto": config.RetentionAuto, "15d": 15 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "36h": 36 * time.Hour,
+		"1h30m": 90 * time.Minute, "0": 0, "90": 90 * time.Second,
+	} {
+		c, err := load(t, "--retention="+arg)
+		require.NoError(t, err, arg)
+		assert.Equal(t, want, c.Retention, arg)
+	}
+	for _, bad := range []string{"forever", "-1h", "15 days"} {
+		_, err := load(t, "--retention="+bad)
+		assert.ErrorContains(t, err, "retention:", bad)
+	}
+	_, err := load(t, "--retention-interval=0s")
+	assert.ErrorContains(t, err, "retention-interval")
 }

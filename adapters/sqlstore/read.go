@@ -501,7 +501,10 @@ func (s *Store) Stats(ctx context.Context) (telemetry.Stats, error) {
 	var st telemetry.Stats
 	var oldest, newest timestamp
 	db := s.db.WithContext(ctx)
-	err := db.Raw(`SELECT coalesce(sum(samples), 0), min(min_ts), max(max_ts) FROM batches`).Row().Scan(&st.TotalSamples, &oldest, &newest)
+	// Batches count what was stored; retention's tally says how far they and the chunks
+	// left apart when it deleted them.
+	err := db.Raw(`SELECT coalesce(sum(samples), 0) - (SELECT chunk_samples - batch_samples FROM pruned),
+		min(min_ts), max(max_ts) FROM batches`).Row().Scan(&st.TotalSamples, &oldest, &newest)
 	if err != nil {
 		return st, classify(fmt.Errorf("count samples: %w", err))
 	}

@@ -1,0 +1,123 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// PruneStats is what one pass of retention deleted.
+type PruneStats struct {
+	Chunks, Samples int64 // chunks deleted, and the samples they held
+	Batches         int64 // batch rows deleted
+}
+
+// retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
+const retentionLock = 7_315_002
+
+// Prune deletes the chunks whose samples are all older than before, and the rows of
+// batches whose samples all were, in one transaction, counting what it deleted for the
+// stats. A chunk holding a sample at or after before stays whole, so samples up to one
+// chunk's span older than before may outlive it. On PostgreSQL one process at a time
+// prunes: another, finding the lock held, deletes nothing. GPUs, metrics and which GPU
+// reports which metric stay: the fleet bounds them, not time.
+func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error) {
+	var st PruneStats
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return st, classify(err)
+	}
+	defer tx.Rollback()
+	if s.dialect.name == "postgres" {
+		var mine bool
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, retentionLock).Scan(&mine); err != nil || !mine {
+			return st, classify(err)
+		}
+	}
+	cutoff := s.dialect.ts(before)
+	var batchSamples int64
+	for _, q := range []struct {
+		table string
+		rows  *int64
+		sum   *int64
+	}{{"chunks", &st.Chunks, &st.Samples}, {"batches", &st.Batches, &batchSamples}} {
+		if err := deleteOlder(ctx, tx, s.dialect, q.table, cutoff, q.rows, q.sum); err != nil {
+			return st, classify(fmt.Errorf("prune %s: %w", q.table, err))
+		}
+	}
+	if st.Chunks == 0 && st.Batches == 0 {
+		return st, nil
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE pruned SET batch_samples = batch_samples + ?, chunk_samples = chunk_samples + ?`),
+		batchSamples, st.Samples); err != nil {
+		return st, classify(fmt.Errorf("count what was pruned: %w", err))
+	}
+	return st, classify(tx.Commit())
+}
+
+// deleteOlder deletes the rows of table whose max_ts is before cutoff (an empty batch's:
+// its stored_at), returning how many and the sum of their samples.
+func deleteOlder(ctx context.Context, tx *sql.Tx, d dialect, table string, cutoff any, rows, samples *int64) error {
+	where := "max_ts < ?"
+	if table == "batches" {
+		where = "(max_ts < ? OR (max_ts IS NULL AND stored_at < ?))"
+	}
+	args := []any{cutoff}
+	if table == "batches" {
+		args = append(args, cutoff)
+	}
+	if d.name == "postgres" {
+		return tx.QueryRowContext(ctx, d.rebind(`WITH gone AS (DELETE FROM `+table+` WHERE `+where+` RETURNING samples)
+			SELECT count(*), coalesce(sum(samples), 0) FROM gone`), args...).Scan(rows, samples)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(samples), 0) FROM `+table+` WHERE `+where, args...).
+		Scan(rows, samples); err != nil || *rows == 0 {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+where, args...)
+	return err
+}
+
+// Cutoff is where retention cuts: retention before the newest sample stored, as
+// Prometheus counts it, so that an import of last year's data is kept as long as it is
+// the newest there is — but never later than retention before now, so that a sample
+// stamped in the future cannot take the rest with it.
+func (s *Store) Cutoff(ctx context.Context, retention time.Duration, now time.Time) (time.Time, error) {
+	var newest timestamp
+	if err := s.db.WithContext(ctx).Raw(`SELECT max(max_ts) FROM batches`).Row().Scan(&newest); err != nil {
+		return time.Time{}, classify(fmt.Errorf("find the newest sample: %w", err))
+	}
+	at := now
+	if !newest.Time.IsZero() && newest.Time.Before(now) {
+		at = newest.Time
+	}
+	return at.Add(-retention), nil
+}
+
+// Pruner runs Prune every interval until ctx ends, at the Cutoff of retention, logging what
+// it deleted and, retrying at the next interval, what failed.
+func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) error {
+	for {
+		before, err := s.Cutoff(ctx, retention, now())
+		var st PruneStats
+		if err == nil {
+			st, err = s.Prune(ctx, before)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.log.WarnContext(ctx, "retention: pruning failed, retrying", "retry_in", interval, "err", err)
+		case st.Chunks > 0 || st.Batches > 0:
+			s.log.Log(ctx, slog.LevelInfo, "retention: pruned", "before", before, "chunks", st.Chunks,
+				"samples", st.Samples, "batches", st.Batches)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}

@@ -1,0 +1,3 @@
+DROP INDEX batches_max_ts_idx;
+DROP INDEX chunks_max_ts_idx;
+DROP TABLE pruned;
