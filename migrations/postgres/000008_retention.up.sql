@@ -6,7 +6,8 @@ CREATE TABLE pruned (
     chunk_samples bigint  NOT NULL
 );
 INSERT INTO pruned VALUES (1, 0, 0);
--- A BRIN index: chunks and batches arrive in time order, so a few pages of ranges find the
--- old ones, at next to no cost to writes.
+-- Chunks arrive in time order, so a BRIN index's few pages of ranges find the old ones, at
+-- next to no cost to writes. Batches are a row per thousands of samples: a B-tree, which
+-- also finds the newest sample at once.
 CREATE INDEX chunks_max_ts_brin ON chunks USING brin (max_ts);
-CREATE INDEX batches_max_ts_brin ON batches USING brin (max_ts);
+CREATE INDEX batches_max_ts_idx ON batches (max_ts);
