@@ -83,17 +83,21 @@ func deleteOlder(ctx context.Context, tx *sql.Tx, d dialect, table string, cutof
 // Cutoff is where retention cuts: retention before the newest sample stored, as
 // Prometheus counts it, so that an import of last year's data is kept as long as it is
 // the newest there is — but never later than retention before now, so that a sample
-// stamped in the future cannot take the rest with it.
+// stamped in the future cannot take the rest with it. A store without samples has no
+// cutoff (the zero time): counting from now, it would delete the first batches of an old
+// file as they arrive.
 func (s *Store) Cutoff(ctx context.Context, retention time.Duration, now time.Time) (time.Time, error) {
 	var newest timestamp
 	if err := s.db.WithContext(ctx).Raw(`SELECT max(max_ts) FROM batches`).Row().Scan(&newest); err != nil {
 		return time.Time{}, classify(fmt.Errorf("find the newest sample: %w", err))
 	}
-	at := now
-	if !newest.Time.IsZero() && newest.Time.Before(now) {
-		at = newest.Time
+	if newest.Time.IsZero() {
+		return time.Time{}, nil
 	}
-	return at.Add(-retention), nil
+	if newest.Time.After(now) {
+		return now.Add(-retention), nil
+	}
+	return newest.Time.Add(-retention), nil
 }
 
 // Pruner runs Prune every interval until ctx ends, at the Cutoff of retention, logging what
@@ -102,7 +106,7 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 	for {
 		before, err := s.Cutoff(ctx, retention, now())
 		var st PruneStats
-		if err == nil {
+		if err == nil && !before.IsZero() {
 			st, err = s.Prune(ctx, before)
 		}
 		switch {
