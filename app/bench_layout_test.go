@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -35,12 +37,18 @@ import (
 // moves it (247 GPUs, 10 metrics), scraped every 10 s for two hours — 1,778,400 samples in
 // 2,470 series. For each layout it writes one chunk per series per span into a table of
 // its own and reports the table's whole size (heap, TOAST, indexes) per sample after
-// VACUUM. Run it with `TELEMETRY_BENCH_LAYOUTS=1 go test -run '^$' -bench ChunkLayouts ./app`.
+// VACUUM. Run it with `TELEMETRY_BENCH_LAYOUTS=1 go test -run '^$' -bench ChunkLayouts ./app`;
+// TELEMETRY_BENCH_LAYOUTS=noisy adds noise to the simulator's values (which repeat every
+// five minutes), as a real fleet's would not repeat.
 func BenchmarkChunkLayouts(b *testing.B) {
-	if os.Getenv("TELEMETRY_BENCH_LAYOUTS") == "" {
-		b.Skip("set TELEMETRY_BENCH_LAYOUTS=1")
+	mode := os.Getenv("TELEMETRY_BENCH_LAYOUTS")
+	if mode == "" {
+		b.Skip("set TELEMETRY_BENCH_LAYOUTS=1 (or noisy)")
 	}
 	series := simulatedSeries(b, 2*time.Hour, 10*time.Second)
+	if mode == "noisy" {
+		addNoise(series)
+	}
 	total := 0
 	for _, s := range series {
 		total += len(s.ts)
@@ -101,7 +109,7 @@ func BenchmarkChunkLayouts(b *testing.B) {
 		{"int4[] time deltas + int8[] value deltas (whole series) or float8[], lz4", `CREATE TABLE %s (series_id int4, min_ts int8, max_ts int8, samples int2,
 			dt int4[] COMPRESSION lz4, dv int8[] COMPRESSION lz4, v float8[] COMPRESSION lz4, PRIMARY KEY (series_id, min_ts))`, intDeltas},
 	}
-	fmt.Printf("\n| layout, %d samples | samples a chunk | bytes a sample in PostgreSQL | payload bytes a sample |\n|---|---|---|---|\n", total)
+	fmt.Printf("\n| layout, %d samples (%s) | samples a chunk | bytes a sample in PostgreSQL | payload bytes a sample |\n|---|---|---|---|\n", total, map[bool]string{true: "with noise", false: "the simulator's"}[mode == "noisy"])
 	for li, l := range layouts {
 		for _, span := range []int{120, 720} {
 			table := fmt.Sprintf("layout_%d_%d", li, span)
@@ -218,6 +226,33 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 	}))
 	b.Logf("VictoriaMetrics' storage by directory: %v", byDir)
 	return byDir
+}
+
+// addNoise perturbs every value as a live GPU's readings move: whole-number series (temperatures,
+// clocks, percentages, memory) by a whole ±2 % random walk step, the others (power, ratios)
+// by 1 % of their value, rounded as DCGM reports them (power to mW, ratios to 1e-6).
+func addNoise(series []simSeries) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, s := range series {
+		whole := true
+		for _, v := range s.vs {
+			whole = whole && v == math.Trunc(v)
+		}
+		drift := 0.0
+		for i, v := range s.vs {
+			if whole {
+				drift += math.Round(rng.NormFloat64() * math.Max(1, math.Abs(v)*0.02) / 4)
+				s.vs[i] = math.Max(0, v+drift)
+				continue
+			}
+			n := v * (1 + rng.NormFloat64()*0.01)
+			if math.Abs(v) >= 1 {
+				s.vs[i] = math.Round(n*1000) / 1000
+			} else {
+				s.vs[i] = math.Round(n*1e6) / 1e6
+			}
+		}
+	}
 }
 
 // simSeries is one simulated series: its samples' times (ms) and values.
