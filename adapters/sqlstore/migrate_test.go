@@ -26,7 +26,7 @@ func TestMigrationCutShortIsAppliedAgain(t *testing.T) {
 			url := newURL(t)
 			s, err := Open(ctx, url, Options{})
 			require.NoError(t, err)
-			for _, file := range []string{"000008_retention", "000007_gpu_listing_index", "000006_devices_and_labels"} {
+			for _, file := range []string{"000009_samples_view", "000008_retention", "000007_gpu_listing_index", "000006_devices_and_labels"} {
 				down, err := migrations.FS.ReadFile(s.dialect.name + "/" + file + ".down.sql")
 				require.NoError(t, err)
 				_, err = s.sqlDB.ExecContext(ctx, string(down))
@@ -42,7 +42,7 @@ func TestMigrationCutShortIsAppliedAgain(t *testing.T) {
 			var version int
 			var dirty bool
 			require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty))
-			assert.Equal(t, 8, version, "6 applied again, and the later ones after it")
+			assert.Equal(t, 9, version, "6 applied again, and the later ones after it")
 			assert.False(t, dirty)
 			var n int
 			require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT count(gpu_instance) FROM gpus`).Scan(&n), "migration 6 applied again")

@@ -1,0 +1,166 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// The samples view (PostgreSQL) decodes the chunks into what the store reads back: every
+// sample, its value to the bit, its device and workload, before and after compaction.
+func TestSamplesViewEqualsTheStore(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	gpus := []telemetry.GPU{{UUID: "GPU-v", Hostname: "host-v", Index: 0, Device: "nvidia0", ModelName: "H100"},
+		{UUID: "GPU-v", Instance: "3", InstanceProfile: "1g.10gb", Hostname: "host-v", Index: 0, Device: "nvidia0", ModelName: "H100"}}
+	values := []float64{0, 1, -7, 42, 2147483631, 1 << 53, 310.532, -3.5, 0.000123, 1e300, -2.5e-310, math.SmallestNonzeroFloat64, 0.812345}
+	for b := range 60 {
+		batch := telemetry.Batch{ID: fmt.Sprint("v", b), GPUs: gpus}
+		for k, v := range values {
+			smp := telemetry.Sample{GPU: gpus[b%2].Key(), Metric: fmt.Sprintf("M%02d", k), Time: time.Date(2025, 7, 1, 0, 0, b, 123456000, time.UTC),
+				Value: v * float64(1+b%3)}
+			if k%4 == 0 {
+				smp.Pod, smp.Namespace, smp.Container = fmt.Sprint("pod-", b%3), "ml", "main"
+			}
+			batch.Samples = append(batch.Samples, smp)
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(t, err)
+	}
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	check := func(when string) {
+		for _, g := range gpus {
+			var want []string
+			_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: g.Key()}, func(smp telemetry.Sample) error {
+				want = append(want, fmt.Sprintf("%s %s %x %s/%s/%s", smp.Time.UTC().Format(time.RFC3339Nano), smp.Metric,
+					math.Float64bits(smp.Value), smp.Container, smp.Pod, smp.Namespace))
+				return nil
+			})
+			require.NoError(t, err)
+			rows, err := db.QueryContext(ctx, `SELECT time, metric, value, container, pod, namespace FROM samples
+				WHERE uuid = $1 AND gpu_instance = $2`, g.UUID, g.Instance)
+			require.NoError(t, err)
+			var got []string
+			for rows.Next() {
+				var at time.Time
+				var metric, container, pod, namespace string
+				var value float64
+				require.NoError(t, rows.Scan(&at, &metric, &value, &container, &pod, &namespace))
+				got = append(got, fmt.Sprintf("%s %s %x %s/%s/%s", at.UTC().Format(time.RFC3339Nano), metric,
+					math.Float64bits(value), container, pod, namespace))
+			}
+			require.NoError(t, rows.Err())
+			sort.Strings(want)
+			sort.Strings(got)
+			require.Len(t, want, 30*len(values))
+			assert.Equal(t, want, got, "%s, %s", g.Key(), when)
+		}
+	}
+	check("as written")
+	_, err = s.Compact(ctx)
+	require.NoError(t, err)
+	check("compacted")
+	var avg float64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT avg(value) FROM samples WHERE uuid = 'GPU-v' AND gpu_instance = '' AND metric = 'M03'`).Scan(&avg))
+	assert.InDelta(t, 42*2.0, avg, 1e-9, "a question in plain SQL: (1+2+3)/3 × 42, as written across the GPU's batches")
+}
+
+// The README's two SQL questions, run as written, give what the store's own reads give.
+func TestReadmeSQLAnswersLikeTheStore(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "### In SQL (PostgreSQL)")
+	require.True(t, ok)
+	_, rest, ok = strings.Cut(rest, "```sql\n")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	queries := strings.SplitAfter(strings.TrimSpace(block), ";")
+	require.Len(t, queries[:2], 2)
+
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	now := time.Now().UTC().Truncate(time.Second)
+	var gpus []telemetry.GPU
+	for i := range 4 {
+		gpus = append(gpus, telemetry.GPU{UUID: fmt.Sprint("GPU-sql-", i), Hostname: fmt.Sprint("host-", i/2), Index: i % 2})
+	}
+	for k := range 60 { // every 10 s over the last ten minutes
+		at := now.Add(-time.Duration(k)*10*time.Second - 3*time.Second)
+		batch := telemetry.Batch{ID: fmt.Sprint("sql", k), GPUs: gpus}
+		for i, g := range gpus {
+			batch.Samples = append(batch.Samples,
+				telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64((k*7 + i*13) % 101)},
+				telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_GPU_TEMP", Time: at, Value: float64(40 + (k+i)%20)})
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(t, err)
+	}
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil) // one transaction: one now() for every statement
+	require.NoError(t, err)
+	defer tx.Rollback()
+	var sqlNow time.Time
+	require.NoError(t, tx.QueryRowContext(ctx, `SELECT now()`).Scan(&sqlNow))
+
+	sums, counts, latest := map[string]float64{}, map[string]int{}, map[string]float64{}
+	for _, g := range gpus {
+		_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: g.UUID}, func(smp telemetry.Sample) error {
+			if smp.Metric == "DCGM_FI_DEV_GPU_UTIL" && !smp.Time.Before(sqlNow.Add(-5*time.Minute)) && !smp.Time.After(sqlNow) {
+				sums[g.Hostname] += smp.Value
+				counts[g.Hostname]++
+			}
+			if smp.Metric == "DCGM_FI_DEV_GPU_TEMP" {
+				latest[g.UUID] = smp.Value // samples come in time order
+			}
+			return nil
+		})
+		require.NoError(t, err)
+	}
+
+	rows, err := tx.QueryContext(ctx, queries[0])
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for rows.Next() {
+		var host string
+		var avg float64
+		require.NoError(t, rows.Scan(&host, &avg))
+		got[host] = avg
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, got, 2)
+	for host, avg := range got {
+		assert.InDelta(t, sums[host]/float64(counts[host]), avg, 0.005, host)
+	}
+
+	rows, err = tx.QueryContext(ctx, queries[1])
+	require.NoError(t, err)
+	temps := map[string]float64{}
+	for rows.Next() {
+		var uuid, instance, host string
+		var at time.Time
+		var temp float64
+		require.NoError(t, rows.Scan(&uuid, &instance, &host, &at, &temp))
+		temps[uuid] = temp
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, latest, temps)
+}

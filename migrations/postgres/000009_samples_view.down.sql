@@ -1,0 +1,3 @@
+DROP FUNCTION telemetry_samples(timestamptz, timestamptz);
+DROP VIEW samples;
+DROP FUNCTION telemetry_chunk_points(bytea);
