@@ -8,17 +8,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -168,9 +165,7 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 	var payloads [][]byte
 	var wr prompb.WriteRequest
 	flush := func() {
-		raw, err := wr.Marshal()
-		require.NoError(b, err)
-		payloads = append(payloads, snappy.Encode(nil, raw))
+		payloads = append(payloads, remoteWriteBodyOf(b, &wr))
 		wr.Timeseries = wr.Timeseries[:0]
 	}
 	for _, s := range series {
@@ -192,19 +187,8 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 	}
 	sendAll(b, vm.base+"/api/v1/write", payloads)
 	require.Eventually(b, func() bool {
-		var body struct {
-			Data struct {
-				Result []struct {
-					Value [2]any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[1d]))`}}
-		if getJSON(http.DefaultClient, vm.base+"/api/v1/query?"+q.Encode(), &body) != nil || len(body.Data.Result) == 0 {
-			return false
-		}
-		n, _ := strconv.ParseFloat(body.Data.Result[0].Value[1].(string), 64)
-		return int64(n) >= total
+		n, err := vm.count()
+		return err == nil && n >= total
 	}, 2*time.Minute, 500*time.Millisecond, "VictoriaMetrics holds every sample")
 	for _, path := range []string{"/internal/force_flush", "/internal/force_merge"} {
 		resp, err := http.Get(vm.base + path)

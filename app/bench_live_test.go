@@ -104,9 +104,7 @@ func remoteWritePayloads(b *testing.B, scrapes int) ([][]byte, int64) {
 	var out [][]byte
 	var wr prompb.WriteRequest
 	flush := func() {
-		raw, err := wr.Marshal()
-		require.NoError(b, err)
-		out = append(out, snappy.Encode(nil, raw))
+		out = append(out, remoteWriteBodyOf(b, &wr))
 		wr.Timeseries = wr.Timeseries[:0]
 	}
 	total := int64(0)
@@ -268,30 +266,35 @@ func startVictoriaMetrics(b *testing.B, bin string) *victoriaMetrics {
 	return vm
 }
 
+// count is how many DCGM samples VictoriaMetrics can query.
+func (vm *victoriaMetrics) count() (int64, error) {
+	q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[1d]))`}}
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := getJSON(http.DefaultClient, vm.base+"/api/v1/query?"+q.Encode(), &body); err != nil || len(body.Data.Result) == 0 {
+		return 0, err
+	}
+	v, err := strconv.ParseFloat(body.Data.Result[0].Value[1].(string), 64)
+	return int64(v), err
+}
+
+// remoteWriteBodyOf is a write request as a remote_write body: protobuf, snappy-compressed.
+func remoteWriteBodyOf(t testing.TB, wr *prompb.WriteRequest) []byte {
+	raw, err := wr.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, raw)
+}
+
 func remoteWriteToVictoriaMetrics(b *testing.B, bin string, payloads [][]byte, total int64) benchResult {
 	name := "remote_write → VictoriaMetrics (Debian's " + victoriaMetricsVersion(bin) + ")"
 	vm := startVictoriaMetrics(b, bin)
 	base, cmd, stop := vm.base, vm.cmd, vm.stop
-	count := func() (int64, error) {
-		q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[1d]))`}}
-		resp, err := http.Get(base + "/api/v1/query?" + q.Encode())
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data struct {
-				Result []struct {
-					Value [2]any `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Data.Result) == 0 {
-			return 0, err
-		}
-		v, err := strconv.ParseFloat(body.Data.Result[0].Value[1].(string), 64)
-		return int64(v), err
-	}
+	count := vm.count
 	start := time.Now()
 	retried := sendAll(b, base+"/api/v1/write", payloads)
 	sent := time.Since(start)

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/assert"
@@ -83,9 +82,7 @@ func remoteWriteBody(t *testing.T, uuid string, at time.Time) []byte {
 			{Name: "UUID", Value: uuid}, {Name: "gpu", Value: "0"}},
 		Samples: []prompb.Sample{{Value: 41, Timestamp: at.UnixMilli()}},
 	}}}
-	raw, err := wr.Marshal()
-	require.NoError(t, err)
-	return snappy.Encode(nil, raw)
+	return remoteWriteBodyOf(t, &wr)
 }
 
 var remoteWriteHeader = http.Header{"Content-Type": {"application/x-protobuf"}, "Content-Encoding": {"snappy"},
