@@ -53,9 +53,14 @@ type chunkRow struct {
 	sealed       bool // full: the compactor leaves it alone (compact.go)
 }
 
-// cutChunks sorts one GPU's points and packs them into chunks within both bounds.
-func cutChunks(gpu int32, pts []point, out []chunkRow) []chunkRow {
-	slices.SortFunc(pts, comparePoints)
+// cutChunks sorts one GPU's points, keeps one of each metric and time (the earliest in pts),
+// and packs them into chunks within both bounds. It returns the chunks appended to out and
+// how many points it left out as repeats.
+func cutChunks(gpu int32, pts []point, out []chunkRow) ([]chunkRow, int) {
+	slices.SortStableFunc(pts, comparePoints)
+	n := len(pts)
+	pts = slices.CompactFunc(pts, func(a, b point) bool { return a.ts == b.ts && a.metric == b.metric })
+	repeats := n - len(pts)
 	span := chunkSpan.Microseconds()
 	for len(pts) > 0 {
 		n := 1
@@ -66,7 +71,7 @@ func cutChunks(gpu int32, pts []point, out []chunkRow) []chunkRow {
 			sealed: n == chunkMaxSamples})
 		pts = pts[n:]
 	}
-	return out
+	return out, repeats
 }
 
 // chunkVersion is the first byte of every chunk written. The layout after it:

@@ -27,7 +27,8 @@ func TestChunkRoundTrip(t *testing.T) {
 	pts[3].value, pts[4].value, pts[5].value = math.MaxFloat64, math.Copysign(0, -1), math.Inf(-1)
 	pts[6].value, pts[8].value, pts[10].value = maxWhole, -maxWhole, maxWhole*2
 
-	chunks := cutChunks(7, append([]point(nil), pts...), nil)
+	chunks, repeats := cutChunks(7, append([]point(nil), pts...), nil)
+	require.Zero(t, repeats)
 	var back []point
 	for _, c := range chunks {
 		require.Equal(t, int32(7), c.gpu)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -122,7 +121,9 @@ func (s *Store) compactGPU(ctx context.Context, gpu int32) (read, written int, e
 	if len(ids) < 2 || len(pts) < compactMinSamples {
 		return 0, 0, nil // another process merged them since the pass began
 	}
-	merged := cutChunks(gpu, withoutRepeats(pts), nil)
+	// Repeats — writes that raced with the same samples, or stored before writes looked for
+	// them — go as the chunks merge.
+	merged, _ := cutChunks(gpu, pts, nil)
 	for i := range merged[:len(merged)-1] {
 		merged[i].sealed = true
 	}
@@ -134,14 +135,6 @@ func (s *Store) compactGPU(ctx context.Context, gpu int32) (read, written int, e
 		return 0, 0, err
 	}
 	return len(ids), len(merged), tx.Commit()
-}
-
-// withoutRepeats sorts points and keeps one of each metric and time, the first read: writes
-// racing with the same samples, or stored before writes looked for them, leave repeats that
-// merging chunks is the time to drop.
-func withoutRepeats(pts []point) []point {
-	slices.SortStableFunc(pts, comparePoints)
-	return slices.CompactFunc(pts, func(a, b point) bool { return a.ts == b.ts && a.metric == b.metric })
 }
 
 // Compactor runs Compact every interval until ctx ends, at once again while a pass leaves

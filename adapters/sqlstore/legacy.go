@@ -130,7 +130,8 @@ func (s *Store) upgradeGPU(ctx context.Context, tx *sql.Tx, gpu int32) (int, err
 		if len(pts) > 0 {
 			after = s.dialect.ts(time.UnixMicro(pts[len(pts)-1].ts))
 			total += len(pts)
-			if err := s.insertChunks(ctx, tx, cutChunks(gpu, pts, nil)); err != nil {
+			chunks, _ := cutChunks(gpu, pts, nil)
+			if err := s.insertChunks(ctx, tx, chunks); err != nil {
 				return total, err
 			}
 		}

@@ -150,36 +150,43 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 		if err != nil {
 			return nil, nil, err
 		}
+		hits := holdsAny(runs, before) // before cutting, which drops repeats from the runs
+		var out []chunkRow
+		repeated := 0
+		for _, run := range runs {
+			var n int
+			out, n = cutChunks(run.gpu, run.pts, out)
+			repeated += n
+		}
 		already := make([]int, len(bs))
-		if repeats(runs, before) {
-			// The slow way, sample by sample and batch by batch, so that the first wins
-			// and each batch learns how many of its samples were left out.
-			kept := telemetry.Batch{ID: all.ID}
-			seen := make(map[pointKey]bool, len(fresh.Samples))
-			for i, b := range bs {
-				if !stored[i] {
+		if repeated == 0 && !hits {
+			return out, already, nil
+		}
+		// The slow way, sample by sample and batch by batch, so that the first wins and each
+		// batch learns how many of its samples were left out.
+		kept := telemetry.Batch{ID: all.ID}
+		seen := make(map[pointKey]bool, len(fresh.Samples))
+		for i, b := range bs {
+			if !stored[i] {
+				continue
+			}
+			kept.GPUs = append(kept.GPUs, b.GPUs...)
+			for _, smp := range b.Samples {
+				k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro()}
+				if seen[k] || before[k] {
+					already[i]++
 					continue
 				}
-				kept.GPUs = append(kept.GPUs, b.GPUs...)
-				for _, smp := range b.Samples {
-					k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro()}
-					if seen[k] || before[k] {
-						already[i]++
-						continue
-					}
-					seen[k] = true
-					kept.Samples = append(kept.Samples, smp)
-				}
-			}
-			if runs, err = groupByGPU(kept, gpuIDs, metricIDs); err != nil {
-				return nil, nil, err
+				seen[k] = true
+				kept.Samples = append(kept.Samples, smp)
 			}
 		}
-		var out []chunkRow
+		if runs, err = groupByGPU(kept, gpuIDs, metricIDs); err != nil {
+			return nil, nil, err
+		}
+		out = out[:0]
 		for _, run := range runs {
-			if len(run.pts) > 0 {
-				out = cutChunks(run.gpu, run.pts, out)
-			}
+			out, _ = cutChunks(run.gpu, run.pts, out)
 		}
 		return out, already, nil
 	}
@@ -268,21 +275,19 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 	return out, nil
 }
 
-// repeats reports whether the runs hold a point twice or one already stored. It sorts each
-// run, as cutting it would.
-func repeats(runs []gpuRun, before map[pointKey]bool) bool {
-	found := false
+// holdsAny reports whether a point of the runs is among the stored ones.
+func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
+	if len(stored) == 0 {
+		return false
+	}
 	for _, run := range runs {
-		slices.SortFunc(run.pts, comparePoints)
-		for i := range run.pts {
-			p := &run.pts[i]
-			if (i > 0 && p.ts == run.pts[i-1].ts && p.metric == run.pts[i-1].metric) ||
-				(before != nil && before[pointKey{gpu: run.gpu, metric: p.metric, ts: p.ts}]) {
-				found = true
+		for _, p := range run.pts {
+			if stored[pointKey{gpu: run.gpu, metric: p.metric, ts: p.ts}] {
+				return true
 			}
 		}
 	}
-	return found
+	return false
 }
 
 // checkText refuses, before anything is written, text that one database or the other cannot
