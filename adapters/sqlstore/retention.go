@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"time"
 )
 
@@ -37,15 +36,15 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		}
 	}
 	cutoff := s.dialect.ts(before)
+	st.Chunks, st.Samples, err = deleteOlder(ctx, tx, s.dialect, "chunks", "max_ts < ?", cutoff)
+	if err != nil {
+		return st, classify(fmt.Errorf("prune chunks: %w", err))
+	}
+	// An empty batch has no span: its time is when it was stored.
 	var batchSamples int64
-	for _, q := range []struct {
-		table string
-		rows  *int64
-		sum   *int64
-	}{{"chunks", &st.Chunks, &st.Samples}, {"batches", &st.Batches, &batchSamples}} {
-		if err := deleteOlder(ctx, tx, s.dialect, q.table, cutoff, q.rows, q.sum); err != nil {
-			return st, classify(fmt.Errorf("prune %s: %w", q.table, err))
-		}
+	st.Batches, batchSamples, err = deleteOlder(ctx, tx, s.dialect, "batches", "(max_ts < ? OR (max_ts IS NULL AND stored_at < ?))", cutoff, cutoff)
+	if err != nil {
+		return st, classify(fmt.Errorf("prune batches: %w", err))
 	}
 	if st.Chunks == 0 && st.Batches == 0 {
 		return st, nil
@@ -57,27 +56,20 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 	return st, classify(tx.Commit())
 }
 
-// deleteOlder deletes the rows of table whose max_ts is before cutoff (an empty batch's:
-// its stored_at), returning how many and the sum of their samples.
-func deleteOlder(ctx context.Context, tx *sql.Tx, d dialect, table string, cutoff any, rows, samples *int64) error {
-	where := "max_ts < ?"
-	if table == "batches" {
-		where = "(max_ts < ? OR (max_ts IS NULL AND stored_at < ?))"
-	}
-	args := []any{cutoff}
-	if table == "batches" {
-		args = append(args, cutoff)
-	}
+// deleteOlder deletes the rows of table that match where, returning how many and the sum of
+// their samples.
+func deleteOlder(ctx context.Context, tx *sql.Tx, d dialect, table, where string, args ...any) (rows, samples int64, err error) {
 	if d.name == "postgres" {
-		return tx.QueryRowContext(ctx, d.rebind(`WITH gone AS (DELETE FROM `+table+` WHERE `+where+` RETURNING samples)
-			SELECT count(*), coalesce(sum(samples), 0) FROM gone`), args...).Scan(rows, samples)
+		err = tx.QueryRowContext(ctx, d.rebind(`WITH gone AS (DELETE FROM `+table+` WHERE `+where+` RETURNING samples)
+			SELECT count(*), coalesce(sum(samples), 0) FROM gone`), args...).Scan(&rows, &samples)
+		return rows, samples, err
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(samples), 0) FROM `+table+` WHERE `+where, args...).
-		Scan(rows, samples); err != nil || *rows == 0 {
-		return err
+	err = tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(samples), 0) FROM `+table+` WHERE `+where, args...).Scan(&rows, &samples)
+	if err != nil || rows == 0 {
+		return rows, samples, err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+where, args...)
-	return err
+	_, err = tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+where, args...)
+	return rows, samples, err
 }
 
 // Cutoff is where retention cuts: retention before the newest sample stored, as
@@ -115,7 +107,7 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 		case err != nil:
 			s.log.WarnContext(ctx, "retention: pruning failed, retrying", "retry_in", interval, "err", err)
 		case st.Chunks > 0 || st.Batches > 0:
-			s.log.Log(ctx, slog.LevelInfo, "retention: pruned", "before", before, "chunks", st.Chunks,
+			s.log.InfoContext(ctx, "retention: pruned", "before", before, "chunks", st.Chunks,
 				"samples", st.Samples, "batches", st.Batches)
 		}
 		select {
