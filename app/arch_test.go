@@ -82,6 +82,18 @@ func TestArchitecture(t *testing.T) {
 		}
 	})
 
+	t.Run("the storage engine holds no SQL", func(t *testing.T) {
+		engine := listPackages(t, "./adapters/sqlstore/engine")
+		require.Len(t, engine, 1)
+		for _, dep := range engine[0].Deps {
+			for _, db := range []string{"database/sql", "github.com/jackc/", "gorm.io/", "modernc.org/sqlite", "github.com/glebarez/"} {
+				assert.False(t, dep == strings.TrimSuffix(db, "/") || strings.HasPrefix(dep, db), "the engine depends on %s", dep)
+			}
+		}
+		store := listPackages(t, "./adapters/sqlstore")
+		assert.Contains(t, store[0].Deps, "database/sql", "the check can fail: the store trips it")
+	})
+
 	t.Run("viper is read only in config", func(t *testing.T) {
 		getter := regexp.MustCompile(`\bviper\.Get|\bv\.Get(String|Int|Bool|Duration)\(`)
 		err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/dcgmsim"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
@@ -148,6 +150,57 @@ func BenchmarkChunkLayouts(b *testing.B) {
 			fmt.Printf("| %s | %d | %.2f | %.2f |\n", l.name, span, float64(size)/float64(total), float64(payload)/float64(total))
 		}
 	}
+	// The engine's blocks: one device's series a row (as the store keeps them), and for
+	// comparison one series a row, each compressed by PostgreSQL or not at all.
+	byDevice := map[string][]engine.Point{}
+	var oneSeries [][]engine.Point
+	for _, s := range series {
+		key := string(s.labels["UUID"]) + "/" + string(s.labels["GPU_I_ID"])
+		var pts []engine.Point
+		for i := range s.ts {
+			pts = append(pts, engine.Point{TS: s.ts[i] * 1000, Metric: s.id, Value: s.vs[i]})
+		}
+		byDevice[key] = append(byDevice[key], pts...)
+		oneSeries = append(oneSeries, pts)
+	}
+	devices := make([][]engine.Point, 0, len(byDevice))
+	for _, pts := range byDevice {
+		devices = append(devices, pts)
+	}
+	for _, l := range []struct {
+		name    string
+		groups  [][]engine.Point
+		storage string
+	}{
+		{"engine blocks, a device's series a row, pglz", devices, "SET STORAGE MAIN, ALTER data SET COMPRESSION pglz"},
+		{"engine blocks, a device's series a row, lz4", devices, "SET STORAGE MAIN, ALTER data SET COMPRESSION lz4"},
+		{"engine blocks, a device's series a row, uncompressed", devices, "SET STORAGE EXTERNAL"},
+		{"engine blocks, one series a row, pglz", oneSeries, "SET STORAGE MAIN, ALTER data SET COMPRESSION pglz"},
+	} {
+		table := fmt.Sprintf("layout_blocks_%d", len(l.storage)+len(l.groups))
+		_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (device_id int4, min_ts int8, max_ts int8, samples int4, data bytea,
+			PRIMARY KEY (device_id, min_ts)); ALTER TABLE %[1]s ALTER data %s`, table, l.storage))
+		require.NoError(b, err)
+		var rows [][]any
+		payload, perRow := 0, 0
+		for d, pts := range l.groups {
+			w := engine.WindowOf(pts[0].TS)
+			w.End = w.Start + 3*engine.BlockSpan.Microseconds() // all two hours in one block
+			chunks, _ := engine.Seal(int32(d), w, slices.Clone(pts))
+			for _, c := range chunks {
+				payload += len(c.Data)
+				perRow = c.Samples
+				rows = append(rows, []any{c.Device, c.MinTS, c.MaxTS, c.Samples, c.Data})
+			}
+		}
+		_, err = conn.CopyFrom(ctx, pgx.Identifier{table}, []string{"device_id", "min_ts", "max_ts", "samples", "data"}, pgx.CopyFromRows(rows))
+		require.NoError(b, err)
+		_, err = conn.Exec(ctx, "VACUUM ANALYZE "+table)
+		require.NoError(b, err)
+		var size int64
+		require.NoError(b, conn.QueryRow(ctx, `SELECT pg_total_relation_size($1)`, table).Scan(&size))
+		fmt.Printf("| %s | %d | %.2f | %.2f |\n", l.name, perRow, float64(size)/float64(total), float64(payload)/float64(total))
+	}
 	if bin, err := exec.LookPath("victoria-metrics"); err == nil {
 		byDir := victoriaMetricsBytes(b, bin, series, int64(total))
 		perSample := func(n int64) float64 { return float64(n) / float64(total) }
@@ -190,6 +243,12 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 		n, err := vm.count()
 		return err == nil && n >= total
 	}, 2*time.Minute, 500*time.Millisecond, "VictoriaMetrics holds every sample")
+	return vm.mergedSizes(b)
+}
+
+// mergedSizes merges VictoriaMetrics' parts, stops it and returns the sizes of the top
+// directories of its storage (data, indexdb, cache, …).
+func (vm *victoriaMetrics) mergedSizes(b *testing.B) map[string]int64 {
 	for _, path := range []string{"/internal/force_flush", "/internal/force_merge"} {
 		resp, err := http.Get(vm.base + path)
 		require.NoError(b, err)
@@ -248,7 +307,7 @@ type simSeries struct {
 }
 
 // simulatedSeries scrapes the simulated bundled fleet every step over span, ending now.
-func simulatedSeries(b *testing.B, span, step time.Duration) []simSeries {
+func simulatedSeries(b testing.TB, span, step time.Duration) []simSeries {
 	var readings []telemetry.Reading
 	_, err := csvsource.Bytes(bundledCSVName, bundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
 		readings = append(readings, r)

@@ -33,7 +33,8 @@ import (
 // BenchmarkLive measures the live path (make bench): the same Prometheus remote_write
 // payloads sent to VictoriaMetrics' own /api/v1/write and to the pipeline's, in the same run,
 // each timed until every sample is queryable; and the scraper keeping 1,000 simulated
-// dcgm-exporters at a 15 s interval. TELEMETRY_BENCH_ONLY=remote_write or =scraper runs one.
+// dcgm-exporters at a 15 s interval; and the store against VictoriaMetrics on the same fleet
+// data (bench_storage_test.go). TELEMETRY_BENCH_ONLY=remote_write, =scraper or =storage runs one.
 func BenchmarkLive(b *testing.B) {
 	if os.Getenv("TELEMETRY_BENCH_PIPELINE") == "" {
 		b.Skip("takes minutes: run make bench")
@@ -44,6 +45,9 @@ func BenchmarkLive(b *testing.B) {
 	}
 	if only == "" || strings.Contains("scraper", only) {
 		benchScraper(b)
+	}
+	if only == "" || strings.Contains("storage", only) {
+		benchStorage(b)
 	}
 }
 
@@ -312,17 +316,7 @@ func remoteWriteToPipeline(b *testing.B, payloads [][]byte, total int64) benchRe
 	name := "remote_write → pipeline, mode all, PostgreSQL"
 	args := append([]string{"--remote-write", "--database-url=" + sqlstoretest.PostgresURL(b), "--log-level=warn"},
 		strings.Fields(os.Getenv("TELEMETRY_BENCH_ARGS"))...)
-	p := spawn(b, "remote-write", args...)
-	base := "http://" + p.addr
-	waitUp(b, base)
-	client := &http.Client{Timeout: 5 * time.Second}
-	count := func() (int64, error) {
-		var st struct {
-			Total int64 `json:"total_records"`
-		}
-		err := getJSON(client, base+"/api/v1/stats", &st)
-		return st.Total, err
-	}
+	p, base, count := spawnCounted(b, "remote-write", args...)
 	start := time.Now()
 	retried := sendAll(b, base+"/api/v1/write", payloads)
 	sent := time.Since(start)
@@ -335,6 +329,22 @@ func remoteWriteToPipeline(b *testing.B, payloads [][]byte, total int64) benchRe
 	fmt.Printf("%s: sent in %s (%d retried), queryable after %s\n", name, sent.Round(time.Millisecond), retried, elapsed.Round(time.Millisecond))
 	return benchResult{name: name, rate: float64(total) / elapsed.Seconds(), rss: fmt.Sprint(rss),
 		cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6)}
+}
+
+// spawnCounted starts the pipeline and returns its base URL and a count of the samples it
+// has stored.
+func spawnCounted(b *testing.B, name string, args ...string) (*proc, string, func() (int64, error)) {
+	p := spawn(b, name, args...)
+	base := "http://" + p.addr
+	waitUp(b, base)
+	client := &http.Client{Timeout: 5 * time.Second}
+	return p, base, func() (int64, error) {
+		var st struct {
+			Total int64 `json:"total_records"`
+		}
+		err := getJSON(client, base+"/api/v1/stats", &st)
+		return st.Total, err
+	}
 }
 
 // benchScraper runs the simulator with 1,000 dcgm-exporters (the bundled fleet's 31 hosts

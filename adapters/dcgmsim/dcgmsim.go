@@ -52,6 +52,16 @@ type series struct {
 	labels []*dto.LabelPair
 	base   float64
 	phase  float64
+	// scale is 10^d for the d decimals of the base reading: values keep the precision DCGM
+	// reports them in (power in watts to the milliwatt, say), as live ones would.
+	scale float64
+}
+
+// decimals returns 10^d for the d decimals v is written with, at most 6.
+func decimals(v float64) float64 {
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	_, frac, _ := strings.Cut(s, ".")
+	return math.Pow10(min(len(frac), 6))
 }
 
 // New builds a fleet from readings: the last reading of each series is its base value.
@@ -85,7 +95,7 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		for _, inst := range instances {
 			k := key{host, telemetry.DeviceKey(r.GPU.UUID, inst), r.Sample.Metric}
 			s := series{metric: r.Sample.Metric, base: r.Sample.Value, labels: labelsOf(r.GPU, inst, gpuOrder[r.GPU.UUID], opts.Pods),
-				phase: phase(k.gpu + k.metric)}
+				phase: phase(k.gpu + k.metric), scale: decimals(r.Sample.Value)}
 			if i, ok := index[k]; ok {
 				f.by[host][i] = s
 				continue
@@ -247,7 +257,8 @@ func counter(metric string) bool {
 }
 
 // at is the series' value at t: counters grow, gauges swing around their base over five
-// minutes, whole numbers staying whole and percentages within 0–100.
+// minutes, with as many decimals as the base (whole numbers staying whole), percentages
+// within 0–100.
 func (s series) at(t time.Time) float64 {
 	secs := float64(t.UnixMilli()) / 1000
 	if counter(s.metric) {
@@ -255,9 +266,7 @@ func (s series) at(t time.Time) float64 {
 	}
 	amp := math.Max(math.Abs(s.base)*0.1, 2)
 	v := s.base + amp*math.Sin(2*math.Pi*secs/300+s.phase)
-	if s.base == math.Trunc(s.base) {
-		v = math.Round(v)
-	}
+	v = math.Round(v*s.scale) / s.scale
 	v = math.Max(v, 0)
 	if strings.HasSuffix(s.metric, "_UTIL") {
 		v = math.Min(v, 100)

@@ -2,83 +2,141 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// Compaction. A batch writes one chunk for each GPU it holds, so a chunk holds what one batch
-// brings of a GPU: about 20 samples with the default batch size over the bundled fleet. Reads
-// pay per chunk — an index entry and often a heap page each — so the compactor merges a GPU's
-// small chunks into full ones, written next to each other, and seals them: the compactor
-// never reads a sealed chunk again. Samples never change. Merging moves them from rows to
-// rows in one transaction, so that every statement sees each sample exactly once; a scan that
-// takes several statements resumes at a time, not at a chunk (scan.go).
+// Compaction, the I/O of it: engine.Plan decides what becomes of a device's head chunks,
+// this file reads them, has the engine re-cut them and writes the result in one
+// transaction, so that every statement sees each sample exactly once; a scan that takes
+// several statements resumes at a time, not at a chunk (scan.go).
 const (
-	// compactMinSamples is how many samples a GPU's unsealed chunks must hold before they are
-	// merged: enough to fill a few chunks, since each merge also rewrites the last, partial
-	// one. (At one chunk's worth, compaction cost split mode a fifth of its write speed.)
-	compactMinSamples = 4 * chunkMaxSamples
-	// compactMaxChunks bounds the chunks one transaction merges.
+	// compactMaxChunks bounds the head chunks one transaction merges.
 	compactMaxChunks = 1024
-	// compactLock is the first key of PostgreSQL's advisory locks, whose second is a GPU id:
-	// one process at a time compacts a GPU.
+	// compactLock is the first key of PostgreSQL's advisory locks, whose second is a device
+	// id: one process at a time compacts a device.
 	compactLock = 0x7465_6c65 // "tele"
 )
 
 // CompactStats tells what a pass of the compactor did.
 type CompactStats struct {
-	GPUs          int  // GPUs whose chunks were merged
-	ChunksRead    int  // unsealed chunks merged
+	GPUs          int  // devices whose chunks were merged or sealed
+	Sealed        int  // windows sealed into blocks
+	ChunksRead    int  // chunks merged or sealed
 	ChunksWritten int  // chunks written in their place
-	More          bool // a GPU had more unsealed chunks than one transaction takes
+	More          bool // a device has more work than one pass does
 }
 
-// Compact makes one pass over the GPUs whose unsealed chunks hold enough samples, merging each
-// GPU's in a transaction of its own. Several processes may compact at once: on PostgreSQL an
-// advisory lock gives each GPU to one of them, the others skip it; SQLite runs one
-// transaction at a time anyway (and, without an index of unsealed chunks, reads the table to
-// find them: it is meant for PostgreSQL). A database that cannot be reached ends the pass
-// with an error; a GPU that cannot be compacted (a corrupt chunk) is logged and skipped.
-func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
+func (st *CompactStats) add(read, written int, sealed bool) {
+	if read == 0 {
+		return
+	}
+	st.GPUs++
+	st.ChunksRead += read
+	st.ChunksWritten += written
+	if sealed {
+		st.Sealed++
+	}
+	st.More = st.More || sealed || read == compactMaxChunks
+}
+
+// Compact makes one pass over the devices with head chunks, doing for each what engine.Plan
+// says, in a transaction of its own. Several processes may compact at once: on PostgreSQL
+// an advisory lock gives each device to one of them, the others skip it; SQLite runs one
+// transaction at a time anyway. A database that cannot be reached ends the pass with an
+// error; a device that cannot be compacted (a corrupt chunk) is logged and skipped.
+func (s *Store) Compact(ctx context.Context) (CompactStats, error) { return s.compact(ctx, false) }
+
+// Seal compacts until every head chunk is in a block, windows still open included: what a
+// benchmark measuring the store's size, or a test of blocks, wants. Points arriving later
+// reopen the blocks of their windows.
+func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
+	var total CompactStats
+	for {
+		st, err := s.compact(ctx, true)
+		total.GPUs, total.Sealed = total.GPUs+st.GPUs, total.Sealed+st.Sealed
+		total.ChunksRead, total.ChunksWritten = total.ChunksRead+st.ChunksRead, total.ChunksWritten+st.ChunksWritten
+		if err != nil || st.GPUs == 0 {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	var st CompactStats
-	gpus, err := queryColumn[int32](ctx, s.sqlDB, s.dialect.rebind(`SELECT gpu_id FROM chunks WHERE `+s.dialect.unsealed+`
-		GROUP BY gpu_id HAVING count(*) > 1 AND sum(samples) >= ?`), compactMinSamples)
+	heads, newest, err := s.heads(ctx)
 	if err != nil {
 		return st, classify(fmt.Errorf("find chunks to compact: %w", err))
 	}
-	// Processes that compact at once start at different GPUs rather than queueing on the
+	// Processes that compact at once start at different devices rather than queueing on the
 	// same locks.
-	rand.Shuffle(len(gpus), func(i, j int) { gpus[i], gpus[j] = gpus[j], gpus[i] })
-	for _, gpu := range gpus {
-		read, written, err := s.compactGPU(ctx, gpu)
+	rand.Shuffle(len(heads), func(i, j int) { heads[i], heads[j] = heads[j], heads[i] })
+	for _, h := range heads {
+		var read, written int
+		action, w := engine.Plan(h.Head, newest, force)
+		switch action {
+		case engine.Wait:
+			continue
+		case engine.MergeHead:
+			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (int, int, error) { return s.mergeHead(ctx, tx, h.device) })
+		case engine.SealBlock:
+			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (int, int, error) { return s.sealWindow(ctx, tx, h.device, w) })
+		}
 		switch err = classify(err); {
 		case err == nil:
+			st.add(read, written, action == engine.SealBlock)
 		case errors.Is(err, telemetry.ErrUnavailable) || ctx.Err() != nil:
-			return st, fmt.Errorf("compact chunks of GPU %d: %w", gpu, err)
+			return st, fmt.Errorf("compact chunks of GPU %d: %w", h.device, err)
 		default:
-			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", gpu, "err", err)
-			continue
-		}
-		if read > 0 {
-			st.GPUs++
-			st.ChunksRead += read
-			st.ChunksWritten += written
-			st.More = st.More || read == compactMaxChunks
+			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", h.device, "err", err)
 		}
 	}
 	return st, nil
 }
 
-// compactGPU merges a GPU's unsealed chunks, the earliest compactMaxChunks of them: the
-// points are re-cut into chunks of the usual bounds, which are sealed except the last — it
-// may be short, and the GPU's next batches may fill it. It returns how many chunks it read
-// and wrote, 0 and 0 when the GPU was not worth it (any more) or another process held it.
-func (s *Store) compactGPU(ctx context.Context, gpu int32) (read, written int, err error) {
+type deviceHead struct {
+	device int32
+	engine.Head
+}
+
+// heads summarises every device's head chunks, and returns the newest point time among
+// them.
+func (s *Store) heads(ctx context.Context) ([]deviceHead, int64, error) {
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT gpu_id, min(min_ts), max(max_ts),
+		sum(CASE WHEN samples < ? THEN 1 ELSE 0 END), sum(CASE WHEN samples < ? THEN samples ELSE 0 END)
+		FROM chunks WHERE `+s.dialect.unsealed+` GROUP BY gpu_id`), engine.HeadMaxSamples, engine.HeadMaxSamples)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var (
+		out    []deviceHead
+		newest int64
+	)
+	for rows.Next() {
+		var h deviceHead
+		var lo, hi timestamp
+		if err := rows.Scan(&h.device, &lo, &hi, &h.Small, &h.SmallSamples); err != nil {
+			return nil, 0, err
+		}
+		h.MinTS, h.MaxTS = lo.UnixMicro(), hi.UnixMicro()
+		newest = max(newest, h.MaxTS)
+		out = append(out, h)
+	}
+	return out, newest, rows.Err()
+}
+
+// inTx runs fn in a transaction holding the device, returning 0 and 0 when another process
+// holds it.
+func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, written int, err error)) (int, int, error) {
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err
@@ -86,61 +144,85 @@ func (s *Store) compactGPU(ctx context.Context, gpu int32) (read, written int, e
 	defer tx.Rollback()
 	if s.dialect.name == "postgres" {
 		var mine bool
-		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, compactLock, gpu).Scan(&mine); err != nil || !mine {
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, compactLock, device).Scan(&mine); err != nil || !mine {
 			return 0, 0, err
 		}
 	}
-	rows, err := tx.QueryContext(ctx, s.dialect.rebind(`SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+`
-		ORDER BY min_ts LIMIT ?`), gpu, compactMaxChunks)
-	if err != nil {
+	read, written, err := fn(tx)
+	if err != nil || read == 0 {
 		return 0, 0, err
 	}
+	return read, written, tx.Commit()
+}
+
+// mergeHead merges a device's small head chunks, the earliest compactMaxChunks of them,
+// into full ones; the last may be partial, and the device's next writes add to it.
+func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, written int, err error) {
+	ids, pts, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
+		` AND samples < ? ORDER BY min_ts LIMIT ?`, device, engine.HeadMaxSamples, compactMaxChunks)
+	if err != nil || len(ids) < 2 || len(pts) < engine.MergeMinSamples {
+		return 0, 0, err // or another process merged them since the pass began
+	}
+	merged, _ := engine.Cut(device, pts, nil)
+	return s.replaceChunks(ctx, tx, device, ids, merged)
+}
+
+// sealWindow re-cuts every chunk of a device overlapping w into the window's blocks, and
+// head chunks for the points outside it.
+func (s *Store) sealWindow(ctx context.Context, tx *sql.Tx, device int32, w engine.Window) (read, written int, err error) {
+	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
+	ids, pts, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
+		AND min_ts > ?`, device, ts(w.End), ts(w.Start), ts(w.Start-engine.MaxSpan.Microseconds()))
+	if err != nil || len(ids) == 0 {
+		return 0, 0, err
+	}
+	chunks, _ := engine.Seal(device, w, pts)
+	return s.replaceChunks(ctx, tx, device, ids, chunks)
+}
+
+// readChunks reads and decodes the chunks a query selects (id and data).
+func (s *Store) readChunks(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]any, []engine.Point, error) {
+	rows, err := tx.QueryContext(ctx, s.dialect.rebind(query), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
 	var (
 		ids []any
-		pts []point
+		pts []engine.Point
 	)
 	for rows.Next() {
 		var id int64
 		var data []byte
 		if err := rows.Scan(&id, &data); err != nil {
-			rows.Close()
-			return 0, 0, err
+			return nil, nil, err
 		}
-		if pts, err = decodeChunk(data, pts); err != nil {
-			rows.Close()
-			return 0, 0, fmt.Errorf("chunk %d: %w", id, err)
+		if pts, err = engine.Decode(data, pts); err != nil {
+			return nil, nil, fmt.Errorf("chunk %d: %w", id, err)
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Close(); err != nil {
+	return ids, pts, rows.Err()
+}
+
+// replaceChunks deletes the chunks read and writes what they became.
+func (s *Store) replaceChunks(ctx context.Context, tx *sql.Tx, device int32, ids []any, chunks []engine.Chunk) (read, written int, err error) {
+	for batch := range slices.Chunk(ids, 1000) { // bound the statement's parameters
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM chunks WHERE gpu_id = ? AND id IN (`+
+			placeholders(len(batch))+`)`), append([]any{device}, batch...)...); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := s.insertChunks(ctx, tx, chunks); err != nil {
 		return 0, 0, err
 	}
-	if err := rows.Err(); err != nil {
-		return 0, 0, err
-	}
-	if len(ids) < 2 || len(pts) < compactMinSamples {
-		return 0, 0, nil // another process merged them since the pass began
-	}
-	// Repeats — writes that raced with the same samples, or stored before writes looked for
-	// them — go as the chunks merge.
-	merged, _ := cutChunks(gpu, pts, nil)
-	for i := range merged[:len(merged)-1] {
-		merged[i].sealed = true
-	}
-	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
-		` AND id IN (`+placeholders(len(ids))+`)`), append([]any{gpu}, ids...)...); err != nil {
-		return 0, 0, err
-	}
-	if err := s.insertChunks(ctx, tx, merged); err != nil {
-		return 0, 0, err
-	}
-	return len(ids), len(merged), tx.Commit()
+	return len(ids), len(chunks), nil
 }
 
 // Compactor runs Compact every interval until ctx ends, at once again while a pass leaves
 // work, logging failures (a database down is retried at the next interval) and passes that
-// did something: at info level when they took a second or more, as when a database written
-// before compaction existed is packed, else at debug level.
+// did something: at info level when they took a second or more, as when a backlog of
+// windows is sealed, else at debug level.
 func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 	for {
 		start := time.Now()
@@ -155,7 +237,7 @@ func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 			if elapsed >= time.Second {
 				level = slog.LevelInfo
 			}
-			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "read", st.ChunksRead,
+			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "sealed", st.Sealed, "read", st.ChunksRead,
 				"written", st.ChunksWritten, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
 		}
 		if err == nil && st.More {

@@ -178,7 +178,7 @@ func TestScanAcrossCompaction(t *testing.T) {
 				compacted := 0
 				_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID, Desc: desc}, func(smp telemetry.Sample) error {
 					if len(got) == 100 {
-						st, err := s.Compact(ctx)
+						st, err := s.Seal(ctx)
 						require.NoError(t, err)
 						compacted = st.ChunksRead
 					}
@@ -186,11 +186,68 @@ func TestScanAcrossCompaction(t *testing.T) {
 					return nil
 				})
 				require.NoError(t, err)
-				assert.Equal(t, 900, compacted, "every chunk was rewritten during the scan")
+				assert.Equal(t, 900, compacted, "every chunk was rewritten into blocks during the scan")
 				assert.Equal(t, want, got)
 			})
 		})
 	}
+}
+
+// Once a window is over, a device's chunks in it become blocks; points arriving for it later
+// reopen its block. Every read sees each sample once, before and after, whatever chunks
+// hold them.
+func TestSealingWindowsKeepsEverySample(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(2)
+		writeTicks(t, s, "a", gpus, 10, 0, 2000, 3) // 5.5 hours: two windows over, a third open
+		before := map[string]everything{}
+		for _, g := range gpus {
+			before[g.UUID] = readEverything(t, s, g.UUID)
+		}
+		chunks, err := s.CountRows(ctx, "chunks")
+		require.NoError(t, err)
+
+		// Each pass seals a device's oldest window over.
+		var sealed int
+		for range 3 {
+			st, err := s.Compact(ctx)
+			require.NoError(t, err)
+			sealed += st.Sealed
+		}
+		assert.Equal(t, 2*2, sealed, "two windows of each device")
+		blocks, err := s.CountRows(ctx, "chunks WHERE sealed")
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*2), blocks, "a block a window: 720 ticks × 10 metrics fit one")
+		after, err := s.CountRows(ctx, "chunks")
+		require.NoError(t, err)
+		assert.Less(t, after, chunks/2)
+		for _, g := range gpus {
+			assert.Equal(t, before[g.UUID], readEverything(t, s, g.UUID), g.UUID)
+		}
+
+		// A late write into the first window, some of it samples stored already.
+		writeTicksShifted(t, s, "late", gpus[:1], 10, 100, 20, 20, 5*time.Second)
+		writeTicks(t, s, "again", gpus[:1], 10, 110, 20, 20)
+		late := readEverything(t, s, gpus[0].UUID)
+		require.Len(t, late.asc, 20_000+200)
+		st, err := s.Compact(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 1, st.Sealed, "the first window of the GPU written late is sealed again")
+		assert.Equal(t, late, readEverything(t, s, gpus[0].UUID))
+		blocks, err = s.CountRows(ctx, "chunks WHERE sealed")
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*2), blocks)
+
+		// Sealing everything leaves no head chunk, the open window's included.
+		_, err = s.Seal(ctx)
+		require.NoError(t, err)
+		heads, err := s.CountRows(ctx, "chunks WHERE NOT sealed")
+		require.NoError(t, err)
+		assert.Zero(t, heads)
+		assert.Equal(t, late, readEverything(t, s, gpus[0].UUID))
+		assert.Equal(t, before[gpus[1].UUID], readEverything(t, s, gpus[1].UUID))
+	})
 }
 
 // Chunks that all start at one instant (a GPU reporting hundreds of fields, each batch a few)

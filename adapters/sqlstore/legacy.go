@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -80,9 +81,9 @@ func (s *Store) upgradeGPU(ctx context.Context, tx *sql.Tx, gpu int32) (int, err
 	var (
 		total int
 		after any // last instant packed; nil before the first page
-		pts   []point
+		pts   []engine.Point
 	)
-	works := map[workload]*workload{}
+	works := map[engine.Workload]*engine.Workload{}
 	for {
 		q := `SELECT metric_id, ts, value, container, pod, namespace FROM legacy_samples WHERE gpu_id = ?`
 		args := []any{gpu}
@@ -97,20 +98,20 @@ func (s *Store) upgradeGPU(ctx context.Context, tx *sql.Tx, gpu int32) (int, err
 		pts = pts[:0]
 		for rows.Next() {
 			var (
-				p                         point
+				p                         engine.Point
 				ts                        timestamp
 				container, pod, namespace sql.NullString
 			)
-			if err := rows.Scan(&p.metric, &ts, &p.value, &container, &pod, &namespace); err != nil {
+			if err := rows.Scan(&p.Metric, &ts, &p.Value, &container, &pod, &namespace); err != nil {
 				rows.Close()
 				return total, err
 			}
-			p.ts = ts.UnixMicro()
-			if w := (workload{container.String, pod.String, namespace.String}); w != (workload{}) {
+			p.TS = ts.UnixMicro()
+			if w := (engine.Workload{Container: container.String, Pod: pod.String, Namespace: namespace.String}); w != (engine.Workload{}) {
 				if works[w] == nil {
 					works[w] = &w
 				}
-				p.work = works[w]
+				p.Work = works[w]
 			}
 			pts = append(pts, p)
 		}
@@ -119,8 +120,8 @@ func (s *Store) upgradeGPU(ctx context.Context, tx *sql.Tx, gpu int32) (int, err
 		}
 		full := len(pts) == legacyPage
 		if full { // the last instant may go on in the next page: leave it for that page
-			last := pts[len(pts)-1].ts
-			for len(pts) > 0 && pts[len(pts)-1].ts == last {
+			last := pts[len(pts)-1].TS
+			for len(pts) > 0 && pts[len(pts)-1].TS == last {
 				pts = pts[:len(pts)-1]
 			}
 			if len(pts) == 0 {
@@ -128,9 +129,9 @@ func (s *Store) upgradeGPU(ctx context.Context, tx *sql.Tx, gpu int32) (int, err
 			}
 		}
 		if len(pts) > 0 {
-			after = s.dialect.ts(time.UnixMicro(pts[len(pts)-1].ts))
+			after = s.dialect.ts(time.UnixMicro(pts[len(pts)-1].TS))
 			total += len(pts)
-			chunks, _ := cutChunks(gpu, pts, nil)
+			chunks, _ := engine.Cut(gpu, pts, nil)
 			if err := s.insertChunks(ctx, tx, chunks); err != nil {
 				return total, err
 			}

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"io"
+	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/golang-migrate/migrate/v4/database"
@@ -26,8 +28,12 @@ func TestMigrationCutShortIsAppliedAgain(t *testing.T) {
 			url := newURL(t)
 			s, err := Open(ctx, url, Options{})
 			require.NoError(t, err)
-			for _, file := range []string{"000009_samples_view", "000008_retention", "000007_gpu_listing_index", "000006_devices_and_labels"} {
-				down, err := migrations.FS.ReadFile(s.dialect.name + "/" + file + ".down.sql")
+			downs, err := fs.Glob(migrations.FS, s.dialect.name+"/*.down.sql")
+			require.NoError(t, err)
+			slices.Reverse(downs)
+			latest := len(downs)
+			for _, file := range downs[:latest-5] { // from the latest down to 6
+				down, err := migrations.FS.ReadFile(file)
 				require.NoError(t, err)
 				_, err = s.sqlDB.ExecContext(ctx, string(down))
 				require.NoError(t, err, file)
@@ -42,7 +48,7 @@ func TestMigrationCutShortIsAppliedAgain(t *testing.T) {
 			var version int
 			var dirty bool
 			require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty))
-			assert.Equal(t, 9, version, "6 applied again, and the later ones after it")
+			assert.Equal(t, latest, version, "6 applied again, and the later ones after it")
 			assert.False(t, dirty)
 			var n int
 			require.NoError(t, s.sqlDB.QueryRowContext(ctx, `SELECT count(gpu_instance) FROM gpus`).Scan(&n), "migration 6 applied again")

@@ -2,11 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -138,25 +137,25 @@ func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(te
 		req.want = q.Page.Offset + q.Page.Limit + 1 // one more tells whether a page follows
 	}
 	if q.Page.Cursor != "" {
-		c, err := decodeCursor(q.Page.Cursor)
+		c, err := engine.DecodeCursor(q.Page.Cursor)
 		if err != nil {
-			return "", err
+			return "", telemetry.Invalid("cursor", "%q is not a cursor this API returned", q.Page.Cursor)
 		}
-		req = req.after(point{ts: c.ts, metric: c.metric})
+		req = req.after(c.Point())
 	}
 	var (
 		conv = s.converter(q.GPU)
 		skip = q.Page.Offset
 		sent int
-		last point // sent
+		last engine.Point // sent
 	)
-	err = s.scan(ctx, req, func(p point) error {
+	err = s.scan(ctx, req, func(p engine.Point) error {
 		if skip > 0 {
 			skip--
 			return nil
 		}
 		if q.Page.Limit > 0 && sent == q.Page.Limit {
-			next = cursor{ts: last.ts, metric: last.metric}.encode()
+			next = engine.Cursor{TS: last.TS, Metric: last.Metric}.Encode()
 			return errStop
 		}
 		smp, err := conv.sample(ctx, p)
@@ -188,37 +187,37 @@ func (s *Store) converter(uuid string) *converter {
 
 // sample returns p as a sample, valid until the next call: a page converts a thousand, and
 // filling one in place costs a fraction of returning each by value.
-func (c *converter) sample(ctx context.Context, p point) (*telemetry.Sample, error) {
+func (c *converter) sample(ctx context.Context, p engine.Point) (*telemetry.Sample, error) {
 	var name string
-	if p.metric >= 0 && int(p.metric) < len(c.names) {
-		name = c.names[p.metric]
+	if p.Metric >= 0 && int(p.Metric) < len(c.names) {
+		name = c.names[p.Metric]
 	}
 	if name == "" {
 		var err error
-		if name, err = c.s.metricName(ctx, p.metric); err != nil {
+		if name, err = c.s.metricName(ctx, p.Metric); err != nil {
 			return nil, err
 		}
-		if p.metric >= 0 && p.metric < 1<<16 { // ids are small; a stray one just misses the cache
-			if int(p.metric) >= len(c.names) {
-				c.names = append(c.names, make([]string, int(p.metric)+1-len(c.names))...)
+		if p.Metric >= 0 && p.Metric < 1<<16 { // ids are small; a stray one just misses the cache
+			if int(p.Metric) >= len(c.names) {
+				c.names = append(c.names, make([]string, int(p.Metric)+1-len(c.names))...)
 			}
-			c.names[p.metric] = name
+			c.names[p.Metric] = name
 		}
 	}
 	smp := &c.smp
-	smp.Metric, smp.Time, smp.Value = name, time.UnixMicro(p.ts).UTC(), p.value
+	smp.Metric, smp.Time, smp.Value = name, time.UnixMicro(p.TS).UTC(), p.Value
 	smp.Container, smp.Pod, smp.Namespace = "", "", ""
-	if p.work != nil {
-		smp.Container, smp.Pod, smp.Namespace = p.work.container, p.work.pod, p.work.namespace
+	if p.Work != nil {
+		smp.Container, smp.Pod, smp.Namespace = p.Work.Container, p.Work.Pod, p.Work.Namespace
 	}
 	return smp, nil
 }
 
-// metricFilter returns a filter keeping the named metrics: every point when names is
+// metricFilter returns a filter keeping the named metrics: every engine.Point when names is
 // empty, nil when none of the names was ever stored.
-func (s *Store) metricFilter(ctx context.Context, names []string) (func(*point) bool, error) {
+func (s *Store) metricFilter(ctx context.Context, names []string) (func(*engine.Point) bool, error) {
 	if len(names) == 0 {
-		return func(*point) bool { return true }, nil
+		return func(*engine.Point) bool { return true }, nil
 	}
 	var ids []int32
 	err := s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(names))+`)`,
@@ -233,7 +232,7 @@ func (s *Store) metricFilter(ctx context.Context, names []string) (func(*point) 
 	for _, id := range ids {
 		set[id] = true
 	}
-	return func(p *point) bool { return set[p.metric] }, nil
+	return func(p *engine.Point) bool { return set[p.Metric] }, nil
 }
 
 // metricName resolves a metric id, reloading the metrics table when the id is new to this
@@ -255,7 +254,7 @@ func (s *Store) metricName(ctx context.Context, id int32) (string, error) {
 		s.metrics[r.Name], s.names[r.ID] = r.ID, r.Name
 	}
 	if name, ok = s.names[id]; !ok {
-		return "", fmt.Errorf("metric id %d: %w", id, errCorruptChunk)
+		return "", fmt.Errorf("metric id %d: %w", id, engine.ErrCorrupt)
 	}
 	return name, nil
 }
@@ -268,35 +267,6 @@ func toAny[T any](xs []T) []any {
 		out[i] = x
 	}
 	return out
-}
-
-// cursor marks the last sample of a page: its time (Unix microseconds, the stores'
-// resolution) and metric id, the two keys samples are ordered by.
-type cursor struct {
-	ts     int64
-	metric int32
-}
-
-func (c cursor) encode() string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + strconv.FormatInt(c.ts, 10) + ":" + strconv.Itoa(int(c.metric))))
-}
-
-func decodeCursor(s string) (cursor, error) {
-	bad := telemetry.Invalid("cursor", "%q is not a cursor this API returned", s)
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cursor{}, bad
-	}
-	parts := strings.Split(string(raw), ":")
-	if len(parts) != 3 || parts[0] != "v1" {
-		return cursor{}, bad
-	}
-	ts, err1 := strconv.ParseInt(parts[1], 10, 64)
-	metric, err2 := strconv.ParseInt(parts[2], 10, 32)
-	if err1 != nil || err2 != nil {
-		return cursor{}, bad
-	}
-	return cursor{ts: ts, metric: int32(metric)}, nil
 }
 
 // Latest implements ports.SampleReader: it reads the GPU's chunks newest first until it has
@@ -313,11 +283,11 @@ func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, er
 	out := []telemetry.Sample{}
 	seen := map[int32]bool{}
 	conv := s.converter(uuid)
-	err = s.scan(ctx, scanRequest{gpu: gpuID, desc: true, want: int(want)}, func(p point) error {
-		if seen[p.metric] {
+	err = s.scan(ctx, scanRequest{gpu: gpuID, desc: true, want: int(want)}, func(p engine.Point) error {
+		if seen[p.Metric] {
 			return nil
 		}
-		seen[p.metric] = true
+		seen[p.Metric] = true
 		smp, err := conv.sample(ctx, p)
 		if err != nil {
 			return err
@@ -336,7 +306,7 @@ func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, er
 }
 
 // Aggregate implements ports.Summarizer. Points come in time order, so each bucket is complete
-// when the first point after it arrives: memory holds one bucket, whatever the window.
+// when the first engine.Point after it arrives: memory holds one bucket, whatever the window.
 func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
 	gpuID, err := s.gpuID(ctx, q.GPU)
 	if err != nil {
@@ -367,8 +337,8 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 		}
 		return nil
 	}
-	err = s.scan(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(p point) error {
-		if b := floorDiv(p.ts, step) * step; b != start || !open {
+	err = s.scan(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(p engine.Point) error {
+		if b := floorDiv(p.TS, step) * step; b != start || !open {
 			if open {
 				if err := flush(); err != nil {
 					return err
@@ -376,7 +346,7 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 			}
 			start, open = b, true
 		}
-		m, err := accs.of(ctx, s, p.metric)
+		m, err := accs.of(ctx, s, p.Metric)
 		if err != nil {
 			return err
 		}
@@ -431,15 +401,15 @@ type accumulator struct {
 	last          float64
 }
 
-func (a *accumulator) add(p point) {
+func (a *accumulator) add(p engine.Point) {
 	if a.count == 0 {
-		a.min, a.max, a.lastTS, a.last = p.value, p.value, p.ts, p.value
+		a.min, a.max, a.lastTS, a.last = p.Value, p.Value, p.TS, p.Value
 	}
 	a.count++
-	a.sum += p.value
-	a.min, a.max = min(a.min, p.value), max(a.max, p.value)
-	if p.ts >= a.lastTS {
-		a.lastTS, a.last = p.ts, p.value
+	a.sum += p.Value
+	a.min, a.max = min(a.min, p.Value), max(a.max, p.Value)
+	if p.TS >= a.lastTS {
+		a.lastTS, a.last = p.TS, p.Value
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ type scanRequest struct {
 	window window
 	desc   bool
 	// keep, when set, drops points (beyond the window, which is applied anyway).
-	keep func(*point) bool
+	keep func(*engine.Point) bool
 	// want is how many points the caller expects to need, 0 when it reads to the end. It
 	// sizes the queries: a page is one query in the common case, an export a few large ones.
 	want int
@@ -48,12 +49,12 @@ type scanRequest struct {
 
 // after narrows the request to the points after mark in its order: later ones ascending,
 // earlier ones descending.
-func (r scanRequest) after(mark point) scanRequest {
-	r, keep := r.from(mark.ts), r.keep
+func (r scanRequest) after(mark engine.Point) scanRequest {
+	r, keep := r.from(mark.TS), r.keep
 	if r.desc {
-		r.keep = func(p *point) bool { return before(p, &mark) && (keep == nil || keep(p)) }
+		r.keep = func(p *engine.Point) bool { return engine.Before(p, &mark) && (keep == nil || keep(p)) }
 	} else {
-		r.keep = func(p *point) bool { return before(&mark, p) && (keep == nil || keep(p)) }
+		r.keep = func(p *engine.Point) bool { return engine.Before(&mark, p) && (keep == nil || keep(p)) }
 	}
 	return r
 }
@@ -133,26 +134,26 @@ func (r scanRequest) nextRows(rows, read, kept int) int {
 // reversed when desc — until there are no more or emit returns an error, which scan returns.
 //
 // Chunks of one GPU may overlap in time (two batches, or a batch and a late one). Ascending,
-// chunks come by start time: once a chunk starting at t is read, every point before t is
+// chunks come by start time: once a chunk starting at t is read, every engine.Point before t is
 // final, because no chunk still unread starts earlier. Points not yet final wait in a small
 // buffer. Descending is the mirror image, by end time. Chunks are fetched in rounds, so that
 // a page reads a few rows and an export streams in constant memory. A round starts where
 // the points stopped being final in the one before — at the start of its last chunk — and
 // reads again what was not emitted from there: the compactor may have moved points between
 // chunks in between, so chunks are no place to resume at, but times are.
-func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error) error {
+func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point) error) error {
 	var (
-		m          = merger{desc: r.desc}
+		m          = engine.Merger{Desc: r.desc}
 		round      = r
-		decoded    []point
+		decoded    []engine.Point
 		rows       = s.firstRows(r)
 		read, kept int // chunks and points, over all rounds
 		points     int // decoded, over all rounds
 		chunks     int // decoded: a page stops before the last rows of its round
 		emitted    bool
-		last       point // emitted
+		last       engine.Point // emitted
 	)
-	out := func(p point) error {
+	out := func(p engine.Point) error {
 		emitted, last = true, p
 		return emit(p)
 	}
@@ -167,26 +168,26 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 		sqlText, args := s.chunkQuery(round)
 		n, err := s.scanRound(ctx, sqlText+order, append(args, rows), func(id int64, data []byte) error {
 			var err error
-			if decoded, err = decodeChunk(data, decoded[:0]); err != nil || len(decoded) == 0 {
-				return fmt.Errorf("chunk %d: %w", id, cmp.Or(err, errCorruptChunk))
+			if decoded, err = engine.Decode(data, decoded[:0]); err != nil || len(decoded) == 0 {
+				return fmt.Errorf("chunk %d: %w", id, cmp.Or(err, engine.ErrCorrupt))
 			}
 			points, chunks = points+len(decoded), chunks+1
 			// A chunk's points are sorted: its first and last are its min_ts and max_ts.
-			bound = decoded[0].ts
+			bound = decoded[0].TS
 			if r.desc {
-				bound = decoded[len(decoded)-1].ts
+				bound = decoded[len(decoded)-1].TS
 			}
-			if err := m.emitBefore(bound, out); err != nil {
+			if err := m.EmitBefore(bound, out); err != nil {
 				return err
 			}
 			run := decoded[:0]
 			for i := range decoded {
-				if p := &decoded[i]; round.window.holds(p.ts) && (round.keep == nil || round.keep(p)) {
+				if p := &decoded[i]; round.window.holds(p.TS) && (round.keep == nil || round.keep(p)) {
 					run = append(run, *p)
 				}
 			}
 			kept += len(run)
-			m.add(run)
+			m.Add(run)
 			return nil
 		})
 		read += n
@@ -194,10 +195,10 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 			return err
 		}
 		if n < rows {
-			return m.emitAll(out)
+			return m.EmitAll(out)
 		}
 		// The next round starts at the bound, never before this round's start (when every
-		// chunk of the round began earlier and overlaps it), and after the last point
+		// chunk of the round began earlier and overlaps it), and after the last engine.Point
 		// emitted. It narrows r, not round, so that filters do not nest round after round.
 		next := r
 		next.window = round.from(bound).window
@@ -205,19 +206,20 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(point) error)
 			next = next.after(last)
 		}
 		if next.window == round.window {
-			// No chunk of the round started after the round did, so no point became final:
+			// No chunk of the round started after the round did, so no engine.Point became final:
 			// read more at once. It takes as many chunks as overlap one instant of one GPU.
 			rows *= 4
 		} else {
 			rows = r.nextRows(rows, read, kept)
 		}
-		m.pending, round = m.pending[:0], next
+		m.Reset()
+		round = next
 	}
 }
 
 // chunkQuery selects the chunks that may hold points of the request's window, without order.
 func (s *Store) chunkQuery(r scanRequest) (string, []any) {
-	span := chunkSpan.Microseconds()
+	span := engine.MaxSpan.Microseconds()
 	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
 	conds, args := []string{"gpu_id = ?"}, []any{r.gpu}
 	if r.window.hasLo {
@@ -337,84 +339,4 @@ func (b *roundBuffer) release() {
 	}
 	b.rows, b.data = b.rows[:0], b.data[:0]
 	roundBuffers.Put(b)
-}
-
-// merger holds points read but not yet final, in output order.
-type merger struct {
-	desc    bool
-	pending []point
-	scratch []point
-}
-
-// precedes reports whether a comes before b in the output.
-func (m *merger) precedes(a, b *point) bool {
-	if m.desc {
-		return before(b, a)
-	}
-	return before(a, b)
-}
-
-// emitBefore emits the pending points that come before a chunk bounded by bound: earlier
-// than its start ascending, later than its end descending.
-func (m *merger) emitBefore(bound int64, emit func(point) error) error {
-	i := 0
-	for ; i < len(m.pending); i++ {
-		ts := m.pending[i].ts
-		if (!m.desc && ts >= bound) || (m.desc && ts <= bound) {
-			break
-		}
-		if err := emit(m.pending[i]); err != nil {
-			return err
-		}
-	}
-	m.pending = m.pending[:copy(m.pending, m.pending[i:])]
-	return nil
-}
-
-func (m *merger) emitAll(emit func(point) error) error {
-	for _, p := range m.pending {
-		if err := emit(p); err != nil {
-			return err
-		}
-	}
-	m.pending = m.pending[:0]
-	return nil
-}
-
-// add merges a chunk's points, ascending as stored, into the pending ones. A point of the
-// same metric and time as one pending, or as the one before it in the chunk, is dropped:
-// writes keep each sample once, and this holds it for two writes that raced with the same
-// samples (the one read first stays).
-func (m *merger) add(run []point) {
-	if m.desc {
-		for i, j := 0, len(run)-1; i < j; i, j = i+1, j-1 {
-			run[i], run[j] = run[j], run[i]
-		}
-	}
-	out := m.scratch[:0]
-	last := -1 // index in out of the last point appended from pending or run
-	push := func(p point) {
-		if last >= 0 && out[last].ts == p.ts && out[last].metric == p.metric {
-			return
-		}
-		out = append(out, p)
-		last = len(out) - 1
-	}
-	i, j := 0, 0
-	for i < len(m.pending) && j < len(run) {
-		if m.precedes(&run[j], &m.pending[i]) {
-			push(run[j])
-			j++
-		} else {
-			push(m.pending[i]) // on a tie the pending point goes first, and stays
-			i++
-		}
-	}
-	for ; i < len(m.pending); i++ {
-		push(m.pending[i])
-	}
-	for ; j < len(run); j++ {
-		push(run[j])
-	}
-	m.pending, m.scratch = out, m.pending
 }

@@ -1,10 +1,20 @@
 // Package sqlstore stores telemetry in PostgreSQL or in an embedded SQLite file (pure Go, no
-// cgo), through GORM, behind the ports.BatchWriter, Inventory, SampleReader and Summarizer
-// contracts. The schema is owned by the migrations package and applied when a store opens.
-// Samples are packed into chunks, a row per run of one GPU's samples (chunk.go), and read back
-// by merging the chunks of a window (scan.go); they reference GPUs and metric names by
-// compact surrogate keys that the store resolves and caches. On PostgreSQL chunks are written
-// with COPY.
+// cgo), behind the ports.BatchWriter, Inventory, SampleReader and Summarizer contracts. The
+// schema is owned by the migrations package and applied when a store opens.
+//
+// This package is the I/O: transactions, locks, COPY and the queries. How samples are laid
+// out — head chunks and blocks, cutting, merging, cursors, what compaction does — is the
+// storage engine's (package engine), which holds no SQL. Samples reference devices and
+// metric names by compact surrogate keys that the store resolves and caches.
+//
+// Which database API, where:
+//   - GORM for the small relational tables (gpus, metrics, gpu_metrics): models, upserts
+//     and lookups written once for both dialects;
+//   - database/sql for statements on chunks and batches that both dialects run as they are
+//     (compaction, retention, SQLite's writes), with ? placeholders rebound per dialect;
+//   - pgx directly where PostgreSQL is on the hot path: COPY of chunks and batches, and
+//     reading chunks into reused buffers (scan.go) — what GORM and database/sql would cost
+//     an allocation a row for.
 package sqlstore
 
 import (

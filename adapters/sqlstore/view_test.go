@@ -19,7 +19,8 @@ import (
 )
 
 // The samples view (PostgreSQL) decodes the chunks into what the store reads back: every
-// sample, its value to the bit, its device and workload, before and after compaction.
+// sample, its value to the bit, its device and workload, before and after compaction, in
+// head chunks and in blocks.
 func TestSamplesViewEqualsTheStore(t *testing.T) {
 	ctx := context.Background()
 	url := sqlstoretest.PostgresURL(t)
@@ -75,6 +76,10 @@ func TestSamplesViewEqualsTheStore(t *testing.T) {
 	_, err = s.Compact(ctx)
 	require.NoError(t, err)
 	check("compacted")
+	st, err := s.Seal(ctx)
+	require.NoError(t, err)
+	require.Positive(t, st.Sealed)
+	check("sealed in blocks")
 	var avg float64
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT avg(value) FROM samples WHERE uuid = 'GPU-v' AND gpu_instance = '' AND metric = 'M03'`).Scan(&avg))
 	assert.InDelta(t, 42*2.0, avg, 1e-9, "a question in plain SQL: (1+2+3)/3 × 42, as written across the GPU's batches")

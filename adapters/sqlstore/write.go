@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"slices"
 	"strings"
 	"time"
@@ -120,19 +121,19 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 	}
 	rows := make([]batchRow, len(bs))
 	for i, b := range bs {
-		rows[i] = batchRow{id: b.ID, samples: len(b.Samples)}
+		rows[i] = batchRow{id: b.ID, Samples: len(b.Samples)}
 		for k, smp := range b.Samples {
 			ts := smp.Time.UnixMicro()
 			if k == 0 {
-				rows[i].minTS, rows[i].maxTS = ts, ts
+				rows[i].MinTS, rows[i].MaxTS = ts, ts
 			}
-			rows[i].minTS, rows[i].maxTS = min(rows[i].minTS, ts), max(rows[i].maxTS, ts)
+			rows[i].MinTS, rows[i].MaxTS = min(rows[i].MinTS, ts), max(rows[i].MaxTS, ts)
 		}
 	}
 	// The chunks of the batches found new, cut once their IDs are recorded, without the
 	// samples stored before; the runs made above serve when every batch is new and nothing
 	// is stored twice, as is usual.
-	chunks := func(stored []bool, overlapping overlapFunc) ([]chunkRow, []int, error) {
+	chunks := func(stored []bool, overlapping overlapFunc) ([]engine.Chunk, []int, error) {
 		fresh := all
 		if slices.Contains(stored, false) {
 			fresh = telemetry.Batch{ID: all.ID}
@@ -151,11 +152,11 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 			return nil, nil, err
 		}
 		hits := holdsAny(runs, before) // before cutting, which drops repeats from the runs
-		var out []chunkRow
+		var out []engine.Chunk
 		repeated := 0
 		for _, run := range runs {
 			var n int
-			out, n = cutChunks(run.gpu, run.pts, out)
+			out, n = engine.Cut(run.gpu, run.pts, out)
 			repeated += n
 		}
 		already := make([]int, len(bs))
@@ -186,7 +187,7 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 		}
 		out = out[:0]
 		for _, run := range runs {
-			out, _ = cutChunks(run.gpu, run.pts, out)
+			out, _ = engine.Cut(run.gpu, run.pts, out)
 		}
 		return out, already, nil
 	}
@@ -238,9 +239,9 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 		if len(run.pts) == 0 {
 			continue
 		}
-		rlo, rhi := run.pts[0].ts, run.pts[0].ts
+		rlo, rhi := run.pts[0].TS, run.pts[0].TS
 		for _, p := range run.pts {
-			rlo, rhi = min(rlo, p.ts), max(rhi, p.ts)
+			rlo, rhi = min(rlo, p.TS), max(rhi, p.TS)
 		}
 		if len(gpus) == 0 {
 			lo, hi = rlo, rhi
@@ -257,32 +258,32 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 		return nil, err
 	}
 	var out map[pointKey]bool
-	var pts []point
+	var pts []engine.Point
 	for _, c := range chunks {
-		if pts, err = decodeChunk(c.data, pts[:0]); err != nil {
+		if pts, err = engine.Decode(c.data, pts[:0]); err != nil {
 			return nil, fmt.Errorf("read a stored chunk of GPU %d: %w", c.gpu, err)
 		}
 		r := span[c.gpu]
 		for _, p := range pts {
-			if p.ts >= r[0] && p.ts <= r[1] {
+			if p.TS >= r[0] && p.TS <= r[1] {
 				if out == nil {
 					out = map[pointKey]bool{}
 				}
-				out[pointKey{gpu: c.gpu, metric: p.metric, ts: p.ts}] = true
+				out[pointKey{gpu: c.gpu, metric: p.Metric, ts: p.TS}] = true
 			}
 		}
 	}
 	return out, nil
 }
 
-// holdsAny reports whether a point of the runs is among the stored ones.
+// holdsAny reports whether a engine.Point of the runs is among the stored ones.
 func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 	if len(stored) == 0 {
 		return false
 	}
 	for _, run := range runs {
 		for _, p := range run.pts {
-			if stored[pointKey{gpu: run.gpu, metric: p.metric, ts: p.ts}] {
+			if stored[pointKey{gpu: run.gpu, metric: p.Metric, ts: p.TS}] {
 				return true
 			}
 		}
@@ -292,18 +293,18 @@ func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 
 // checkText refuses, before anything is written, text that one database or the other cannot
 // keep alike (PostgreSQL refuses NUL and invalid UTF-8, SQLite stores them): each distinct
-// device, metric name and workload is checked once.
+// device, metric name and engine.Workload is checked once.
 func checkText(b telemetry.Batch) error {
 	for _, g := range b.GPUs {
 		if err := g.Validate(); err != nil {
 			return fmt.Errorf("GPU %q: %w", g.Key(), err)
 		}
 	}
-	// Samples come in runs of one metric and workload: only a change is looked up.
+	// Samples come in runs of one metric and engine.Workload: only a change is looked up.
 	seen := map[string]bool{}
-	works := map[workload]bool{}
+	works := map[engine.Workload]bool{}
 	var metric string
-	var work workload
+	var work engine.Workload
 	for i, smp := range b.Samples {
 		if (i == 0 || smp.Metric != metric) && !seen[smp.Metric] {
 			seen[smp.Metric] = true
@@ -312,10 +313,10 @@ func checkText(b telemetry.Batch) error {
 			}
 		}
 		metric = smp.Metric
-		w := workload{smp.Container, smp.Pod, smp.Namespace}
-		if w != work && w != (workload{}) && !works[w] {
+		w := engine.Workload{Container: smp.Container, Pod: smp.Pod, Namespace: smp.Namespace}
+		if w != work && w != (engine.Workload{}) && !works[w] {
 			works[w] = true
-			for _, f := range []struct{ field, value string }{{"container", w.container}, {"pod", w.pod}, {"namespace", w.namespace}} {
+			for _, f := range []struct{ field, value string }{{"container", w.Container}, {"pod", w.Pod}, {"namespace", w.Namespace}} {
 				if err := telemetry.CheckText(f.field, f.value, telemetry.MaxTextLen); err != nil {
 					return err
 				}
@@ -329,11 +330,11 @@ func checkText(b telemetry.Batch) error {
 // gpuRun is one GPU's points in a batch.
 type gpuRun struct {
 	gpu int32
-	pts []point
+	pts []engine.Point
 }
 
 // groupByGPU converts a batch's samples to points, grouped by GPU with a counting sort: two
-// passes, one allocation for every point.
+// passes, one allocation for every engine.Point.
 func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun, error) {
 	runOf := make([]int32, len(b.Samples)) // sample → index in runs
 	runIndex := make(map[int32]int32, len(b.GPUs))
@@ -353,19 +354,19 @@ func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun
 		runOf[i] = k
 		sizes[k]++
 	}
-	all := make([]point, len(b.Samples))
+	all := make([]engine.Point, len(b.Samples))
 	for k, n := range sizes {
 		runs[k].pts = all[:0:n]
 		all = all[n:]
 	}
-	works := map[workload]*workload{}
+	works := map[engine.Workload]*engine.Workload{}
 	for i, smp := range b.Samples {
-		p := point{ts: smp.Time.UnixMicro(), metric: metricIDs[smp.Metric], value: smp.Value}
-		if w := (workload{smp.Container, smp.Pod, smp.Namespace}); w != (workload{}) {
+		p := engine.Point{TS: smp.Time.UnixMicro(), Metric: metricIDs[smp.Metric], Value: smp.Value}
+		if w := (engine.Workload{Container: smp.Container, Pod: smp.Pod, Namespace: smp.Namespace}); w != (engine.Workload{}) {
 			if works[w] == nil {
 				works[w] = &w
 			}
-			p.work = works[w]
+			p.Work = works[w]
 		}
 		run := &runs[runOf[i]]
 		run.pts = append(run.pts, p)
@@ -377,16 +378,16 @@ func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun
 // when it has none).
 type batchRow struct {
 	id           string
-	samples      int
-	minTS, maxTS int64
+	Samples      int
+	MinTS, MaxTS int64
 }
 
 // span returns the batch's time span as column values, NULL for an empty batch.
 func (b batchRow) span(d dialect) (lo, hi any) {
-	if b.samples == 0 {
+	if b.Samples == 0 {
 		return nil, nil
 	}
-	return d.ts(time.UnixMicro(b.minTS)), d.ts(time.UnixMicro(b.maxTS))
+	return d.ts(time.UnixMicro(b.MinTS)), d.ts(time.UnixMicro(b.MaxTS))
 }
 
 var chunkColumns = []string{"gpu_id", "min_ts", "max_ts", "samples", "data", "sealed"}
@@ -406,7 +407,7 @@ func firstOfEach(rows []batchRow) (map[string]int, []bool) {
 
 // copyBatches writes batches on PostgreSQL, in one transaction on a pgx connection of the
 // pool: their rows in batches, then, with COPY, the chunks of those that were new.
-func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]chunkRow, []int, error)) ([]bool, []int, error) {
+func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]engine.Chunk, []int, error)) ([]bool, []int, error) {
 	index, first := firstOfEach(rows)
 	stored := make([]bool, len(rows))
 	var already []int
@@ -419,10 +420,10 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 				if !first[i] {
 					continue
 				}
-				ids, samples = append(ids, r.id), append(samples, int32(r.samples))
+				ids, samples = append(ids, r.id), append(samples, int32(r.Samples))
 				var lo, hi *time.Time
-				if r.samples > 0 {
-					l, h := time.UnixMicro(r.minTS), time.UnixMicro(r.maxTS)
+				if r.Samples > 0 {
+					l, h := time.UnixMicro(r.MinTS), time.UnixMicro(r.MaxTS)
 					lo, hi = &l, &h
 				}
 				los, his = append(los, lo), append(his, hi)
@@ -447,7 +448,7 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 			if !slices.Contains(stored, true) {
 				return nil // every batch was stored before
 			}
-			var cs []chunkRow
+			var cs []engine.Chunk
 			cs, already, err = chunks(stored, func(gpus []int32, lo, hi int64) ([]storedChunk, error) {
 				rows, err := tx.Query(ctx, `SELECT gpu_id, data FROM chunks WHERE gpu_id = ANY($1) AND max_ts >= $2 AND min_ts <= $3`,
 					gpus, time.UnixMicro(lo), time.UnixMicro(hi))
@@ -473,7 +474,7 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, chunkColumns,
 				pgx.CopyFromSlice(len(cs), func(i int) ([]any, error) {
 					c := &cs[i]
-					return []any{c.gpu, time.UnixMicro(c.minTS), time.UnixMicro(c.maxTS), c.samples, c.data, c.sealed}, nil
+					return []any{c.Device, time.UnixMicro(c.MinTS), time.UnixMicro(c.MaxTS), c.Samples, c.Data, c.Sealed}, nil
 				}))
 			return err
 		})
@@ -502,7 +503,7 @@ const sqliteChunk = 64
 
 // insertBatches writes batches on SQLite in one transaction: their rows in batches, then,
 // with multi-row INSERTs, the chunks of those that were new.
-func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]chunkRow, []int, error)) ([]bool, []int, error) {
+func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func([]bool, overlapFunc) ([]engine.Chunk, []int, error)) ([]bool, []int, error) {
 	_, first := firstOfEach(rows)
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
@@ -517,7 +518,7 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 		}
 		lo, hi := r.span(s.dialect)
 		res, err := tx.ExecContext(ctx, `INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`, r.id, r.samples, now, lo, hi)
+			ON CONFLICT (id) DO NOTHING`, r.id, r.Samples, now, lo, hi)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -575,13 +576,13 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 
 // insertChunks writes chunks with multi-row INSERTs, sqliteChunk rows per statement: on
 // SQLite for every batch, on either database when packing rows of the old layout.
-func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, chunks []chunkRow) error {
+func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, chunks []engine.Chunk) error {
 	args := make([]any, 0, sqliteChunk*len(chunkColumns))
 	var full *sql.Stmt
 	for rows := range slices.Chunk(chunks, sqliteChunk) {
 		args = args[:0]
 		for _, c := range rows {
-			args = append(args, c.gpu, s.dialect.ts(time.UnixMicro(c.minTS)), s.dialect.ts(time.UnixMicro(c.maxTS)), c.samples, c.data, c.sealed)
+			args = append(args, c.Device, s.dialect.ts(time.UnixMicro(c.MinTS)), s.dialect.ts(time.UnixMicro(c.MaxTS)), c.Samples, c.Data, c.Sealed)
 		}
 		var err error
 		if len(rows) == sqliteChunk {
@@ -622,9 +623,9 @@ func (s *Store) registerPairs(ctx context.Context, runs []gpuRun) error {
 	for _, run := range runs {
 		clear(seen)
 		for _, p := range run.pts {
-			if !seen[p.metric] {
-				seen[p.metric] = true
-				distinct = append(distinct, gpuMetricRow{GPUID: run.gpu, MetricID: p.metric})
+			if !seen[p.Metric] {
+				seen[p.Metric] = true
+				distinct = append(distinct, gpuMetricRow{GPUID: run.gpu, MetricID: p.Metric})
 			}
 		}
 	}

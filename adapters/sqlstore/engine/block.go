@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"cmp"
+	"encoding/binary"
+	"math"
+	"slices"
+)
+
+// blockVersion is the first byte of every block. A block holds one device's points in one
+// window, by series — a series being a metric with its workload. The layout after it:
+//
+//	uvarint workloads; each: 3 × (uvarint length, bytes) for container, pod, namespace
+//	uvarint times, then the times the device's points have, ascending: a zigzag varint of
+//	        the first (Unix µs), then of each delta's difference from the one before, the
+//	        first delta's from 0 — a steady scrape interval is a run of zeros
+//	uvarint series; each, ordered by metric id and workload:
+//	        uvarint metric id, uvarint workload (0 none, k the k-th above)
+//	        uvarint runs, then each run's length: the times the series is absent from,
+//	        present at, absent from, … — one run of all the times for a series scraped
+//	        every time
+//	        byte values: 1+e for decimals, each value an integer m standing for m / 10^e,
+//	        then a zigzag varint of each m's difference from the one before (the first
+//	        from 0); 0 for any other series, each value 8 bytes of little-endian float64
+//
+// DCGM values are whole numbers or have a few decimals, so most series are integers that
+// move little: a byte or two a sample before compression, and runs of repeated bytes that
+// PostgreSQL's own compression of the row takes much further (docs/performance.md).
+const blockVersion = 3
+
+// maxExponent bounds the decimal exponents tried: 10^15 is exact in a float64.
+const maxExponent = 15
+
+var powersOf10 = func() (p [maxExponent + 1]float64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// decimalExponent returns the smallest e for which every value is exactly m / 10^e for an
+// integer m within ±maxWhole, false when there is none (fractions of many digits, NaN, ±Inf,
+// -0).
+func decimalExponent(vs []float64) (int, bool) {
+next:
+	for e, p := range powersOf10 {
+		for _, v := range vs {
+			m := math.Round(v * p)
+			if math.Abs(m) > maxWhole || m/p != v || (v == 0 && math.Signbit(v)) {
+				continue next
+			}
+		}
+		return e, true
+	}
+	return 0, false
+}
+
+// blockSeries is one series of a block being encoded.
+type blockSeries struct {
+	metric int32
+	work   uint64
+	at     []int32 // indexes of its times
+	values []float64
+}
+
+// encodeBlock packs points sorted by Compare, each (time, metric) once.
+func encodeBlock(pts []Point) []byte {
+	var (
+		works  workloadTable
+		times  []int64
+		series []*blockSeries
+		byKey  = map[[2]uint64]*blockSeries{}
+	)
+	for i := range pts {
+		p := &pts[i]
+		if len(times) == 0 || times[len(times)-1] != p.TS {
+			times = append(times, p.TS)
+		}
+		key := [2]uint64{uint64(uint32(p.Metric)), works.index(p.Work)}
+		s := byKey[key]
+		if s == nil {
+			s = &blockSeries{metric: p.Metric, work: key[1]}
+			byKey[key] = s
+			series = append(series, s)
+		}
+		s.at = append(s.at, int32(len(times)-1))
+		s.values = append(s.values, p.Value)
+	}
+	slices.SortFunc(series, func(a, b *blockSeries) int {
+		return cmp.Or(cmp.Compare(a.metric, b.metric), cmp.Compare(a.work, b.work))
+	})
+
+	out := make([]byte, 0, 64+len(times)+3*len(pts))
+	out = append(out, blockVersion)
+	out = works.appendTo(out)
+	out = binary.AppendUvarint(out, uint64(len(times)))
+	var prev, delta int64
+	for i, ts := range times {
+		if i == 0 {
+			out = binary.AppendVarint(out, ts)
+		} else {
+			d := ts - prev
+			out = binary.AppendVarint(out, d-delta)
+			delta = d
+		}
+		prev = ts
+	}
+	out = binary.AppendUvarint(out, uint64(len(series)))
+	var runs []int32
+	for _, s := range series {
+		out = binary.AppendUvarint(out, uint64(s.metric))
+		out = binary.AppendUvarint(out, s.work)
+		runs = presence(s.at, runs[:0])
+		out = binary.AppendUvarint(out, uint64(len(runs)))
+		for _, r := range runs {
+			out = binary.AppendUvarint(out, uint64(r))
+		}
+		e, ok := decimalExponent(s.values)
+		if !ok {
+			out = append(out, 0)
+			for _, v := range s.values {
+				out = binary.LittleEndian.AppendUint64(out, math.Float64bits(v))
+			}
+			continue
+		}
+		out = append(out, byte(1+e))
+		var m int64
+		for _, v := range s.values {
+			next := int64(math.Round(v * powersOf10[e]))
+			out = binary.AppendVarint(out, next-m)
+			m = next
+		}
+	}
+	return out
+}
+
+// presence turns ascending time indexes into runs: absent, present, absent, …
+func presence(at []int32, runs []int32) []int32 {
+	next := int32(0) // the first time index not yet in a run
+	for i := 0; i < len(at); {
+		j := i + 1
+		for j < len(at) && at[j] == at[j-1]+1 {
+			j++
+		}
+		runs = append(runs, at[i]-next, int32(j-i))
+		next = at[j-1] + 1
+		i = j
+	}
+	return runs
+}
+
+// decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
+// they belong as each series is read: a first pass over the series' runs counts the points
+// at each time.
+func decodeBlock(data []byte, dst []Point) ([]Point, error) {
+	d := decoder{buf: data}
+	if d.byte() != blockVersion {
+		return dst, ErrCorrupt
+	}
+	works := d.workloads()
+	times := make([]int64, d.count(1))
+	var delta int64
+	for i := range times {
+		if i == 0 {
+			times[0] = d.varint()
+			continue
+		}
+		delta += d.varint()
+		times[i] = times[i-1] + delta
+	}
+	type series struct {
+		metric int32
+		work   *Workload
+		runs   []int32
+		body   []byte // its values
+		exp    int    // -1: float64s
+	}
+	all := make([]series, d.count(4))
+	slots := make([]int32, len(times)+1) // points at each time, then where each time's go
+	total := 0
+	for k := range all {
+		s := &all[k]
+		s.metric = int32(d.uvarint())
+		if w := d.uvarint(); w > uint64(len(works)) {
+			return dst, ErrCorrupt
+		} else if w > 0 {
+			s.work = &works[w-1]
+		}
+		s.runs = make([]int32, d.count(1))
+		at, present := 0, 0
+		for i := range s.runs {
+			n := d.uvarint()
+			if n > uint64(len(times)-at) {
+				return dst, ErrCorrupt
+			}
+			s.runs[i] = int32(n)
+			if i%2 == 1 {
+				for t := at; t < at+int(n); t++ {
+					slots[t+1]++
+				}
+				present += int(n)
+			}
+			at += int(n)
+		}
+		total += present
+		kind := d.byte()
+		start := d.buf
+		switch {
+		case kind == 0:
+			s.exp = -1
+			if len(d.buf) < 8*present {
+				return dst, ErrCorrupt
+			}
+			d.buf = d.buf[8*present:]
+		case kind <= 1+maxExponent:
+			s.exp = int(kind) - 1
+			for range present {
+				d.uvarint()
+			}
+		default:
+			return dst, ErrCorrupt
+		}
+		if d.err != nil {
+			return dst, ErrCorrupt
+		}
+		s.body = start[:len(start)-len(d.buf)]
+	}
+	if d.err != nil || len(d.buf) != 0 {
+		return dst, ErrCorrupt
+	}
+	for i := 1; i < len(slots); i++ {
+		slots[i] += slots[i-1]
+	}
+	base := len(dst)
+	dst = slices.Grow(dst, total)[:base+total]
+	for k := range all {
+		s := &all[k]
+		v := decoder{buf: s.body}
+		var m int64
+		at := 0
+		for i, n := range s.runs {
+			if i%2 == 0 {
+				at += int(n)
+				continue
+			}
+			for t := at; t < at+int(n); t++ {
+				p := Point{TS: times[t], Metric: s.metric, Work: s.work}
+				switch s.exp {
+				case -1:
+					p.Value = math.Float64frombits(v.uint64())
+				case 0:
+					m += v.varint()
+					p.Value = float64(m)
+				default:
+					m += v.varint()
+					p.Value = float64(m) / powersOf10[s.exp]
+				}
+				dst[base+int(slots[t])] = p
+				slots[t]++
+			}
+			at += int(n)
+		}
+	}
+	return dst, nil
+}

@@ -1,0 +1,106 @@
+package engine
+
+import "time"
+
+// Compaction plans, for one device at a time, what becomes of its head chunks:
+//
+//   - once the fleet's newest point is SealAfter past the end of the window a device's
+//     oldest head chunk starts in, every chunk overlapping that window — head chunks, and a
+//     block written before late points arrived — is read and re-cut by Seal: the window's
+//     points into blocks, any others back into head chunks;
+//   - while the window is open, small head chunks (a write's worth) are merged into full
+//     ones once they hold MergeMinSamples, so that a read of recent data takes a few rows.
+//
+// Samples never change: compaction moves them from rows to rows in one transaction, and
+// drops repeats on the way.
+const (
+	// SealAfter is how long past a window's end points may still be on their way before it
+	// is sealed. Later ones are not lost: they reopen the block.
+	SealAfter = HeadSpan
+	// MergeMinSamples is how many samples a device's small head chunks must hold before they
+	// are merged: enough to fill a few chunks, since each merge also rewrites the last,
+	// partial one. (At one chunk's worth, compaction cost split mode a fifth of its write
+	// speed.)
+	MergeMinSamples = 4 * HeadMaxSamples
+	// BlockMaxSamples bounds a block, so that a page never decodes much more than it needs: a
+	// window holding more (a device scraped every second) gets several.
+	BlockMaxSamples = 16384
+)
+
+// Window is a span of BlockSpan, [Start, End) in Unix microseconds.
+type Window struct{ Start, End int64 }
+
+// WindowOf returns the window holding ts.
+func WindowOf(ts int64) Window {
+	span := BlockSpan.Microseconds()
+	start := ts / span * span
+	if ts < 0 && start != ts {
+		start -= span
+	}
+	return Window{start, start + span}
+}
+
+// Holds reports whether ts is in the window.
+func (w Window) Holds(ts int64) bool { return ts >= w.Start && ts < w.End }
+
+// Head is what the store knows of a device's head chunks without reading them.
+type Head struct {
+	MinTS, MaxTS int64 // over all of them
+	Small        int   // chunks of fewer than HeadMaxSamples samples
+	SmallSamples int   // samples in those
+}
+
+// Action is what compaction does to a device next.
+type Action int
+
+const (
+	Wait      Action = iota // nothing yet
+	MergeHead               // merge its small head chunks (Cut their points)
+	SealBlock               // Seal the window returned
+)
+
+// Plan decides what to do with a device's head chunks, newest being the newest point time
+// of any device: a device that stops reporting has its last window sealed all the same.
+// force seals a window still open, as a benchmark or a shutdown wants.
+func Plan(h Head, newest int64, force bool) (Action, Window) {
+	w := WindowOf(h.MinTS)
+	if force || w.End+SealAfter.Microseconds() <= newest {
+		return SealBlock, w
+	}
+	if h.Small >= 2 && h.SmallSamples >= MergeMinSamples {
+		return MergeHead, Window{}
+	}
+	return Wait, Window{}
+}
+
+// Seal re-cuts the points of every chunk of a device overlapping w: those in the window into
+// sealed blocks, the others into head chunks. It keeps one point of each time and metric,
+// the earliest in pts, and returns how many it dropped.
+func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
+	pts, repeats = sortUnique(pts)
+	var outside []Point
+	i := 0
+	for i < len(pts) && pts[i].TS < w.Start {
+		i++
+	}
+	outside = append(outside, pts[:i]...)
+	j := i
+	for j < len(pts) && pts[j].TS < w.End {
+		j++
+	}
+	outside = append(outside, pts[j:]...)
+	for in := pts[i:j]; len(in) > 0; {
+		n := min(len(in), BlockMaxSamples)
+		chunks = append(chunks, Chunk{Device: device, MinTS: in[0].TS, MaxTS: in[n-1].TS, Samples: n,
+			Data: encodeBlock(in[:n]), Sealed: true})
+		in = in[n:]
+	}
+	chunks, _ = Cut(device, outside, chunks)
+	return chunks, repeats
+}
+
+// SinceWindow returns how long ago, by newest, window w ended: a measure of how late a
+// seal is.
+func SinceWindow(w Window, newest int64) time.Duration {
+	return time.Duration(newest-w.End) * time.Microsecond
+}

@@ -1,0 +1,91 @@
+package engine
+
+// Merger merges the points of the chunks a reader fetches, which may overlap in time (two
+// writes, a late one, a block and the points that came after it was sealed), into one
+// stream in order, ascending or descending. It holds the points read but not yet final.
+//
+// Ascending, chunks must be added by start time: once a chunk starting at t is added, every
+// point before t is final, because no chunk still unread starts earlier. Descending is the
+// mirror image, by end time.
+type Merger struct {
+	Desc    bool
+	pending []Point
+	scratch []Point
+}
+
+// precedes reports whether a comes before b in the output.
+func (m *Merger) precedes(a, b *Point) bool {
+	if m.Desc {
+		return Before(b, a)
+	}
+	return Before(a, b)
+}
+
+// EmitBefore emits the pending points that come before a chunk bounded by bound: earlier
+// than its start ascending, later than its end descending.
+func (m *Merger) EmitBefore(bound int64, emit func(Point) error) error {
+	i := 0
+	for ; i < len(m.pending); i++ {
+		ts := m.pending[i].TS
+		if (!m.Desc && ts >= bound) || (m.Desc && ts <= bound) {
+			break
+		}
+		if err := emit(m.pending[i]); err != nil {
+			return err
+		}
+	}
+	m.pending = m.pending[:copy(m.pending, m.pending[i:])]
+	return nil
+}
+
+// EmitAll emits every pending point.
+func (m *Merger) EmitAll(emit func(Point) error) error {
+	for _, p := range m.pending {
+		if err := emit(p); err != nil {
+			return err
+		}
+	}
+	m.pending = m.pending[:0]
+	return nil
+}
+
+// Reset drops the pending points.
+func (m *Merger) Reset() { m.pending = m.pending[:0] }
+
+// Add merges a chunk's points, ascending as Decode returns them, into the pending ones. It
+// reverses run when descending. A point of the same metric and time as one pending, or as
+// the one before it in the chunk, is dropped: writes keep each sample once, and this holds
+// it for two writes that raced with the same samples (the one read first stays).
+func (m *Merger) Add(run []Point) {
+	if m.Desc {
+		for i, j := 0, len(run)-1; i < j; i, j = i+1, j-1 {
+			run[i], run[j] = run[j], run[i]
+		}
+	}
+	out := m.scratch[:0]
+	last := -1 // index in out of the last point appended from pending or run
+	push := func(p Point) {
+		if last >= 0 && out[last].TS == p.TS && out[last].Metric == p.Metric {
+			return
+		}
+		out = append(out, p)
+		last = len(out) - 1
+	}
+	i, j := 0, 0
+	for i < len(m.pending) && j < len(run) {
+		if m.precedes(&run[j], &m.pending[i]) {
+			push(run[j])
+			j++
+		} else {
+			push(m.pending[i]) // on a tie the pending point goes first, and stays
+			i++
+		}
+	}
+	for ; i < len(m.pending); i++ {
+		push(m.pending[i])
+	}
+	for ; j < len(run); j++ {
+		push(run[j])
+	}
+	m.pending, m.scratch = out, m.pending
+}
