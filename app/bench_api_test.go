@@ -63,6 +63,10 @@ func BenchmarkAPI(b *testing.B) {
 		{"latest", func(r *rand.Rand) string { return "/api/v1/gpus/" + gpu(r) + "/latest" }},
 		{"GPU list (247)", func(*rand.Rand) string { return "/api/v1/gpus" }},
 		{"aggregation, 1 h, step=1m", func(r *rand.Rand) string { return hourQuery(gpu(r), from(r), "step=1m&agg=avg") }},
+		// Every metric of a GPU over a day, by minute: the whole 11.2 h the store holds.
+		{"aggregation, 24 h, all metrics, step=1m", func(r *rand.Rand) string {
+			return windowQuery(gpu(r), t0.Add(-time.Duration(r.Int64N(int64(time.Hour)))), 24*time.Hour, "step=1m&agg=avg")
+		}},
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s | CPU a request: API / PostgreSQL / client |\n|---|---|---|---|---|\n",
@@ -85,8 +89,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // hourQuery is the path of a query of a GPU's telemetry over the hour from from, with params
 // such as limit=1000 or step=1m&agg=avg.
 func hourQuery(uuid string, from time.Time, params string) string {
+	return windowQuery(uuid, from, time.Hour, params)
+}
+
+// windowQuery is hourQuery over any span.
+func windowQuery(uuid string, from time.Time, span time.Duration, params string) string {
 	return fmt.Sprintf("/api/v1/gpus/%s/telemetry?%s&start_time=%s&end_time=%s", uuid, params,
-		url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(time.Hour).Format(time.RFC3339Nano)))
+		url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(span).Format(time.RFC3339Nano)))
 }
 
 // requestCPU is the CPU time used so far by the API, PostgreSQL's processes on this machine

@@ -409,16 +409,15 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 	return component{name: "collector", run: run}, nil
 }
 
-// compactor merges the small chunks that batches write, beside the collector, on
-// PostgreSQL: the embedded store's reads are local and cheap, its writes are not. It does
-// not keep the process alive by itself.
+// compactor merges the small chunks that batches write and seals windows that are over
+// into blocks, beside the collector. It does not keep the process alive by itself.
 func (w *wiring) compactor(ctx context.Context) (component, error) {
 	store, err := w.openStore(ctx)
 	if err != nil {
 		return component{}, err
 	}
 	run := func(ctx context.Context) error { return store.Compactor(ctx, w.cfg.CompactInterval) }
-	if w.cfg.CompactInterval == 0 || store.Dialect() != "postgres" {
+	if w.cfg.CompactInterval == 0 {
 		w.log.Debug("compaction off: chunks stay as batches write them")
 		run = func(ctx context.Context) error { <-ctx.Done(); return nil }
 	}

@@ -134,7 +134,7 @@ var settings = []setting{
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
 	{"retention", "auto", "how long samples are kept, counted back from the newest (never from later than now), e.g. 15d, 36h; auto = 15d on PostgreSQL, 1d on SQLite (the embedded default stays small); 0 = forever"},
 	{"retention-interval", time.Minute, "how often a collector prunes what retention lets go"},
-	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write into full ones, which reads need fewer of (PostgreSQL); 0 = never"},
+	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write and packs each device's two-hour windows that are over into blocks; 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
 	{"log-format", "text", "text | json"},

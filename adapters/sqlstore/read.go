@@ -213,7 +213,7 @@ func (c *converter) sample(ctx context.Context, p engine.Point) (*telemetry.Samp
 	return smp, nil
 }
 
-// metricFilter returns a filter keeping the named metrics: every engine.Point when names is
+// metricFilter returns a filter keeping the named metrics: every point when names is
 // empty, nil when none of the names was ever stored.
 func (s *Store) metricFilter(ctx context.Context, names []string) (func(*engine.Point) bool, error) {
 	if len(names) == 0 {
@@ -306,7 +306,7 @@ func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, er
 }
 
 // Aggregate implements ports.Summarizer. Points come in time order, so each bucket is complete
-// when the first engine.Point after it arrives: memory holds one bucket, whatever the window.
+// when the first point after it arrives: memory holds one bucket, whatever the window.
 func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
 	gpuID, err := s.gpuID(ctx, q.GPU)
 	if err != nil {

@@ -134,7 +134,7 @@ func (r scanRequest) nextRows(rows, read, kept int) int {
 // reversed when desc — until there are no more or emit returns an error, which scan returns.
 //
 // Chunks of one GPU may overlap in time (two batches, or a batch and a late one). Ascending,
-// chunks come by start time: once a chunk starting at t is read, every engine.Point before t is
+// chunks come by start time: once a chunk starting at t is read, every point before t is
 // final, because no chunk still unread starts earlier. Points not yet final wait in a small
 // buffer. Descending is the mirror image, by end time. Chunks are fetched in rounds, so that
 // a page reads a few rows and an export streams in constant memory. A round starts where
@@ -142,10 +142,12 @@ func (r scanRequest) nextRows(rows, read, kept int) int {
 // reads again what was not emitted from there: the compactor may have moved points between
 // chunks in between, so chunks are no place to resume at, but times are.
 func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point) error) error {
+	bufs := scanPool.Get().(*scanBuffers)
+	defer bufs.release()
+	m := &bufs.merger
+	m.Desc = r.desc
 	var (
-		m          = engine.Merger{Desc: r.desc}
 		round      = r
-		decoded    []engine.Point
 		rows       = s.firstRows(r)
 		read, kept int // chunks and points, over all rounds
 		points     int // decoded, over all rounds
@@ -167,8 +169,9 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 		var bound int64 // of the round's last chunk: its start ascending, its end descending
 		sqlText, args := s.chunkQuery(round)
 		n, err := s.scanRound(ctx, sqlText+order, append(args, rows), func(id int64, data []byte) error {
-			var err error
-			if decoded, err = engine.Decode(data, decoded[:0]); err != nil || len(decoded) == 0 {
+			decoded, err := engine.Decode(data, bufs.decoded[:0])
+			bufs.decoded = decoded
+			if err != nil || len(decoded) == 0 {
 				return fmt.Errorf("chunk %d: %w", id, cmp.Or(err, engine.ErrCorrupt))
 			}
 			points, chunks = points+len(decoded), chunks+1
@@ -198,7 +201,7 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 			return m.EmitAll(out)
 		}
 		// The next round starts at the bound, never before this round's start (when every
-		// chunk of the round began earlier and overlaps it), and after the last engine.Point
+		// chunk of the round began earlier and overlaps it), and after the last point
 		// emitted. It narrows r, not round, so that filters do not nest round after round.
 		next := r
 		next.window = round.from(bound).window
@@ -206,7 +209,7 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 			next = next.after(last)
 		}
 		if next.window == round.window {
-			// No chunk of the round started after the round did, so no engine.Point became final:
+			// No chunk of the round started after the round did, so no point became final:
 			// read more at once. It takes as many chunks as overlap one instant of one GPU.
 			rows *= 4
 		} else {
@@ -215,6 +218,23 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 		m.Reset()
 		round = next
 	}
+}
+
+// scanBuffers are a scan's decoded points and merger, which scans reuse: an aggregation over
+// a day decodes some 100,000 points.
+type scanBuffers struct {
+	decoded []engine.Point
+	merger  engine.Merger
+}
+
+var scanPool = sync.Pool{New: func() any { return new(scanBuffers) }}
+
+func (b *scanBuffers) release() {
+	if cap(b.decoded) > 1<<16 {
+		return // an unusually large chunk's: let it go
+	}
+	b.merger.Reset()
+	scanPool.Put(b)
 }
 
 // chunkQuery selects the chunks that may hold points of the request's window, without order.

@@ -276,7 +276,7 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 	return out, nil
 }
 
-// holdsAny reports whether a engine.Point of the runs is among the stored ones.
+// holdsAny reports whether a point of the runs is among the stored ones.
 func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 	if len(stored) == 0 {
 		return false
@@ -293,14 +293,14 @@ func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 
 // checkText refuses, before anything is written, text that one database or the other cannot
 // keep alike (PostgreSQL refuses NUL and invalid UTF-8, SQLite stores them): each distinct
-// device, metric name and engine.Workload is checked once.
+// device, metric name and workload is checked once.
 func checkText(b telemetry.Batch) error {
 	for _, g := range b.GPUs {
 		if err := g.Validate(); err != nil {
 			return fmt.Errorf("GPU %q: %w", g.Key(), err)
 		}
 	}
-	// Samples come in runs of one metric and engine.Workload: only a change is looked up.
+	// Samples come in runs of one metric and workload: only a change is looked up.
 	seen := map[string]bool{}
 	works := map[engine.Workload]bool{}
 	var metric string
@@ -334,7 +334,7 @@ type gpuRun struct {
 }
 
 // groupByGPU converts a batch's samples to points, grouped by GPU with a counting sort: two
-// passes, one allocation for every engine.Point.
+// passes, one allocation for every point.
 func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun, error) {
 	runOf := make([]int32, len(b.Samples)) // sample → index in runs
 	runIndex := make(map[int32]int32, len(b.GPUs))

@@ -62,6 +62,19 @@ func (m *Merger) Add(run []Point) {
 			run[i], run[j] = run[j], run[i]
 		}
 	}
+	if len(run) == 0 {
+		return
+	}
+	if n := len(m.pending); n == 0 || m.precedes(&m.pending[n-1], &run[0]) {
+		// The common case, chunks that do not overlap: the run follows what is pending.
+		for i := range run {
+			if n := len(m.pending); n > 0 && m.pending[n-1].TS == run[i].TS && m.pending[n-1].Metric == run[i].Metric {
+				continue
+			}
+			m.pending = append(m.pending, run[i])
+		}
+		return
+	}
 	out := m.scratch[:0]
 	last := -1 // index in out of the last point appended from pending or run
 	push := func(p Point) {
