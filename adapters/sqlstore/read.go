@@ -128,8 +128,8 @@ func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(te
 	if err != nil {
 		return "", err
 	}
-	keep, err := s.metricFilter(ctx, q.Metrics)
-	if err != nil || keep == nil {
+	keep, found, err := s.metricFilter(ctx, q.Metrics)
+	if err != nil || !found {
 		return "", err
 	}
 	req := scanRequest{gpu: gpuID, window: windowOf(q.Range), desc: q.Desc, keep: keep}
@@ -213,26 +213,26 @@ func (c *converter) sample(ctx context.Context, p engine.Point) (*telemetry.Samp
 	return smp, nil
 }
 
-// metricFilter returns a filter keeping the named metrics: every point when names is
-// empty, nil when none of the names was ever stored.
-func (s *Store) metricFilter(ctx context.Context, names []string) (func(*engine.Point) bool, error) {
+// metricFilter returns a filter keeping the named metrics, nil (every point) when names is
+// empty; found is false when none of the names was ever stored.
+func (s *Store) metricFilter(ctx context.Context, names []string) (keep func(*engine.Point) bool, found bool, err error) {
 	if len(names) == 0 {
-		return func(*engine.Point) bool { return true }, nil
+		return nil, true, nil
 	}
 	var ids []int32
-	err := s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(names))+`)`,
+	err = s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(names))+`)`,
 		toAny(names)...).Scan(&ids).Error
 	if err != nil {
-		return nil, classify(fmt.Errorf("look up metrics: %w", err))
+		return nil, false, classify(fmt.Errorf("look up metrics: %w", err))
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	set := make(map[int32]bool, len(ids))
 	for _, id := range ids {
 		set[id] = true
 	}
-	return func(p *engine.Point) bool { return set[p.Metric] }, nil
+	return func(p *engine.Point) bool { return set[p.Metric] }, true, nil
 }
 
 // metricName resolves a metric id, reloading the metrics table when the id is new to this
@@ -312,8 +312,8 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 	if err != nil {
 		return nil, err
 	}
-	keep, err := s.metricFilter(ctx, q.Metrics)
-	if err != nil || keep == nil {
+	keep, found, err := s.metricFilter(ctx, q.Metrics)
+	if err != nil || !found {
 		return []telemetry.Bucket{}, err
 	}
 	var (
@@ -322,6 +322,7 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 		start int64 // of the bucket the points go to
 		open  bool  // a bucket has points
 		accs  metricAccumulators
+		grown bool
 	)
 	flush := func() error {
 		at := time.UnixMicro(start).UTC()
@@ -335,22 +336,38 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 			out = out[:q.Limit]
 			return errStop
 		}
+		if first := len(out); !grown && first > 0 && !q.Range.End.IsZero() {
+			grown = true
+			// After the first bucket, room for as many values in each step of the window
+			// left: one allocation, not a doubling series of them.
+			steps := int((q.Range.End.UnixMicro()-start)/step) + 1
+			out = slices.Grow(out, min(q.Limit, first*steps)-first)
+		}
 		return nil
 	}
-	err = s.scan(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(p engine.Point) error {
-		if b := floorDiv(p.TS, step) * step; b != start || !open {
-			if open {
-				if err := flush(); err != nil {
-					return err
+	end := int64(0) // of the bucket the points go to
+	err = s.scanRuns(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(run []engine.Point) error {
+		for i := range run {
+			p := &run[i]
+			if p.TS >= end || !open { // points come in time order: a bucket is done once one is past it
+				if open {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
+				start, open = floorDiv(p.TS, step)*step, true
+				end = start + step
 			}
-			start, open = b, true
+			if id := p.Metric; id >= 0 && int(id) < len(accs.byID) && accs.byID[id] > 0 {
+				accs.byName[accs.byID[id]-1].add(p) // the common case, inline
+				continue
+			}
+			m, err := accs.of(ctx, s, p.Metric)
+			if err != nil {
+				return err
+			}
+			m.add(p)
 		}
-		m, err := accs.of(ctx, s, p.Metric)
-		if err != nil {
-			return err
-		}
-		m.add(p)
 		return nil
 	})
 	if err == nil && open {
@@ -366,7 +383,7 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 // name as buckets list them.
 type metricAccumulators struct {
 	byName []metricAccumulator
-	last   int // index of the last one asked for: points of a scrape come by metric id
+	byID   []int32 // metric id → 1 + its index in byName, 0 for one not seen yet
 }
 
 type metricAccumulator struct {
@@ -377,11 +394,8 @@ type metricAccumulator struct {
 
 // of returns the accumulator of a metric, adding it when it is new.
 func (m *metricAccumulators) of(ctx context.Context, s *Store, id int32) (*metricAccumulator, error) {
-	for i := range m.byName {
-		if j := (m.last + 1 + i) % len(m.byName); m.byName[j].id == id {
-			m.last = j
-			return &m.byName[j], nil
-		}
+	if id >= 0 && int(id) < len(m.byID) && m.byID[id] > 0 {
+		return &m.byName[m.byID[id]-1], nil
 	}
 	name, err := s.metricName(ctx, id)
 	if err != nil {
@@ -389,7 +403,14 @@ func (m *metricAccumulators) of(ctx context.Context, s *Store, id int32) (*metri
 	}
 	i, _ := slices.BinarySearchFunc(m.byName, name, func(a metricAccumulator, name string) int { return strings.Compare(a.name, name) })
 	m.byName = slices.Insert(m.byName, i, metricAccumulator{id: id, name: name})
-	m.last = i
+	for j, a := range m.byName { // the ones after i moved
+		if a.id >= 0 {
+			if int(a.id) >= len(m.byID) {
+				m.byID = append(m.byID, make([]int32, int(a.id)+1-len(m.byID))...)
+			}
+			m.byID[a.id] = int32(j + 1)
+		}
+	}
 	return &m.byName[i], nil
 }
 
@@ -401,7 +422,7 @@ type accumulator struct {
 	last          float64
 }
 
-func (a *accumulator) add(p engine.Point) {
+func (a *accumulator) add(p *engine.Point) {
 	if a.count == 0 {
 		a.min, a.max, a.lastTS, a.last = p.Value, p.Value, p.TS, p.Value
 	}

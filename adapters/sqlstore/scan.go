@@ -142,6 +142,19 @@ func (r scanRequest) nextRows(rows, read, kept int) int {
 // reads again what was not emitted from there: the compactor may have moved points between
 // chunks in between, so chunks are no place to resume at, but times are.
 func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point) error) error {
+	return s.scanRuns(ctx, r, func(run []engine.Point) error {
+		for _, p := range run {
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanRuns is scan handing points over in runs, which emit must not keep: what a reader of
+// many points, an aggregation, wants rather than a call a point.
+func (s *Store) scanRuns(ctx context.Context, r scanRequest, emit func([]engine.Point) error) error {
 	bufs := scanPool.Get().(*scanBuffers)
 	defer bufs.release()
 	m := &bufs.merger
@@ -155,9 +168,9 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 		emitted    bool
 		last       engine.Point // emitted
 	)
-	out := func(p engine.Point) error {
-		emitted, last = true, p
-		return emit(p)
+	out := func(run []engine.Point) error {
+		emitted, last = true, run[len(run)-1]
+		return emit(run)
 	}
 	defer func() { s.learnDensity(r.gpu, points, chunks) }()
 	// Ascending walks chunks by start, descending by end, each along its index.
@@ -180,17 +193,20 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 			if r.desc {
 				bound = decoded[len(decoded)-1].TS
 			}
-			if err := m.EmitBefore(bound, out); err != nil {
+			if err := m.EmitRunBefore(bound, out); err != nil {
 				return err
 			}
-			run := decoded[:0]
-			for i := range decoded {
-				if p := &decoded[i]; round.window.holds(p.TS) && (round.keep == nil || round.keep(p)) {
-					run = append(run, *p)
+			run := decoded
+			if round.keep != nil || !round.window.holds(decoded[0].TS) || !round.window.holds(decoded[len(decoded)-1].TS) {
+				run = decoded[:0]
+				for i := range decoded {
+					if p := &decoded[i]; round.window.holds(p.TS) && (round.keep == nil || round.keep(p)) {
+						run = append(run, *p)
+					}
 				}
 			}
 			kept += len(run)
-			m.Add(run)
+			bufs.decoded = m.Take(run)
 			return nil
 		})
 		read += n
@@ -198,7 +214,7 @@ func (s *Store) scan(ctx context.Context, r scanRequest, emit func(engine.Point)
 			return err
 		}
 		if n < rows {
-			return m.EmitAll(out)
+			return m.EmitRunAll(out)
 		}
 		// The next round starts at the bound, never before this round's start (when every
 		// chunk of the round began earlier and overlaps it), and after the last point

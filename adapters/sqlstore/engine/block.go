@@ -236,7 +236,7 @@ func decodeBlock(data []byte, dst []Point) ([]Point, error) {
 	dst = slices.Grow(dst, total)[:base+total]
 	for k := range all {
 		s := &all[k]
-		v := decoder{buf: s.body}
+		body, pos := s.body, 0
 		var m int64
 		at := 0
 		for i, n := range s.runs {
@@ -246,15 +246,24 @@ func decodeBlock(data []byte, dst []Point) ([]Point, error) {
 			}
 			for t := at; t < at+int(n); t++ {
 				p := Point{TS: times[t], Metric: s.metric, Work: s.work}
-				switch s.exp {
-				case -1:
-					p.Value = math.Float64frombits(v.uint64())
-				case 0:
-					m += v.varint()
+				if s.exp < 0 {
+					p.Value = math.Float64frombits(binary.LittleEndian.Uint64(body[pos:]))
+					pos += 8
+				} else {
+					// A zigzag varint, inline: most take one byte. The body was read once
+					// already, so it holds every value whole.
+					u := uint64(body[pos])
+					pos++
+					if u >= 0x80 {
+						var w int
+						u, w = binary.Uvarint(body[pos-1:])
+						pos += w - 1
+					}
+					m += int64(u>>1) ^ -int64(u&1)
 					p.Value = float64(m)
-				default:
-					m += v.varint()
-					p.Value = float64(m) / powersOf10[s.exp]
+					if s.exp > 0 {
+						p.Value /= powersOf10[s.exp]
+					}
 				}
 				dst[base+int(slots[t])] = p
 				slots[t]++

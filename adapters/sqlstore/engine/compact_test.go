@@ -139,3 +139,28 @@ func TestCursor(t *testing.T) {
 		assert.ErrorIs(t, err, ErrBadCursor, bad)
 	}
 }
+
+// Take keeps a run that follows nothing pending rather than copy it, and hands back a
+// buffer for the next.
+func TestMergerTake(t *testing.T) {
+	for _, desc := range []bool{false, true} {
+		m := Merger{Desc: desc}
+		a := []Point{{TS: 1, Metric: 1}, {TS: 2, Metric: 1}}
+		spare := m.Take(a)
+		assert.Empty(t, spare)
+		b := []Point{{TS: 2, Metric: 1}, {TS: 3, Metric: 1}} // overlaps: merged, (2, 1) once
+		if desc {
+			b = []Point{{TS: 0, Metric: 1}, {TS: 1, Metric: 1}}
+		}
+		spare = m.Take(b)
+		assert.Empty(t, spare)
+		assert.Equal(t, 2, cap(spare), "the run's own buffer, to decode into again")
+		var out []Point
+		require.NoError(t, m.EmitRunAll(func(run []Point) error { out = append(out, run...); return nil }))
+		want := []Point{{TS: 1, Metric: 1}, {TS: 2, Metric: 1}, {TS: 3, Metric: 1}}
+		if desc {
+			want = []Point{{TS: 2, Metric: 1}, {TS: 1, Metric: 1}, {TS: 0, Metric: 1}}
+		}
+		assert.Equal(t, want, out, "desc %v", desc)
+	}
+}

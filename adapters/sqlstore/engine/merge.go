@@ -1,5 +1,7 @@
 package engine
 
+import "slices"
+
 // Merger merges the points of the chunks a reader fetches, which may overlap in time (two
 // writes, a late one, a block and the points that came after it was sealed), into one
 // stream in order, ascending or descending. It holds the points read but not yet final.
@@ -24,33 +26,80 @@ func (m *Merger) precedes(a, b *Point) bool {
 // EmitBefore emits the pending points that come before a chunk bounded by bound: earlier
 // than its start ascending, later than its end descending.
 func (m *Merger) EmitBefore(bound int64, emit func(Point) error) error {
+	return m.EmitRunBefore(bound, eachPoint(emit))
+}
+
+// EmitAll emits every pending point.
+func (m *Merger) EmitAll(emit func(Point) error) error { return m.EmitRunAll(eachPoint(emit)) }
+
+// EmitRunBefore is EmitBefore handing the points over as one slice, which emit must not keep.
+func (m *Merger) EmitRunBefore(bound int64, emit func([]Point) error) error {
 	i := 0
 	for ; i < len(m.pending); i++ {
 		ts := m.pending[i].TS
 		if (!m.Desc && ts >= bound) || (m.Desc && ts <= bound) {
 			break
 		}
-		if err := emit(m.pending[i]); err != nil {
-			return err
-		}
+	}
+	if i == 0 {
+		return nil
+	}
+	if err := emit(m.pending[:i]); err != nil {
+		return err
 	}
 	m.pending = m.pending[:copy(m.pending, m.pending[i:])]
 	return nil
 }
 
-// EmitAll emits every pending point.
-func (m *Merger) EmitAll(emit func(Point) error) error {
-	for _, p := range m.pending {
-		if err := emit(p); err != nil {
-			return err
-		}
+// EmitRunAll is EmitAll handing the points over as one slice, which emit must not keep.
+func (m *Merger) EmitRunAll(emit func([]Point) error) error {
+	if len(m.pending) == 0 {
+		return nil
 	}
+	err := emit(m.pending)
 	m.pending = m.pending[:0]
-	return nil
+	return err
+}
+
+func eachPoint(emit func(Point) error) func([]Point) error {
+	return func(run []Point) error {
+		for _, p := range run {
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // Reset drops the pending points.
 func (m *Merger) Reset() { m.pending = m.pending[:0] }
+
+// Take is Add of a run the merger may keep rather than copy; it returns a slice to decode
+// the next chunk into.
+func (m *Merger) Take(run []Point) []Point {
+	if len(m.pending) > 0 || !unique(run) {
+		m.Add(run)
+		return run[:0]
+	}
+	if m.Desc {
+		slices.Reverse(run)
+	}
+	spare := m.pending[:0]
+	m.pending = run
+	return spare
+}
+
+// unique reports whether no two points of a sorted run have the same time and metric, as
+// every chunk the engine cuts.
+func unique(run []Point) bool {
+	for i := 1; i < len(run); i++ {
+		if run[i].TS == run[i-1].TS && run[i].Metric == run[i-1].Metric {
+			return false
+		}
+	}
+	return true
+}
 
 // Add merges a chunk's points, ascending as Decode returns them, into the pending ones. It
 // reverses run when descending. A point of the same metric and time as one pending, or as
