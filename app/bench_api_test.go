@@ -261,6 +261,10 @@ func load(b *testing.B, dbURL string, gpus []telemetry.GPU, metrics []string, t0
 	store, err := sqlstore.Open(ctx, dbURL, sqlstore.Options{})
 	require.NoError(b, err)
 	defer store.Close()
+	// The partitions a collector's pruner keeps at the default retention: the queries plan
+	// over them as they would in a cluster (the samples, from 2025, are in the default one).
+	retention := config.DefaultRetentionPostgres
+	require.NoError(b, store.EnsurePartitions(ctx, sqlstore.PartitionSpan(retention), time.Now()))
 	st, err := store.Stats(ctx)
 	require.NoError(b, err)
 	want := int64(ticks * len(gpus) * len(metrics))

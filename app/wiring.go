@@ -443,6 +443,11 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 		return component{name: "pruner", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
 	}
 	w.log.Info("retention: samples older than "+model.Duration(retention).String()+" are deleted", "every", w.cfg.RetentionInterval)
+	// Partitions for the hours ahead before the collector's first write, so that it does not
+	// go to the default partition; the pruner keeps them coming.
+	if err := store.EnsurePartitions(ctx, sqlstore.PartitionSpan(retention), time.Now()); err != nil {
+		w.log.Warn("retention: making partitions failed, retrying", "err", err)
+	}
 	return component{name: "pruner", aux: true, run: func(ctx context.Context) error {
 		return store.Pruner(ctx, retention, w.cfg.RetentionInterval, time.Now)
 	}}, nil

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -158,65 +159,78 @@ func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, 
 // mergeHead merges a device's small head chunks, the earliest compactMaxChunks of them,
 // into full ones; the last may be partial, and the device's next writes add to it.
 func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, written int, err error) {
-	ids, pts, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
+	old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
 		` AND samples < ? ORDER BY min_ts LIMIT ?`, device, engine.HeadMaxSamples, compactMaxChunks)
-	if err != nil || len(ids) < 2 || len(pts) < engine.MergeMinSamples {
+	if err != nil || len(old.ids) < 2 || len(old.pts) < engine.MergeMinSamples {
 		return 0, 0, err // or another process merged them since the pass began
 	}
-	merged, _ := engine.Cut(device, pts, nil)
-	return s.replaceChunks(ctx, tx, device, ids, merged)
+	merged, _ := engine.Cut(device, old.pts, nil)
+	return s.replaceChunks(ctx, tx, device, old, merged)
 }
 
 // sealWindow re-cuts every chunk of a device overlapping w into the window's blocks, and
 // head chunks for the points outside it.
 func (s *Store) sealWindow(ctx context.Context, tx *sql.Tx, device int32, w engine.Window) (read, written int, err error) {
 	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
-	ids, pts, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
+	old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
 		AND min_ts > ?`, device, ts(w.End), ts(w.Start), ts(w.Start-engine.MaxSpan.Microseconds()))
-	if err != nil || len(ids) == 0 {
+	if err != nil || len(old.ids) == 0 {
 		return 0, 0, err
 	}
-	chunks, _ := engine.Seal(device, w, pts)
-	return s.replaceChunks(ctx, tx, device, ids, chunks)
+	chunks, _ := engine.Seal(device, w, old.pts)
+	return s.replaceChunks(ctx, tx, device, old, chunks)
 }
 
 // readChunks reads and decodes the chunks a query selects (id and data).
-func (s *Store) readChunks(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]any, []engine.Point, error) {
+func (s *Store) readChunks(ctx context.Context, tx *sql.Tx, query string, args ...any) (chunksRead, error) {
+	var c chunksRead
 	rows, err := tx.QueryContext(ctx, s.dialect.rebind(query), args...)
 	if err != nil {
-		return nil, nil, err
+		return c, err
 	}
 	defer rows.Close()
-	var (
-		ids []any
-		pts []engine.Point
-	)
 	for rows.Next() {
 		var id int64
 		var data []byte
 		if err := rows.Scan(&id, &data); err != nil {
-			return nil, nil, err
+			return c, err
 		}
-		if pts, err = engine.Decode(data, pts); err != nil {
-			return nil, nil, fmt.Errorf("chunk %d: %w", id, err)
+		n := len(c.pts)
+		if c.pts, err = engine.Decode(data, c.pts); err != nil || len(c.pts) == n {
+			return c, fmt.Errorf("chunk %d: %w", id, cmp.Or(err, engine.ErrCorrupt))
 		}
-		ids = append(ids, id)
+		// A chunk's first and last points are its bounds.
+		if lo, hi := c.pts[n].TS, c.pts[len(c.pts)-1].TS; len(c.ids) == 0 {
+			c.lo, c.hi = lo, hi
+		} else {
+			c.lo, c.hi = min(c.lo, lo), max(c.hi, hi)
+		}
+		c.ids = append(c.ids, id)
 	}
-	return ids, pts, rows.Err()
+	return c, rows.Err()
 }
 
-// replaceChunks deletes the chunks read and writes what they became.
-func (s *Store) replaceChunks(ctx context.Context, tx *sql.Tx, device int32, ids []any, chunks []engine.Chunk) (read, written int, err error) {
-	for batch := range slices.Chunk(ids, 1000) { // bound the statement's parameters
-		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM chunks WHERE gpu_id = ? AND id IN (`+
-			placeholders(len(batch))+`)`), append([]any{device}, batch...)...); err != nil {
+// chunksRead are chunks read to be rewritten: their ids, points and the span of them.
+type chunksRead struct {
+	ids    []any
+	pts    []engine.Point
+	lo, hi int64
+}
+
+// replaceChunks deletes the chunks read and writes what they became. The span bounds the
+// delete to the index entries (and partitions) of those chunks, not the device's history.
+func (s *Store) replaceChunks(ctx context.Context, tx *sql.Tx, device int32, old chunksRead, chunks []engine.Chunk) (read, written int, err error) {
+	lo, hi := s.dialect.ts(time.UnixMicro(old.lo)), s.dialect.ts(time.UnixMicro(old.hi))
+	for batch := range slices.Chunk(old.ids, 1000) { // bound the statement's parameters
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM chunks WHERE gpu_id = ? AND min_ts >= ? AND min_ts <= ?
+			AND max_ts >= ? AND max_ts <= ? AND id IN (`+placeholders(len(batch))+`)`), append([]any{device, lo, hi, lo, hi}, batch...)...); err != nil {
 			return 0, 0, err
 		}
 	}
 	if err := s.insertChunks(ctx, tx, chunks); err != nil {
 		return 0, 0, err
 	}
-	return len(ids), len(chunks), nil
+	return len(old.ids), len(chunks), nil
 }
 
 // Compactor runs Compact every interval until ctx ends, at once again while a pass leaves

@@ -16,9 +16,9 @@ type PruneStats struct {
 // retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
 const retentionLock = 7_315_002
 
-// Prune deletes the chunks whose samples are all older than before, and the rows of
-// batches whose samples all were, in one transaction, counting what it deleted for the
-// stats. A chunk holding a sample at or after before stays whole, so samples up to one
+// Prune deletes the chunks whose samples are all older than before — on PostgreSQL whole
+// partitions first (partitions.go) — and the rows of batches whose samples all were, in one
+// transaction, counting what it deleted for the stats. A chunk holding a sample at or after before stays whole, so samples up to one
 // chunk's span older than before may outlive it. On PostgreSQL one process at a time
 // prunes: another, finding the lock held, deletes nothing. GPUs, metrics and which GPU
 // reports which metric stay: the fleet bounds them, not time.
@@ -36,10 +36,21 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		}
 	}
 	cutoff := s.dialect.ts(before)
-	st.Chunks, st.Samples, err = deleteOlder(ctx, tx, s.dialect, "chunks", "max_ts < ?", cutoff)
+	if s.dialect.name == "postgres" {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, partitionLock); err != nil {
+			return st, classify(err)
+		}
+		if st.Chunks, st.Samples, err = dropPartitions(ctx, tx, before); err != nil {
+			return st, classify(fmt.Errorf("drop partitions: %w", err))
+		}
+	}
+	// What no partition dropped held: chunks_default's, the partition the cutoff falls in,
+	// SQLite's table.
+	chunks, samples, err := deleteOlder(ctx, tx, s.dialect, "chunks", "max_ts < ?", cutoff)
 	if err != nil {
 		return st, classify(fmt.Errorf("prune chunks: %w", err))
 	}
+	st.Chunks, st.Samples = st.Chunks+chunks, st.Samples+samples
 	// An empty batch has no span: its time is when it was stored.
 	var batchSamples int64
 	st.Batches, batchSamples, err = deleteOlder(ctx, tx, s.dialect, "batches", "(max_ts < ? OR (max_ts IS NULL AND stored_at < ?))", cutoff, cutoff)
@@ -53,7 +64,16 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		batchSamples, st.Samples); err != nil {
 		return st, classify(fmt.Errorf("count what was pruned: %w", err))
 	}
-	return st, classify(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return st, classify(err)
+	}
+	if s.dialect.name == "sqlite" {
+		// Give the pages freed back to the file system (auto_vacuum is incremental: store.go).
+		if _, err := s.sqlDB.ExecContext(ctx, `PRAGMA incremental_vacuum`); err != nil {
+			return st, classify(fmt.Errorf("return freed pages: %w", err))
+		}
+	}
+	return st, nil
 }
 
 // deleteOlder deletes the rows of table that match where, returning how many and the sum of
@@ -93,9 +113,14 @@ func (s *Store) Cutoff(ctx context.Context, retention time.Duration, now time.Ti
 }
 
 // Pruner runs Prune every interval until ctx ends, at the Cutoff of retention, logging what
-// it deleted and, retrying at the next interval, what failed.
+// it deleted and, retrying at the next interval, what failed; and before each, on
+// PostgreSQL, EnsurePartitions.
 func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) error {
+	span := PartitionSpan(retention)
 	for {
+		if err := s.EnsurePartitions(ctx, span, now()); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "retention: making partitions failed, retrying", "retry_in", interval, "err", err)
+		}
 		before, err := s.Cutoff(ctx, retention, now())
 		var st PruneStats
 		if err == nil && !before.IsZero() {

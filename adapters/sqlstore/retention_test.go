@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -54,11 +56,16 @@ func TestPruneKeepsTheRetainedWindow(t *testing.T) {
 	})
 }
 
-// A day of writes pruned to the last hour as it goes: no table keeps growing.
-func TestPruningBoundsEveryTable(t *testing.T) {
+// A day of live writes, an hour kept, on a simulated clock: what retention lets go goes
+// within a cycle — whole partitions on PostgreSQL, their space back to the disk at once;
+// freed pages given back on SQLite — and neither any table's rows nor the store's bytes
+// keep growing.
+func TestRetentionBoundsEveryTableAndGivesSpaceBack(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
-		gpus := compactFleet(2)
+		gpus := compactFleet(10)
+		const retention = time.Hour
+		span := sqlstore.PartitionSpan(retention)
 		rows := func() (chunks, batches int64) {
 			var err error
 			chunks, err = s.CountRows(ctx, "chunks")
@@ -67,24 +74,61 @@ func TestPruningBoundsEveryTable(t *testing.T) {
 			require.NoError(t, err)
 			return chunks, batches
 		}
-		var peakFirst, peakLast [2]int64
-		for step := range 24 * 6 { // every 10 simulated minutes
-			writeTicks(t, s, "d", gpus, 3, step*60, 60, 60)
+		bytes := func() int64 {
+			n, err := s.Bytes(ctx)
+			require.NoError(t, err)
+			return n
+		}
+		var peakFirst, peakLast [3]int64
+		shrank := 0                // prune passes after which the store took less room
+		for step := range 24 * 6 { // every 10 simulated minutes, as the pruner would
 			now := compactT0.Add(time.Duration(step+1) * 10 * time.Minute)
+			require.NoError(t, s.EnsurePartitions(ctx, span, now))
+			writeTicks(t, s, "d", gpus, 4, step*60, 60, 30)
 			_, err := s.Compact(ctx)
 			require.NoError(t, err)
-			_, err = s.Prune(ctx, now.Add(-time.Hour))
+			cutoff, err := s.Cutoff(ctx, retention, now)
 			require.NoError(t, err)
+			before := bytes()
+			st, err := s.Prune(ctx, cutoff)
+			require.NoError(t, err)
+			if st.Chunks > 0 && bytes() < before {
+				shrank++
+			}
+			if !cutoff.IsZero() {
+				oldest := time.Time{}
+				_, err := s.Samples(ctx, telemetry.SampleQuery{GPU: gpus[0].UUID}, func(smp telemetry.Sample) error {
+					oldest = smp.Time
+					return errors.New("the first is enough")
+				})
+				require.Error(t, err)
+				// A block straddling the cutoff stays whole: up to its window more is kept.
+				assert.False(t, oldest.Before(cutoff.Add(-engine.BlockSpan)), "at %s, oldest %s", now, oldest)
+			}
+			if s.Dialect() == "postgres" {
+				parts, err := s.Partitions(ctx)
+				require.NoError(t, err)
+				for _, p := range parts {
+					assert.True(t, p[1].After(cutoff), "a partition wholly older than the cutoff is dropped: %v", p)
+				}
+			}
+			if step%6 == 5 {
+				require.NoError(t, s.Vacuum(ctx)) // autovacuum's part, in compressed time
+			}
 			c, b := rows()
 			peak := &peakFirst
 			if step >= 12*6 {
 				peak = &peakLast
 			}
-			peak[0], peak[1] = max(peak[0], c), max(peak[1], b)
+			peak[0], peak[1], peak[2] = max(peak[0], c), max(peak[1], b), max(peak[2], bytes())
 		}
-		t.Logf("peak rows, first and second half of the day: chunks %d, %d; batches %d, %d", peakFirst[0], peakLast[0], peakFirst[1], peakLast[1])
+		t.Logf("peaks, first and second half of the day: chunks %d, %d; batches %d, %d; bytes %d, %d",
+			peakFirst[0], peakLast[0], peakFirst[1], peakLast[1], peakFirst[2], peakLast[2])
 		assert.LessOrEqual(t, peakLast[0], peakFirst[0], "chunks stay bounded")
 		assert.LessOrEqual(t, peakLast[1], peakFirst[1], "batches stay bounded")
+		assert.LessOrEqual(t, peakLast[2], peakFirst[2]+peakFirst[2]/10, "the store's bytes stay bounded")
+		t.Logf("%d prune passes gave space back", shrank)
+		assert.GreaterOrEqual(t, shrank, 12, "retention gives space back as it goes, not only stops growth")
 	})
 }
 

@@ -267,12 +267,8 @@ func (s *Store) chunkQuery(r scanRequest) (string, []any) {
 		}
 	}
 	if r.window.hasHi {
-		conds = append(conds, "min_ts <= ?")
-		args = append(args, ts(r.window.hi))
-		if r.desc {
-			conds = append(conds, "max_ts < ?")
-			args = append(args, ts(r.window.hi+span))
-		}
+		conds = append(conds, "min_ts <= ?", "max_ts < ?") // the second prunes partitions
+		args = append(args, ts(r.window.hi), ts(r.window.hi+span))
 	}
 	return "SELECT id, data FROM chunks WHERE " + strings.Join(conds, " AND "), args
 }

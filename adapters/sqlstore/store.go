@@ -232,7 +232,9 @@ func dialectorFor(rawURL string) (dialect, gorm.Dialector, error) {
 		}
 		// WAL lets the API read while the collector writes; immediate transactions take the
 		// write lock up front, so that busy_timeout applies instead of failing upgrades.
-		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		// Incremental auto-vacuum lets retention give freed pages back to the file system
+		// (it takes effect in a file made with it; older files keep their size).
+		dsn := "file:" + path + "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 			"&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		return sqliteDialect, sqlite.Open(dsn), nil
 	}

@@ -1,0 +1,34 @@
+-- Back to one table: every partition's rows into it.
+DROP VIEW samples;
+ALTER TABLE chunks RENAME TO chunks_partitioned;
+ALTER INDEX chunks_gpu_min_ts_idx RENAME TO chunks_partitioned_min_ts_idx;
+ALTER INDEX chunks_gpu_max_ts_idx RENAME TO chunks_partitioned_max_ts_idx;
+ALTER INDEX chunks_unsealed_idx RENAME TO chunks_partitioned_unsealed_idx;
+ALTER INDEX chunks_max_ts_brin RENAME TO chunks_partitioned_brin;
+CREATE TABLE chunks (
+    id      bigint      GENERATED ALWAYS AS IDENTITY,
+    gpu_id  integer     NOT NULL,
+    min_ts  timestamptz NOT NULL,
+    max_ts  timestamptz NOT NULL,
+    samples integer     NOT NULL,
+    data    bytea       NOT NULL,
+    sealed  boolean     NOT NULL DEFAULT false
+);
+ALTER TABLE chunks ALTER COLUMN data SET STORAGE MAIN;
+INSERT INTO chunks (id, gpu_id, min_ts, max_ts, samples, data, sealed) OVERRIDING SYSTEM VALUE
+SELECT id, gpu_id, min_ts, max_ts, samples, data, sealed FROM chunks_partitioned;
+SELECT setval(pg_get_serial_sequence('chunks', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM chunks), false);
+DROP TABLE chunks_partitioned; -- and its partitions
+CREATE INDEX chunks_gpu_min_ts_idx ON chunks (gpu_id, min_ts, max_ts);
+CREATE INDEX chunks_gpu_max_ts_idx ON chunks (gpu_id, max_ts, min_ts);
+CREATE INDEX chunks_unsealed_idx ON chunks (gpu_id) INCLUDE (samples) WHERE NOT sealed;
+CREATE INDEX chunks_max_ts_brin ON chunks USING brin (max_ts);
+
+CREATE VIEW samples AS
+SELECT timestamptz 'epoch' + p.ts * interval '1 microsecond' AS time,
+       g.uuid, g.gpu_instance, g.hostname, g.gpu_index, g.device, g.model_name,
+       m.name AS metric, p.value, p.container, p.pod, p.namespace
+FROM chunks c
+JOIN gpus g ON g.id = c.gpu_id
+CROSS JOIN LATERAL telemetry_chunk_points(c.data) p
+JOIN metrics m ON m.id = p.metric_id;
