@@ -128,7 +128,8 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) (float64, int
 	require.NoError(b, rows.Err())
 	var chunks, raw, stored, heap, indexes int64
 	require.NoError(b, conn.QueryRow(ctx, `SELECT count(*), sum(octet_length(data)), sum(pg_column_size(data)),
-		pg_relation_size('chunks'), pg_indexes_size('chunks') FROM chunks`).Scan(&chunks, &raw, &stored, &heap, &indexes))
+		(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('chunks')),
+		(SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('chunks')) FROM chunks`).Scan(&chunks, &raw, &stored, &heap, &indexes))
 	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB\n",
 		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, raw/1024, stored/1024, heap/1024, indexes/1024)
 	return rate, size

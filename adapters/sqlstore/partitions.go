@@ -14,8 +14,10 @@ import (
 // import of last year's file, a chunk written before its partition was made — goes to
 // chunks_default, which retention prunes row by row like SQLite's table.
 const (
-	// partitionsAhead is how many partition spans past now are made in advance.
-	partitionsAhead = 2
+	// partitionsAhead is how many partition spans past now's are made in advance: the next,
+	// made a span before it is needed (the pruner runs every minute), and no more, since an
+	// empty partition takes some 80 kB of index pages.
+	partitionsAhead = 1
 	// partitionLock is the advisory lock making and dropping partitions, one process at
 	// a time.
 	partitionLock = 7_315_003
@@ -70,8 +72,8 @@ func listPartitions(ctx context.Context, tx *sql.Tx) ([]partition, error) {
 	return out, rows.Err()
 }
 
-// EnsurePartitions makes the partitions of chunks from the span before now's to
-// partitionsAhead spans after it, of span each, aligned to it: not the whole retention back,
+// EnsurePartitions makes the partitions of chunks of now's span and partitionsAhead spans
+// after it, of span each, aligned to it: not the whole retention back,
 // since every partition costs the queries that cannot prune it (first and last seen of the
 // GPU list) a lookup. Spans already covered — by a partition made with another span, say —
 // are left as they are, and so is a span chunks_default holds chunks of, which stay there.
@@ -100,8 +102,8 @@ func (s *Store) EnsurePartitions(ctx context.Context, span time.Duration, now ti
 		}
 		return false
 	}
-	start := now.Add(-span).Truncate(span)
-	for from := start; from.Before(now.Add(partitionsAhead * span)); from = from.Add(span) {
+	start := now.Truncate(span)
+	for from := start; !from.After(start.Add(partitionsAhead * span)); from = from.Add(span) {
 		to := from.Add(span)
 		if covered(from, to) {
 			continue
