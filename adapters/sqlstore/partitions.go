@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Chunks are partitioned on PostgreSQL by the time of their last sample (migration 11), so
+// Chunks are partitioned on PostgreSQL by the time of their last sample (the schema), so
 // that retention drops whole partitions and their space goes back to the disk at once. The
 // pruner keeps partitions ready for the time to come; a chunk no partition holds — an
 // import of last year's file, a chunk written before its partition was made — goes to

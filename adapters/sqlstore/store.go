@@ -154,8 +154,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(conns)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	// Migrating and upgrading start again when the database goes away meanwhile: each
-	// migration and the upgrade are transactions, so nothing is left half done.
+	// Migrating starts again when the database goes away meanwhile: each migration is a
+	// transaction, so nothing is left half done.
 	for {
 		connectCtx, cancel := ctx, context.CancelFunc(func() {})
 		if opts.ConnectTimeout > 0 {
@@ -167,10 +167,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			sqlDB.Close()
 			return nil, err
 		}
-		if err = migrateUp(ctx, d, rawURL, sqlDB, 0); err != nil {
+		if err = migrateUp(ctx, d, rawURL, sqlDB, schema); err != nil {
 			err = fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
-		} else if err = s.upgradeLegacy(ctx); err != nil {
-			err = fmt.Errorf("upgrade database %s: %w", Redact(rawURL), err)
 		}
 		if err == nil {
 			return s, nil

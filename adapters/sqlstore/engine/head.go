@@ -15,8 +15,8 @@ import (
 //	             value: a zigzag varint when whole, else an 8-byte little-endian float64
 //
 // Most DCGM values are whole numbers (percentages, MHz, °C, MiB), which take one to three
-// bytes instead of eight: about 5 bytes a sample. Version 1, whose samples have a plain
-// workload index and always the 8-byte value, is read too.
+// bytes instead of eight: about 5 bytes a sample. (Version 1, with a plain workload index
+// and always the 8-byte value, was the pre-release store's first.)
 const headVersion = 2
 
 // maxWhole bounds the whole values stored as integers: every integer up to it is exactly a
@@ -86,8 +86,7 @@ func encodeHead(pts []Point) []byte {
 // decodeHead appends a head chunk's points to dst.
 func decodeHead(data []byte, dst []Point) ([]Point, error) {
 	d := decoder{buf: data}
-	version := d.byte()
-	if version != 1 && version != headVersion {
+	if d.byte() != headVersion {
 		return dst, ErrCorrupt
 	}
 	works := d.workloads()
@@ -104,10 +103,8 @@ func decodeHead(data []byte, dst []Point) ([]Point, error) {
 			ts += int64(d.uvarint())
 		}
 		p := Point{TS: ts, Metric: int32(d.uvarint())}
-		w, isWhole := d.uvarint(), false
-		if version > 1 {
-			w, isWhole = w>>1, w&1 == 1
-		}
+		w := d.uvarint()
+		w, isWhole := w>>1, w&1 == 1
 		if w > 0 && w <= uint64(len(works)) {
 			p.Work = &works[w-1]
 		} else if w != 0 {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -55,23 +54,6 @@ func TestChunkRoundTrip(t *testing.T) {
 			require.Equal(t, *sorted[i].Work, *back[i].Work)
 		}
 	}
-}
-
-// Chunks written before whole values took the short form are read as they were written.
-func TestChunkVersion1(t *testing.T) {
-	v1, err := hex.DecodeString("0101000170026e730380809ab5dab49c0602010000000000804c40000300000000000010524080ade204020000000000000008c0")
-	require.NoError(t, err)
-	got, err := Decode(v1, nil)
-	require.NoError(t, err)
-	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-	assert.Equal(t, []Point{
-		{TS: t0, Metric: 2, Value: 57, Work: &Workload{Pod: "p", Namespace: "ns"}},
-		{TS: t0, Metric: 3, Value: 72.25},
-		{TS: t0 + 10_000_000, Metric: 2, Value: -3},
-	}, got)
-	again := encodeHead(got)
-	assert.Equal(t, byte(headVersion), again[0])
-	assert.Less(t, len(again), len(v1)-10, "two of three values are whole")
 }
 
 func TestCorruptChunk(t *testing.T) {
