@@ -150,16 +150,25 @@ func presence(at []int32, runs []int32) []int32 {
 	return runs
 }
 
-// decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
-// they belong as each series is read: a first pass over the series' runs counts the points
-// at each time.
-func decodeBlock(data []byte, dst []Point) ([]Point, error) {
+// blockSeriesRef is one series of a block being read.
+type blockSeriesRef struct {
+	metric  int32
+	work    *Workload
+	runs    []int32
+	present int
+	body    []byte // its values
+	exp     int    // -1: float64s
+}
+
+// parseBlock reads a block's times and the layout of its series, checking that every
+// value is there: what both ways of decoding it start from.
+func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int, err error) {
 	d := decoder{buf: data}
 	if d.byte() != blockVersion {
-		return dst, ErrCorrupt
+		return nil, nil, 0, ErrCorrupt
 	}
 	works := d.workloads()
-	times := make([]int64, d.count(1))
+	times = make([]int64, d.count(1))
 	var delta int64
 	for i := range times {
 		if i == 0 {
@@ -169,107 +178,131 @@ func decodeBlock(data []byte, dst []Point) ([]Point, error) {
 		delta += d.varint()
 		times[i] = times[i-1] + delta
 	}
-	type series struct {
-		metric int32
-		work   *Workload
-		runs   []int32
-		body   []byte // its values
-		exp    int    // -1: float64s
-	}
-	all := make([]series, d.count(4))
-	slots := make([]int32, len(times)+1) // points at each time, then where each time's go
-	total := 0
-	for k := range all {
-		s := &all[k]
+	series = make([]blockSeriesRef, d.count(4))
+	for k := range series {
+		s := &series[k]
 		s.metric = int32(d.uvarint())
 		if w := d.uvarint(); w > uint64(len(works)) {
-			return dst, ErrCorrupt
+			return nil, nil, 0, ErrCorrupt
 		} else if w > 0 {
 			s.work = &works[w-1]
 		}
 		s.runs = make([]int32, d.count(1))
-		at, present := 0, 0
+		at := 0
 		for i := range s.runs {
 			n := d.uvarint()
 			if n > uint64(len(times)-at) {
-				return dst, ErrCorrupt
+				return nil, nil, 0, ErrCorrupt
 			}
 			s.runs[i] = int32(n)
 			if i%2 == 1 {
-				for t := at; t < at+int(n); t++ {
-					slots[t+1]++
-				}
-				present += int(n)
+				s.present += int(n)
 			}
 			at += int(n)
 		}
-		total += present
+		total += s.present
 		kind := d.byte()
 		start := d.buf
 		switch {
 		case kind == 0:
 			s.exp = -1
-			if len(d.buf) < 8*present {
-				return dst, ErrCorrupt
+			if len(d.buf) < 8*s.present {
+				return nil, nil, 0, ErrCorrupt
 			}
-			d.buf = d.buf[8*present:]
+			d.buf = d.buf[8*s.present:]
 		case kind <= 1+maxExponent:
 			s.exp = int(kind) - 1
-			for range present {
+			for range s.present {
 				d.uvarint()
 			}
 		default:
-			return dst, ErrCorrupt
+			return nil, nil, 0, ErrCorrupt
 		}
 		if d.err != nil {
-			return dst, ErrCorrupt
+			return nil, nil, 0, ErrCorrupt
 		}
 		s.body = start[:len(start)-len(d.buf)]
 	}
 	if d.err != nil || len(d.buf) != 0 {
-		return dst, ErrCorrupt
+		return nil, nil, 0, ErrCorrupt
+	}
+	return times, series, total, nil
+}
+
+// each calls fn with the time index and value of each of the series' points, in time order.
+func (s *blockSeriesRef) each(fn func(t int, v float64)) {
+	at := 0
+	var m int64
+	pos := 0
+	for i, n := range s.runs {
+		if i%2 == 0 {
+			at += int(n)
+			continue
+		}
+		for t := at; t < at+int(n); t++ {
+			var v float64
+			v, m, pos = s.value(m, pos)
+			fn(t, v)
+		}
+		at += int(n)
+	}
+}
+
+// value reads the value at pos of the body, m the running integer before it, and returns
+// it with the running integer and position after it.
+func (s *blockSeriesRef) value(m int64, pos int) (float64, int64, int) {
+	body := s.body
+	if s.exp < 0 {
+		return math.Float64frombits(binary.LittleEndian.Uint64(body[pos:])), m, pos + 8
+	}
+	// A zigzag varint, inline: most take one byte. parseBlock checked that the body holds
+	// every value whole.
+	u := uint64(body[pos])
+	pos++
+	if u >= 0x80 {
+		var w int
+		u, w = binary.Uvarint(body[pos-1:])
+		pos += w - 1
+	}
+	m += int64(u>>1) ^ -int64(u&1)
+	v := float64(m)
+	if s.exp > 0 {
+		v /= powersOf10[s.exp]
+	}
+	return v, m, pos
+}
+
+// decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
+// they belong as each series is read: a pass over the series' runs first counts the points
+// at each time.
+func decodeBlock(data []byte, dst []Point) ([]Point, error) {
+	times, series, total, err := parseBlock(data)
+	if err != nil {
+		return dst, err
+	}
+	slots := make([]int32, len(times)+1) // points at each time, then where each time's go
+	for k := range series {
+		at := 0
+		for i, n := range series[k].runs {
+			if i%2 == 1 {
+				for t := at; t < at+int(n); t++ {
+					slots[t+1]++
+				}
+			}
+			at += int(n)
+		}
 	}
 	for i := 1; i < len(slots); i++ {
 		slots[i] += slots[i-1]
 	}
 	base := len(dst)
 	dst = slices.Grow(dst, total)[:base+total]
-	for k := range all {
-		s := &all[k]
-		body, pos := s.body, 0
-		var m int64
-		at := 0
-		for i, n := range s.runs {
-			if i%2 == 0 {
-				at += int(n)
-				continue
-			}
-			for t := at; t < at+int(n); t++ {
-				p := Point{TS: times[t], Metric: s.metric, Work: s.work}
-				if s.exp < 0 {
-					p.Value = math.Float64frombits(binary.LittleEndian.Uint64(body[pos:]))
-					pos += 8
-				} else {
-					// A zigzag varint, inline: most take one byte. The body was read once
-					// already, so it holds every value whole.
-					u := uint64(body[pos])
-					pos++
-					if u >= 0x80 {
-						var w int
-						u, w = binary.Uvarint(body[pos-1:])
-						pos += w - 1
-					}
-					m += int64(u>>1) ^ -int64(u&1)
-					p.Value = float64(m)
-					if s.exp > 0 {
-						p.Value /= powersOf10[s.exp]
-					}
-				}
-				dst[base+int(slots[t])] = p
-				slots[t]++
-			}
-			at += int(n)
-		}
+	for k := range series {
+		s := &series[k]
+		s.each(func(t int, v float64) {
+			dst[base+int(slots[t])] = Point{TS: times[t], Metric: s.metric, Value: v, Work: s.work}
+			slots[t]++
+		})
 	}
 	return dst, nil
 }
