@@ -229,49 +229,6 @@ func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int,
 	return times, series, total, nil
 }
 
-// each calls fn with the time index and value of each of the series' points, in time order.
-func (s *blockSeriesRef) each(fn func(t int, v float64)) {
-	at := 0
-	var m int64
-	pos := 0
-	for i, n := range s.runs {
-		if i%2 == 0 {
-			at += int(n)
-			continue
-		}
-		for t := at; t < at+int(n); t++ {
-			var v float64
-			v, m, pos = s.value(m, pos)
-			fn(t, v)
-		}
-		at += int(n)
-	}
-}
-
-// value reads the value at pos of the body, m the running integer before it, and returns
-// it with the running integer and position after it.
-func (s *blockSeriesRef) value(m int64, pos int) (float64, int64, int) {
-	body := s.body
-	if s.exp < 0 {
-		return math.Float64frombits(binary.LittleEndian.Uint64(body[pos:])), m, pos + 8
-	}
-	// A zigzag varint, inline: most take one byte. parseBlock checked that the body holds
-	// every value whole.
-	u := uint64(body[pos])
-	pos++
-	if u >= 0x80 {
-		var w int
-		u, w = binary.Uvarint(body[pos-1:])
-		pos += w - 1
-	}
-	m += int64(u>>1) ^ -int64(u&1)
-	v := float64(m)
-	if s.exp > 0 {
-		v /= powersOf10[s.exp]
-	}
-	return v, m, pos
-}
-
 // decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
 // they belong as each series is read: a pass over the series' runs first counts the points
 // at each time.
@@ -299,10 +256,40 @@ func decodeBlock(data []byte, dst []Point) ([]Point, error) {
 	dst = slices.Grow(dst, total)[:base+total]
 	for k := range series {
 		s := &series[k]
-		s.each(func(t int, v float64) {
-			dst[base+int(slots[t])] = Point{TS: times[t], Metric: s.metric, Value: v, Work: s.work}
-			slots[t]++
-		})
+		body, pos := s.body, 0
+		var m int64
+		at := 0
+		for i, n := range s.runs {
+			if i%2 == 0 {
+				at += int(n)
+				continue
+			}
+			for t := at; t < at+int(n); t++ {
+				p := Point{TS: times[t], Metric: s.metric, Work: s.work}
+				if s.exp < 0 {
+					p.Value = math.Float64frombits(binary.LittleEndian.Uint64(body[pos:]))
+					pos += 8
+				} else {
+					// A zigzag varint, inline: most take one byte. parseBlock checked that the
+					// body holds every value whole.
+					u := uint64(body[pos])
+					pos++
+					if u >= 0x80 {
+						var w int
+						u, w = binary.Uvarint(body[pos-1:])
+						pos += w - 1
+					}
+					m += int64(u>>1) ^ -int64(u&1)
+					p.Value = float64(m)
+					if s.exp > 0 {
+						p.Value /= powersOf10[s.exp]
+					}
+				}
+				dst[base+int(slots[t])] = p
+				slots[t]++
+			}
+			at += int(n)
+		}
 	}
 	return dst, nil
 }
