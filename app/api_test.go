@@ -34,8 +34,8 @@ func TestEveryEndpointOnTheBundledData(t *testing.T) {
 	p.waitForSamples(t, 2470)
 	for _, path := range []string{
 		"/health", "/ready", "/api/v1/gpus", "/api/v1/gpus?hostname=mtv5-dgx1-hgpu-031", "/api/v1/gpus/" + someGPU,
-		"/api/v1/gpus/" + someGPU + "/telemetry", "/api/v1/gpus/" + someGPU + "/telemetry?step=1m&agg=max",
-		"/api/v1/gpus/" + someGPU + "/telemetry?format=csv", "/api/v1/gpus/" + someGPU + "/latest",
+		"/api/v1/gpus/" + someGPU + "/telemetry", "/api/v1/gpus/" + someGPU + "/telemetry/aggregate?step=1m&agg=max",
+		"/api/v1/gpus/" + someGPU + "/telemetry/export", "/api/v1/gpus/" + someGPU + "/latest",
 		"/api/v1/hosts", "/api/v1/metrics", "/api/v1/stats", "/swagger/index.html", "/swagger/doc.json",
 	} {
 		resp, err := http.Get(p.base + path)
@@ -153,7 +153,7 @@ func TestAggregationMatchesHandComputation(t *testing.T) {
 					Value       float64   `json:"value"`
 				}
 			}
-			require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+gpu+"/telemetry?step=2s&agg="+agg, &got))
+			require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/"+gpu+"/telemetry/aggregate?step=2s&agg="+agg, &got))
 			want := 0
 			for k := range values {
 				if k.gpu == gpu {

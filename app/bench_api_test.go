@@ -92,9 +92,13 @@ func hourQuery(uuid string, from time.Time, params string) string {
 	return windowQuery(uuid, from, time.Hour, params)
 }
 
-// windowQuery is hourQuery over any span.
+// windowQuery is hourQuery over any span; params with a step go to the aggregate route.
 func windowQuery(uuid string, from time.Time, span time.Duration, params string) string {
-	return fmt.Sprintf("/api/v1/gpus/%s/telemetry?%s&start_time=%s&end_time=%s", uuid, params,
+	route := "telemetry"
+	if strings.Contains(params, "step=") {
+		route = "telemetry/aggregate"
+	}
+	return fmt.Sprintf("/api/v1/gpus/%s/%s?%s&start_time=%s&end_time=%s", uuid, route, params,
 		url.QueryEscape(from.Format(time.RFC3339Nano)), url.QueryEscape(from.Add(span).Format(time.RFC3339Nano)))
 }
 

@@ -160,15 +160,14 @@ const docTemplate = `{
         },
         "/api/v1/gpus/{uuid}/telemetry": {
             "get": {
-                "description": "Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.\nWith step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed by the store (the raw samples never leave the server).\nWith Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.",
+                "description": "Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.\nAggregates are at /api/v1/gpus/{uuid}/telemetry/aggregate, the whole window as CSV at /api/v1/gpus/{uuid}/telemetry/export.",
                 "produces": [
-                    "application/json",
-                    "text/csv"
+                    "application/json"
                 ],
                 "tags": [
                     "gpus"
                 ],
-                "summary": "Telemetry of one GPU: samples, aggregates or a CSV export",
+                "summary": "Samples of one GPU, a page at a time",
                 "parameters": [
                     {
                         "type": "string",
@@ -241,12 +240,68 @@ const docTemplate = `{
                         "description": "next_cursor of the previous page",
                         "name": "cursor",
                         "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.TelemetryPage"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "unknown GPU",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/gpus/{uuid}/telemetry/aggregate": {
+            "get": {
+                "description": "One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed by the store (the raw samples never leave the server). At most 10,000 values; truncated says when there were more.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "gpus"
+                ],
+                "summary": "Aggregates of one GPU's telemetry",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50",
+                        "description": "GPU UUID",
+                        "name": "uuid",
+                        "in": "path",
+                        "required": true
                     },
                     {
                         "type": "string",
-                        "description": "aggregate into buckets of this duration, whole seconds (e.g. 1m)",
-                        "name": "step",
+                        "description": "a MIG instance of the GPU (its GPU_I_ID)",
+                        "name": "gpu_instance",
                         "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "example": "1m",
+                        "description": "bucket duration, whole seconds (e.g. 1m)",
+                        "name": "step",
+                        "in": "query",
+                        "required": true
                     },
                     {
                         "enum": [
@@ -263,13 +318,27 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
-                        "enum": [
-                            "json",
-                            "csv"
-                        ],
                         "type": "string",
-                        "description": "csv to download the window as CSV",
-                        "name": "format",
+                        "example": "2025-07-18T20:42:34Z",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "example": "2025-07-18T20:42:37Z",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
+                        "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these metrics (repeat the parameter)",
+                        "name": "metric",
                         "in": "query"
                     }
                 ],
@@ -277,7 +346,96 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/httpapi.TelemetryPage"
+                            "$ref": "#/definitions/httpapi.AggregatePage"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "unknown GPU",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/gpus/{uuid}/telemetry/export": {
+            "get": {
+                "description": "Every sample of the GPU within [start_time, end_time] (both optional and inclusive), in time order, streamed as CSV without paging: timestamp, metric, value, container, pod, namespace.",
+                "produces": [
+                    "text/csv"
+                ],
+                "tags": [
+                    "gpus"
+                ],
+                "summary": "One GPU's telemetry as CSV",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50",
+                        "description": "GPU UUID",
+                        "name": "uuid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "a MIG instance of the GPU (its GPU_I_ID)",
+                        "name": "gpu_instance",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "example": "2025-07-18T20:42:34Z",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "example": "2025-07-18T20:42:37Z",
+                        "description": "RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive",
+                        "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these metrics (repeat the parameter)",
+                        "name": "metric",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "asc",
+                            "desc"
+                        ],
+                        "type": "string",
+                        "default": "asc",
+                        "description": "asc or desc",
+                        "name": "order",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "CSV",
+                        "schema": {
+                            "type": "string"
                         }
                     },
                     "400": {
@@ -481,6 +639,59 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "httpapi.AggregatePage": {
+            "type": "object",
+            "properties": {
+                "agg": {
+                    "type": "string",
+                    "example": "avg"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 60
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Bucket"
+                    }
+                },
+                "step": {
+                    "type": "string",
+                    "example": "1m0s"
+                },
+                "truncated": {
+                    "description": "Truncated is set when the answer stopped at its maximum of values before the window's\nend: ask again from the last bucket, or bound the window.",
+                    "type": "boolean",
+                    "example": false
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                }
+            }
+        },
+        "httpapi.Bucket": {
+            "type": "object",
+            "properties": {
+                "bucket_start": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:00Z"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 60
+                },
+                "metric": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_GPU_UTIL"
+                },
+                "value": {
+                    "type": "number",
+                    "example": 87.5
+                }
+            }
+        },
         "httpapi.ErrorBody": {
             "type": "object",
             "properties": {

@@ -92,7 +92,7 @@ func toBucket(b telemetry.Bucket) Bucket {
 	return Bucket{BucketStart: b.Start, Metric: b.Metric, Value: b.Value, Count: b.Count}
 }
 
-// AggregatePage is the answer to GET /api/v1/gpus/{uuid}/telemetry?step=…&agg=….
+// AggregatePage is the answer to GET /api/v1/gpus/{uuid}/telemetry/aggregate?step=…&agg=….
 type AggregatePage struct {
 	UUID  string   `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
 	Step  string   `json:"step" example:"1m0s"`

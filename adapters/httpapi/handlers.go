@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -94,13 +93,11 @@ func (a *API) getGPU(c *gin.Context) {
 
 // gpuTelemetry godoc
 //
-//	@Summary		Telemetry of one GPU: samples, aggregates or a CSV export
+//	@Summary		Samples of one GPU, a page at a time
 //	@Description	Samples of the GPU within [start_time, end_time] (both optional and inclusive), ordered by time, paged by limit with offset or, steadier while data arrives, the next_cursor of the previous page.
-//	@Description	With step (and agg, default avg) the answer is an AggregatePage instead: one value per metric per step, computed by the store (the raw samples never leave the server).
-//	@Description	With Accept: text/csv or format=csv the whole window is streamed as CSV, without paging.
+//	@Description	Aggregates are at /api/v1/gpus/{uuid}/telemetry/aggregate, the whole window as CSV at /api/v1/gpus/{uuid}/telemetry/export.
 //	@Tags			gpus
 //	@Produce		json
-//	@Produce		text/csv
 //	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
 //	@Param			gpu_instance	query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
 //	@Param			start_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
@@ -110,43 +107,94 @@ func (a *API) getGPU(c *gin.Context) {
 //	@Param			limit			query		int			false	"page size, 1 to 1000"													default(100)		minimum(1)	maximum(1000)
 //	@Param			offset			query		int			false	"samples to skip"														default(0)			minimum(0)
 //	@Param			cursor			query		string		false	"next_cursor of the previous page"
-//	@Param			step			query		string		false	"aggregate into buckets of this duration, whole seconds (e.g. 1m)"
-//	@Param			agg				query		string		false	"aggregation per bucket"			Enums(avg, min, max, last, count)	default(avg)
-//	@Param			format			query		string		false	"csv to download the window as CSV"	Enums(json, csv)
 //	@Success		200				{object}	TelemetryPage
 //	@Failure		400				{object}	ErrorBody
 //	@Failure		404				{object}	ErrorBody	"unknown GPU"
 //	@Failure		503				{object}	ErrorBody
 //	@Router			/api/v1/gpus/{uuid}/telemetry [get]
 func (a *API) gpuTelemetry(c *gin.Context) {
+	for _, moved := range [][2]string{{"step", "aggregate"}, {"agg", "aggregate"}, {"format", "export"}} {
+		if c.Query(moved[0]) != "" {
+			writeError(c, telemetry.Invalid(moved[0], "is not a parameter of this route: see /api/v1/gpus/%s/telemetry/%s", c.Param("uuid"), moved[1]))
+			return
+		}
+	}
 	q, err := sampleQuery(c)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	switch {
-	case c.Query("step") != "" || c.Query("agg") != "":
-		a.aggregate(c, q)
-	case c.Query("format") == "csv" || (c.Query("format") == "" && acceptsCSV(c)):
-		a.exportCSV(c, q)
-	case c.Query("format") != "" && c.Query("format") != "json":
-		writeError(c, telemetry.Invalid("format", "%q is not json or csv", c.Query("format")))
-	default:
-		enc := pageEncoders.Get().(*pageEncoder)
-		defer pageEncoders.Put(enc)
-		enc.begin(c.Param("uuid"))
-		next, err := a.opts.Query.Samples(c.Request.Context(), q, func(s telemetry.Sample) error {
-			enc.add(s)
-			return nil
-		})
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		body := enc.end(TelemetryPage{Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: next})
-		c.Header("Content-Length", strconv.Itoa(len(body))) // one write, no chunked framing
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+	enc := pageEncoders.Get().(*pageEncoder)
+	defer pageEncoders.Put(enc)
+	enc.begin(c.Param("uuid"))
+	next, err := a.opts.Query.Samples(c.Request.Context(), q, func(s telemetry.Sample) error {
+		enc.add(s)
+		return nil
+	})
+	if err != nil {
+		writeError(c, err)
+		return
 	}
+	body := enc.end(TelemetryPage{Limit: q.Page.Limit, Offset: q.Page.Offset, NextCursor: next})
+	c.Header("Content-Length", strconv.Itoa(len(body))) // one write, no chunked framing
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+}
+
+// gpuAggregate godoc
+//
+//	@Summary		Aggregates of one GPU's telemetry
+//	@Description	One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed by the store (the raw samples never leave the server). At most 10,000 values; truncated says when there were more.
+//	@Tags			gpus
+//	@Produce		json
+//	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			gpu_instance	query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Param			step			query		string		true	"bucket duration, whole seconds (e.g. 1m)"								example(1m)
+//	@Param			agg				query		string		false	"aggregation per bucket"												Enums(avg, min, max, last, count)	default(avg)
+//	@Param			start_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
+//	@Param			end_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
+//	@Param			metric			query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
+//	@Success		200				{object}	AggregatePage
+//	@Failure		400				{object}	ErrorBody
+//	@Failure		404				{object}	ErrorBody	"unknown GPU"
+//	@Failure		503				{object}	ErrorBody
+//	@Router			/api/v1/gpus/{uuid}/telemetry/aggregate [get]
+func (a *API) gpuAggregate(c *gin.Context) {
+	if c.Query("step") == "" {
+		writeError(c, telemetry.Invalid("step", "is required: a bucket duration such as 30s, 1m or 1h"))
+		return
+	}
+	q, err := sampleQuery(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	a.aggregate(c, q)
+}
+
+// gpuExport godoc
+//
+//	@Summary		One GPU's telemetry as CSV
+//	@Description	Every sample of the GPU within [start_time, end_time] (both optional and inclusive), in time order, streamed as CSV without paging: timestamp, metric, value, container, pod, namespace.
+//	@Tags			gpus
+//	@Produce		text/csv
+//	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			gpu_instance	query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Param			start_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
+//	@Param			end_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
+//	@Param			metric			query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
+//	@Param			order			query		string		false	"asc or desc"															Enums(asc, desc)	default(asc)
+//	@Success		200				{string}	string		"CSV"
+//	@Failure		400				{object}	ErrorBody
+//	@Failure		404				{object}	ErrorBody	"unknown GPU"
+//	@Failure		503				{object}	ErrorBody
+//	@Router			/api/v1/gpus/{uuid}/telemetry/export [get]
+func (a *API) gpuExport(c *gin.Context) {
+	q, err := sampleQuery(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	a.exportCSV(c, q)
 }
 
 func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
@@ -210,10 +258,6 @@ func (a *API) exportCSV(c *gin.Context, q telemetry.SampleQuery) {
 		begin()
 	}
 	w.Flush()
-}
-
-func acceptsCSV(c *gin.Context) bool {
-	return strings.Contains(c.GetHeader("Accept"), "text/csv")
 }
 
 // latest godoc

@@ -176,14 +176,17 @@ func TestBadRequests(t *testing.T) {
 		{base + "?order=sideways", 400, "invalid_argument", "order"},
 		{base + "?cursor=nonsense", 400, "invalid_argument", "cursor"},
 		{base + "?cursor=djE6MTox&offset=3", 400, "invalid_argument", "offset: cannot be combined with cursor"},
-		{base + "?step=soon", 400, "invalid_argument", "step"},
-		{base + "?step=1500ms", 400, "invalid_argument", "step: must be whole seconds"},
-		{base + "?step=1m&agg=median", 400, "invalid_argument", "agg"},
-		{base + "?step=1s&start_time=2025-01-01T00:00:00Z&end_time=2025-12-31T00:00:00Z", 400, "invalid_argument", "steps"},
-		{base + "?format=xml", 400, "invalid_argument", "format"},
+		{base + "/aggregate?step=soon", 400, "invalid_argument", "step"},
+		{base + "/aggregate", 400, "invalid_argument", "step: is required"},
+		{base + "/aggregate?step=1500ms", 400, "invalid_argument", "step: must be whole seconds"},
+		{base + "/aggregate?step=1m&agg=median", 400, "invalid_argument", "agg"},
+		{base + "/aggregate?step=1s&start_time=2025-01-01T00:00:00Z&end_time=2025-12-31T00:00:00Z", 400, "invalid_argument", "steps"},
+		{base + "?step=1m", 400, "invalid_argument", "step: is not a parameter of this route: see /api/v1/gpus/" + gpuA + "/telemetry/aggregate"},
+		{base + "?format=csv", 400, "invalid_argument", "format: is not a parameter of this route: see /api/v1/gpus/" + gpuA + "/telemetry/export"},
+		{base + "/export?start_time=yesterday", 400, "invalid_argument", "start_time"},
 		{"/api/v1/gpus/GPU-unknown/latest", 404, "not_found", "GPU-unknown"},
-		{"/api/v1/gpus/GPU-unknown/telemetry?step=1m", 404, "not_found", "GPU-unknown"},
-		{"/api/v1/gpus/GPU-unknown/telemetry?format=csv", 404, "not_found", "GPU-unknown"},
+		{"/api/v1/gpus/GPU-unknown/telemetry/aggregate?step=1m", 404, "not_found", "GPU-unknown"},
+		{"/api/v1/gpus/GPU-unknown/telemetry/export", 404, "not_found", "GPU-unknown"},
 		{base + "?offset=-1", 400, "invalid_argument", "offset"},
 		{base + "?offset=99999999999999999999", 400, "invalid_argument", "offset"},
 		{"/api/v1/gpus/GPU-unknown/telemetry", 404, "not_found", "GPU-unknown"},
@@ -238,7 +241,7 @@ func TestTelemetryFiltersCursorAndUnixTimes(t *testing.T) {
 
 func TestAggregation(t *testing.T) {
 	var agg httpapi.AggregatePage
-	rec := get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry?step=2s&agg=max&metric=DCGM_FI_DEV_GPU_UTIL", &agg)
+	rec := get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry/aggregate?step=2s&agg=max&metric=DCGM_FI_DEV_GPU_UTIL", &agg)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, "2s", agg.Step)
 	assert.Equal(t, "max", agg.Agg)
@@ -247,7 +250,7 @@ func TestAggregation(t *testing.T) {
 		{BucketStart: t0, Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 1, Count: 2},
 		{BucketStart: t0.Add(2 * time.Second), Metric: "DCGM_FI_DEV_GPU_UTIL", Value: 3, Count: 2},
 	}, agg.Data)
-	get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry?step=1m", &agg)
+	get(t, newAPI(t), "/api/v1/gpus/"+gpuA+"/telemetry/aggregate?step=1m", &agg)
 	assert.Equal(t, "avg", agg.Agg, "avg by default")
 	require.Len(t, agg.Data, 2, "one bucket per metric")
 	assert.Equal(t, 1.5, agg.Data[0].Value)
@@ -256,12 +259,7 @@ func TestAggregation(t *testing.T) {
 func TestCSVExport(t *testing.T) {
 	api := newAPI(t)
 	for _, req := range []*http.Request{
-		httptest.NewRequest(http.MethodGet, "/api/v1/gpus/"+gpuA+"/telemetry?format=csv&end_time=2025-07-18T20:42:35Z", nil),
-		func() *http.Request {
-			r := httptest.NewRequest(http.MethodGet, "/api/v1/gpus/"+gpuA+"/telemetry?end_time=2025-07-18T20:42:35Z", nil)
-			r.Header.Set("Accept", "text/csv")
-			return r
-		}(),
+		httptest.NewRequest(http.MethodGet, "/api/v1/gpus/"+gpuA+"/telemetry/export?end_time=2025-07-18T20:42:35Z", nil),
 	} {
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, req)
@@ -273,7 +271,7 @@ func TestCSVExport(t *testing.T) {
 			"2025-07-18T20:42:35Z,DCGM_FI_DEV_GPU_UTIL,1,,,\n"+
 			"2025-07-18T20:42:35Z,DCGM_FI_DEV_POWER_USAGE,1,,,\n", rec.Body.String())
 	}
-	rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?format=csv&start_time=2030-01-01T00:00:00Z", nil)
+	rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry/export?start_time=2030-01-01T00:00:00Z", nil)
 	assert.Equal(t, "timestamp,metric,value,container,pod,namespace\n", rec.Body.String(), "an empty window is just the header")
 }
 
@@ -364,7 +362,8 @@ func FuzzTelemetryQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, query string) {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		req.URL = &url.URL{Path: "/api/v1/gpus/" + gpuA + "/telemetry", RawQuery: query}
+		route := []string{"", "/aggregate", "/export"}[len(query)%3]
+		req.URL = &url.URL{Path: "/api/v1/gpus/" + gpuA + "/telemetry" + route, RawQuery: query}
 		req.RequestURI = req.URL.RequestURI()
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, req)
@@ -468,7 +467,7 @@ func TestAggregationCutShortSaysSo(t *testing.T) {
 	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store), Logger: slog.New(slog.DiscardHandler)})
 	for window, want := range map[string]bool{"": true, "&end_time=" + t0.Add(99*time.Second).Format(time.RFC3339): false} {
 		var page httpapi.AggregatePage
-		rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry?step=1s"+window, &page)
+		rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry/aggregate?step=1s"+window, &page)
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 		assert.Equal(t, want, page.Truncated, "window %q: %d values", window, page.Count)
 		if want {

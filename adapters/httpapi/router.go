@@ -115,6 +115,8 @@ func New(opts Options) *API {
 		get(v1, "/gpus", a.listGPUs)
 		get(v1, "/gpus/:uuid", a.getGPU)
 		get(v1, "/gpus/:uuid/telemetry", a.gpuTelemetry)
+		get(v1, "/gpus/:uuid/telemetry/aggregate", a.gpuAggregate)
+		get(v1, "/gpus/:uuid/telemetry/export", a.gpuExport)
 		get(v1, "/gpus/:uuid/latest", a.latest)
 		get(v1, "/hosts", a.hosts)
 		get(v1, "/metrics", a.metrics)
