@@ -164,8 +164,8 @@ func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, 
 	if err != nil || len(old.ids) < 2 || len(old.pts) < engine.MergeMinSamples {
 		return 0, 0, err // or another process merged them since the pass began
 	}
-	merged, _ := engine.Cut(device, old.pts, nil)
-	return s.replaceChunks(ctx, tx, device, old, merged)
+	merged, repeats := engine.Cut(device, old.pts, nil)
+	return s.replaceChunks(ctx, tx, device, old, merged, repeats)
 }
 
 // sealWindow re-cuts every chunk of a device overlapping w into the window's blocks, and
@@ -177,8 +177,8 @@ func (s *Store) sealWindow(ctx context.Context, tx *sql.Tx, device int32, w engi
 	if err != nil || len(old.ids) == 0 {
 		return 0, 0, err
 	}
-	chunks, _ := engine.Seal(device, w, old.pts)
-	return s.replaceChunks(ctx, tx, device, old, chunks)
+	chunks, repeats := engine.Seal(device, w, old.pts)
+	return s.replaceChunks(ctx, tx, device, old, chunks, repeats)
 }
 
 // readChunks reads and decodes the chunks a query selects (id and data).
@@ -219,7 +219,14 @@ type chunksRead struct {
 
 // replaceChunks deletes the chunks read and writes what they became. The span bounds the
 // delete to the index entries (and partitions) of those chunks, not the device's history.
-func (s *Store) replaceChunks(ctx context.Context, tx *sql.Tx, device int32, old chunksRead, chunks []engine.Chunk) (read, written int, err error) {
+// Repeats dropped — samples two writers racing stored both, each batch counting them — are
+// counted off the stats, as retention counts what it deletes.
+func (s *Store) replaceChunks(ctx context.Context, tx *sql.Tx, device int32, old chunksRead, chunks []engine.Chunk, repeats int) (read, written int, err error) {
+	if repeats > 0 {
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE pruned SET chunk_samples = chunk_samples + ?`), repeats); err != nil {
+			return 0, 0, err
+		}
+	}
 	lo, hi := s.dialect.ts(time.UnixMicro(old.lo)), s.dialect.ts(time.UnixMicro(old.hi))
 	for batch := range slices.Chunk(old.ids, 1000) { // bound the statement's parameters
 		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM chunks WHERE gpu_id = ? AND min_ts >= ? AND min_ts <= ?
