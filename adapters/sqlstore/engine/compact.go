@@ -1,7 +1,5 @@
 package engine
 
-import "time"
-
 // Compaction plans, for one device at a time, what becomes of its head chunks:
 //
 //   - once the fleet's newest point is SealAfter past the end of the window a device's
@@ -97,10 +95,4 @@ func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
 	}
 	chunks, _ = Cut(device, outside, chunks)
 	return chunks, repeats
-}
-
-// SinceWindow returns how long ago, by newest, window w ended: a measure of how late a
-// seal is.
-func SinceWindow(w Window, newest int64) time.Duration {
-	return time.Duration(newest-w.End) * time.Microsecond
 }
