@@ -305,8 +305,9 @@ func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, er
 	return out, nil
 }
 
-// Aggregate implements ports.Summarizer. Points come in time order, so each bucket is complete
-// when the first point after it arrives: memory holds one bucket, whatever the window.
+// Aggregate implements ports.Summarizer: the engine reduces the scan's points, which come
+// in time order, bucket by bucket (engine.Buckets); this names the metrics and orders each
+// bucket's values by name.
 func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
 	gpuID, err := s.gpuID(ctx, q.GPU)
 	if err != nil {
@@ -318,18 +319,29 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 	}
 	var (
 		out   = []telemetry.Bucket{}
-		step  = q.Step.Microseconds()
-		start int64 // of the bucket the points go to
-		open  bool  // a bucket has points
-		accs  metricAccumulators
+		names []string // of the engine's metric slots
+		order []int    // the slots by name
 		grown bool
 	)
-	flush := func() error {
+	done := func(start int64, metrics []int32, accs []engine.Acc) error {
+		if len(names) < len(metrics) {
+			for _, id := range metrics[len(names):] {
+				name, err := s.metricName(ctx, id)
+				if err != nil {
+					return err
+				}
+				names = append(names, name)
+			}
+			order = order[:0]
+			for k := range names {
+				order = append(order, k)
+			}
+			slices.SortFunc(order, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+		}
 		at := time.UnixMicro(start).UTC()
-		for i := range accs.byName {
-			if m := &accs.byName[i]; m.count > 0 {
-				out = append(out, m.bucket(q.Agg, at))
-				m.accumulator = accumulator{}
+		for _, k := range order {
+			if accs[k].Count > 0 {
+				out = append(out, bucketOf(q.Agg, at, names[k], accs[k]))
 			}
 		}
 		if len(out) >= q.Limit {
@@ -340,38 +352,17 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 			grown = true
 			// After the first bucket, room for as many values in each step of the window
 			// left: one allocation, not a doubling series of them.
-			steps := int((q.Range.End.UnixMicro()-start)/step) + 1
+			steps := int((q.Range.End.UnixMicro()-start)/q.Step.Microseconds()) + 1
 			out = slices.Grow(out, min(q.Limit, first*steps)-first)
 		}
 		return nil
 	}
-	end := int64(0) // of the bucket the points go to
+	buckets := &engine.Buckets{Step: q.Step.Microseconds()}
 	err = s.scanRuns(ctx, scanRequest{gpu: gpuID, window: windowOf(q.Range), keep: keep}, func(run []engine.Point) error {
-		for i := range run {
-			p := &run[i]
-			if p.TS >= end || !open { // points come in time order: a bucket is done once one is past it
-				if open {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-				start, open = floorDiv(p.TS, step)*step, true
-				end = start + step
-			}
-			if id := p.Metric; id >= 0 && int(id) < len(accs.byID) && accs.byID[id] > 0 {
-				accs.byName[accs.byID[id]-1].add(p) // the common case, inline
-				continue
-			}
-			m, err := accs.of(ctx, s, p.Metric)
-			if err != nil {
-				return err
-			}
-			m.add(p)
-		}
-		return nil
+		return buckets.Add(run, done)
 	})
-	if err == nil && open {
-		err = flush()
+	if err == nil {
+		err = buckets.Close(done)
 	}
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, err
@@ -379,85 +370,22 @@ func (s *Store) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]te
 	return out, nil
 }
 
-// metricAccumulators holds a bucket's accumulators, one for each metric seen, ordered by
-// name as buckets list them.
-type metricAccumulators struct {
-	byName []metricAccumulator
-	byID   []int32 // metric id → 1 + its index in byName, 0 for one not seen yet
-}
-
-type metricAccumulator struct {
-	id   int32
-	name string
-	accumulator
-}
-
-// of returns the accumulator of a metric, adding it when it is new.
-func (m *metricAccumulators) of(ctx context.Context, s *Store, id int32) (*metricAccumulator, error) {
-	if id >= 0 && int(id) < len(m.byID) && m.byID[id] > 0 {
-		return &m.byName[m.byID[id]-1], nil
-	}
-	name, err := s.metricName(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	i, _ := slices.BinarySearchFunc(m.byName, name, func(a metricAccumulator, name string) int { return strings.Compare(a.name, name) })
-	m.byName = slices.Insert(m.byName, i, metricAccumulator{id: id, name: name})
-	for j, a := range m.byName { // the ones after i moved
-		if a.id >= 0 {
-			if int(a.id) >= len(m.byID) {
-				m.byID = append(m.byID, make([]int32, int(a.id)+1-len(m.byID))...)
-			}
-			m.byID[a.id] = int32(j + 1)
-		}
-	}
-	return &m.byName[i], nil
-}
-
-// accumulator reduces one metric's points in one bucket.
-type accumulator struct {
-	count         int64
-	sum, min, max float64
-	lastTS        int64
-	last          float64
-}
-
-func (a *accumulator) add(p *engine.Point) {
-	if a.count == 0 {
-		a.min, a.max, a.lastTS, a.last = p.Value, p.Value, p.TS, p.Value
-	}
-	a.count++
-	a.sum += p.Value
-	a.min, a.max = min(a.min, p.Value), max(a.max, p.Value)
-	if p.TS >= a.lastTS {
-		a.lastTS, a.last = p.TS, p.Value
-	}
-}
-
-func (m *metricAccumulator) bucket(agg telemetry.Aggregation, start time.Time) telemetry.Bucket {
-	b := telemetry.Bucket{Start: start, Metric: m.name, Count: m.count}
+// bucketOf is the value a bucket's accumulator gives for agg.
+func bucketOf(agg telemetry.Aggregation, start time.Time, metric string, acc engine.Acc) telemetry.Bucket {
+	b := telemetry.Bucket{Start: start, Metric: metric, Count: acc.Count}
 	switch agg {
 	case telemetry.AggAvg:
-		b.Value = m.sum / float64(m.count)
+		b.Value = acc.Sum / float64(acc.Count)
 	case telemetry.AggMin:
-		b.Value = m.min
+		b.Value = acc.Min
 	case telemetry.AggMax:
-		b.Value = m.max
+		b.Value = acc.Max
 	case telemetry.AggLast:
-		b.Value = m.last
+		b.Value = acc.Last
 	case telemetry.AggCount:
-		b.Value = float64(m.count)
+		b.Value = float64(acc.Count)
 	}
 	return b
-}
-
-// floorDiv divides rounding towards minus infinity, so that buckets before 1970 align too.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // gpuID resolves a device key to its surrogate key, telemetry.ErrNotFound when unknown.

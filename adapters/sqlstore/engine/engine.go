@@ -13,9 +13,9 @@
 //
 // Compaction (compact.go) turns head chunks into blocks once their window is over, and
 // merges head chunks of a window still open so that reads stay a few rows. Readers see
-// chunks of both formats alike: Decode returns a chunk's points in order, and a Merger
-// merges the chunks overlapping a window into one ordered stream, each (time, metric) of a
-// device once.
+// chunks of both formats alike: Decode returns a chunk's points in order, a Merger merges
+// the chunks overlapping a window into one ordered stream, each (time, metric) of a device
+// once, and Buckets reduces that stream for aggregations (aggregate.go).
 package engine
 
 import (
