@@ -15,8 +15,9 @@ import (
 // chunks_default, which retention prunes row by row like SQLite's table.
 const (
 	// partitionsAhead is how many partition spans past now's are made in advance: the next,
-	// made a span before it is needed (the pruner runs every minute), and no more, since an
-	// empty partition takes some 80 kB of index pages.
+	// once now is in the last quarter of its span (hours before it is needed: the pruner
+	// runs every minute), and no sooner, since an empty partition takes some 80 kB of index
+	// pages.
 	partitionsAhead = 1
 	// partitionLock is the advisory lock making and dropping partitions, one process at
 	// a time.
@@ -72,12 +73,12 @@ func listPartitions(ctx context.Context, tx *sql.Tx) ([]partition, error) {
 	return out, rows.Err()
 }
 
-// EnsurePartitions makes the partitions of chunks of now's span and partitionsAhead spans
-// after it, of span each, aligned to it: not the whole retention back,
-// since every partition costs the queries that cannot prune it (first and last seen of the
-// GPU list) a lookup. Spans already covered — by a partition made with another span, say —
-// are left as they are, and so is a span chunks_default holds chunks of, which stay there.
-// It does nothing on SQLite.
+// EnsurePartitions makes the partitions of chunks of now's span and, in the last quarter of
+// it, of the partitionsAhead spans after it, of span each, aligned to it: not the whole
+// retention back, since every partition costs the queries that cannot prune it (first and
+// last seen of the GPU list) a lookup. Spans already covered — by a partition made with
+// another span, say — are left as they are, and so is a span chunks_default holds chunks
+// of, which stay there. It does nothing on SQLite.
 func (s *Store) EnsurePartitions(ctx context.Context, span time.Duration, now time.Time) error {
 	if s.dialect.name != "postgres" {
 		return nil
@@ -103,7 +104,11 @@ func (s *Store) EnsurePartitions(ctx context.Context, span time.Duration, now ti
 		return false
 	}
 	start := now.Truncate(span)
-	for from := start; !from.After(start.Add(partitionsAhead * span)); from = from.Add(span) {
+	last := start
+	if now.Sub(start) >= span*3/4 {
+		last = start.Add(partitionsAhead * span)
+	}
+	for from := start; !from.After(last); from = from.Add(span) {
 		to := from.Add(span)
 		if covered(from, to) {
 			continue

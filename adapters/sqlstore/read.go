@@ -270,14 +270,18 @@ func toAny[T any](xs []T) []any {
 }
 
 // Latest implements ports.SampleReader: it reads the GPU's chunks newest first until it has
-// seen every metric gpu_metrics lists for the GPU.
+// seen every metric the GPU's row lists (metric_ids).
 func (s *Store) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error) {
 	gpuID, err := s.gpuID(ctx, uuid)
 	if err != nil {
 		return nil, err
 	}
 	var want int64
-	if err := s.db.WithContext(ctx).Model(&gpuMetricRow{}).Where("gpu_id = ?", gpuID).Count(&want).Error; err != nil {
+	count := `SELECT cardinality(metric_ids) FROM gpus WHERE id = ?`
+	if s.dialect.name == "sqlite" {
+		count = `SELECT json_array_length(metric_ids) FROM gpus WHERE id = ?`
+	}
+	if err := s.db.WithContext(ctx).Raw(count, gpuID).Row().Scan(&want); err != nil {
 		return nil, classify(fmt.Errorf("latest samples: %w", err))
 	}
 	out := []telemetry.Sample{}

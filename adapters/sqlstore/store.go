@@ -8,7 +8,7 @@
 // metric names by compact surrogate keys that the store resolves and caches.
 //
 // Which database API, where:
-//   - GORM for the small relational tables (gpus, metrics, gpu_metrics): models, upserts
+//   - GORM for the small relational tables (gpus, metrics): models, upserts
 //     and lookups written once for both dialects;
 //   - database/sql for statements on chunks and batches that both dialects run as they are
 //     (compaction, retention, SQLite's writes), with ? placeholders rebound per dialect;
@@ -70,7 +70,7 @@ type Store struct {
 	gpus    map[string]gpuRow
 	metrics map[string]int32
 	names   map[int32]string // metrics reversed
-	pairs   map[gpuMetricRow]bool
+	pairs   map[metricPair]bool
 	density map[int32]float64 // points per chunk scans of a GPU saw, of any under anyGPU
 }
 
@@ -143,7 +143,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
 	}
 	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{},
-		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[gpuMetricRow]bool{}, density: map[int32]float64{}}
+		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[metricPair]bool{}, density: map[int32]float64{}}
 	if d.name == "sqlite" {
 		// One connection: SQLite has a single writer, and database/sql would otherwise open
 		// connections that wait on each other's locks.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -615,31 +616,66 @@ func insertChunksSQL(rows int) string {
 	return b.String()
 }
 
-// registerPairs records which GPU reports which metric (gpu_metrics), so that the latest value
-// of each metric is found without reading a GPU's whole history. Known pairs cost no query.
+// registerPairs records which device reports which metric (gpus.metric_ids), so that the
+// latest value of each is found without reading a device's whole history. Known pairs cost
+// no query; a device's new metrics are added to its row in one statement, whatever other
+// writers add at the same time.
 func (s *Store) registerPairs(ctx context.Context, runs []gpuRun) error {
-	var distinct []gpuMetricRow
+	var distinct []metricPair
 	seen := map[int32]bool{}
 	for _, run := range runs {
 		clear(seen)
 		for _, p := range run.pts {
 			if !seen[p.Metric] {
 				seen[p.Metric] = true
-				distinct = append(distinct, gpuMetricRow{GPUID: run.gpu, MetricID: p.Metric})
+				distinct = append(distinct, metricPair{run.gpu, p.Metric})
 			}
 		}
 	}
 	s.mu.Lock()
-	missing := slices.DeleteFunc(distinct, func(pair gpuMetricRow) bool { return s.pairs[pair] })
+	missing := slices.DeleteFunc(distinct, func(pair metricPair) bool { return s.pairs[pair] })
 	s.mu.Unlock()
 	if len(missing) == 0 {
 		return nil
 	}
-	slices.SortFunc(missing, func(a, b gpuMetricRow) int {
-		return cmp.Or(cmp.Compare(a.GPUID, b.GPUID), cmp.Compare(a.MetricID, b.MetricID))
-	})
-	err := inChunks(missing, func(part []gpuMetricRow) error {
-		return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&part).Error
+	slices.SortFunc(missing, func(a, b metricPair) int { return cmp.Or(cmp.Compare(a.gpu, b.gpu), cmp.Compare(a.metric, b.metric)) })
+	type added struct {
+		gpu     int32
+		metrics []int32
+	}
+	var devices []added
+	for _, pair := range missing {
+		if n := len(devices); n > 0 && devices[n-1].gpu == pair.gpu {
+			devices[n-1].metrics = append(devices[n-1].metrics, pair.metric)
+		} else {
+			devices = append(devices, added{pair.gpu, []int32{pair.metric}})
+		}
+	}
+	err := inChunks(devices, func(part []added) error {
+		if s.dialect.name == "sqlite" {
+			for _, d := range part {
+				ids, _ := json.Marshal(d.metrics)
+				if err := s.db.WithContext(ctx).Exec(`UPDATE gpus SET metric_ids = (SELECT json_group_array(value) FROM
+					(SELECT value FROM json_each(gpus.metric_ids) UNION SELECT value FROM json_each(?) ORDER BY value)) WHERE id = ?`,
+					string(ids), d.gpu).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		values, args := make([]string, len(part)), make([]any, 0, 2*len(part))
+		for i, d := range part {
+			// The ids as an array literal: GORM would expand a slice into a row.
+			ids := make([]string, len(d.metrics))
+			for k, m := range d.metrics {
+				ids[k] = strconv.Itoa(int(m))
+			}
+			values[i] = "(?::integer, ?::integer[])"
+			args = append(args, d.gpu, "{"+strings.Join(ids, ",")+"}")
+		}
+		return s.db.WithContext(ctx).Exec(`UPDATE gpus AS g SET metric_ids =
+			(SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(g.metric_ids || v.ids) AS x)
+			FROM (VALUES `+strings.Join(values, ", ")+`) AS v(id, ids) WHERE g.id = v.id AND NOT g.metric_ids @> v.ids`, args...).Error
 	})
 	if err != nil {
 		return err
@@ -652,13 +688,8 @@ func (s *Store) registerPairs(ctx context.Context, runs []gpuRun) error {
 	return nil
 }
 
-// gpuMetricRow is a row of the gpu_metrics table.
-type gpuMetricRow struct {
-	GPUID    int32 `gorm:"column:gpu_id;primaryKey"`
-	MetricID int32 `gorm:"column:metric_id;primaryKey"`
-}
-
-func (gpuMetricRow) TableName() string { return "gpu_metrics" }
+// metricPair is a device and a metric it reports.
+type metricPair struct{ gpu, metric int32 }
 
 // gpuIDs returns the surrogate key of each GPU, registering new GPUs and updating those whose
 // metadata changed. Known, unchanged GPUs cost no query.
