@@ -95,6 +95,17 @@ func BenchmarkChunkLayouts(b *testing.B) {
 		}
 		return append(r[:5], whole, nil)
 	}
+	// report COPYs a layout's rows into its table and prints what the table takes, whole
+	// (heap, TOAST, indexes), after VACUUM.
+	report := func(name, table string, cols []string, rows [][]any, perRow, payload int) {
+		_, err := conn.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		require.NoError(b, err)
+		_, err = conn.Exec(ctx, "VACUUM ANALYZE "+table)
+		require.NoError(b, err)
+		var size int64
+		require.NoError(b, conn.QueryRow(ctx, `SELECT pg_total_relation_size($1)`, table).Scan(&size))
+		fmt.Printf("| %s | %d | %.2f | %.2f |\n", name, perRow, float64(size)/float64(total), float64(payload)/float64(total))
+	}
 	xorTable := `(series_id int4, min_ts int8, max_ts int8, samples int2, data bytea, PRIMARY KEY (series_id, min_ts))`
 	layouts := []layout{
 		{"XOR (tsdb/chunkenc)", `CREATE TABLE %s ` + xorTable, xor(func() chunkenc.Chunk { return chunkenc.NewXORChunk() })},
@@ -141,13 +152,7 @@ func BenchmarkChunkLayouts(b *testing.B) {
 			case 7:
 				cols = []string{"series_id", "min_ts", "max_ts", "samples", "dt", "dv", "v"}
 			}
-			_, err = conn.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
-			require.NoError(b, err)
-			_, err = conn.Exec(ctx, "VACUUM ANALYZE "+table)
-			require.NoError(b, err)
-			var size int64
-			require.NoError(b, conn.QueryRow(ctx, `SELECT pg_total_relation_size($1)`, table).Scan(&size))
-			fmt.Printf("| %s | %d | %.2f | %.2f |\n", l.name, span, float64(size)/float64(total), float64(payload)/float64(total))
+			report(l.name, table, cols, rows, span, payload)
 		}
 	}
 	// The engine's blocks: one device's series a row (as the store keeps them), and for
@@ -193,13 +198,7 @@ func BenchmarkChunkLayouts(b *testing.B) {
 				rows = append(rows, []any{c.Device, c.MinTS, c.MaxTS, c.Samples, c.Data})
 			}
 		}
-		_, err = conn.CopyFrom(ctx, pgx.Identifier{table}, []string{"device_id", "min_ts", "max_ts", "samples", "data"}, pgx.CopyFromRows(rows))
-		require.NoError(b, err)
-		_, err = conn.Exec(ctx, "VACUUM ANALYZE "+table)
-		require.NoError(b, err)
-		var size int64
-		require.NoError(b, conn.QueryRow(ctx, `SELECT pg_total_relation_size($1)`, table).Scan(&size))
-		fmt.Printf("| %s | %d | %.2f | %.2f |\n", l.name, perRow, float64(size)/float64(total), float64(payload)/float64(total))
+		report(l.name, table, []string{"device_id", "min_ts", "max_ts", "samples", "data"}, rows, perRow, payload)
 	}
 	if bin, err := exec.LookPath("victoria-metrics"); err == nil {
 		byDir := victoriaMetricsBytes(b, bin, series, int64(total))

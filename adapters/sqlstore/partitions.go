@@ -137,15 +137,15 @@ func dropPartitions(ctx context.Context, tx *sql.Tx, cutoff time.Time) (chunks, 
 	if err != nil {
 		return 0, 0, err
 	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
+		return 0, 0, err
+	}
 	for _, p := range existing {
 		if p.to.After(cutoff) {
 			continue
 		}
 		var n, m int64
 		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(samples), 0) FROM `+p.name).Scan(&n, &m); err != nil {
-			return 0, 0, err
-		}
-		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
 			return 0, 0, err
 		}
 		if _, err := tx.ExecContext(ctx, `DROP TABLE `+p.name); err != nil {

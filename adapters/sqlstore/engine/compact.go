@@ -31,10 +31,7 @@ type Window struct{ Start, End int64 }
 // WindowOf returns the window holding ts.
 func WindowOf(ts int64) Window {
 	span := BlockSpan.Microseconds()
-	start := ts / span * span
-	if ts < 0 && start != ts {
-		start -= span
-	}
+	start := floorDiv(ts, span) * span
 	return Window{start, start + span}
 }
 
