@@ -18,9 +18,10 @@ const retentionLock = 7_315_002
 
 // Prune deletes the chunks whose samples are all older than before — on PostgreSQL whole
 // partitions first (partitions.go) — and the rows of batches whose samples all were, in one
-// transaction, counting what it deleted for the stats. A chunk holding a sample at or after before stays whole, so samples up to one
-// chunk's span older than before may outlive it. On PostgreSQL one process at a time
-// prunes: another, finding the lock held, deletes nothing. GPUs, metrics and which GPU
+// transaction, counting what it deleted for the stats. A chunk holding a sample at or after
+// before stays whole, so samples up to a block's window older than before may outlive it.
+// On PostgreSQL one process at a time prunes: another, finding the lock held, deletes
+// nothing. GPUs, metrics and which GPU
 // reports which metric stay: the fleet bounds them, not time.
 func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error) {
 	var st PruneStats

@@ -110,15 +110,15 @@ func TestMerger(t *testing.T) {
 	for _, desc := range []bool{false, true} {
 		m := Merger{Desc: desc}
 		var out []Point
-		emit := func(p Point) error { out = append(out, p); return nil }
+		emit := func(run []Point) error { out = append(out, run...); return nil }
 		m.Add(slices.Clone(a))
 		bound := int64(2) // b's start ascending, its end descending
 		if desc {
 			bound = 6
 		}
-		require.NoError(t, m.EmitBefore(bound, emit))
+		require.NoError(t, m.EmitRunBefore(bound, emit))
 		m.Add(slices.Clone(b))
-		require.NoError(t, m.EmitAll(emit))
+		require.NoError(t, m.EmitRunAll(emit))
 		want := []Point{{TS: 1, Metric: 1, Value: 1}, {TS: 2, Metric: 1, Value: 2}, {TS: 3, Metric: 1, Value: 1},
 			{TS: 3, Metric: 2, Value: 2}, {TS: 5, Metric: 1, Value: 1}, {TS: 6, Metric: 1, Value: 2}}
 		if desc {

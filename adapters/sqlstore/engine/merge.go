@@ -23,16 +23,9 @@ func (m *Merger) precedes(a, b *Point) bool {
 	return Before(a, b)
 }
 
-// EmitBefore emits the pending points that come before a chunk bounded by bound: earlier
-// than its start ascending, later than its end descending.
-func (m *Merger) EmitBefore(bound int64, emit func(Point) error) error {
-	return m.EmitRunBefore(bound, eachPoint(emit))
-}
-
-// EmitAll emits every pending point.
-func (m *Merger) EmitAll(emit func(Point) error) error { return m.EmitRunAll(eachPoint(emit)) }
-
-// EmitRunBefore is EmitBefore handing the points over as one slice, which emit must not keep.
+// EmitRunBefore emits the pending points that come before a chunk bounded by bound —
+// earlier than its start ascending, later than its end descending — as one slice, which
+// emit must not keep.
 func (m *Merger) EmitRunBefore(bound int64, emit func([]Point) error) error {
 	i := 0
 	for ; i < len(m.pending); i++ {
@@ -51,7 +44,7 @@ func (m *Merger) EmitRunBefore(bound int64, emit func([]Point) error) error {
 	return nil
 }
 
-// EmitRunAll is EmitAll handing the points over as one slice, which emit must not keep.
+// EmitRunAll emits every pending point as one slice, which emit must not keep.
 func (m *Merger) EmitRunAll(emit func([]Point) error) error {
 	if len(m.pending) == 0 {
 		return nil
@@ -59,17 +52,6 @@ func (m *Merger) EmitRunAll(emit func([]Point) error) error {
 	err := emit(m.pending)
 	m.pending = m.pending[:0]
 	return err
-}
-
-func eachPoint(emit func(Point) error) func([]Point) error {
-	return func(run []Point) error {
-		for _, p := range run {
-			if err := emit(p); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 }
 
 // Reset drops the pending points.
