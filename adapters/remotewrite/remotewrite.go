@@ -10,6 +10,7 @@
 package remotewrite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 // Options configure a Receiver. Publish is required.
 type Options struct {
 	// Publish hands a request's readings to the queue and returns nil once it accepted them.
+	// It must not keep the slice: the Receiver reuses it for a later request.
 	Publish func(context.Context, []telemetry.Reading) error
 
 	// Timeout bounds how long a request waits for the queue (backpressure, an unreachable
@@ -46,7 +48,8 @@ type Options struct {
 type Receiver struct {
 	opts Options
 
-	dec decoder
+	dec  decoder
+	bufs sync.Pool // of *buffers
 
 	mu      sync.Mutex
 	stats   Stats
@@ -100,7 +103,12 @@ func (r *Receiver) Stats() Stats {
 // telemetry.ErrUnavailable when the queue did not accept the samples in time (the sender
 // retries).
 func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
-	readings, counts, err := r.decode(req)
+	buf, _ := r.bufs.Get().(*buffers)
+	if buf == nil {
+		buf = new(buffers)
+	}
+	defer r.bufs.Put(buf)
+	readings, counts, err := r.decode(req, buf)
 	if err != nil {
 		r.add(Stats{Malformed: 1})
 		msg := "remote_write request refused as malformed (400): the sender does not retry it"
@@ -160,16 +168,27 @@ func (r *Receiver) add(s Stats) {
 	r.stats.Unavailable += s.Unavailable
 }
 
-// decode reads the request into readings, in the request's order.
-func (r *Receiver) decode(req *http.Request) ([]telemetry.Reading, Stats, error) {
+// buffers are one request's, kept for the next: a request of 2,000 samples takes a
+// megabyte of readings, which allocating and zeroing anew each time costs more than
+// decoding them.
+type buffers struct {
+	body     bytes.Buffer
+	raw      []byte
+	readings []telemetry.Reading
+	scratch  scratch
+}
+
+// decode reads the request into readings, in the request's order, in buf.
+func (r *Receiver) decode(req *http.Request, buf *buffers) ([]telemetry.Reading, Stats, error) {
 	var counts Stats
 	if err := checkHeaders(req.Header); err != nil {
 		return nil, counts, err
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, int64(r.opts.MaxBytes)+1))
-	if err != nil {
+	buf.body.Reset()
+	if _, err := buf.body.ReadFrom(io.LimitReader(req.Body, int64(r.opts.MaxBytes)+1)); err != nil {
 		return nil, counts, telemetry.Invalid("body", "cannot be read: %v", err)
 	}
+	body := buf.body.Bytes()
 	if len(body) > r.opts.MaxBytes {
 		return nil, counts, telemetry.Invalid("body", "larger than %d bytes", r.opts.MaxBytes)
 	}
@@ -178,12 +197,13 @@ func (r *Receiver) decode(req *http.Request) ([]telemetry.Reading, Stats, error)
 	} else if n > r.opts.MaxBytes {
 		return nil, counts, telemetry.Invalid("body", "decompresses to %d bytes, more than %d", n, r.opts.MaxBytes)
 	}
-	raw, err := snappy.Decode(nil, body)
+	raw, err := snappy.Decode(buf.raw[:cap(buf.raw)], body)
 	if err != nil {
 		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
 	}
-	var sc scratch
-	readings, err := r.dec.decode(raw, make([]telemetry.Reading, 0, len(raw)/200), &counts, &sc)
+	buf.raw = raw
+	readings, err := r.dec.decode(raw, buf.readings[:0], &counts, &buf.scratch)
+	buf.readings = readings
 	if err != nil {
 		return nil, counts, telemetry.Invalid("body", "is not a remote_write WriteRequest: %v", err)
 	}

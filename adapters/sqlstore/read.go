@@ -398,7 +398,7 @@ func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
 	known, ok := s.gpus[key]
 	s.mu.Unlock()
 	if ok {
-		return known.ID, nil
+		return known.id, nil
 	}
 	uuid, instance := telemetry.SplitDeviceKey(key)
 	var row gpuRow
@@ -413,7 +413,7 @@ func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
 		return 0, classify(fmt.Errorf("look up GPU: %w", err))
 	}
 	s.mu.Lock()
-	s.gpus[key] = row
+	s.gpus[key] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
 	s.mu.Unlock()
 	return row.ID, nil
 }

@@ -66,8 +66,8 @@ type Store struct {
 	dialect dialect
 	log     *slog.Logger
 
-	mu      sync.Mutex // guards the caches
-	gpus    map[string]gpuRow
+	mu      sync.Mutex          // guards the caches
+	gpus    map[string]knownGPU // by device key
 	metrics map[string]int32
 	names   map[int32]string // metrics reversed
 	pairs   map[metricPair]bool
@@ -142,7 +142,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", Redact(rawURL), err)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]gpuRow{},
+	s := &Store{db: db, sqlDB: sqlDB, dialect: d, log: log, gpus: map[string]knownGPU{},
 		metrics: map[string]int32{}, names: map[int32]string{}, pairs: map[metricPair]bool{}, density: map[int32]float64{}}
 	if d.name == "sqlite" {
 		// One connection: SQLite has a single writer, and database/sql would otherwise open

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm/clause"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -94,26 +95,22 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 			return nil, telemetry.Invalid("batch.id", "is empty")
 		}
 	}
-	all := bs[0]
-	if len(bs) > 1 {
-		all = telemetry.Batch{ID: bs[0].ID}
-		for _, b := range bs {
-			all.GPUs = append(all.GPUs, b.GPUs...)
-			all.Samples = append(all.Samples, b.Samples...)
-		}
-	}
-	if err := checkText(all); err != nil {
+	if err := checkText(bs); err != nil {
 		return nil, err
 	}
-	gpuIDs, err := s.gpuIDs(ctx, all.GPUs)
+	var gpus []telemetry.GPU
+	for _, b := range bs {
+		gpus = append(gpus, b.GPUs...)
+	}
+	gpuIDs, err := s.gpuIDs(ctx, gpus)
 	if err != nil {
 		return nil, classify(fmt.Errorf("register GPUs: %w", err))
 	}
-	metricIDs, err := s.metricIDs(ctx, all.Samples)
+	metricIDs, err := s.metricIDs(ctx, bs)
 	if err != nil {
 		return nil, classify(fmt.Errorf("register metrics: %w", err))
 	}
-	runs, err := groupByGPU(all, gpuIDs, metricIDs)
+	runs, err := groupByGPU(bs, gpuIDs, metricIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -135,12 +132,11 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 	// samples stored before; the runs made above serve when every batch is new and nothing
 	// is stored twice, as is usual.
 	chunks := func(stored []bool, overlapping overlapFunc) ([]engine.Chunk, []int, error) {
-		fresh := all
 		if slices.Contains(stored, false) {
-			fresh = telemetry.Batch{ID: all.ID}
+			var fresh []telemetry.Batch
 			for i, b := range bs {
 				if stored[i] {
-					fresh.GPUs, fresh.Samples = append(fresh.GPUs, b.GPUs...), append(fresh.Samples, b.Samples...)
+					fresh = append(fresh, b)
 				}
 			}
 			var err error
@@ -166,8 +162,8 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 		}
 		// The slow way, sample by sample and batch by batch, so that the first wins and each
 		// batch learns how many of its samples were left out.
-		kept := telemetry.Batch{ID: all.ID}
-		seen := make(map[pointKey]bool, len(fresh.Samples))
+		kept := telemetry.Batch{ID: bs[0].ID}
+		seen := make(map[pointKey]bool)
 		for i, b := range bs {
 			if !stored[i] {
 				continue
@@ -183,7 +179,7 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 				kept.Samples = append(kept.Samples, smp)
 			}
 		}
-		if runs, err = groupByGPU(kept, gpuIDs, metricIDs); err != nil {
+		if runs, err = groupByGPU([]telemetry.Batch{kept}, gpuIDs, metricIDs); err != nil {
 			return nil, nil, err
 		}
 		out = out[:0]
@@ -226,35 +222,41 @@ type storedChunk struct {
 	data []byte
 }
 
-// overlapFunc reads, in a write's transaction, the chunks of the GPUs that hold points
-// within [lo, hi] (microseconds), and others maybe.
-type overlapFunc func(gpus []int32, lo, hi int64) ([]storedChunk, error)
+// overlapFunc reads, in a write's transaction, the chunks of each span's GPU that overlap the
+// span, and others maybe.
+type overlapFunc func(spans []gpuSpan) ([]storedChunk, error)
 
-// storedPoints returns the points already stored that the runs would store again, nil when
-// there are none (the chunks read hold only other times, or there are no such chunks).
+// gpuSpan is a GPU and a time span, in microseconds, both ends in.
+type gpuSpan struct {
+	gpu    int32
+	lo, hi int64
+}
+
+// storedPoints returns the points already stored at the times the runs hold, nil when there
+// are none (the chunks read hold only other times, or there are no such chunks). Writers
+// sending at once (Prometheus' shards) deliver a device's scrapes out of order, so the
+// chunks overlapping a run's span usually hold its neighbours' times, not its own: only
+// points at the run's own times are kept.
 func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, error) {
-	span := make(map[int32][2]int64, len(runs))
-	gpus := make([]int32, 0, len(runs))
-	var lo, hi int64
+	spans := make([]gpuSpan, 0, len(runs))
+	times := make(map[int32][]int64, len(runs)) // each run's distinct times, ascending
 	for _, run := range runs {
 		if len(run.pts) == 0 {
 			continue
 		}
-		rlo, rhi := run.pts[0].TS, run.pts[0].TS
-		for _, p := range run.pts {
-			rlo, rhi = min(rlo, p.TS), max(rhi, p.TS)
+		ts := make([]int64, len(run.pts))
+		for i, p := range run.pts {
+			ts[i] = p.TS
 		}
-		if len(gpus) == 0 {
-			lo, hi = rlo, rhi
-		}
-		lo, hi = min(lo, rlo), max(hi, rhi)
-		span[run.gpu] = [2]int64{rlo, rhi}
-		gpus = append(gpus, run.gpu)
+		slices.Sort(ts)
+		ts = slices.Compact(ts)
+		times[run.gpu] = ts
+		spans = append(spans, gpuSpan{run.gpu, ts[0], ts[len(ts)-1]})
 	}
-	if len(gpus) == 0 {
+	if len(spans) == 0 {
 		return nil, nil
 	}
-	chunks, err := overlapping(gpus, lo, hi)
+	chunks, err := overlapping(spans)
 	if err != nil || len(chunks) == 0 {
 		return nil, err
 	}
@@ -264,9 +266,9 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 		if pts, err = engine.Decode(c.data, pts[:0]); err != nil {
 			return nil, fmt.Errorf("read a stored chunk of GPU %d: %w", c.gpu, err)
 		}
-		r := span[c.gpu]
+		ts := times[c.gpu]
 		for _, p := range pts {
-			if p.TS >= r[0] && p.TS <= r[1] {
+			if _, at := slices.BinarySearch(ts, p.TS); at {
 				if out == nil {
 					out = map[pointKey]bool{}
 				}
@@ -295,10 +297,12 @@ func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 // checkText refuses, before anything is written, text that one database or the other cannot
 // keep alike (PostgreSQL refuses NUL and invalid UTF-8, SQLite stores them): each distinct
 // device, metric name and workload is checked once.
-func checkText(b telemetry.Batch) error {
-	for _, g := range b.GPUs {
-		if err := g.Validate(); err != nil {
-			return fmt.Errorf("GPU %q: %w", g.Key(), err)
+func checkText(bs []telemetry.Batch) error {
+	for _, b := range bs {
+		for _, g := range b.GPUs {
+			if err := g.Validate(); err != nil {
+				return fmt.Errorf("GPU %q: %w", g.Key(), err)
+			}
 		}
 	}
 	// Samples come in runs of one metric and workload: only a change is looked up.
@@ -306,7 +310,7 @@ func checkText(b telemetry.Batch) error {
 	works := map[engine.Workload]bool{}
 	var metric string
 	var work engine.Workload
-	for i, smp := range b.Samples {
+	for i, smp := range allSamples(bs) {
 		if (i == 0 || smp.Metric != metric) && !seen[smp.Metric] {
 			seen[smp.Metric] = true
 			if err := telemetry.CheckText("metric_name", smp.Metric, telemetry.MaxNameLen); err != nil {
@@ -334,35 +338,53 @@ type gpuRun struct {
 	pts []engine.Point
 }
 
-// groupByGPU converts a batch's samples to points, grouped by GPU with a counting sort: two
-// passes, one allocation for every point.
-func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun, error) {
-	runOf := make([]int32, len(b.Samples)) // sample → index in runs
-	runIndex := make(map[int32]int32, len(b.GPUs))
+// groupByGPU converts the batches' samples to points, grouped by GPU with a counting sort:
+// two passes, one allocation for every point. Samples come in runs of one GPU and metric:
+// only a change is looked up.
+func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun, error) {
+	n := 0
+	for _, b := range bs {
+		n += len(b.Samples)
+	}
+	runOf := make([]int32, n) // sample → index in runs
+	runIndex := make(map[int32]int32)
 	var runs []gpuRun
 	var sizes []int
-	for i, smp := range b.Samples {
-		gid, ok := gpuIDs[smp.GPU]
-		if !ok {
-			return nil, telemetry.Invalid("uuid", "sample's GPU %s is not described in batch %s", smp.GPU, b.ID)
+	var gpu string
+	k := int32(-1)
+	i := 0
+	for _, b := range bs {
+		for _, smp := range b.Samples {
+			if k < 0 || smp.GPU != gpu {
+				gid, ok := gpuIDs[smp.GPU]
+				if !ok {
+					return nil, telemetry.Invalid("uuid", "sample's GPU %s is not described in batch %s", smp.GPU, b.ID)
+				}
+				if k, ok = runIndex[gid]; !ok {
+					k = int32(len(runs))
+					runIndex[gid] = k
+					runs, sizes = append(runs, gpuRun{gpu: gid}), append(sizes, 0)
+				}
+				gpu = smp.GPU
+			}
+			runOf[i] = k
+			sizes[k]++
+			i++
 		}
-		k, ok := runIndex[gid]
-		if !ok {
-			k = int32(len(runs))
-			runIndex[gid] = k
-			runs, sizes = append(runs, gpuRun{gpu: gid}), append(sizes, 0)
-		}
-		runOf[i] = k
-		sizes[k]++
 	}
-	all := make([]engine.Point, len(b.Samples))
+	all := make([]engine.Point, n)
 	for k, n := range sizes {
 		runs[k].pts = all[:0:n]
 		all = all[n:]
 	}
 	works := map[engine.Workload]*engine.Workload{}
-	for i, smp := range b.Samples {
-		p := engine.Point{TS: smp.Time.UnixMicro(), Metric: metricIDs[smp.Metric], Value: smp.Value}
+	var metric string
+	var metricID int32
+	for i, smp := range allSamples(bs) {
+		if i == 0 || smp.Metric != metric {
+			metric, metricID = smp.Metric, metricIDs[smp.Metric]
+		}
+		p := engine.Point{TS: smp.Time.UnixMicro(), Metric: metricID, Value: smp.Value}
 		if w := (engine.Workload{Container: smp.Container, Pod: smp.Pod, Namespace: smp.Namespace}); w != (engine.Workload{}) {
 			if works[w] == nil {
 				works[w] = &w
@@ -373,6 +395,21 @@ func groupByGPU(b telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun
 		run.pts = append(run.pts, p)
 	}
 	return runs, nil
+}
+
+// allSamples yields the samples of the batches in order, numbered from 0.
+func allSamples(bs []telemetry.Batch) iter.Seq2[int, *telemetry.Sample] {
+	return func(yield func(int, *telemetry.Sample) bool) {
+		i := 0
+		for _, b := range bs {
+			for k := range b.Samples {
+				if !yield(i, &b.Samples[k]) {
+					return
+				}
+				i++
+			}
+		}
+	}
 }
 
 // batchRow is one batch's row in batches, with the time span of its samples (meaningless
@@ -450,9 +487,19 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 				return nil // every batch was stored before
 			}
 			var cs []engine.Chunk
-			cs, already, err = chunks(stored, func(gpus []int32, lo, hi int64) ([]storedChunk, error) {
-				rows, err := tx.Query(ctx, `SELECT gpu_id, data FROM chunks WHERE gpu_id = ANY($1) AND max_ts >= $2 AND min_ts <= $3`,
-					gpus, time.UnixMicro(lo), time.UnixMicro(hi))
+			cs, already, err = chunks(stored, func(spans []gpuSpan) ([]storedChunk, error) {
+				// Each GPU's own span, not the batches': a batch of the next scrape would
+				// otherwise find every device's chunk of the last one.
+				gpus, los, his := make([]int32, len(spans)), make([]time.Time, len(spans)), make([]time.Time, len(spans))
+				first := spans[0].lo
+				for i, sp := range spans {
+					gpus[i], los[i], his[i] = sp.gpu, time.UnixMicro(sp.lo), time.UnixMicro(sp.hi)
+					first = min(first, sp.lo)
+				}
+				rows, err := tx.Query(ctx, `SELECT c.gpu_id, c.data
+					FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[]) AS s(gpu_id, lo, hi)
+					JOIN chunks c ON c.gpu_id = s.gpu_id AND c.max_ts >= s.lo AND c.min_ts <= s.hi
+					WHERE c.max_ts >= $4`, gpus, los, his, time.UnixMicro(first))
 				if err != nil {
 					return nil, err
 				}
@@ -532,16 +579,16 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 	if !slices.Contains(stored, true) {
 		return stored, nil, nil
 	}
-	cs, already, err := chunks(stored, func(gpus []int32, lo, hi int64) ([]storedChunk, error) {
+	cs, already, err := chunks(stored, func(spans []gpuSpan) ([]storedChunk, error) {
 		var out []storedChunk
-		for part := range slices.Chunk(gpus, 500) { // SQLite binds 32,766 parameters at most
-			args := make([]any, 0, len(part)+2)
-			for _, g := range part {
-				args = append(args, g)
+		for part := range slices.Chunk(spans, 500) { // SQLite binds 32,766 parameters at most
+			args := make([]any, 0, 3*len(part))
+			conds := make([]string, len(part))
+			for i, sp := range part {
+				args = append(args, sp.gpu, s.dialect.ts(time.UnixMicro(sp.lo)), s.dialect.ts(time.UnixMicro(sp.hi)))
+				conds[i] = "(gpu_id = ? AND max_ts >= ? AND min_ts <= ?)"
 			}
-			args = append(args, s.dialect.ts(time.UnixMicro(lo)), s.dialect.ts(time.UnixMicro(hi)))
-			rows, err := tx.QueryContext(ctx, `SELECT gpu_id, data FROM chunks WHERE gpu_id IN (`+placeholders(len(part))+`)
-				AND max_ts >= ? AND min_ts <= ?`, args...)
+			rows, err := tx.QueryContext(ctx, `SELECT gpu_id, data FROM chunks WHERE `+strings.Join(conds, " OR "), args...)
 			if err != nil {
 				return nil, err
 			}
@@ -698,12 +745,12 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 	var upsert []gpuRow
 	s.mu.Lock()
 	for _, g := range gpus {
-		row := toGPURow(g)
-		if known, ok := s.gpus[row.key()]; ok && sameGPU(known, row) {
-			ids[row.key()] = known.ID
+		key := g.Key()
+		if known, ok := s.gpus[key]; ok && known.gpu.Equal(g) {
+			ids[key] = known.id
 			continue
 		}
-		upsert = append(upsert, row)
+		upsert = append(upsert, toGPURow(g))
 	}
 	s.mu.Unlock()
 	if len(upsert) == 0 {
@@ -733,7 +780,7 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 		if row.ID == 0 {
 			return nil, errors.New("database returned no id for GPU " + row.key())
 		}
-		s.gpus[row.key()] = row
+		s.gpus[row.key()] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
 		ids[row.key()] = row.ID
 	}
 	return ids, nil
@@ -751,17 +798,24 @@ func inChunks[T any](rows []T, insert func([]T) error) error {
 	return nil
 }
 
-func sameGPU(a, b gpuRow) bool {
-	a.ID = 0
-	return a == b
+// knownGPU is a registered device: its surrogate key and the description stored with it.
+type knownGPU struct {
+	id  int32
+	gpu telemetry.GPU
 }
 
-// metricIDs returns the surrogate key of each metric name in samples, registering new names.
-func (s *Store) metricIDs(ctx context.Context, samples []telemetry.Sample) (map[string]int32, error) {
+// metricIDs returns the surrogate key of each metric name in the batches, registering new
+// names.
+func (s *Store) metricIDs(ctx context.Context, bs []telemetry.Batch) (map[string]int32, error) {
 	ids := make(map[string]int32)
 	var missing []metricRow
 	s.mu.Lock()
-	for _, smp := range samples {
+	var last string
+	for i, smp := range allSamples(bs) {
+		if i > 0 && smp.Metric == last {
+			continue
+		}
+		last = smp.Metric
 		if _, done := ids[smp.Metric]; done {
 			continue
 		}

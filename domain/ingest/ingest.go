@@ -279,9 +279,16 @@ func validSamples(b telemetry.Batch) (telemetry.Batch, int, string) {
 		rejected++
 	}
 	clean.Samples = make([]telemetry.Sample, 0, len(b.Samples))
-	for _, smp := range b.Samples {
-		if err := smp.Validate(); err != nil {
+	var last *telemetry.Sample // the last valid sample: samples come in runs of one device
+	for i := range b.Samples {
+		smp := &b.Samples[i]
+		if err := smp.ValidateAfter(last); err != nil {
 			reject(err.Error())
+			continue
+		}
+		if last != nil && smp.GPU == last.GPU {
+			clean.Samples = append(clean.Samples, *smp)
+			last = smp
 			continue
 		}
 		if !gpus[smp.GPU] {
@@ -292,7 +299,8 @@ func validSamples(b telemetry.Batch) (telemetry.Batch, int, string) {
 			}
 			continue
 		}
-		clean.Samples = append(clean.Samples, smp)
+		clean.Samples = append(clean.Samples, *smp)
+		last = smp
 	}
 	if rejected == 0 && len(refused) == 0 {
 		return b, 0, ""

@@ -323,14 +323,30 @@ func BatchID(b telemetry.Batch) string {
 			}
 		}
 	}
-	for _, smp := range b.Samples {
-		str(smp.GPU)
+	// Samples come in runs of one device and workload: a flag says when either changes, so
+	// the hash reads their text once a run, not once a sample.
+	var last telemetry.Sample
+	for i, smp := range b.Samples {
+		var flags byte
+		if i == 0 || smp.GPU != last.GPU {
+			flags |= 1
+		}
+		if i == 0 || smp.Container != last.Container || smp.Pod != last.Pod || smp.Namespace != last.Namespace {
+			flags |= 2
+		}
+		buf = append(buf, flags)
+		if flags&1 != 0 {
+			str(smp.GPU)
+		}
+		if flags&2 != 0 {
+			str(smp.Container)
+			str(smp.Pod)
+			str(smp.Namespace)
+		}
 		str(smp.Metric)
 		buf = binary.AppendVarint(buf, smp.Time.UnixNano())
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(smp.Value))
-		str(smp.Container)
-		str(smp.Pod)
-		str(smp.Namespace)
+		last = smp
 		if len(buf) > 4096 {
 			h.Write(buf)
 			buf = buf[:0]

@@ -87,7 +87,11 @@ type Batch struct {
 
 // Validate reports whether the sample can be stored: it names a GPU and a metric, carries a
 // time, its value is a finite number, and its text is within CheckText's rules.
-func (s Sample) Validate() error {
+func (s Sample) Validate() error { return s.ValidateAfter(nil) }
+
+// ValidateAfter is Validate for a sample that follows valid, one found valid (or nil): the
+// text the two share is not checked again, since samples come in runs of one device.
+func (s Sample) ValidateAfter(valid *Sample) error {
 	switch {
 	case s.GPU == "":
 		return &ValidationError{Field: "uuid", Reason: "is empty"}
@@ -98,7 +102,7 @@ func (s Sample) Validate() error {
 	case math.IsNaN(s.Value) || math.IsInf(s.Value, 0):
 		return &ValidationError{Field: "value", Reason: "is not a finite number"}
 	}
-	return s.checkText()
+	return s.checkTextAfter(valid)
 }
 
 // Written is what a store did with one batch: Stored reports whether its ID was new;

@@ -112,15 +112,25 @@ func labelsOK(labels map[string]string) bool {
 }
 
 // checkText checks the sample's text: its device key, metric name and workload.
-func (s Sample) checkText() error {
-	checks := []struct {
-		field, value string
-		limit        int
+func (s Sample) checkText() error { return s.checkTextAfter(nil) }
+
+// checkTextAfter is checkText leaving out what s shares with valid, a sample found valid.
+func (s Sample) checkTextAfter(valid *Sample) error {
+	checks := [...]struct {
+		field, value, valid string
+		limit               int
 	}{
-		{"uuid", s.GPU, MaxUUIDLen*2 + 1}, {"metric_name", s.Metric, MaxNameLen},
-		{"container", s.Container, MaxTextLen}, {"pod", s.Pod, MaxTextLen}, {"namespace", s.Namespace, MaxTextLen},
+		{"uuid", s.GPU, "", MaxUUIDLen*2 + 1}, {"metric_name", s.Metric, "", MaxNameLen},
+		{"container", s.Container, "", MaxTextLen}, {"pod", s.Pod, "", MaxTextLen}, {"namespace", s.Namespace, "", MaxTextLen},
+	}
+	if valid != nil {
+		checks[0].valid, checks[1].valid, checks[2].valid = valid.GPU, valid.Metric, valid.Container
+		checks[3].valid, checks[4].valid = valid.Pod, valid.Namespace
 	}
 	for _, c := range checks {
+		if valid != nil && c.value == c.valid {
+			continue
+		}
 		if err := CheckText(c.field, c.value, c.limit); err != nil {
 			return err
 		}

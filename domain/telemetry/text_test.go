@@ -1,10 +1,13 @@
 package telemetry_test
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
@@ -67,5 +70,27 @@ func TestIsBlankByFieldType(t *testing.T) {
 		{"my_metric", 3e14, false},
 	} {
 		assert.Equal(t, tc.want, telemetry.IsBlank(tc.metric, tc.v), "%s = %v", tc.metric, tc.v)
+	}
+}
+
+func TestValidateAfterChecksWhatDiffersFromTheValidSample(t *testing.T) {
+	now := time.Now()
+	valid := telemetry.Sample{GPU: "GPU-1", Metric: "DCGM_FI_DEV_GPU_TEMP", Time: now, Value: 1, Pod: "p", Namespace: "ns"}
+	require.NoError(t, valid.Validate())
+	next := valid
+	next.Metric, next.Time = "DCGM_FI_DEV_POWER_USAGE", now.Add(time.Second)
+	assert.NoError(t, next.ValidateAfter(&valid))
+	for name, bad := range map[string]func(*telemetry.Sample){
+		"metric":    func(s *telemetry.Sample) { s.Metric = "A\x00" },
+		"pod":       func(s *telemetry.Sample) { s.Pod = "\xff" },
+		"container": func(s *telemetry.Sample) { s.Container = strings.Repeat("c", telemetry.MaxTextLen+1) },
+		"device":    func(s *telemetry.Sample) { s.GPU = "GPU-\n" },
+		"value":     func(s *telemetry.Sample) { s.Value = math.Inf(1) },
+		"time":      func(s *telemetry.Sample) { s.Time = time.Time{} },
+	} {
+		c := next
+		bad(&c)
+		assert.ErrorIs(t, c.ValidateAfter(&valid), telemetry.ErrInvalid, name)
+		assert.ErrorIs(t, c.Validate(), telemetry.ErrInvalid, name)
 	}
 }
