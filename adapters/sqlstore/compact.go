@@ -33,7 +33,8 @@ type CompactStats struct {
 	Sealed        int  // windows sealed into blocks
 	ChunksRead    int  // chunks merged or sealed
 	ChunksWritten int  // chunks written in their place
-	More          bool // a device has more work than one pass does
+	Folded        int  // rows of batches folded into their windows' (ledger.go)
+	More          bool // a device, or the ledger, has more work than one pass does
 }
 
 func (st *CompactStats) add(read, written int, sealed bool) {
@@ -56,16 +57,18 @@ func (st *CompactStats) add(read, written int, sealed bool) {
 // error; a device that cannot be compacted (a corrupt chunk) is logged and skipped.
 func (s *Store) Compact(ctx context.Context) (CompactStats, error) { return s.compact(ctx, false) }
 
-// Seal compacts until every head chunk is in a block, windows still open included: what a
-// benchmark measuring the store's size, or a test of blocks, wants. Points arriving later
-// reopen the blocks of their windows.
+// Seal compacts until every head chunk is in a block, windows still open included, and
+// every batch's row is folded into its window's: what a benchmark measuring the store's
+// size, or a test of blocks, wants. Points arriving later reopen the blocks of their
+// windows.
 func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 	var total CompactStats
 	for {
 		st, err := s.compact(ctx, true)
 		total.GPUs, total.Sealed = total.GPUs+st.GPUs, total.Sealed+st.Sealed
 		total.ChunksRead, total.ChunksWritten = total.ChunksRead+st.ChunksRead, total.ChunksWritten+st.ChunksWritten
-		if err != nil || st.GPUs == 0 {
+		total.Folded += st.Folded
+		if err != nil || st.GPUs == 0 && st.Folded < foldLimit {
 			return total, err
 		}
 	}
@@ -100,6 +103,10 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", h.device, "err", err)
 		}
 	}
+	if st.Folded, err = s.foldBatches(ctx, force); err != nil {
+		return st, classify(fmt.Errorf("fold the ledger of batches: %w", err))
+	}
+	st.More = st.More || st.Folded == foldLimit
 	return st, nil
 }
 
@@ -253,13 +260,13 @@ func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 			return nil
 		case err != nil:
 			s.log.WarnContext(ctx, "compaction failed, retrying", "retry_in", interval, "err", err)
-		case st.GPUs > 0:
+		case st.GPUs > 0 || st.Folded > 0:
 			level := slog.LevelDebug
 			if elapsed >= time.Second {
 				level = slog.LevelInfo
 			}
 			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "sealed", st.Sealed, "read", st.ChunksRead,
-				"written", st.ChunksWritten, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
+				"written", st.ChunksWritten, "batches_folded", st.Folded, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
 		}
 		if err == nil && st.More {
 			continue

@@ -1,5 +1,7 @@
 package engine
 
+import "math"
+
 // Compaction plans, for one device at a time, what becomes of its head chunks:
 //
 //   - once the fleet's newest point is SealAfter past the end of the window a device's
@@ -92,4 +94,15 @@ func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
 	}
 	chunks, _ = Cut(device, outside, chunks)
 	return chunks, repeats
+}
+
+// FoldBefore returns the time before which the ledger of batches written is folded into a
+// row per window: a batch is looked up by its ID only to recognise it when it is sent again,
+// which happens within minutes (a sender retrying) — later, keeping each sample once falls
+// to the points themselves. Windows fold once they may be sealed; with force, all do.
+func FoldBefore(newest int64, force bool) int64 {
+	if force {
+		return math.MaxInt64
+	}
+	return WindowOf(newest - SealAfter.Microseconds()).Start
 }
