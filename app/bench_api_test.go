@@ -29,7 +29,8 @@ import (
 
 // BenchmarkAPI loads 10 million samples into PostgreSQL (once: the database
 // telemetry_bench is kept between runs), starts the API as its own process and measures it
-// under concurrent load from this process. Run it with make bench-api.
+// under concurrent load from this process. Run it with make bench-api;
+// TELEMETRY_BENCH_ONLY=latest (a part of a scenario's name) runs one scenario.
 func BenchmarkAPI(b *testing.B) {
 	if os.Getenv("TELEMETRY_BENCH_API") == "" {
 		b.Skip("loads 10M samples: run make bench-api")
@@ -71,7 +72,11 @@ func BenchmarkAPI(b *testing.B) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n| Query (%d samples, %d concurrent clients) | p50 | p99 | requests/s | CPU a request: API / PostgreSQL / client |\n|---|---|---|---|---|\n",
 		ticks*perTick, concurrency)
+	only := os.Getenv("TELEMETRY_BENCH_ONLY") // a part of a scenario's name runs that one
 	for _, sc := range scenarios {
+		if !strings.Contains(sc.name, only) {
+			continue
+		}
 		hammer(b, api.addr, sc.url, concurrency, warmup) // caches filled, connections open
 		before := readCPU(api.cmd.Process.Pid)
 		p50, p99, rps := hammer(b, api.addr, sc.url, concurrency, duration)

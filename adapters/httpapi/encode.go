@@ -66,7 +66,8 @@ func (e *pageEncoder) setHead(t time.Time) {
 // timeText formats times as time.RFC3339Nano does. Samples stamped as they are processed
 // each have a time of their own but share the minute with their neighbours, and formatting
 // the whole time was a fifth of encoding a page of them: the date and time up to the minute
-// are kept.
+// are kept, and within the hour only the minute's digits are rewritten (aggregation buckets
+// are a minute apart).
 type timeText struct {
 	minute int64  // of prefix, in Unix minutes
 	prefix []byte // "2006-01-02T15:04:" of minute in UTC, empty until the first
@@ -81,8 +82,12 @@ func (f *timeText) append(b []byte, t time.Time) []byte {
 	if sec%60 < 0 {
 		minute--
 	}
-	if minute != f.minute || len(f.prefix) == 0 {
+	switch {
+	case len(f.prefix) == 0 || minute/60 != f.minute/60 || minute < 0 || f.minute < 0:
 		f.minute, f.prefix = minute, t.AppendFormat(f.prefix[:0], "2006-01-02T15:04:")
+	case minute != f.minute: // the same hour: only the minute's digits change
+		m := minute % 60
+		f.minute, f.prefix[14], f.prefix[15] = minute, byte('0'+m/10), byte('0'+m%10)
 	}
 	b = append(b, f.prefix...)
 	s := sec - minute*60
@@ -125,7 +130,10 @@ func (e *pageEncoder) end(p TelemetryPage) []byte {
 // Reflection, and time.Time's MarshalJSON above all, were two fifths of an aggregation's
 // CPU. p.Data and p.Count are not read.
 func appendAggregatePage(b []byte, p AggregatePage, buckets []telemetry.Bucket) []byte {
-	var times timeText
+	var (
+		times timeText
+		names quotedNames
+	)
 	b = appendJSONString(append(b, `{"uuid":`...), p.UUID)
 	b = appendJSONString(append(b, `,"step":`...), p.Step)
 	b = appendJSONString(append(b, `,"agg":`...), p.Agg)
@@ -135,8 +143,7 @@ func appendAggregatePage(b []byte, p AggregatePage, buckets []telemetry.Bucket) 
 			b = append(b, ',')
 		}
 		b = times.append(append(b, `{"bucket_start":"`...), bk.Start)
-		b = appendJSONString(append(b, `","metric":`...), bk.Metric)
-		b = append(b, `,"value":`...)
+		b = names.append(append(b, `","metric":`...), bk.Metric)
 		if math.IsInf(bk.Value, 0) || math.IsNaN(bk.Value) {
 			b = append(b, "null"...)
 		} else {

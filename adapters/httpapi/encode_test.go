@@ -131,3 +131,13 @@ func BenchmarkTelemetryPageEncoding(b *testing.B) {
 		}
 	})
 }
+
+func TestTimeTextEveryMinuteAcrossHoursAndDays(t *testing.T) {
+	var f timeText
+	for _, start := range []time.Time{time.Date(2025, 12, 31, 22, 58, 30, 0, time.UTC), time.Date(1969, 12, 31, 23, 0, 0, 5, time.UTC)} {
+		for i := range 200 {
+			at := start.Add(time.Duration(i) * time.Minute)
+			require.Equal(t, at.Format(time.RFC3339Nano), string(f.append(nil, at)))
+		}
+	}
+}

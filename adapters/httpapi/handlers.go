@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -215,10 +217,21 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 	if len(buckets) > query.MaxBuckets {
 		buckets, page.Truncated = buckets[:query.MaxBuckets], true
 	}
-	body := appendAggregatePage(make([]byte, 0, 128+96*len(buckets)), page, buckets)
+	buf, _ := aggregateBodies.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	body := appendAggregatePage(slices.Grow((*buf)[:0], 128+96*len(buckets)), page, buckets)
 	c.Header("Content-Length", strconv.Itoa(len(body)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+	*buf = body
+	aggregateBodies.Put(buf)
 }
+
+// aggregateBodies are the buffers aggregate responses are encoded into, reused: a day by the
+// minute of every metric is 600 kB, whose zeroing alone took ~4 % of the API's CPU when
+// each was allocated anew.
+var aggregateBodies sync.Pool
 
 // csvHeader is the first line of a CSV export.
 var csvHeader = []string{"timestamp", "metric", "value", "container", "pod", "namespace"}
