@@ -370,7 +370,7 @@ func writeLoad(b *testing.B, store *sqlstore.Store, gpus []telemetry.GPU, metric
 	fmt.Printf("loaded %d samples in %s\n", want, time.Since(start).Round(time.Second))
 }
 
-func waitUp(b *testing.B, base string) {
+func waitUp(b testing.TB, base string) {
 	for range 200 {
 		resp, err := http.Get(base + "/ready")
 		if err == nil {

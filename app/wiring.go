@@ -14,6 +14,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/promexport"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/remotewrite"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/scrapesource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
@@ -51,7 +52,9 @@ type wiring struct {
 	scraper *scrapesource.Scraper
 	csv     *stream.Service   // the CSV streamer, for the one-shot import's report
 	ingest  *ingest.Service   // the collector, likewise
+	rw      *remotewrite.Receiver
 	web     *webconfig.Config // with --web-config-file
+	metrics *promexport.Registry
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
@@ -67,6 +70,8 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 		w.web = web
 		w.log.Info("web config", web.Describe()...)
 	}
+	w.metrics = promexport.New()
+	w.metrics.Add(w.metricFamilies()...)
 	components := make([]component, 0, len(builders))
 	for _, build := range builders {
 		c, err := build(w, ctx)
@@ -198,7 +203,7 @@ func (w *wiring) migrate(ctx context.Context) (component, error) {
 // probes serves /health and /ready for processes without the REST API. It does not keep
 // the process alive by itself.
 func (w *wiring) probes(ctx context.Context) (component, error) {
-	opts := httpapi.Options{Ready: w.ready, Logger: w.log.With("component", "probes")}
+	opts := httpapi.Options{Ready: w.ready, Metrics: w.metrics.Handler(), Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "probes")}
 	if w.cfg.Mode == config.ModeStreamer {
 		var err error
 		if opts, err = w.httpOptions(opts); err != nil {
@@ -268,8 +273,8 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 		if err != nil {
 			return opts, err
 		}
-		rw := remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout, Logger: w.log.With("component", "remote_write")})
-		opts.RemoteWrite = rw.Write
+		w.rw = remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout, Logger: w.log.With("component", "remote_write")})
+		opts.RemoteWrite = w.rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
 	}
 	if sc := w.scrapeSource(); sc != nil {
@@ -458,7 +463,8 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store), Ready: w.ready, Logger: w.log.With("component", "api")}
+	opts := httpapi.Options{Query: query.New(store, store, store), Ready: w.ready, Metrics: w.metrics.Handler(),
+		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api")}
 	if w.cfg.QueueUI {
 		q, err := w.redisQueue()
 		if err != nil {

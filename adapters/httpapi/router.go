@@ -49,6 +49,13 @@ type Options struct {
 	// Targets, when set, lists the scrape targets at GET /api/v1/targets.
 	Targets func() []telemetry.Target
 
+	// Metrics, when set, serves the process's own metrics at GET /metrics (the read role).
+	Metrics http.Handler
+
+	// Observe, when set, is told of every request once answered: the route's pattern ("" when
+	// none matched), the method, the status and how long it took.
+	Observe func(route, method string, status int, elapsed time.Duration)
+
 	// Mounts serves other handlers under path prefixes (the queue UI at "/queues", say):
 	// reading them takes the read role, anything else the admin role. Their requests'
 	// contexts carry the caller's role (access.RoleFrom).
@@ -109,6 +116,9 @@ func New(opts Options) *API {
 	}
 	if opts.Targets != nil {
 		get(read, "/api/v1/targets", a.targets)
+	}
+	if opts.Metrics != nil {
+		get(read, "/metrics", gin.WrapH(opts.Metrics))
 	}
 	if opts.Query != nil {
 		v1 := read.Group("/api/v1")
@@ -244,10 +254,13 @@ func (a *API) ServeListener(ctx context.Context, ln net.Listener, grace time.Dur
 func (a *API) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	status := c.Writer.Status()
+	status, elapsed := c.Writer.Status(), time.Since(start)
+	if a.opts.Observe != nil {
+		a.opts.Observe(c.FullPath(), c.Request.Method, status, elapsed)
+	}
 	level := slog.LevelDebug
 	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "query", c.Request.URL.RawQuery,
-		"status", status, "elapsed", time.Since(start)}
+		"status", status, "elapsed", elapsed}
 	if status >= 500 {
 		level = slog.LevelWarn
 		attrs = append(attrs, "err", c.Errors.String())

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -89,11 +90,13 @@ type Stats struct {
 
 // Service streams one source to one publisher.
 type Service struct {
-	cfg   Config
-	src   ports.Source
-	pub   ports.Publisher
-	log   *slog.Logger
-	now   func() time.Time
+	cfg Config
+	src ports.Source
+	pub ports.Publisher
+	log *slog.Logger
+	now func() time.Time
+
+	mu    sync.Mutex // guards stats, written by Run's goroutine only
 	stats Stats
 
 	batch                 telemetry.Batch
@@ -118,8 +121,12 @@ func New(cfg Config, src ports.Source, pub ports.Publisher, log *slog.Logger, no
 	return &Service{cfg: cfg, src: src, pub: pub, log: log, now: now, gpus: make(map[string]bool)}
 }
 
-// Stats returns the counts so far. Call it after Run returns, or from Run's goroutine.
-func (s *Service) Stats() Stats { return s.stats }
+// Stats returns the counts so far; it is safe to call while Run runs (a metrics scrape).
+func (s *Service) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
 
 // Run streams until the source is done (without Loop) or ctx ends, and returns nil in both
 // cases. Any other error (the source cannot be read, the queue refuses a batch) is returned.
@@ -133,8 +140,10 @@ func (s *Service) Run(ctx context.Context) error {
 		before := s.taken
 		s.stamps.pass()
 		scanned, err := s.src.Scan(ctx, func(r telemetry.Reading) error { return s.add(ctx, r) })
+		s.mu.Lock()
 		s.stats.Passes++
 		s.stats.Source = s.stats.Source.Add(scanned)
+		s.mu.Unlock()
 		last := !s.cfg.Loop || (s.cfg.Passes > 0 && s.stats.Passes >= s.cfg.Passes)
 		// File timestamps repeat from pass to pass, so a batch must not straddle two passes:
 		// its ID would differ from that of the same readings in another pass, and they would
@@ -171,7 +180,9 @@ func (s *Service) Run(ctx context.Context) error {
 // add takes one reading into the current batch, publishing the batch when it is full.
 func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
 	if !s.cfg.Shard.Owns(r.GPU.UUID) {
+		s.mu.Lock()
 		s.stats.OtherGPUs++
+		s.mu.Unlock()
 		return nil
 	}
 	if !s.cfg.KeepTimestamps {
@@ -210,8 +221,10 @@ func (s *Service) flush(ctx context.Context) error {
 		return fmt.Errorf("publish batch: %w", err)
 	}
 	s.lastSent = s.now()
+	s.mu.Lock()
 	s.stats.Batches++
 	s.stats.Samples += int64(len(s.batch.Samples))
+	s.mu.Unlock()
 	// The published batch belongs to the queue now: start afresh rather than reuse memory.
 	s.batch = telemetry.Batch{Samples: make([]telemetry.Sample, 0, s.cfg.BatchSize)}
 	clear(s.gpus)
