@@ -14,6 +14,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/promapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/promexport"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/remotewrite"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/scrapesource"
@@ -50,8 +51,8 @@ type wiring struct {
 	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
 	live    *stream.Live      // publishes scrapes and remote_write requests
 	scraper *scrapesource.Scraper
-	csv     *stream.Service   // the CSV streamer, for the one-shot import's report
-	ingest  *ingest.Service   // the collector, likewise
+	csv     *stream.Service // the CSV streamer, for the one-shot import's report
+	ingest  *ingest.Service // the collector, likewise
 	rw      *remotewrite.Receiver
 	web     *webconfig.Config // with --web-config-file
 	metrics *promexport.Registry
@@ -464,7 +465,10 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	opts := httpapi.Options{Query: query.New(store, store, store), Ready: w.ready, Metrics: w.metrics.Handler(),
-		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api")}
+		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"),
+		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Samples: store},
+			Logger: w.log.With("component", "promql")}),
+	}
 	if w.cfg.QueueUI {
 		q, err := w.redisQueue()
 		if err != nil {

@@ -52,6 +52,10 @@ type Options struct {
 	// Metrics, when set, serves the process's own metrics at GET /metrics (the read role).
 	Metrics http.Handler
 
+	// Prometheus, when set, serves Prometheus' query API under /prometheus (/prometheus/api/v1/
+	// query, …): GET and form POST alike take the read role, since both only read.
+	Prometheus http.Handler
+
 	// Observe, when set, is told of every request once answered: the route's pattern ("" when
 	// none matched), the method, the status and how long it took.
 	Observe func(route, method string, status int, elapsed time.Duration)
@@ -119,6 +123,12 @@ func New(opts Options) *API {
 	}
 	if opts.Metrics != nil {
 		get(read, "/metrics", gin.WrapH(opts.Metrics))
+	}
+	if opts.Prometheus != nil {
+		h := gin.WrapH(http.StripPrefix("/prometheus", opts.Prometheus))
+		for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+			read.Handle(method, "/prometheus/*path", h)
+		}
 	}
 	if opts.Query != nil {
 		v1 := read.Group("/api/v1")

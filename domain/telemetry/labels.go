@@ -125,3 +125,35 @@ func instanceHost(instance string) string {
 	}
 	return strings.Trim(instance, "[]")
 }
+
+// SeriesLabels is SeriesReading reversed: the labels of the series a sample belongs to,
+// named as dcgm-exporter names them, in no particular order. Empty values are left out, as
+// Prometheus leaves them out. A device's Hostname is always written as Hostname, also when
+// the series it was read from said hostname or named it only by its instance.
+func SeriesLabels(g GPU, s Sample) []Label {
+	out := make([]Label, 0, 12+len(g.Labels))
+	add := func(name, value string) {
+		if value != "" {
+			out = append(out, Label{name, value})
+		}
+	}
+	add("__name__", s.Metric)
+	add("UUID", g.UUID)
+	add("GPU_I_ID", g.Instance)
+	add("GPU_I_PROFILE", g.InstanceProfile)
+	if g.Index >= 0 {
+		add("gpu", strconv.Itoa(g.Index))
+	}
+	add("device", g.Device)
+	add("modelName", g.ModelName)
+	add("Hostname", g.Hostname)
+	add("pci_bus_id", g.PCIBusID)
+	add("DCGM_FI_DRIVER_VERSION", g.DriverVersion)
+	add("container", s.Container)
+	add("pod", s.Pod)
+	add("namespace", s.Namespace)
+	for name, value := range g.Labels {
+		add(name, value)
+	}
+	return out
+}

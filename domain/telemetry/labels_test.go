@@ -74,3 +74,12 @@ func TestDeviceKey(t *testing.T) {
 	uuid, inst := telemetry.SplitDeviceKey(telemetry.DeviceKey("GPU-a", "3"))
 	assert.Equal(t, []string{"GPU-a", "3"}, []string{uuid, inst})
 }
+
+func TestSeriesLabelsReverseSeriesReading(t *testing.T) {
+	in := []telemetry.Label{{"__name__", "DCGM_FI_DEV_GPU_UTIL"}, {"UUID", "GPU-1"}, {"GPU_I_ID", "3"}, {"GPU_I_PROFILE", "1g.10gb"},
+		{"gpu", "0"}, {"device", "nvidia0"}, {"modelName", "NVIDIA A100"}, {"Hostname", "h1"}, {"pci_bus_id", "00000000:07:00.0"},
+		{"DCGM_FI_DRIVER_VERSION", "535.1"}, {"pod", "p"}, {"namespace", "ns"}, {"instance", "h1:9400"}, {"job", "dcgm"}}
+	r, err := telemetry.SeriesReading(in)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, in, telemetry.SeriesLabels(r.GPU, r.Sample))
+}

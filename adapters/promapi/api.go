@@ -1,0 +1,333 @@
+// Package promapi answers Prometheus' HTTP query API — query, query_range, series, labels
+// and label values, GET or form POST, in Prometheus' JSON envelope and error shape — over
+// the store, so that Grafana's Prometheus data source and dashboards written for Prometheus
+// work unchanged. PromQL is evaluated by the Prometheus project's own engine over Queryable;
+// nothing here evaluates PromQL.
+package promapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Options configure the API.
+type Options struct {
+	Queryable *Queryable
+	// Timeout bounds a query's evaluation; 0 means 2 minutes, as Prometheus'.
+	Timeout time.Duration
+	// LookbackDelta is how far back an instant looks for a sample; 0 means 5 minutes.
+	LookbackDelta time.Duration
+	Logger        *slog.Logger
+}
+
+// API is the handler of Prometheus' /api/v1 query routes.
+type API struct {
+	opts   Options
+	engine *promql.Engine
+	mux    *http.ServeMux
+}
+
+// maxSamples bounds the samples one query holds in memory at once, as Prometheus'
+// --query.max-samples does by default.
+const maxSamples = 50_000_000
+
+// New returns the API; its routes are /api/v1/query, /api/v1/query_range, /api/v1/series,
+// /api/v1/labels and /api/v1/label/{name}/values.
+func New(opts Options) *API {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.LookbackDelta <= 0 {
+		opts.LookbackDelta = 5 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{opts: opts, mux: http.NewServeMux()}
+	a.engine = promql.NewEngine(promql.EngineOpts{
+		Logger: opts.Logger, MaxSamples: maxSamples, Timeout: opts.Timeout, LookbackDelta: opts.LookbackDelta,
+		EnableAtModifier: true, EnableNegativeOffset: true,
+	})
+	for path, h := range map[string]func(*http.Request) (any, error){
+		"/api/v1/query":               a.query,
+		"/api/v1/query_range":         a.queryRange,
+		"/api/v1/series":              a.series,
+		"/api/v1/labels":              a.labelNames,
+		"/api/v1/label/{name}/values": a.labelValues,
+	} {
+		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
+				writeError(w, errorf(errBadData, "method %s not allowed: GET or POST", r.Method))
+				return
+			}
+			if err := r.ParseForm(); err != nil {
+				writeError(w, errorf(errBadData, "cannot read the form: %v", err))
+				return
+			}
+			data, err := h(r)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, success{Status: "success", Data: data})
+		})
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{typ: errNotFound, err: fmt.Errorf("no route %s: the query API serves /api/v1/query, query_range, series, labels and label/{name}/values", r.URL.Path)})
+	})
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// success and failure are Prometheus' envelope, its fields in its order.
+type success struct {
+	Status string `json:"status"`
+	Data   any    `json:"data"`
+}
+
+type failure struct {
+	Status    string    `json:"status"`
+	ErrorType errorType `json:"errorType"`
+	Error     string    `json:"error"`
+}
+
+type queryData struct {
+	ResultType parser.ValueType `json:"resultType"`
+	Result     parser.Value     `json:"result"`
+}
+
+func (a *API) query(r *http.Request) (any, error) {
+	ts, err := timeParam(r, "time", time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := a.timeout(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	q, err := a.engine.NewInstantQuery(ctx, a.opts.Queryable, nil, r.FormValue("query"), ts)
+	if err != nil {
+		return nil, &apiError{typ: errBadData, err: err}
+	}
+	return a.run(ctx, q)
+}
+
+func (a *API) queryRange(r *http.Request) (any, error) {
+	start, err := timeParam(r, "start", time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	end, err := timeParam(r, "end", time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	if start.IsZero() || end.IsZero() {
+		return nil, errorf(errBadData, "start and end are required")
+	}
+	if end.Before(start) {
+		return nil, errorf(errBadData, "end timestamp must not be before start time")
+	}
+	step, err := durationParam(r, "step")
+	if err != nil {
+		return nil, err
+	}
+	if step <= 0 {
+		return nil, errorf(errBadData, "zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	// As Prometheus: no more than 11,000 points a series.
+	if end.Sub(start)/step > 11000 {
+		return nil, errorf(errBadData, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+	}
+	ctx, cancel, err := a.timeout(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	q, err := a.engine.NewRangeQuery(ctx, a.opts.Queryable, nil, r.FormValue("query"), start, end, step)
+	if err != nil {
+		return nil, &apiError{typ: errBadData, err: err}
+	}
+	return a.run(ctx, q)
+}
+
+func (a *API) run(ctx context.Context, q promql.Query) (any, error) {
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return nil, execError(res.Err)
+	}
+	return queryData{ResultType: res.Value.Type(), Result: res.Value}, nil
+}
+
+// timeout is the request's context, bounded by its timeout parameter when given.
+func (a *API) timeout(r *http.Request) (context.Context, context.CancelFunc, error) {
+	if r.FormValue("timeout") == "" {
+		ctx, cancel := context.WithCancel(r.Context())
+		return ctx, cancel, nil
+	}
+	d, err := durationParam(r, "timeout")
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
+
+func (a *API) series(r *http.Request) (any, error) {
+	sets, err := matcherSets(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		return nil, errorf(errBadData, "no match[] parameter provided")
+	}
+	q, err := a.querier(r)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	out := []labels.Labels{}
+	seen := map[string]bool{}
+	for _, ms := range sets {
+		set := q.Select(r.Context(), true, nil, ms...)
+		for set.Next() {
+			ls := set.At().Labels()
+			if k := ls.String(); !seen[k] {
+				seen[k] = true
+				out = append(out, ls)
+			}
+		}
+		if err := set.Err(); err != nil {
+			return nil, execError(err)
+		}
+	}
+	return out, nil
+}
+
+func (a *API) labelNames(r *http.Request) (any, error) {
+	return a.labels(r, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		names, _, err := q.LabelNames(ctx, nil, ms...)
+		return names, err
+	})
+}
+
+func (a *API) labelValues(r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	if name == "" || !utf8.ValidString(name) {
+		return nil, errorf(errBadData, "invalid label name: %q", name)
+	}
+	return a.labels(r, func(ctx context.Context, q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		values, _, err := q.LabelValues(ctx, name, nil, ms...)
+		return values, err
+	})
+}
+
+// labels answers with what read returns for every match[] set (or none), merged and sorted.
+func (a *API) labels(r *http.Request, read func(context.Context, storage.Querier, []*labels.Matcher) ([]string, error)) (any, error) {
+	sets, err := matcherSets(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		sets = [][]*labels.Matcher{nil}
+	}
+	q, err := a.querier(r)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	seen := map[string]bool{}
+	for _, ms := range sets {
+		vs, err := read(r.Context(), q, ms)
+		if err != nil {
+			return nil, execError(err)
+		}
+		for _, v := range vs {
+			seen[v] = true
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+// querier reads the span of the request's start and end, all time when absent.
+func (a *API) querier(r *http.Request) (storage.Querier, error) {
+	start, err := timeParam(r, "start", time.Unix(0, 0))
+	if err != nil {
+		return nil, err
+	}
+	end, err := timeParam(r, "end", time.Now().Add(24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	return a.opts.Queryable.Querier(start.UnixMilli(), end.UnixMilli())
+}
+
+func matcherSets(r *http.Request) ([][]*labels.Matcher, error) {
+	var sets [][]*labels.Matcher
+	for _, s := range r.Form["match[]"] {
+		ms, err := selectors.ParseMetricSelector(s)
+		if err != nil {
+			return nil, &apiError{typ: errBadData, err: err}
+		}
+		sets = append(sets, ms)
+	}
+	return sets, nil
+}
+
+// selectors parses match[] parameters as the engine parses queries.
+var selectors = parser.NewParser(parser.Options{})
+
+// timeParam reads a time as Prometheus does: Unix seconds, fractions allowed, or RFC 3339.
+func timeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.FormValue(name)
+	if v == "" {
+		return def, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		s, ns := math.Modf(f)
+		return time.Unix(int64(s), int64(math.Round(ns*1000))*int64(time.Millisecond)).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errorf(errBadData, "invalid parameter %q: cannot parse %q to a valid timestamp", name, v)
+}
+
+// durationParam reads a duration as Prometheus does: seconds, fractions allowed, or a
+// PromQL duration such as 30s or 1h.
+func durationParam(r *http.Request, name string) (time.Duration, error) {
+	v := r.FormValue(name)
+	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if d, err := model.ParseDuration(v); err == nil {
+		return time.Duration(d), nil
+	}
+	return 0, errorf(errBadData, "invalid parameter %q: cannot parse %q to a valid duration", name, v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"status":"error","errorType":"internal","error":"cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}

@@ -1,0 +1,226 @@
+package promapi
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// Queryable is the store as Prometheus' storage.Queryable: a series is a device's metric
+// with one workload attribution, labelled as dcgm-exporter labels it
+// (telemetry.SeriesLabels). Matchers on the device (UUID, Hostname, modelName) and on
+// __name__ choose what is read; the rest are applied to the series found.
+type Queryable struct {
+	Inventory ports.Inventory
+	Samples   ports.SampleReader
+}
+
+// Querier implements storage.Queryable.
+func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{q: q, mint: mint, maxt: maxt}, nil
+}
+
+type querier struct {
+	q          *Queryable
+	mint, maxt int64
+}
+
+func (*querier) Close() error { return nil }
+
+// workloadLabels are a sample's, not its device's.
+var workloadLabels = []string{"pod", "namespace", "container"}
+
+// Select implements storage.Querier.
+func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := qr.mint, qr.maxt
+	if hints != nil {
+		mint, maxt = hints.Start, hints.End
+	}
+	metrics, devices, err := qr.candidates(ctx, ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	from, to := time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC()
+	var out []storage.Series
+	for _, d := range devices {
+		if !d.LastSeen.IsZero() && (d.LastSeen.Before(from) || d.FirstSeen.After(to)) {
+			continue
+		}
+		// A device's samples come by time: one series a metric and workload, in order.
+		type key struct {
+			metric string
+			work   [3]string
+		}
+		byKey := map[key][]promql.FPoint{}
+		var order []key
+		_, err := qr.q.Samples.Samples(ctx, telemetry.SampleQuery{GPU: d.Key(), Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics},
+			func(smp telemetry.Sample) error {
+				k := key{smp.Metric, [3]string{smp.Pod, smp.Namespace, smp.Container}}
+				pts, ok := byKey[k]
+				if !ok {
+					order = append(order, k)
+				}
+				byKey[k] = append(pts, promql.FPoint{T: smp.Time.UnixMilli(), F: smp.Value})
+				return nil
+			})
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		for _, k := range order {
+			ls := seriesLabels(d.GPU, telemetry.Sample{Metric: k.metric, Pod: k.work[0], Namespace: k.work[1], Container: k.work[2]})
+			if matchesAll(ms, ls) {
+				out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: byKey[k]}))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &seriesSet{series: out}
+}
+
+// candidates returns the metrics the matchers allow and the devices they may allow, asking
+// the store for the devices of one host, one UUID or one model when a matcher names it.
+func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]string, []telemetry.GPUInfo, error) {
+	names, err := qr.q.Inventory.Metrics(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var metrics []string
+	for _, n := range names {
+		if matches(ms, labels.MetricName, n) {
+			metrics = append(metrics, n)
+		}
+	}
+	if len(metrics) == 0 {
+		return nil, nil, nil
+	}
+	var f telemetry.GPUFilter
+	for _, m := range ms {
+		if m.Type != labels.MatchEqual {
+			continue
+		}
+		switch m.Name {
+		case "Hostname":
+			f.Hostname = m.Value
+		case "UUID":
+			f.UUID = m.Value
+		case "modelName":
+			f.Model = m.Value
+		}
+	}
+	gpus, err := qr.q.Inventory.GPUs(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	var devices []telemetry.GPUInfo
+	for _, g := range gpus {
+		for _, d := range append([]telemetry.GPUInfo{g}, g.Instances...) {
+			if deviceMayMatch(ms, d.GPU) {
+				devices = append(devices, d)
+			}
+		}
+	}
+	return metrics, devices, nil
+}
+
+// deviceMayMatch tests the matchers on labels of the device; those on __name__ and on the
+// workload wait for the series.
+func deviceMayMatch(ms []*labels.Matcher, g telemetry.GPU) bool {
+	ls := seriesLabels(g, telemetry.Sample{})
+	for _, m := range ms {
+		if m.Name == labels.MetricName || slices.Contains(workloadLabels, m.Name) {
+			continue
+		}
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+func matches(ms []*labels.Matcher, name, value string) bool {
+	for _, m := range ms {
+		if m.Name == name && !m.Matches(value) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchesAll(ms []*labels.Matcher, ls labels.Labels) bool {
+	for _, m := range ms {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+func seriesLabels(g telemetry.GPU, s telemetry.Sample) labels.Labels {
+	b := labels.NewScratchBuilder(16)
+	for _, l := range telemetry.SeriesLabels(g, s) {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+// LabelNames implements storage.LabelQuerier: the names of the labels of the series the
+// matchers select in the querier's span.
+func (qr *querier) LabelNames(ctx context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	seen := map[string]bool{}
+	err := qr.eachSeries(ctx, ms, func(ls labels.Labels) {
+		ls.Range(func(l labels.Label) { seen[l.Name] = true })
+	})
+	return sortedKeys(seen), nil, err
+}
+
+// LabelValues implements storage.LabelQuerier.
+func (qr *querier) LabelValues(ctx context.Context, name string, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	seen := map[string]bool{}
+	err := qr.eachSeries(ctx, ms, func(ls labels.Labels) {
+		if v := ls.Get(name); v != "" {
+			seen[v] = true
+		}
+	})
+	return sortedKeys(seen), nil, err
+}
+
+// eachSeries calls fn with the labels of every series the matchers select.
+func (qr *querier) eachSeries(ctx context.Context, ms []*labels.Matcher, fn func(labels.Labels)) error {
+	set := qr.Select(ctx, false, nil, ms...)
+	for set.Next() {
+		fn(set.At().Labels())
+	}
+	return set.Err()
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, strings.Compare)
+	return out
+}
+
+type seriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *seriesSet) Next() bool {
+	s.i++
+	return s.i <= len(s.series)
+}
+func (s *seriesSet) At() storage.Series              { return s.series[s.i-1] }
+func (*seriesSet) Err() error                        { return nil }
+func (*seriesSet) Warnings() annotations.Annotations { return nil }

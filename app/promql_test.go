@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+
+	"math"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+)
+
+// The pipeline's PromQL API answers as a real Prometheus does on the same data: Prometheus
+// scrapes 31 simulated dcgm-exporters every second and remote-writes to the pipeline; once
+// the store holds every sample Prometheus holds, the same queries go to both, at an instant
+// before the exporters stopped (after it, Prometheus' staleness markers end its series).
+// The engine is Prometheus 3's, Debian's prometheus is 2.42: where their semantics differ —
+// rate's extrapolation over a series' first samples, say — the queries stay clear of it,
+// their windows starting well after the series do.
+func TestPromQLAnswersAsPrometheus(t *testing.T) {
+	prometheusBinary(t)
+	dbURL := sqlstoretest.PostgresURL(t)
+	p := start(t, "--remote-write", "--database-url="+dbURL)
+	targets, stopSim := simulator(t)
+	promBase, _ := startPrometheus(t, targets, p.base+"/api/v1/write")
+	time.Sleep(30 * time.Second)
+	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
+	stopSim()
+	time.Sleep(3 * time.Second)
+	requireSameAsPrometheus(t, promBase, dbURL, time.Minute)
+
+	instant := []string{
+		`DCGM_FI_DEV_GPU_TEMP`,
+		`DCGM_FI_DEV_GPU_UTIL{Hostname=~".*00[1-3]"}`,
+		`avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL)`,
+		`max by (modelName) (DCGM_FI_DEV_POWER_USAGE)`,
+		`count by (modelName) (DCGM_FI_DEV_GPU_TEMP)`,
+		`count(DCGM_FI_DEV_GPU_TEMP)`,
+		`sum(DCGM_FI_DEV_FB_USED) / sum(DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)`,
+		`topk(5, DCGM_FI_DEV_POWER_USAGE)`, // power has decimals: ties, whose pick is arbitrary, are unlikely
+		`bottomk(3, DCGM_FI_DEV_POWER_USAGE * 1000)`,
+		`max_over_time(DCGM_FI_DEV_POWER_USAGE[10s])`,
+		`avg_over_time(DCGM_FI_DEV_GPU_UTIL[15s])`,
+		`quantile_over_time(0.9, DCGM_FI_DEV_GPU_TEMP[10s])`,
+		`rate(DCGM_FI_DEV_MEM_CLOCK[10s])`,
+		`quantile(0.5, DCGM_FI_DEV_GPU_TEMP)`,
+		`absent(DCGM_FI_DEV_NO_SUCH_FIELD)`,
+		`absent(DCGM_FI_DEV_GPU_TEMP)`,
+		`DCGM_FI_DEV_GPU_TEMP{GPU_I_ID!=""}`,
+		`sum by (instance) (DCGM_FI_DEV_POWER_USAGE)`,
+	}
+	for _, q := range instant {
+		params := url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}
+		want := promResult(t, promBase+"/api/v1/query", params)
+		got := promResult(t, p.base+"/prometheus/api/v1/query", params)
+		assertSameResult(t, q, want, got)
+	}
+	for _, q := range []string{
+		`avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL)`,
+		`DCGM_FI_DEV_GPU_TEMP{Hostname="` + firstHost(t, promBase, at) + `"}`,
+		`max_over_time(DCGM_FI_DEV_POWER_USAGE[5s])`,
+		`sum(rate(DCGM_FI_DEV_SM_CLOCK[5s]))`,
+		`rate(DCGM_FI_DEV_SM_CLOCK[5s])`,
+	} {
+		for _, step := range []string{"1", "3s", "7"} {
+			params := url.Values{"query": {q}, "start": {strconv.FormatInt(at.Add(-12*time.Second).Unix(), 10)},
+				"end": {strconv.FormatInt(at.Unix(), 10)}, "step": {step}}
+			want := promResult(t, promBase+"/api/v1/query_range", params)
+			got := promResult(t, p.base+"/prometheus/api/v1/query_range", params)
+			assertSameResult(t, q+" step "+step, want, got)
+		}
+	}
+
+	// The other routes, and errors in Prometheus' shape.
+	for _, path := range []string{"/api/v1/label/Hostname/values", "/api/v1/labels?match[]=DCGM_FI_DEV_GPU_TEMP",
+		"/api/v1/label/__name__/values?match[]=" + url.QueryEscape(`{__name__=~"DCGM_.*"}`)} {
+		var want, got struct{ Data []string }
+		getJSONOK(t, promBase+path, &want)
+		getJSONOK(t, p.base+"/prometheus"+path, &got)
+		assert.Equal(t, want.Data, got.Data, path)
+	}
+	var series struct{ Data []map[string]string }
+	getJSONOK(t, p.base+"/prometheus/api/v1/series?match[]="+url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP`), &series)
+	assert.Len(t, series.Data, 246+7, "a series a device")
+	resp, err := http.PostForm(p.base+"/prometheus/api/v1/query", url.Values{"query": {"sum("}})
+	require.NoError(t, err)
+	var perr struct{ Status, ErrorType, Error string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&perr))
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, "error", perr.Status)
+	assert.Equal(t, "bad_data", perr.ErrorType)
+	assert.Contains(t, perr.Error, "parse error")
+}
+
+// promResult is a query's answer: each series (by its labels) with its values.
+type promAnswer struct {
+	resultType string
+	series     map[string][][2]float64
+}
+
+func promResult(t *testing.T, endpoint string, params url.Values) promAnswer {
+	t.Helper()
+	var body struct {
+		Status string
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		}
+		Error string
+	}
+	getJSONOK(t, endpoint+"?"+params.Encode(), &body)
+	require.Equal(t, "success", body.Status, "%s %v: %s", endpoint, params, body.Error)
+	out := promAnswer{resultType: body.Data.ResultType, series: map[string][][2]float64{}}
+	point := func(p [2]any) [2]float64 {
+		v, err := strconv.ParseFloat(p[1].(string), 64)
+		require.NoError(t, err)
+		return [2]float64{p[0].(float64), v}
+	}
+	switch body.Data.ResultType {
+	case "vector":
+		var r []struct {
+			Metric map[string]string
+			Value  [2]any
+		}
+		require.NoError(t, json.Unmarshal(body.Data.Result, &r))
+		for _, s := range r {
+			out.series[labelKey(s.Metric)] = [][2]float64{point(s.Value)}
+		}
+	case "matrix":
+		var r []struct {
+			Metric map[string]string
+			Values [][2]any
+		}
+		require.NoError(t, json.Unmarshal(body.Data.Result, &r))
+		for _, s := range r {
+			for _, v := range s.Values {
+				out.series[labelKey(s.Metric)] = append(out.series[labelKey(s.Metric)], point(v))
+			}
+		}
+	case "scalar":
+		var r [2]any
+		require.NoError(t, json.Unmarshal(body.Data.Result, &r))
+		out.series[""] = [][2]float64{point(r)}
+	}
+	return out
+}
+
+func labelKey(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+strconv.Quote(v))
+	}
+	sort.Strings(parts)
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func assertSameResult(t *testing.T, query string, want, got promAnswer) {
+	t.Helper()
+	assert.Equal(t, want.resultType, got.resultType, query)
+	if !assert.Equal(t, len(want.series), len(got.series), "%s: series", query) {
+		return
+	}
+	for k, w := range want.series {
+		g, ok := got.series[k]
+		if !assert.True(t, ok, "%s: series %s missing", query, k) || !assert.Equal(t, len(w), len(g), "%s: points of %s", query, k) {
+			continue
+		}
+		for i := range w {
+			assert.Equal(t, w[i][0], g[i][0], "%s: time of %s", query, k)
+			if w[i][1] != g[i][1] && !(math.IsNaN(w[i][1]) && math.IsNaN(g[i][1])) {
+				assert.InEpsilon(t, w[i][1], g[i][1], 1e-9, "%s: value of %s at %v", query, k, w[i][0])
+			}
+		}
+	}
+	if len(want.series) == 0 {
+		t.Logf("%s: empty on both", query)
+	}
+}
+
+func getJSONOK(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(v), u)
+}
+
+// firstHost is a host Prometheus knows at the instant.
+func firstHost(t *testing.T, promBase string, at time.Time) string {
+	var body struct{ Data []string }
+	getJSONOK(t, promBase+"/api/v1/label/Hostname/values", &body)
+	require.NotEmpty(t, body.Data)
+	return body.Data[0]
+}
+
+// Bad requests to the PromQL API get 4xx in Prometheus' error shape, naming the problem;
+// good ones over the bundled file answer on the first try (its timestamps are from 2025).
+func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false", "--timestamps=csv", "--interval=0")
+	p.waitForSamples(t, 2470)
+	at := "2025-07-18T20:45:00Z" // within the lookback of the file's scrapes (20:42:34–37)
+	var count struct {
+		Data struct {
+			Result []struct{ Value [2]any }
+		}
+	}
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/query?query=count(DCGM_FI_DEV_GPU_TEMP)&time="+at, &count))
+	require.Len(t, count.Data.Result, 1)
+	assert.Equal(t, "247", count.Data.Result[0].Value[1], "a series a GPU, all 247 in the file")
+
+	for path, want := range map[string]string{
+		"/prometheus/api/v1/query?query=sum(":                                                       "parse error",
+		"/prometheus/api/v1/query?query=up&time=yesterday":                                          `invalid parameter "time"`,
+		"/prometheus/api/v1/query_range?query=up&start=0&end=10":                                    `invalid parameter "step"`,
+		"/prometheus/api/v1/query_range?query=up&start=10&end=0&step=1":                             "end timestamp must not be before start time",
+		"/prometheus/api/v1/query_range?query=up&start=0&end=100000&step=1":                         "exceeded maximum resolution",
+		"/prometheus/api/v1/series":                                                                 "no match[] parameter provided",
+		"/prometheus/api/v1/series?match[]=" + url.QueryEscape("{"):                                 "parse error",
+		"/prometheus/api/v1/query?query=" + url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP[5m]`) + "&time=x": `invalid parameter "time"`,
+	} {
+		var body struct{ Status, ErrorType, Error string }
+		assert.Equal(t, http.StatusBadRequest, p.get(t, path, &body), path)
+		assert.Equal(t, "error", body.Status, path)
+		assert.Equal(t, "bad_data", body.ErrorType, path)
+		assert.Contains(t, body.Error, want, path)
+	}
+	var body struct{ Status, ErrorType, Error string }
+	assert.Equal(t, http.StatusNotFound, p.get(t, "/prometheus/api/v1/nope", &body))
+	assert.Equal(t, "not_found", body.ErrorType)
+}
