@@ -258,8 +258,9 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 	t.Run("collector killed and restarted", func(t *testing.T) {
 		t.Parallel()
 		p := newPipeline(t)
-		victim := p.collector(t, "collector-a")
-		p.collector(t, "collector-b").waitReady(t)
+		writers := "--collector-workers=2" // so that 16 batches are in flight: see below
+		victim := p.collector(t, "collector-a", writers)
+		p.collector(t, "collector-b", writers).waitReady(t)
 		victim.waitReady(t)
 		streamers := startStreamers(t, p, 2, slow...)
 
@@ -280,7 +281,7 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		victim.signal(syscall.SIGKILL)
 		<-victim.done
 		require.NoError(t, lock.Rollback())
-		p.collector(t, "collector-a-again")
+		p.collector(t, "collector-a-again", writers)
 
 		for _, s := range streamers {
 			require.NoError(t, s.wait(t, time.Minute))
