@@ -42,7 +42,7 @@ func dashboardQueries(t *testing.T, path string) map[string]string {
 
 // The pipeline's dashboard asks only for series its processes serve.
 func TestPipelineDashboardQueriesServedMetrics(t *testing.T) {
-	served := map[string]bool{"telemetry_http_request_duration_seconds_bucket": true,
+	served := map[string]bool{"telemetry_http_request_duration_seconds_bucket": true, "telemetry_batch_write_duration_seconds_bucket": true,
 		"process_resident_memory_bytes": true, "process_cpu_seconds_total": true, "go_memstats_heap_inuse_bytes": true}
 	for _, f := range (&wiring{}).metricFamilies() {
 		served[f.Name] = true

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/promexport"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -79,12 +81,49 @@ func (w *wiring) metricFamilies() []promexport.Family {
 			}
 		}),
 
+		counter("telemetry_compaction_passes_total", "Passes of the compactor over the devices with head chunks, by result.", []string{"result"}, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.CompactionPasses-m.CompactionFailures), "ok")
+			emit(float64(m.CompactionFailures), "failed")
+		})),
+		counter("telemetry_compaction_windows_sealed_total", "Two-hour windows of a device sealed into blocks.", nil, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.WindowsSealed))
+		})),
+		counter("telemetry_compaction_chunks_rewritten_total", "Chunks read by compaction and written again merged or sealed.", nil, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.ChunksRewritten))
+		})),
+		counter("telemetry_compaction_batches_folded_total", "Rows of the batches ledger folded into their window's row.", nil, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.BatchesFolded))
+		})),
+		counter("telemetry_retention_passes_total", "Passes of retention, by result.", []string{"result"}, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.RetentionPasses-m.RetentionFailures), "ok")
+			emit(float64(m.RetentionFailures), "failed")
+		})),
+		counter("telemetry_retention_samples_deleted_total", "Samples retention deleted, in whole chunks and partitions.", nil, w.maintenance(func(m sqlstore.MaintenanceStats, emit func(float64, ...string)) {
+			emit(float64(m.SamplesPruned))
+		})),
+
 		// The queue between them.
 		gauge("telemetry_queue_batches", "Batches in the in-process queue, by state: queued (waiting, a retry's backoff included) or in_flight.", []string{"state"}, func(emit func(float64, ...string)) {
 			if w.broker != nil {
 				st := w.topic().Stats()
 				emit(float64(st.Queued), "queued")
 				emit(float64(st.InFlight), "in_flight")
+			}
+		}),
+		gauge("telemetry_queue_oldest_batch_age_seconds", "How long the batch waiting longest in the in-process queue has waited; 0 when none waits.", nil, func(emit func(float64, ...string)) {
+			if w.broker != nil {
+				age := 0.0
+				if oldest := w.topic().Stats().OldestQueued; !oldest.IsZero() {
+					age = time.Since(oldest).Seconds()
+				}
+				emit(age)
+			}
+		}),
+		gauge("telemetry_redis_queue_oldest_batch_age_seconds", "How long the oldest pending batch has waited in Redis; absent while Redis does not answer.", nil, func(emit func(float64, ...string)) {
+			if w.redis != nil {
+				if d, err := w.redis.OldestWait(context.Background()); err == nil {
+					emit(d.Seconds())
+				}
 			}
 		}),
 		gauge("telemetry_queue_samples", "Samples in the batches of the in-process queue, queued and in flight.", nil, func(emit func(float64, ...string)) {
@@ -146,6 +185,32 @@ func (w *wiring) metricFamilies() []promexport.Family {
 			emit(float64(t.Missed), t.URL)
 		})),
 	}
+}
+
+// maintenance reads the store's compaction and retention counts, in a process that runs
+// them (a collector's).
+func (w *wiring) maintenance(read func(sqlstore.MaintenanceStats, func(float64, ...string))) func(func(float64, ...string)) {
+	return func(emit func(float64, ...string)) {
+		if w.ingest != nil && w.store != nil {
+			read(w.store.Maintenance(), emit)
+		}
+	}
+}
+
+// writeResult names a database write's outcome for telemetry_batch_write_duration_seconds:
+// stored, or the class of its error, as the collector decides retries on it.
+func writeResult(err error) string {
+	switch {
+	case err == nil:
+		return "stored"
+	case errors.Is(err, telemetry.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, telemetry.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "error"
 }
 
 // eachTarget reads one value of every scrape target.

@@ -52,6 +52,10 @@ func TestMetricsOfEveryModeAreCleanAndAgree(t *testing.T) {
 	assert.EqualValues(t, 2470, samples)
 	assert.EqualValues(t, samples, value(t, co, "telemetry_samples_stored_total"), "stored once, counted once")
 	assert.Zero(t, value(t, co, "telemetry_samples_not_stored_total", "reason", "invalid"))
+	assert.Positive(t, histogramCount(t, co, "telemetry_batch_write_duration_seconds", "result", "stored"), "writes timed")
+	assert.Positive(t, value(t, co, "telemetry_compaction_passes_total", "result", "ok"), "the compactor ran")
+	assert.Contains(t, co, "telemetry_retention_passes_total")
+	assert.Contains(t, st, "telemetry_redis_queue_oldest_batch_age_seconds")
 
 	ap := scrapeMetrics(t, api.addr)
 	assert.Equal(t, uint64(1), histogramCount(t, ap, "telemetry_http_request_duration_seconds", "route", "/api/v1/gpus"))

@@ -368,7 +368,11 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	log := w.log.With("component", "collector")
-	svc := ingest.New(store, ingest.Options{Logger: log, Writers: w.cfg.CollectorWorkers})
+	observe := w.metrics.Histogram("telemetry_batch_write_duration_seconds",
+		"Time of the collector's database writes (each stores every batch waiting, in one transaction), by result: stored, invalid, unavailable, canceled or error.",
+		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}, "result")
+	svc := ingest.New(store, ingest.Options{Logger: log, Writers: w.cfg.CollectorWorkers,
+		Observe: func(_ int, took time.Duration, err error) { observe(took.Seconds(), writeResult(err)) }})
 	w.ingest = svc
 	handle := func(ctx context.Context, b telemetry.Batch) error {
 		_, err := svc.Ingest(ctx, b)

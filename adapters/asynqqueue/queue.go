@@ -239,6 +239,19 @@ func (q *Queue) Backlog(ctx context.Context) (int, error) {
 	return info.Pending + info.Active + info.Scheduled + info.Retry, nil
 }
 
+// OldestWait is how long the oldest pending batch has waited in Redis; 0 when none waits.
+func (q *Queue) OldestWait(ctx context.Context) (time.Duration, error) {
+	queues, err := q.inspector.Queues()
+	if err != nil || !slices.Contains(queues, q.opts.Name) {
+		return 0, err
+	}
+	info, err := q.inspector.GetQueueInfo(q.opts.Name)
+	if err != nil {
+		return 0, err
+	}
+	return info.Latency, nil
+}
+
 // retry runs f until it succeeds or ctx ends, backing off and logging while it fails.
 func (q *Queue) retry(ctx context.Context, what string, f func() error) error {
 	delay := q.opts.MinBackoff

@@ -108,6 +108,9 @@ type Stats struct {
 	InFlight    int // delivered, not yet acknowledged
 	DeadLetters int // set aside for good, in total
 	Samples     int // in the batches queued and in flight
+	// OldestQueued is when the batch waiting longest (for a consumer or out a retry's
+	// backoff) was published; zero when none waits.
+	OldestQueued time.Time
 }
 
 // Delivery is one delivery of a batch to a consumer. Exactly one of Ack and Nack should be

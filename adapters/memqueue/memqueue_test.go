@@ -32,6 +32,7 @@ func TestContract(t *testing.T) {
 func TestPublishBlocksWhenFull(t *testing.T) {
 	topic := memqueue.New(memqueue.Options{Capacity: 2}).Topic("t")
 	ctx := context.Background()
+	since := time.Now()
 	require.NoError(t, topic.Publish(ctx, portstest.SampleBatch("a", 1)))
 	require.NoError(t, topic.Publish(ctx, portstest.SampleBatch("b", 1)))
 
@@ -42,7 +43,10 @@ func TestPublishBlocksWhenFull(t *testing.T) {
 	full, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	assert.ErrorIs(t, topic.Publish(full, portstest.SampleBatch("c", 1)), context.DeadlineExceeded)
-	assert.Equal(t, memqueue.Stats{Queued: 1, InFlight: 1, Samples: 2}, topic.Stats())
+	st := topic.Stats()
+	assert.WithinRange(t, st.OldestQueued, since, time.Now(), "b waits since it was published")
+	st.OldestQueued = time.Time{}
+	assert.Equal(t, memqueue.Stats{Queued: 1, InFlight: 1, Samples: 2}, st)
 
 	published := make(chan error, 1)
 	go func() { published <- topic.Publish(ctx, portstest.SampleBatch("c", 1)) }()
@@ -86,7 +90,10 @@ func TestNackDelaysRedelivery(t *testing.T) {
 	require.NoError(t, err)
 	start := time.Now()
 	d.Nack(40 * time.Millisecond)
-	assert.Equal(t, memqueue.Stats{Queued: 1, Samples: 1}, topic.Stats())
+	st := topic.Stats()
+	assert.False(t, st.OldestQueued.IsZero(), "a batch waiting out its backoff waits")
+	st.OldestQueued = time.Time{}
+	assert.Equal(t, memqueue.Stats{Queued: 1, Samples: 1}, st)
 	again, err := topic.Receive(ctx)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)

@@ -22,6 +22,7 @@ type message struct {
 	attempt int
 	token   uint64
 	due     time.Time
+	queued  time.Time // when published
 }
 
 // Topic is one named, bounded queue of batches. All methods are safe for concurrent use.
@@ -56,7 +57,7 @@ func (t *Topic) Publish(ctx context.Context, b telemetry.Batch) error {
 		}
 		if len(t.ready)+len(t.inFlight) < t.opts.Capacity {
 			t.nextID++
-			t.ready = append(t.ready, &message{id: t.nextID, batch: b})
+			t.ready = append(t.ready, &message{id: t.nextID, batch: b, queued: time.Now()})
 			t.signal()
 			t.mu.Unlock()
 			return nil
@@ -156,11 +157,20 @@ func (t *Topic) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := Stats{Queued: len(t.ready) + t.waiting(), InFlight: len(t.inFlight) - t.waiting(), DeadLetters: t.deadCount}
+	oldest := func(m *message) {
+		if st.OldestQueued.IsZero() || m.queued.Before(st.OldestQueued) {
+			st.OldestQueued = m.queued
+		}
+	}
 	for _, m := range t.ready {
 		st.Samples += len(m.batch.Samples)
+		oldest(m)
 	}
 	for _, m := range t.inFlight {
 		st.Samples += len(m.batch.Samples)
+		if m.token == 0 { // waiting out a backoff: queued again
+			oldest(m)
+		}
 	}
 	return st
 }

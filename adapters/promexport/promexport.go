@@ -60,6 +60,14 @@ func (r *Registry) Add(fs ...Family) {
 	}
 }
 
+// Histogram registers a histogram and returns what observes a value into it, with as many
+// label values as labels names.
+func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) func(value float64, labelValues ...string) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	r.reg.MustRegister(h)
+	return func(value float64, labelValues ...string) { h.WithLabelValues(labelValues...).Observe(value) }
+}
+
 // ObserveHTTP records one request's duration. route is the pattern it matched, "" for none.
 func (r *Registry) ObserveHTTP(route, method string, status int, elapsed time.Duration) {
 	if route == "" {

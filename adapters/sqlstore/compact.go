@@ -255,6 +255,15 @@ func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 	for {
 		start := time.Now()
 		st, err := s.Compact(ctx)
+		s.countMaintenance(func(m *MaintenanceStats) {
+			m.CompactionPasses++
+			if err != nil && ctx.Err() == nil {
+				m.CompactionFailures++
+			}
+			m.WindowsSealed += int64(st.Sealed)
+			m.ChunksRewritten += int64(st.ChunksRead)
+			m.BatchesFolded += int64(st.Folded)
+		})
 		switch elapsed := time.Since(start); {
 		case ctx.Err() != nil:
 			return nil

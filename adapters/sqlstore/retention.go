@@ -127,6 +127,14 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 		if err == nil && !before.IsZero() {
 			st, err = s.Prune(ctx, before)
 		}
+		s.countMaintenance(func(m *MaintenanceStats) {
+			m.RetentionPasses++
+			if err != nil && ctx.Err() == nil {
+				m.RetentionFailures++
+			}
+			m.ChunksPruned += st.Chunks
+			m.SamplesPruned += st.Samples
+		})
 		switch {
 		case ctx.Err() != nil:
 			return nil

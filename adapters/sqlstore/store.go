@@ -72,6 +72,31 @@ type Store struct {
 	names   map[int32]string // metrics reversed
 	pairs   map[metricPair]bool
 	density map[int32]float64 // points per chunk scans of a GPU saw, of any under anyGPU
+
+	maintMu sync.Mutex
+	maint   MaintenanceStats
+}
+
+// MaintenanceStats counts what this process's Compactor and Pruner did.
+type MaintenanceStats struct {
+	CompactionPasses, CompactionFailures int64
+	WindowsSealed, ChunksRewritten       int64 // chunks read by merges and seals
+	BatchesFolded                        int64
+	RetentionPasses, RetentionFailures   int64
+	ChunksPruned, SamplesPruned          int64
+}
+
+// Maintenance returns the counts so far.
+func (s *Store) Maintenance() MaintenanceStats {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	return s.maint
+}
+
+func (s *Store) countMaintenance(f func(*MaintenanceStats)) {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	f(&s.maint)
 }
 
 // dialect names the database kind and holds what differs between the two.

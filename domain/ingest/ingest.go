@@ -63,6 +63,11 @@ type Options struct {
 	ProgressEvery time.Duration // how often a progress line is logged; 0 means 10s
 	Writers       int           // writes in progress at once; 0 means 1
 	GroupSamples  int           // a write takes waiting batches up to this many samples; 0 means 50,000
+
+	// Observe, when set, is told of every write to the store: how many batches it carried,
+	// how long it took and its error (nil when stored). It is called from the writing
+	// goroutine, so it must be quick.
+	Observe func(batches int, took time.Duration, err error)
 }
 
 // pending is a batch waiting for its write, and then its outcome.
@@ -171,7 +176,11 @@ func (s *Service) write(ctx context.Context, group []*pending) {
 	for i, p := range group {
 		batches[i] = p.batch
 	}
+	start := time.Now()
 	written, err := s.w.WriteBatches(ctx, batches)
+	if s.opts.Observe != nil {
+		s.opts.Observe(len(batches), time.Since(start), err)
+	}
 	s.noteWrite(err)
 	if errors.Is(err, telemetry.ErrInvalid) && len(group) > 1 {
 		// One batch the store refuses must not cost the others theirs: each on its own.
