@@ -48,7 +48,7 @@ func TestPipelineDashboardQueriesServedMetrics(t *testing.T) {
 		served[f.Name] = true
 	}
 	p := parser.NewParser(parser.Options{})
-	for title, q := range dashboardQueries(t, "../deploy/grafana/pipeline-health.json") {
+	for title, q := range dashboardQueries(t, "../deploy/helm/telemetry-pipeline/files/dashboards/pipeline-health.json") {
 		expr, err := p.ParseExpr(q)
 		require.NoError(t, err, "%s: %s", title, q)
 		for _, ms := range parser.ExtractSelectors(expr) {
@@ -65,7 +65,7 @@ func TestPipelineDashboardQueriesServedMetrics(t *testing.T) {
 func TestFleetDashboardAnswersOnTheBundledData(t *testing.T) {
 	pr := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false", "--timestamps=csv", "--interval=0")
 	pr.waitForSamples(t, 2470)
-	for title, q := range dashboardQueries(t, "../deploy/grafana/gpu-fleet.json") {
+	for title, q := range dashboardQueries(t, "../deploy/helm/telemetry-pipeline/files/dashboards/gpu-fleet.json") {
 		var body struct {
 			Status string
 			Data   struct{ Result []json.RawMessage }

@@ -74,11 +74,21 @@ var errSkip = errors.New("skip")
 
 func runHelm(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := helmOutput(t, args...)
+	require.NoError(t, err, "helm %s", strings.Join(args, " "))
+	return out
+}
+
+// helmOutput runs helm, its error holding what it wrote.
+func helmOutput(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(helm(t), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Run(), "helm %s:\n%s%s", strings.Join(args, " "), stdout.String(), stderr.String())
-	return stdout.String()
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%w:\n%s%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
 }
 
 // manifests holds the decoded objects of one rendering.
@@ -89,6 +99,8 @@ type manifests struct {
 	configMaps   []*corev1.ConfigMap
 	secrets      []*corev1.Secret
 	services     int
+	podMonitors  []*podMonitor
+	rules        []*prometheusRule
 	kinds        map[string]int
 }
 
@@ -189,6 +201,14 @@ func decodeAll(t *testing.T, out string) manifests {
 			err = decodeStrict([]byte(doc), &kedaScaledObject{})
 		case "TriggerAuthentication":
 			err = decodeStrict([]byte(doc), &kedaTriggerAuth{})
+		case "PodMonitor":
+			v := &podMonitor{}
+			err = decodeStrict([]byte(doc), v)
+			m.podMonitors = append(m.podMonitors, v)
+		case "PrometheusRule":
+			v := &prometheusRule{}
+			err = decodeStrict([]byte(doc), v)
+			m.rules = append(m.rules, v)
 		default:
 			t.Errorf("unexpected kind %s", head.Kind)
 		}

@@ -20,7 +20,7 @@ func TestPrometheusRulesCheckAndPassTheirTests(t *testing.T) {
 		}
 		t.Skip("promtool is not installed; make test installs it")
 	}
-	for _, args := range [][]string{{"check", "rules", "rules.yml"}, {"test", "rules", "rules_test.yml"}} {
+	for _, args := range [][]string{{"check", "rules", "../helm/telemetry-pipeline/files/prometheus-rules.yml"}, {"test", "rules", "rules_test.yml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "prometheus"
 		out, err := cmd.CombinedOutput()
