@@ -236,4 +236,10 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 	var body struct{ Status, ErrorType, Error string }
 	assert.Equal(t, http.StatusNotFound, p.get(t, "/prometheus/api/v1/nope", &body))
 	assert.Equal(t, "not_found", body.ErrorType)
+	req, err := http.NewRequest(http.MethodDelete, p.base+"/prometheus/api/v1/query?query=up", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "as Prometheus answers")
 }

@@ -70,7 +70,8 @@ func New(opts Options) *API {
 	} {
 		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
-				writeError(w, errorf(errBadData, "method %s not allowed: GET or POST", r.Method))
+				w.Header().Set("Allow", "GET, POST")
+				writeError(w, errorf(errMethod, "method %s not allowed: GET or POST", r.Method))
 				return
 			}
 			if err := r.ParseForm(); err != nil {

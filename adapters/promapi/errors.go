@@ -13,7 +13,8 @@ import (
 // Errors in Prometheus' shape — {"status":"error","errorType":…,"error":…} — with its
 // statuses, decided here only: a request that cannot be understood is bad_data (400), a
 // query that fails while evaluated is execution (422), one cut short is timeout or canceled
-// (503), and a store that does not answer is unavailable (503), so that Grafana retries.
+// (503), a store that does not answer is unavailable (503), so that Grafana retries, and a
+// method other than GET or POST is refused (405).
 type errorType string
 
 const (
@@ -23,6 +24,7 @@ const (
 	errCanceled    errorType = "canceled"
 	errUnavailable errorType = "unavailable"
 	errNotFound    errorType = "not_found"
+	errMethod      errorType = "method_not_allowed"
 	errInternal    errorType = "internal"
 )
 
@@ -60,7 +62,7 @@ func execError(err error) error {
 var statusOf = map[errorType]int{
 	errBadData: http.StatusBadRequest, errExecution: http.StatusUnprocessableEntity,
 	errTimeout: http.StatusServiceUnavailable, errCanceled: http.StatusServiceUnavailable,
-	errUnavailable: http.StatusServiceUnavailable, errNotFound: http.StatusNotFound,
+	errUnavailable: http.StatusServiceUnavailable, errNotFound: http.StatusNotFound, errMethod: http.StatusMethodNotAllowed,
 	errInternal: http.StatusInternalServerError,
 }
 
