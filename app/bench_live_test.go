@@ -34,7 +34,9 @@ import (
 // payloads sent to VictoriaMetrics' own /api/v1/write and to the pipeline's, in the same run,
 // each timed until every sample is queryable; and the scraper keeping 1,000 simulated
 // dcgm-exporters at a 15 s interval; and the store against VictoriaMetrics on the same fleet
-// data (bench_storage_test.go). TELEMETRY_BENCH_ONLY=remote_write, =scraper or =storage runs one.
+// data (bench_storage_test.go); and dashboard-style PromQL against Prometheus
+// (bench_promql_test.go). TELEMETRY_BENCH_ONLY=remote_write, =scraper, =storage or =promql
+// runs one.
 func BenchmarkLive(b *testing.B) {
 	if os.Getenv("TELEMETRY_BENCH_PIPELINE") == "" {
 		b.Skip("takes minutes: run make bench")
@@ -48,6 +50,9 @@ func BenchmarkLive(b *testing.B) {
 	}
 	if only == "" || strings.Contains("storage", only) {
 		benchStorage(b)
+	}
+	if only == "" || strings.Contains("promql", only) {
+		benchPromQL(b)
 	}
 }
 
@@ -143,6 +148,12 @@ func remoteWritePayloads(b *testing.B, scrapes int) ([][]byte, int64) {
 // sendAll posts every payload to url from senders goroutines, retrying what is answered
 // 5xx or 429 as Prometheus does, and returns how many requests were retried.
 func sendAll(b *testing.B, url string, payloads [][]byte) int64 {
+	return sendAllFrom(b, url, payloads, senders)
+}
+
+// sendAllFrom is sendAll from n goroutines.
+func sendAllFrom(b *testing.B, url string, payloads [][]byte, n int) int64 {
+	senders := n
 	var next, retried atomic.Int64
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 	var wg sync.WaitGroup

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+)
+
+// benchPromQL loads six hours of the simulated fleet, scraped every 30 s, into Debian's
+// Prometheus and into the pipeline (mode all, PostgreSQL) by remote_write, then runs
+// dashboard-style query_range panels against both, one after the other with 4 clients, and
+// prints each one's p99 and the ratio.
+func benchPromQL(b *testing.B) {
+	promBin, err := exec.LookPath("prometheus")
+	require.NoError(b, err, "prometheus is not installed (make bench installs Debian's)")
+	const span, step = 6 * time.Hour, 30 * time.Second
+	series := simulatedSeries(b, span, step)
+	payloads, total := scrapePayloads(b, series)
+	end := time.Now().Truncate(time.Minute)
+	uuid := string(series[0].labels["UUID"])
+
+	prom := startPrometheusReceiver(b, promBin)
+	// One sender: Prometheus 2.42 refuses a series' samples out of order, which concurrent
+	// requests would deliver.
+	sendAllFrom(b, "http://"+prom+"/api/v1/write", payloads, 1)
+	p, base, count := spawnCounted(b, "promql", "--remote-write", "--database-url="+sqlstoretest.PostgresURL(b), "--log-level=warn")
+	sendAll(b, base+"/api/v1/write", payloads)
+	waitQueryable(b, "pipeline", total, count)
+	defer func() { p.signal(syscall.SIGTERM); <-p.done }()
+
+	panels := []struct {
+		name, query string
+		span, step  time.Duration
+	}{
+		{"average utilisation by host, 6 h, step 30s, 247 GPUs", `avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL)`, 6 * time.Hour, 30 * time.Second},
+		{"one GPU's 10 metrics, 6 h, step 60s", `{__name__=~"DCGM_FI_DEV_.*",UUID="` + uuid + `"}`, 6 * time.Hour, time.Minute},
+		{"hottest 10 GPUs, 1 h, step 15s", `topk(10, DCGM_FI_DEV_GPU_TEMP)`, time.Hour, 15 * time.Second},
+	}
+	fmt.Printf("\n| PromQL panel (%d samples, 4 clients) | Prometheus p99 | pipeline p99 | × Prometheus | requests/s: Prometheus / pipeline |\n|---|---|---|---|---|\n", total)
+	for _, pn := range panels {
+		path := func(prefix string) func(*rand.Rand) string {
+			q := url.Values{"query": {pn.query}, "start": {strconv.FormatInt(end.Add(-pn.span).Unix(), 10)},
+				"end": {strconv.FormatInt(end.Unix(), 10)}, "step": {strconv.Itoa(int(pn.step.Seconds()))}}
+			return func(*rand.Rand) string { return prefix + "/api/v1/query_range?" + q.Encode() }
+		}
+		hammer(b, prom, path(""), 4, time.Second) // warm up
+		_, promP99, promRPS := hammer(b, prom, path(""), 4, 5*time.Second)
+		hammer(b, p.addr, path("/prometheus"), 4, time.Second)
+		_, ourP99, ourRPS := hammer(b, p.addr, path("/prometheus"), 4, 5*time.Second)
+		fmt.Printf("| %s | %.1f ms | %.1f ms | %.2f | %.0f / %.0f |\n", pn.name, ms(promP99), ms(ourP99),
+			float64(ourP99)/float64(promP99), promRPS, ourRPS)
+	}
+}
+
+// startPrometheusReceiver runs Prometheus with its remote_write receiver on and nothing to
+// scrape, and returns its address.
+func startPrometheusReceiver(b *testing.B, bin string) string {
+	dir := b.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(b, os.WriteFile(cfg, []byte("global: {}\n"), 0o644))
+	addr := freeAddr(b)
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
+	require.NoError(b, cmd.Start())
+	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	waitUp(b, "http://"+addr+"/-")
+	return addr
+}
