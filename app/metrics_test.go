@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -61,13 +60,7 @@ func TestMetricsOfEveryModeAreCleanAndAgree(t *testing.T) {
 	assert.Equal(t, uint64(1), histogramCount(t, ap, "telemetry_http_request_duration_seconds", "route", "/api/v1/gpus"))
 	assert.Positive(t, value(t, ap, "process_cpu_seconds_total"))
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not installed (scripts/ensure-services.sh installs Debian's prometheus)")
-		}
-		t.Skip("promtool is not installed; make test installs it")
-	}
+	promtool := promtoolBinary(t)
 	for _, proc := range []*proc{collector, streamer, api} {
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(fetch(t, "http://"+proc.addr+"/metrics"))

@@ -37,6 +37,18 @@ func prometheusBinary(t *testing.T) string {
 	return path
 }
 
+// promtoolBinary is Debian's promtool, which comes with its prometheus.
+func promtoolBinary(t *testing.T) string {
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not installed (scripts/ensure-services.sh installs Debian's prometheus)")
+		}
+		t.Skip("promtool is not installed; make test installs it")
+	}
+	return path
+}
+
 // simulator serves the bundled fleet's 31 simulated dcgm-exporters (the first GPU split into
 // 7 MIG instances) until stop is called, and returns its file_sd file.
 func simulator(t *testing.T) (targetsFile string, stop func()) {
