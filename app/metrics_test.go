@@ -70,7 +70,7 @@ func TestMetricsOfEveryModeAreCleanAndAgree(t *testing.T) {
 	}
 }
 
-func fetch(t *testing.T, url string) []byte {
+func fetch(t testing.TB, url string) []byte {
 	t.Helper()
 	resp, err := http.Get(url)
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func fetch(t *testing.T, url string) []byte {
 }
 
 // scrapeMetrics reads a process's /metrics, by family name.
-func scrapeMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
+func scrapeMetrics(t testing.TB, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(fetch(t, "http://"+addr+"/metrics")))
@@ -113,7 +113,7 @@ next:
 }
 
 // value is a counter's or gauge's value; a missing series fails the test.
-func value(t *testing.T, families map[string]*dto.MetricFamily, name string, labelPairs ...string) float64 {
+func value(t testing.TB, families map[string]*dto.MetricFamily, name string, labelPairs ...string) float64 {
 	t.Helper()
 	m := series(families, name, labelPairs...)
 	require.NotNil(t, m, "%s%v is not served", name, labelPairs)

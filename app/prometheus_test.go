@@ -51,7 +51,7 @@ func promtoolBinary(t *testing.T) string {
 
 // simulator serves the bundled fleet's 31 simulated dcgm-exporters (the first GPU split into
 // 7 MIG instances) until stop is called, and returns its file_sd file.
-func simulator(t *testing.T) (targetsFile string, stop func()) {
+func simulator(t *testing.T, args ...string) (targetsFile string, stop func()) {
 	t.Helper()
 	targetsFile = filepath.Join(t.TempDir(), "targets.json")
 	for range 20 {
@@ -60,7 +60,7 @@ func simulator(t *testing.T) (targetsFile string, stop func()) {
 		logs := &syncBuffer{}
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, io.Discard, logs)
+			done <- run(ctx, append([]string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, args...), io.Discard, logs)
 		}()
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
@@ -217,8 +217,9 @@ func prometheusTotalsOf(t *testing.T, base, metric string) map[string]seriesTota
 }
 
 // requireSameAsPrometheus waits until the store holds as many samples as Prometheus and
-// checks every series: same count (nothing lost, nothing twice), same values.
-func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, within time.Duration) {
+// checks every series of the fleet's fields (10 in the bundled file): same count (nothing
+// lost, nothing twice), same values.
+func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, fields int, within time.Duration) {
 	t.Helper()
 	resp, err := http.Get(promBase + "/api/v1/label/__name__/values")
 	require.NoError(t, err)
@@ -231,7 +232,7 @@ func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, within time.D
 			metrics = append(metrics, n)
 		}
 	}
-	require.Len(t, metrics, 10, "the bundled fleet's metrics")
+	require.Len(t, metrics, fields, "the fleet's fields")
 	want := prometheusTotalsByMetric(t, promBase, metrics)
 	require.Len(t, want, (246+7)*len(metrics), "Prometheus holds the series of 246 GPUs and 7 MIG instances")
 	total := 0
@@ -275,7 +276,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 	time.Sleep(run)
 	stopSim()
 	time.Sleep(3 * time.Second) // the last scrapes fail, stale markers go out
-	requireSameAsPrometheus(t, promBase, dbURL, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 10, time.Minute)
 
 	var gpu struct {
 		MIGInstances []struct {
@@ -320,7 +321,7 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	time.Sleep(after)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, p.dbURL, 3*time.Minute)
+	requireSameAsPrometheus(t, promBase, p.dbURL, 10, 3*time.Minute)
 	assert.True(t, logged(receiver, "failed, retrying"), "the Redis restart hit the receiver mid-run")
 	assert.True(t, logged(receiver, "remote_write request not queued (503): the sender retries it"), "requests answered 503")
 	assert.Positive(t, prometheusCounter(t, promBase, "prometheus_remote_storage_samples_retried_total"),

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 
 	"math"
 	"net/http"
@@ -29,13 +34,13 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	prometheusBinary(t)
 	dbURL := sqlstoretest.PostgresURL(t)
 	p := start(t, "--remote-write", "--database-url="+dbURL)
-	targets, stopSim := simulator(t)
+	targets, stopSim := simulator(t, "--csv="+withProfilingFields(t))
 	promBase, _ := startPrometheus(t, targets, p.base+"/api/v1/write")
 	time.Sleep(30 * time.Second)
 	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, dbURL, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 12, time.Minute)
 
 	instant := []string{
 		`DCGM_FI_DEV_GPU_TEMP`,
@@ -79,6 +84,41 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		}
 	}
 
+	// Every expression of NVIDIA's dcgm-exporter dashboard (grafana.com 12239), its variables
+	// set as Grafana sets them: All (a regex of every value), and a few hosts and GPUs.
+	var hostList struct{ Data []string }
+	getJSONOK(t, promBase+"/api/v1/label/Hostname/values?match[]=DCGM_FI_DEV_FB_FREE", &hostList)
+	require.Greater(t, len(hostList.Data), 3)
+	span := url.Values{"start": {strconv.FormatInt(at.Add(-15*time.Minute).Unix(), 10)}, "end": {strconv.FormatInt(at.Unix(), 10)}}
+	for _, vars := range []struct{ hostname, gpu string }{
+		{"(" + strings.Join(hostList.Data, "|") + ")", "(0|1|2|3|4|5|6|7)"},
+		{".*", ".*"},
+		{"(" + hostList.Data[0] + "|" + hostList.Data[2] + ")", "(0|3)"},
+	} {
+		expand := strings.NewReplacer("$Hostname", vars.hostname, "$gpu", vars.gpu).Replace
+		for _, v := range dashboard12239Variables {
+			params := url.Values{"match[]": {expand(v.match)}, "start": span["start"], "end": span["end"]}
+			var want, got struct{ Data []string }
+			getJSONOK(t, promBase+"/api/v1/label/"+v.label+"/values?"+params.Encode(), &want)
+			getJSONOK(t, p.base+"/prometheus/api/v1/label/"+v.label+"/values?"+params.Encode(), &got)
+			require.NotEmpty(t, want.Data, v.match)
+			assert.Equal(t, want.Data, got.Data, "label_values(%s, %s)", expand(v.match), v.label)
+		}
+		for _, expr := range dashboard12239Panels {
+			q := expand(expr)
+			params := url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}
+			want := promResult(t, promBase+"/api/v1/query", params)
+			require.NotEmpty(t, want.series, q)
+			assertSameResult(t, q, want, promResult(t, p.base+"/prometheus/api/v1/query", params))
+			for _, step := range []string{"1", "5"} {
+				params := url.Values{"query": {q}, "start": {strconv.FormatInt(at.Add(-12*time.Second).Unix(), 10)},
+					"end": {strconv.FormatInt(at.Unix(), 10)}, "step": {step}}
+				assertSameResult(t, q+" step "+step, promResult(t, promBase+"/api/v1/query_range", params),
+					promResult(t, p.base+"/prometheus/api/v1/query_range", params))
+			}
+		}
+	}
+
 	// The other routes, and errors in Prometheus' shape.
 	for _, path := range []string{"/api/v1/label/Hostname/values", "/api/v1/labels?match[]=DCGM_FI_DEV_GPU_TEMP",
 		"/api/v1/label/__name__/values?match[]=" + url.QueryEscape(`{__name__=~"DCGM_.*"}`)} {
@@ -99,6 +139,54 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	assert.Equal(t, "error", perr.Status)
 	assert.Equal(t, "bad_data", perr.ErrorType)
 	assert.Contains(t, perr.Error, "parse error")
+}
+
+// The expressions of the panels of NVIDIA's dcgm-exporter dashboard (grafana.com 12239,
+// grafana/dcgm-exporter-dashboard.json in NVIDIA/dcgm-exporter), and the queries of its
+// variables, as label_values(match, label).
+var (
+	dashboard12239Panels = []string{
+		`max(DCGM_FI_DEV_GPU_TEMP{Hostname=~"$Hostname", gpu=~"$gpu"}) by (Hostname, gpu, uuid)`,
+		`avg(DCGM_FI_DEV_GPU_TEMP{Hostname=~"$Hostname", gpu=~"$gpu"})`,
+		`max(DCGM_FI_DEV_POWER_USAGE{Hostname=~"$Hostname", gpu=~"$gpu"}) by (Hostname, gpu, uuid)`,
+		`sum(max(DCGM_FI_DEV_POWER_USAGE{Hostname=~"$Hostname", gpu=~"$gpu"}) by (gpu))`,
+		`max(DCGM_FI_DEV_SM_CLOCK{Hostname=~"$Hostname", gpu=~"$gpu"} * 1000000) by (Hostname, UUID, gpu)`,
+		`max(DCGM_FI_PROF_GR_ENGINE_ACTIVE{Hostname=~"$Hostname", gpu=~"$gpu"}) by (Hostname, gpu, GPU_I_ID, GPU_I_PROFILE)`,
+		`max(DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{Hostname=~"$Hostname", gpu=~"$gpu"}) by (Hostname, gpu, GPU_I_ID, GPU_I_PROFILE)`,
+		`max(DCGM_FI_DEV_FB_USED{Hostname=~"$Hostname", gpu=~"$gpu"}) by (Hostname, gpu, GPU_I_ID, GPU_I_PROFILE)`,
+	}
+	dashboard12239Variables = []struct{ match, label string }{
+		{`DCGM_FI_DEV_FB_FREE`, "Hostname"},
+		{`DCGM_FI_DEV_FB_FREE{Hostname=~"$Hostname"}`, "gpu"},
+	}
+)
+
+// withProfilingFields writes the bundled CSV with two profiling fields added, which the
+// dashboard charts and the file lacks: each GPU's graphics engine and tensor pipe activity,
+// as ratios, from its utilisation.
+func withProfilingFields(t *testing.T) string {
+	t.Helper()
+	rows, err := csv.NewReader(bytes.NewReader(bundledCSV)).ReadAll()
+	require.NoError(t, err)
+	for _, row := range rows[1:] {
+		if row[1] != "DCGM_FI_DEV_GPU_UTIL" {
+			continue
+		}
+		util, err := strconv.ParseFloat(row[10], 64)
+		require.NoError(t, err)
+		for metric, v := range map[string]float64{"DCGM_FI_PROF_GR_ENGINE_ACTIVE": util / 100, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": util / 250} {
+			added := slices.Clone(row)
+			added[1], added[10] = metric, strconv.FormatFloat(v, 'f', 3, 64)
+			added[11] = strings.ReplaceAll(added[11], "DCGM_FI_DEV_GPU_UTIL", metric)
+			rows = append(rows, added)
+		}
+	}
+	var out bytes.Buffer
+	w := csv.NewWriter(&out)
+	require.NoError(t, w.WriteAll(rows))
+	path := filepath.Join(t.TempDir(), "dcgm-with-profiling.csv")
+	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
+	return path
 }
 
 // promResult is a query's answer: each series (by its labels) with its values.

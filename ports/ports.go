@@ -81,9 +81,10 @@ type BatchWriter interface {
 type Inventory interface {
 	// GPUs returns the devices matching f — GPUs and MIG instances — ordered by hostname,
 	// then index, then UUID, then instance number (a GPU's instances after it), each with the
-	// times of its first and last stored samples (zero when it has none). With f.After, only
-	// GPUs after that position; with f.Limit > 0, the devices of that many GPUs (distinct
-	// hostname, index and UUID) at most. It holds no more than one page in memory.
+	// times of its first and last stored samples (zero when it has none, or with f.NoSpan).
+	// With f.After, only GPUs after that position; with f.Limit > 0, the devices of that many
+	// GPUs (distinct hostname, index and UUID) at most. It holds no more than one page in
+	// memory.
 	GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error)
 
 	// Hosts returns the hosts named after f.After (all when ""), by hostname, f.Limit at most
@@ -109,6 +110,18 @@ type SampleReader interface {
 	Samples(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) (next string, err error)
 	// Latest returns the most recent sample of every metric the GPU reported, by metric name.
 	Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error)
+}
+
+// SeriesReader reads many devices' samples in one pass, for queries across a fleet (the
+// PromQL API).
+type SeriesReader interface {
+	// Series calls fn with every series of q.GPUs' samples within q.Range (inclusive at both
+	// ends) of q.Metrics (all when empty): the samples Samples returns for each device, one
+	// call per device, metric and workload, its points in time order. A device's series come
+	// one after another, by metric name, then workload; devices come in no set order; an
+	// unknown device has none. fn may keep the series. Series stops at fn's first error and
+	// returns it.
+	Series(ctx context.Context, q telemetry.SeriesQuery, fn func(telemetry.Series) error) error
 }
 
 // Summarizer computes over stored samples in the store, next to the data (the caller gets

@@ -55,6 +55,7 @@ type series struct {
 	// scale is 10^d for the d decimals of the base reading: values keep the precision DCGM
 	// reports them in (power in watts to the milliwatt, say), as live ones would.
 	scale float64
+	ratio bool // a fraction of time (DCGM_FI_PROF_*), within 0–1
 }
 
 // decimals returns 10^d for the d decimals v is written with, at most 6.
@@ -95,7 +96,8 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		for _, inst := range instances {
 			k := key{host, telemetry.DeviceKey(r.GPU.UUID, inst), r.Sample.Metric}
 			s := series{metric: r.Sample.Metric, base: r.Sample.Value, labels: labelsOf(r.GPU, inst, gpuOrder[r.GPU.UUID], opts.Pods),
-				phase: phase(k.gpu + k.metric), scale: decimals(r.Sample.Value)}
+				phase: phase(k.gpu + k.metric), scale: decimals(r.Sample.Value),
+				ratio: telemetry.DescribeMetric(r.Sample.Metric).Unit == "ratio"}
 			if i, ok := index[k]; ok {
 				f.by[host][i] = s
 				continue
@@ -258,18 +260,21 @@ func counter(metric string) bool {
 
 // at is the series' value at t: counters grow, gauges swing around their base over five
 // minutes, with as many decimals as the base (whole numbers staying whole), percentages
-// within 0–100.
+// within 0–100 and ratios (DCGM_FI_PROF_*) within 0–1.
 func (s series) at(t time.Time) float64 {
 	secs := float64(t.UnixMilli()) / 1000
 	if counter(s.metric) {
 		return math.Floor(s.base + secs*math.Max(math.Abs(s.base)/1e6, 1))
 	}
-	amp := math.Max(math.Abs(s.base)*0.1, 2)
+	floor, top := 2.0, math.Inf(1) // the swing's least amplitude, and the largest value
+	switch {
+	case s.ratio:
+		floor, top = 0.02, 1
+	case strings.HasSuffix(s.metric, "_UTIL"):
+		top = 100
+	}
+	amp := math.Max(math.Abs(s.base)*0.1, floor)
 	v := s.base + amp*math.Sin(2*math.Pi*secs/300+s.phase)
 	v = math.Round(v*s.scale) / s.scale
-	v = math.Max(v, 0)
-	if strings.HasSuffix(s.metric, "_UTIL") {
-		v = math.Min(v, 100)
-	}
-	return v
+	return math.Min(math.Max(v, 0), top)
 }

@@ -129,3 +129,34 @@ func TestHostsCopiesTheFleet(t *testing.T) {
 	assert.Len(t, uuids, 16)
 	assert.Len(t, dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 2}).Hosts(), 3, "never fewer hosts than the readings'")
 }
+
+// Ratios stay within 0–1 and percentages within 0–100 however they swing, and both move.
+func TestValuesStayInTheirRange(t *testing.T) {
+	gpu := telemetry.GPU{UUID: "GPU-r", Hostname: "node-r", ModelName: "NVIDIA H100 80GB HBM3"}
+	var readings []telemetry.Reading
+	for metric, v := range map[string]float64{"DCGM_FI_PROF_GR_ENGINE_ACTIVE": 0.99, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": 0.01,
+		"DCGM_FI_DEV_GPU_UTIL": 99} {
+		readings = append(readings, telemetry.Reading{GPU: gpu, Sample: telemetry.Sample{GPU: gpu.UUID, Metric: metric, Value: v}})
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := dcgmsim.New(readings, dcgmsim.Options{Now: func() time.Time { return now }})
+	seen := map[string]map[float64]bool{}
+	for range 60 {
+		for name, mf := range scrape(t, f, "node-r") {
+			v := mf.GetMetric()[0].GetGauge().GetValue()
+			top := 1.0
+			if name == "DCGM_FI_DEV_GPU_UTIL" {
+				top = 100
+			}
+			assert.True(t, v >= 0 && v <= top, "%s = %v", name, v)
+			if seen[name] == nil {
+				seen[name] = map[float64]bool{}
+			}
+			seen[name][v] = true
+		}
+		now = now.Add(5 * time.Second)
+	}
+	for name, values := range seen {
+		assert.Greater(t, len(values), 3, "%s moves", name)
+	}
+}

@@ -83,6 +83,10 @@ func New(opts Options) *API {
 				writeError(w, err)
 				return
 			}
+			if qd, ok := data.(queryData); ok {
+				writeQueryData(w, qd)
+				return
+			}
 			writeJSON(w, http.StatusOK, success{Status: "success", Data: data})
 		})
 	}

@@ -18,10 +18,11 @@ import (
 // Queryable is the store as Prometheus' storage.Queryable: a series is a device's metric
 // with one workload attribution, labelled as dcgm-exporter labels it
 // (telemetry.SeriesLabels). Matchers on the device (UUID, Hostname, modelName) and on
-// __name__ choose what is read; the rest are applied to the series found.
+// __name__ choose what is read, in one pass over every device they may select; the rest
+// are applied to the series found.
 type Queryable struct {
 	Inventory ports.Inventory
-	Samples   ports.SampleReader
+	Series    ports.SeriesReader
 }
 
 // Querier implements storage.Queryable.
@@ -50,36 +51,28 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		return storage.ErrSeriesSet(err)
 	}
 	from, to := time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC()
-	var out []storage.Series
+	byKey := make(map[string]telemetry.GPU, len(devices))
+	q := telemetry.SeriesQuery{Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics}
 	for _, d := range devices {
-		if !d.LastSeen.IsZero() && (d.LastSeen.Before(from) || d.FirstSeen.After(to)) {
-			continue
-		}
-		// A device's samples come by time: one series a metric and workload, in order.
-		type key struct {
-			metric string
-			work   [3]string
-		}
-		byKey := map[key][]promql.FPoint{}
-		var order []key
-		_, err := qr.q.Samples.Samples(ctx, telemetry.SampleQuery{GPU: d.Key(), Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics},
-			func(smp telemetry.Sample) error {
-				k := key{smp.Metric, [3]string{smp.Pod, smp.Namespace, smp.Container}}
-				pts, ok := byKey[k]
-				if !ok {
-					order = append(order, k)
-				}
-				byKey[k] = append(pts, promql.FPoint{T: smp.Time.UnixMilli(), F: smp.Value})
+		byKey[d.Key()] = d.GPU
+		q.GPUs = append(q.GPUs, d.Key())
+	}
+	var out []storage.Series
+	if len(q.GPUs) > 0 {
+		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
+			ls := seriesLabels(byKey[s.GPU], telemetry.Sample{Metric: s.Metric, Pod: s.Pod, Namespace: s.Namespace, Container: s.Container})
+			if !matchesAll(ms, ls) {
 				return nil
-			})
+			}
+			pts := make([]promql.FPoint, len(s.Points))
+			for i, p := range s.Points {
+				pts[i] = promql.FPoint{T: p.Time / 1000, F: p.Value} // PromQL counts in milliseconds
+			}
+			out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: pts}))
+			return nil
+		})
 		if err != nil {
 			return storage.ErrSeriesSet(err)
-		}
-		for _, k := range order {
-			ls := seriesLabels(d.GPU, telemetry.Sample{Metric: k.metric, Pod: k.work[0], Namespace: k.work[1], Container: k.work[2]})
-			if matchesAll(ms, ls) {
-				out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: byKey[k]}))
-			}
 		}
 	}
 	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
@@ -102,7 +95,7 @@ func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]stri
 	if len(metrics) == 0 {
 		return nil, nil, nil
 	}
-	var f telemetry.GPUFilter
+	f := telemetry.GPUFilter{NoSpan: true} // the series read finds the devices with samples in the span
 	for _, m := range ms {
 		if m.Type != labels.MatchEqual {
 			continue

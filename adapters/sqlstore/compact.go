@@ -164,14 +164,14 @@ func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, 
 }
 
 // mergeHead merges a device's small head chunks, the earliest compactMaxChunks of them,
-// into full ones; the last may be partial, and the device's next writes add to it.
+// into unsealed blocks.
 func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, written int, err error) {
 	old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
 		` AND samples < ? ORDER BY min_ts LIMIT ?`, device, engine.HeadMaxSamples, compactMaxChunks)
 	if err != nil || len(old.ids) < 2 || len(old.pts) < engine.MergeMinSamples {
 		return 0, 0, err // or another process merged them since the pass began
 	}
-	merged, repeats := engine.Cut(device, old.pts, nil)
+	merged, repeats := engine.Merge(device, old.pts)
 	return s.replaceChunks(ctx, tx, device, old, merged, repeats)
 }
 

@@ -99,6 +99,7 @@ type everything struct {
 	asc, desc, pages []telemetry.Sample
 	latest           []telemetry.Sample
 	avg              []telemetry.Bucket
+	series           []telemetry.Series // of the pages' window and metrics
 }
 
 func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
@@ -112,7 +113,16 @@ func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
 		End: compactT0.Add(41 * time.Minute)}, Metrics: []string{"DCGM_FI_TEST_00", "DCGM_FI_TEST_03"}}
 	q.Page.Limit = 7
 	e.pages = pageAll(t, s, q)
-	var err error
+	err := s.Series(ctx, telemetry.SeriesQuery{GPUs: []string{uuid}, Range: q.Range, Metrics: q.Metrics}, func(series telemetry.Series) error {
+		e.series = append(e.series, series)
+		return nil
+	})
+	require.NoError(t, err)
+	points := 0
+	for _, series := range e.series {
+		points += len(series.Points)
+	}
+	require.Equal(t, len(e.pages), points, "the series hold the pages' samples")
 	e.latest, err = s.Latest(ctx, uuid)
 	require.NoError(t, err)
 	e.avg, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg, Limit: 10000})
@@ -136,10 +146,11 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		st, err := s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		// The late batch's 200 samples of one GPU made a full chunk, sealed at once, and one
-		// of 72. Merged, 3,000 samples take 24 chunks of at most 128, and 3,072 too.
+		// The late batch's 200 samples of one GPU made a full chunk, left as it is, and one of
+		// 72. Merged, each GPU's small chunks become unsealed blocks of at most 1,024: three
+		// (3,000 samples, 3,072 with the late partial chunk).
 		assert.Equal(t, 3*150+1, st.ChunksRead)
-		assert.Equal(t, 3*24, st.ChunksWritten)
+		assert.Equal(t, 3*3, st.ChunksWritten)
 		assert.False(t, st.More)
 
 		for _, g := range gpus {
@@ -149,13 +160,14 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, again.GPUs, "what is left unsealed is too little to merge")
 
-		// New batches join the unsealed tail; once they fill a chunk they are merged too.
+		// New batches' small chunks are merged too, into blocks of their own.
 		writeTicks(t, s, "b", gpus, 10, 300, 60, 2)
 		st, err = s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		// 30 new chunks each, and the unsealed last chunk of the two GPUs that have one.
-		assert.Equal(t, 3*30+2, st.ChunksRead)
+		// 30 new chunks each; the blocks are not read again before their window is sealed.
+		assert.Equal(t, 3*30, st.ChunksRead)
+		assert.Equal(t, 3, st.ChunksWritten)
 		got := readEverything(t, s, gpus[2].UUID)
 		assert.Len(t, got.asc, 3600)
 		assert.Equal(t, before[gpus[2].UUID].asc, got.asc[:3000])
@@ -271,7 +283,7 @@ func TestScanOfChunksAtOneInstant(t *testing.T) {
 		}
 		st, err := s.Compact(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, 5, st.ChunksWritten, "four full chunks and the rest")
+		assert.Equal(t, 1, st.ChunksWritten, "one block")
 		assert.Equal(t, all, exportAll(t, s, telemetry.SampleQuery{GPU: gpu.UUID}))
 	})
 }

@@ -52,10 +52,12 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 		from = "(" + page + ") p JOIN gpus g ON g.hostname = p.hostname AND g.gpu_index = p.gpu_index AND g.uuid = p.uuid"
 		args = append(pageArgs, args...)
 	}
+	span := `(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id), (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)`
+	if f.NoSpan {
+		span = `NULL, NULL`
+	}
 	sqlText := `SELECT g.uuid, g.gpu_instance, g.gpu_instance_profile, g.hostname, g.gpu_index, g.device,
-			g.model_name, g.driver_version, g.pci_bus_id, g.labels,
-			(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id),
-			(SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)
+			g.model_name, g.driver_version, g.pci_bus_id, g.labels, ` + span + `
 		FROM ` + from
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -216,23 +218,46 @@ func (c *converter) sample(ctx context.Context, p engine.Point) (*telemetry.Samp
 // metricFilter returns a filter keeping the named metrics, nil (every point) when names is
 // empty; found is false when none of the names was ever stored.
 func (s *Store) metricFilter(ctx context.Context, names []string) (keep func(*engine.Point) bool, found bool, err error) {
-	if len(names) == 0 {
-		return nil, true, nil
-	}
-	var ids []int32
-	err = s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(names))+`)`,
-		toAny(names)...).Scan(&ids).Error
-	if err != nil {
-		return nil, false, classify(fmt.Errorf("look up metrics: %w", err))
-	}
-	if len(ids) == 0 {
-		return nil, false, nil
-	}
-	set := make(map[int32]bool, len(ids))
-	for _, id := range ids {
-		set[id] = true
+	set, err := s.storedMetrics(ctx, names)
+	if err != nil || set == nil {
+		return nil, len(names) == 0 && err == nil, err
 	}
 	return func(p *engine.Point) bool { return set[p.Metric] }, true, nil
+}
+
+// storedMetrics returns the ids of the named metrics that were ever stored, nil when names is
+// empty or none was. Names this process has seen come from its cache: a dashboard asks for
+// the same few metrics many times a second.
+func (s *Store) storedMetrics(ctx context.Context, names []string) (map[int32]bool, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	set := make(map[int32]bool, len(names))
+	var unknown []string
+	s.mu.Lock()
+	for _, n := range names {
+		if id, ok := s.metrics[n]; ok {
+			set[id] = true
+		} else {
+			unknown = append(unknown, n)
+		}
+	}
+	s.mu.Unlock()
+	if len(unknown) > 0 {
+		var ids []int32
+		err := s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(unknown))+`)`,
+			toAny(unknown)...).Scan(&ids).Error
+		if err != nil {
+			return nil, classify(fmt.Errorf("look up metrics: %w", err))
+		}
+		for _, id := range ids {
+			set[id] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+	return set, nil
 }
 
 // metricName resolves a metric id, reloading the metrics table when the id is new to this

@@ -255,22 +255,33 @@ func (b *scanBuffers) release() {
 
 // chunkQuery selects the chunks that may hold points of the request's window, without order.
 func (s *Store) chunkQuery(r scanRequest) (string, []any) {
+	conds, args := s.windowConds(r.window, r.desc)
+	return "SELECT id, data FROM chunks WHERE gpu_id = ?" + conds, append([]any{r.gpu}, args...)
+}
+
+// windowConds are the conditions, each after " AND ", on chunks that may hold points of the
+// window, for a scan in its direction.
+func (s *Store) windowConds(w window, desc bool) (string, []any) {
 	span := engine.MaxSpan.Microseconds()
 	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
-	conds, args := []string{"gpu_id = ?"}, []any{r.gpu}
-	if r.window.hasLo {
+	var conds []string
+	var args []any
+	if w.hasLo {
 		conds = append(conds, "max_ts >= ?")
-		args = append(args, ts(r.window.lo))
-		if !r.desc {
+		args = append(args, ts(w.lo))
+		if !desc {
 			conds = append(conds, "min_ts > ?") // chunks span less than chunkSpan
-			args = append(args, ts(r.window.lo-span))
+			args = append(args, ts(w.lo-span))
 		}
 	}
-	if r.window.hasHi {
+	if w.hasHi {
 		conds = append(conds, "min_ts <= ?", "max_ts < ?") // the second prunes partitions
-		args = append(args, ts(r.window.hi), ts(r.window.hi+span))
+		args = append(args, ts(w.hi), ts(w.hi+span))
 	}
-	return "SELECT id, data FROM chunks WHERE " + strings.Join(conds, " AND "), args
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " AND " + strings.Join(conds, " AND "), args
 }
 
 // scanRound runs one query of chunks and calls fn for each; it returns how many rows came.

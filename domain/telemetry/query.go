@@ -28,6 +28,29 @@ type SampleQuery struct {
 	Page    Page
 }
 
+// SeriesQuery asks for several devices' samples at once, as series: what a query across a
+// fleet reads.
+type SeriesQuery struct {
+	GPUs    []string // device keys
+	Range   TimeRange
+	Metrics []string // empty: every metric
+}
+
+// Series is one device's samples of one metric under one workload attribution, in time
+// order.
+type Series struct {
+	GPU, Metric               string
+	Container, Pod, Namespace string
+	Points                    []Point
+}
+
+// Point is a sample of a series: its time in Unix microseconds, the resolution stores keep,
+// and its value.
+type Point struct {
+	Time  int64
+	Value float64
+}
+
 // GPUFilter selects GPUs; empty fields select all.
 type GPUFilter struct {
 	UUID     string
@@ -39,6 +62,10 @@ type GPUFilter struct {
 	// repeated while others arrive.
 	After *GPUPosition
 	Limit int
+
+	// NoSpan leaves each device's FirstSeen and LastSeen zero: a listing without a lookup of
+	// the samples, for a reader that finds them anyway.
+	NoSpan bool
 }
 
 // GPUPosition is where a GPU stands in listings: they are ordered by hostname, then index,

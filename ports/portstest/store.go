@@ -2,6 +2,7 @@ package portstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ type Store interface {
 	ports.BatchWriter
 	ports.Inventory
 	ports.SampleReader
+	ports.SeriesReader
 	ports.Summarizer
 }
 
@@ -48,6 +50,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("AggregateListsMetricsByName", func(t *testing.T) { aggregateByName(t, newStore(t)) })
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
 	t.Run("MIGInstancesAreDevicesOfTheirOwn", func(t *testing.T) { migInstances(t, newStore(t)) })
+	t.Run("SeriesAreTheSamplesOfManyDevices", func(t *testing.T) { seriesOfManyDevices(t, newStore(t)) })
 }
 
 var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
@@ -355,6 +358,13 @@ func inventory(t *testing.T, s Store) {
 	require.Len(t, all, 6)
 	assert.True(t, all[0].FirstSeen.Equal(t0) && all[0].LastSeen.Equal(t0.Add(time.Minute)), "%+v", all[0])
 	assert.True(t, all[5].FirstSeen.Equal(t0) && all[5].LastSeen.Equal(t0), "%+v", all[5])
+	bare, err := s.GPUs(ctx, telemetry.GPUFilter{NoSpan: true})
+	require.NoError(t, err)
+	require.Len(t, bare, len(all))
+	for i, g := range bare {
+		assert.Equal(t, all[i].GPU, g.GPU, "the same devices, in the same order")
+		assert.True(t, g.FirstSeen.IsZero() && g.LastSeen.IsZero(), "no span: %+v", g)
+	}
 
 	for _, tt := range []struct {
 		f    telemetry.GPUFilter
@@ -874,4 +884,90 @@ func eachSampleOnce(t *testing.T, s Store) {
 		n += b.Value
 	}
 	assert.EqualValues(t, 21*2, n, "aggregations count each sample once")
+}
+
+// Series of many devices at once are what Samples gives device by device, split by metric
+// and workload: over batches that overlap in time, late samples, workloads that change,
+// MIG instances, windows and metric filters.
+func seriesOfManyDevices(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpus := fleet(3, 2)
+	mig := gpus[0]
+	mig.Instance, mig.InstanceProfile = "3", "1g.10gb"
+	gpus = append(gpus, mig)
+	metrics := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE"}
+	for k := range 3 { // three batches, each of every other second, interleaving in time
+		b := telemetry.Batch{ID: fmt.Sprintf("series-%d", k), GPUs: gpus}
+		for i := range 40 {
+			at := t0.Add(time.Duration(3*i+k) * time.Second)
+			for gi, g := range gpus {
+				for mi, m := range metrics {
+					smp := telemetry.Sample{GPU: g.Key(), Metric: m, Time: at, Value: float64(gi*1000+mi*100+i) + 0.5*float64(k)}
+					if gi%2 == 0 && i >= 20 {
+						smp.Pod, smp.Namespace, smp.Container = "train-1", "team-a", "main" // a pod takes the GPU
+					}
+					b.Samples = append(b.Samples, smp)
+				}
+			}
+		}
+		write(t, s, b)
+	}
+	late := fleetBatch("late", t0.Add(31*time.Second+500*time.Millisecond), gpus[:2], metrics[0])
+	write(t, s, late)
+
+	type seriesKey struct{ gpu, metric, pod, namespace, container string }
+	for _, q := range []telemetry.SeriesQuery{
+		{},
+		{Metrics: metrics[1:2]},
+		{Metrics: []string{metrics[2], metrics[0], "DCGM_FI_NO_SUCH_FIELD"}},
+		{Range: telemetry.TimeRange{Start: t0.Add(17 * time.Second), End: t0.Add(79 * time.Second)}},
+		{Range: telemetry.TimeRange{Start: t0.Add(31*time.Second + 500*time.Millisecond), End: t0.Add(31*time.Second + 500*time.Millisecond)}, Metrics: metrics[:1]},
+		{Metrics: []string{"DCGM_FI_NO_SUCH_FIELD"}},
+	} {
+		want := map[seriesKey][]telemetry.Point{}
+		for _, g := range gpus {
+			all, _, err := ReadPage(ctx, s, telemetry.SampleQuery{GPU: g.Key(), Range: q.Range, Metrics: q.Metrics})
+			require.NoError(t, err)
+			for _, smp := range all {
+				k := seriesKey{smp.GPU, smp.Metric, smp.Pod, smp.Namespace, smp.Container}
+				want[k] = append(want[k], telemetry.Point{Time: smp.Time.UnixMicro(), Value: smp.Value})
+			}
+		}
+		q.GPUs = []string{"GPU-unknown"}
+		for _, g := range gpus {
+			q.GPUs = append(q.GPUs, g.Key())
+		}
+		got := map[seriesKey][]telemetry.Point{}
+		var order []telemetry.Series
+		require.NoError(t, s.Series(ctx, q, func(series telemetry.Series) error {
+			k := seriesKey{series.GPU, series.Metric, series.Pod, series.Namespace, series.Container}
+			require.NotContains(t, got, k, "one call a series")
+			require.NotEmpty(t, series.Points, "%v", k)
+			got[k] = series.Points
+			order = append(order, series)
+			return nil
+		}))
+		require.Equal(t, len(want), len(got), "%+v", q)
+		for k, pts := range want {
+			require.Equal(t, pts, got[k], "%+v: %v", q, k)
+		}
+		done := map[string]bool{}
+		for i, series := range order {
+			if i > 0 && order[i-1].GPU == series.GPU {
+				prev := order[i-1]
+				assert.LessOrEqual(t, prev.Metric+"\x00"+prev.Pod, series.Metric+"\x00"+series.Pod, "by metric, then workload")
+				continue
+			}
+			require.False(t, done[series.GPU], "a device's series come together")
+			done[series.GPU] = true
+		}
+	}
+	stop := errors.New("enough")
+	calls := 0
+	err := s.Series(ctx, telemetry.SeriesQuery{GPUs: []string{gpus[0].Key(), gpus[1].Key()}}, func(telemetry.Series) error {
+		calls++
+		return stop
+	})
+	assert.ErrorIs(t, err, stop)
+	assert.Equal(t, 1, calls, "stops at fn's first error")
 }

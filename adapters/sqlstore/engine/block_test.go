@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -132,9 +133,14 @@ func FuzzDecodeBlock(f *testing.F) {
 			return
 		}
 		pts, err := Decode(data, nil)
-		if err != nil {
-			return
+		var d SeriesDecoder
+		n := 0
+		_, _, serr := d.Decode(data, nil, func(run SeriesRun) { n += len(run.TS) })
+		if err != nil || len(pts) == 0 {
+			return // nor does it write an empty block
 		}
+		require.NoError(t, serr, "what Decode reads, series by series")
+		require.Equal(t, len(pts), n)
 		for i := 1; i < len(pts); i++ {
 			if !Before(&pts[i-1], &pts[i]) {
 				return // a block this encoder would not write: times out of order or a repeat
@@ -161,4 +167,136 @@ func BenchmarkDecodeBlock(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/sample")
 	b.ReportMetric(float64(len(data))/float64(len(pts)), "bytes/sample")
+}
+
+// DecodeMetrics of a block or a head chunk gives Decode's points of the metrics kept, in
+// order, and the chunk's first time even when no point of it is kept.
+func TestDecodeMetrics(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	pts := scrapes(1_752_871_354_000_000, 40, 5, 30_000_000, 2_000, r, func(m, i int) float64 { return float64(m*100 + i) })
+	pts[3].Work = &Workload{Pod: "train-0"}
+	for name, data := range map[string][]byte{"block": encodeBlock(pts), "head": encodeHead(pts[:HeadMaxSamples])} {
+		t.Run(name, func(t *testing.T) {
+			all, err := Decode(data, nil)
+			require.NoError(t, err)
+			keep := func(m int32) bool { return m == 2 || m == 4 }
+			var want []Point
+			for _, p := range all {
+				if keep(p.Metric) {
+					want = append(want, p)
+				}
+			}
+			got, first, err := DecodeMetrics(data, []Point{{TS: 1}}, keep)
+			require.NoError(t, err)
+			assert.Equal(t, all[0].TS, first)
+			require.Equal(t, int64(1), got[0].TS, "appended to dst")
+			requireSamePoints(t, want, got[1:])
+
+			none, first, err := DecodeMetrics(data, nil, func(int32) bool { return false })
+			require.NoError(t, err)
+			assert.Empty(t, none)
+			assert.Equal(t, all[0].TS, first, "the chunk's bound, of whichever metric")
+		})
+	}
+}
+
+// skipVarints accepts exactly the varints binary.Uvarint reads.
+func TestSkipVarints(t *testing.T) {
+	cases := [][]byte{
+		{0}, {0x7f, 1}, binary.AppendUvarint(nil, math.MaxUint64), {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02},
+		{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, {0x80}, {}, {0x81, 0x01, 0x05},
+		// Runs of one-byte varints, skipped eight at a time, then a long one, a bad one.
+		binary.AppendUvarint(make([]byte, 19), math.MaxUint64),
+		append(make([]byte, 17), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0),
+		append(make([]byte, 9), 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x03),
+		binary.AppendUvarint(make([]byte, 5), math.MaxUint64), // across eight-byte words
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		data := make([]byte, r.IntN(40))
+		for i := range data {
+			data[i] = []byte{0x00, 0x01, 0x02, 0x7f, 0x80, 0x81, 0xff}[r.IntN(7)]
+		}
+		cases = append(cases, data)
+	}
+	for _, data := range cases {
+		valid := 0 // varints before the end or the first bad one
+		for rest := data; len(rest) > 0; valid++ {
+			_, w := binary.Uvarint(rest)
+			if w <= 0 {
+				break
+			}
+			rest = rest[w:]
+		}
+		for k := 0; k <= valid+1; k++ {
+			d := decoder{buf: data}
+			d.skipVarints(k)
+			if !assert.Equal(t, k <= valid, d.err == nil, "%x: %d varints", data, k) || d.err != nil {
+				continue
+			}
+			rest := data
+			for range k {
+				_, w := binary.Uvarint(rest)
+				rest = rest[w:]
+			}
+			assert.Len(t, d.buf, len(rest), "%x: %d varints skip as many bytes as they take", data, k)
+		}
+	}
+}
+
+// A SeriesDecoder gives Decode's points of the metrics kept, grouped by series, each in
+// time order, and the chunk's bounds.
+func TestSeriesDecoder(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	pts := scrapes(1_752_871_354_000_000, 40, 5, 30_000_000, 2_000, r, func(m, i int) float64 { return float64(m*100+i) / 8 })
+	pod := &Workload{Pod: "train-0"}
+	for i := range pts {
+		if pts[i].Metric == 3 && i%3 == 0 {
+			pts[i].Work = pod
+		}
+	}
+	pts = append(pts[:7], pts[8:]...) // one series absent once
+	var d SeriesDecoder
+	for name, data := range map[string][]byte{"block": encodeBlock(pts), "head": encodeHead(pts[:HeadMaxSamples])} {
+		t.Run(name, func(t *testing.T) {
+			all, err := Decode(data, nil)
+			require.NoError(t, err)
+			keep := func(m int32) bool { return m != 2 }
+			type key struct {
+				metric int32
+				pod    string
+			}
+			want := map[key][]Point{}
+			for _, p := range all {
+				if keep(p.Metric) {
+					k := key{p.Metric, ""}
+					if p.Work != nil {
+						k.pod = p.Work.Pod
+					}
+					want[k] = append(want[k], Point{TS: p.TS, Metric: p.Metric, Value: p.Value, Work: p.Work})
+				}
+			}
+			got := map[key][]Point{}
+			first, last, err := d.Decode(data, keep, func(run SeriesRun) {
+				k := key{run.Metric, ""}
+				if run.Work != nil {
+					k.pod = run.Work.Pod
+				}
+				require.NotContains(t, got, k, "a series once")
+				require.Len(t, run.Values, len(run.TS))
+				for i := range run.TS {
+					got[k] = append(got[k], Point{TS: run.TS[i], Metric: run.Metric, Value: run.Values[i], Work: run.Work})
+				}
+			})
+			require.NoError(t, err)
+			assert.Equal(t, all[0].TS, first)
+			assert.Equal(t, all[len(all)-1].TS, last)
+			require.Len(t, got, len(want))
+			for k := range want {
+				requireSamePoints(t, want[k], got[k])
+			}
+		})
+	}
+	_, _, err := d.Decode([]byte{blockVersion, 0}, nil, func(SeriesRun) { t.Fatal("a corrupt block has no series") })
+	assert.ErrorIs(t, err, ErrCorrupt)
 }

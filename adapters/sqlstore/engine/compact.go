@@ -8,8 +8,9 @@ import "math"
 //     oldest head chunk starts in, every chunk overlapping that window — head chunks, and a
 //     block written before late points arrived — is read and re-cut by Seal: the window's
 //     points into blocks, any others back into head chunks;
-//   - while the window is open, small head chunks (a write's worth) are merged into full
-//     ones once they hold MergeMinSamples, so that a read of recent data takes a few rows.
+//   - while the window is open, small head chunks (a write's worth) are merged by Merge
+//     into unsealed blocks once they hold MergeMinSamples, so that a read of recent data
+//     takes a few rows and decodes only the series it asks for.
 //
 // Samples never change: compaction moves them from rows to rows in one transaction, and
 // drops repeats on the way.
@@ -25,6 +26,11 @@ const (
 	// BlockMaxSamples bounds a block, so that a page never decodes much more than it needs: a
 	// window holding more (a device scraped every second) gets several.
 	BlockMaxSamples = 16384
+	// MergeMaxSamples bounds a block Merge cuts from a window still open: a few head chunks'
+	// worth, so that a page of recent data decodes about what it returns, as it did of head
+	// chunks (at BlockMaxSamples, window queries on a burst's merged tables took twice as
+	// long), while a read of one metric still skips the others.
+	MergeMaxSamples = 8 * HeadMaxSamples
 )
 
 // Window is a span of BlockSpan, [Start, End) in Unix microseconds.
@@ -68,6 +74,23 @@ func Plan(h Head, newest int64, force bool) (Action, Window) {
 		return MergeHead, Window{}
 	}
 	return Wait, Window{}
+}
+
+// Merge re-cuts the points of a device's small head chunks into unsealed blocks within the
+// windows they fall in, MergeMaxSamples at most each. It keeps one point of each time and
+// metric, the earliest in pts, and returns how many it dropped. Sealing the window later
+// reads the blocks again with whatever came after them.
+func Merge(device int32, pts []Point) (chunks []Chunk, repeats int) {
+	pts, repeats = sortUnique(pts)
+	for len(pts) > 0 {
+		w, n := WindowOf(pts[0].TS), 1
+		for n < len(pts) && n < MergeMaxSamples && w.Holds(pts[n].TS) {
+			n++
+		}
+		chunks = append(chunks, Chunk{Device: device, MinTS: pts[0].TS, MaxTS: pts[n-1].TS, Samples: n, Data: encodeBlock(pts[:n])})
+		pts = pts[n:]
+	}
+	return chunks, repeats
 }
 
 // Seal re-cuts the points of every chunk of a device overlapping w: those in the window into

@@ -12,7 +12,8 @@
 //     database's own compression to take it the rest of the way.
 //
 // Compaction (compact.go) turns head chunks into blocks once their window is over, and
-// merges head chunks of a window still open so that reads stay a few rows. Readers see
+// merges the small head chunks of a window still open into unsealed blocks, so that reads
+// of recent data stay a few rows and decode only the series they ask for. Readers see
 // chunks of both formats alike: Decode returns a chunk's points in order, a Merger merges
 // the chunks overlapping a window into one ordered stream, each (time, metric) of a device
 // once, and Buckets reduces that stream for aggregations (aggregate.go).
@@ -75,11 +76,20 @@ var ErrCorrupt = errors.New("corrupt chunk")
 
 // Decode appends a chunk's points to dst, sorted by Compare.
 func Decode(data []byte, dst []Point) ([]Point, error) {
+	dst, _, err := DecodeMetrics(data, dst, nil)
+	return dst, err
+}
+
+// DecodeMetrics is Decode of the points of the metrics keep accepts (every one when nil): a
+// block's other series are skipped rather than decoded. first is the chunk's first time, of
+// whichever metric: the bound a Merger takes the chunk by.
+func DecodeMetrics(data []byte, dst []Point, keep func(metric int32) bool) (pts []Point, first int64, err error) {
 	if len(data) == 0 {
-		return dst, ErrCorrupt
+		return dst, 0, ErrCorrupt
 	}
 	if data[0] == blockVersion {
-		return decodeBlock(data, dst)
+		return decodeBlock(data, dst, keep)
 	}
-	return decodeHead(data, dst)
+	dst, first, _, err = decodeHeadMetrics(data, dst, keep)
+	return dst, first, err
 }

@@ -85,20 +85,30 @@ func encodeHead(pts []Point) []byte {
 
 // decodeHead appends a head chunk's points to dst.
 func decodeHead(data []byte, dst []Point) ([]Point, error) {
+	dst, _, _, err := decodeHeadMetrics(data, dst, nil)
+	return dst, err
+}
+
+// decodeHeadMetrics appends a head chunk's points of the metrics keep accepts (all when
+// nil) to dst, and returns the chunk's first and last times, of whichever metric.
+func decodeHeadMetrics(data []byte, dst []Point, keep func(metric int32) bool) (pts []Point, first, last int64, err error) {
 	d := decoder{buf: data}
 	if d.byte() != headVersion {
-		return dst, ErrCorrupt
+		return dst, 0, 0, ErrCorrupt
 	}
 	works := d.workloads()
 	n := d.count(3)
-	if d.err != nil {
-		return dst, ErrCorrupt
+	if d.err != nil || n == 0 {
+		return dst, 0, 0, ErrCorrupt // an empty chunk is never written
 	}
-	dst = slices.Grow(dst, n)
+	if keep == nil {
+		dst = slices.Grow(dst, n)
+	}
 	var ts int64
 	for i := range n {
 		if i == 0 {
 			ts = d.varint()
+			first = ts
 		} else {
 			ts += int64(d.uvarint())
 		}
@@ -108,17 +118,19 @@ func decodeHead(data []byte, dst []Point) ([]Point, error) {
 		if w > 0 && w <= uint64(len(works)) {
 			p.Work = &works[w-1]
 		} else if w != 0 {
-			return dst, ErrCorrupt
+			return dst, 0, 0, ErrCorrupt
 		}
 		if isWhole {
 			p.Value = float64(d.varint())
 		} else {
 			p.Value = math.Float64frombits(d.uint64())
 		}
-		dst = append(dst, p)
+		if keep == nil || keep(p.Metric) {
+			dst = append(dst, p)
+		}
 	}
 	if d.err != nil || len(d.buf) != 0 {
-		return dst, ErrCorrupt
+		return dst, 0, 0, ErrCorrupt
 	}
-	return dst, nil
+	return dst, first, ts, nil
 }

@@ -1,6 +1,9 @@
 package engine
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // decoder reads a chunk, remembering the first error.
 type decoder struct {
@@ -33,6 +36,45 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.buf = d.buf[n:]
 	return v
+}
+
+// skipVarints moves past n varints, checking that each is one binary.Uvarint reads, without
+// decoding them: a read of one series of a block skips the others'. It counts the varints
+// ending in each eight bytes at once (a byte below 0x80 ends one), byte by byte only near
+// the end, or where a varint may run past 64 bits.
+func (d *decoder) skipVarints(n int) {
+	buf := d.buf
+	cont, i := 0, 0 // continuation bytes of the varint under way, before buf[i]
+	for n > 0 {
+		if len(buf)-i >= 8 {
+			ends := ^binary.LittleEndian.Uint64(buf[i:]) & 0x8080808080808080
+			k := bits.OnesCount64(ends)
+			whole := k < n || k == n && ends>>63 == 1 // the word's bytes are all the varints' to skip
+			if k > 0 && whole && cont+bits.TrailingZeros64(ends)/8 < binary.MaxVarintLen64-1 {
+				n, i = n-k, i+8
+				cont = bits.LeadingZeros64(ends) / 8
+				continue
+			}
+		}
+		if i == len(buf) {
+			d.fail()
+			return
+		}
+		switch b := buf[i]; {
+		case b >= 0x80:
+			if cont++; cont == binary.MaxVarintLen64 {
+				d.fail()
+				return
+			}
+		case cont == binary.MaxVarintLen64-1 && b > 1: // past 64 bits
+			d.fail()
+			return
+		default:
+			n, cont = n-1, 0
+		}
+		i++
+	}
+	d.buf = buf[i:]
 }
 
 func (d *decoder) varint() int64 {

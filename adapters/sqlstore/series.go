@@ -1,0 +1,245 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+var _ ports.SeriesReader = (*Store)(nil)
+
+// seriesGroup is how many devices one query of Series reads: a dashboard panel over a fleet
+// is a few queries rather than one a device, and a query's rows stay a few megabytes.
+const seriesGroup = 64
+
+// Series implements ports.SeriesReader. The chunks of a group of devices come in one query,
+// by device and start; each device's are merged as a scan merges them, decoding only the
+// series of the metrics asked for.
+func (s *Store) Series(ctx context.Context, q telemetry.SeriesQuery, fn func(telemetry.Series) error) error {
+	var keep func(int32) bool
+	if len(q.Metrics) > 0 {
+		set, err := s.storedMetrics(ctx, q.Metrics)
+		if err != nil || set == nil {
+			return err
+		}
+		keep = func(m int32) bool { return set[m] }
+	}
+	keys := make(map[int32]string, len(q.GPUs))
+	var ids []int32
+	for _, key := range q.GPUs {
+		id, err := s.gpuID(ctx, key)
+		if errors.Is(err, telemetry.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, dup := keys[id]; !dup {
+			keys[id] = key
+			ids = append(ids, id)
+		}
+	}
+	w := windowOf(q.Range)
+	conds, args := s.windowConds(w, false)
+	for group := range slices.Chunk(ids, seriesGroup) {
+		sqlText := `SELECT CAST(gpu_id AS BIGINT), data FROM chunks WHERE gpu_id IN (` + placeholders(len(group)) + `)` +
+			conds + ` ORDER BY gpu_id, min_ts`
+		r := seriesReader{s: s, window: w, keep: keep, fn: fn}
+		_, err := s.scanRound(ctx, sqlText, append(toAny(group), args...), func(id int64, data []byte) error {
+			if id != r.device {
+				if err := r.flush(ctx); err != nil {
+					return err
+				}
+				r.device, r.key = id, keys[int32(id)]
+			}
+			return r.add(data)
+		})
+		if err == nil {
+			err = r.flush(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seriesReader gathers one device's series at a time from its chunks, in start order,
+// decoding each series by series into its series. Where a device's chunks overlap (writes
+// out of order, a late one), its series are sorted by time at the end, keeping the first
+// read of each time as a scan does; where a metric of such a device also has several
+// workloads, a sample may be in two of them, so the device is read again from copies of its
+// chunks through a Merger, as a scan reads it, each (time, metric) once.
+type seriesReader struct {
+	s      *Store
+	window window
+	keep   func(int32) bool
+	fn     func(telemetry.Series) error
+
+	device  int64 // the device being read, 0 before the first
+	key     string
+	series  map[int32][]*pendingSeries // by metric id
+	dec     engine.SeriesDecoder
+	copies  []byte // the device's chunks, back to back
+	ends    []int  // of each chunk in copies
+	last    int64  // the latest time of the device's chunks so far
+	overlap bool
+}
+
+// pendingSeries is a series being gathered, with the workload of its last points: runs of
+// one workload in a chunk share one Workload.
+type pendingSeries struct {
+	work   engine.Workload
+	last   *engine.Workload
+	points []telemetry.Point
+}
+
+func (r *seriesReader) add(data []byte) error {
+	if r.series == nil {
+		r.series = map[int32][]*pendingSeries{}
+	}
+	r.copies = append(r.copies, data...)
+	r.ends = append(r.ends, len(r.copies))
+	first, last, err := r.dec.Decode(data, r.keep, r.addRun)
+	if err != nil {
+		return fmt.Errorf("chunk of device %d: %w", r.device, err)
+	}
+	if len(r.ends) > 1 && first <= r.last {
+		r.overlap = true
+	}
+	r.last = max(r.last, last)
+	return nil
+}
+
+// addRun appends a chunk's run of a series, within the window, to the series.
+func (r *seriesReader) addRun(run engine.SeriesRun) {
+	lo, hi := 0, len(run.TS)
+	if r.window.hasLo {
+		lo, _ = slices.BinarySearch(run.TS, r.window.lo)
+	}
+	if r.window.hasHi {
+		hi, _ = slices.BinarySearch(run.TS, r.window.hi+1)
+	}
+	if lo >= hi {
+		return
+	}
+	ps := r.pending(run.Metric, run.Work)
+	for i := lo; i < hi; i++ {
+		ps.points = append(ps.points, telemetry.Point{Time: run.TS[i], Value: run.Values[i]})
+	}
+}
+
+// pending returns the series of a metric and workload, making it the first time.
+func (r *seriesReader) pending(metric int32, w *engine.Workload) *pendingSeries {
+	var work engine.Workload // none and an empty one are the same series, as Samples tells them
+	if w != nil {
+		work = *w
+	}
+	for _, c := range r.series[metric] {
+		if c.last == w || c.work == work {
+			c.last = w
+			return c
+		}
+	}
+	ps := &pendingSeries{work: work, last: w}
+	r.series[metric] = append(r.series[metric], ps)
+	return ps
+}
+
+// order puts the series of a device whose chunks overlap in time order.
+func (r *seriesReader) order() error {
+	for _, list := range r.series {
+		if len(list) > 1 {
+			return r.merge()
+		}
+	}
+	for _, list := range r.series {
+		ps := list[0]
+		if slices.IsSortedFunc(ps.points, byTime) {
+			continue
+		}
+		slices.SortStableFunc(ps.points, byTime)
+		ps.points = slices.CompactFunc(ps.points, func(a, b telemetry.Point) bool { return a.Time == b.Time })
+	}
+	return nil
+}
+
+func byTime(a, b telemetry.Point) int { return cmp.Compare(a.Time, b.Time) }
+
+// merge reads the device's chunks again, merged in time order.
+func (r *seriesReader) merge() error {
+	clear(r.series)
+	bufs := scanPool.Get().(*scanBuffers)
+	defer bufs.release()
+	gather := func(run []engine.Point) error {
+		for i := range run {
+			p := &run[i]
+			ps := r.pending(p.Metric, p.Work)
+			ps.points = append(ps.points, telemetry.Point{Time: p.TS, Value: p.Value})
+		}
+		return nil
+	}
+	start := 0
+	for _, end := range r.ends {
+		decoded, first, err := engine.DecodeMetrics(r.copies[start:end], bufs.decoded[:0], r.keep)
+		start = end
+		bufs.decoded = decoded
+		if err != nil {
+			return fmt.Errorf("chunk of device %d: %w", r.device, err)
+		}
+		if err := bufs.merger.EmitRunBefore(first, gather); err != nil {
+			return err
+		}
+		run := decoded[:0]
+		for _, p := range decoded {
+			if r.window.holds(p.TS) {
+				run = append(run, p)
+			}
+		}
+		bufs.decoded = bufs.merger.Take(run)
+	}
+	return bufs.merger.EmitRunAll(gather)
+}
+
+// flush hands the device's series to fn, by metric name, then workload.
+func (r *seriesReader) flush(ctx context.Context) error {
+	if len(r.ends) == 0 {
+		return nil
+	}
+	defer func() { r.copies, r.ends, r.last, r.overlap = r.copies[:0], r.ends[:0], 0, false }()
+	if r.overlap {
+		if err := r.order(); err != nil {
+			return err
+		}
+	}
+	var out []telemetry.Series
+	for id, list := range r.series {
+		name, err := r.s.metricName(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, ps := range list {
+			if len(ps.points) > 0 {
+				out = append(out, telemetry.Series{GPU: r.key, Metric: name, Container: ps.work.Container, Pod: ps.work.Pod,
+					Namespace: ps.work.Namespace, Points: ps.points})
+			}
+		}
+	}
+	clear(r.series)
+	slices.SortFunc(out, func(a, b telemetry.Series) int {
+		return cmp.Or(cmp.Compare(a.Metric, b.Metric), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Container, b.Container))
+	})
+	for _, series := range out {
+		if err := r.fn(series); err != nil {
+			return err
+		}
+	}
+	return nil
+}
