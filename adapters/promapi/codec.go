@@ -24,23 +24,9 @@ func writeQueryData(w http.ResponseWriter, d queryData) {
 	s.WriteRaw(`,"result":`)
 	switch v := d.Result.(type) {
 	case promql.Matrix:
-		s.WriteArrayStart()
-		for i, series := range v {
-			if i > 0 {
-				s.WriteMore()
-			}
-			writeSeries(s, series)
-		}
-		s.WriteArrayEnd()
+		writeArray(s, v, writeSeries)
 	case promql.Vector:
-		s.WriteArrayStart()
-		for i, smp := range v {
-			if i > 0 {
-				s.WriteMore()
-			}
-			writeSample(s, smp)
-		}
-		s.WriteArrayEnd()
+		writeArray(s, v, writeSample)
 	case promql.Scalar:
 		writeFPoint(s, promql.FPoint{T: v.T, F: v.V})
 	case promql.String:
@@ -68,30 +54,18 @@ func writeSeries(s *jsoniter.Stream, series promql.Series) {
 	if len(series.Floats) > 0 {
 		s.WriteMore()
 		s.WriteObjectField("values")
-		s.WriteArrayStart()
-		for i, p := range series.Floats {
-			if i > 0 {
-				s.WriteMore()
-			}
-			writeFPoint(s, p)
-		}
-		s.WriteArrayEnd()
+		writeArray(s, series.Floats, writeFPoint)
 	}
 	if len(series.Histograms) > 0 {
 		s.WriteMore()
 		s.WriteObjectField("histograms")
-		s.WriteArrayStart()
-		for i, p := range series.Histograms {
-			if i > 0 {
-				s.WriteMore()
-			}
+		writeArray(s, series.Histograms, func(s *jsoniter.Stream, p promql.HPoint) {
 			s.WriteArrayStart()
 			jsonutil.MarshalTimestamp(p.T, s)
 			s.WriteMore()
 			jsonutil.MarshalHistogram(p.H, s)
 			s.WriteArrayEnd()
-		}
-		s.WriteArrayEnd()
+		})
 	}
 	s.WriteObjectEnd()
 }
@@ -114,6 +88,18 @@ func writeSample(s *jsoniter.Stream, smp promql.Sample) {
 		writeFPoint(s, promql.FPoint{T: smp.T, F: smp.F})
 	}
 	s.WriteObjectEnd()
+}
+
+// writeArray writes [item, item, …].
+func writeArray[T any](s *jsoniter.Stream, items []T, write func(*jsoniter.Stream, T)) {
+	s.WriteArrayStart()
+	for i, item := range items {
+		if i > 0 {
+			s.WriteMore()
+		}
+		write(s, item)
+	}
+	s.WriteArrayEnd()
 }
 
 func writeFPoint(s *jsoniter.Stream, p promql.FPoint) {

@@ -74,8 +74,8 @@ func (s *Store) Series(ctx context.Context, q telemetry.SeriesQuery, fn func(tel
 // decoding each series by series into its series. Where a device's chunks overlap (writes
 // out of order, a late one), its series are sorted by time at the end, keeping the first
 // read of each time as a scan does; where a metric of such a device also has several
-// workloads, a sample may be in two of them, so the device is read again from copies of its
-// chunks through a Merger, as a scan reads it, each (time, metric) once.
+// workloads, a sample may be in two of them, so the device is read again by a scan, which
+// keeps each (time, metric) once.
 type seriesReader struct {
 	s      *Store
 	window window
@@ -86,9 +86,8 @@ type seriesReader struct {
 	key     string
 	series  map[int32][]*pendingSeries // by metric id
 	dec     engine.SeriesDecoder
-	copies  []byte // the device's chunks, back to back
-	ends    []int  // of each chunk in copies
-	last    int64  // the latest time of the device's chunks so far
+	chunks  int   // of the device read so far
+	last    int64 // the latest time of the device's chunks so far
 	overlap bool
 }
 
@@ -104,16 +103,14 @@ func (r *seriesReader) add(data []byte) error {
 	if r.series == nil {
 		r.series = map[int32][]*pendingSeries{}
 	}
-	r.copies = append(r.copies, data...)
-	r.ends = append(r.ends, len(r.copies))
 	first, last, err := r.dec.Decode(data, r.keep, r.addRun)
 	if err != nil {
 		return fmt.Errorf("chunk of device %d: %w", r.device, err)
 	}
-	if len(r.ends) > 1 && first <= r.last {
+	if r.chunks > 0 && first <= r.last {
 		r.overlap = true
 	}
-	r.last = max(r.last, last)
+	r.chunks, r.last = r.chunks+1, max(r.last, last)
 	return nil
 }
 
@@ -153,10 +150,10 @@ func (r *seriesReader) pending(metric int32, w *engine.Workload) *pendingSeries 
 }
 
 // order puts the series of a device whose chunks overlap in time order.
-func (r *seriesReader) order() error {
+func (r *seriesReader) order(ctx context.Context) error {
 	for _, list := range r.series {
 		if len(list) > 1 {
-			return r.merge()
+			return r.rescan(ctx)
 		}
 	}
 	for _, list := range r.series {
@@ -172,49 +169,31 @@ func (r *seriesReader) order() error {
 
 func byTime(a, b telemetry.Point) int { return cmp.Compare(a.Time, b.Time) }
 
-// merge reads the device's chunks again, merged in time order.
-func (r *seriesReader) merge() error {
+// rescan reads the device again through a scan, merged in time order.
+func (r *seriesReader) rescan(ctx context.Context) error {
 	clear(r.series)
-	bufs := scanPool.Get().(*scanBuffers)
-	defer bufs.release()
-	gather := func(run []engine.Point) error {
+	req := scanRequest{gpu: int32(r.device), window: r.window}
+	if r.keep != nil {
+		req.keep = func(p *engine.Point) bool { return r.keep(p.Metric) }
+	}
+	return r.s.scanRuns(ctx, req, func(run []engine.Point) error {
 		for i := range run {
 			p := &run[i]
 			ps := r.pending(p.Metric, p.Work)
 			ps.points = append(ps.points, telemetry.Point{Time: p.TS, Value: p.Value})
 		}
 		return nil
-	}
-	start := 0
-	for _, end := range r.ends {
-		decoded, first, err := engine.DecodeMetrics(r.copies[start:end], bufs.decoded[:0], r.keep)
-		start = end
-		bufs.decoded = decoded
-		if err != nil {
-			return fmt.Errorf("chunk of device %d: %w", r.device, err)
-		}
-		if err := bufs.merger.EmitRunBefore(first, gather); err != nil {
-			return err
-		}
-		run := decoded[:0]
-		for _, p := range decoded {
-			if r.window.holds(p.TS) {
-				run = append(run, p)
-			}
-		}
-		bufs.decoded = bufs.merger.Take(run)
-	}
-	return bufs.merger.EmitRunAll(gather)
+	})
 }
 
 // flush hands the device's series to fn, by metric name, then workload.
 func (r *seriesReader) flush(ctx context.Context) error {
-	if len(r.ends) == 0 {
+	if r.chunks == 0 {
 		return nil
 	}
-	defer func() { r.copies, r.ends, r.last, r.overlap = r.copies[:0], r.ends[:0], 0, false }()
+	defer func() { r.chunks, r.last, r.overlap = 0, 0, false }()
 	if r.overlap {
-		if err := r.order(); err != nil {
+		if err := r.order(ctx); err != nil {
 			return err
 		}
 	}

@@ -227,23 +227,13 @@ func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int,
 	return times, series, total, nil
 }
 
-// decodeBlock appends a block's points of the metrics keep accepts (all when nil) to dst,
-// sorted by Compare. Points are placed where they belong as each series is read: a pass
-// over the series' runs first counts the points at each time.
-func decodeBlock(data []byte, dst []Point, keep func(metric int32) bool) ([]Point, int64, error) {
+// decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
+// they belong as each series is read: a pass over the series' runs first counts the points
+// at each time.
+func decodeBlock(data []byte, dst []Point) ([]Point, error) {
 	times, series, total, err := parseBlock(data)
 	if err != nil || len(times) == 0 {
-		return dst, 0, cmp.Or(err, ErrCorrupt)
-	}
-	if keep != nil {
-		kept := series[:0]
-		total = 0
-		for _, s := range series {
-			if keep(s.metric) {
-				kept, total = append(kept, s), total+s.present
-			}
-		}
-		series = kept
+		return dst, cmp.Or(err, ErrCorrupt)
 	}
 	slots := make([]int32, len(times)+1) // points at each time, then where each time's go
 	for k := range series {
@@ -299,5 +289,5 @@ func decodeBlock(data []byte, dst []Point, keep func(metric int32) bool) ([]Poin
 			at += int(n)
 		}
 	}
-	return dst, times[0], nil
+	return dst, nil
 }

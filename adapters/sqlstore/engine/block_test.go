@@ -169,37 +169,6 @@ func BenchmarkDecodeBlock(b *testing.B) {
 	b.ReportMetric(float64(len(data))/float64(len(pts)), "bytes/sample")
 }
 
-// DecodeMetrics of a block or a head chunk gives Decode's points of the metrics kept, in
-// order, and the chunk's first time even when no point of it is kept.
-func TestDecodeMetrics(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	pts := scrapes(1_752_871_354_000_000, 40, 5, 30_000_000, 2_000, r, func(m, i int) float64 { return float64(m*100 + i) })
-	pts[3].Work = &Workload{Pod: "train-0"}
-	for name, data := range map[string][]byte{"block": encodeBlock(pts), "head": encodeHead(pts[:HeadMaxSamples])} {
-		t.Run(name, func(t *testing.T) {
-			all, err := Decode(data, nil)
-			require.NoError(t, err)
-			keep := func(m int32) bool { return m == 2 || m == 4 }
-			var want []Point
-			for _, p := range all {
-				if keep(p.Metric) {
-					want = append(want, p)
-				}
-			}
-			got, first, err := DecodeMetrics(data, []Point{{TS: 1}}, keep)
-			require.NoError(t, err)
-			assert.Equal(t, all[0].TS, first)
-			require.Equal(t, int64(1), got[0].TS, "appended to dst")
-			requireSamePoints(t, want, got[1:])
-
-			none, first, err := DecodeMetrics(data, nil, func(int32) bool { return false })
-			require.NoError(t, err)
-			assert.Empty(t, none)
-			assert.Equal(t, all[0].TS, first, "the chunk's bound, of whichever metric")
-		})
-	}
-}
-
 // skipVarints accepts exactly the varints binary.Uvarint reads.
 func TestSkipVarints(t *testing.T) {
 	cases := [][]byte{

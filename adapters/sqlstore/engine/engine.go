@@ -76,20 +76,11 @@ var ErrCorrupt = errors.New("corrupt chunk")
 
 // Decode appends a chunk's points to dst, sorted by Compare.
 func Decode(data []byte, dst []Point) ([]Point, error) {
-	dst, _, err := DecodeMetrics(data, dst, nil)
-	return dst, err
-}
-
-// DecodeMetrics is Decode of the points of the metrics keep accepts (every one when nil): a
-// block's other series are skipped rather than decoded. first is the chunk's first time, of
-// whichever metric: the bound a Merger takes the chunk by.
-func DecodeMetrics(data []byte, dst []Point, keep func(metric int32) bool) (pts []Point, first int64, err error) {
 	if len(data) == 0 {
-		return dst, 0, ErrCorrupt
+		return dst, ErrCorrupt
 	}
 	if data[0] == blockVersion {
-		return decodeBlock(data, dst, keep)
+		return decodeBlock(data, dst)
 	}
-	dst, first, _, err = decodeHeadMetrics(data, dst, keep)
-	return dst, first, err
+	return decodeHead(data, dst)
 }
