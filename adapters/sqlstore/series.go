@@ -19,7 +19,7 @@ var _ ports.SeriesReader = (*Store)(nil)
 const seriesGroup = 64
 
 // Series implements ports.SeriesReader. The chunks of a group of devices come in one query,
-// by device and start; each device's are merged as a scan merges them, decoding only the
+// by device and start; each device's are decoded series by series (seriesReader), only the
 // series of the metrics asked for.
 func (s *Store) Series(ctx context.Context, q telemetry.SeriesQuery, fn func(telemetry.Series) error) error {
 	var keep func(int32) bool
