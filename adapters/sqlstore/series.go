@@ -14,9 +14,22 @@ import (
 
 var _ ports.SeriesReader = (*Store)(nil)
 
-// seriesGroup is how many devices one query of Series reads: a dashboard panel over a fleet
-// is a few queries rather than one a device, and a query's rows stay a few megabytes.
-const seriesGroup = 64
+// seriesRows bounds the chunks one query of Series reads, so that its rows stay a few
+// megabytes while a dashboard panel over a fleet is a few queries rather than one a device.
+// A short window takes more devices per query, a long one fewer, down to 64: each query
+// costs PostgreSQL a plan and a sort besides its rows (a fleet's last hour: 1.5 ms in one
+// query of 247 devices, 3.6 ms in four of 64).
+const seriesRows = 1024
+
+// devicesPerQuery is how many devices one query of Series reads over w, from the chunks a
+// device has there: a block per BlockSpan, one more at each end, and the open window's.
+func devicesPerQuery(w window) int {
+	if !w.hasLo || !w.hasHi {
+		return 64
+	}
+	chunks := int((w.hi-w.lo)/engine.BlockSpan.Microseconds()) + 4
+	return max(seriesRows/chunks, 64)
+}
 
 // Series implements ports.SeriesReader. The chunks of a group of devices come in one query,
 // by device and start; each device's are decoded series by series (seriesReader), only the
@@ -47,7 +60,7 @@ func (s *Store) Series(ctx context.Context, q telemetry.SeriesQuery, fn func(tel
 	}
 	w := windowOf(q.Range)
 	conds, args := s.windowConds(w, false)
-	for group := range slices.Chunk(ids, seriesGroup) {
+	for group := range slices.Chunk(ids, devicesPerQuery(w)) {
 		sqlText := `SELECT CAST(gpu_id AS BIGINT), data FROM chunks WHERE gpu_id IN (` + placeholders(len(group)) + `)` +
 			conds + ` ORDER BY gpu_id, min_ts`
 		r := seriesReader{s: s, window: w, keep: keep, fn: fn}
@@ -127,6 +140,17 @@ func (r *seriesReader) addRun(run engine.SeriesRun) {
 		return
 	}
 	ps := r.pending(run.Metric, run.Work)
+	if n := hi - lo; cap(ps.points)-len(ps.points) < n {
+		// Room for the rest of the window at the run's spacing at once, rather than
+		// append's doublings.
+		more := n
+		if r.window.hasHi && n > 1 {
+			if spacing := (run.TS[hi-1] - run.TS[lo]) / int64(n-1); spacing > 0 {
+				more += int(min((r.window.hi-run.TS[hi-1])/spacing, 1<<16))
+			}
+		}
+		ps.points = slices.Grow(ps.points, more)
+	}
 	for i := lo; i < hi; i++ {
 		ps.points = append(ps.points, telemetry.Point{Time: run.TS[i], Value: run.Values[i]})
 	}

@@ -160,15 +160,24 @@ type blockSeriesRef struct {
 	exp     int    // -1: float64s
 }
 
-// parseBlock reads a block's times and the layout of its series, checking that every
-// value is there: what both ways of decoding it start from.
-func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int, err error) {
+// blockLayout is a block's times and the layout of its series, as parse reads them; a
+// reader that keeps one reuses its slices from block to block.
+type blockLayout struct {
+	times  []int64
+	series []blockSeriesRef
+	runs   []int32 // every series' runs, back to back
+	total  int     // points
+}
+
+// parse reads a block's times and the layout of its series, checking that every value is
+// there: what both ways of decoding it start from.
+func (l *blockLayout) parse(data []byte) error {
 	d := decoder{buf: data}
 	if d.byte() != blockVersion {
-		return nil, nil, 0, ErrCorrupt
+		return ErrCorrupt
 	}
 	works := d.workloads()
-	times = make([]int64, d.count(1))
+	times := resize(l.times, d.count(1))
 	var delta int64
 	for i := range times {
 		if i == 0 {
@@ -178,28 +187,30 @@ func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int,
 		delta += d.varint()
 		times[i] = times[i-1] + delta
 	}
-	series = make([]blockSeriesRef, d.count(4))
+	series := resize(l.series, d.count(4))
+	runs, total := l.runs[:0], 0
 	for k := range series {
 		s := &series[k]
-		s.metric = int32(d.uvarint())
+		*s = blockSeriesRef{metric: int32(d.uvarint())}
 		if w := d.uvarint(); w > uint64(len(works)) {
-			return nil, nil, 0, ErrCorrupt
+			return ErrCorrupt
 		} else if w > 0 {
 			s.work = &works[w-1]
 		}
-		s.runs = make([]int32, d.count(1))
-		at := 0
-		for i := range s.runs {
+		first, at := len(runs), 0
+		for i := range d.count(1) {
 			n := d.uvarint()
 			if n > uint64(len(times)-at) {
-				return nil, nil, 0, ErrCorrupt
+				return ErrCorrupt
 			}
-			s.runs[i] = int32(n)
+			runs = append(runs, int32(n))
 			if i%2 == 1 {
 				s.present += int(n)
 			}
 			at += int(n)
 		}
+		// A later append may move runs; this series keeps the array it was read into.
+		s.runs = runs[first:len(runs):len(runs)]
 		total += s.present
 		kind := d.byte()
 		start := d.buf
@@ -207,34 +218,45 @@ func parseBlock(data []byte) (times []int64, series []blockSeriesRef, total int,
 		case kind == 0:
 			s.exp = -1
 			if len(d.buf) < 8*s.present {
-				return nil, nil, 0, ErrCorrupt
+				return ErrCorrupt
 			}
 			d.buf = d.buf[8*s.present:]
 		case kind <= 1+maxExponent:
 			s.exp = int(kind) - 1
 			d.skipVarints(s.present)
 		default:
-			return nil, nil, 0, ErrCorrupt
+			return ErrCorrupt
 		}
 		if d.err != nil {
-			return nil, nil, 0, ErrCorrupt
+			return ErrCorrupt
 		}
 		s.body = start[:len(start)-len(d.buf)]
 	}
 	if d.err != nil || len(d.buf) != 0 {
-		return nil, nil, 0, ErrCorrupt
+		return ErrCorrupt
 	}
-	return times, series, total, nil
+	l.times, l.series, l.runs, l.total = times, series, runs, total
+	return nil
+}
+
+// resize returns s with n elements, reusing its array when it is large enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // decodeBlock appends a block's points to dst, sorted by Compare. Points are placed where
 // they belong as each series is read: a pass over the series' runs first counts the points
 // at each time.
 func decodeBlock(data []byte, dst []Point) ([]Point, error) {
-	times, series, total, err := parseBlock(data)
-	if err != nil || len(times) == 0 {
+	var l blockLayout
+	err := l.parse(data)
+	if err != nil || len(l.times) == 0 {
 		return dst, cmp.Or(err, ErrCorrupt)
 	}
+	times, series, total := l.times, l.series, l.total
 	slots := make([]int32, len(times)+1) // points at each time, then where each time's go
 	for k := range series {
 		at := 0

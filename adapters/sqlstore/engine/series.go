@@ -18,6 +18,7 @@ type SeriesRun struct {
 // SeriesDecoder decodes chunks series by series, for readers that want series rather than
 // points in time order (a PromQL query). It reuses its buffers from chunk to chunk.
 type SeriesDecoder struct {
+	layout blockLayout
 	ts     []int64
 	values []float64
 	points []Point
@@ -33,7 +34,8 @@ func (d *SeriesDecoder) Decode(data []byte, keep func(metric int32) bool, fn fun
 	if data[0] != blockVersion {
 		return d.decodeHead(data, keep, fn)
 	}
-	times, series, _, err := parseBlock(data)
+	err = d.layout.parse(data)
+	times, series := d.layout.times, d.layout.series
 	if err != nil || len(times) == 0 {
 		return 0, 0, cmp.Or(err, ErrCorrupt)
 	}
