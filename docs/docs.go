@@ -18,6 +18,245 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/api/v1/fleet/aggregate": {
+            "get": {
+                "description": "Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group \"\" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "A metric across the fleet, grouped",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "DCGM_FI_DEV_GPU_UTIL",
+                        "description": "a DCGM field",
+                        "name": "metric",
+                        "in": "query",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "host, model, gpu, namespace, pod or label:\u003cname\u003e",
+                        "name": "by",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.FleetAggregate"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/fleet/latest": {
+            "get": {
+                "description": "Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "Every device's latest value of a metric, in one call",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "DCGM_FI_DEV_GPU_UTIL",
+                        "description": "a DCGM field",
+                        "name": "metric",
+                        "in": "query",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds (default: now)",
+                        "name": "time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "5m",
+                        "description": "how far back a sample counts",
+                        "name": "lookback",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.DeviceValues"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/fleet/top": {
+            "get": {
+                "description": "Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "The devices highest (or lowest) in a metric",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "example": "DCGM_FI_DEV_GPU_TEMP",
+                        "description": "a DCGM field",
+                        "name": "metric",
+                        "in": "query",
+                        "required": true
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 10,
+                        "description": "how many devices, 1 to 1000",
+                        "name": "n",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "avg",
+                            "min",
+                            "max",
+                            "last",
+                            "count"
+                        ],
+                        "type": "string",
+                        "default": "avg",
+                        "description": "what ranks a device",
+                        "name": "agg",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "desc",
+                            "asc"
+                        ],
+                        "type": "string",
+                        "default": "desc",
+                        "description": "desc: the highest first; asc: the lowest first",
+                        "name": "order",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.DeviceValues"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/gpus": {
             "get": {
                 "tags": [
@@ -692,6 +931,70 @@ const docTemplate = `{
                 }
             }
         },
+        "httpapi.DeviceValue": {
+            "type": "object",
+            "properties": {
+                "gpu_index": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "gpu_instance": {
+                    "type": "string",
+                    "example": "3"
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "mtv5-dgx1-hgpu-031"
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 120
+                },
+                "timestamp": {
+                    "type": "string",
+                    "example": "2025-07-18T21:42:30Z"
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                },
+                "value": {
+                    "type": "number",
+                    "example": 97
+                }
+            }
+        },
+        "httpapi.DeviceValues": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 10
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.DeviceValue"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T21:42:34Z"
+                },
+                "metric": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_GPU_TEMP"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                }
+            }
+        },
         "httpapi.ErrorBody": {
             "type": "object",
             "properties": {
@@ -710,6 +1013,78 @@ const docTemplate = `{
                 "message": {
                     "type": "string",
                     "example": "start_time: \"yesterday\" is not an RFC 3339 time"
+                }
+            }
+        },
+        "httpapi.FleetAggregate": {
+            "type": "object",
+            "properties": {
+                "by": {
+                    "type": "string",
+                    "example": "host"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 31
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.FleetGroup"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T21:42:34Z"
+                },
+                "metric": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_GPU_UTIL"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                }
+            }
+        },
+        "httpapi.FleetGroup": {
+            "type": "object",
+            "properties": {
+                "avg": {
+                    "type": "number",
+                    "example": 61.5
+                },
+                "devices": {
+                    "type": "integer",
+                    "example": 8
+                },
+                "group": {
+                    "type": "string",
+                    "example": "mtv5-dgx1-hgpu-031"
+                },
+                "max": {
+                    "type": "number",
+                    "example": 100
+                },
+                "min": {
+                    "type": "number",
+                    "example": 0
+                },
+                "p50": {
+                    "type": "number",
+                    "example": 72
+                },
+                "p95": {
+                    "type": "number",
+                    "example": 99
+                },
+                "p99": {
+                    "type": "number",
+                    "example": 100
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 960
                 }
             }
         },

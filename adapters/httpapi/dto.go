@@ -196,3 +196,59 @@ type TargetList struct {
 	Count int      `json:"count" example:"31"`
 	Up    int      `json:"up" example:"31"`
 }
+
+// FleetGroup summarises one group's samples: count, avg, min and max exact, p50, p95 and
+// p99 within 1 % of the exact value.
+type FleetGroup struct {
+	Group   string  `json:"group" example:"mtv5-dgx1-hgpu-031"`
+	Devices int     `json:"devices" example:"8"`
+	Samples int64   `json:"samples" example:"960"`
+	Avg     float64 `json:"avg" example:"61.5"`
+	Min     float64 `json:"min" example:"0"`
+	Max     float64 `json:"max" example:"100"`
+	P50     float64 `json:"p50" example:"72"`
+	P95     float64 `json:"p95" example:"99"`
+	P99     float64 `json:"p99" example:"100"`
+}
+
+// FleetAggregate is the answer to GET /api/v1/fleet/aggregate.
+type FleetAggregate struct {
+	Metric    string       `json:"metric" example:"DCGM_FI_DEV_GPU_UTIL"`
+	By        string       `json:"by" example:"host"`
+	StartTime time.Time    `json:"start_time" example:"2025-07-18T20:42:34Z"`
+	EndTime   time.Time    `json:"end_time" example:"2025-07-18T21:42:34Z"`
+	Data      []FleetGroup `json:"data"`
+	Count     int          `json:"count" example:"31"`
+}
+
+// DeviceValue is one device's value of a metric. value and timestamp are absent for a
+// device with no sample in the window.
+type DeviceValue struct {
+	UUID        string     `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	GPUInstance string     `json:"gpu_instance,omitempty" example:"3"`
+	Hostname    string     `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
+	GPUIndex    int        `json:"gpu_index" example:"0"`
+	ModelName   string     `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
+	Value       *float64   `json:"value,omitempty" example:"97"`
+	Timestamp   *time.Time `json:"timestamp,omitempty" example:"2025-07-18T21:42:30Z"`
+	Samples     int64      `json:"samples" example:"120"`
+}
+
+func toDeviceValue(d telemetry.DeviceValue) DeviceValue {
+	out := DeviceValue{UUID: d.UUID, GPUInstance: d.Instance, Hostname: d.Hostname, GPUIndex: d.Index,
+		ModelName: d.ModelName, Samples: d.Samples}
+	if d.Samples > 0 {
+		v := d.Value
+		out.Value, out.Timestamp = &v, optTime(d.Time)
+	}
+	return out
+}
+
+// DeviceValues is the answer to GET /api/v1/fleet/top and /api/v1/fleet/latest.
+type DeviceValues struct {
+	Metric    string        `json:"metric" example:"DCGM_FI_DEV_GPU_TEMP"`
+	StartTime time.Time     `json:"start_time" example:"2025-07-18T20:42:34Z"`
+	EndTime   time.Time     `json:"end_time" example:"2025-07-18T21:42:34Z"`
+	Data      []DeviceValue `json:"data"`
+	Count     int           `json:"count" example:"10"`
+}

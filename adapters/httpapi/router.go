@@ -41,6 +41,8 @@ type Options struct {
 	// Query serves the /api/v1 routes; nil serves the probes only (streamer and collector
 	// processes).
 	Query *query.Service
+	// Fleet serves the /api/v1/fleet routes, with Query.
+	Fleet *query.Fleet
 
 	// RemoteWrite, when set, receives Prometheus remote_write requests at POST
 	// /api/v1/write; its errors are those of remotewrite.Receiver.Write.
@@ -141,6 +143,11 @@ func New(opts Options) *API {
 		get(v1, "/hosts", a.hosts)
 		get(v1, "/metrics", a.metrics)
 		get(v1, "/stats", a.stats)
+		if opts.Fleet != nil {
+			get(v1, "/fleet/aggregate", a.fleetAggregate)
+			get(v1, "/fleet/top", a.fleetTop)
+			get(v1, "/fleet/latest", a.fleetLatest)
+		}
 
 		docs.SwaggerInfo.BasePath = "/"
 		read.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.Handler))

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// defaultFleetWindow is the window of a fleet query that names no start: the last hour,
+// as a dashboard opens.
+const defaultFleetWindow = time.Hour
+
+// defaultLookback is how far back /api/v1/fleet/latest looks for a device's newest sample,
+// as PromQL's instant queries do.
+const defaultLookback = 5 * time.Minute
+
+// fleetAggregate godoc
+//
+//	@Summary		A metric across the fleet, grouped
+//	@Description	Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group "" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held.
+//	@Tags			fleet
+//	@Produce		json
+//	@Param			metric		query		string	true	"a DCGM field"	example(DCGM_FI_DEV_GPU_UTIL)
+//	@Param			by			query		string	false	"host, model, gpu, namespace, pod or label:<name>"
+//	@Param			hostname	query		string	false	"only the GPUs of this host"
+//	@Param			model		query		string	false	"only the GPUs of this model"
+//	@Param			start_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
+//	@Param			end_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
+//	@Success		200			{object}	FleetAggregate
+//	@Failure		400			{object}	ErrorBody
+//	@Failure		503			{object}	ErrorBody
+//	@Router			/api/v1/fleet/aggregate [get]
+func (a *API) fleetAggregate(c *gin.Context) {
+	q, err := fleetQuery(c, defaultFleetWindow)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	by := c.Query("by")
+	groups, err := a.opts.Fleet.Aggregate(c.Request.Context(), q, telemetry.Grouping(by))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := FleetAggregate{Metric: q.Metric, By: by, StartTime: q.Range.Start, EndTime: q.Range.End,
+		Data: make([]FleetGroup, len(groups)), Count: len(groups)}
+	for i, g := range groups {
+		out.Data[i] = FleetGroup{Group: g.Group, Devices: g.Devices, Samples: g.Samples, Avg: g.Avg, Min: g.Min, Max: g.Max,
+			P50: g.P50, P95: g.P95, P99: g.P99}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// fleetTop godoc
+//
+//	@Summary		The devices highest (or lowest) in a metric
+//	@Description	Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window.
+//	@Tags			fleet
+//	@Produce		json
+//	@Param			metric		query		string	true	"a DCGM field"										example(DCGM_FI_DEV_GPU_TEMP)
+//	@Param			n			query		int		false	"how many devices, 1 to 1000"						default(10)							minimum(1)	maximum(1000)
+//	@Param			agg			query		string	false	"what ranks a device"								Enums(avg, min, max, last, count)	default(avg)
+//	@Param			order		query		string	false	"desc: the highest first; asc: the lowest first"	Enums(desc, asc)					default(desc)
+//	@Param			hostname	query		string	false	"only the GPUs of this host"
+//	@Param			model		query		string	false	"only the GPUs of this model"
+//	@Param			start_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
+//	@Param			end_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
+//	@Success		200			{object}	DeviceValues
+//	@Failure		400			{object}	ErrorBody
+//	@Failure		503			{object}	ErrorBody
+//	@Router			/api/v1/fleet/top [get]
+func (a *API) fleetTop(c *gin.Context) {
+	q, err := fleetQuery(c, defaultFleetWindow)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	n, err := intParam(c, "n", 10)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var bottom bool
+	switch order := c.DefaultQuery("order", "desc"); order {
+	case "desc":
+	case "asc":
+		bottom = true
+	default:
+		writeError(c, telemetry.Invalid("order", "%q is not desc or asc", order))
+		return
+	}
+	agg := telemetry.Aggregation(c.DefaultQuery("agg", string(telemetry.AggAvg)))
+	devices, err := a.opts.Fleet.Top(c.Request.Context(), q, agg, n, bottom)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeDeviceValues(c, q, devices)
+}
+
+// fleetLatest godoc
+//
+//	@Summary		Every device's latest value of a metric, in one call
+//	@Description	Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value.
+//	@Tags			fleet
+//	@Produce		json
+//	@Param			metric		query		string	true	"a DCGM field"	example(DCGM_FI_DEV_GPU_UTIL)
+//	@Param			time		query		string	false	"RFC 3339 time or Unix seconds (default: now)"
+//	@Param			lookback	query		string	false	"how far back a sample counts"	default(5m)
+//	@Param			hostname	query		string	false	"only the GPUs of this host"
+//	@Param			model		query		string	false	"only the GPUs of this model"
+//	@Success		200			{object}	DeviceValues
+//	@Failure		400			{object}	ErrorBody
+//	@Failure		503			{object}	ErrorBody
+//	@Router			/api/v1/fleet/latest [get]
+func (a *API) fleetLatest(c *gin.Context) {
+	at, err := timeParam(c, "time")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	lookback := defaultLookback
+	if raw, ok := c.GetQuery("lookback"); ok {
+		if lookback, err = time.ParseDuration(raw); err != nil || lookback <= 0 {
+			writeError(c, telemetry.Invalid("lookback", "%q is not a positive duration such as 30s or 5m", raw))
+			return
+		}
+	}
+	q := telemetry.FleetQuery{Metric: c.Query("metric"), Hostname: c.Query("hostname"), Model: c.Query("model"),
+		Range: telemetry.TimeRange{Start: at.Add(-lookback), End: at}}
+	devices, err := a.opts.Fleet.Latest(c.Request.Context(), q)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeDeviceValues(c, q, devices)
+}
+
+// fleetQuery reads the parameters the fleet routes share; a window without a start is the
+// span before its end (now by default).
+func fleetQuery(c *gin.Context, span time.Duration) (telemetry.FleetQuery, error) {
+	q := telemetry.FleetQuery{Metric: c.Query("metric"), Hostname: c.Query("hostname"), Model: c.Query("model")}
+	var err error
+	if q.Range.Start, err = timeParam(c, "start_time"); err != nil {
+		return q, err
+	}
+	if q.Range.End, err = timeParam(c, "end_time"); err != nil {
+		return q, err
+	}
+	if q.Range.End.IsZero() {
+		q.Range.End = time.Now().UTC()
+	}
+	if q.Range.Start.IsZero() {
+		q.Range.Start = q.Range.End.Add(-span)
+	}
+	return q, nil
+}
+
+func writeDeviceValues(c *gin.Context, q telemetry.FleetQuery, devices []telemetry.DeviceValue) {
+	out := DeviceValues{Metric: q.Metric, StartTime: q.Range.Start, EndTime: q.Range.End,
+		Data: make([]DeviceValue, len(devices)), Count: len(devices)}
+	for i, d := range devices {
+		out.Data[i] = toDeviceValue(d)
+	}
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,258 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// MaxTop is the most devices a top or bottom list holds.
+const MaxTop = 1000
+
+// sketchAccuracy is the relative accuracy of fleet percentiles: a group's values are kept
+// in a DDSketch of a few kilobytes, not one by one, however many samples the window holds.
+const sketchAccuracy = 0.01
+
+// Fleet answers questions about many devices at once — aggregates by group, the devices
+// highest or lowest in a metric, every device's latest value — reading their series one
+// at a time: no more than one device's series of the window is held, whatever the fleet.
+type Fleet struct {
+	inv    ports.Inventory
+	series ports.SeriesReader
+}
+
+// NewFleet returns a fleet query service.
+func NewFleet(inv ports.Inventory, series ports.SeriesReader) *Fleet {
+	return &Fleet{inv: inv, series: series}
+}
+
+// Aggregate summarises q's samples in groups, by group name. A bad query matches
+// telemetry.ErrInvalid.
+func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by telemetry.Grouping) ([]telemetry.FleetGroup, error) {
+	name, err := groupName(by)
+	if err != nil {
+		return nil, err
+	}
+	type group struct {
+		sketch  *ddsketch.DDSketchWithExactSummaryStatistics
+		devices map[string]bool
+	}
+	groups := map[string]*group{}
+	err = f.each(ctx, q, func(g *telemetry.GPU, s telemetry.Series) {
+		key := name(g, s)
+		gr := groups[key]
+		if gr == nil {
+			sk, err := ddsketch.NewDefaultDDSketchWithExactSummaryStatistics(sketchAccuracy)
+			if err != nil {
+				panic(err) // the accuracy is a valid constant
+			}
+			gr = &group{sketch: sk, devices: map[string]bool{}}
+			groups[key] = gr
+		}
+		gr.devices[s.GPU] = true
+		for _, p := range s.Points {
+			if finite(p.Value) {
+				_ = gr.sketch.Add(p.Value) // finite values always fit
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]telemetry.FleetGroup, 0, len(groups))
+	for key, gr := range groups {
+		fg := telemetry.FleetGroup{Group: key, Devices: len(gr.devices), Samples: int64(gr.sketch.GetCount())}
+		if fg.Samples > 0 {
+			fg.Avg = gr.sketch.GetSum() / gr.sketch.GetCount()
+			fg.Min, _ = gr.sketch.GetMinValue()
+			fg.Max, _ = gr.sketch.GetMaxValue()
+			ps, _ := gr.sketch.GetValuesAtQuantiles([]float64{0.5, 0.95, 0.99})
+			fg.P50, fg.P95, fg.P99 = ps[0], ps[1], ps[2]
+		}
+		out = append(out, fg)
+	}
+	slices.SortFunc(out, func(a, b telemetry.FleetGroup) int { return cmp.Compare(a.Group, b.Group) })
+	return out, nil
+}
+
+// groupName returns what names a sample's group under by.
+func groupName(by telemetry.Grouping) (func(*telemetry.GPU, telemetry.Series) string, error) {
+	switch by {
+	case telemetry.GroupNone:
+		return func(*telemetry.GPU, telemetry.Series) string { return "" }, nil
+	case telemetry.GroupHost:
+		return func(g *telemetry.GPU, _ telemetry.Series) string { return g.Hostname }, nil
+	case telemetry.GroupModel:
+		return func(g *telemetry.GPU, _ telemetry.Series) string { return g.ModelName }, nil
+	case telemetry.GroupGPU:
+		return func(g *telemetry.GPU, _ telemetry.Series) string { return g.Key() }, nil
+	case telemetry.GroupNamespace:
+		return func(_ *telemetry.GPU, s telemetry.Series) string { return s.Namespace }, nil
+	case telemetry.GroupPod:
+		// Pods are named within their namespace.
+		return func(_ *telemetry.GPU, s telemetry.Series) string {
+			if s.Pod == "" {
+				return ""
+			}
+			return s.Namespace + "/" + s.Pod
+		}, nil
+	}
+	if label, ok := strings.CutPrefix(string(by), telemetry.LabelGrouping); ok && label != "" {
+		return func(g *telemetry.GPU, _ telemetry.Series) string { return g.Labels[label] }, nil
+	}
+	return nil, telemetry.Invalid("by", "%q is not one of host, model, gpu, namespace, pod or label:<name>", by)
+}
+
+// finite leaves out what no summary can hold (JSON has no NaN): DCGM's blanks are NaN.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// deviceStats is what Top and Latest keep of a device.
+type deviceStats struct {
+	count         int64
+	sum, min, max float64
+	last          telemetry.Point
+}
+
+func (d *deviceStats) add(points []telemetry.Point) {
+	for _, p := range points {
+		if !finite(p.Value) {
+			continue
+		}
+		if d.count == 0 {
+			d.min, d.max = p.Value, p.Value
+		}
+		d.count++
+		d.sum += p.Value
+		d.min, d.max = min(d.min, p.Value), max(d.max, p.Value)
+		if d.count == 1 || p.Time >= d.last.Time {
+			d.last = p
+		}
+	}
+}
+
+func (d *deviceStats) value(agg telemetry.Aggregation) float64 {
+	switch agg {
+	case telemetry.AggMin:
+		return d.min
+	case telemetry.AggMax:
+		return d.max
+	case telemetry.AggLast:
+		return d.last.Value
+	case telemetry.AggCount:
+		return float64(d.count)
+	}
+	return d.sum / float64(d.count)
+}
+
+// Top returns the n devices with the highest agg of q's samples (the lowest when bottom),
+// ties by host, index and key; devices without samples in the window are left out.
+func (f *Fleet) Top(ctx context.Context, q telemetry.FleetQuery, agg telemetry.Aggregation, n int, bottom bool) ([]telemetry.DeviceValue, error) {
+	switch {
+	case n < 1 || n > MaxTop:
+		return nil, telemetry.Invalid("n", "must be between 1 and %d, got %d", MaxTop, n)
+	case !slices.Contains(telemetry.Aggregations, agg):
+		return nil, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", agg)
+	}
+	devices, stats, err := f.stats(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []telemetry.DeviceValue
+	for i, g := range devices {
+		if st := stats[i]; st.count > 0 {
+			out = append(out, telemetry.DeviceValue{GPU: g, Value: st.value(agg), Time: time.UnixMicro(st.last.Time).UTC(), Samples: st.count})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b telemetry.DeviceValue) int { // devices are in listing order
+		if bottom {
+			return cmp.Compare(a.Value, b.Value)
+		}
+		return cmp.Compare(b.Value, a.Value)
+	})
+	return out[:min(n, len(out))], nil
+}
+
+// Latest returns every device q selects, in listing order (host, index, key), each with its
+// newest sample within q.Range: a fleet heatmap in one call. A device without one has
+// Samples 0.
+func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.DeviceValue, error) {
+	devices, stats, err := f.stats(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]telemetry.DeviceValue, len(devices))
+	for i, g := range devices {
+		out[i] = telemetry.DeviceValue{GPU: g}
+		if st := stats[i]; st.count > 0 {
+			out[i].Value, out[i].Time, out[i].Samples = st.last.Value, time.UnixMicro(st.last.Time).UTC(), 1
+		}
+	}
+	return out, nil
+}
+
+// stats gathers each device's samples of q, the devices in listing order.
+func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.GPU, []deviceStats, error) {
+	var devices []telemetry.GPU
+	index := map[string]int{}
+	var stats []deviceStats
+	err := f.eachOf(ctx, q, func(list []telemetry.GPU) {
+		devices = list
+		stats = make([]deviceStats, len(list))
+		for i, g := range list {
+			index[g.Key()] = i
+		}
+	}, func(_ *telemetry.GPU, s telemetry.Series) {
+		stats[index[s.GPU]].add(s.Points)
+	})
+	return devices, stats, err
+}
+
+// each calls fn with every series of q's metric within q.Range, and the device it is of.
+func (f *Fleet) each(ctx context.Context, q telemetry.FleetQuery, fn func(*telemetry.GPU, telemetry.Series)) error {
+	return f.eachOf(ctx, q, nil, fn)
+}
+
+// eachOf is each, telling listed first which devices q selects.
+func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
+	switch {
+	case q.Metric == "":
+		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
+	case q.Range.Start.IsZero() || q.Range.End.IsZero():
+		return telemetry.Invalid("start_time", "a window needs both ends")
+	}
+	if err := validateRange(q.Range); err != nil {
+		return err
+	}
+	infos, err := f.inv.GPUs(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model, NoSpan: true})
+	if err != nil {
+		return err
+	}
+	devices := make([]telemetry.GPU, len(infos))
+	byKey := make(map[string]*telemetry.GPU, len(infos))
+	sq := telemetry.SeriesQuery{Range: q.Range, Metrics: []string{q.Metric}, GPUs: make([]string, len(infos))}
+	for i := range infos {
+		devices[i] = infos[i].GPU
+		byKey[devices[i].Key()] = &devices[i]
+		sq.GPUs[i] = devices[i].Key()
+	}
+	if listed != nil {
+		listed(devices)
+	}
+	if len(devices) == 0 {
+		return nil
+	}
+	return f.series.Series(ctx, sq, func(s telemetry.Series) error {
+		if g := byKey[s.GPU]; g != nil {
+			fn(g, s)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,48 @@
+package telemetry
+
+import "time"
+
+// FleetQuery asks for one metric of many devices over a window: every device, or those of
+// one host or model.
+type FleetQuery struct {
+	Metric   string
+	Range    TimeRange
+	Hostname string
+	Model    string
+}
+
+// Grouping is what a fleet aggregate groups samples by: a device's host, model or itself,
+// the workload a sample is attributed to (namespace, pod), or one of a device's other
+// labels ("label:instance"). None puts the whole fleet in one group.
+type Grouping string
+
+// The groupings; a label grouping is LabelGrouping's prefix and the label's name.
+const (
+	GroupNone      Grouping = ""
+	GroupHost      Grouping = "host"
+	GroupModel     Grouping = "model"
+	GroupGPU       Grouping = "gpu"
+	GroupNamespace Grouping = "namespace"
+	GroupPod       Grouping = "pod"
+	LabelGrouping           = "label:"
+)
+
+// FleetGroup summarises one group's samples of a metric. Count, Avg, Min and Max are exact;
+// the percentiles come from a quantile sketch and are within 1 % of the exact value.
+type FleetGroup struct {
+	Group         string // the group's host, model, device key, namespace, pod or label value
+	Devices       int    // devices with samples in the group
+	Samples       int64
+	Avg, Min, Max float64
+	P50, P95, P99 float64
+}
+
+// DeviceValue is one device's value of a metric: an aggregate over a window, or its latest
+// sample (Time then says when). Samples is 0 when the device has none in the window, and
+// Value is then meaningless.
+type DeviceValue struct {
+	GPU
+	Value   float64
+	Time    time.Time
+	Samples int64
+}
