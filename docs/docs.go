@@ -18,6 +18,87 @@ const docTemplate = `{
     "host": "{{.Host}}",
     "basePath": "{{.BasePath}}",
     "paths": {
+        "/api/v1/events": {
+            "get": {
+                "description": "Spans in which a device reported an XID error (DCGM_FI_DEV_XID_ERRORS non-zero; reason: the code), counted ECC errors (a rise of DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _DBE_VOL_TOTAL; value: how many), failed a row remap (DCGM_FI_DEV_ROW_REMAP_FAILURE), or had its clocks throttled (a bit of DCGM_FI_DEV_CLOCK_THROTTLE_REASONS or DCGM_FI_DEV_CLOCKS_EVENT_REASONS; reason: its name), within [start_time, end_time] (default: the day before now), by start. Read off the stored samples when asked.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "Health events: XID errors, ECC errors, row remap failures, clock throttling",
+                "parameters": [
+                    {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "xid",
+                                "ecc_sbe",
+                                "ecc_dbe",
+                                "row_remap_failure",
+                                "throttle"
+                            ],
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these kinds (repeat the parameter)",
+                        "name": "kind",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this GPU (and its MIG instances)",
+                        "name": "uuid",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.EventList"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/fleet/aggregate": {
             "get": {
                 "description": "Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group \"\" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held.",
@@ -73,6 +154,78 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/httpapi.FleetAggregate"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/fleet/idle": {
+            "get": {
+                "description": "Spans of [start_time, end_time] (default: the day before now) in which a device's DCGM_FI_DEV_GPU_UTIL stayed under threshold for at least for, by start. reason is allocated when a pod held the device (the expensive case), else unallocated; value is the mean utilisation in the span.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "Idle GPUs: spans of low utilisation, allocated or not",
+                "parameters": [
+                    {
+                        "type": "number",
+                        "default": 5,
+                        "description": "utilisation under which a device is idle, in %",
+                        "name": "threshold",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "30m",
+                        "description": "how long it must stay under",
+                        "name": "for",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.EventList"
                         }
                     },
                     "400": {
@@ -1013,6 +1166,97 @@ const docTemplate = `{
                 "message": {
                     "type": "string",
                     "example": "start_time: \"yesterday\" is not an RFC 3339 time"
+                }
+            }
+        },
+        "httpapi.Event": {
+            "type": "object",
+            "properties": {
+                "container": {
+                    "type": "string",
+                    "example": "main"
+                },
+                "end": {
+                    "type": "string",
+                    "example": "2025-07-18T20:47:34Z"
+                },
+                "gpu_index": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "gpu_instance": {
+                    "type": "string",
+                    "example": "3"
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "mtv5-dgx1-hgpu-031"
+                },
+                "kind": {
+                    "type": "string",
+                    "example": "xid"
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "namespace": {
+                    "type": "string",
+                    "example": "team-a"
+                },
+                "ongoing": {
+                    "type": "boolean"
+                },
+                "pod": {
+                    "type": "string",
+                    "example": "train-0"
+                },
+                "reason": {
+                    "type": "string",
+                    "example": "79"
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 30
+                },
+                "start": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                },
+                "value": {
+                    "type": "number",
+                    "example": 79
+                }
+            }
+        },
+        "httpapi.EventList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 3
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Event"
+                    }
+                },
+                "devices": {
+                    "type": "integer",
+                    "example": 2
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-17T20:42:34Z"
                 }
             }
         },

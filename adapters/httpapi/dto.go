@@ -252,3 +252,41 @@ type DeviceValues struct {
 	Data      []DeviceValue `json:"data"`
 	Count     int           `json:"count" example:"10"`
 }
+
+// Event is a span in which a device was in a state worth knowing of: kind xid (reason: the
+// XID code), ecc_sbe or ecc_dbe (value: errors counted), row_remap_failure, throttle
+// (reason: hw_thermal_slowdown, sw_power_cap, …; value: the reasons' bitmask) or idle
+// (reason: allocated when a pod held the device, else unallocated; value: mean
+// utilisation). end is the first sample out of the state; while ongoing, the last in it.
+type Event struct {
+	UUID        string    `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	GPUInstance string    `json:"gpu_instance,omitempty" example:"3"`
+	Hostname    string    `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
+	GPUIndex    int       `json:"gpu_index" example:"0"`
+	ModelName   string    `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
+	Kind        string    `json:"kind" example:"xid"`
+	Reason      string    `json:"reason,omitempty" example:"79"`
+	Start       time.Time `json:"start" example:"2025-07-18T20:42:34Z"`
+	End         time.Time `json:"end" example:"2025-07-18T20:47:34Z"`
+	Ongoing     bool      `json:"ongoing"`
+	Value       float64   `json:"value" example:"79"`
+	Samples     int       `json:"samples" example:"30"`
+	Pod         string    `json:"pod,omitempty" example:"train-0"`
+	Namespace   string    `json:"namespace,omitempty" example:"team-a"`
+	Container   string    `json:"container,omitempty" example:"main"`
+}
+
+// EventList is the answer to GET /api/v1/events and /api/v1/fleet/idle, by start.
+type EventList struct {
+	StartTime time.Time `json:"start_time" example:"2025-07-17T20:42:34Z"`
+	EndTime   time.Time `json:"end_time" example:"2025-07-18T20:42:34Z"`
+	Data      []Event   `json:"data"`
+	Count     int       `json:"count" example:"3"`
+	Devices   int       `json:"devices" example:"2"`
+}
+
+func toEvent(e telemetry.Event) Event {
+	return Event{UUID: e.UUID, GPUInstance: e.Instance, Hostname: e.Hostname, GPUIndex: e.Index, ModelName: e.ModelName,
+		Kind: e.Kind, Reason: e.Reason, Start: e.Start, End: e.End, Ongoing: e.Ongoing, Value: e.Value, Samples: e.Samples,
+		Pod: e.Pod, Namespace: e.Namespace, Container: e.Container}
+}

@@ -38,10 +38,6 @@ func utilAt(i int) float64 {
 // D on h2, which last reported an hour before.
 func newFleetAPI(t *testing.T) http.Handler {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
 	gpus := []telemetry.GPU{
 		{UUID: "GPU-A", Hostname: "h1", Index: 0, ModelName: "H100", Labels: map[string]string{"rack": "r1"}},
 		{UUID: "GPU-B", Hostname: "h1", Index: 1, ModelName: "H100", Labels: map[string]string{"rack": "r1"}},
@@ -61,20 +57,39 @@ func newFleetAPI(t *testing.T) http.Handler {
 		b.Samples = append(b.Samples, telemetry.Sample{GPU: "GPU-C", Metric: util, Time: at, Value: 70})
 	}
 	b.Samples = append(b.Samples, telemetry.Sample{GPU: "GPU-D", Metric: util, Time: t0.Add(-time.Hour), Value: 5})
+	return serveBatch(t, b)
+}
+
+// serveBatch serves the query and fleet routes over an SQLite store holding b.
+func serveBatch(t *testing.T, b telemetry.Batch) http.Handler {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
 	_, err = store.WriteBatch(ctx, b)
 	require.NoError(t, err)
 	return httpapi.New(httpapi.Options{Query: query.New(store, store, store), Fleet: query.NewFleet(store, store),
 		Logger: slog.New(slog.DiscardHandler)})
 }
 
-// window is the query string of the fleet's 100 seconds.
-func window(params ...string) string {
-	v := url.Values{"metric": {util}, "start_time": {t0.Format(time.RFC3339)},
-		"end_time": {t0.Add(99 * time.Second).Format(time.RFC3339)}}
+// over is the query string of [t0, t0+span] with params, pairs of name and value: a window
+// end given replaces the default, other names may repeat.
+func over(span time.Duration, params ...string) string {
+	v := url.Values{"start_time": {t0.Format(time.RFC3339)}, "end_time": {t0.Add(span).Format(time.RFC3339)}}
 	for i := 0; i+1 < len(params); i += 2 {
-		v.Set(params[i], params[i+1])
+		if name := params[i]; name == "start_time" || name == "end_time" {
+			v.Set(name, params[i+1])
+		} else {
+			v.Add(name, params[i+1])
+		}
 	}
 	return v.Encode()
+}
+
+// window is the query string of the fleet's 100 seconds of util, with params.
+func window(params ...string) string {
+	return over(99*time.Second, append([]string{"metric", util}, params...)...)
 }
 
 func TestFleetAggregate(t *testing.T) {

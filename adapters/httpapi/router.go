@@ -147,6 +147,8 @@ func New(opts Options) *API {
 			get(v1, "/fleet/aggregate", a.fleetAggregate)
 			get(v1, "/fleet/top", a.fleetTop)
 			get(v1, "/fleet/latest", a.fleetLatest)
+			get(v1, "/fleet/idle", a.fleetIdle)
+			get(v1, "/events", a.events)
 		}
 
 		docs.SwaggerInfo.BasePath = "/"

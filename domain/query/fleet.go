@@ -222,22 +222,30 @@ func (f *Fleet) each(ctx context.Context, q telemetry.FleetQuery, fn func(*telem
 
 // eachOf is each, telling listed first which devices q selects.
 func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
-	switch {
-	case q.Metric == "":
+	if q.Metric == "" {
 		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
-	case q.Range.Start.IsZero() || q.Range.End.IsZero():
+	}
+	return f.read(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}, q.Range, []string{q.Metric}, listed, fn)
+}
+
+// read calls listed with the devices sel selects, then fn with each of their series of
+// metrics within r, which must be bounded at both ends.
+func (f *Fleet) read(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
+	listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
+	if r.Start.IsZero() || r.End.IsZero() {
 		return telemetry.Invalid("start_time", "a window needs both ends")
 	}
-	if err := validateRange(q.Range); err != nil {
+	if err := validateRange(r); err != nil {
 		return err
 	}
-	infos, err := f.inv.GPUs(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model, NoSpan: true})
+	sel.NoSpan = true
+	infos, err := f.inv.GPUs(ctx, sel)
 	if err != nil {
 		return err
 	}
 	devices := make([]telemetry.GPU, len(infos))
 	byKey := make(map[string]*telemetry.GPU, len(infos))
-	sq := telemetry.SeriesQuery{Range: q.Range, Metrics: []string{q.Metric}, GPUs: make([]string, len(infos))}
+	sq := telemetry.SeriesQuery{Range: r, Metrics: metrics, GPUs: make([]string, len(infos))}
 	for i := range infos {
 		devices[i] = infos[i].GPU
 		byKey[devices[i].Key()] = &devices[i]

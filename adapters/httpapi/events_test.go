@@ -1,0 +1,127 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// newTroubledFleet serves two hours of four GPUs scraped every 30 s from t0, with problems
+// planted: GPU-idle under 5 % for the hour from minute 30 while pod team-a/notebook holds it,
+// XID 79 on GPU-xid from minute 40 to 45, hardware thermal throttling on GPU-hot from
+// minute 60 to 75. GPU-ok has none.
+func newTroubledFleet(t *testing.T) http.Handler {
+	t.Helper()
+	var gpus []telemetry.GPU
+	for i, name := range []string{"GPU-idle", "GPU-xid", "GPU-hot", "GPU-ok"} {
+		gpus = append(gpus, telemetry.GPU{UUID: name, Hostname: "h1", Index: i, ModelName: "H100"})
+	}
+	b := telemetry.Batch{ID: "troubled", GPUs: gpus}
+	in := func(at time.Duration, from, to int) bool {
+		return at >= time.Duration(from)*time.Minute && at < time.Duration(to)*time.Minute
+	}
+	for at := time.Duration(0); at < 2*time.Hour; at += 30 * time.Second {
+		for _, g := range gpus {
+			util, xid, reasons := 90.0, 0.0, 0.0
+			var pod, ns string
+			switch g.UUID {
+			case "GPU-idle":
+				util = 80
+				if in(at, 30, 90) {
+					util, pod, ns = 1, "notebook", "team-a"
+				}
+			case "GPU-xid":
+				if in(at, 40, 45) {
+					xid = 79
+				}
+			case "GPU-hot":
+				if in(at, 60, 75) {
+					reasons = 0x40
+				}
+			}
+			for metric, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": util, "DCGM_FI_DEV_XID_ERRORS": xid,
+				"DCGM_FI_DEV_CLOCKS_EVENT_REASONS": reasons} {
+				b.Samples = append(b.Samples, telemetry.Sample{GPU: g.UUID, Metric: metric, Time: t0.Add(at), Value: v, Pod: pod, Namespace: ns})
+			}
+		}
+	}
+	return serveBatch(t, b)
+}
+
+// twoHours is the query string of the fixture's window, with params.
+func twoHours(params ...string) string { return over(2*time.Hour, params...) }
+
+// described lists events as "GPU kind reason start–end" in minutes from t0.
+func described(list httpapi.EventList) []string {
+	var out []string
+	for _, e := range list.Data {
+		s := fmt.Sprintf("%s %s %s %v–%v", e.UUID, e.Kind, e.Reason, e.Start.Sub(t0).Minutes(), e.End.Sub(t0).Minutes())
+		if e.Ongoing {
+			s += " ongoing"
+		}
+		if e.Pod != "" {
+			s += " " + e.Namespace + "/" + e.Pod
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestEventsNameThePlantedProblems(t *testing.T) {
+	api := newTroubledFleet(t)
+	var list httpapi.EventList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/events?"+twoHours(), &list).Code)
+	assert.Equal(t, []string{"GPU-xid xid 79 40–45", "GPU-hot throttle hw_thermal_slowdown 60–75"}, described(list))
+	assert.Equal(t, 2, list.Devices)
+	assert.Equal(t, 79.0, list.Data[0].Value)
+	assert.Equal(t, 10, list.Data[0].Samples, "five minutes at 30 s")
+
+	get(t, api, "/api/v1/events?"+twoHours("kind", "throttle"), &list)
+	assert.Equal(t, []string{"GPU-hot throttle hw_thermal_slowdown 60–75"}, described(list))
+	get(t, api, "/api/v1/events?"+twoHours("kind", "ecc_dbe", "kind", "xid", "uuid", "GPU-hot"), &list)
+	assert.Empty(t, list.Data)
+	// A window ending mid-event leaves it ongoing at the window's last sample.
+	get(t, api, "/api/v1/events?start_time="+t0.Format(time.RFC3339)+"&end_time="+t0.Add(42*time.Minute).Format(time.RFC3339), &list)
+	assert.Equal(t, []string{"GPU-xid xid 79 40–42 ongoing"}, described(list))
+}
+
+func TestIdleNamesTheHeldIdleGPU(t *testing.T) {
+	api := newTroubledFleet(t)
+	var list httpapi.EventList
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/fleet/idle?"+twoHours("threshold", "5", "for", "30m"), &list).Code)
+	assert.Equal(t, []string{"GPU-idle idle allocated 30–90 team-a/notebook"}, described(list),
+		"ends where the device goes on unheld")
+	require.Len(t, list.Data, 1)
+	assert.Equal(t, 1.0, list.Data[0].Value, "mean utilisation")
+	get(t, api, "/api/v1/fleet/idle?"+twoHours("for", "61m"), &list)
+	assert.Empty(t, list.Data, "an hour idle is not 61 minutes")
+	// Under 85 %, GPU-idle is idle throughout, in three stretches of two workloads; the last
+	// (29.5 minutes, ongoing) is shorter than for.
+	get(t, api, "/api/v1/fleet/idle?"+twoHours("threshold", "85", "for", "30m"), &list)
+	assert.Equal(t, []string{"GPU-idle idle unallocated 0–30", "GPU-idle idle allocated 30–90 team-a/notebook"}, described(list))
+	get(t, api, "/api/v1/fleet/idle?"+twoHours("threshold", "85", "for", "29m"), &list)
+	assert.Len(t, list.Data, 3)
+}
+
+func TestEventsBadRequests(t *testing.T) {
+	api := newTroubledFleet(t)
+	for target, field := range map[string]string{
+		"/api/v1/events?kind=fire":          "kind",
+		"/api/v1/events?start_time=soon":    "start_time",
+		"/api/v1/fleet/idle?threshold=0":    "threshold",
+		"/api/v1/fleet/idle?threshold=half": "threshold",
+		"/api/v1/fleet/idle?for=1ms":        "for",
+		"/api/v1/fleet/idle?for=forever":    "for",
+	} {
+		var body httpapi.ErrorBody
+		assert.Equal(t, http.StatusBadRequest, get(t, api, target, &body).Code, target)
+		assert.Contains(t, body.Error.Message, field, target)
+	}
+}

@@ -1,0 +1,127 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// Events returns the health events (health.Kinds) of the devices q selects that overlap
+// q.Range, by start, then host and index. An event that began before the window starts at
+// the window's first sample in it. A bad query matches telemetry.ErrInvalid.
+func (f *Fleet) Events(ctx context.Context, q telemetry.EventQuery) ([]telemetry.Event, error) {
+	for _, k := range q.Kinds {
+		if !slices.Contains(health.Kinds, k) {
+			return nil, telemetry.Invalid("kind", "%q is not one of %s", k, strings.Join(health.Kinds, ", "))
+		}
+	}
+	sel := telemetry.GPUFilter{UUID: q.GPU, Hostname: q.Hostname, Model: q.Model}
+	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), health.Detect, nil)
+}
+
+// Idle returns the spans of q.Range in which a device's utilisation stayed under
+// q.Threshold for q.For at least, split by whether a pod held it (reason allocated or
+// unallocated), by start, then host and index.
+func (f *Fleet) Idle(ctx context.Context, q telemetry.IdleQuery) ([]telemetry.Event, error) {
+	switch {
+	case q.Threshold <= 0 || q.Threshold > 100:
+		return nil, telemetry.Invalid("threshold", "must be a utilisation above 0 and at most 100 (%%), got %g", q.Threshold)
+	case q.For < time.Second:
+		return nil, telemetry.Invalid("for", "must be at least 1s, got %s", q.For)
+	}
+	sel := telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}
+	find := func(s telemetry.Series) []telemetry.Event { return health.Idle(s, q.Threshold) }
+	return f.detect(ctx, sel, q.Range, []string{health.UtilField}, find, func(e telemetry.Event) bool {
+		return e.End.Sub(e.Start) >= q.For
+	})
+}
+
+// detect runs find over the series of metrics of the devices sel selects, and returns the
+// events keep accepts (every one when nil). A device is read at a time (its series come
+// together); where its samples of a metric pass from one workload to another and back,
+// each stretch of one workload is a series of its own to find, so that a span never reaches
+// over another workload's samples, and ends at the first sample after it.
+func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
+	find func(telemetry.Series) []telemetry.Event, keep func(telemetry.Event) bool) ([]telemetry.Event, error) {
+	var (
+		out    []telemetry.Event
+		device *telemetry.GPU
+		fields = map[string][]telemetry.Series{}
+	)
+	flush := func() {
+		for _, list := range fields {
+			times, stretches := stretches(list)
+			for _, s := range stretches {
+				events := find(s)
+				health.Settle(events, times)
+				for _, e := range events {
+					if e.GPU = *device; keep == nil || keep(e) {
+						out = append(out, e)
+					}
+				}
+			}
+		}
+		clear(fields)
+	}
+	err := f.read(ctx, sel, r, metrics, nil, func(g *telemetry.GPU, s telemetry.Series) {
+		if device != nil && g != device {
+			flush()
+		}
+		device = g
+		fields[s.Metric] = append(fields[s.Metric], s)
+	})
+	if device != nil {
+		flush()
+	}
+	sortEvents(out)
+	return out, err
+}
+
+// stretches cuts one device's series of a metric where its samples pass to another
+// workload, and returns every sample time, sorted, with the stretches.
+func stretches(list []telemetry.Series) ([]int64, []telemetry.Series) {
+	if len(list) == 1 {
+		times := make([]int64, len(list[0].Points))
+		for i, p := range list[0].Points {
+			times[i] = p.Time
+		}
+		return times, list
+	}
+	type at struct {
+		time          int64
+		series, point int
+	}
+	var all []at
+	for si, s := range list {
+		for pi, p := range s.Points {
+			all = append(all, at{p.Time, si, pi})
+		}
+	}
+	slices.SortFunc(all, func(a, b at) int { return cmp.Compare(a.time, b.time) })
+	times := make([]int64, len(all))
+	var out []telemetry.Series
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].series == all[i].series {
+			times[j] = all[j].time
+			j++
+		}
+		s := list[all[i].series]
+		s.Points = s.Points[all[i].point : all[j-1].point+1]
+		out = append(out, s)
+		i = j
+	}
+	return times, out
+}
+
+func sortEvents(events []telemetry.Event) {
+	slices.SortStableFunc(events, func(a, b telemetry.Event) int {
+		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Index, b.Index),
+			cmp.Compare(a.Key(), b.Key()), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Reason, b.Reason))
+	})
+}
