@@ -111,17 +111,12 @@ func TestIdleNamesTheHeldIdleGPU(t *testing.T) {
 }
 
 func TestEventsBadRequests(t *testing.T) {
-	api := newTroubledFleet(t)
-	for target, field := range map[string]string{
+	badRequests(t, newTroubledFleet(t), map[string]string{
 		"/api/v1/events?kind=fire":          "kind",
 		"/api/v1/events?start_time=soon":    "start_time",
 		"/api/v1/fleet/idle?threshold=0":    "threshold",
 		"/api/v1/fleet/idle?threshold=half": "threshold",
 		"/api/v1/fleet/idle?for=1ms":        "for",
 		"/api/v1/fleet/idle?for=forever":    "for",
-	} {
-		var body httpapi.ErrorBody
-		assert.Equal(t, http.StatusBadRequest, get(t, api, target, &body).Code, target)
-		assert.Contains(t, body.Error.Message, field, target)
-	}
+	})
 }

@@ -184,8 +184,7 @@ func TestFleetLatest(t *testing.T) {
 }
 
 func TestFleetBadRequests(t *testing.T) {
-	api := newFleetAPI(t)
-	for target, field := range map[string]string{
+	badRequests(t, newFleetAPI(t), map[string]string{
 		"/api/v1/fleet/aggregate?by=rack&" + window(): "by",
 		"/api/v1/fleet/aggregate?by=label:":           "by",
 		"/api/v1/fleet/aggregate":                     "metric",
@@ -198,7 +197,13 @@ func TestFleetBadRequests(t *testing.T) {
 		"/api/v1/fleet/latest?metric=x&lookback=-1m":                                                     "lookback",
 		"/api/v1/fleet/latest?metric=x&lookback=soon":                                                    "lookback",
 		"/api/v1/fleet/latest":                                                                           "metric",
-	} {
+	})
+}
+
+// badRequests checks that each target is a 400 whose message names its field.
+func badRequests(t *testing.T, api http.Handler, fieldOf map[string]string) {
+	t.Helper()
+	for target, field := range fieldOf {
 		var body httpapi.ErrorBody
 		assert.Equal(t, http.StatusBadRequest, get(t, api, target, &body).Code, target)
 		assert.Contains(t, body.Error.Message, field, target)

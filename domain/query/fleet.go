@@ -46,7 +46,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		devices map[string]bool
 	}
 	groups := map[string]*group{}
-	err = f.each(ctx, q, func(g *telemetry.GPU, s telemetry.Series) {
+	err = f.eachOf(ctx, q, nil, func(g *telemetry.GPU, s telemetry.Series) {
 		key := name(g, s)
 		gr := groups[key]
 		if gr == nil {
@@ -215,12 +215,8 @@ func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.
 	return devices, stats, err
 }
 
-// each calls fn with every series of q's metric within q.Range, and the device it is of.
-func (f *Fleet) each(ctx context.Context, q telemetry.FleetQuery, fn func(*telemetry.GPU, telemetry.Series)) error {
-	return f.eachOf(ctx, q, nil, fn)
-}
-
-// eachOf is each, telling listed first which devices q selects.
+// eachOf calls listed, when set, with the devices q selects, then fn with each of their
+// series of q's metric within q.Range.
 func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
 	if q.Metric == "" {
 		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
