@@ -410,6 +410,96 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/fleet/usage": {
+            "get": {
+                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to, but for gap at most, and only its part inside the window counts: reports of adjacent windows add up. gpu_hours is that time over DCGM_FI_DEV_GPU_UTIL samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
+                "produces": [
+                    "application/json",
+                    "text/csv"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "Usage by namespace, pod, host or model: GPU-hours, utilisation, energy, peak memory",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "default": "namespace",
+                        "description": "namespace, pod, host, model, gpu or label:\u003cname\u003e",
+                        "name": "by",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only samples attributed to this namespace",
+                        "name": "namespace",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "5m",
+                        "description": "the longest one sample stands for",
+                        "name": "gap",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "json",
+                            "csv"
+                        ],
+                        "type": "string",
+                        "default": "json",
+                        "description": "json or csv",
+                        "name": "format",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.UsageReport"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/gpus": {
             "get": {
                 "tags": [
@@ -1672,6 +1762,74 @@ const docTemplate = `{
                 "uuid": {
                     "type": "string",
                     "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                }
+            }
+        },
+        "httpapi.Usage": {
+            "type": "object",
+            "properties": {
+                "devices": {
+                    "type": "integer",
+                    "example": 8
+                },
+                "energy_kwh": {
+                    "type": "number",
+                    "example": 96.4
+                },
+                "gpu_hours": {
+                    "type": "number",
+                    "example": 192
+                },
+                "group": {
+                    "type": "string",
+                    "example": "team-a"
+                },
+                "mean_utilization": {
+                    "type": "number",
+                    "example": 63.2
+                },
+                "peak_memory_mib": {
+                    "type": "number",
+                    "example": 79647
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 23040
+                }
+            }
+        },
+        "httpapi.UsageReport": {
+            "type": "object",
+            "properties": {
+                "by": {
+                    "type": "string",
+                    "example": "namespace"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 12
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Usage"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T21:42:34Z"
+                },
+                "gap": {
+                    "type": "string",
+                    "example": "5m0s"
+                },
+                "namespace": {
+                    "type": "string",
+                    "example": "team-a"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-17T21:42:34Z"
                 }
             }
         }

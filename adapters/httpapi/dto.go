@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -289,4 +290,38 @@ func toEvent(e telemetry.Event) Event {
 	return Event{UUID: e.UUID, GPUInstance: e.Instance, Hostname: e.Hostname, GPUIndex: e.Index, ModelName: e.ModelName,
 		Kind: e.Kind, Reason: e.Reason, Start: e.Start, End: e.End, Ongoing: e.Ongoing, Value: e.Value, Samples: e.Samples,
 		Pod: e.Pod, Namespace: e.Namespace, Container: e.Container}
+}
+
+// Usage is what one group used over the window. mean_utilization and peak_memory_mib are
+// absent when the group has no such samples.
+type Usage struct {
+	Group           string   `json:"group" example:"team-a"`
+	Devices         int      `json:"devices" example:"8"`
+	GPUHours        float64  `json:"gpu_hours" example:"192"`
+	MeanUtilization *float64 `json:"mean_utilization,omitempty" example:"63.2"`
+	EnergyKWh       float64  `json:"energy_kwh" example:"96.4"`
+	PeakMemoryMiB   *float64 `json:"peak_memory_mib,omitempty" example:"79647"`
+	Samples         int64    `json:"samples" example:"23040"`
+}
+
+// UsageReport is the answer to GET /api/v1/fleet/usage.
+type UsageReport struct {
+	By        string    `json:"by" example:"namespace"`
+	Namespace string    `json:"namespace,omitempty" example:"team-a"`
+	StartTime time.Time `json:"start_time" example:"2025-07-17T21:42:34Z"`
+	EndTime   time.Time `json:"end_time" example:"2025-07-18T21:42:34Z"`
+	Gap       string    `json:"gap" example:"5m0s"`
+	Data      []Usage   `json:"data"`
+	Count     int       `json:"count" example:"12"`
+}
+
+func toUsage(u telemetry.Usage) Usage {
+	out := Usage{Group: u.Group, Devices: u.Devices, GPUHours: u.GPUHours, EnergyKWh: u.EnergyKWh, Samples: u.Samples}
+	if !math.IsNaN(u.MeanUtil) {
+		out.MeanUtilization = &u.MeanUtil
+	}
+	if !math.IsNaN(u.PeakMemory) {
+		out.PeakMemoryMiB = &u.PeakMemory
+	}
+	return out
 }

@@ -73,11 +73,9 @@ func (a *API) fleetIdle(c *gin.Context) {
 			return
 		}
 	}
-	if raw, ok := c.GetQuery("for"); ok {
-		if q.For, err = time.ParseDuration(raw); err != nil {
-			writeError(c, telemetry.Invalid("for", "%q is not a duration such as 30m or 1h", raw))
-			return
-		}
+	if q.For, err = durationParam(c, "for", q.For); err != nil {
+		writeError(c, err)
+		return
 	}
 	events, err := a.opts.Fleet.Idle(c.Request.Context(), q)
 	if err != nil {

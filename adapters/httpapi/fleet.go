@@ -125,12 +125,10 @@ func (a *API) fleetLatest(c *gin.Context) {
 	if at.IsZero() {
 		at = time.Now().UTC()
 	}
-	lookback := defaultLookback
-	if raw, ok := c.GetQuery("lookback"); ok {
-		if lookback, err = time.ParseDuration(raw); err != nil || lookback <= 0 {
-			writeError(c, telemetry.Invalid("lookback", "%q is not a positive duration such as 30s or 5m", raw))
-			return
-		}
+	lookback, err := durationParam(c, "lookback", defaultLookback)
+	if err != nil {
+		writeError(c, err)
+		return
 	}
 	q := telemetry.FleetQuery{Metric: c.Query("metric"), Hostname: c.Query("hostname"), Model: c.Query("model"),
 		Range: telemetry.TimeRange{Start: at.Add(-lookback), End: at}}

@@ -434,6 +434,19 @@ func intParam(c *gin.Context, name string, def int) (int, error) {
 	return n, nil
 }
 
+// durationParam reads an optional positive duration (30s, 5m, 1h30m), def when absent.
+func durationParam(c *gin.Context, name string, def time.Duration) (time.Duration, error) {
+	raw, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, telemetry.Invalid(name, "%q is not a positive duration such as 30s or 5m", raw)
+	}
+	return d, nil
+}
+
 // remoteWrite godoc
 //
 //	@Summary		Receive Prometheus remote_write 1.0 (snappy-compressed protobuf WriteRequest)

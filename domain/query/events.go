@@ -48,12 +48,8 @@ func (f *Fleet) Idle(ctx context.Context, q telemetry.IdleQuery) ([]telemetry.Ev
 // over another workload's samples, and ends at the first sample after it.
 func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
 	find func(telemetry.Series) []telemetry.Event, keep func(telemetry.Event) bool) ([]telemetry.Event, error) {
-	var (
-		out    []telemetry.Event
-		device *telemetry.GPU
-		fields = map[string][]telemetry.Series{}
-	)
-	flush := func() {
+	var out []telemetry.Event
+	err := f.byDevice(ctx, sel, r, metrics, func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
 		for _, list := range fields {
 			times, stretches := stretches(list)
 			for _, s := range stretches {
@@ -66,20 +62,32 @@ func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry
 				}
 			}
 		}
-		clear(fields)
-	}
+	})
+	sortEvents(out)
+	return out, err
+}
+
+// byDevice calls fn with each device sel selects that has samples of metrics within r, and
+// its series of them by metric: a series for each workload the device's samples were
+// attributed to.
+func (f *Fleet) byDevice(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
+	fn func(*telemetry.GPU, map[string][]telemetry.Series)) error {
+	var (
+		device *telemetry.GPU
+		fields = map[string][]telemetry.Series{}
+	)
 	err := f.read(ctx, sel, r, metrics, nil, func(g *telemetry.GPU, s telemetry.Series) {
-		if device != nil && g != device {
-			flush()
+		if device != nil && g != device { // a device's series come together
+			fn(device, fields)
+			clear(fields)
 		}
 		device = g
 		fields[s.Metric] = append(fields[s.Metric], s)
 	})
-	if device != nil {
-		flush()
+	if device != nil && err == nil {
+		fn(device, fields)
 	}
-	sortEvents(out)
-	return out, err
+	return err
 }
 
 // stretches cuts one device's series of a metric where its samples pass to another

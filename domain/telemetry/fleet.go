@@ -46,3 +46,29 @@ type DeviceValue struct {
 	Time    time.Time
 	Samples int64
 }
+
+// UsageQuery asks what each group (of devices or of the workloads they ran) used over a
+// window, of every device or those of one host or model, counting only one namespace's
+// samples when Namespace is set. A sample stands for Gap at most.
+type UsageQuery struct {
+	Range     TimeRange
+	By        Grouping
+	Hostname  string
+	Model     string
+	Namespace string
+	Gap       time.Duration
+}
+
+// Usage is what one group used over a window: GPU time (hours of utilisation samples),
+// mean utilisation weighted by that time (in %), energy (the integral of power draw, in
+// kWh) and the peak of framebuffer memory used (MiB). MeanUtil and PeakMemory are NaN when
+// the group has no such samples.
+type Usage struct {
+	Group      string
+	Devices    int
+	GPUHours   float64
+	MeanUtil   float64
+	EnergyKWh  float64
+	PeakMemory float64
+	Samples    int64 // utilisation samples
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
+)
+
+// usageCSVHeader is the first line of a usage report as CSV.
+var usageCSVHeader = []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples"}
+
+// fleetUsage godoc
+//
+//	@Summary		Usage by namespace, pod, host or model: GPU-hours, utilisation, energy, peak memory
+//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to, but for gap at most, and only its part inside the window counts: reports of adjacent windows add up. gpu_hours is that time over DCGM_FI_DEV_GPU_UTIL samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
+//	@Tags			fleet
+//	@Produce		json
+//	@Produce		text/csv
+//	@Param			by			query		string	false	"namespace, pod, host, model, gpu or label:<name>"	default(namespace)
+//	@Param			namespace	query		string	false	"only samples attributed to this namespace"
+//	@Param			hostname	query		string	false	"only the GPUs of this host"
+//	@Param			model		query		string	false	"only the GPUs of this model"
+//	@Param			gap			query		string	false	"the longest one sample stands for"	default(5m)
+//	@Param			format		query		string	false	"json or csv"						Enums(json, csv)	default(json)
+//	@Param			start_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)"
+//	@Param			end_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
+//	@Success		200			{object}	UsageReport
+//	@Failure		400			{object}	ErrorBody
+//	@Failure		503			{object}	ErrorBody
+//	@Router			/api/v1/fleet/usage [get]
+func (a *API) fleetUsage(c *gin.Context) {
+	fq, err := fleetQuery(c, defaultEventWindow)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	q := telemetry.UsageQuery{Range: fq.Range, By: telemetry.Grouping(c.DefaultQuery("by", string(telemetry.GroupNamespace))),
+		Hostname: fq.Hostname, Model: fq.Model, Namespace: c.Query("namespace")}
+	if q.Gap, err = durationParam(c, "gap", usage.DefaultGap); err != nil {
+		writeError(c, err)
+		return
+	}
+	asCSV := strings.Contains(c.GetHeader("Accept"), "text/csv")
+	switch format := c.Query("format"); format {
+	case "":
+	case "json", "csv":
+		asCSV = format == "csv"
+	default:
+		writeError(c, telemetry.Invalid("format", "%q is not json or csv", format))
+		return
+	}
+	groups, err := a.opts.Fleet.Usage(c.Request.Context(), q)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if asCSV {
+		writeUsageCSV(c, q, groups)
+		return
+	}
+	out := UsageReport{By: string(q.By), Namespace: q.Namespace, StartTime: q.Range.Start, EndTime: q.Range.End,
+		Gap: q.Gap.String(), Data: make([]Usage, len(groups)), Count: len(groups)}
+	for i, u := range groups {
+		out.Data[i] = toUsage(u)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func writeUsageCSV(c *gin.Context, q telemetry.UsageQuery, groups []telemetry.Usage) {
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	name := strings.Map(func(r rune) rune { // a label's name is the caller's
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '-'
+	}, string(q.By))
+	c.Header("Content-Disposition", `attachment; filename="usage-by-`+name+`.csv"`)
+	c.Status(http.StatusOK)
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write(usageCSVHeader)
+	num := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
+	for _, g := range groups {
+		u := toUsage(g)
+		_ = w.Write([]string{u.Group, strconv.Itoa(u.Devices), num(&u.GPUHours), num(u.MeanUtilization), num(&u.EnergyKWh),
+			num(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10)})
+	}
+	w.Flush()
+}
