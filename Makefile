@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check lint fmt clean
+.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,12 @@ arch: ## Check the import rules (domain/ and ports/ free of frameworks, adapters
 swagger: ## Regenerate the OpenAPI description in docs/ from the handlers' annotations
 	$(SWAG) fmt -d adapters/httpapi
 	$(SWAG) init -g router.go -d adapters/httpapi -o docs --outputTypes go,json,yaml
+
+console-vendor: ## Vendor the web console's front-end packages from npm (adapters/console/package-lock.json) into its static/vendor
+	@scripts/console-vendor.sh
+
+screenshots: services ## Take the console's screenshots in docs/console with headless Chromium
+	TELEMETRY_SCREENSHOTS=1 $(GO) test -count=1 -run TestConsole ./app
 
 lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...

@@ -26,25 +26,21 @@ import (
 
 // prometheusBinary is Debian's prometheus, which make test installs; without it (and without
 // CI) these tests skip.
-func prometheusBinary(t *testing.T) string {
-	path, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus is not installed (scripts/ensure-services.sh installs Debian's)")
-		}
-		t.Skip("prometheus is not installed; make test installs it")
-	}
-	return path
-}
+func prometheusBinary(t *testing.T) string { return debianBinary(t, "prometheus", "prometheus") }
 
 // promtoolBinary is Debian's promtool, which comes with its prometheus.
-func promtoolBinary(t *testing.T) string {
-	path, err := exec.LookPath("promtool")
+func promtoolBinary(t *testing.T) string { return debianBinary(t, "promtool", "prometheus") }
+
+// debianBinary is the path of a program of a Debian package that scripts/ensure-services.sh
+// installs: a test needing it fails without it under CI, else skips.
+func debianBinary(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is not installed (scripts/ensure-services.sh installs Debian's prometheus)")
+			t.Fatalf("%s is not installed (scripts/ensure-services.sh installs Debian's %s)", name, pkg)
 		}
-		t.Skip("promtool is not installed; make test installs it")
+		t.Skipf("%s is not installed; make test installs Debian's %s", name, pkg)
 	}
 	return path
 }

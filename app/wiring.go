@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/console"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/memqueue"
@@ -469,7 +470,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	opts := httpapi.Options{Query: query.New(store, store, store), Fleet: query.NewFleet(store, store), Ready: w.ready, Metrics: w.metrics.Handler(),
-		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"),
+		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
 			Logger: w.log.With("component", "promql")}),
 	}
@@ -485,7 +486,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	api := httpapi.New(opts)
-	w.log.Info("REST API on "+w.cfg.HTTPAddr, "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")
+	w.log.Info("REST API on "+w.cfg.HTTPAddr, "console", "/", "gpus", "/api/v1/gpus", "stats", "/api/v1/stats", "swagger_ui", "/swagger/index.html")
 	return component{name: "api", run: func(ctx context.Context) error {
 		return api.Serve(ctx, w.cfg.HTTPAddr, 5*time.Second)
 	}}, nil

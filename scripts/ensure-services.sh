@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL and Redis answer on 127.0.0.1 (5432, 6379) for the integration tests,
-# and that Debian's prometheus (the server the live-ingestion tests run) and victoria-metrics
-# (the baseline of make bench's live benchmarks) are installed.
+# and that Debian's prometheus (the server the live-ingestion tests run), victoria-metrics
+# (the baseline of make bench's live benchmarks) and chromium (the console's browser tests)
+# are installed.
 # A server that answers is used as it is. Otherwise the script starts it, installing Debian's
 # postgresql / redis-server first when it is missing and we are root. It exits non-zero when
 # a service cannot be had, so `make test` never passes with integration tests skipped.
@@ -105,7 +106,17 @@ ensure_victoria_metrics() {
 	pkill -x victoria-metrics 2>/dev/null || true
 }
 
+ensure_chromium() {
+	if command -v chromium >/dev/null 2>&1; then
+		log "Chromium: $(command -v chromium)"
+		return 0
+	fi
+	log "installing Chromium"
+	apt_install chromium fonts-dejavu-core
+}
+
 ensure_postgres
 ensure_redis
 ensure_prometheus
 ensure_victoria_metrics
+ensure_chromium

@@ -51,6 +51,10 @@ type Options struct {
 	// Targets, when set, lists the scrape targets at GET /api/v1/targets.
 	Targets func() []telemetry.Target
 
+	// Console, when set, serves the web console: its page at "/" and its files under /ui/,
+	// taking the read role like the routes it calls.
+	Console http.Handler
+
 	// Metrics, when set, serves the process's own metrics at GET /metrics (the read role).
 	Metrics http.Handler
 
@@ -150,6 +154,12 @@ func New(opts Options) *API {
 			get(v1, "/fleet/idle", a.fleetIdle)
 			get(v1, "/fleet/usage", a.fleetUsage)
 			get(v1, "/events", a.events)
+		}
+
+		if opts.Console != nil {
+			h := gin.WrapH(opts.Console)
+			get(read, "/", h)
+			get(read, "/ui/*file", h)
 		}
 
 		docs.SwaggerInfo.BasePath = "/"

@@ -1,0 +1,477 @@
+// The console: pages over the REST API, routed by the URL's fragment (#/, #/gpu/<uuid>,
+// #/health, #/usage). Each page renders into <main> and returns what stops its timers.
+'use strict';
+
+(() => {
+  const main = document.getElementById('main');
+  const status = document.getElementById('status');
+
+  // What tests and curious users can read off a page: its name, the charts it drew by
+  // metric, and how many times the heatmap was refreshed.
+  const state = window.telemetryConsole = { page: '', charts: {}, refreshes: 0, ready: false };
+
+  const HEATMAP_REFRESH = 5000;
+  const SUMMARY_REFRESH = 30000;
+  const RAW_LIMIT = 3600 * 1000; // windows up to an hour are charted sample by sample
+  const CHART_POINTS = 600; // longer ones as this many averages per metric
+
+  const FIELDS = {
+    DCGM_FI_DEV_GPU_UTIL: { label: 'Utilisation', unit: '%', min: 0, max: 100 },
+    DCGM_FI_DEV_GPU_TEMP: { label: 'Temperature', unit: '°C', min: 20, max: 95 },
+    DCGM_FI_DEV_POWER_USAGE: { label: 'Power', unit: 'W', min: 0, max: 700 },
+    DCGM_FI_DEV_FB_USED: { label: 'Memory used', unit: 'MiB', min: 0, max: 81920 },
+  };
+
+  // --- helpers -------------------------------------------------------------------------
+
+  const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+  const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+  function el(html) {
+    const t = document.createElement('template');
+    t.innerHTML = html.trim();
+    return t.content.firstElementChild;
+  }
+
+  // api fetches a route of the REST API relative to the console, its parameters in an
+  // object (arrays repeat), and returns the decoded JSON or throws the API's message.
+  async function api(path, params = {}, signal) {
+    const url = new URL(path, document.baseURI);
+    for (const [k, v] of Object.entries(params)) {
+      for (const one of [].concat(v)) {
+        if (one !== undefined && one !== null && one !== '') url.searchParams.append(k, one);
+      }
+    }
+    const res = await fetch(url, { headers: { Accept: 'application/json' }, signal });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) throw new Error(body?.error?.message || `${res.status} ${res.statusText}`);
+    return body;
+  }
+
+  const iso = (t) => new Date(t).toISOString().replace('.000Z', 'Z');
+  const shortTime = (t) => iso(t).replace(/\.\d+Z$/, 'Z').replace('T', ' ');
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const deviceKey = (d) => (d.gpu_instance ? `${d.uuid}/${d.gpu_instance}` : d.uuid);
+  const deviceHref = (d) => `#/gpu/${encodeURIComponent(d.uuid)}${d.gpu_instance ? '/' + encodeURIComponent(d.gpu_instance) : ''}`;
+  const deviceName = (d) => `${esc(d.hostname)} · GPU ${esc(d.gpu_index)}${d.gpu_instance ? ' · MIG ' + esc(d.gpu_instance) : ''}`;
+
+  function fmt(v, digits = 1) {
+    if (v === null || v === undefined || Number.isNaN(v)) return '–';
+    return Number(v).toLocaleString('en-US', { maximumFractionDigits: digits });
+  }
+
+  function duration(ms) {
+    const m = Math.round(ms / 60000);
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  }
+
+  // parseDuration reads 15m, 1h, 6h, 24h, 7d.
+  function parseDuration(s) {
+    const m = /^(\d+)([smhd])$/.exec(s || '');
+    if (!m) return null;
+    return Number(m[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[m[2]];
+  }
+
+  // windowOf is the window a page's parameters name: start and end (RFC 3339), or range
+  // back from now.
+  function windowOf(params, fallback) {
+    const end = params.get('end') ? Date.parse(params.get('end')) : Date.now();
+    const span = parseDuration(params.get('range') || fallback);
+    const start = params.get('start') ? Date.parse(params.get('start')) : end - span;
+    return { start, end, live: !params.get('end'), range: params.get('range') || (params.get('start') ? '' : fallback) };
+  }
+
+  function setStatus(text, isError) {
+    status.textContent = text;
+    status.classList.toggle('error', !!isError);
+  }
+
+  function showError(err) {
+    if (err.name === 'AbortError') return;
+    setStatus(err.message, true);
+  }
+
+  // every runs fn now and then every ms while the page is open, one run at a time, skipping
+  // runs while the tab is hidden; it returns what stops it.
+  function every(ms, fn) {
+    let timer, stopped = false;
+    const tick = async () => {
+      if (!document.hidden) {
+        try { await fn(); } catch (err) { showError(err); }
+      }
+      if (!stopped) timer = setTimeout(tick, ms);
+    };
+    tick();
+    return () => { stopped = true; clearTimeout(timer); };
+  }
+
+  function rangeLinks(base, params, ranges, current) {
+    return `<span class="ranges">${ranges.map((r) => {
+      const p = new URLSearchParams(params);
+      p.delete('start'); p.delete('end'); p.set('range', r);
+      return `<a href="${base}?${p}" class="${r === current ? 'active' : ''}">${r}</a>`;
+    }).join('')}</span>`;
+  }
+
+  // submitTo makes a form's fields the parameters of route, on top of params.
+  function submitTo(form, route, params) {
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const p = new URLSearchParams(params);
+      for (const [k, v] of new FormData(form)) p.set(k, v);
+      location.hash = `${route}?${p}`;
+    });
+  }
+
+  // --- colour --------------------------------------------------------------------------
+
+  const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]]; // viridis
+
+  function colour(t) {
+    t = Math.min(1, Math.max(0, t)) * (STOPS.length - 1);
+    const i = Math.min(STOPS.length - 2, Math.floor(t));
+    const f = t - i;
+    const c = STOPS[i].map((a, k) => Math.round(a + (STOPS[i + 1][k] - a) * f));
+    return `rgb(${c})`;
+  }
+  const gradient = `linear-gradient(90deg, ${STOPS.map((c) => `rgb(${c})`).join(', ')})`;
+
+  // --- fleet ---------------------------------------------------------------------------
+
+  function fleetPage(params) {
+    const metric = FIELDS[params.get('metric')] ? params.get('metric') : 'DCGM_FI_DEV_GPU_UTIL';
+    main.innerHTML = `
+      <h1>Fleet</h1>
+      <div class="cards" id="cards"></div>
+      <div class="toolbar">
+        <label>Colour by <select id="metric">${Object.entries(FIELDS).map(([m, f]) =>
+          `<option value="${m}" ${m === metric ? 'selected' : ''}>${f.label} (${f.unit})</option>`).join('')}</select></label>
+        <span class="legend"><span id="lo"></span><span class="bar" style="background:${gradient}"></span><span id="hi"></span></span>
+        <span class="muted" id="updated"></span>
+      </div>
+      <div class="heatmap" id="heatmap"></div>
+      <div class="keys">
+        <span><span class="cell unhealthy"></span> health events in the last hour</span>
+        <span><span class="cell idle"></span> idle while a pod holds it (30 min or more)</span>
+        <span><span class="cell empty"></span> no sample in 5 min</span>
+      </div>`;
+    main.querySelector('#metric').addEventListener('change', (e) => {
+      location.hash = `#/?metric=${e.target.value}`;
+    });
+    const heatmap = main.querySelector('#heatmap');
+    const cells = new Map(); // device key → element
+    let flagged = { unhealthy: new Set(), idle: new Set() };
+
+    function layout(devices) {
+      const hosts = new Map();
+      for (const d of devices) {
+        if (!hosts.has(d.hostname)) hosts.set(d.hostname, []);
+        hosts.get(d.hostname).push(d);
+      }
+      heatmap.replaceChildren();
+      cells.clear();
+      for (const [host, list] of hosts) {
+        const row = el(`<div class="row"><a class="host" href="#/health?hostname=${encodeURIComponent(host)}" title="${esc(host)}">${esc(host)}</a><div class="cells"></div></div>`);
+        let next = 0; // a missing index leaves its place empty, so columns line up
+        for (const d of list) {
+          for (; next < d.gpu_index; next++) row.lastElementChild.append(el('<span class="cell gap"></span>'));
+          next = d.gpu_index + 1;
+          const cell = el(`<a class="cell" href="${deviceHref(d)}" data-key="${esc(deviceKey(d))}">${esc(d.gpu_instance ? d.gpu_index + '·' + d.gpu_instance : d.gpu_index)}</a>`);
+          cells.set(deviceKey(d), cell);
+          row.lastElementChild.append(cell);
+        }
+        heatmap.append(row);
+      }
+    }
+
+    let devices = [];
+
+    async function refresh() {
+      devices = (await api('api/v1/fleet/latest', { metric })).data;
+      if (devices.length !== cells.size || devices.some((d) => !cells.has(deviceKey(d)))) layout(devices);
+      paint();
+      state.refreshes++;
+      heatmap.dataset.refreshes = state.refreshes;
+      main.querySelector('#updated').textContent = `${devices.length} devices · updated ${new Date().toLocaleTimeString()}`;
+      setStatus('');
+      state.ready = true;
+    }
+
+    // paint colours the cells by the latest values and marks the flagged devices.
+    function paint() {
+      const f = FIELDS[metric];
+      const max = Math.max(f.max, ...devices.map((d) => d.value ?? 0));
+      main.querySelector('#lo').textContent = `${f.min} ${f.unit}`;
+      main.querySelector('#hi').textContent = `${fmt(max, 0)} ${f.unit}`;
+      for (const d of devices) {
+        const cell = cells.get(deviceKey(d));
+        const has = d.value !== undefined && d.value !== null;
+        cell.classList.toggle('empty', !has);
+        const t = (d.value - f.min) / (max - f.min);
+        cell.style.background = has ? colour(t) : '';
+        cell.classList.toggle('light', has && t > 0.6);
+        cell.classList.toggle('unhealthy', flagged.unhealthy.has(deviceKey(d)));
+        cell.classList.toggle('idle', flagged.idle.has(deviceKey(d)));
+        cell.title = `${d.hostname} · GPU ${d.gpu_index} · ${d.model_name}\n${f.label}: ${has ? fmt(d.value) + ' ' + f.unit + ' at ' + shortTime(d.timestamp) : 'no sample in 5 min'}\n${deviceKey(d)}`;
+      }
+    }
+
+    async function summary() {
+      const end = new Date(), start = new Date(end - 36e5);
+      const window = { start_time: iso(start), end_time: iso(end) };
+      const [stats, idle, events] = await Promise.all([
+        api('api/v1/stats'),
+        api('api/v1/fleet/idle', { ...window, threshold: 5, for: '30m' }),
+        api('api/v1/events', window),
+      ]);
+      const idleHeld = new Set(idle.data.filter((e) => e.reason === 'allocated').map(deviceKey));
+      const idleFree = new Set(idle.data.filter((e) => e.reason !== 'allocated').map(deviceKey));
+      const unhealthy = new Set(events.data.map(deviceKey));
+      flagged = { unhealthy, idle: idleHeld };
+      main.querySelector('#cards').innerHTML = [
+        ['GPUs', stats.unique_gpus, ''], ['hosts', stats.unique_hosts, ''],
+        ['idle in the last hour, held by a pod', idleHeld.size, idleHeld.size ? 'warn' : ''],
+        ['idle in the last hour, unallocated', idleFree.size, ''],
+        ['with health events in the last hour', unhealthy.size, unhealthy.size ? 'bad' : ''],
+        ['samples stored', fmt(stats.total_records, 0), ''],
+      ].map(([label, n, cls]) => `<a class="card ${cls}" href="#/health?range=1h"><div class="n">${n}</div><div class="label">${label}</div></a>`).join('');
+      paint();
+    }
+
+    const stops = [every(SUMMARY_REFRESH, summary), every(HEATMAP_REFRESH, refresh)];
+    return () => stops.forEach((stop) => stop());
+  }
+
+  // --- device --------------------------------------------------------------------------
+
+  function devicePage(params, uuid, instance) {
+    const win = windowOf(params, '1h');
+    const key = instance ? { gpu_instance: instance } : {};
+    const base = `#/gpu/${encodeURIComponent(uuid)}${instance ? '/' + encodeURIComponent(instance) : ''}`;
+    main.innerHTML = `<h1 id="title">${esc(uuid)}</h1><dl class="facts" id="facts"></dl>
+      <div class="toolbar">${rangeLinks(base, params, ['15m', '1h', '6h', '24h', '7d'], win.range)}
+        <span class="muted" id="window"></span></div>
+      <div id="events"></div><div class="charts" id="charts"></div>`;
+    const abort = new AbortController();
+    let charts = [];
+
+    async function load() {
+      const w = win.live ? { start: Date.now() - (win.end - win.start), end: Date.now() } : win;
+      const range = { start_time: iso(w.start), end_time: iso(w.end) };
+      const [gpu, catalogue, events, series] = await Promise.all([
+        api(`api/v1/gpus/${encodeURIComponent(uuid)}`, key, abort.signal),
+        api('api/v1/metrics', {}, abort.signal),
+        api('api/v1/events', { uuid, ...range }, abort.signal),
+        samples(range, w),
+      ]);
+      main.querySelector('#title').innerHTML = deviceName(gpu);
+      main.querySelector('#facts').innerHTML = [
+        ['UUID', esc(deviceKey(gpu))], ['model', esc(gpu.model_name)], ['driver', esc(gpu.driver_version)],
+        ['seen', `${shortTime(gpu.first_seen)} – ${shortTime(gpu.last_seen)}`],
+        ...Object.entries(gpu.labels || {}).map(([k, v]) => [esc(k), esc(v)]),
+      ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
+      main.querySelector('#window').textContent = `${shortTime(w.start)} – ${shortTime(w.end)}` +
+        (series.step ? ` · averages over ${series.step}` : ' · every sample');
+      const own = events.data.filter((e) => deviceKey(e) === deviceKey(gpu));
+      main.querySelector('#events').innerHTML = own.length ? `<h2>Health events</h2>${eventTable(own, false)}` : '';
+      draw(series.byMetric, catalogue.data, own, w);
+      setStatus('');
+      state.ready = true;
+    }
+
+    // samples reads the window's samples of every metric: one by one for an hour or
+    // less (following the cursor), as averages over steps for longer windows.
+    async function samples(range, w) {
+      const byMetric = new Map();
+      const add = (metric, t, v) => {
+        if (!byMetric.has(metric)) byMetric.set(metric, [[], []]);
+        const s = byMetric.get(metric);
+        s[0].push(Date.parse(t) / 1000);
+        s[1].push(v ?? null);
+      };
+      if (w.end - w.start <= RAW_LIMIT) {
+        let cursor;
+        do {
+          const page = await api(`api/v1/gpus/${encodeURIComponent(uuid)}/telemetry`, { ...key, ...range, limit: 1000, cursor }, abort.signal);
+          for (const s of page.data) add(s.metric, s.timestamp, s.value);
+          cursor = page.next_cursor;
+        } while (cursor);
+        return { byMetric };
+      }
+      const step = `${Math.max(1, Math.ceil((w.end - w.start) / 1000 / CHART_POINTS))}s`;
+      const agg = await api(`api/v1/gpus/${encodeURIComponent(uuid)}/telemetry/aggregate`, { ...key, ...range, step, agg: 'avg' }, abort.signal);
+      for (const b of agg.data) add(b.metric, b.bucket_start, b.value);
+      return { byMetric, step };
+    }
+
+    function draw(byMetric, catalogue, events, w) {
+      charts.forEach((u) => u.destroy());
+      charts = [];
+      state.charts = {};
+      const box = main.querySelector('#charts');
+      box.replaceChildren();
+      if (!byMetric.size) {
+        box.innerHTML = '<p class="muted">No samples in this window.</p>';
+        return;
+      }
+      const info = new Map(catalogue.map((m) => [m.name, m]));
+      const marks = eventBands(events);
+      for (const metric of [...byMetric.keys()].sort()) {
+        const m = info.get(metric) || {};
+        const fig = el(`<figure data-metric="${esc(metric)}"><figcaption><b>${esc(metric)}</b>${m.unit ? ' (' + esc(m.unit) + ')' : ''}<span class="muted">${esc(m.description || '')}</span></figcaption><div></div></figure>`);
+        box.append(fig);
+        const width = Math.max(300, fig.clientWidth - 16);
+        const u = new uPlot({
+          width, height: 170,
+          cursor: { sync: { key: 'device' } },
+          legend: { show: false },
+          scales: { x: { time: true, range: [w.start / 1000, w.end / 1000] } },
+          axes: [{ space: 70 }, { size: 50, values: (_, ticks) => ticks.map((v) => compact.format(v)) }],
+          series: [{}, { label: metric, stroke: '#2a6df4', width: 1.5, fill: 'rgba(42,109,244,0.08)', spanGaps: false, points: { show: false } }],
+          hooks: { drawClear: [marks] },
+        }, byMetric.get(metric), fig.lastElementChild);
+        charts.push(u);
+        state.charts[metric] = u;
+      }
+    }
+
+    const stop = win.live ? every(30000, load) : (load().catch(showError), () => {});
+    return () => { stop(); abort.abort(); charts.forEach((u) => u.destroy()); };
+  }
+
+  // eventBands shades each event's span on a chart.
+  function eventBands(events) {
+    return (u) => {
+      const { ctx, bbox } = u;
+      ctx.save();
+      for (const e of events) {
+        const x0 = u.valToPos(Date.parse(e.start) / 1000, 'x', true);
+        const x1 = u.valToPos(Date.parse(e.end) / 1000, 'x', true);
+        ctx.fillStyle = e.kind === 'throttle' ? 'rgba(220,104,3,0.15)' : 'rgba(217,45,32,0.18)';
+        ctx.fillRect(Math.max(bbox.left, x0), bbox.top, Math.max(2, Math.min(bbox.left + bbox.width, x1) - Math.max(bbox.left, x0)), bbox.height);
+      }
+      ctx.restore();
+    };
+  }
+
+  function eventTable(events, withDevice = true) {
+    const rows = events.map((e) => `<tr data-key="${esc(deviceKey(e))}" data-kind="${esc(e.kind)}">
+      ${withDevice ? `<td><a href="${deviceHref(e)}">${deviceName(e)}</a></td><td class="muted">${esc(deviceKey(e))}</td>` : ''}
+      <td><span class="tag ${e.kind === 'idle' ? 'warn' : 'bad'}">${esc(e.kind)}</span></td><td>${esc(e.reason)}</td>
+      <td class="start">${shortTime(e.start)}</td><td class="end">${e.ongoing ? '<i>ongoing</i>' : shortTime(e.end)}</td>
+      <td class="num">${duration(Date.parse(e.end) - Date.parse(e.start))}</td>
+      <td>${e.pod ? esc(e.namespace + '/' + e.pod) : '<span class="muted">–</span>'}</td><td class="num">${fmt(e.value)}</td></tr>`);
+    return `<table><thead><tr>${withDevice ? '<th>device</th><th>key</th>' : ''}<th>kind</th><th>reason</th><th>start</th><th>end</th>
+      <th class="num">for</th><th>pod</th><th class="num">value</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  }
+
+  // --- idle and unhealthy --------------------------------------------------------------
+
+  function healthPage(params) {
+    const win = windowOf(params, '24h');
+    const threshold = params.get('threshold') || '5';
+    const forSpan = params.get('for') || '30m';
+    const hostname = params.get('hostname') || '';
+    main.innerHTML = `<h1>Idle and unhealthy GPUs${hostname ? ' on ' + esc(hostname) : ''}</h1>
+      <form class="toolbar" id="form">${rangeLinks('#/health', params, ['1h', '6h', '24h', '7d'], win.range)}
+        <label>idle under <input name="threshold" value="${esc(threshold)}" size="3"> %</label>
+        <label>for <input name="for" value="${esc(forSpan)}" size="4"></label>
+        <button>Apply</button><span class="muted" id="window"></span></form>
+      <h2>Idle <span class="muted" id="idle-count"></span></h2><div id="idle"><p class="muted">Loading…</p></div>
+      <h2>Health events <span class="muted" id="event-count"></span></h2><div id="events"><p class="muted">Loading…</p></div>`;
+    submitTo(main.querySelector('#form'), '#/health', params);
+    const abort = new AbortController();
+    async function load() {
+      const w = win.live ? { start: Date.now() - (win.end - win.start), end: Date.now() } : win;
+      const range = { start_time: iso(w.start), end_time: iso(w.end), hostname };
+      const [idle, events] = await Promise.all([
+        api('api/v1/fleet/idle', { ...range, threshold, for: forSpan }, abort.signal),
+        api('api/v1/events', range, abort.signal),
+      ]);
+      main.querySelector('#window').textContent = `${shortTime(w.start)} – ${shortTime(w.end)}`;
+      const held = idle.data.filter((e) => e.reason === 'allocated').length;
+      main.querySelector('#idle-count').textContent = `${plural(idle.count, 'span')} on ${plural(idle.devices, 'device')}, ${held} while a pod held the device`;
+      main.querySelector('#idle').innerHTML = idle.count ? eventTable(idle.data) : '<p class="muted">None.</p>';
+      main.querySelector('#event-count').textContent = `${events.count} on ${plural(events.devices, 'device')}`;
+      main.querySelector('#events').innerHTML = events.count ? eventTable(events.data) : '<p class="muted">None.</p>';
+      setStatus('');
+      state.ready = true;
+    }
+    const stop = win.live ? every(SUMMARY_REFRESH, load) : (load().catch(showError), () => {});
+    return () => { stop(); abort.abort(); };
+  }
+
+  // --- usage ---------------------------------------------------------------------------
+
+  function usagePage(params) {
+    const win = windowOf(params, '24h');
+    const by = params.get('by') || 'namespace';
+    const namespace = params.get('namespace') || '';
+    main.innerHTML = `<h1>Usage</h1>
+      <form class="toolbar" id="form">${rangeLinks('#/usage', params, ['1h', '24h', '7d', '30d'], win.range)}
+        <label>by <select name="by">${['namespace', 'pod', 'host', 'model', 'gpu'].map((b) =>
+          `<option ${b === by ? 'selected' : ''}>${b}</option>`).join('')}</select></label>
+        <label>namespace <input name="namespace" value="${esc(namespace)}" size="12" placeholder="all"></label>
+        <button>Apply</button><a id="csv">Download CSV</a><span class="muted" id="window"></span></form>
+      <div id="report"><p class="muted">Loading…</p></div>`;
+    submitTo(main.querySelector('#form'), '#/usage', params);
+    const abort = new AbortController();
+    (async () => {
+      const q = { start_time: iso(win.start), end_time: iso(win.end), by, namespace };
+      const csv = new URL('api/v1/fleet/usage', document.baseURI);
+      for (const [k, v] of Object.entries({ ...q, format: 'csv' })) if (v) csv.searchParams.set(k, v);
+      main.querySelector('#csv').href = csv;
+      const report = await api('api/v1/fleet/usage', q, abort.signal);
+      main.querySelector('#window').textContent = `${shortTime(win.start)} – ${shortTime(win.end)}`;
+      if (!report.count) {
+        main.querySelector('#report').innerHTML = '<p class="muted">No samples in this window.</p>';
+      } else {
+        const total = report.data.reduce((t, u) => ({ hours: t.hours + u.gpu_hours, kwh: t.kwh + u.energy_kwh }), { hours: 0, kwh: 0 });
+        main.querySelector('#report').innerHTML = `<table><thead><tr><th>${esc(by)}</th><th class="num">devices</th>
+          <th class="num">GPU-hours</th><th class="num">mean utilisation (%)</th><th class="num">energy (kWh)</th>
+          <th class="num">peak memory (MiB)</th></tr></thead><tbody>${report.data.map((u) => `<tr data-group="${esc(u.group)}">
+          <td>${u.group ? esc(u.group) : '<i class="muted">no workload</i>'}</td><td class="num">${u.devices}</td>
+          <td class="num gpu-hours">${fmt(u.gpu_hours, 2)}</td><td class="num">${fmt(u.mean_utilization)}</td>
+          <td class="num">${fmt(u.energy_kwh, 3)}</td><td class="num">${fmt(u.peak_memory_mib, 0)}</td></tr>`).join('')}
+          <tr class="total"><td>total</td><td></td><td class="num">${fmt(total.hours, 2)}</td><td></td><td class="num">${fmt(total.kwh, 3)}</td><td></td></tr>
+          </tbody></table>`;
+      }
+      setStatus('');
+      state.ready = true;
+    })().catch(showError);
+    return () => abort.abort();
+  }
+
+  // --- routing -------------------------------------------------------------------------
+
+  let stopPage = () => {};
+
+  function route() {
+    stopPage();
+    const [path, query] = location.hash.replace(/^#/, '').split('?');
+    const params = new URLSearchParams(query || '');
+    const parts = (path || '/').split('/').filter(Boolean).map(decodeURIComponent);
+    state.ready = false;
+    state.charts = {};
+    let page = 'fleet';
+    if (parts[0] === 'gpu' && parts[1]) {
+      page = 'gpu';
+      stopPage = devicePage(params, parts[1], parts[2]);
+    } else if (parts[0] === 'health') {
+      page = 'health';
+      stopPage = healthPage(params);
+    } else if (parts[0] === 'usage') {
+      page = 'usage';
+      stopPage = usagePage(params);
+    } else {
+      stopPage = fleetPage(params);
+    }
+    state.page = page;
+    document.querySelectorAll('header nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === page));
+  }
+
+  window.addEventListener('hashchange', route);
+  route();
+})();
