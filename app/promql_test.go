@@ -41,6 +41,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	stopSim()
 	time.Sleep(3 * time.Second)
 	requireSameAsPrometheus(t, promBase, dbURL, 12, time.Minute)
+	at = at.Add(clearOfScrapes(t, promBase, at))
 
 	instant := []string{
 		`DCGM_FI_DEV_GPU_TEMP`,
@@ -63,7 +64,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		`sum by (instance) (DCGM_FI_DEV_POWER_USAGE)`,
 	}
 	for _, q := range instant {
-		params := url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}
+		params := url.Values{"query": {q}, "time": {promTime(at)}}
 		want := promResult(t, promBase+"/api/v1/query", params)
 		got := promResult(t, p.base+"/prometheus/api/v1/query", params)
 		assertSameResult(t, q, want, got)
@@ -76,8 +77,8 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		`rate(DCGM_FI_DEV_SM_CLOCK[5s])`,
 	} {
 		for _, step := range []string{"1", "3s", "7"} {
-			params := url.Values{"query": {q}, "start": {strconv.FormatInt(at.Add(-12*time.Second).Unix(), 10)},
-				"end": {strconv.FormatInt(at.Unix(), 10)}, "step": {step}}
+			params := url.Values{"query": {q}, "start": {promTime(at.Add(-12 * time.Second))},
+				"end": {promTime(at)}, "step": {step}}
 			want := promResult(t, promBase+"/api/v1/query_range", params)
 			got := promResult(t, p.base+"/prometheus/api/v1/query_range", params)
 			assertSameResult(t, q+" step "+step, want, got)
@@ -89,7 +90,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	var hostList struct{ Data []string }
 	getJSONOK(t, promBase+"/api/v1/label/Hostname/values?match[]=DCGM_FI_DEV_FB_FREE", &hostList)
 	require.Greater(t, len(hostList.Data), 3)
-	span := url.Values{"start": {strconv.FormatInt(at.Add(-15*time.Minute).Unix(), 10)}, "end": {strconv.FormatInt(at.Unix(), 10)}}
+	span := url.Values{"start": {promTime(at.Add(-15 * time.Minute))}, "end": {promTime(at)}}
 	for _, vars := range []struct{ hostname, gpu string }{
 		{"(" + strings.Join(hostList.Data, "|") + ")", "(0|1|2|3|4|5|6|7)"},
 		{".*", ".*"},
@@ -106,13 +107,13 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		}
 		for _, expr := range dashboard12239Panels {
 			q := expand(expr)
-			params := url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}
+			params := url.Values{"query": {q}, "time": {promTime(at)}}
 			want := promResult(t, promBase+"/api/v1/query", params)
 			require.NotEmpty(t, want.series, q)
 			assertSameResult(t, q, want, promResult(t, p.base+"/prometheus/api/v1/query", params))
 			for _, step := range []string{"1", "5"} {
-				params := url.Values{"query": {q}, "start": {strconv.FormatInt(at.Add(-12*time.Second).Unix(), 10)},
-					"end": {strconv.FormatInt(at.Unix(), 10)}, "step": {step}}
+				params := url.Values{"query": {q}, "start": {promTime(at.Add(-12 * time.Second))},
+					"end": {promTime(at)}, "step": {step}}
 				assertSameResult(t, q+" step "+step, promResult(t, promBase+"/api/v1/query_range", params),
 					promResult(t, p.base+"/prometheus/api/v1/query_range", params))
 			}
@@ -280,6 +281,32 @@ func getJSONOK(t *testing.T, u string, v any) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(v), u)
+}
+
+// clearOfScrapes is how far past a whole second to evaluate so that no window's edge falls
+// on a sample: Prometheus 2's windows include their start, the engine's (Prometheus 3's)
+// do not, and a target scraped every second at the same millisecond past it would be
+// counted by one and not the other.
+func clearOfScrapes(t *testing.T, promBase string, at time.Time) time.Duration {
+	t.Helper()
+	taken := map[int64]bool{}
+	answer := promResult(t, promBase+"/api/v1/query", url.Values{"query": {"timestamp(DCGM_FI_DEV_GPU_TEMP)"}, "time": {promTime(at)}})
+	require.NotEmpty(t, answer.series)
+	for _, points := range answer.series {
+		taken[int64(math.Round(points[0][1]*1000))%1000] = true
+	}
+	for ms := int64(500); ms < 1000; ms++ {
+		if !taken[ms] {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	t.Fatal("every millisecond past the second has a scrape")
+	return 0
+}
+
+// promTime is t as the query APIs take it: Unix seconds, to the millisecond.
+func promTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
 }
 
 // firstHost is a host Prometheus knows at the instant.

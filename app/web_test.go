@@ -114,6 +114,10 @@ func TestWebConfigTLSAuthAndRoles(t *testing.T) {
 		}
 		status, _ = call(t, client, "HEAD", u+"/api/v1/stats", who, nil, nil)
 		assert.Equal(t, want, status, "HEAD /api/v1/stats as %q", who)
+		for _, path := range []string{"/", "/ui/app.js"} { // the console: the browser asks for a user
+			status, _ = call(t, client, "GET", u+path, who, nil, nil)
+			assert.Equal(t, want, status, "GET %s as %q", path, who)
+		}
 	}
 
 	at := time.Now().Add(-time.Minute)

@@ -164,6 +164,7 @@ func (w *wiring) redisQueue() (*asynqqueue.Queue, error) {
 	q, err := asynqqueue.Open(w.cfg.RedisURL, asynqqueue.Options{
 		Name:        w.cfg.QueueName,
 		MaxBacklog:  w.cfg.MaxBacklog,
+		MinReplicas: w.cfg.RedisMinReplicas,
 		Concurrency: w.handlers(),
 		Logger:      w.log.With("component", "queue"),
 	})

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,9 @@ type Config struct {
 	RedisURL   string // "" uses the in-process queue (mode all only)
 	QueueName  string
 	MaxBacklog int
-	QueueUI    bool
+	// RedisMinReplicas is how many Redis replicas must hold a batch before it is published.
+	RedisMinReplicas int
+	QueueUI          bool
 
 	WebConfigFile string // "" serves plain HTTP without authentication
 
@@ -125,7 +128,8 @@ var settings = []setting{
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
 	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
-	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, rediss:// for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
+	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, redis-sentinel://[:password@]host:26379,host:26379/mymaster/0 (the primary a Sentinel set names), redis-cluster://[:password@]host:6379,host:6379; rediss, rediss-sentinel, rediss-cluster for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
+	{"redis-min-replicas", 0, "replicas that must hold a batch before a publish counts as done (Redis WAIT): 1 with Sentinel keeps what was published through a failover; not for a cluster"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
@@ -140,6 +144,9 @@ var settings = []setting{
 	{"log-format", "text", "text | json"},
 	{"health-check", false, "ask the process serving on --http-addr for /health and exit 0 when it answers (for container health checks)"},
 }
+
+// redisSchemes are the schemes of --redis-url (the queue adapter's ParseURL reads them).
+var redisSchemes = []string{"redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster"}
 
 // EnvName is the environment variable of a setting.
 func EnvName(key string) string {
@@ -249,6 +256,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		RedisURL:          v.GetString("redis-url"),
 		QueueName:         v.GetString("queue-name"),
 		MaxBacklog:        v.GetInt("max-backlog"),
+		RedisMinReplicas:  v.GetInt("redis-min-replicas"),
 		QueueUI:           v.GetBool("queue-ui"),
 		WebConfigFile:     v.GetString("web-config-file"),
 		HealthCheck:       v.GetBool("health-check"),
@@ -424,8 +432,11 @@ func (c Config) validate() []error {
 	if (c.Mode == ModeStreamer || c.Mode == ModeCollector) && c.RedisURL == "" {
 		bad("redis-url", "mode %s needs the Redis queue (redis://host:6379/0)", c.Mode)
 	}
-	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		bad("redis-url", "want redis://… or rediss://…")
+	if scheme, _, _ := strings.Cut(c.RedisURL, "://"); c.RedisURL != "" && !slices.Contains(redisSchemes, scheme) {
+		bad("redis-url", "want redis://…, rediss://…, redis-sentinel://…/master or redis-cluster://… (s for TLS, as rediss-sentinel://)")
+	}
+	if c.RedisMinReplicas < 0 {
+		bad("redis-min-replicas", "must not be negative")
 	}
 	if c.QueueUI && c.RedisURL == "" {
 		bad("queue-ui", "needs --redis-url")

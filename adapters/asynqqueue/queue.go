@@ -55,6 +55,16 @@ type Options struct {
 	// ends; batches still running then go back to the queue. Default 20s.
 	ShutdownTimeout time.Duration
 
+	// MinReplicas is how many replicas must have a batch before Publish returns (Redis'
+	// WAIT): with 1 behind Sentinel, a batch published is not lost when the primary dies
+	// and a replica takes over. Publish retries until they have it. 0 does not wait. Not
+	// for Redis Cluster, whose WAIT cannot follow a key to its node.
+	MinReplicas int
+
+	// ReplicaTimeout is how long one wait for replicas lasts before Publish retries.
+	// Default 2s.
+	ReplicaTimeout time.Duration
+
 	// Logger receives retries, archived batches and asynq's own messages. Nil discards.
 	Logger *slog.Logger
 }
@@ -70,7 +80,8 @@ func (o Options) withDefaults() Options {
 		v   *time.Duration
 		def time.Duration
 	}{{&o.MinBackoff, 250 * time.Millisecond}, {&o.MaxBackoff, 10 * time.Second},
-		{&o.PollInterval, 200 * time.Millisecond}, {&o.ShutdownTimeout, 20 * time.Second}} {
+		{&o.PollInterval, 200 * time.Millisecond}, {&o.ShutdownTimeout, 20 * time.Second},
+		{&o.ReplicaTimeout, 2 * time.Second}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
@@ -81,11 +92,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Queue is one asynq queue on one Redis.
+// Queue is one asynq queue on one Redis, a Sentinel set's primary or a Redis Cluster.
 type Queue struct {
 	opts      Options
 	connOpt   asynq.RedisConnOpt
 	rdb       redis.UniversalClient
+	publisher redis.UniversalClient // one connection, when Publish waits for replicas: see publish
 	client    *asynq.Client
 	inspector *asynq.Inspector
 
@@ -94,17 +106,17 @@ type Queue struct {
 	backlog   int
 }
 
-// Open connects to the Redis at redisURL (redis://[:password@]host:port/db, rediss:// for
-// TLS). It does not wait for Redis to answer: Publish and Consume retry until it does.
+// Open connects to the Redis redisURL names (see ParseURL). It does not wait for Redis to
+// answer: Publish and Consume retry until it does.
 func Open(redisURL string, opts Options) (*Queue, error) {
-	connOpt, err := asynq.ParseRedisURI(redisURL)
+	connOpt, err := ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis URL %s: %w", Redact(redisURL), err)
 	}
-	rdb, ok := connOpt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, fmt.Errorf("redis URL %s: unsupported connection kind", Redact(redisURL))
+	if _, cluster := connOpt.(asynq.RedisClusterClientOpt); cluster && opts.MinReplicas > 0 {
+		return nil, fmt.Errorf("redis URL %s: waiting for replicas works with one Redis or Sentinel, not a cluster", Redact(redisURL))
 	}
+	rdb := connOpt.MakeRedisClient().(redis.UniversalClient) // every asynq.RedisConnOpt makes one
 	// A Redis that answers but refuses us will not change its mind: say so now. One that
 	// does not answer is waited for by whoever uses the queue.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -113,13 +125,27 @@ func Open(redisURL string, opts Options) (*Queue, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("redis %s: %w", Redact(redisURL), err)
 	}
-	return &Queue{
-		opts:      opts.withDefaults(),
-		connOpt:   connOpt,
-		rdb:       rdb,
-		client:    asynq.NewClientFromRedisClient(rdb),
-		inspector: asynq.NewInspectorFromRedisClient(rdb),
-	}, nil
+	q := &Queue{opts: opts.withDefaults(), connOpt: connOpt, rdb: rdb, publisher: rdb, inspector: asynq.NewInspectorFromRedisClient(rdb)}
+	if q.opts.MinReplicas > 0 {
+		// WAIT counts the replicas that have this connection's writes: the enqueue and the
+		// WAIT after it must share one.
+		q.publisher = onePoolConnection(connOpt)
+	}
+	q.client = asynq.NewClientFromRedisClient(q.publisher)
+	return q, nil
+}
+
+// onePoolConnection is a client of the same Redis with a pool of one connection.
+func onePoolConnection(connOpt asynq.RedisConnOpt) redis.UniversalClient {
+	switch o := connOpt.(type) {
+	case asynq.RedisFailoverClientOpt:
+		o.PoolSize = 1
+		return o.MakeRedisClient().(redis.UniversalClient)
+	case asynq.RedisClientOpt:
+		o.PoolSize = 1
+		return o.MakeRedisClient().(redis.UniversalClient)
+	}
+	return connOpt.MakeRedisClient().(redis.UniversalClient)
 }
 
 // misconfigured reports whether Redis refused the connection for a reason that waiting will
@@ -150,8 +176,13 @@ func (q *Queue) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection to Redis.
-func (q *Queue) Close() error { return q.rdb.Close() }
+// Close closes the connections to Redis.
+func (q *Queue) Close() error {
+	if q.publisher != q.rdb {
+		q.publisher.Close()
+	}
+	return q.rdb.Close()
+}
 
 // Inspector gives access to the queue's tasks, for operators and tests.
 func (q *Queue) Inspector() *asynq.Inspector { return q.inspector }
@@ -171,16 +202,38 @@ func (q *Queue) Publish(ctx context.Context, b telemetry.Batch) error {
 	)
 	return q.retry(ctx, "publish batch", func() error {
 		_, err := q.client.EnqueueContext(ctx, task)
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			return nil // queued already, by an earlier attempt whose answer was lost
-		}
-		if err == nil {
+		switch {
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			// Queued already, by an earlier attempt whose answer was lost (or whose
+			// replicas were waited for in vain: they are waited for again).
+		case err != nil:
+			return err
+		default:
 			q.mu.Lock()
 			q.backlog++
 			q.mu.Unlock()
 		}
-		return err
+		return q.awaitReplicas(ctx)
 	})
+}
+
+// awaitReplicas waits until MinReplicas replicas have every write of the publishing
+// connection. After a failover the new primary has no replica until the old one returns as
+// one: the batch is published again until one has it. (A connection lost between the
+// enqueue and the WAIT leaves that batch as safe as without one: WAIT on a new connection
+// has nothing of its own to wait for.)
+func (q *Queue) awaitReplicas(ctx context.Context) error {
+	if q.opts.MinReplicas <= 0 {
+		return nil
+	}
+	n, err := q.publisher.Do(ctx, "WAIT", q.opts.MinReplicas, q.opts.ReplicaTimeout.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+	if n < q.opts.MinReplicas {
+		return fmt.Errorf("%d of %d replicas have the batch after %s", n, q.opts.MinReplicas, q.opts.ReplicaTimeout)
+	}
+	return nil
 }
 
 // waitForRoom blocks while the queue holds MaxBacklog batches or more. It asks Redis at most
