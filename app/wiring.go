@@ -48,6 +48,7 @@ type wiring struct {
 	cfg     config.Config
 	log     *slog.Logger
 	store   *sqlstore.Store
+	replica *sqlstore.Store   // the API's reads, with --database-read-url
 	broker  *memqueue.Broker  // the in-process queue, without --redis-url
 	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
 	live    *stream.Live      // publishes scrapes and remote_write requests
@@ -108,27 +109,49 @@ func (w *wiring) close() {
 	if w.redis != nil {
 		w.redis.Close()
 	}
-	if w.store != nil {
-		if err := w.store.Close(); err != nil {
-			w.log.Warn("close database", "err", err)
+	for _, st := range []*sqlstore.Store{w.store, w.replica} {
+		if st != nil {
+			if err := st.Close(); err != nil {
+				w.log.Warn("close database", "err", err)
+			}
 		}
 	}
 }
 
 // openStore opens the database once, retrying an unreachable server for DBConnectTimeout.
 func (w *wiring) openStore(ctx context.Context) (*sqlstore.Store, error) {
-	if w.store != nil {
-		return w.store, nil
+	if w.store == nil {
+		store, err := w.open(ctx, w.cfg.DatabaseURL, false, "database ready")
+		if err != nil {
+			return nil, err
+		}
+		w.store = store
 	}
-	store, err := sqlstore.Open(ctx, w.cfg.DatabaseURL, sqlstore.Options{
-		MaxConns: w.dbConns(), ConnectTimeout: w.cfg.DBConnectTimeout,
-		Logger: w.log.With("component", "store"),
+	return w.store, nil
+}
+
+// readStore is where the API reads: a replica with --database-read-url, else the store.
+func (w *wiring) readStore(ctx context.Context) (*sqlstore.Store, error) {
+	if w.cfg.DatabaseReadURL == "" {
+		return w.openStore(ctx)
+	}
+	store, err := w.open(ctx, w.cfg.DatabaseReadURL, true, "API reads from a replica")
+	if err != nil {
+		return nil, err
+	}
+	w.replica = store
+	return store, nil
+}
+
+func (w *wiring) open(ctx context.Context, url string, readOnly bool, opened string) (*sqlstore.Store, error) {
+	store, err := sqlstore.Open(ctx, url, sqlstore.Options{
+		MaxConns: w.dbConns(), ConnectTimeout: w.cfg.DBConnectTimeout, ReadOnly: readOnly,
+		Logger: w.log.With("component", "store", "read_only", readOnly),
 	})
 	if err != nil {
 		return nil, err
 	}
-	w.log.Info("database ready", "url", sqlstore.Redact(w.cfg.DatabaseURL))
-	w.store = store
+	w.log.Info(opened, "url", sqlstore.Redact(url))
 	return store, nil
 }
 
@@ -182,6 +205,11 @@ func (w *wiring) ready(ctx context.Context) error {
 	if w.store != nil {
 		if err := w.store.Ping(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)
+		}
+	}
+	if w.replica != nil {
+		if err := w.replica.Ping(ctx); err != nil {
+			return fmt.Errorf("read replica: %w", err)
 		}
 	}
 	if w.ingest != nil {
@@ -466,7 +494,7 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 }
 
 func (w *wiring) api(ctx context.Context) (component, error) {
-	store, err := w.openStore(ctx)
+	store, err := w.readStore(ctx)
 	if err != nil {
 		return component{}, err
 	}

@@ -49,6 +49,7 @@ type Config struct {
 	Mode             Mode
 	HTTPAddr         string
 	DatabaseURL      string
+	DatabaseReadURL  string // the API's reads; "" = DatabaseURL
 	DBConnectTimeout time.Duration
 	DBMaxConns       int // 0: sized from the mode and the cores
 
@@ -108,7 +109,8 @@ type setting struct {
 var settings = []setting{
 	{"mode", string(ModeAll), "what this process runs: all | streamer | collector | api | migrate"},
 	{"http-addr", ":8080", "address of the HTTP server (REST API in modes all and api; /health and /ready in every mode)"},
-	{"database-url", "", "postgres://user:pass@host:5432/db?sslmode=disable or sqlite:PATH (default " + DefaultSQLite + " in mode all; also DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME/DB_SSL_MODE)"},
+	{"database-url", "", "postgres://user:pass@host:5432/db?sslmode=disable (several hosts, host1:5432,host2:5432, with target_session_attrs=read-write follow a failover) or sqlite:PATH (default " + DefaultSQLite + " in mode all; also DATABASE_URL or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME/DB_SSL_MODE)"},
+	{"database-read-url", "", "where the API's reads go, a streaming replica (postgres://…, target_session_attrs=standby or prefer-standby for several); none = --database-url. Reads lag the primary by the replica's delay"},
 	{"db-connect-timeout", 15 * time.Second, "how long to keep retrying an unreachable database at start before giving up"},
 	{"db-max-conns", 0, "PostgreSQL connections a process opens at most; 0 = two per CPU core (four at least) for the API, plus collector-workers + 2 for a collector and its compactor"},
 	{"csv", "", "DCGM CSV file to stream (default: the bundled sample of 247 GPUs)"},
@@ -236,6 +238,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		Mode:             Mode(strings.ToLower(v.GetString("mode"))),
 		HTTPAddr:         v.GetString("http-addr"),
 		DatabaseURL:      v.GetString("database-url"),
+		DatabaseReadURL:  v.GetString("database-read-url"),
 		DBConnectTimeout: duration("db-connect-timeout"),
 		DBMaxConns:       v.GetInt("db-max-conns"),
 		CSV:              v.GetString("csv"),
@@ -446,6 +449,9 @@ func (c Config) validate() []error {
 	}
 	if c.MaxBacklog < 0 {
 		bad("max-backlog", "must not be negative")
+	}
+	if u := c.DatabaseReadURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		bad("database-read-url", "want postgres://… (a replica of --database-url)")
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {

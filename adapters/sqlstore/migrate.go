@@ -42,6 +42,30 @@ type chain struct {
 
 var schema = chain{fs: func(d string) (fs.FS, error) { return fs.Sub(migrations.FS, d) }, takeOver: true}
 
+// latest is the last version of the chain's migrations for the dialect.
+func (c chain) latest(dialect string) (uint, error) {
+	sub, err := c.fs(dialect)
+	if err != nil {
+		return 0, err
+	}
+	src, err := iofs.New(sub, ".")
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	v, err := src.First()
+	for err == nil {
+		var next uint
+		if next, err = src.Next(v); err == nil {
+			v = next
+		}
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	return v, nil
+}
+
 // migrateUp applies the chain's pending migrations. On PostgreSQL it works on its own
 // connection and holds golang-migrate's advisory lock, so processes starting together
 // migrate once.
@@ -202,7 +226,8 @@ type sqliteMigrations struct {
 	mu sync.Mutex
 }
 
-const sqliteVersionTable = "schema_migrations"
+// versionTable is where the schema version is kept: golang-migrate's table, on SQLite too.
+const versionTable = "schema_migrations"
 
 // sqliteLockWait is how long a process waits for another to finish preparing the database.
 const sqliteLockWait = time.Minute
@@ -268,15 +293,15 @@ func (m *sqliteMigrations) Run(migration io.Reader) error {
 
 func (m *sqliteMigrations) SetVersion(version int, dirty bool) error {
 	return m.inTx(func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS ` + sqliteVersionTable +
+		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS ` + versionTable +
 			` (version INTEGER NOT NULL PRIMARY KEY, dirty BOOLEAN NOT NULL)`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`DELETE FROM ` + sqliteVersionTable); err != nil {
+		if _, err := tx.Exec(`DELETE FROM ` + versionTable); err != nil {
 			return err
 		}
 		if version >= 0 || (version == database.NilVersion && dirty) {
-			_, err := tx.Exec(`INSERT INTO `+sqliteVersionTable+` (version, dirty) VALUES (?, ?)`, version, dirty)
+			_, err := tx.Exec(`INSERT INTO `+versionTable+` (version, dirty) VALUES (?, ?)`, version, dirty)
 			return err
 		}
 		return nil
@@ -286,7 +311,7 @@ func (m *sqliteMigrations) SetVersion(version int, dirty bool) error {
 func (m *sqliteMigrations) Version() (int, bool, error) {
 	var exists int
 	if err := m.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`,
-		sqliteVersionTable).Scan(&exists); err != nil {
+		versionTable).Scan(&exists); err != nil {
 		return 0, false, err
 	}
 	if exists == 0 {
@@ -294,7 +319,7 @@ func (m *sqliteMigrations) Version() (int, bool, error) {
 	}
 	var version int
 	var dirty bool
-	err := m.db.QueryRow(`SELECT version, dirty FROM `+sqliteVersionTable+` LIMIT 1`).Scan(&version, &dirty)
+	err := m.db.QueryRow(`SELECT version, dirty FROM `+versionTable+` LIMIT 1`).Scan(&version, &dirty)
 	if errors.Is(err, sql.ErrNoRows) {
 		return database.NilVersion, false, nil
 	}

@@ -54,6 +54,11 @@ type Options struct {
 	// may take long on a large database and must not be cut short by a connect deadline.
 	ConnectTimeout time.Duration
 
+	// ReadOnly opens a database to read only, a streaming replica say: it is not migrated,
+	// and Open waits until its schema is this version's (a replica catches up with the
+	// primary's migrations). Writes fail.
+	ReadOnly bool
+
 	// Logger receives connection retries and, at debug level, GORM's slow queries.
 	// Nil discards.
 	Logger *slog.Logger
@@ -192,7 +197,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			sqlDB.Close()
 			return nil, err
 		}
-		if err = migrateUp(ctx, d, rawURL, sqlDB, schema); err != nil {
+		if opts.ReadOnly {
+			err = s.waitForSchema(ctx, rawURL)
+		} else if err = migrateUp(ctx, d, rawURL, sqlDB, schema); err != nil {
 			err = fmt.Errorf("migrate database %s: %w", Redact(rawURL), err)
 		}
 		if err == nil {
@@ -203,6 +210,37 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		log.WarnContext(ctx, "database lost while preparing it, starting again", "err", err)
+	}
+}
+
+// waitForSchema waits, backing off as waitReachable does, until the database's schema is
+// this version's: a replica has it once it has replayed the primary's migrations.
+func (s *Store) waitForSchema(ctx context.Context, rawURL string) error {
+	want, err := schema.latest(s.dialect.name)
+	if err != nil {
+		return err
+	}
+	delay := 250 * time.Millisecond
+	for {
+		var version uint
+		var dirty bool
+		err := s.sqlDB.QueryRowContext(ctx, `SELECT version, dirty FROM `+versionTable).Scan(&version, &dirty)
+		switch {
+		case err == nil && version == want && !dirty:
+			return nil
+		case err == nil && version > want:
+			return fmt.Errorf("database %s: its schema is at version %d, newer than this build's (%d)", Redact(rawURL), version, want)
+		}
+		// Otherwise (no table yet, an older version, the database away) a replica may yet
+		// catch up.
+		s.log.WarnContext(ctx, "database schema not this version's yet (a replica behind?), waiting", "url", Redact(rawURL),
+			"version", version, "want", want, "retry_in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("database %s: schema at version %d, not %d: %w", Redact(rawURL), version, want, ctx.Err())
+		}
+		delay = min(delay*2, 5*time.Second)
 	}
 }
 

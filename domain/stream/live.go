@@ -38,16 +38,29 @@ func NewLive(pub ports.Publisher, batchSize int, log *slog.Logger) *Live {
 	return &Live{pub: pub, batchSize: max(batchSize, 1), log: log, lastLog: time.Now()}
 }
 
+// finishTimeout is how long a group's remaining batches may take once ctx has ended.
+const finishTimeout = 10 * time.Second
+
 // Publish publishes the readings and returns nil once the queue has accepted all of them.
-// It waits while the queue is full (backpressure) until ctx ends; on an error some batches
-// of the group may have been accepted already, which is harmless: publishing the group
-// again stores each sample once.
+// It waits while the queue is full (backpressure) until ctx ends. Once the first batch is
+// accepted the rest follow even if ctx ends meanwhile (a shutdown), for finishTimeout at
+// most, so that a group is stored whole. On an error some batches of the group may have
+// been accepted already, which is harmless: publishing the group again stores each sample
+// once.
 func (l *Live) Publish(ctx context.Context, readings []telemetry.Reading) error {
 	var samples, batches int64
+	pubCtx := ctx
 	for start := 0; start < len(readings); start += l.batchSize {
 		b := batchOf(readings[start:min(start+l.batchSize, len(readings))])
-		if err := l.pub.Publish(ctx, b); err != nil {
+		if err := l.pub.Publish(pubCtx, b); err != nil {
 			return fmt.Errorf("publish batch: %w", err)
+		}
+		if batches == 0 && start+l.batchSize < len(readings) {
+			var cancel context.CancelFunc
+			pubCtx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+			defer cancel()
+			stop := context.AfterFunc(ctx, func() { time.AfterFunc(finishTimeout, cancel) })
+			defer stop()
 		}
 		samples += int64(len(b.Samples))
 		batches++

@@ -317,3 +317,31 @@ func TestLiveRepublishingMakesTheSameBatches(t *testing.T) {
 	assert.NotEqual(t, batches[0].ID, batches[1].ID)
 	assert.Equal(t, stream.LiveStats{Groups: 2, Samples: 40, Batches: 6}, live.Stats())
 }
+
+// cancelAfterFirst is a publisher that ends the publishing context once it has accepted
+// a batch, as a shutdown arriving mid-group does.
+type cancelAfterFirst struct {
+	cancel func()
+	got    []telemetry.Batch
+}
+
+func (c *cancelAfterFirst) Publish(ctx context.Context, b telemetry.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.got = append(c.got, b)
+	c.cancel()
+	return nil
+}
+
+// A shutdown in the middle of a group lets the group's other batches through: a scrape is
+// stored whole, not in part.
+func TestLiveFinishesAGroupItStarted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pub := &cancelAfterFirst{cancel: cancel}
+	live := stream.NewLive(pub, 7, slog.New(slog.DiscardHandler))
+	require.NoError(t, live.Publish(ctx, readings(5, 4)))
+	assert.Len(t, pub.got, 3, "every batch of the group")
+	assert.Error(t, live.Publish(ctx, readings(5, 4)), "a group not started when ctx ended is not")
+	assert.Len(t, pub.got, 3)
+}
