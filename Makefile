@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
+.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,23 +93,28 @@ local-logs: ## Follow the pipeline's logs
 local-cleanup: ## Stop the local setup and delete its volumes
 	$(COMPOSE) down -v --remove-orphans
 
-# Kubernetes in Docker (needs Docker, kind, kubectl and helm). The chart is validated
-# offline by make test.
+# Kubernetes in Docker (needs Docker, kind, kubectl and helm): an edge cluster of streamers
+# publishing to a central one with PostgreSQL, Redis, the collectors and the API. make test
+# renders and validates both offline. KIND_EDGE_NODES, KIND_CENTRAL_NODES,
+# STREAMER_INSTANCES, COLLECTOR_INSTANCES and API_GW_INSTANCES size them.
 KIND_CLUSTER ?= telemetry
 IMAGE ?= telemetry-pipeline:0.1.0
+export IMAGE
+setup-kind-env: ## Create the edge and central kind clusters, load the image and install both releases
+	@scripts/kind-env.sh up
 
-setup-kind-env: ## Create a kind cluster, load the image and install the chart (same-cluster values)
+kind-status: ## Show both clusters' pods, services and autoscalers
+	@scripts/kind-env.sh status
+
+kind-logs: ## Follow a cluster's pipeline logs (CLUSTER=central, the default, or edge)
+	@scripts/kind-env.sh logs $(or $(CLUSTER),central)
+
+kind-cleanup: ## Delete both kind clusters
+	@scripts/kind-env.sh cleanup
+
+setup-kind-one: ## One kind cluster with everything in it (values-same-cluster)
 	kind create cluster --name $(KIND_CLUSTER) --config deploy/kind/kind-config.yaml
 	docker build -f deploy/Dockerfile -t $(IMAGE) .
 	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
 	helm upgrade --install telemetry-pipeline deploy/helm/telemetry-pipeline \
 		-f deploy/helm/telemetry-pipeline/values-same-cluster.yaml --wait --timeout 5m
-
-kind-status: ## Show the release's pods, services and autoscalers
-	kubectl get pods,svc,hpa,pdb -l app.kubernetes.io/instance=telemetry-pipeline
-
-kind-logs: ## Follow the release's logs
-	kubectl logs -f -l app.kubernetes.io/instance=telemetry-pipeline --all-containers --max-log-requests 20 --prefix
-
-kind-cleanup: ## Delete the kind cluster
-	kind delete cluster --name $(KIND_CLUSTER)
