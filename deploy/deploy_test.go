@@ -118,14 +118,7 @@ func TestDockerfile(t *testing.T) {
 func TestKindConfig(t *testing.T) {
 	src, err := os.ReadFile("kind/kind-config.yaml")
 	require.NoError(t, err)
-	var cfg struct {
-		Kind       string `json:"kind"`
-		APIVersion string `json:"apiVersion"`
-		Name       string `json:"name"`
-		Nodes      []struct {
-			Role string `json:"role"`
-		} `json:"nodes"`
-	}
+	var cfg kindCluster
 	require.NoError(t, decodeStrict(src, &cfg))
 	assert.Equal(t, "Cluster", cfg.Kind)
 	assert.Equal(t, "kind.x-k8s.io/v1alpha4", cfg.APIVersion)
