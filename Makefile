@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-live run-split bench bench-api setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
+.PHONY: help build run run-live run-split bench bench-api bench-capacity setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,9 @@ fmt: ## Format the code
 
 clean: ## Remove build output and the default embedded database
 	rm -rf bin coverage.out telemetry.db telemetry.db-shm telemetry.db-wal
+
+bench-capacity: services ## The capacity model's runs (docs/scaling.md): 50-field exporters scraped every 10s at 10k, 30k and 100k series
+	TELEMETRY_BENCH_CAPACITY=1 $(GO) test -run '^$$' -bench BenchmarkCapacity -benchtime 1x -timeout 30m ./app
 
 bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench) and measure the API under load
 	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app

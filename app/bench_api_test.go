@@ -113,7 +113,12 @@ func windowQuery(uuid string, from time.Time, span time.Duration, params string)
 type requestCPU struct{ api, postgres, client time.Duration }
 
 func readCPU(apiPID int) requestCPU {
-	t := requestCPU{api: processCPU(apiPID), client: processCPU(os.Getpid())}
+	return requestCPU{api: processCPU(apiPID), client: processCPU(os.Getpid()), postgres: postgresCPU()}
+}
+
+// postgresCPU is the CPU time used so far by PostgreSQL's processes on this machine.
+func postgresCPU() time.Duration {
+	var total time.Duration
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -121,10 +126,10 @@ func readCPU(apiPID int) requestCPU {
 			continue
 		}
 		if comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); strings.TrimSpace(string(comm)) == "postgres" {
-			t.postgres += processCPU(pid)
+			total += processCPU(pid)
 		}
 	}
-	return t
+	return total
 }
 
 // since returns the CPU used from before until t. A PostgreSQL backend started in between

@@ -370,27 +370,7 @@ func benchScraper(b *testing.B) {
 		require.NoError(b, err)
 	}
 	targetsFile := filepath.Join(b.TempDir(), "targets.json")
-	var sim *proc
-	for attempt := 0; sim == nil; attempt++ {
-		require.Less(b, attempt, 10, "no 1,000 free ports for the simulator")
-		base := 20000 + attempt*1000
-		p := spawn(b, "simulator", "simulate", "--hosts=1000", "--mig=0", fmt.Sprintf("--listen=127.0.0.1:%d", base),
-			"--targets-file="+targetsFile, "--log-level=warn")
-		require.Eventually(b, func() bool {
-			_, err := os.Stat(targetsFile)
-			select {
-			case <-p.done:
-				return true
-			default:
-			}
-			return err == nil
-		}, 30*time.Second, 50*time.Millisecond)
-		select {
-		case <-p.done: // a port was taken: another range
-		default:
-			sim = p
-		}
-	}
+	sim := spawnSimulator(b, targetsFile, "--hosts=1000", "--mig=0")
 
 	dbURL, redisURL := sqlstoretest.PostgresURL(b), asynqtest.RedisURL(b)
 	queue := asynqtest.QueueName(b, redisURL)
@@ -448,6 +428,31 @@ func benchScraper(b *testing.B) {
 	require.Zero(b, missed, "no missed interval")
 	require.Equal(b, published, stored, "every published sample stored once")
 	require.LessOrEqual(b, collectorRSS, int64(150), "collector peak RSS (MB)")
+}
+
+// spawnSimulator runs telemetry simulate with args, its exporters on ports of a range of
+// a thousand from 20000 (the next range when one is taken), and waits for its targets file.
+func spawnSimulator(b *testing.B, targetsFile string, args ...string) *proc {
+	for attempt := range 10 {
+		p := spawn(b, "simulator", append([]string{"simulate", fmt.Sprintf("--listen=127.0.0.1:%d", 20000+attempt*1000),
+			"--targets-file=" + targetsFile, "--log-level=warn"}, args...)...)
+		require.Eventually(b, func() bool {
+			_, err := os.Stat(targetsFile)
+			select {
+			case <-p.done:
+				return true
+			default:
+			}
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond)
+		select {
+		case <-p.done: // a port was taken: another range
+		default:
+			return p
+		}
+	}
+	b.Fatal("no free ports for the simulator")
+	return nil
 }
 
 // loggedCount reads a number field of the last JSON log line of p with message msg.

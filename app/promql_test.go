@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -166,6 +167,14 @@ var (
 // dashboard charts and the file lacks: each GPU's graphics engine and tensor pipe activity,
 // as ratios, from its utilisation.
 func withProfilingFields(t *testing.T) string {
+	return withAddedFields(t, "dcgm-with-profiling.csv", func(util float64) map[string]float64 {
+		return map[string]float64{"DCGM_FI_PROF_GR_ENGINE_ACTIVE": util / 100, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": util / 250}
+	})
+}
+
+// withAddedFields writes the bundled CSV as name with the fields added gives each GPU,
+// from its utilisation.
+func withAddedFields(t testing.TB, name string, added func(util float64) map[string]float64) string {
 	t.Helper()
 	rows, err := csv.NewReader(bytes.NewReader(bundledCSV)).ReadAll()
 	require.NoError(t, err)
@@ -175,17 +184,18 @@ func withProfilingFields(t *testing.T) string {
 		}
 		util, err := strconv.ParseFloat(row[10], 64)
 		require.NoError(t, err)
-		for metric, v := range map[string]float64{"DCGM_FI_PROF_GR_ENGINE_ACTIVE": util / 100, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": util / 250} {
-			added := slices.Clone(row)
-			added[1], added[10] = metric, strconv.FormatFloat(v, 'f', 3, 64)
-			added[11] = strings.ReplaceAll(added[11], "DCGM_FI_DEV_GPU_UTIL", metric)
-			rows = append(rows, added)
+		fields := added(util)
+		for _, metric := range slices.Sorted(maps.Keys(fields)) {
+			row := slices.Clone(row)
+			row[1], row[10] = metric, strconv.FormatFloat(fields[metric], 'f', 3, 64)
+			row[11] = strings.ReplaceAll(row[11], "DCGM_FI_DEV_GPU_UTIL", metric)
+			rows = append(rows, row)
 		}
 	}
 	var out bytes.Buffer
 	w := csv.NewWriter(&out)
 	require.NoError(t, w.WriteAll(rows))
-	path := filepath.Join(t.TempDir(), "dcgm-with-profiling.csv")
+	path := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
 	return path
 }
