@@ -97,7 +97,7 @@ type Queue struct {
 	opts      Options
 	connOpt   asynq.RedisConnOpt
 	rdb       redis.UniversalClient
-	publisher redis.UniversalClient // one connection, when Publish waits for replicas: see publish
+	publisher redis.UniversalClient // a pool of one connection when Publish waits for replicas: see awaitReplicas
 	client    *asynq.Client
 	inspector *asynq.Inspector
 
