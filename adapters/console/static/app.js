@@ -49,7 +49,7 @@
   }
 
   const iso = (t) => new Date(t).toISOString().replace('.000Z', 'Z');
-  const shortTime = (t) => iso(t).replace(/\.\d+Z$/, 'Z').replace('T', ' ');
+  const shortTime = (t) => (t ? iso(t).replace(/\.\d+Z$/, 'Z').replace('T', ' ') : '–');
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const deviceKey = (d) => (d.gpu_instance ? `${d.uuid}/${d.gpu_instance}` : d.uuid);
   const deviceHref = (d) => `#/gpu/${encodeURIComponent(d.uuid)}${d.gpu_instance ? '/' + encodeURIComponent(d.gpu_instance) : ''}`;
