@@ -231,4 +231,8 @@ func TestConsoleNamesThePlantedProblems(t *testing.T) {
 	groups := eval[[]string](t, p, `[...document.querySelectorAll('#report tbody tr[data-group]')].map(r => r.dataset.group)`)
 	assert.Equal(t, []string{"", "team-a/notebook"}, groups, "the samples no pod held, and the notebook's")
 	p.noErrors(t, "the usage page")
+
+	// A device that does not exist: the page says so (the browser logs the 404 too).
+	eval[string](t, p, `location.hash = "#/gpu/GPU-nope"`)
+	p.waitFor(t, `document.getElementById('page-error')?.textContent.includes('GPU-nope')`)
 }

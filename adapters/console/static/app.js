@@ -86,11 +86,22 @@
   function setStatus(text, isError) {
     status.textContent = text;
     status.classList.toggle('error', !!isError);
+    if (!isError) document.getElementById('page-error')?.remove();
   }
 
+  // showError says what went wrong in the header, and above the page while it has not
+  // drawn what it loads.
   function showError(err) {
     if (err.name === 'AbortError') return;
     setStatus(err.message, true);
+    if (!state.ready) {
+      let box = document.getElementById('page-error');
+      if (!box) {
+        box = el('<div class="error-box" id="page-error" role="alert"></div>');
+        main.prepend(box);
+      }
+      box.textContent = err.message;
+    }
   }
 
   // every runs fn now and then every ms while the page is open, one run at a time, skipping
