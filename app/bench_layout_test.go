@@ -44,7 +44,7 @@ func BenchmarkChunkLayouts(b *testing.B) {
 	if mode == "" {
 		b.Skip("set TELEMETRY_BENCH_LAYOUTS=1 (or noisy)")
 	}
-	series := simulatedSeries(b, 2*time.Hour, 10*time.Second)
+	series := simulatedSeries(b, time.Now(), 2*time.Hour, 10*time.Second)
 	if mode == "noisy" {
 		addNoise(series)
 	}
@@ -305,8 +305,8 @@ type simSeries struct {
 	vs     []float64
 }
 
-// simulatedSeries scrapes the simulated bundled fleet every step over span, ending now.
-func simulatedSeries(b testing.TB, span, step time.Duration) []simSeries {
+// simulatedSeries scrapes the simulated bundled fleet every step over span, ending at end.
+func simulatedSeries(b testing.TB, end time.Time, span, step time.Duration) []simSeries {
 	var readings []telemetry.Reading
 	_, err := csvsource.Bytes(bundledCSVName, bundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
 		readings = append(readings, r)
@@ -316,7 +316,7 @@ func simulatedSeries(b testing.TB, span, step time.Duration) []simSeries {
 	var now time.Time
 	fleet := dcgmsim.New(readings, dcgmsim.Options{Now: func() time.Time { return now }})
 	byKey := map[string]*simSeries{}
-	start := time.Now().Truncate(step).Add(-span)
+	start := end.Truncate(step).Add(-span)
 	for at := start; at.Before(start.Add(span)); at = at.Add(step) {
 		now = at
 		for _, host := range fleet.Hosts() {

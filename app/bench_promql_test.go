@@ -18,6 +18,24 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 )
 
+// benchEnd is when the PromQL benchmark's data ends and its panels look back from: now,
+// or with TELEMETRY_BENCH_PROMQL_AT (say 22m) the last time before now that far into a
+// two-hour window, where the newest hour partly lies in that window's first minutes.
+func benchEnd(b *testing.B) time.Time {
+	now := time.Now()
+	at := os.Getenv("TELEMETRY_BENCH_PROMQL_AT")
+	if at == "" {
+		return now
+	}
+	into, err := time.ParseDuration(at)
+	require.NoError(b, err, "TELEMETRY_BENCH_PROMQL_AT")
+	end := now.Truncate(2 * time.Hour).Add(into)
+	if end.After(now) {
+		end = end.Add(-2 * time.Hour)
+	}
+	return end
+}
+
 // benchPromQL loads six hours of the simulated fleet, scraped every 30 s, into Debian's
 // Prometheus and into the pipeline (mode all, PostgreSQL) by remote_write, then runs
 // dashboard-style query_range panels against both, one after the other with 4 clients, and
@@ -26,9 +44,10 @@ func benchPromQL(b *testing.B) {
 	promBin, err := exec.LookPath("prometheus")
 	require.NoError(b, err, "prometheus is not installed (make bench installs Debian's)")
 	const span, step = 6 * time.Hour, 30 * time.Second
-	series := simulatedSeries(b, span, step)
+	end := benchEnd(b)
+	series := simulatedSeries(b, end, span, step)
 	payloads, total := scrapePayloads(b, series)
-	end := time.Now().Truncate(time.Minute)
+	end = end.Truncate(time.Minute)
 	uuid := string(series[0].labels["UUID"])
 
 	prom := startPrometheusReceiver(b, promBin)

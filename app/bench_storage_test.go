@@ -28,7 +28,7 @@ import (
 func benchStorage(b *testing.B) {
 	vmBin, err := exec.LookPath("victoria-metrics")
 	require.NoError(b, err, "victoria-metrics is not installed (make bench installs Debian's)")
-	series := simulatedSeries(b, 2*time.Hour, 10*time.Second)
+	series := simulatedSeries(b, time.Now(), 2*time.Hour, 10*time.Second)
 	payloads, total := scrapePayloads(b, series)
 	type result struct {
 		rate, bytes float64

@@ -164,11 +164,12 @@ func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, 
 }
 
 // mergeHead merges a device's small head chunks, the earliest compactMaxChunks of them,
-// into unsealed blocks.
+// and its unsealed blocks that are not full, into unsealed blocks.
 func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, written int, err error) {
 	old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+
-		` AND samples < ? ORDER BY min_ts LIMIT ?`, device, engine.HeadMaxSamples, compactMaxChunks)
-	if err != nil || len(old.ids) < 2 || len(old.pts) < engine.MergeMinSamples {
+		` AND (samples < ? OR samples < ? AND `+s.dialect.firstByte+` = ?) ORDER BY min_ts LIMIT ?`,
+		device, engine.HeadMaxSamples, engine.MergeMaxSamples, engine.BlockFormat, compactMaxChunks)
+	if err != nil || len(old.ids) < 2 {
 		return 0, 0, err // or another process merged them since the pass began
 	}
 	merged, repeats := engine.Merge(device, old.pts)

@@ -160,14 +160,15 @@ func TestCompactionKeepsEverySample(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, again.GPUs, "what is left unsealed is too little to merge")
 
-		// New batches' small chunks are merged too, into blocks of their own.
+		// New batches' small chunks are merged too, with the block that is not full: 30 new
+		// chunks each, and the 952-sample blocks of GPUs 1 and 2 (GPU 0's three are full),
+		// which become a full block and one of 528; GPU 0's 600 new samples a block of their own.
 		writeTicks(t, s, "b", gpus, 10, 300, 60, 2)
 		st, err = s.Compact(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 3, st.GPUs)
-		// 30 new chunks each; the blocks are not read again before their window is sealed.
-		assert.Equal(t, 3*30, st.ChunksRead)
-		assert.Equal(t, 3, st.ChunksWritten)
+		assert.Equal(t, 3*30+2, st.ChunksRead)
+		assert.Equal(t, 2+2+1, st.ChunksWritten)
 		got := readEverything(t, s, gpus[2].UUID)
 		assert.Len(t, got.asc, 3600)
 		assert.Equal(t, before[gpus[2].UUID].asc, got.asc[:3000])

@@ -154,9 +154,9 @@ func takeOver(ctx context.Context, d dialect, db *sql.DB, driver database.Driver
 		return fmt.Errorf("%w: its schema is at version %d, and only version %d is taken over: migrate it with a build "+
 			"of the pre-release chain first, or use a new database", ErrPrerelease, version, prereleaseLast)
 	}
-	firstByte, legacy := "get_byte(data, 0)", "SELECT to_regclass('legacy_samples') IS NOT NULL"
+	firstByte, legacy := d.firstByte, "SELECT to_regclass('legacy_samples') IS NOT NULL"
 	if d.name == "sqlite" {
-		firstByte, legacy = "unicode(substr(data, 1, 1))", "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'legacy_samples'"
+		legacy = "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'legacy_samples'"
 	}
 	var old, table, rows bool
 	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM chunks WHERE `+firstByte+` = 1)`).Scan(&old); err != nil {

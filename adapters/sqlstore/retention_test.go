@@ -128,7 +128,9 @@ func TestRetentionBoundsEveryTableAndGivesSpaceBack(t *testing.T) {
 		assert.LessOrEqual(t, peakLast[1], peakFirst[1], "batches stay bounded")
 		assert.LessOrEqual(t, peakLast[2], peakFirst[2]+peakFirst[2]/10, "the store's bytes stay bounded")
 		t.Logf("%d prune passes gave space back", shrank)
-		assert.GreaterOrEqual(t, shrank, 12, "retention gives space back as it goes, not only stops growth")
+		// Space comes back a block at a time: an open window's blocks grow to MergeMaxSamples
+		// (here some 40 simulated minutes of a GPU) before they can expire whole.
+		assert.GreaterOrEqual(t, shrank, 8, "retention gives space back as it goes, not only stops growth")
 	})
 }
 

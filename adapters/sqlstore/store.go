@@ -114,13 +114,15 @@ type dialect struct {
 	// unsealed selects unsealed chunks, spelt as PostgreSQL's partial index on them is, so
 	// that the planner uses it.
 	unsealed string
+	// firstByte is the first byte of a chunk's data, as an SQL expression.
+	firstByte string
 }
 
 var (
 	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders,
-		unsealed: "NOT sealed"}
+		unsealed: "NOT sealed", firstByte: "get_byte(data, 0)"}
 	sqliteDialect = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s },
-		unsealed: "sealed = 0"}
+		unsealed: "sealed = 0", firstByte: "unicode(substr(data, 1, 1))"}
 )
 
 // dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).

@@ -9,8 +9,8 @@ import "math"
 //     block written before late points arrived — is read and re-cut by Seal: the window's
 //     points into blocks, any others back into head chunks;
 //   - while the window is open, small head chunks (a write's worth) are merged by Merge
-//     into unsealed blocks once they hold MergeMinSamples, so that a read of recent data
-//     takes a few rows and decodes only the series it asks for.
+//     into unsealed blocks once they hold MergeMinSamples or number MergeMinChunks, so
+//     that a read of recent data takes a few rows and decodes only the series it asks for.
 //
 // Samples never change: compaction moves them from rows to rows in one transaction, and
 // drops repeats on the way.
@@ -31,7 +31,16 @@ const (
 	// chunks (at BlockMaxSamples, window queries on a burst's merged tables took twice as
 	// long), while a read of one metric still skips the others.
 	MergeMaxSamples = 8 * HeadMaxSamples
+	// MergeMinChunks is how many small head chunks a device gathers before they are merged
+	// whatever their samples: one a write brings a scrape or two of at a time (remote_write)
+	// would otherwise gather dozens before MergeMinSamples, and a read of its last hour take
+	// as many rows. Such a merge takes the device's unsealed block that is not full along,
+	// so that the open window's blocks stay few and full.
+	MergeMinChunks = 8
 )
+
+// BlockFormat is the first byte of a block's data, telling it from a head chunk.
+const BlockFormat = blockVersion
 
 // Window is a span of BlockSpan, [Start, End) in Unix microseconds.
 type Window struct{ Start, End int64 }
@@ -70,7 +79,7 @@ func Plan(h Head, newest int64, force bool) (Action, Window) {
 	if force || w.End+SealAfter.Microseconds() <= newest {
 		return SealBlock, w
 	}
-	if h.Small >= 2 && h.SmallSamples >= MergeMinSamples {
+	if h.Small >= 2 && (h.SmallSamples >= MergeMinSamples || h.Small >= MergeMinChunks) {
 		return MergeHead, Window{}
 	}
 	return Wait, Window{}

@@ -34,6 +34,8 @@ func TestPlan(t *testing.T) {
 		{"a window still open waits", Head{MinTS: t0, MaxTS: t0 + 60e6, Small: 3, SmallSamples: 30}, t0 + 60e6, false, Wait},
 		{"small chunks enough to merge", Head{MinTS: t0, Small: 10, SmallSamples: MergeMinSamples}, t0, false, MergeHead},
 		{"one small chunk is not merged", Head{MinTS: t0, Small: 1, SmallSamples: MergeMinSamples}, t0, false, Wait},
+		{"many small chunks merge, however few their samples", Head{MinTS: t0, Small: MergeMinChunks, SmallSamples: 80}, t0, false, MergeHead},
+		{"fewer wait for more samples", Head{MinTS: t0, Small: MergeMinChunks - 1, SmallSamples: 70}, t0, false, Wait},
 		{"just before the window is sealed", Head{MinTS: t0}, sealAt - 1, false, Wait},
 		{"a window over is sealed", Head{MinTS: t0, Small: 10, SmallSamples: MergeMinSamples}, sealAt, false, SealBlock},
 		{"forced", Head{MinTS: t0}, t0, true, SealBlock},
