@@ -366,31 +366,12 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 // returns its URL and a function that stops it gracefully and starts it again 2s later.
 func ownRedis(t *testing.T) (string, func()) {
 	t.Helper()
-	redisBin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is required under CI=true")
-		}
-		t.Skip("no redis-server binary")
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(redisBin, "--bind", "127.0.0.1", "--port", port, "--dir", dir,
-			"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		require.NoError(t, cmd.Start())
-		waitListening(t, addr)
-		return cmd
-	}
-	redis := start()
-	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
-	return "redis://" + addr + "/0", func() {
-		require.NoError(t, redis.Process.Signal(syscall.SIGTERM)) // Redis persists and exits
-		_ = redis.Wait()
+	n := newRedisNode(t, "--appendonly", "yes", "--appendfsync", "always")
+	return "redis://" + n.addr + "/0", func() {
+		require.NoError(t, n.cmd.Process.Signal(syscall.SIGTERM)) // Redis persists and exits
+		_ = n.cmd.Wait()
 		time.Sleep(2 * time.Second)
-		redis = start()
+		n.start()
 	}
 }
 
