@@ -314,10 +314,13 @@ func TestExactIngestOnEveryStore(t *testing.T) {
 	}
 }
 
-func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
+// dirtyCSV writes the bundled file with bad rows among its own — too few fields, cut
+// short, a value not a number, text no database should get — and returns its path and its
+// counts of good and bad rows.
+func dirtyCSV(t testing.TB) (file string, good, bad int) {
+	t.Helper()
 	lines := strings.Split(strings.TrimSpace(string(bundledCSV)), "\n")
 	dirty := []string{lines[0]}
-	good := 0
 	for i, line := range lines[1:] {
 		switch i % 100 {
 		case 7:
@@ -339,10 +342,14 @@ func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
 		dirty = append(dirty, line)
 		good++
 	}
-	bad := len(dirty) - 1 - good
-	file := filepath.Join(t.TempDir(), "dirty.csv")
+	bad = len(dirty) - 1 - good
+	file = filepath.Join(t.TempDir(), "dirty.csv")
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(dirty, "\r\n")+"\r\n"), 0o644))
+	return file, good, bad
+}
 
+func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
+	file, good, bad := dirtyCSV(t)
 	for name, url := range map[string]func(testing.TB) string{"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL} {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, "--database-url="+url(t), "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -75,4 +78,92 @@ func TestFleetDashboardAnswersOnTheBundledData(t *testing.T) {
 		assert.Equal(t, "success", body.Status, "%s: %s", title, q)
 		assert.NotEmpty(t, body.Data.Result, "%s: %s answers nothing", title, q)
 	}
+}
+
+// The pipeline's own dashboard during a split run as make run-split starts one — the API,
+// two collectors, two streamers, one of them replaying a file with bad rows — with a real
+// Prometheus scraping every process: every panel's queries answer, and the ingestion rate,
+// the backlog and the errors show.
+func TestPipelineDashboardDuringASplitRun(t *testing.T) {
+	prometheusBinary(t) // before starting five processes for nothing
+	p := newPipeline(t)
+	dirty, _, _ := dirtyCSV(t)
+	jobs := map[string][]*proc{
+		"telemetry-api":       {spawn(t, "api", "--mode=api", "--database-url="+p.dbURL, "--redis-url="+p.redisURL, "--queue-name="+p.queue)},
+		"telemetry-collector": {p.collector(t, "collector-0"), p.collector(t, "collector-1")},
+	}
+	for _, proc := range jobs["telemetry-collector"] {
+		proc.waitReady(t) // the schema, before the streamers publish
+	}
+	shared := []string{"--mode=streamer", "--redis-url=" + p.redisURL, "--queue-name=" + p.queue}
+	jobs["telemetry-streamer"] = []*proc{spawn(t, "streamer-0", append(shared, "--shard=0/2")...),
+		spawn(t, "streamer-1", append(shared, "--shard=1/2", "--csv="+dirty)...)}
+	config := "global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n"
+	for job, procs := range jobs {
+		config += "  - job_name: " + job + "\n    static_configs: [{targets: ["
+		for i, proc := range procs {
+			config += map[bool]string{true: ", "}[i > 0] + proc.addr
+		}
+		config += "]}]\n"
+	}
+	prom, _ := runPrometheus(t, config)
+
+	type result struct {
+		Metric map[string]string
+		Value  [2]any
+	}
+	ask := func(q string) (string, []result) {
+		var body struct {
+			Status string
+			Data   struct{ Result []result }
+		}
+		getJSONOK(t, prom+"/api/v1/query?"+url.Values{"query": {q}}.Encode(), &body)
+		return body.Status, body.Data.Result
+	}
+	positive := func(rs []result) bool {
+		for _, r := range rs {
+			if v, err := strconv.ParseFloat(r.Value[1].(string), 64); err == nil && v > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	// What the dashboard must show while the pipeline runs: series there, and for the
+	// rates, above zero.
+	want := map[string]func([]result) bool{
+		"Samples stored per second #A":               positive,
+		"Samples published per second, by source #A": positive,
+		"Batches waiting #A":                         func(rs []result) bool { return len(rs) == 1 },
+		"Oldest waiting batch #A":                    func(rs []result) bool { return len(rs) == 1 },
+		"CSV rows rejected, by reason #A":            positive,
+		"Database write p99, by result #A":           positive,
+		"API latency p99, by route #A":               func(rs []result) bool { return len(rs) > 0 },
+		"Resident memory, by process #A":             func(rs []result) bool { return len(rs) == 5 },
+		"CPU, by process #A":                         func(rs []result) bool { return len(rs) == 5 },
+		"Go heap in use, by process #A":              func(rs []result) bool { return len(rs) == 5 },
+		"Compaction and retention #A":                positive,
+	}
+	queries := dashboardQueries(t, "../deploy/helm/telemetry-pipeline/files/dashboards/pipeline-health.json")
+	for title := range want {
+		require.Contains(t, queries, title, "a panel the dashboard no longer has")
+	}
+	api := jobs["telemetry-api"][0]
+	var missing []string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		resp, err := http.Get("http://" + api.addr + "/api/v1/stats") // something for the API's latency panel
+		require.NoError(t, err)
+		resp.Body.Close()
+		missing = missing[:0]
+		for title, q := range queries {
+			status, rs := ask(q)
+			require.Equal(t, "success", status, "%s: %s", title, q)
+			if shows := want[title]; shows != nil && !shows(rs) {
+				missing = append(missing, title)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	assert.Empty(t, missing, "panels with nothing to show after a minute")
 }

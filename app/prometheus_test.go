@@ -89,7 +89,6 @@ func simulator(t *testing.T, args ...string) (targetsFile string, stop func()) {
 // writeURL, and returns its HTTP API's base URL and its process.
 func startPrometheus(t *testing.T, targetsFile, writeURL string, writeConfig ...string) (string, *exec.Cmd) {
 	t.Helper()
-	dir := t.TempDir()
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 900ms
@@ -104,6 +103,14 @@ remote_write:
 	for _, line := range writeConfig {
 		config += "    " + line + "\n"
 	}
+	return runPrometheus(t, config)
+}
+
+// runPrometheus runs Prometheus on config until the test ends, and returns its HTTP API's
+// base URL and its process.
+func runPrometheus(t *testing.T, config string) (string, *exec.Cmd) {
+	t.Helper()
+	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644))
 	addr := freeAddr(t)
 	cmd := exec.Command(prometheusBinary(t), "--config.file="+filepath.Join(dir, "prometheus.yml"),

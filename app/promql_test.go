@@ -368,3 +368,32 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "as Prometheus answers")
 }
+
+// A GPU first stored after a query — the API having read the fleet's devices for it —
+// answers PromQL within the second its catalog is kept.
+func TestPromQLFindsANewGPUWithinASecond(t *testing.T) {
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--remote-write")
+	at := time.Now().Truncate(time.Second)
+	count := func() string {
+		var body struct {
+			Data struct {
+				Result []struct{ Value [2]any }
+			}
+		}
+		require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/query?"+url.Values{"query": {"count(DCGM_FI_DEV_GPU_TEMP)"},
+			"time": {promTime(at)}}.Encode(), &body))
+		if len(body.Data.Result) == 0 {
+			return "0"
+		}
+		return body.Data.Result[0].Value[1].(string)
+	}
+	for i, uuid := range []string{"GPU-new-a", "GPU-new-b"} {
+		status, _ := call(t, http.DefaultClient, "POST", p.base+"/api/v1/write", "", remoteWriteBody(t, uuid, at), remoteWriteHeader)
+		require.Equal(t, http.StatusNoContent, status)
+		p.waitForSamples(t, int64(i+1))
+		stored := time.Now()
+		want := strconv.Itoa(i + 1)
+		require.Eventually(t, func() bool { return count() == want }, 3*time.Second, 50*time.Millisecond, "%s counted", uuid)
+		assert.Less(t, time.Since(stored), 1500*time.Millisecond, "%s counted within the catalog's second", uuid)
+	}
+}

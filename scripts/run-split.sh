@@ -4,6 +4,8 @@
 #   API:       http://localhost:8080/api/v1/stats   Swagger: /swagger/index.html
 #   Queue UI:  http://localhost:8080/queues
 #   Probes:    streamers on :8091 and :8092, collectors on :8093 and :8094
+#   Prometheus: http://localhost:9090 scraping all five, when Debian's prometheus is
+#              installed (PROMETHEUS=0: not started); deploy/prometheus/run-split.yml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ fi
 CGO_ENABLED=0 go build -o "$BIN" ./app
 
 pids=()
-trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM EXIT
+trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; rm -rf "${prom_data:-}"' INT TERM EXIT
 run() { "$BIN" --redis-url="$REDIS" "$@" & pids+=($!); }
 
 run --mode=api --database-url="$DB" --http-addr=:8080 --queue-ui
@@ -30,4 +32,11 @@ run --mode=collector --database-url="$DB" --http-addr=:8094
 sleep 1 # let the first collector create the schema before the streamers publish
 run --mode=streamer --shard=0/2 --http-addr=:8091
 run --mode=streamer --shard=1/2 --http-addr=:8092
+if [ "${PROMETHEUS:-1}" != 0 ] && command -v prometheus >/dev/null 2>&1; then
+	prom_data=$(mktemp -d)
+	prometheus --config.file=deploy/prometheus/run-split.yml --storage.tsdb.path="$prom_data" \
+		--web.listen-address=:9090 --log.level=warn &
+	pids+=($!)
+	echo "Prometheus: http://localhost:9090 (the pipeline's dashboard: deploy/helm/telemetry-pipeline/files/dashboards/pipeline-health.json)"
+fi
 wait

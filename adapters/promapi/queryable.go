@@ -17,12 +17,15 @@ import (
 
 // Queryable is the store as Prometheus' storage.Queryable: a series is a device's metric
 // with one workload attribution, labelled as dcgm-exporter labels it
-// (telemetry.SeriesLabels). Matchers on the device (UUID, Hostname, modelName) and on
-// __name__ choose what is read, in one pass over every device they may select; the rest
-// are applied to the series found.
+// (telemetry.SeriesLabels). Matchers on the device's labels and on __name__ choose what is
+// read, in one pass over every device they may select; those on the workload are applied
+// to the series found. The devices and metrics come from a catalog read at most once a
+// second (catalog.go).
 type Queryable struct {
 	Inventory ports.Inventory
 	Series    ports.SeriesReader
+
+	cache catalogCache
 }
 
 // Querier implements storage.Queryable.
@@ -51,16 +54,17 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		return storage.ErrSeriesSet(err)
 	}
 	from, to := time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC()
-	byKey := make(map[string]telemetry.GPU, len(devices))
+	byKey := make(map[string]*catalogDevice, len(devices))
 	q := telemetry.SeriesQuery{Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics}
 	for _, d := range devices {
-		byKey[d.Key()] = d.GPU
-		q.GPUs = append(q.GPUs, d.Key())
+		byKey[d.key] = d
+		q.GPUs = append(q.GPUs, d.key)
 	}
 	var out []storage.Series
 	if len(q.GPUs) > 0 {
+		var b labels.ScratchBuilder
 		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
-			ls := seriesLabels(byKey[s.GPU], telemetry.Sample{Metric: s.Metric, Pod: s.Pod, Namespace: s.Namespace, Container: s.Container})
+			ls := byKey[s.GPU].seriesLabels(&b, s)
 			if !matchesAll(ms, ls) {
 				return nil
 			}
@@ -79,15 +83,14 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	return &seriesSet{series: out}
 }
 
-// candidates returns the metrics the matchers allow and the devices they may allow, asking
-// the store for the devices of one host, one UUID or one model when a matcher names it.
-func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]string, []telemetry.GPUInfo, error) {
-	names, err := qr.q.Inventory.Metrics(ctx)
+// candidates returns the metrics the matchers allow and the devices they may allow.
+func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]string, []*catalogDevice, error) {
+	cat, err := qr.q.catalog(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	var metrics []string
-	for _, n := range names {
+	for _, n := range cat.metrics {
 		if matches(ms, labels.MetricName, n) {
 			metrics = append(metrics, n)
 		}
@@ -95,30 +98,10 @@ func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]stri
 	if len(metrics) == 0 {
 		return nil, nil, nil
 	}
-	f := telemetry.GPUFilter{NoSpan: true} // the series read finds the devices with samples in the span
-	for _, m := range ms {
-		if m.Type != labels.MatchEqual {
-			continue
-		}
-		switch m.Name {
-		case "Hostname":
-			f.Hostname = m.Value
-		case "UUID":
-			f.UUID = m.Value
-		case "modelName":
-			f.Model = m.Value
-		}
-	}
-	gpus, err := qr.q.Inventory.GPUs(ctx, f)
-	if err != nil {
-		return nil, nil, err
-	}
-	var devices []telemetry.GPUInfo
-	for _, g := range gpus {
-		for _, d := range append([]telemetry.GPUInfo{g}, g.Instances...) {
-			if deviceMayMatch(ms, d.GPU) {
-				devices = append(devices, d)
-			}
+	var devices []*catalogDevice
+	for i := range cat.devices {
+		if d := &cat.devices[i]; deviceMayMatch(ms, d.labels) {
+			devices = append(devices, d)
 		}
 	}
 	return metrics, devices, nil
@@ -126,8 +109,7 @@ func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]stri
 
 // deviceMayMatch tests the matchers on labels of the device; those on __name__ and on the
 // workload wait for the series.
-func deviceMayMatch(ms []*labels.Matcher, g telemetry.GPU) bool {
-	ls := seriesLabels(g, telemetry.Sample{})
+func deviceMayMatch(ms []*labels.Matcher, ls labels.Labels) bool {
 	for _, m := range ms {
 		if m.Name == labels.MetricName || slices.Contains(workloadLabels, m.Name) {
 			continue
