@@ -62,7 +62,10 @@ func (n *redisNode) kill() {
 	}
 }
 
-func (n *redisNode) client() *redis.Client { return redis.NewClient(&redis.Options{Addr: n.addr}) }
+// client answers within 10 s: go-redis' default of 3 s times out a DEBUG SLEEP 3.
+func (n *redisNode) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: n.addr, ReadTimeout: 10 * time.Second})
+}
 
 // sentinelSet starts a primary, a replica of it and three sentinels watching it as
 // "mymaster" (a second without answers is down, two sentinels agree), and returns the
