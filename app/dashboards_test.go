@@ -100,11 +100,11 @@ func TestPipelineDashboardDuringASplitRun(t *testing.T) {
 		spawn(t, "streamer-1", append(shared, "--shard=1/2", "--csv="+dirty)...)}
 	config := "global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n"
 	for job, procs := range jobs {
-		config += "  - job_name: " + job + "\n    static_configs: [{targets: ["
-		for i, proc := range procs {
-			config += map[bool]string{true: ", "}[i > 0] + proc.addr
+		var addrs []string
+		for _, proc := range procs {
+			addrs = append(addrs, proc.addr)
 		}
-		config += "]}]\n"
+		config += "  - job_name: " + job + "\n    static_configs: [{targets: [" + strings.Join(addrs, ", ") + "]}]\n"
 	}
 	prom, _ := runPrometheus(t, config)
 

@@ -14,7 +14,7 @@ import (
 // dashboard's panels and every client refreshing it ask for the same fleet many times a
 // second, and listing it was an eighth of a panel's cost, in the API and in PostgreSQL
 // (docs/performance.md). A device or metric first stored within the last second may be
-// missing from a query; its samples are not.
+// missing from a query; the next read of the catalog finds it, with all its samples.
 const catalogTTL = time.Second
 
 // catalog is the store's devices, labelled as dcgm-exporter labels them, and its metric
