@@ -2,6 +2,7 @@ package promapi
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,17 +18,87 @@ import (
 // missing from a query; the next read of the catalog finds it, with all its samples.
 const catalogTTL = time.Second
 
+// catalogReadShare bounds reading the catalog to a twentieth of the time it serves: listing
+// 100,000 GPUs took a third of a second, which every second would cost a third of a core.
+const catalogReadShare = 20
+
+// indexedLabels are the device labels a selector most often names exactly (a host's GPUs,
+// one GPU): the catalog finds their devices without going through the fleet.
+var indexedLabels = [...]string{"Hostname", "UUID"}
+
 // catalog is the store's devices, labelled as dcgm-exporter labels them, and its metric
 // names, as read at one time.
 type catalog struct {
-	read    time.Time
+	until   time.Time // when it is read again
 	metrics []string
 	devices []catalogDevice
+	index   map[labels.Label][]int // devices by the value of each of indexedLabels ("" too)
 }
 
 type catalogDevice struct {
 	key    string
 	labels labels.Labels // the device's, without __name__ and the workload's
+}
+
+func newCatalog(metrics []string, gpus []telemetry.GPUInfo) *catalog {
+	cat := &catalog{metrics: metrics, index: map[labels.Label][]int{}}
+	for _, g := range gpus {
+		for _, d := range append([]telemetry.GPUInfo{g}, g.Instances...) {
+			ls := seriesLabels(d.GPU, telemetry.Sample{})
+			for _, name := range indexedLabels {
+				l := labels.Label{Name: name, Value: ls.Get(name)}
+				cat.index[l] = append(cat.index[l], len(cat.devices))
+			}
+			cat.devices = append(cat.devices, catalogDevice{key: d.Key(), labels: ls})
+		}
+	}
+	return cat
+}
+
+// candidates returns the metrics the matchers allow and the devices they may allow: their
+// matchers on device labels hold (those on the workload wait for the series).
+func (c *catalog) candidates(ms []*labels.Matcher) ([]string, []*catalogDevice) {
+	var metrics []string
+	for _, n := range c.metrics {
+		if matches(ms, labels.MetricName, n) {
+			metrics = append(metrics, n)
+		}
+	}
+	if len(metrics) == 0 {
+		return nil, nil
+	}
+	var devices []*catalogDevice
+	add := func(d *catalogDevice) {
+		if deviceMayMatch(ms, d.labels) {
+			devices = append(devices, d)
+		}
+	}
+	if some, ok := c.narrow(ms); ok {
+		for _, i := range some {
+			add(&c.devices[i])
+		}
+		return metrics, devices
+	}
+	for i := range c.devices {
+		add(&c.devices[i])
+	}
+	return metrics, devices
+}
+
+// narrow returns the devices an equality matcher on an indexed label allows, the fewest
+// of any such matcher; false when no matcher is one.
+func (c *catalog) narrow(ms []*labels.Matcher) ([]int, bool) {
+	var best []int
+	found := false
+	for _, m := range ms {
+		if m.Type != labels.MatchEqual || !slices.Contains(indexedLabels[:], m.Name) {
+			continue
+		}
+		if some := c.index[labels.Label{Name: m.Name, Value: m.Value}]; !found || len(some) < len(best) {
+			best, found = some, true
+		}
+	}
+	return best, found
 }
 
 // catalogCache holds the latest catalog; concurrent queries finding it stale wait for one
@@ -41,10 +112,10 @@ func (q *Queryable) catalog(ctx context.Context) (*catalog, error) {
 	c := &q.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cat != nil && time.Since(c.cat.read) < catalogTTL {
+	if c.cat != nil && time.Now().Before(c.cat.until) {
 		return c.cat, nil
 	}
-	read := time.Now()
+	began := time.Now()
 	metrics, err := q.Inventory.Metrics(ctx)
 	if err != nil {
 		return nil, err
@@ -53,12 +124,8 @@ func (q *Queryable) catalog(ctx context.Context) (*catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat := &catalog{read: read, metrics: metrics}
-	for _, g := range gpus {
-		for _, d := range append([]telemetry.GPUInfo{g}, g.Instances...) {
-			cat.devices = append(cat.devices, catalogDevice{key: d.Key(), labels: seriesLabels(d.GPU, telemetry.Sample{})})
-		}
-	}
+	cat := newCatalog(metrics, gpus)
+	cat.until = began.Add(max(catalogTTL, catalogReadShare*time.Since(began)))
 	c.cat = cat
 	return cat, nil
 }

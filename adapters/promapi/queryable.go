@@ -20,7 +20,8 @@ import (
 // (telemetry.SeriesLabels). Matchers on the device's labels and on __name__ choose what is
 // read, in one pass over every device they may select; those on the workload are applied
 // to the series found. The devices and metrics come from a catalog read at most once a
-// second (catalog.go).
+// second, less often when the fleet is slow to list, and indexed by host and UUID
+// (catalog.go).
 type Queryable struct {
 	Inventory ports.Inventory
 	Series    ports.SeriesReader
@@ -89,21 +90,7 @@ func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]stri
 	if err != nil {
 		return nil, nil, err
 	}
-	var metrics []string
-	for _, n := range cat.metrics {
-		if matches(ms, labels.MetricName, n) {
-			metrics = append(metrics, n)
-		}
-	}
-	if len(metrics) == 0 {
-		return nil, nil, nil
-	}
-	var devices []*catalogDevice
-	for i := range cat.devices {
-		if d := &cat.devices[i]; deviceMayMatch(ms, d.labels) {
-			devices = append(devices, d)
-		}
-	}
+	metrics, devices := cat.candidates(ms)
 	return metrics, devices, nil
 }
 
