@@ -36,7 +36,9 @@ func keys(ds []*catalogDevice) []string {
 func TestCatalogCandidatesByIndexAndByScan(t *testing.T) {
 	cat := testCatalog()
 	eq := func(name, value string) *labels.Matcher { return labels.MustNewMatcher(labels.MatchEqual, name, value) }
-	re := func(name, value string) *labels.Matcher { return labels.MustNewMatcher(labels.MatchRegexp, name, value) }
+	re := func(name, value string) *labels.Matcher {
+		return labels.MustNewMatcher(labels.MatchRegexp, name, value)
+	}
 	temp := eq(labels.MetricName, "DCGM_FI_DEV_GPU_TEMP")
 	for _, tt := range []struct {
 		name string
