@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -836,4 +838,19 @@ func TestRetentionPrunesOldSamples(t *testing.T) {
 				"what was pruned is logged")
 		})
 	}
+}
+
+// The API collects garbage at 200 % heap growth, every other mode at 400 %; GOGC decides
+// when set.
+func TestGCTargetFollowsMode(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	log := slog.New(slog.DiscardHandler)
+	t.Setenv("GOGC", "")
+	for mode, want := range map[config.Mode]int{config.ModeAPI: 200, config.ModeAll: 400, config.ModeCollector: 400, config.ModeStreamer: 400} {
+		tuneGC(log, mode)
+		assert.Equal(t, want, debug.SetGCPercent(100), mode)
+	}
+	t.Setenv("GOGC", "150")
+	tuneGC(log, config.ModeAPI)
+	assert.Equal(t, 100, debug.SetGCPercent(100), "GOGC set: left as it was")
 }
