@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,12 +21,13 @@ import (
 )
 
 // redisNode is a redis-server of the test's own on a loopback port, in a directory of its
-// own: a primary, a replica, a sentinel or a cluster node.
+// own: a primary, a replica, a sentinel or a cluster node. A failed test shows its log.
 type redisNode struct {
 	t    *testing.T
 	args []string
 	addr string
 	cmd  *exec.Cmd
+	out  syncBuffer // over restarts
 }
 
 func newRedisNode(t *testing.T, args ...string) *redisNode {
@@ -42,14 +42,19 @@ func newRedisNode(t *testing.T, args ...string) *redisNode {
 		n.args = append([]string{conf}, n.args...)
 	}
 	n.start()
-	t.Cleanup(n.kill)
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			t.Logf("--- redis-server %v log (last 3000 bytes):\n%s", args, tail(n.out.String(), 3000))
+		}
+	})
 	return n
 }
 
 func (n *redisNode) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(debianBinary(n.t, "redis-server", "redis-server"), n.args...)
-	n.cmd.Stdout, n.cmd.Stderr = io.Discard, io.Discard
+	n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
 	require.NoError(n.t, n.cmd.Start())
 	waitListening(n.t, n.addr)
 }
