@@ -342,6 +342,17 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 	require.Len(t, count.Data.Result, 1)
 	assert.Equal(t, "247", count.Data.Result[0].Value[1], "a series a GPU, all 247 in the file")
 
+	// A subquery without a step (production dashboards write them) takes the 1m default, as
+	// Prometheus' global evaluation interval: the same answer as the step written out.
+	var noStep, minute struct {
+		Status string
+		Data   struct{ Result []struct{ Value [2]any } }
+	}
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/query?"+url.Values{"query": {`avg(avg_over_time(DCGM_FI_DEV_GPU_TEMP[10m:]))`}, "time": {at}}.Encode(), &noStep))
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/query?"+url.Values{"query": {`avg(avg_over_time(DCGM_FI_DEV_GPU_TEMP[10m:1m]))`}, "time": {at}}.Encode(), &minute))
+	require.Len(t, noStep.Data.Result, 1)
+	assert.Equal(t, minute.Data.Result, noStep.Data.Result)
+
 	for path, want := range map[string]string{
 		"/prometheus/api/v1/query?query=sum(":                                                       "parse error",
 		"/prometheus/api/v1/query?query=up&time=yesterday":                                          `invalid parameter "time"`,

@@ -81,6 +81,9 @@ type Config struct {
 	RedisMinReplicas int
 	QueueUI          bool
 
+	// PromQLSubqueryStep is the step of a PromQL subquery written without one ([10m:]).
+	PromQLSubqueryStep time.Duration
+
 	WebConfigFile string // "" serves plain HTTP without authentication
 
 	CollectorWorkers int
@@ -135,6 +138,7 @@ var settings = []setting{
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
+	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
@@ -253,16 +257,17 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		CompactInterval:  duration("compact-interval"),
 
-		RetentionInterval: duration("retention-interval"),
-		ShutdownTimeout:   duration("shutdown-timeout"),
-		LogFormat:         strings.ToLower(v.GetString("log-format")),
-		RedisURL:          v.GetString("redis-url"),
-		QueueName:         v.GetString("queue-name"),
-		MaxBacklog:        v.GetInt("max-backlog"),
-		RedisMinReplicas:  v.GetInt("redis-min-replicas"),
-		QueueUI:           v.GetBool("queue-ui"),
-		WebConfigFile:     v.GetString("web-config-file"),
-		HealthCheck:       v.GetBool("health-check"),
+		RetentionInterval:  duration("retention-interval"),
+		ShutdownTimeout:    duration("shutdown-timeout"),
+		LogFormat:          strings.ToLower(v.GetString("log-format")),
+		RedisURL:           v.GetString("redis-url"),
+		QueueName:          v.GetString("queue-name"),
+		MaxBacklog:         v.GetInt("max-backlog"),
+		RedisMinReplicas:   v.GetInt("redis-min-replicas"),
+		QueueUI:            v.GetBool("queue-ui"),
+		PromQLSubqueryStep: duration("promql-subquery-step"),
+		WebConfigFile:      v.GetString("web-config-file"),
+		HealthCheck:        v.GetBool("health-check"),
 
 		ScrapeTargets:      list(v.GetString("scrape-targets")),
 		ScrapeTargetsFile:  v.GetString("scrape-targets-file"),
@@ -443,6 +448,9 @@ func (c Config) validate() []error {
 	}
 	if c.QueueUI && c.RedisURL == "" {
 		bad("queue-ui", "needs --redis-url")
+	}
+	if c.PromQLSubqueryStep <= 0 {
+		bad("promql-subquery-step", "must be positive")
 	}
 	if c.QueueName == "" {
 		bad("queue-name", "is empty")

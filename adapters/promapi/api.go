@@ -30,7 +30,10 @@ type Options struct {
 	Timeout time.Duration
 	// LookbackDelta is how far back an instant looks for a sample; 0 means 5 minutes.
 	LookbackDelta time.Duration
-	Logger        *slog.Logger
+	// SubqueryStep is the step of a subquery written without one, x[10m:]; 0 means 1
+	// minute, Prometheus' default evaluation interval.
+	SubqueryStep time.Duration
+	Logger       *slog.Logger
 }
 
 // API is the handler of Prometheus' /api/v1 query routes.
@@ -53,6 +56,9 @@ func New(opts Options) *API {
 	if opts.LookbackDelta <= 0 {
 		opts.LookbackDelta = 5 * time.Minute
 	}
+	if opts.SubqueryStep <= 0 {
+		opts.SubqueryStep = time.Minute
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -60,6 +66,7 @@ func New(opts Options) *API {
 	a.engine = promql.NewEngine(promql.EngineOpts{
 		Logger: opts.Logger, MaxSamples: maxSamples, Timeout: opts.Timeout, LookbackDelta: opts.LookbackDelta,
 		EnableAtModifier: true, EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return opts.SubqueryStep.Milliseconds() },
 	})
 	for path, h := range map[string]func(*http.Request) (any, error){
 		"/api/v1/query":               a.query,
@@ -78,7 +85,7 @@ func New(opts Options) *API {
 				writeError(w, errorf(errBadData, "cannot read the form: %v", err))
 				return
 			}
-			data, err := h(r)
+			data, err := a.handle(h, r)
 			if err != nil {
 				writeError(w, err)
 				return
@@ -94,6 +101,19 @@ func New(opts Options) *API {
 		writeError(w, &apiError{typ: errNotFound, err: fmt.Errorf("no route %s: the query API serves /api/v1/query, query_range, series, labels and label/{name}/values", r.URL.Path)})
 	})
 	return a
+}
+
+// handle runs h, turning a panic in it — the engine's preparation of a query runs outside
+// the engine's own recovery — into an execution error, as Prometheus answers one that
+// fails while evaluated: a query a client sent never gets a bare 500.
+func (a *API) handle(h func(*http.Request) (any, error), r *http.Request) (data any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.opts.Logger.ErrorContext(r.Context(), "PromQL query failed unexpectedly", "query", r.FormValue("query"), "panic", p)
+			data, err = nil, errorf(errExecution, "unexpected error: %v", p)
+		}
+	}()
+	return h(r)
 }
 
 // ServeHTTP implements http.Handler.
