@@ -178,6 +178,11 @@ func (w *wiring) metricFamilies() []promexport.Family {
 		gauge("telemetry_scrape_samples", "Samples the target's last scrape delivered.", []string{"target"}, w.eachTarget(func(t telemetry.Target, emit func(float64, ...string)) {
 			emit(float64(t.LastSamples), t.URL)
 		})),
+		counter("telemetry_scrape_samples_dropped_total", "Samples and exposition lines of the target dropped, by reason: line (a line that does not parse; the rest of its scrape is kept), no_device (a series naming no GPU), or the field at fault.", []string{"target", "reason"}, w.eachTarget(func(t telemetry.Target, emit func(float64, ...string)) {
+			for reason, n := range t.DroppedTotal {
+				emit(float64(n), t.URL, reason)
+			}
+		})),
 		counter("telemetry_scrapes_total", "Scrapes of the target, failed ones included.", []string{"target"}, w.eachTarget(func(t telemetry.Target, emit func(float64, ...string)) {
 			emit(float64(t.Scrapes), t.URL)
 		})),

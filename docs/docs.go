@@ -1153,6 +1153,23 @@ const docTemplate = `{
                 }
             }
         },
+        "httpapi.BadLine": {
+            "type": "object",
+            "properties": {
+                "number": {
+                    "type": "integer",
+                    "example": 57
+                },
+                "reason": {
+                    "type": "string",
+                    "example": "expected float as value, got \"ERROR\""
+                },
+                "text": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_VGPU_LICENSE_STATUS{gpu=\"0\"} ERROR - FAILED TO CONVERT TO STRING"
+                }
+            }
+        },
         "httpapi.Bucket": {
             "type": "object",
             "properties": {
@@ -1663,9 +1680,31 @@ const docTemplate = `{
         "httpapi.Target": {
             "type": "object",
             "properties": {
+                "dropped_by": {
+                    "description": "DroppedBy splits dropped_per_scrape by reason: line (a line that does not parse),\nno_device (a series naming no GPU), or the field at fault (value, …).",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "integer"
+                    }
+                },
                 "dropped_per_scrape": {
                     "type": "integer",
                     "example": 0
+                },
+                "dropped_total": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "integer",
+                        "format": "int64"
+                    }
+                },
+                "first_bad_line": {
+                    "description": "FirstBadLine is the last scrape's first line that did not parse.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/httpapi.BadLine"
+                        }
+                    ]
                 },
                 "health": {
                     "type": "string",
@@ -1712,6 +1751,11 @@ const docTemplate = `{
                 "scrapes": {
                     "type": "integer",
                     "example": 240
+                },
+                "warning": {
+                    "description": "Warning says why a target that answers delivers nothing.",
+                    "type": "string",
+                    "example": ""
                 }
             }
         },

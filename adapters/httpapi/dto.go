@@ -180,15 +180,35 @@ type Target struct {
 	SamplesPerScrape   int               `json:"samples_per_scrape" example:"80"`
 	DroppedPerScrape   int               `json:"dropped_per_scrape" example:"0"`
 	RejectedPerScrape  int               `json:"rejected_per_scrape" example:"0"`
-	ScrapeInterval     string            `json:"scrape_interval" example:"15s"`
-	Scrapes            int64             `json:"scrapes" example:"240"`
-	MissedIntervals    int64             `json:"missed_intervals" example:"0"`
+	// DroppedBy splits dropped_per_scrape by reason: line (a line that does not parse),
+	// no_device (a series naming no GPU), or the field at fault (value, …).
+	DroppedBy    map[string]int   `json:"dropped_by,omitempty"`
+	DroppedTotal map[string]int64 `json:"dropped_total,omitempty"`
+	// FirstBadLine is the last scrape's first line that did not parse.
+	FirstBadLine *BadLine `json:"first_bad_line,omitempty"`
+	// Warning says why a target that answers delivers nothing.
+	Warning         string `json:"warning,omitempty" example:""`
+	ScrapeInterval  string `json:"scrape_interval" example:"15s"`
+	Scrapes         int64  `json:"scrapes" example:"240"`
+	MissedIntervals int64  `json:"missed_intervals" example:"0"`
+}
+
+// BadLine is a line of a scraped exposition that did not parse.
+type BadLine struct {
+	Number int    `json:"number" example:"57"`
+	Text   string `json:"text" example:"DCGM_FI_DEV_VGPU_LICENSE_STATUS{gpu=\"0\"} ERROR - FAILED TO CONVERT TO STRING"`
+	Reason string `json:"reason" example:"expected float as value, got \"ERROR\""`
 }
 
 func toTarget(t telemetry.Target) Target {
-	return Target{ScrapeURL: t.URL, Labels: t.Labels, Health: t.Health, LastScrape: optTime(t.LastScrape),
+	out := Target{ScrapeURL: t.URL, Labels: t.Labels, Health: t.Health, LastScrape: optTime(t.LastScrape),
 		LastScrapeDuration: t.LastDuration.Seconds(), LastError: t.LastError, SamplesPerScrape: t.LastSamples,
-		DroppedPerScrape: t.LastDropped, RejectedPerScrape: t.LastRejected, ScrapeInterval: t.ScrapeInterval.String(), Scrapes: t.Scrapes, MissedIntervals: t.Missed}
+		DroppedPerScrape: t.LastDropped, RejectedPerScrape: t.LastRejected, DroppedBy: t.LastDroppedBy, DroppedTotal: t.DroppedTotal,
+		Warning: t.Warning, ScrapeInterval: t.ScrapeInterval.String(), Scrapes: t.Scrapes, MissedIntervals: t.Missed}
+	if b := t.FirstBadLine; b != nil {
+		out.FirstBadLine = &BadLine{Number: b.Number, Text: b.Text, Reason: b.Reason}
+	}
+	return out
 }
 
 // TargetList is the answer to GET /api/v1/targets.

@@ -142,7 +142,9 @@ func (s *Scraper) Targets() []telemetry.Target {
 	defer s.mu.Unlock()
 	out := make([]telemetry.Target, 0, len(s.targets))
 	for _, t := range s.targets {
-		out = append(out, t.status)
+		st := t.status
+		st.DroppedTotal = maps.Clone(st.DroppedTotal) // the loop adds to it; the rest is replaced, not changed
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
 	return out
@@ -394,71 +396,112 @@ func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]tel
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("server returned HTTP status %s", resp.Status)
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the body: %w", err)
+	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("body exceeds %d MiB: not stored, rather than stored in part", maxBody>>20)
+	}
 	format := expfmt.ResponseFormat(resp.Header)
 	if format == expfmt.FmtUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
-	dec := expfmt.SampleDecoder{
-		Dec:  expfmt.NewDecoder(io.LimitReader(resp.Body, maxBody), format),
-		Opts: &expfmt.DecodeOptions{Timestamp: model.TimeFromUnixNano(start.UnixNano())},
+	vec, bad, err := decode(body, format, model.TimeFromUnixNano(start.UnixNano()))
+	if err != nil {
+		return nil, err
 	}
-	out, counts, err := readings(&dec, t.labels)
-	if err == nil {
-		s.mu.Lock()
-		before := t.status
-		t.status.LastDropped = int(counts.NoDevice + counts.Rejected)
-		t.status.LastRejected = int(counts.Rejected)
-		s.mu.Unlock()
-		if counts.NoDevice > 0 && before.LastDropped-before.LastRejected == 0 {
-			s.opts.Logger.InfoContext(ctx, "scrape: samples of series without a GPU (no UUID label) dropped", "target", t.url, "per_scrape", counts.NoDevice)
-		}
-		if counts.Rejected > 0 && before.LastRejected == 0 {
-			s.opts.Logger.WarnContext(ctx, "scrape: samples that cannot be stored dropped", "target", t.url, "per_scrape", counts.Rejected,
-				"rejected_by", counts.Reasons())
-		}
+	out, counts := readings(vec, t.labels)
+	for range bad {
+		counts.Reject("line")
 	}
-	return out, err
+	s.report(ctx, t, len(out), counts, bad)
+	return out, nil
+}
+
+// report records what a successful scrape dropped in t's status, and logs a change: a WARN
+// when its samples start being dropped (all of them, bad lines, values that cannot be
+// kept), an INFO when series without a GPU are dropped, which are usually other exporters'.
+func (s *Scraper) report(ctx context.Context, t *target, kept int, counts telemetry.ScanStats, bad []badLine) {
+	dropped := int(counts.NoDevice + counts.Rejected)
+	by := make(map[string]int, len(counts.RejectedBy)+1)
+	for reason, n := range counts.RejectedBy {
+		by[reason] = int(n)
+	}
+	if counts.NoDevice > 0 {
+		by["no_device"] = int(counts.NoDevice)
+	}
+	warning := ""
+	if kept == 0 && dropped > 0 {
+		warning = fmt.Sprintf("every sample of the last scrape dropped (%d): %s", dropped, dropReasons(by))
+	}
+	s.mu.Lock()
+	before := t.status
+	t.status.LastDropped, t.status.LastRejected, t.status.LastDroppedBy = dropped, int(counts.Rejected), by
+	t.status.Warning = warning
+	t.status.FirstBadLine = nil
+	if len(bad) > 0 {
+		t.status.FirstBadLine = &telemetry.BadLine{Number: bad[0].Number, Text: bad[0].Text, Reason: bad[0].Reason}
+	}
+	if t.status.DroppedTotal == nil && dropped > 0 {
+		t.status.DroppedTotal = map[string]int64{}
+	}
+	for reason, n := range by {
+		t.status.DroppedTotal[reason] += int64(n)
+	}
+	s.mu.Unlock()
+	switch {
+	case warning != "" && before.Warning == "":
+		s.opts.Logger.WarnContext(ctx, "scrape: the target answers but every sample is dropped", "target", t.url, "dropped", dropped, "by", dropReasons(by))
+	case len(bad) > 0 && before.FirstBadLine == nil:
+		s.opts.Logger.WarnContext(ctx, "scrape: lines that do not parse skipped, the rest of the scrape kept", "target", t.url, "per_scrape", len(bad),
+			"first_line", bad[0].Number, "text", bad[0].Text, "err", bad[0].Reason)
+	case counts.Rejected > int64(len(bad)) && before.LastRejected == 0:
+		s.opts.Logger.WarnContext(ctx, "scrape: samples that cannot be stored dropped", "target", t.url, "per_scrape", counts.Rejected, "rejected_by", counts.Reasons())
+	case counts.NoDevice > 0 && before.LastDropped-before.LastRejected == 0:
+		s.opts.Logger.InfoContext(ctx, "scrape: samples of series without a GPU dropped", "target", t.url, "per_scrape", counts.NoDevice)
+	}
+}
+
+// dropReasons is a drop count by reason as text, the most frequent first.
+func dropReasons(by map[string]int) string {
+	st := telemetry.ScanStats{RejectedBy: make(map[string]int64, len(by))}
+	for reason, n := range by {
+		st.RejectedBy[reason] = int64(n)
+	}
+	return st.Reasons()
 }
 
 // readings converts every sample of an exposition, dropping and counting those of series
 // without a GPU (NoDevice) and those with a value or text the store cannot keep (Rejected,
 // by the field at fault).
-func readings(dec *expfmt.SampleDecoder, target map[string]string) (out []telemetry.Reading, counts telemetry.ScanStats, err error) {
+func readings(vec model.Vector, target map[string]string) (out []telemetry.Reading, counts telemetry.ScanStats) {
 	var labels []telemetry.Label
-	for {
-		var vec model.Vector
-		err := dec.Decode(&vec)
-		if errors.Is(err, io.EOF) {
-			return out, counts, nil
+	for _, smp := range vec {
+		counts.Rows++
+		labels = seriesLabels(labels[:0], smp.Metric, target)
+		r, err := telemetry.SeriesReading(labels)
+		if errors.Is(err, telemetry.ErrNoDevice) {
+			counts.NoDevice++
+			continue
+		}
+		if err == nil {
+			r.Sample.Value = float64(smp.Value)
+			r.Sample.Time = smp.Timestamp.Time().UTC()
+			err = cmp.Or(r.Sample.Validate(), r.GPU.Validate())
 		}
 		if err != nil {
-			return nil, telemetry.ScanStats{}, fmt.Errorf("parse exposition: %w", err)
+			var v *telemetry.ValidationError
+			reason := "other"
+			if errors.As(err, &v) {
+				reason = v.Field
+			}
+			counts.Reject(reason)
+			continue
 		}
-		for _, smp := range vec {
-			counts.Rows++
-			labels = seriesLabels(labels[:0], smp.Metric, target)
-			r, err := telemetry.SeriesReading(labels)
-			if errors.Is(err, telemetry.ErrNoDevice) {
-				counts.NoDevice++
-				continue
-			}
-			if err == nil {
-				r.Sample.Value = float64(smp.Value)
-				r.Sample.Time = smp.Timestamp.Time().UTC()
-				err = cmp.Or(r.Sample.Validate(), r.GPU.Validate())
-			}
-			if err != nil {
-				var v *telemetry.ValidationError
-				reason := "other"
-				if errors.As(err, &v) {
-					reason = v.Field
-				}
-				counts.Reject(reason)
-				continue
-			}
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
+	return out, counts
 }
 
 // seriesLabels appends a sample's labels and the target's, renaming an exposition label

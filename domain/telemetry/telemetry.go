@@ -185,7 +185,25 @@ type Target struct {
 	LastSamples    int // samples the last scrape delivered
 	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers, text that cannot be kept
 	LastRejected   int // of LastDropped, those with a value or text that cannot be kept
+	// LastDroppedBy splits LastDropped by reason: line (an exposition line that does not
+	// parse), no_device (a series that names no GPU), or the field at fault.
+	LastDroppedBy map[string]int
+	// DroppedTotal counts the samples and lines dropped since the target was found, by reason.
+	DroppedTotal map[string]int64
+	// FirstBadLine is the last scrape's first line that did not parse, if any.
+	FirstBadLine *BadLine
+	// Warning says why a target that answers delivers nothing: every sample of its last
+	// scrape was dropped. "" otherwise.
+	Warning string
 	ScrapeInterval time.Duration
 	Scrapes        int64 // scrapes so far, failed ones included
 	Missed         int64 // intervals skipped because a scrape and its delivery overran the interval
+}
+
+// BadLine is a line of a source's input that could not be read: its number (from 1), its
+// text (cut when long) and what was wrong with it.
+type BadLine struct {
+	Number int
+	Text   string
+	Reason string
 }

@@ -1,0 +1,4 @@
+package scrapesource
+
+// MaxBody is maxBody, for the tests.
+const MaxBody = maxBody
