@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health/healthtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 // page is a tab of headless Chromium (Debian's) that records what the console logs as an
@@ -235,4 +236,69 @@ func TestConsoleNamesThePlantedProblems(t *testing.T) {
 	// A device that does not exist: the page says so (the browser logs the 404 too).
 	eval[string](t, p, `location.hash = "#/gpu/GPU-nope"`)
 	p.waitFor(t, `document.getElementById('page-error')?.textContent.includes('GPU-nope')`)
+}
+
+// A MIG GPU whose two instances are held by pods, and a GPU time-sliced by three pods, one
+// with a long name: the instance page names the instance and links its GPU, the GPU page
+// links its instances, usage splits the shared GPU three ways, the idle instance shows with
+// its pod, and long names are cut with an ellipsis, whole on hover.
+func TestConsoleShowsMIGInstancesAndATimeSlicedGPU(t *testing.T) {
+	t0 := time.Date(2025, 7, 18, 12, 0, 0, 0, time.UTC)
+	dbURL := sqlstoretest.SQLiteURL(t)
+	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+	require.NoError(t, err)
+	longPod := "llm-inference-server-with-a-very-long-deployment-name-7d9f8c6b5-x2x4q"
+	mig1 := telemetry.GPU{UUID: "GPU-mig", Instance: "1", InstanceProfile: "3g.40gb", Hostname: "node-a800", Index: 0, ModelName: "NVIDIA A800-SXM4-80GB"}
+	mig2 := mig1
+	mig2.Instance, mig2.InstanceProfile = "2", "4g.40gb"
+	shared := telemetry.GPU{UUID: "GPU-shared", Hostname: "node-l40s", Index: 0, ModelName: "NVIDIA L40S"}
+	b := telemetry.Batch{ID: "mig-and-sliced", GPUs: []telemetry.GPU{mig1, mig2, shared}}
+	for s := 0; s < 3600; s += 30 {
+		at := t0.Add(time.Duration(s) * time.Second)
+		b.Samples = append(b.Samples,
+			telemetry.Sample{GPU: mig1.Key(), Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Time: at, Value: 0.8, Pod: "llama", Namespace: "serving"},
+			telemetry.Sample{GPU: mig2.Key(), Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Time: at, Value: 0, Pod: "mistral", Namespace: "serving"})
+		for _, pod := range []string{"chat", "embed", longPod} {
+			b.Samples = append(b.Samples, telemetry.Sample{GPU: shared.Key(), Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: 60, Pod: pod, Namespace: "inference"})
+		}
+	}
+	_, err = store.WriteBatch(context.Background(), b)
+	require.NoError(t, err)
+	require.NoError(t, store.Close())
+	proc := start(t, "--mode=api", "--database-url="+dbURL)
+	window := fmt.Sprintf("start=%s&end=%s", t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))
+
+	p := newPage(t)
+	p.do(t, chromedp.Navigate(proc.base+"/"))
+	p.waitFor(t, `document.querySelectorAll('#heatmap .cell:not(.gap)').length === 3`)
+
+	p.open(t, "#/gpu/GPU-mig/1?"+window, "gpu")
+	assert.Equal(t, "node-a800 · GPU 0 · MIG 1 (3g.40gb)", eval[string](t, p, `document.querySelector('#title').textContent`))
+	facts := eval[string](t, p, `document.querySelector('#facts').textContent`)
+	assert.Contains(t, facts, "GPU instance 1, profile 3g.40gb")
+	assert.Equal(t, "#/gpu/GPU-mig", eval[string](t, p, `document.querySelector('#facts a.parent').getAttribute('href')`))
+	assert.Equal(t, 1, eval[int](t, p, `Object.keys(telemetryConsole.charts).length`), "the instance's own metric")
+	p.noErrors(t, "a MIG instance's page")
+
+	p.open(t, "#/gpu/GPU-mig?"+window, "gpu")
+	links := eval[[]string](t, p, `[...document.querySelectorAll('#facts .instances a')].map(a => a.textContent + ' ' + a.getAttribute('href'))`)
+	assert.Equal(t, []string{"1 (3g.40gb) #/gpu/GPU-mig/1", "2 (4g.40gb) #/gpu/GPU-mig/2"}, links, "the GPU links its instances")
+
+	p.open(t, "#/gpu/GPU-shared?"+window, "gpu")
+	assert.Equal(t, 1, eval[int](t, p, `Object.keys(telemetryConsole.charts).length`))
+	p.noErrors(t, "a time-sliced GPU's page")
+
+	p.open(t, "#/usage?by=pod&"+window, "usage")
+	hours := eval[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll('#report tbody tr[data-group]')].map(r => [r.dataset.group, r.querySelector('.gpu-hours').textContent]))`)
+	assert.Equal(t, map[string]string{"inference/chat": "0.33", "inference/embed": "0.33", "inference/" + longPod: "0.33",
+		"serving/llama": "0.43", "serving/mistral": "0.57"}, hours, "a third of the shared GPU each; the instances by their slices")
+	cut := eval[[]any](t, p, fmt.Sprintf(`(() => { const c = document.querySelector('#report tr[data-group="inference/%s"] .clip');
+		return [c.scrollWidth > c.clientWidth, c.title]; })()`, longPod))
+	assert.Equal(t, []any{true, "inference/" + longPod}, cut, "a long name cut, whole on hover")
+	p.noErrors(t, "the usage page")
+
+	p.open(t, "#/health?"+window, "health")
+	idle := eval[[]string](t, p, `[...document.querySelectorAll('#idle tbody tr')].map(r => r.dataset.key + ' ' + r.cells[3].textContent + ' ' + r.cells[7].textContent)`)
+	assert.Equal(t, []string{"GPU-mig/2 allocated serving/mistral"}, idle, "the idle MIG instance and who holds it")
+	p.noErrors(t, "the idle page")
 }

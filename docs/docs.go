@@ -412,7 +412,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/usage": {
             "get": {
-                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to, but for gap at most, and only its part inside the window counts: reports of adjacent windows add up. gpu_hours is that time over DCGM_FI_DEV_GPU_UTIL samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
+                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
                 "produces": [
                     "application/json",
                     "text/csv"
@@ -563,7 +563,7 @@ const docTemplate = `{
                 "tags": [
                     "gpus"
                 ],
-                "summary": "One GPU, with its MIG instances",
+                "summary": "One GPU, with its MIG instances, or one MIG instance",
                 "parameters": [
                     {
                         "type": "string",
@@ -572,6 +572,12 @@ const docTemplate = `{
                         "name": "uuid",
                         "in": "path",
                         "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "a MIG instance of the GPU (its GPU_I_ID)",
+                        "name": "gpu_instance",
+                        "in": "query"
                     }
                 ],
                 "responses": {
@@ -582,7 +588,7 @@ const docTemplate = `{
                         }
                     },
                     "404": {
-                        "description": "unknown GPU",
+                        "description": "unknown GPU or instance",
                         "schema": {
                             "$ref": "#/definitions/httpapi.ErrorBody"
                         }
@@ -1470,6 +1476,11 @@ const docTemplate = `{
                     "type": "string",
                     "example": "mtv5-dgx1-hgpu-031"
                 },
+                "identified_by": {
+                    "description": "IdentifiedBy names the label the device's identity came from when its series carry no\nUUID label: uuid (dcgm-exporter 1.x), or pci_bus_id or gpu with the host (uuid is then\nmade from them, e.g. pci:node-1:00000000:3B:00.0).",
+                    "type": "string",
+                    "example": "pci_bus_id"
+                },
                 "labels": {
                     "type": "object",
                     "additionalProperties": {
@@ -1489,6 +1500,11 @@ const docTemplate = `{
                 "model_name": {
                     "type": "string",
                     "example": "NVIDIA H100 80GB HBM3"
+                },
+                "only_instances": {
+                    "description": "OnlyInstances is true for a GPU that reports only through its MIG instances: it has\nno samples of its own.",
+                    "type": "boolean",
+                    "example": false
                 },
                 "pci_bus_id": {
                     "type": "string",
@@ -1619,6 +1635,11 @@ const docTemplate = `{
             "properties": {
                 "container": {
                     "type": "string"
+                },
+                "gpu_instance": {
+                    "description": "GPUInstance is the MIG instance (GPU_I_ID) the sample is of, where a GPU's answer holds\nits instances' samples.",
+                    "type": "string",
+                    "example": ""
                 },
                 "metric": {
                     "type": "string",
@@ -1839,6 +1860,13 @@ const docTemplate = `{
                 "samples": {
                     "type": "integer",
                     "example": 23040
+                },
+                "util_signals": {
+                    "description": "UtilSignals says where the utilisation of the group's devices came from: field →\ndevices. MIG instances report no DCGM_FI_DEV_GPU_UTIL; theirs is\nDCGM_FI_PROF_GR_ENGINE_ACTIVE × 100.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "integer"
+                    }
                 }
             }
         },

@@ -18,19 +18,20 @@ const TaskType = "telemetry:batch:v1"
 
 // The payload is a compact binary encoding, several times faster to decode than JSON:
 //
-//	version byte (2)
+//	version byte (3)
 //	string batch ID
 //	uvarint GPU count, then per GPU: string UUID, Hostname; varint Index; string Device,
 //	  ModelName, DriverVersion, Instance, InstanceProfile, PCIBusID; uvarint label count,
-//	  then each label's name and value strings, sorted by name
+//	  then each label's name and value strings, sorted by name; string IDFrom, HostnameLabel
 //	uvarint string-table size, then each string (metric and workload names; entry 0 is "")
 //	uvarint sample count, then per sample: uvarint GPU index, uvarint metric entry, varint
 //	  nanoseconds since the previous sample (the first: since the Unix epoch), 8 bytes
 //	  IEEE-754 value (little endian), uvarint container, pod and namespace entries
 //
 // where a string is a uvarint length followed by its bytes. Version 1, still read so that
-// batches queued before an upgrade are stored, lacks the GPU fields after DriverVersion.
-const payloadVersion = 2
+// batches queued before an upgrade are stored, lacks the GPU fields after DriverVersion;
+// version 2 the last two. Collectors read every version, so upgrade them before streamers.
+const payloadVersion = 3
 
 func encode(b telemetry.Batch) []byte {
 	strs := map[string]uint64{"": 0}
@@ -88,6 +89,8 @@ func encode(b telemetry.Batch) []byte {
 			out = appendString(out, name)
 			out = appendString(out, g.Labels[name])
 		}
+		out = appendString(out, g.IDFrom)
+		out = appendString(out, g.HostnameLabel)
 	}
 	out = binary.AppendUvarint(out, uint64(len(table)-1))
 	for _, s := range table[1:] {
@@ -176,6 +179,9 @@ func decode(payload []byte) (telemetry.Batch, error) {
 				name := d.str("label name")
 				g.Labels[name] = d.str("label value")
 			}
+		}
+		if version >= 3 {
+			g.IDFrom, g.HostnameLabel = d.str("GPU identity's label"), d.str("hostname label")
 		}
 	}
 	keys := make([]string, len(b.GPUs))

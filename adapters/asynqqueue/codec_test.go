@@ -19,12 +19,13 @@ func sampleBatch(n int) telemetry.Batch {
 		{UUID: "GPU-2", Hostname: "h", Index: -1},
 		{UUID: "GPU-2", Instance: "3", InstanceProfile: "1g.10gb", Hostname: "h", Index: 1, PCIBusID: "00000000:07:00.0",
 			Labels: map[string]string{"instance": "h:9400", "job": "dcgm"}},
+		{UUID: "pci:h:00000000:3B:00.0", IDFrom: telemetry.IDFromPCIBusID, Hostname: "h", HostnameLabel: "hostname", Index: 2},
 	}
 	b := telemetry.Batch{ID: "c0ffee", GPUs: gpus}
 	t0 := time.Date(2025, 7, 18, 20, 42, 34, 123456789, time.UTC)
 	metrics := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED"}
 	for i := range n {
-		s := telemetry.Sample{GPU: gpus[i%3].Key(), Metric: metrics[i%3], Time: t0.Add(time.Duration(i%7-3) * time.Second),
+		s := telemetry.Sample{GPU: gpus[i%4].Key(), Metric: metrics[i%3], Time: t0.Add(time.Duration(i%7-3) * time.Second),
 			Value: float64(i) * 1.5}
 		if i%5 == 0 {
 			s.Container, s.Pod, s.Namespace = "trainer", "job-7", "ml"
@@ -56,9 +57,10 @@ func TestCodecReadsVersion1(t *testing.T) {
 	for i := range b.Samples {
 		b.Samples[i].GPU = b.GPUs[i%2].UUID
 	}
-	v2 := encode(b)
-	// Version 1 is version 2 without the three strings and the label count after each GPU.
-	v1 := append([]byte{1}, v2[1:]...)
+	v3 := encode(b)
+	// Version 1 is version 3 without the three strings, the label count and the two strings
+	// after each GPU (the GPUs here have no labels).
+	v1 := append([]byte{1}, v3[1:]...)
 	d := &decoder{buf: v1[1:]}
 	d.str("id")
 	d.count("GPU", 6)
@@ -77,6 +79,8 @@ func TestCodecReadsVersion1(t *testing.T) {
 		d.str("")
 		d.str("")
 		d.count("", 2)
+		d.str("")
+		d.str("")
 	}
 	out = append(out, d.buf...)
 	got, err := decode(out)

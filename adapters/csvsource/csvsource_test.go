@@ -196,7 +196,7 @@ func TestQuotedLineBreaks(t *testing.T) {
 	}
 	require.Equal(t, []string{"GPU-1", "GPU-2", "GPU-4", "GPU-6"}, uuids)
 	assert.Equal(t, map[string]string{"instance": "h:9400", "job": "dcgm"}, readings[0].GPU.Labels, "labels across the line break")
-	assert.Equal(t, map[string]string{"job": "x", "err_code": "0"}, readings[3].GPU.Labels)
+	assert.Equal(t, map[string]string{"job": "x", "M:err_code": "0"}, readings[3].GPU.Labels, "err_code is the family's own")
 	assert.Contains(t, logs.String(), `"line":5,"reason":"unterminated quoted field"`, "the unclosed quote is reported at its own line")
 	assert.Contains(t, logs.String(), `"line":7,"reason":"pod: holds control character U+000A`)
 

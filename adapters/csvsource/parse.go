@@ -108,6 +108,9 @@ func (p *parser) read(rec []field) (telemetry.Reading, error) {
 			return telemetry.Reading{}, err
 		}
 	}
+	if metric := p.field(rec, p.cols.metric); metric != "" { // a family's own labels are named by it
+		labels = append(labels, telemetry.Label{Name: "__name__", Value: metric})
+	}
 	r, err := telemetry.SeriesReading(labels)
 	if err != nil && !errors.Is(err, telemetry.ErrNoDevice) {
 		return telemetry.Reading{}, err
@@ -117,8 +120,9 @@ func (p *parser) read(rec []field) (telemetry.Reading, error) {
 			*dst = v
 		}
 	}
-	set(&r.GPU.UUID, p.cols.uuid)
-	set(&r.Sample.Metric, p.cols.metric)
+	if v := p.field(rec, p.cols.uuid); v != "" {
+		r.GPU.UUID, r.GPU.IDFrom = v, telemetry.IDFromUUID
+	}
 	set(&r.GPU.Device, p.cols.device)
 	set(&r.GPU.ModelName, p.cols.model)
 	set(&r.GPU.Hostname, p.cols.hostname)

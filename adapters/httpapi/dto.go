@@ -13,7 +13,11 @@ import (
 // (gpu_instance is dcgm-exporter's GPU_I_ID): ask for an instance's telemetry with
 // ?gpu_instance=ID.
 type GPU struct {
-	UUID               string            `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	UUID string `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
+	// IdentifiedBy names the label the device's identity came from when its series carry no
+	// UUID label: uuid (dcgm-exporter 1.x), or pci_bus_id or gpu with the host (uuid is then
+	// made from them, e.g. pci:node-1:00000000:3B:00.0).
+	IdentifiedBy       string            `json:"identified_by,omitempty" example:"pci_bus_id"`
 	GPUInstance        string            `json:"gpu_instance,omitempty" example:"3"`
 	GPUInstanceProfile string            `json:"gpu_instance_profile,omitempty" example:"1g.10gb"`
 	Hostname           string            `json:"hostname" example:"mtv5-dgx1-hgpu-031"`
@@ -26,12 +30,16 @@ type GPU struct {
 	FirstSeen          *time.Time        `json:"first_seen,omitempty" example:"2025-07-18T20:42:34Z"`
 	LastSeen           *time.Time        `json:"last_seen,omitempty" example:"2025-07-18T20:42:37Z"`
 	MIGInstances       []GPU             `json:"mig_instances,omitempty"`
+	// OnlyInstances is true for a GPU that reports only through its MIG instances: it has
+	// no samples of its own.
+	OnlyInstances bool `json:"only_instances,omitempty" example:"false"`
 }
 
 func toGPU(g telemetry.GPUInfo) GPU {
-	out := GPU{UUID: g.UUID, GPUInstance: g.Instance, GPUInstanceProfile: g.InstanceProfile, Hostname: g.Hostname,
+	out := GPU{UUID: g.UUID, IdentifiedBy: g.IDFrom, GPUInstance: g.Instance, GPUInstanceProfile: g.InstanceProfile, Hostname: g.Hostname,
 		GPUIndex: g.Index, Device: g.Device, ModelName: g.ModelName, DriverVersion: g.DriverVersion,
-		PCIBusID: g.PCIBusID, Labels: g.Labels, FirstSeen: optTime(g.FirstSeen), LastSeen: optTime(g.LastSeen)}
+		PCIBusID: g.PCIBusID, Labels: g.Labels, FirstSeen: optTime(g.FirstSeen), LastSeen: optTime(g.LastSeen),
+		OnlyInstances: g.OnlyInstances}
 	for _, inst := range g.Instances {
 		out.MIGInstances = append(out.MIGInstances, toGPU(inst))
 	}
@@ -63,11 +71,15 @@ type Sample struct {
 	Container string    `json:"container,omitempty"`
 	Pod       string    `json:"pod,omitempty"`
 	Namespace string    `json:"namespace,omitempty"`
+	// GPUInstance is the MIG instance (GPU_I_ID) the sample is of, where a GPU's answer holds
+	// its instances' samples.
+	GPUInstance string `json:"gpu_instance,omitempty" example:""`
 }
 
 func toSample(s telemetry.Sample) Sample {
+	_, instance := telemetry.SplitDeviceKey(s.GPU)
 	return Sample{Timestamp: s.Time, Metric: s.Metric, Value: s.Value,
-		Container: s.Container, Pod: s.Pod, Namespace: s.Namespace}
+		Container: s.Container, Pod: s.Pod, Namespace: s.Namespace, GPUInstance: instance}
 }
 
 // TelemetryPage is the answer to GET /api/v1/gpus/{uuid}/telemetry: one page of samples,
@@ -322,6 +334,10 @@ type Usage struct {
 	EnergyKWh       float64  `json:"energy_kwh" example:"96.4"`
 	PeakMemoryMiB   *float64 `json:"peak_memory_mib,omitempty" example:"79647"`
 	Samples         int64    `json:"samples" example:"23040"`
+	// UtilSignals says where the utilisation of the group's devices came from: field →
+	// devices. MIG instances report no DCGM_FI_DEV_GPU_UTIL; theirs is
+	// DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100.
+	UtilSignals map[string]int `json:"util_signals,omitempty"`
 }
 
 // UsageReport is the answer to GET /api/v1/fleet/usage.
@@ -336,7 +352,8 @@ type UsageReport struct {
 }
 
 func toUsage(u telemetry.Usage) Usage {
-	out := Usage{Group: u.Group, Devices: u.Devices, GPUHours: u.GPUHours, EnergyKWh: u.EnergyKWh, Samples: u.Samples}
+	out := Usage{Group: u.Group, Devices: u.Devices, GPUHours: u.GPUHours, EnergyKWh: u.EnergyKWh, Samples: u.Samples,
+		UtilSignals: u.UtilSignals}
 	if !math.IsNaN(u.MeanUtil) {
 		out.MeanUtilization = &u.MeanUtil
 	}

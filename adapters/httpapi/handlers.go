@@ -77,15 +77,21 @@ func (a *API) listGPUs(c *gin.Context) {
 
 // getGPU godoc
 //
-//	@Summary	One GPU, with its MIG instances
+//	@Summary	One GPU, with its MIG instances, or one MIG instance
 //	@Tags		gpus
-//	@Param		uuid	path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
-//	@Success	200		{object}	GPU
-//	@Failure	404		{object}	ErrorBody	"unknown GPU"
-//	@Failure	503		{object}	ErrorBody
+//	@Param		uuid			path		string	true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param		gpu_instance	query		string	false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Success	200				{object}	GPU
+//	@Failure	404				{object}	ErrorBody	"unknown GPU or instance"
+//	@Failure	503				{object}	ErrorBody
 //	@Router		/api/v1/gpus/{uuid} [get]
 func (a *API) getGPU(c *gin.Context) {
-	g, err := a.opts.Query.GPU(c.Request.Context(), c.Param("uuid"))
+	key, err := deviceKey(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	g, err := a.opts.Query.GPU(c.Request.Context(), key)
 	if err != nil {
 		writeError(c, err)
 		return

@@ -412,6 +412,15 @@ func TestMIGInstancesUnderTheirGPU(t *testing.T) {
 		assert.Equal(t, map[string]string{"job": "dcgm"}, inst.Labels)
 	}
 
+	var one httpapi.GPU
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig?gpu_instance=3", &one).Code)
+	assert.Equal(t, "3", one.GPUInstance, "the instance, not its GPU")
+	assert.Equal(t, "1g.10gb", one.GPUInstanceProfile)
+	assert.Equal(t, t0.Add(2*time.Second), *one.FirstSeen)
+	var missing httpapi.ErrorBody
+	assert.Equal(t, http.StatusNotFound, get(t, api, "/api/v1/gpus/GPU-mig?gpu_instance=9", &missing).Code)
+	assert.Contains(t, missing.Error.Message, "no MIG instance 9")
+
 	var page httpapi.TelemetryPage
 	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig/telemetry?gpu_instance=3", &page).Code)
 	require.Len(t, page.Data, 1)
@@ -421,6 +430,13 @@ func TestMIGInstancesUnderTheirGPU(t *testing.T) {
 	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig/latest?gpu_instance=7", &latest).Code)
 	require.Len(t, latest.Data, 1)
 	assert.Equal(t, "train-6", latest.Data[0].Pod)
+	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus/GPU-mig/latest", &latest).Code,
+		"the GPU reports nothing of its own: it answers with its instances' values")
+	require.Len(t, latest.Data, 7)
+	for i, smp := range latest.Data {
+		assert.Equal(t, fmt.Sprint(i+1), smp.GPUInstance)
+		assert.Equal(t, fmt.Sprint("train-", i), smp.Pod)
+	}
 
 	var e httpapi.ErrorBody
 	assert.Equal(t, http.StatusNotFound, get(t, api, "/api/v1/gpus/GPU-mig/telemetry", &e).Code,

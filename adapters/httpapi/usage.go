@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"encoding/csv"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,12 +15,12 @@ import (
 )
 
 // usageCSVHeader is the first line of a usage report as CSV.
-var usageCSVHeader = []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples"}
+var usageCSVHeader = []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples", "util_signals"}
 
 // fleetUsage godoc
 //
 //	@Summary		Usage by namespace, pod, host or model: GPU-hours, utilisation, energy, peak memory
-//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to, but for gap at most, and only its part inside the window counts: reports of adjacent windows add up. gpu_hours is that time over DCGM_FI_DEV_GPU_UTIL samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
+//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
 //	@Tags			fleet
 //	@Produce		json
 //	@Produce		text/csv
@@ -92,8 +94,12 @@ func writeUsageCSV(c *gin.Context, q telemetry.UsageQuery, groups []telemetry.Us
 	}
 	for _, g := range groups {
 		u := toUsage(g)
+		var signals []string // field=devices, space-separated, by field
+		for _, field := range slices.Sorted(maps.Keys(u.UtilSignals)) {
+			signals = append(signals, strings.ReplaceAll(field, " ", "")+"="+strconv.Itoa(u.UtilSignals[field]))
+		}
 		_ = w.Write([]string{u.Group, strconv.Itoa(u.Devices), num(&u.GPUHours), num(u.MeanUtilization), num(&u.EnergyKWh),
-			num(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10)})
+			num(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10), strings.Join(signals, " ")})
 	}
 	w.Flush()
 }

@@ -73,9 +73,9 @@ func TestUsageByNamespaceOverADay(t *testing.T) {
 	require.Len(t, got, 3, "team-a, team-b and the samples of no namespace")
 
 	// By hand: a sample stands for the minute to the next one, so A's first 720 count 12 h
-	// and B's every minute but the 30 it was silent, and the one before its silence for 5
-	// minutes (the gap), not 31: 24 h − 30 min − 1 min + 5 min.
-	hoursB := 24 - 26.0/60
+	// and B's every minute but the 30 it was silent: the one before its silence stands for
+	// one interval (a minute), not 31, since the silence is more than twice the interval.
+	hoursB := 24 - 30.0/60
 	a := got["team-a"]
 	assert.Equal(t, 2, a.Devices)
 	assert.InDelta(t, 12+hoursB, a.GPUHours, 1e-9)
@@ -111,13 +111,13 @@ func TestUsageOfOneNamespaceByPodAndByHost(t *testing.T) {
 	pods := usageReport(t, api, "by", "pod", "namespace", "team-a")
 	require.Len(t, pods, 2)
 	assert.InDelta(t, 12, pods["team-a/train"].GPUHours, 1e-9)
-	assert.InDelta(t, 24-26.0/60, pods["team-a/eval"].GPUHours, 1e-9)
+	assert.InDelta(t, 24-30.0/60, pods["team-a/eval"].GPUHours, 1e-9)
 	assert.Equal(t, 20000.0, *pods["team-a/eval"].PeakMemoryMiB)
 
 	hosts := usageReport(t, api, "by", "host")
 	require.Len(t, hosts, 2)
 	assert.Equal(t, 2, hosts["h1"].Devices)
-	assert.InDelta(t, 24+24-26.0/60, hosts["h1"].GPUHours, 1e-9)
+	assert.InDelta(t, 24+24-30.0/60, hosts["h1"].GPUHours, 1e-9)
 	assert.InDelta(t, 24, hosts["h2"].GPUHours, 1e-9)
 
 	models := usageReport(t, api, "by", "model", "hostname", "h2")
@@ -138,7 +138,7 @@ func TestUsageAsCSV(t *testing.T) {
 		rows, err := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll()
 		require.NoError(t, err)
 		require.Len(t, rows, 1+len(want))
-		assert.Equal(t, []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples"}, rows[0])
+		assert.Equal(t, []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples", "util_signals"}, rows[0])
 		for _, row := range rows[1:] {
 			u, ok := want[row[0]]
 			require.True(t, ok, row)

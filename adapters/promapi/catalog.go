@@ -3,6 +3,7 @@ package promapi
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ type catalog struct {
 
 type catalogDevice struct {
 	key    string
-	labels labels.Labels // the device's, without __name__ and the workload's
+	labels labels.Labels             // the device's, without __name__, the workload's and the families' own
+	family map[string][]labels.Label // by metric: labels of that family's series only (err_code, …)
 }
 
 func newCatalog(metrics []string, gpus []telemetry.GPUInfo) *catalog {
@@ -49,10 +51,24 @@ func newCatalog(metrics []string, gpus []telemetry.GPUInfo) *catalog {
 				l := labels.Label{Name: name, Value: ls.Get(name)}
 				cat.index[l] = append(cat.index[l], len(cat.devices))
 			}
-			cat.devices = append(cat.devices, catalogDevice{key: d.Key(), labels: ls})
+			cat.devices = append(cat.devices, catalogDevice{key: d.Key(), labels: ls, family: familyLabels(d.GPU)})
 		}
 	}
 	return cat
+}
+
+// familyLabels returns a device's labels that belong to one family's series, by metric.
+func familyLabels(g telemetry.GPU) map[string][]labels.Label {
+	var out map[string][]labels.Label
+	for name, value := range g.Labels {
+		if metric, own, ok := strings.Cut(name, ":"); ok && value != "" {
+			if out == nil {
+				out = map[string][]labels.Label{}
+			}
+			out[metric] = append(out[metric], labels.Label{Name: own, Value: value})
+		}
+	}
+	return out
 }
 
 // candidates returns the metrics the matchers allow and the devices they may allow: their
@@ -135,6 +151,9 @@ func (d *catalogDevice) seriesLabels(b *labels.ScratchBuilder, s telemetry.Serie
 	b.Reset()
 	d.labels.Range(func(l labels.Label) { b.Add(l.Name, l.Value) })
 	b.Add(labels.MetricName, s.Metric)
+	for _, l := range d.family[s.Metric] {
+		b.Add(l.Name, l.Value)
+	}
 	for _, l := range [...]labels.Label{{Name: "container", Value: s.Container}, {Name: "pod", Value: s.Pod}, {Name: "namespace", Value: s.Namespace}} {
 		if l.Value != "" {
 			b.Add(l.Name, l.Value)

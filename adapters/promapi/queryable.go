@@ -94,11 +94,11 @@ func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]stri
 	return metrics, devices, nil
 }
 
-// deviceMayMatch tests the matchers on labels of the device; those on __name__ and on the
-// workload wait for the series.
+// deviceMayMatch tests the matchers on labels of the device; those on __name__, on the
+// workload and on a family's own labels wait for the series.
 func deviceMayMatch(ms []*labels.Matcher, ls labels.Labels) bool {
 	for _, m := range ms {
-		if m.Name == labels.MetricName || slices.Contains(workloadLabels, m.Name) {
+		if m.Name == labels.MetricName || slices.Contains(workloadLabels, m.Name) || telemetry.FamilyLabels[m.Name] {
 			continue
 		}
 		if !m.Matches(ls.Get(m.Name)) {

@@ -51,9 +51,11 @@ type Receiver struct {
 	dec  decoder
 	bufs sync.Pool // of *buffers
 
-	mu      sync.Mutex
-	stats   Stats
-	refusal map[string]*refusals // by reason, for the log
+	mu       sync.Mutex
+	stats    Stats
+	refusal  map[string]*refusals // by reason, for the log
+	started  time.Time
+	lastKept time.Time // when a request last brought a sample that is kept
 }
 
 // refusals is what the log said last about one reason for refusing requests.
@@ -87,7 +89,7 @@ func New(opts Options) *Receiver {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{opts: opts}
+	return &Receiver{opts: opts, started: time.Now()}
 }
 
 // Stats returns the counts so far.
@@ -118,6 +120,7 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 		r.logRefusal(ctx, msg, "remote", req.RemoteAddr, "err", err)
 		return err
 	}
+	r.warnIfAllDropped(ctx, len(readings), counts)
 	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	if err := r.opts.Publish(pctx, readings); err != nil {
@@ -128,6 +131,28 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 	counts.Requests, counts.Samples = 1, int64(len(readings))
 	r.add(counts)
 	return nil
+}
+
+// warnIfAllDropped warns, once a logEvery at most, while senders' requests bring samples
+// and none has been kept for logEvery: a sender whose series all name no GPU (relabelled
+// without UUID, say) must not look healthy. A request of only other series is usual
+// (Prometheus shards its series across requests), so one alone says nothing.
+func (r *Receiver) warnIfAllDropped(ctx context.Context, kept int, counts Stats) {
+	now := time.Now()
+	r.mu.Lock()
+	if kept > 0 {
+		r.lastKept = now
+	}
+	since := r.started
+	if r.lastKept.After(since) {
+		since = r.lastKept
+	}
+	quiet := now.Sub(since) >= logEvery
+	r.mu.Unlock()
+	if kept == 0 && quiet && counts.NoDevice+counts.Rejected > 0 {
+		r.logRefusal(ctx, "remote_write: no sample kept for a minute: every series received names no GPU (no UUID, uuid, pci_bus_id or gpu label) or cannot be stored",
+			"no_device", counts.NoDevice, "invalid", counts.Rejected)
+	}
 }
 
 // logRefusal logs msg the first time, then once a logEvery at most with the number of

@@ -172,13 +172,18 @@ func reasonOf(err error) string {
 	return err.Error()
 }
 
+// clip cuts a long line in its middle, keeping its start (the series) and its end (the
+// value, where dcgm-exporter's errors are).
 func clip(s string) string {
 	if len(s) <= maxBadLineText {
 		return s
 	}
-	cut := maxBadLineText
-	for cut > 0 && s[cut]&0xC0 == 0x80 { // not inside a UTF-8 sequence
-		cut--
+	head, tail := maxBadLineText/2, len(s)-maxBadLineText/2
+	for head > 0 && s[head]&0xC0 == 0x80 { // not inside a UTF-8 sequence
+		head--
 	}
-	return s[:cut] + "…"
+	for tail < len(s) && s[tail]&0xC0 == 0x80 {
+		tail++
+	}
+	return s[:head] + "…" + s[tail:]
 }

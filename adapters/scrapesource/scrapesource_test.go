@@ -92,7 +92,7 @@ func TestScrapeReadsDCGMExporter(t *testing.T) {
 		PCIBusID: "00000000:07:00.0", Labels: map[string]string{"instance": host, "job": "gpu"}}, mig.GPU)
 	assert.Contains(t, byKey, "GPU-b8c8ed0c-2b5d-2e4b-a9e4-8c8ba5c0f3a1/8 DCGM_FI_PROF_GR_ENGINE_ACTIVE", "instances apart")
 	xid := byKey["GPU-b8c8ed0c-2b5d-2e4b-a9e4-8c8ba5c0f3a1 DCGM_FI_DEV_XID_ERRORS"]
-	assert.Equal(t, "No Error", xid.GPU.Labels["err_msg"], "every other label kept")
+	assert.Equal(t, "No Error", xid.GPU.Labels["DCGM_FI_DEV_XID_ERRORS:err_msg"], "every other label kept, the family's own under its name")
 
 	targets := sc.Targets()
 	require.Len(t, targets, 1)

@@ -40,8 +40,12 @@ func TestLedgerFoldsWindowsAndKeepsEachSampleOnce(t *testing.T) {
 		for tick := range 30 {
 			for _, g := range gpus {
 				for m := range 3 {
-					first.Samples = append(first.Samples, telemetry.Sample{GPU: g.UUID, Metric: fmt.Sprintf("DCGM_FI_TEST_%02d", m),
-						Time: compactT0.Add(time.Duration(tick) * 10 * time.Second), Value: float64(tick*7+m) / 4})
+					smp := telemetry.Sample{GPU: g.UUID, Metric: fmt.Sprintf("DCGM_FI_TEST_%02d", m),
+						Time: compactT0.Add(time.Duration(tick) * 10 * time.Second), Value: float64(tick*7+m) / 4}
+					if m == 0 { // as writeTicks attributes them: a sample is its workload's
+						smp.Pod, smp.Namespace = fmt.Sprintf("pod-%d", tick%3), "ml"
+					}
+					first.Samples = append(first.Samples, smp)
 				}
 			}
 		}

@@ -57,7 +57,7 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 		span = `NULL, NULL`
 	}
 	sqlText := `SELECT g.uuid, g.gpu_instance, g.gpu_instance_profile, g.hostname, g.gpu_index, g.device,
-			g.model_name, g.driver_version, g.pci_bus_id, g.labels, ` + span + `
+			g.model_name, g.driver_version, g.pci_bus_id, g.labels, g.id_from, g.hostname_label, ` + span + `
 		FROM ` + from
 	if len(where) > 0 {
 		sqlText += " WHERE " + strings.Join(where, " AND ")
@@ -74,7 +74,7 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 		var r gpuRow
 		var first, last timestamp
 		if err := rows.Scan(&r.UUID, &r.GPUInstance, &r.GPUInstanceProfile, &r.Hostname, &r.GPUIndex, &r.Device,
-			&r.ModelName, &r.DriverVersion, &r.PCIBusID, &r.Labels, &first, &last); err != nil {
+			&r.ModelName, &r.DriverVersion, &r.PCIBusID, &r.Labels, &r.IDFrom, &r.HostnameLabel, &first, &last); err != nil {
 			return nil, classify(fmt.Errorf("list GPUs: %w", err))
 		}
 		gpus = append(gpus, telemetry.GPUInfo{GPU: fromGPURow(r), FirstSeen: first.Time, LastSeen: last.Time})
@@ -157,7 +157,7 @@ func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(te
 			return nil
 		}
 		if q.Page.Limit > 0 && sent == q.Page.Limit {
-			next = engine.Cursor{TS: last.TS, Metric: last.Metric}.Encode()
+			next = engine.Cursor{TS: last.TS, Metric: last.Metric, Work: last.Work}.Encode()
 			return errStop
 		}
 		smp, err := conv.sample(ctx, p)

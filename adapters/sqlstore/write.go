@@ -34,6 +34,8 @@ type gpuRow struct {
 	DriverVersion      string
 	PCIBusID           string `gorm:"column:pci_bus_id"`
 	Labels             string // a JSON object, keys sorted: rows compare as strings
+	IDFrom             string `gorm:"column:id_from"`
+	HostnameLabel      string `gorm:"column:hostname_label"`
 }
 
 func (gpuRow) TableName() string { return "gpus" }
@@ -47,13 +49,13 @@ func toGPURow(g telemetry.GPU) gpuRow {
 	}
 	return gpuRow{UUID: g.UUID, GPUInstance: g.Instance, GPUInstanceProfile: g.InstanceProfile,
 		Hostname: g.Hostname, GPUIndex: g.Index, Device: g.Device, ModelName: g.ModelName,
-		DriverVersion: g.DriverVersion, PCIBusID: g.PCIBusID, Labels: string(labels)}
+		DriverVersion: g.DriverVersion, PCIBusID: g.PCIBusID, Labels: string(labels), IDFrom: g.IDFrom, HostnameLabel: g.HostnameLabel}
 }
 
 // fromGPURow is toGPURow reversed; labels that are not a JSON object of strings (edited by
 // hand, say) are left out.
 func fromGPURow(r gpuRow) telemetry.GPU {
-	g := telemetry.GPU{UUID: r.UUID, Instance: r.GPUInstance, InstanceProfile: r.GPUInstanceProfile,
+	g := telemetry.GPU{UUID: r.UUID, IDFrom: r.IDFrom, HostnameLabel: r.HostnameLabel, Instance: r.GPUInstance, InstanceProfile: r.GPUInstanceProfile,
 		Hostname: r.Hostname, Index: r.GPUIndex, Device: r.Device, ModelName: r.ModelName,
 		DriverVersion: r.DriverVersion, PCIBusID: r.PCIBusID}
 	if r.Labels != "" && r.Labels != "{}" {
@@ -170,7 +172,8 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 			}
 			kept.GPUs = append(kept.GPUs, b.GPUs...)
 			for _, smp := range b.Samples {
-				k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro()}
+				k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro(),
+					work: engine.Workload{Container: smp.Container, Pod: smp.Pod, Namespace: smp.Namespace}}
 				if seen[k] || before[k] {
 					already[i]++
 					continue
@@ -210,10 +213,21 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 	return written, nil
 }
 
-// pointKey is a sample's identity: its device, metric and time.
+// pointKey is a sample's identity: its device, metric, time and workload (a time-sliced
+// GPU reports each metric once per pod, each pod's sample its own).
 type pointKey struct {
 	gpu, metric int32
 	ts          int64
+	work        engine.Workload
+}
+
+// keyOf is a stored point's identity.
+func keyOf(gpu int32, p *engine.Point) pointKey {
+	k := pointKey{gpu: gpu, metric: p.Metric, ts: p.TS}
+	if p.Work != nil {
+		k.work = *p.Work
+	}
+	return k
 }
 
 // storedChunk is a stored chunk of a GPU.
@@ -272,7 +286,7 @@ func storedPoints(runs []gpuRun, overlapping overlapFunc) (map[pointKey]bool, er
 				if out == nil {
 					out = map[pointKey]bool{}
 				}
-				out[pointKey{gpu: c.gpu, metric: p.Metric, ts: p.TS}] = true
+				out[keyOf(c.gpu, &p)] = true
 			}
 		}
 	}
@@ -286,7 +300,7 @@ func holdsAny(runs []gpuRun, stored map[pointKey]bool) bool {
 	}
 	for _, run := range runs {
 		for _, p := range run.pts {
-			if stored[pointKey{gpu: run.gpu, metric: p.Metric, ts: p.TS}] {
+			if stored[keyOf(run.gpu, &p)] {
 				return true
 			}
 		}
@@ -766,7 +780,7 @@ func (s *Store) gpuIDs(ctx context.Context, gpus []telemetry.GPU) (map[string]in
 			clause.OnConflict{
 				Columns: []clause.Column{{Name: "uuid"}, {Name: "gpu_instance"}},
 				DoUpdates: clause.AssignmentColumns([]string{"gpu_instance_profile", "hostname", "gpu_index", "device",
-					"model_name", "driver_version", "pci_bus_id", "labels"}),
+					"model_name", "driver_version", "pci_bus_id", "labels", "id_from", "hostname_label"}),
 			},
 			clause.Returning{Columns: []clause.Column{{Name: "id"}, {Name: "uuid"}, {Name: "gpu_instance"}}},
 		).Create(&part).Error // fills in part's IDs, and so upsert's

@@ -9,6 +9,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 )
 
 // Events returns the health events (health.Kinds) of the devices q selects that overlap
@@ -21,7 +22,7 @@ func (f *Fleet) Events(ctx context.Context, q telemetry.EventQuery) ([]telemetry
 		}
 	}
 	sel := telemetry.GPUFilter{UUID: q.GPU, Hostname: q.Hostname, Model: q.Model}
-	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), health.Detect, nil)
+	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), nil, health.Detect, nil)
 }
 
 // Idle returns the spans of q.Range in which a device's utilisation stayed under
@@ -36,20 +37,42 @@ func (f *Fleet) Idle(ctx context.Context, q telemetry.IdleQuery) ([]telemetry.Ev
 	}
 	sel := telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}
 	find := func(s telemetry.Series) []telemetry.Event { return health.Idle(s, q.Threshold) }
-	return f.detect(ctx, sel, q.Range, []string{health.UtilField}, find, func(e telemetry.Event) bool {
+	return f.detect(ctx, sel, q.Range, []string{health.UtilField, usage.EngineField}, utilisation, find, func(e telemetry.Event) bool {
 		return e.End.Sub(e.Start) >= q.For
 	})
 }
 
-// detect runs find over the series of metrics of the devices sel selects, and returns the
-// events keep accepts (every one when nil). A device is read at a time (its series come
+// utilisation keeps a device's utilisation series: DCGM_FI_DEV_GPU_UTIL, or for a MIG
+// instance, which never reports it, its graphics engine activity as a percentage.
+func utilisation(fields map[string][]telemetry.Series) map[string][]telemetry.Series {
+	if util := fields[health.UtilField]; len(util) > 0 || len(fields[usage.EngineField]) == 0 {
+		return map[string][]telemetry.Series{health.UtilField: util}
+	}
+	var out []telemetry.Series
+	for _, s := range fields[usage.EngineField] {
+		pts := make([]telemetry.Point, len(s.Points))
+		for i, p := range s.Points {
+			pts[i] = telemetry.Point{Time: p.Time, Value: p.Value * 100}
+		}
+		s.Metric, s.Points = health.UtilField, pts
+		out = append(out, s)
+	}
+	return map[string][]telemetry.Series{health.UtilField: out}
+}
+
+// detect runs find over the series of metrics of the devices sel selects (those pick keeps,
+// when not nil), and returns the events keep accepts (every one when nil). A device is read at a time (its series come
 // together); where its samples of a metric pass from one workload to another and back,
 // each stretch of one workload is a series of its own to find, so that a span never reaches
 // over another workload's samples, and ends at the first sample after it.
 func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
+	pick func(map[string][]telemetry.Series) map[string][]telemetry.Series,
 	find func(telemetry.Series) []telemetry.Event, keep func(telemetry.Event) bool) ([]telemetry.Event, error) {
 	var out []telemetry.Event
-	err := f.byDevice(ctx, sel, r, metrics, func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
+	err := f.byDevice(ctx, sel, r, metrics, nil, func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
+		if pick != nil {
+			fields = pick(fields)
+		}
 		for _, list := range fields {
 			times, stretches := stretches(list)
 			for _, s := range stretches {
@@ -71,12 +94,12 @@ func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry
 // its series of them by metric: a series for each workload the device's samples were
 // attributed to.
 func (f *Fleet) byDevice(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
-	fn func(*telemetry.GPU, map[string][]telemetry.Series)) error {
+	listed func([]telemetry.GPU), fn func(*telemetry.GPU, map[string][]telemetry.Series)) error {
 	var (
 		device *telemetry.GPU
 		fields = map[string][]telemetry.Series{}
 	)
-	err := f.read(ctx, sel, r, metrics, nil, func(g *telemetry.GPU, s telemetry.Series) {
+	err := f.read(ctx, sel, r, metrics, listed, func(g *telemetry.GPU, s telemetry.Series) {
 		if device != nil && g != device { // a device's series come together
 			fn(device, fields)
 			clear(fields)
@@ -91,7 +114,9 @@ func (f *Fleet) byDevice(ctx context.Context, sel telemetry.GPUFilter, r telemet
 }
 
 // stretches cuts one device's series of a metric where its samples pass to another
-// workload, and returns every sample time, sorted, with the stretches.
+// workload, and returns every sample time, sorted, with the stretches. A device reported by
+// several workloads at the same times (a time-sliced GPU) is held by each at once: each
+// workload's series is a stretch, whole.
 func stretches(list []telemetry.Series) ([]int64, []telemetry.Series) {
 	if len(list) == 1 {
 		times := make([]int64, len(list[0].Points))
@@ -111,6 +136,17 @@ func stretches(list []telemetry.Series) ([]int64, []telemetry.Series) {
 		}
 	}
 	slices.SortFunc(all, func(a, b at) int { return cmp.Compare(a.time, b.time) })
+	for i := 1; i < len(all); i++ {
+		if all[i].time == all[i-1].time { // held by several at once (time-slicing): each its own
+			times := make([]int64, 0, len(all))
+			for _, a := range all {
+				if len(times) == 0 || times[len(times)-1] != a.time {
+					times = append(times, a.time)
+				}
+			}
+			return times, list
+		}
+	}
 	times := make([]int64, len(all))
 	var out []telemetry.Series
 	for i := 0; i < len(all); {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -122,7 +124,8 @@ func decodeListCursor(cursor, kind string, into any) error {
 }
 
 // GPU returns one GPU with its MIG instances, or an error matching telemetry.ErrNotFound.
-func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, error) {
+func (s *Service) GPU(ctx context.Context, key string) (telemetry.GPUInfo, error) {
+	uuid, instance := telemetry.SplitDeviceKey(key)
 	devices, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: uuid})
 	if err != nil {
 		return telemetry.GPUInfo{}, err
@@ -131,7 +134,15 @@ func (s *Service) GPU(ctx context.Context, uuid string) (telemetry.GPUInfo, erro
 	if len(gpus) == 0 {
 		return telemetry.GPUInfo{}, notFound(uuid)
 	}
-	return gpus[0], nil
+	if instance == "" {
+		return gpus[0], nil
+	}
+	for _, inst := range gpus[0].Instances {
+		if inst.Instance == instance {
+			return inst, nil
+		}
+	}
+	return telemetry.GPUInfo{}, fmt.Errorf("GPU %s has no MIG instance %s: %w", uuid, instance, telemetry.ErrNotFound)
 }
 
 // groupInstances puts each MIG instance under its GPU, in the order Inventory.GPUs lists
@@ -153,7 +164,7 @@ func groupInstances(devices []telemetry.GPUInfo) []telemetry.GPUInfo {
 			continue
 		}
 		if !ok {
-			parent := telemetry.GPUInfo{GPU: d.GPU, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen}
+			parent := telemetry.GPUInfo{GPU: d.GPU, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen, OnlyInstances: true}
 			parent.Instance, parent.InstanceProfile, parent.Instances = "", "", nil
 			index[d.UUID], i = len(gpus), len(gpus)
 			gpus = append(gpus, parent)
@@ -222,9 +233,31 @@ func (s *Service) EachSample(ctx context.Context, q telemetry.SampleQuery, fn fu
 	return err
 }
 
-// Latest returns the latest sample of every metric of a GPU.
+// Latest returns the latest sample of every metric of a device; of a whole GPU with MIG
+// instances, those of its instances too, each sample naming its device.
 func (s *Service) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, error) {
-	return s.smp.Latest(ctx, uuid)
+	gpu, instance := telemetry.SplitDeviceKey(uuid)
+	if instance != "" {
+		return s.smp.Latest(ctx, uuid)
+	}
+	// A MIG-partitioned GPU answers with its instances' values too: its exporter may report
+	// nothing of the whole GPU.
+	devices, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: gpu, NoSpan: true})
+	if err != nil {
+		return nil, err
+	}
+	if len(devices) <= 1 {
+		return s.smp.Latest(ctx, uuid)
+	}
+	var out []telemetry.Sample
+	for _, d := range devices {
+		samples, err := s.smp.Latest(ctx, d.Key())
+		if err != nil && !errors.Is(err, telemetry.ErrNotFound) {
+			return nil, err
+		}
+		out = append(out, samples...)
+	}
+	return out, nil
 }
 
 // Aggregate returns one value per metric per step. The step must be whole seconds, at least

@@ -30,13 +30,14 @@ func (f *Fleet) Usage(ctx context.Context, q telemetry.UsageQuery) ([]telemetry.
 	}
 	report := usage.New(q.Range, q.Gap)
 	read := telemetry.TimeRange{Start: usage.ReadFrom(q.Range, q.Gap), End: q.Range.End}
+	var shares map[string]float64
 	err = f.byDevice(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}, read, usage.Fields,
+		func(devices []telemetry.GPU) { shares = usage.Shares(devices) },
 		func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
-			for field, list := range fields {
-				report.Add(device.Key(), field, list, func(s telemetry.Series) (string, bool) {
-					return name(device, s), q.Namespace == "" || s.Namespace == q.Namespace
-				})
-			}
+			d := usage.Device{Key: device.Key(), Share: shares[device.Key()]}
+			report.AddDevice(d, fields, func(s telemetry.Series) (string, bool) {
+				return name(device, s), q.Namespace == "" || s.Namespace == q.Namespace
+			})
 		})
 	if err != nil {
 		return nil, err

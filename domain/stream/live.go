@@ -106,13 +106,15 @@ func (l *Live) count(ctx context.Context, samples, batches int64) {
 // batchOf makes a batch of readings, each device described once, with its content's ID.
 func batchOf(readings []telemetry.Reading) telemetry.Batch {
 	b := telemetry.Batch{Samples: make([]telemetry.Sample, len(readings))}
-	seen := make(map[string]bool)
+	seen := make(map[string]int) // device key → its index in b.GPUs
 	for i, r := range readings {
 		b.Samples[i] = r.Sample
-		if !seen[r.Sample.GPU] {
-			seen[r.Sample.GPU] = true
-			b.GPUs = append(b.GPUs, r.GPU)
+		if at, ok := seen[r.Sample.GPU]; ok {
+			b.GPUs[at] = b.GPUs[at].WithFamilyLabelsOf(r.GPU)
+			continue
 		}
+		seen[r.Sample.GPU] = len(b.GPUs)
+		b.GPUs = append(b.GPUs, r.GPU)
 	}
 	b.ID = BatchID(b)
 	return b

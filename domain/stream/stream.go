@@ -101,10 +101,10 @@ type Service struct {
 
 	batch                 telemetry.Batch
 	stamps                restamp
-	paced                 bool            // wallStart and stampStart are set
-	wallStart, stampStart time.Time       // the first scrape's time on the clock and its timestamp
-	gpus                  map[string]bool // GPUs already in batch
-	taken                 int64           // readings of this shard taken into batches
+	paced                 bool           // wallStart and stampStart are set
+	wallStart, stampStart time.Time      // the first scrape's time on the clock and its timestamp
+	gpus                  map[string]int // GPUs already in batch, by key: their index in batch.GPUs
+	taken                 int64          // readings of this shard taken into batches
 	lastSent              time.Time
 	lastLog               time.Time
 }
@@ -118,7 +118,7 @@ func New(cfg Config, src ports.Source, pub ports.Publisher, log *slog.Logger, no
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 10 * time.Second
 	}
-	return &Service{cfg: cfg, src: src, pub: pub, log: log, now: now, gpus: make(map[string]bool)}
+	return &Service{cfg: cfg, src: src, pub: pub, log: log, now: now, gpus: make(map[string]int)}
 }
 
 // Stats returns the counts so far; it is safe to call while Run runs (a metrics scrape).
@@ -195,8 +195,10 @@ func (s *Service) add(ctx context.Context, r telemetry.Reading) error {
 		r.Sample.Time = stamp
 	}
 	s.taken++
-	if key := r.GPU.Key(); !s.gpus[key] {
-		s.gpus[key] = true
+	if at, ok := s.gpus[r.Sample.GPU]; ok {
+		s.batch.GPUs[at] = s.batch.GPUs[at].WithFamilyLabelsOf(r.GPU)
+	} else {
+		s.gpus[r.Sample.GPU] = len(s.batch.GPUs)
 		s.batch.GPUs = append(s.batch.GPUs, r.GPU)
 	}
 	s.batch.Samples = append(s.batch.Samples, r.Sample)

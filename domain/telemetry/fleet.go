@@ -59,7 +59,8 @@ type UsageQuery struct {
 	Gap       time.Duration
 }
 
-// Usage is what one group used over a window: GPU time (hours of utilisation samples),
+// Usage is what one group used over a window (see domain/usage for how a shared GPU
+// counts): GPU time (hours of utilisation samples),
 // mean utilisation weighted by that time (in %), energy (the integral of power draw, in
 // kWh) and the peak of framebuffer memory used (MiB). MeanUtil and PeakMemory are NaN when
 // the group has no such samples.
@@ -71,4 +72,7 @@ type Usage struct {
 	EnergyKWh  float64
 	PeakMemory float64
 	Samples    int64 // utilisation samples
+	// UtilSignals says which field gave the utilisation of the group's devices: field →
+	// devices (DCGM_FI_DEV_GPU_UTIL, or DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 for MIG instances).
+	UtilSignals map[string]int
 }

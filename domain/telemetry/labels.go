@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"cmp"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 )
@@ -11,31 +13,78 @@ type Label struct {
 	Name, Value string
 }
 
-// ErrNoDevice marks a series that names no GPU (no UUID label): up, node_exporter's series
-// and the like, which a Prometheus forwards along with dcgm-exporter's. Sources drop and
-// count them; they are not errors of the input.
-var ErrNoDevice = errors.New("series names no GPU (no UUID label)")
+// ErrNoDevice marks a series that names no GPU: no UUID or uuid label, nor a pci_bus_id or
+// gpu label with a host to tell it apart (up, node_exporter's series and the like, which a
+// Prometheus forwards along with dcgm-exporter's). Sources drop and count them; they are not
+// errors of the input.
+var ErrNoDevice = errors.New("series names no GPU (no UUID, uuid, pci_bus_id or gpu label)")
+
+// Where a device's identity (GPU.UUID) came from, in GPU.IDFrom: the strongest label the
+// series had. A UUID survives a reboot, a driver reload and a move to another slot; a PCI bus
+// ID names a slot of one host; a gpu index names the slot DCGM enumerated first, which can
+// change when a GPU falls off the bus. Relabelled streams without UUID get the weaker ones.
+const (
+	IDFromUUID      = ""           // the UUID label
+	IDFromLowerUUID = "uuid"       // dcgm-exporter 1.x's uuid label
+	IDFromPCIBusID  = "pci_bus_id" // the host (Hostname, hostname or instance) and pci_bus_id
+	IDFromIndex     = "gpu"        // the host and the gpu index
+)
+
+// FamilyLabels are the labels dcgm-exporter puts on some families only: XID errors carry
+// err_code and err_msg, process fields DCGM_FI_PROCESS_NAME. A device keeps them in its
+// Labels as FAMILY:name — a colon never stands in a label name — so that they go back on
+// that family's series only.
+var FamilyLabels = map[string]bool{"err_code": true, "err_msg": true, "DCGM_FI_PROCESS_NAME": true}
+
+// FamilyLabel is the key of a family's own label in GPU.Labels.
+func FamilyLabel(metric, name string) string { return metric + ":" + name }
+
+// WithFamilyLabelsOf returns g with the family labels of o (another reading of the same
+// device) that g lacks or holds otherwise: a batch describes a device once, and each of its
+// families may bring its own labels. g's Labels are copied before they change, never shared.
+func (g GPU) WithFamilyLabelsOf(o GPU) GPU {
+	copied := false
+	for name, value := range o.Labels {
+		if !strings.Contains(name, ":") || g.Labels[name] == value {
+			continue
+		}
+		if !copied {
+			g.Labels = maps.Clone(g.Labels)
+			if g.Labels == nil {
+				g.Labels = map[string]string{}
+			}
+			copied = true
+		}
+		g.Labels[name] = value
+	}
+	return g
+}
 
 // SeriesReading reads the labels of one series, named as dcgm-exporter names them, into a
 // reading whose Time and Value the caller sets:
 //
-//	__name__                 Sample.Metric
-//	UUID                     GPU.UUID (required, else ErrNoDevice, with the rest read still)
+//	__name__                 Sample.Metric (dcgm-exporter 1.x names become DCGM_FI_* ones)
+//	UUID (or uuid)           GPU.UUID; without either, an identity from the host and
+//	                         pci_bus_id, or the host and gpu (GPU.IDFrom says which), else
+//	                         ErrNoDevice, with the rest read still
 //	GPU_I_ID, GPU_I_PROFILE  GPU.Instance, GPU.InstanceProfile (a MIG instance)
 //	gpu, device, modelName   GPU.Index, GPU.Device, GPU.ModelName
-//	Hostname (or hostname)   GPU.Hostname; when absent, the host of the instance label
+//	Hostname (or hostname)   GPU.Hostname, the label's name in GPU.HostnameLabel
 //	pci_bus_id               GPU.PCIBusID
 //	DCGM_FI_DRIVER_VERSION   GPU.DriverVersion
 //	container, pod, namespace  the sample's workload
+//	err_code, err_msg, …     GPU.Labels as FAMILY:name (FamilyLabels)
 //
-// Every other label goes to GPU.Labels. A Prometheus that scrapes dcgm-exporter in
-// Kubernetes renames the exporter's pod, namespace and container to exported_pod, … when
-// they clash with its own target labels: the exported_ ones then name the workload and the
-// others stay labels of the device.
+// Every other label goes to GPU.Labels. Nothing is invented: a series without a host label
+// has no Hostname. A Prometheus that scrapes dcgm-exporter in Kubernetes renames the
+// exporter's pod, namespace and container to exported_pod, … when they clash with its own
+// target labels: the exported_ ones then name the workload and the others stay labels of the
+// device.
 func SeriesReading(labels []Label) (Reading, error) {
 	var r Reading
 	r.GPU.Index = -1
-	var instance string
+	var instance, lowerUUID string
+	var family []Label
 	exported := false
 	for _, l := range labels {
 		if strings.HasPrefix(l.Name, "exported_") {
@@ -48,9 +97,11 @@ func SeriesReading(labels []Label) (Reading, error) {
 	for _, l := range labels {
 		switch l.Name {
 		case "__name__":
-			r.Sample.Metric = l.Value
+			r.Sample.Metric = MetricName(l.Value)
 		case "UUID":
 			r.GPU.UUID = l.Value
+		case "uuid":
+			lowerUUID = l.Value
 		case "GPU_I_ID":
 			r.GPU.Instance = l.Value
 		case "GPU_I_PROFILE":
@@ -63,9 +114,11 @@ func SeriesReading(labels []Label) (Reading, error) {
 			r.GPU.Device = l.Value
 		case "modelName":
 			r.GPU.ModelName = l.Value
-		case "Hostname", "hostname":
+		case "Hostname":
+			r.GPU.Hostname, r.GPU.HostnameLabel = l.Value, ""
+		case "hostname":
 			if r.GPU.Hostname == "" {
-				r.GPU.Hostname = l.Value
+				r.GPU.Hostname, r.GPU.HostnameLabel = l.Value, "hostname"
 			}
 		case "pci_bus_id":
 			r.GPU.PCIBusID = l.Value
@@ -80,20 +133,78 @@ func SeriesReading(labels []Label) (Reading, error) {
 		case "exported_container", "exported_pod", "exported_namespace":
 			setWorkload(&r.Sample, strings.TrimPrefix(l.Name, "exported_"), l.Value)
 		default:
+			if FamilyLabels[l.Name] {
+				family = append(family, l)
+				continue
+			}
 			if l.Name == "instance" {
 				instance = l.Value
 			}
 			r.GPU.Labels = addLabel(r.GPU.Labels, l)
 		}
 	}
-	if r.GPU.Hostname == "" && instance != "" {
-		r.GPU.Hostname = instanceHost(instance)
+	for _, l := range family {
+		r.GPU.Labels = addLabel(r.GPU.Labels, Label{FamilyLabel(r.Sample.Metric, l.Name), l.Value})
 	}
+	host := r.GPU.Hostname
+	if host == "" {
+		host = instance // tells slots of different nodes apart; never shown as a host
+	}
+	switch {
+	case r.GPU.UUID != "":
+	case lowerUUID != "":
+		r.GPU.UUID, r.GPU.IDFrom = lowerUUID, IDFromLowerUUID
+	case r.GPU.PCIBusID != "" && host != "":
+		r.GPU.UUID, r.GPU.IDFrom = "pci:"+host+":"+r.GPU.PCIBusID, IDFromPCIBusID
+	case r.GPU.Index >= 0 && host != "":
+		r.GPU.UUID, r.GPU.IDFrom = "gpu:"+host+":"+strconv.Itoa(r.GPU.Index), IDFromIndex
+	}
+	r.GPU.UUID = strings.ReplaceAll(r.GPU.UUID, "/", "_") // a slash separates a device key's instance
 	r.Sample.GPU = r.GPU.Key()
 	if r.GPU.UUID == "" {
 		return r, ErrNoDevice // with what the labels do say, for a source that knows the GPU otherwise
 	}
 	return r, nil
+}
+
+// legacyNames maps dcgm-exporter 1.x's metric names (its 1.x-compatibility-metrics.csv)
+// to the DCGM field names the pipeline reads; dcgm_fi_* names are the fields' own, lowercase.
+var legacyNames = map[string]string{
+	"dcgm_sm_clock": "DCGM_FI_DEV_SM_CLOCK", "dcgm_memory_clock": "DCGM_FI_DEV_MEM_CLOCK",
+	"dcgm_memory_temp": "DCGM_FI_DEV_MEMORY_TEMP", "dcgm_gpu_temp": "DCGM_FI_DEV_GPU_TEMP",
+	"dcgm_power_usage": "DCGM_FI_DEV_POWER_USAGE", "dcgm_total_energy_consumption": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+	"dcgm_pcie_replay_counter": "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+	"dcgm_gpu_utilization":     "DCGM_FI_DEV_GPU_UTIL", "dcgm_mem_copy_utilization": "DCGM_FI_DEV_MEM_COPY_UTIL",
+	"dcgm_enc_utilization": "DCGM_FI_DEV_ENC_UTIL", "dcgm_dec_utilization": "DCGM_FI_DEV_DEC_UTIL",
+	"dcgm_xid_errors":      "DCGM_FI_DEV_XID_ERRORS",
+	"dcgm_power_violation": "DCGM_FI_DEV_POWER_VIOLATION", "dcgm_thermal_violation": "DCGM_FI_DEV_THERMAL_VIOLATION",
+	"dcgm_sync_boost_violation": "DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "dcgm_board_limit_violation": "DCGM_FI_DEV_BOARD_LIMIT_VIOLATION",
+	"dcgm_low_util_violation": "DCGM_FI_DEV_LOW_UTIL_VIOLATION", "dcgm_reliability_violation": "DCGM_FI_DEV_RELIABILITY_VIOLATION",
+	"dcgm_fb_free": "DCGM_FI_DEV_FB_FREE", "dcgm_fb_used": "DCGM_FI_DEV_FB_USED",
+	"dcgm_ecc_sbe_volatile_total": "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "dcgm_ecc_dbe_volatile_total": "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+	"dcgm_ecc_sbe_aggregate_total": "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "dcgm_ecc_dbe_aggregate_total": "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+	"dcgm_retired_pages_sbe": "DCGM_FI_DEV_RETIRED_SBE", "dcgm_retired_pages_dbe": "DCGM_FI_DEV_RETIRED_DBE",
+	"dcgm_retired_pages_pending":             "DCGM_FI_DEV_RETIRED_PENDING",
+	"dcgm_nvlink_flit_crc_error_count_total": "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL",
+	"dcgm_nvlink_data_crc_error_count_total": "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL",
+	"dcgm_nvlink_replay_error_count_total":   "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL",
+	"dcgm_nvlink_recovery_error_count_total": "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL",
+	"dcgm_nvlink_bandwidth_total":            "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+}
+
+// MetricName is the DCGM field name of a metric name: dcgm-exporter 1.x's names mapped, any
+// other name as it is.
+func MetricName(name string) string {
+	if !strings.HasPrefix(name, "dcgm_") {
+		return name
+	}
+	if field, ok := legacyNames[name]; ok {
+		return field
+	}
+	if strings.HasPrefix(name, "dcgm_fi_") {
+		return strings.ToUpper(name)
+	}
+	return name
 }
 
 func setWorkload(s *Sample, name, value string) {
@@ -118,18 +229,10 @@ func addLabel(m map[string]string, l Label) map[string]string {
 	return m
 }
 
-// instanceHost is the host part of an instance label ("host-1:9400", "[::1]:9400").
-func instanceHost(instance string) string {
-	if i := strings.LastIndexByte(instance, ':'); i > 0 && !strings.Contains(instance[i:], "]") {
-		instance = instance[:i]
-	}
-	return strings.Trim(instance, "[]")
-}
-
 // SeriesLabels is SeriesReading reversed: the labels of the series a sample belongs to,
-// named as dcgm-exporter names them, in no particular order. Empty values are left out, as
-// Prometheus leaves them out. A device's Hostname is always written as Hostname, also when
-// the series it was read from said hostname or named it only by its instance.
+// named as the exporter named them, in no particular order. Empty values are left out, as
+// Prometheus leaves them out; an identity the exporter did not send (GPU.IDFrom pci_bus_id or
+// gpu) is not a label; a family's own labels go on that family's series only.
 func SeriesLabels(g GPU, s Sample) []Label {
 	out := make([]Label, 0, 12+len(g.Labels))
 	add := func(name, value string) {
@@ -138,7 +241,12 @@ func SeriesLabels(g GPU, s Sample) []Label {
 		}
 	}
 	add("__name__", s.Metric)
-	add("UUID", g.UUID)
+	switch g.IDFrom {
+	case IDFromUUID:
+		add("UUID", g.UUID)
+	case IDFromLowerUUID:
+		add("uuid", g.UUID)
+	}
 	add("GPU_I_ID", g.Instance)
 	add("GPU_I_PROFILE", g.InstanceProfile)
 	if g.Index >= 0 {
@@ -146,13 +254,19 @@ func SeriesLabels(g GPU, s Sample) []Label {
 	}
 	add("device", g.Device)
 	add("modelName", g.ModelName)
-	add("Hostname", g.Hostname)
+	add(cmp.Or(g.HostnameLabel, "Hostname"), g.Hostname)
 	add("pci_bus_id", g.PCIBusID)
 	add("DCGM_FI_DRIVER_VERSION", g.DriverVersion)
 	add("container", s.Container)
 	add("pod", s.Pod)
 	add("namespace", s.Namespace)
 	for name, value := range g.Labels {
+		if family, own, scoped := strings.Cut(name, ":"); scoped {
+			if family == s.Metric {
+				add(own, value)
+			}
+			continue
+		}
 		add(name, value)
 	}
 	return out

@@ -41,17 +41,52 @@ func TestSeriesReading(t *testing.T) {
 			labels: labels("__name__", "DCGM_FI_DEV_GPU_UTIL", "UUID", "GPU-b", "hostname", "node-2", "pod", "dcgm-exporter-x",
 				"namespace", "gpu-operator", "exported_pod", "train-1", "exported_namespace", "team-b", "exported_container", "c"),
 			want: telemetry.Reading{
-				GPU: telemetry.GPU{UUID: "GPU-b", Hostname: "node-2", Index: -1,
+				GPU: telemetry.GPU{UUID: "GPU-b", Hostname: "node-2", HostnameLabel: "hostname", Index: -1,
 					Labels: map[string]string{"pod": "dcgm-exporter-x", "namespace": "gpu-operator"}},
 				Sample: telemetry.Sample{GPU: "GPU-b", Metric: "DCGM_FI_DEV_GPU_UTIL", Container: "c", Pod: "train-1", Namespace: "team-b"},
 			},
 		},
 		{
-			name:   "no Hostname: the host of the instance label",
+			name:   "no Hostname: none invented",
 			labels: labels("__name__", "M", "UUID", "GPU-c", "instance", "[::1]:9400", "empty", ""),
 			want: telemetry.Reading{
-				GPU:    telemetry.GPU{UUID: "GPU-c", Hostname: "::1", Index: -1, Labels: map[string]string{"instance": "[::1]:9400"}},
+				GPU:    telemetry.GPU{UUID: "GPU-c", Index: -1, Labels: map[string]string{"instance": "[::1]:9400"}},
 				Sample: telemetry.Sample{GPU: "GPU-c", Metric: "M"},
+			},
+		},
+		{
+			name:   "dcgm-exporter 1.x: its metric names, uuid lowercase",
+			labels: labels("__name__", "dcgm_gpu_utilization", "gpu", "1", "uuid", "GPU-d"),
+			want: telemetry.Reading{
+				GPU:    telemetry.GPU{UUID: "GPU-d", IDFrom: telemetry.IDFromLowerUUID, Index: 1},
+				Sample: telemetry.Sample{GPU: "GPU-d", Metric: "DCGM_FI_DEV_GPU_UTIL"},
+			},
+		},
+		{
+			name: "relabelled without UUID: the host and PCI bus ID",
+			labels: labels("__name__", "dcgm_fi_prof_gr_engine_active", "gpu", "2", "pci_bus_id", "00000000:3B:00.0", "Hostname", "n3",
+				"GPU_I_ID", "1"),
+			want: telemetry.Reading{
+				GPU: telemetry.GPU{UUID: "pci:n3:00000000:3B:00.0", IDFrom: telemetry.IDFromPCIBusID, Hostname: "n3", Index: 2,
+					PCIBusID: "00000000:3B:00.0", Instance: "1"},
+				Sample: telemetry.Sample{GPU: "pci:n3:00000000:3B:00.0/1", Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE"},
+			},
+		},
+		{
+			name:   "relabelled without UUID nor bus ID: the instance and gpu index",
+			labels: labels("__name__", "DCGM_FI_DEV_GPU_TEMP", "gpu", "3", "instance", "10.0.0.9:9400"),
+			want: telemetry.Reading{
+				GPU:    telemetry.GPU{UUID: "gpu:10.0.0.9:9400:3", IDFrom: telemetry.IDFromIndex, Index: 3, Labels: map[string]string{"instance": "10.0.0.9:9400"}},
+				Sample: telemetry.Sample{GPU: "gpu:10.0.0.9:9400:3", Metric: "DCGM_FI_DEV_GPU_TEMP"},
+			},
+		},
+		{
+			name:   "XID errors: err_code and err_msg are the family's own",
+			labels: labels("__name__", "DCGM_FI_DEV_XID_ERRORS", "UUID", "GPU-e", "err_code", "79", "err_msg", "GPU has fallen off the bus", "job", "j"),
+			want: telemetry.Reading{
+				GPU: telemetry.GPU{UUID: "GPU-e", Index: -1, Labels: map[string]string{"job": "j",
+					"DCGM_FI_DEV_XID_ERRORS:err_code": "79", "DCGM_FI_DEV_XID_ERRORS:err_msg": "GPU has fallen off the bus"}},
+				Sample: telemetry.Sample{GPU: "GPU-e", Metric: "DCGM_FI_DEV_XID_ERRORS"},
 			},
 		},
 	}
@@ -67,6 +102,8 @@ func TestSeriesReading(t *testing.T) {
 func TestSeriesWithoutGPU(t *testing.T) {
 	_, err := telemetry.SeriesReading(labels("__name__", "up", "instance", "node-1:9100", "job", "node"))
 	assert.ErrorIs(t, err, telemetry.ErrNoDevice)
+	_, err = telemetry.SeriesReading(labels("__name__", "DCGM_FI_DEV_GPU_TEMP", "gpu", "0"))
+	assert.ErrorIs(t, err, telemetry.ErrNoDevice, "an index without a host tells no GPU apart")
 }
 
 func TestDeviceKey(t *testing.T) {
@@ -82,4 +119,20 @@ func TestSeriesLabelsReverseSeriesReading(t *testing.T) {
 	r, err := telemetry.SeriesReading(in)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, in, telemetry.SeriesLabels(r.GPU, r.Sample))
+
+	// Labels as sent: a lowercase hostname and uuid stay so, an identity the exporter did not
+	// send is no label, and a family's own labels go on its series only.
+	for _, in := range [][]telemetry.Label{
+		{{"__name__", "DCGM_FI_DEV_GPU_TEMP"}, {"uuid", "GPU-2"}, {"hostname", "h2"}, {"gpu", "1"}},
+		{{"__name__", "DCGM_FI_DEV_GPU_TEMP"}, {"pci_bus_id", "00000000:07:00.0"}, {"Hostname", "h3"}, {"gpu", "1"}},
+		{{"__name__", "DCGM_FI_DEV_XID_ERRORS"}, {"UUID", "GPU-4"}, {"err_code", "79"}, {"err_msg", "fallen off the bus"}},
+	} {
+		r, err := telemetry.SeriesReading(in)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, in, telemetry.SeriesLabels(r.GPU, r.Sample))
+	}
+	xid, err := telemetry.SeriesReading([]telemetry.Label{{"__name__", "DCGM_FI_DEV_XID_ERRORS"}, {"UUID", "GPU-4"}, {"err_code", "79"}})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []telemetry.Label{{"__name__", "DCGM_FI_DEV_GPU_TEMP"}, {"UUID", "GPU-4"}},
+		telemetry.SeriesLabels(xid.GPU, telemetry.Sample{Metric: "DCGM_FI_DEV_GPU_TEMP"}), "err_code is the XID family's only")
 }

@@ -88,6 +88,9 @@ type GPUInfo struct {
 	GPU
 	FirstSeen, LastSeen time.Time
 	Instances           []GPUInfo
+	// OnlyInstances marks a GPU that reports only through its MIG instances: it has no
+	// samples of its own, its description and times are its instances'.
+	OnlyInstances bool
 }
 
 // Host is a machine and its GPUs.

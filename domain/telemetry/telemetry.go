@@ -17,8 +17,14 @@ import (
 // samples never share with the GPU or its other instances. Index is the per-host index DCGM
 // reports as gpu ("0" repeats on every host), -1 when unknown. Labels holds every other
 // label of the device's series (instance, job, …) as the source named them.
+//
+// UUID is the device's identity: its UUID, or for a stream whose series carry none, one made
+// from its host and PCI bus ID or gpu index, which IDFrom names (IDFromPCIBusID, …).
+// HostnameLabel is the name the exporter gave Hostname's label when not "Hostname".
 type GPU struct {
 	UUID            string
+	IDFrom          string
+	HostnameLabel   string
 	Instance        string // GPU_I_ID; "" for a whole GPU
 	InstanceProfile string // GPU_I_PROFILE, e.g. "1g.10gb"
 	Hostname        string
@@ -35,7 +41,7 @@ func (g GPU) Key() string { return DeviceKey(g.UUID, g.Instance) }
 
 // Equal reports whether two GPUs describe the same device alike.
 func (g GPU) Equal(o GPU) bool {
-	return g.UUID == o.UUID && g.Instance == o.Instance && g.InstanceProfile == o.InstanceProfile &&
+	return g.UUID == o.UUID && g.IDFrom == o.IDFrom && g.HostnameLabel == o.HostnameLabel && g.Instance == o.Instance && g.InstanceProfile == o.InstanceProfile &&
 		g.Hostname == o.Hostname && g.Index == o.Index && g.Device == o.Device &&
 		g.ModelName == o.ModelName && g.DriverVersion == o.DriverVersion && g.PCIBusID == o.PCIBusID &&
 		maps.Equal(g.Labels, o.Labels)
@@ -176,15 +182,15 @@ func (s ScanStats) Reasons() string {
 // targets page. Health is "up" after a successful scrape, "down" after a failed one and
 // "unknown" before the first.
 type Target struct {
-	URL            string
-	Labels         map[string]string // the labels the target adds to its series: instance, job, …
-	Health         string
-	LastScrape     time.Time
-	LastDuration   time.Duration
-	LastError      string
-	LastSamples    int // samples the last scrape delivered
-	LastDropped    int // samples of the last scrape dropped: series without a GPU, values not numbers, text that cannot be kept
-	LastRejected   int // of LastDropped, those with a value or text that cannot be kept
+	URL          string
+	Labels       map[string]string // the labels the target adds to its series: instance, job, …
+	Health       string
+	LastScrape   time.Time
+	LastDuration time.Duration
+	LastError    string
+	LastSamples  int // samples the last scrape delivered
+	LastDropped  int // samples of the last scrape dropped: series without a GPU, values not numbers, text that cannot be kept
+	LastRejected int // of LastDropped, those with a value or text that cannot be kept
 	// LastDroppedBy splits LastDropped by reason: line (an exposition line that does not
 	// parse), no_device (a series that names no GPU), or the field at fault.
 	LastDroppedBy map[string]int
@@ -194,7 +200,7 @@ type Target struct {
 	FirstBadLine *BadLine
 	// Warning says why a target that answers delivers nothing: every sample of its last
 	// scrape was dropped. "" otherwise.
-	Warning string
+	Warning        string
 	ScrapeInterval time.Duration
 	Scrapes        int64 // scrapes so far, failed ones included
 	Missed         int64 // intervals skipped because a scrape and its delivery overran the interval

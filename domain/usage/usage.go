@@ -1,17 +1,32 @@
 // Package usage accounts for what groups of workloads or devices used over a window: GPU
-// time, mean utilisation, energy and peak memory, from the samples DCGM reports.
+// time, mean utilisation, energy and peak memory, from the samples DCGM reports. It counts
+// each physical GPU once, however it is shared:
 //
-// A sample stands for the time from it to the device's next sample of the same field,
-// whatever workload that one is attributed to, but for Gap at most: a device that stops
-// reporting stops counting, as PromQL's lookback stops a series. Only the part of that
-// time inside the window counts, so the reports of adjacent windows add up to the report
-// of both; a peak is of the samples standing in the window, or in it.
+//   - A sample stands for the time from it to the device's next sample of the same field,
+//     whatever workload that one is attributed to. A silence longer than twice the device's
+//     own reporting interval (the median spacing of its samples) is not use: the sample
+//     before it stands for one interval, as do a device's last samples, and never for more
+//     than Gap. Only the part of that time inside the window counts, so the reports of
+//     adjacent windows add up to the report of both.
+//   - A GPU reported once per pod at the same instant (time-slicing, MPS) splits that
+//     instant's time and energy equally among those pods.
+//   - A MIG instance's utilisation is DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 where it reports
+//     no DCGM_FI_DEV_GPU_UTIL (MIG instances never do). Its GPU time and the energy of the
+//     power it repeats from its GPU are its share of the GPU: its compute slices (the Ng of
+//     its profile, Ng.NNgb) over those of the GPU's instances. A MIG-partitioned GPU counts
+//     through its instances only.
+//   - A pod holding two GPUs gets two GPU-hours an hour: each device counts for itself.
+//
+// A peak is of the samples standing in the window, or in it. Each group says which signal
+// gave each of its devices' utilisation.
 package usage
 
 import (
 	"cmp"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -19,16 +34,65 @@ import (
 
 // The fields a report reads.
 const (
-	UtilField   = "DCGM_FI_DEV_GPU_UTIL"    // %: what GPU time and mean utilisation are read from
-	PowerField  = "DCGM_FI_DEV_POWER_USAGE" // W: energy is its integral over time
-	MemoryField = "DCGM_FI_DEV_FB_USED"     // MiB: its peak
+	UtilField   = "DCGM_FI_DEV_GPU_UTIL"          // %: what GPU time and mean utilisation are read from
+	EngineField = "DCGM_FI_PROF_GR_ENGINE_ACTIVE" // ratio: a MIG instance's utilisation, × 100
+	PowerField  = "DCGM_FI_DEV_POWER_USAGE"       // W: energy is its integral over time
+	MemoryField = "DCGM_FI_DEV_FB_USED"           // MiB: its peak
 )
 
 // Fields are the fields a report reads.
-var Fields = []string{UtilField, PowerField, MemoryField}
+var Fields = []string{UtilField, EngineField, PowerField, MemoryField}
 
 // DefaultGap is the longest a sample stands for unless told otherwise: PromQL's lookback.
 const DefaultGap = 5 * time.Minute
+
+// Device is a device as a report counts it: its key, and its share of its physical GPU (1
+// for a whole GPU, a MIG instance's slices over its GPU's; 0 leaves it out).
+type Device struct {
+	Key   string
+	Share float64
+}
+
+// Shares returns how each device of a fleet counts: a whole GPU as 1, a MIG instance by its
+// compute slices over those of its GPU's instances, and a GPU with instances as 0, since its
+// instances count it.
+func Shares(devices []telemetry.GPU) map[string]float64 {
+	slices := map[string]int{} // by GPU UUID: its instances' slices
+	for _, d := range devices {
+		if d.Instance != "" {
+			slices[d.UUID] += ComputeSlices(d.InstanceProfile)
+		}
+	}
+	out := make(map[string]float64, len(devices))
+	for _, d := range devices {
+		switch total := slices[d.UUID]; {
+		case d.Instance != "":
+			out[d.Key()] = float64(ComputeSlices(d.InstanceProfile)) / float64(total)
+		case total > 0:
+			out[d.Key()] = 0
+		default:
+			out[d.Key()] = 1
+		}
+	}
+	return out
+}
+
+// ComputeSlices is the number of compute slices of a MIG GPU instance profile: the 3 of
+// "3g.40gb" (and of "1c.3g.40gb", a compute instance in it); 1 when the profile names none.
+func ComputeSlices(profile string) int {
+	for part := range strings.SplitSeq(profile, ".") {
+		if n, err := strconv.Atoi(strings.TrimSuffix(part, "g")); err == nil && strings.HasSuffix(part, "g") && n > 0 {
+			return n
+		}
+	}
+	return 1
+}
+
+// Signal names the field a device's utilisation was read from.
+const (
+	SignalUtil   = UtilField
+	SignalEngine = EngineField + " × 100"
+)
 
 // Report tallies devices' samples in groups over a window.
 type Report struct {
@@ -38,9 +102,10 @@ type Report struct {
 
 type tally struct {
 	devices      map[string]bool
-	seconds      float64 // covered by utilisation samples
-	utilSeconds  float64 // of which with a value (not a blank)
-	utilWeighted float64 // utilisation × seconds
+	signals      map[string]map[string]bool // signal → devices
+	seconds      float64                    // covered by utilisation samples
+	utilSeconds  float64                    // of which with a value (not a blank)
+	utilWeighted float64                    // utilisation × seconds
 	joules       float64
 	peakMemory   float64
 	memory       bool // whether peakMemory was seen
@@ -56,10 +121,37 @@ func New(r telemetry.TimeRange, gap time.Duration) *Report {
 // sample standing at the window's start may be up to gap before it.
 func ReadFrom(r telemetry.TimeRange, gap time.Duration) time.Time { return r.Start.Add(-gap) }
 
-// Add tallies one device's series of one field (a series per workload it was attributed
+// AddDevice tallies one device's series (by field, a series per workload it was attributed
 // to), each sample in the group group names; a sample whose group is not ok is left out,
 // though it still ends the time the sample before it stands for.
-func (r *Report) Add(device, field string, list []telemetry.Series, group func(telemetry.Series) (name string, ok bool)) {
+func (r *Report) AddDevice(d Device, fields map[string][]telemetry.Series, group func(telemetry.Series) (name string, ok bool)) {
+	if d.Share <= 0 {
+		return
+	}
+	util, signal, scale := fields[UtilField], SignalUtil, 1.0
+	if !hasPoints(util) && hasPoints(fields[EngineField]) {
+		util, signal, scale = fields[EngineField], SignalEngine, 100
+	}
+	r.add(d, signal, util, scale, group)
+	r.add(d, PowerField, fields[PowerField], 1, group)
+	r.add(d, MemoryField, fields[MemoryField], 1, group)
+}
+
+// Add tallies one device of its own GPU (share 1) and one field: AddDevice of that field.
+func (r *Report) Add(device, field string, list []telemetry.Series, group func(telemetry.Series) (string, bool)) {
+	r.AddDevice(Device{Key: device, Share: 1}, map[string][]telemetry.Series{field: list}, group)
+}
+
+func hasPoints(list []telemetry.Series) bool {
+	return slices.ContainsFunc(list, func(s telemetry.Series) bool { return len(s.Points) > 0 })
+}
+
+// add tallies one field's series of a device; kind is a utilisation signal, PowerField or
+// MemoryField.
+func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float64, group func(telemetry.Series) (string, bool)) {
+	if len(list) == 0 {
+		return
+	}
 	type at struct {
 		telemetry.Point
 		series int
@@ -76,45 +168,82 @@ func (r *Report) Add(device, field string, list []telemetry.Series, group func(t
 	for i, s := range list {
 		names[i], oks[i] = group(s)
 	}
+	times := make([]int64, len(all))
 	for i, p := range all {
-		if !oks[p.series] {
+		times[i] = p.Time
+	}
+	interval := r.interval(times)
+	for i := 0; i < len(all); {
+		// An instant: the samples of one time, one per holder of the device.
+		j := i + 1
+		for j < len(all) && all[j].Time == all[i].Time {
+			j++
+		}
+		ts, holders := all[i].Time, float64(j-i)
+		until := ts + interval
+		if j < len(all) && all[j].Time-ts <= 2*interval {
+			until = all[j].Time
+		}
+		until = min(until, ts+r.gap, r.end)
+		seconds := float64(max(until-max(ts, r.start), 0)) / 1e6
+		if seconds == 0 && (ts < r.start || ts > r.end) {
+			i = j
 			continue
 		}
-		until := min(p.Time+r.gap, r.end)
-		if i+1 < len(all) {
-			until = min(until, all[i+1].Time)
+		weight := d.Share / holders
+		for _, p := range all[i:j] {
+			if !oks[p.series] {
+				continue
+			}
+			t := r.group(names[p.series])
+			t.devices[d.Key] = true
+			finite := !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
+			switch kind {
+			case PowerField:
+				if finite {
+					t.joules += p.Value * seconds * weight
+				}
+			case MemoryField:
+				if finite && (!t.memory || p.Value > t.peakMemory) {
+					t.peakMemory, t.memory = p.Value, true
+				}
+			default: // utilisation
+				if t.signals[kind] == nil {
+					t.signals[kind] = map[string]bool{}
+				}
+				t.signals[kind][d.Key] = true
+				t.seconds += seconds * weight
+				t.samples++
+				if finite {
+					t.utilSeconds += seconds * weight
+					t.utilWeighted += p.Value * scale * seconds * weight
+				}
+			}
 		}
-		seconds := float64(max(until-max(p.Time, r.start), 0)) / 1e6
-		if seconds == 0 && (p.Time < r.start || p.Time > r.end) {
-			continue
-		}
-		t := r.group(names[p.series])
-		t.devices[device] = true
-		finite := !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
-		switch field {
-		case UtilField:
-			t.seconds += seconds
-			t.samples++
-			if finite {
-				t.utilSeconds += seconds
-				t.utilWeighted += p.Value * seconds
-			}
-		case PowerField:
-			if finite {
-				t.joules += p.Value * seconds
-			}
-		case MemoryField:
-			if finite && (!t.memory || p.Value > t.peakMemory) {
-				t.peakMemory, t.memory = p.Value, true
-			}
+		i = j
+	}
+}
+
+// interval is a device's reporting interval: the median spacing of its sample times
+// (ascending), at most the gap; the gap when it has one time only.
+func (r *Report) interval(times []int64) int64 {
+	var steps []int64
+	for i := 1; i < len(times); i++ {
+		if d := times[i] - times[i-1]; d > 0 {
+			steps = append(steps, d)
 		}
 	}
+	if len(steps) == 0 {
+		return r.gap
+	}
+	slices.Sort(steps)
+	return min(steps[len(steps)/2], r.gap)
 }
 
 func (r *Report) group(name string) *tally {
 	t := r.groups[name]
 	if t == nil {
-		t = &tally{devices: map[string]bool{}}
+		t = &tally{devices: map[string]bool{}, signals: map[string]map[string]bool{}}
 		r.groups[name] = t
 	}
 	return t
@@ -131,6 +260,12 @@ func (r *Report) Usage() []telemetry.Usage {
 		}
 		if t.memory {
 			u.PeakMemory = t.peakMemory
+		}
+		if len(t.signals) > 0 {
+			u.UtilSignals = make(map[string]int, len(t.signals))
+			for signal, devices := range t.signals {
+				u.UtilSignals[signal] = len(devices)
+			}
 		}
 		out = append(out, u)
 	}

@@ -27,20 +27,122 @@ func window(from, to float64) telemetry.TimeRange {
 	return telemetry.TimeRange{Start: t0.Add(time.Duration(from * 1e9)), End: t0.Add(time.Duration(to * 1e9))}
 }
 
-func TestSamplesStandUntilTheNextOneOrTheGap(t *testing.T) {
+func TestSamplesStandUntilTheNextOneOrAnInterval(t *testing.T) {
 	r := usage.New(window(0, 1000), time.Minute)
-	// 0, 30, 60: 30 s each; 60 stands for the gap (60 s) as the next is 300 s later; 360
-	// stands until the window's end is 640 s away, the gap first.
+	// Every 30 s, then silent for 300 s: more than twice the interval, so 60 stands for one
+	// interval (30 s), not until 360; 360, the last, stands for one interval too.
 	r.Add("A", usage.UtilField, []telemetry.Series{series("",
 		telemetry.Point{Time: at(0), Value: 10}, telemetry.Point{Time: at(30), Value: 20},
 		telemetry.Point{Time: at(60), Value: 40}, telemetry.Point{Time: at(360), Value: 100})}, byNamespace)
 	got := r.Usage()
 	require.Len(t, got, 1)
-	assert.InDelta(t, (30+30+60+60)/3600.0, got[0].GPUHours, 1e-12)
-	assert.InDelta(t, (10*30+20*30+40*60+100*60)/180.0, got[0].MeanUtil, 1e-12)
+	assert.InDelta(t, (30+30+30+30)/3600.0, got[0].GPUHours, 1e-12)
+	assert.InDelta(t, (10*30+20*30+40*30+100*30)/120.0, got[0].MeanUtil, 1e-12)
 	assert.Equal(t, int64(4), got[0].Samples)
 	assert.Equal(t, 1, got[0].Devices)
+	assert.Equal(t, map[string]int{usage.SignalUtil: 1}, got[0].UtilSignals)
 	assert.True(t, math.IsNaN(got[0].PeakMemory), "no memory samples")
+}
+
+// every returns a point every step seconds in [from, to), of value v.
+func every(from, to, step, v float64) []telemetry.Point {
+	var out []telemetry.Point
+	for s := from; s < to; s += step {
+		out = append(out, telemetry.Point{Time: at(s), Value: v})
+	}
+	return out
+}
+
+func byPod(s telemetry.Series) (string, bool) { return s.Pod, true }
+
+// Three pods time-slicing one GPU for an hour, each reported at every scrape: a third of a
+// GPU-hour and of the energy each, one GPU-hour and the GPU's energy in all.
+func TestTimeSlicedGPUSplitsEqually(t *testing.T) {
+	r := usage.New(window(0, 3600), usage.DefaultGap)
+	fields := map[string][]telemetry.Series{}
+	for _, pod := range []string{"a", "b", "c"} {
+		fields[usage.UtilField] = append(fields[usage.UtilField], telemetry.Series{Pod: pod, Points: every(0, 3600, 15, 60)})
+		fields[usage.PowerField] = append(fields[usage.PowerField], telemetry.Series{Pod: pod, Points: every(0, 3600, 15, 300)})
+	}
+	r.AddDevice(usage.Device{Key: "GPU-1", Share: 1}, fields, byPod)
+	got := r.Usage()
+	require.Len(t, got, 3)
+	var hours, kwh float64
+	for _, u := range got {
+		assert.InDelta(t, 1/3.0, u.GPUHours, 1e-12, u.Group)
+		assert.InDelta(t, 60, u.MeanUtil, 1e-12, u.Group)
+		assert.InDelta(t, 0.3/3, u.EnergyKWh, 1e-12, u.Group) // 300 W for an hour, split three ways
+		hours, kwh = hours+u.GPUHours, kwh+u.EnergyKWh
+	}
+	assert.InDelta(t, 1, hours, 1e-12)
+	assert.InDelta(t, 0.3, kwh, 1e-12)
+}
+
+// A MIG GPU with a 3g and a 4g instance, each repeating the GPU's 280 W and reporting its
+// graphics engine activity (no GPU_UTIL): the instances get 3/7 and 4/7 of the GPU's hour
+// and energy, their utilisation from the engine activity; the GPU itself counts through
+// them, so the host's energy is the GPU's once.
+func TestMIGInstancesShareTheirGPU(t *testing.T) {
+	devices := []telemetry.GPU{{UUID: "GPU-m"}, {UUID: "GPU-m", Instance: "1", InstanceProfile: "3g.40gb"},
+		{UUID: "GPU-m", Instance: "2", InstanceProfile: "4g.40gb"}, {UUID: "GPU-w"}}
+	shares := usage.Shares(devices)
+	assert.Equal(t, map[string]float64{"GPU-m": 0, "GPU-m/1": 3 / 7.0, "GPU-m/2": 4 / 7.0, "GPU-w": 1}, shares)
+
+	byDevice := usage.New(window(0, 3600), usage.DefaultGap)
+	byHost := usage.New(window(0, 3600), usage.DefaultGap)
+	add := func(key string, fields map[string][]telemetry.Series) {
+		for _, r := range []*usage.Report{byDevice, byHost} {
+			name := key
+			if r == byHost {
+				name = "host"
+			}
+			r.AddDevice(usage.Device{Key: key, Share: shares[key]}, fields, func(telemetry.Series) (string, bool) { return name, true })
+		}
+	}
+	power := []telemetry.Series{{Points: every(0, 3600, 10, 280)}}
+	add("GPU-m", map[string][]telemetry.Series{usage.PowerField: power})
+	add("GPU-m/1", map[string][]telemetry.Series{usage.EngineField: {{Pod: "p1", Points: every(0, 3600, 10, 0.5)}}, usage.PowerField: power})
+	add("GPU-m/2", map[string][]telemetry.Series{usage.EngineField: {{Points: every(0, 3600, 10, 0)}}, usage.PowerField: power})
+	add("GPU-w", map[string][]telemetry.Series{usage.UtilField: {{Points: every(0, 3600, 10, 90)}}, usage.PowerField: {{Points: every(0, 3600, 10, 400)}}})
+
+	got := byDevice.Usage()
+	require.Len(t, got, 3, "the partitioned GPU counts through its instances")
+	assert.Equal(t, "GPU-m/1", got[0].Group)
+	assert.InDelta(t, 3/7.0, got[0].GPUHours, 1e-12)
+	assert.InDelta(t, 50, got[0].MeanUtil, 1e-12, "engine activity 0.5 is 50 %")
+	assert.InDelta(t, 0.28*3/7, got[0].EnergyKWh, 1e-12)
+	assert.Equal(t, map[string]int{usage.SignalEngine: 1}, got[0].UtilSignals)
+	assert.InDelta(t, 4/7.0, got[1].GPUHours, 1e-12)
+	assert.InDelta(t, 0, got[1].MeanUtil, 1e-12)
+	host := byHost.Usage()
+	require.Len(t, host, 1)
+	assert.InDelta(t, 2, host[0].GPUHours, 1e-12, "two physical GPUs, an hour each")
+	assert.InDelta(t, 0.28+0.4, host[0].EnergyKWh, 1e-12, "each GPU's energy once")
+	assert.Equal(t, map[string]int{usage.SignalEngine: 2, usage.SignalUtil: 1}, host[0].UtilSignals)
+	assert.Equal(t, 3, host[0].Devices)
+}
+
+// A pod holding two GPUs for an hour gets two GPU-hours.
+func TestAPodOnTwoGPUsGetsTwoGPUHours(t *testing.T) {
+	r := usage.New(window(0, 3600), usage.DefaultGap)
+	for _, gpu := range []string{"GPU-1", "GPU-2"} {
+		r.Add(gpu, usage.UtilField, []telemetry.Series{{Pod: "trainer", Points: every(0, 3600, 30, 80)}}, byPod)
+	}
+	got := r.Usage()
+	require.Len(t, got, 1)
+	assert.InDelta(t, 2, got[0].GPUHours, 1e-12)
+	assert.Equal(t, 2, got[0].Devices)
+}
+
+// A 5-minute outage of the pipeline (no sample of a device reporting every 10 s) adds no
+// GPU time: the hour counts the 55 minutes reported.
+func TestAnOutageIsNotUse(t *testing.T) {
+	pts := append(every(0, 1800, 10, 50), every(2100, 3600, 10, 50)...)
+	r := usage.New(window(0, 3600), usage.DefaultGap)
+	r.Add("GPU-1", usage.UtilField, []telemetry.Series{{Points: pts}}, byNamespace)
+	got := r.Usage()
+	require.Len(t, got, 1)
+	assert.InDelta(t, 3300/3600.0, got[0].GPUHours, 1e-12)
 }
 
 func TestOnlyTheWindowCounts(t *testing.T) {

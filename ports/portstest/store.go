@@ -51,6 +51,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
 	t.Run("MIGInstancesAreDevicesOfTheirOwn", func(t *testing.T) { migInstances(t, newStore(t)) })
 	t.Run("SeriesAreTheSamplesOfManyDevices", func(t *testing.T) { seriesOfManyDevices(t, newStore(t)) })
+	t.Run("TimeSlicedGPUKeepsEveryPod", func(t *testing.T) { timeSliced(t, newStore(t)) })
 }
 
 var t0 = time.Date(2025, 7, 18, 20, 42, 34, 0, time.UTC)
@@ -970,4 +971,42 @@ func seriesOfManyDevices(t *testing.T, s Store) {
 	})
 	assert.ErrorIs(t, err, stop)
 	assert.Equal(t, 1, calls, "stops at fn's first error")
+}
+
+// A time-sliced GPU is reported once per pod holding it, with the same values at the same
+// time: each pod's sample is its own (Prometheus keeps one series a pod), stored once
+// however often it is delivered.
+func timeSliced(t *testing.T, s Store) {
+	ctx := context.Background()
+	gpu := fleet(1, 1)[0]
+	pods := []string{"infer-a", "infer-b", "infer-c"}
+	batch := func(id string, from, to int) telemetry.Batch {
+		b := telemetry.Batch{ID: id, GPUs: []telemetry.GPU{gpu}}
+		for k := from; k < to; k++ {
+			for _, pod := range pods {
+				b.Samples = append(b.Samples, telemetry.Sample{GPU: gpu.Key(), Metric: "DCGM_FI_DEV_GPU_UTIL",
+					Time: t0.Add(time.Duration(k) * 10 * time.Second), Value: float64(k), Pod: pod, Namespace: "serving"})
+			}
+		}
+		return b
+	}
+	written, err := s.WriteBatches(ctx, []telemetry.Batch{batch("sliced-1", 0, 10)})
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Written{{Stored: true}}, written, "no pod's sample is another's repeat")
+	written, err = s.WriteBatches(ctx, []telemetry.Batch{batch("sliced-2", 5, 12)})
+	require.NoError(t, err)
+	assert.Equal(t, []telemetry.Written{{Stored: true, AlreadyStored: 5 * 3}}, written, "each pod's sample once")
+
+	byPod := map[string][]telemetry.Point{}
+	require.NoError(t, s.Series(ctx, telemetry.SeriesQuery{GPUs: []string{gpu.Key()}}, func(series telemetry.Series) error {
+		byPod[series.Pod] = series.Points
+		return nil
+	}))
+	require.Len(t, byPod, 3, "one series a pod")
+	for _, pod := range pods {
+		require.Len(t, byPod[pod], 12, pod)
+		assert.Equal(t, float64(11), byPod[pod][11].Value, pod)
+	}
+	assert.Len(t, samples(t, s, telemetry.SampleQuery{GPU: gpu.Key()}), 12*3)
+	assert.EqualValues(t, 12*3, stats(t, s).TotalSamples)
 }

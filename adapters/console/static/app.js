@@ -53,7 +53,10 @@
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const deviceKey = (d) => (d.gpu_instance ? `${d.uuid}/${d.gpu_instance}` : d.uuid);
   const deviceHref = (d) => `#/gpu/${encodeURIComponent(d.uuid)}${d.gpu_instance ? '/' + encodeURIComponent(d.gpu_instance) : ''}`;
-  const deviceName = (d) => `${esc(d.hostname)} · GPU ${esc(d.gpu_index)}${d.gpu_instance ? ' · MIG ' + esc(d.gpu_instance) : ''}`;
+  // clip shows a name that may be long (hosts, pods, labels) cut with an ellipsis, whole on hover.
+  const clip = (text) => `<span class="clip" title="${esc(text)}">${esc(text)}</span>`;
+  const migName = (d) => (d.gpu_instance ? ` · MIG ${esc(d.gpu_instance)}${d.gpu_instance_profile ? ' (' + esc(d.gpu_instance_profile) + ')' : ''}` : '');
+  const deviceName = (d) => `${clip(d.hostname || '')} · GPU ${esc(d.gpu_index)}${migName(d)}`;
 
   function fmt(v, digits = 1) {
     if (v === null || v === undefined || Number.isNaN(v)) return '–';
@@ -271,23 +274,32 @@
     async function load() {
       const w = win.live ? { start: Date.now() - (win.end - win.start), end: Date.now() } : win;
       const range = { start_time: iso(w.start), end_time: iso(w.end) };
-      const [gpu, catalogue, events, series] = await Promise.all([
-        api(`api/v1/gpus/${encodeURIComponent(uuid)}`, key, abort.signal),
+      const gpu = await api(`api/v1/gpus/${encodeURIComponent(uuid)}`, key, abort.signal);
+      // A MIG-partitioned GPU may report only through its instances: none of its own to read.
+      const partitioned = Boolean(gpu.only_instances);
+      const [catalogue, events, series] = await Promise.all([
         api('api/v1/metrics', {}, abort.signal),
         api('api/v1/events', { uuid, ...range }, abort.signal),
-        samples(range, w),
+        partitioned ? { byMetric: new Map() } : samples(range, w),
       ]);
       main.querySelector('#title').innerHTML = deviceName(gpu);
+      const mig = gpu.gpu_instance
+        ? [['MIG instance', `GPU instance ${esc(gpu.gpu_instance)}${gpu.gpu_instance_profile ? ', profile ' + esc(gpu.gpu_instance_profile) : ''}`],
+          ['of GPU', `<a class="parent" href="${deviceHref({ uuid: gpu.uuid })}">${esc(gpu.uuid)}</a>`]]
+        : (gpu.mig_instances || []).length
+          ? [['MIG instances', `<span class="instances">${gpu.mig_instances.map((i) =>
+            `<a href="${deviceHref(i)}">${esc(i.gpu_instance)}${i.gpu_instance_profile ? ' (' + esc(i.gpu_instance_profile) + ')' : ''}</a>`).join(' · ')}</span>`]]
+          : [];
       main.querySelector('#facts').innerHTML = [
-        ['UUID', esc(deviceKey(gpu))], ['model', esc(gpu.model_name)], ['driver', esc(gpu.driver_version)],
+        ['UUID', esc(deviceKey(gpu))], ...mig, ['model', esc(gpu.model_name)], ['driver', esc(gpu.driver_version)],
         ['seen', `${shortTime(gpu.first_seen)} – ${shortTime(gpu.last_seen)}`],
-        ...Object.entries(gpu.labels || {}).map(([k, v]) => [esc(k), esc(v)]),
+        ...Object.entries(gpu.labels || {}).map(([k, v]) => [esc(k), clip(v)]),
       ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
       main.querySelector('#window').textContent = `${shortTime(w.start)} – ${shortTime(w.end)}` +
         (series.step ? ` · averages over ${series.step}` : ' · every sample');
       const own = events.data.filter((e) => deviceKey(e) === deviceKey(gpu));
       main.querySelector('#events').innerHTML = own.length ? `<h2>Health events</h2>${eventTable(own, false)}` : '';
-      draw(series.byMetric, catalogue.data, own, w);
+      draw(series.byMetric, catalogue.data, own, w, partitioned);
       setStatus('');
       state.ready = true;
     }
@@ -317,14 +329,16 @@
       return { byMetric, step };
     }
 
-    function draw(byMetric, catalogue, events, w) {
+    function draw(byMetric, catalogue, events, w, partitioned) {
       charts.forEach((u) => u.destroy());
       charts = [];
       state.charts = {};
       const box = main.querySelector('#charts');
       box.replaceChildren();
       if (!byMetric.size) {
-        box.innerHTML = '<p class="muted">No samples in this window.</p>';
+        box.innerHTML = partitioned
+          ? '<p class="muted">No samples of the GPU itself in this window: its MIG instances report (linked above).</p>'
+          : '<p class="muted">No samples in this window.</p>';
         return;
       }
       const info = new Map(catalogue.map((m) => [m.name, m]));
@@ -373,7 +387,7 @@
       <td><span class="tag ${e.kind === 'idle' ? 'warn' : 'bad'}">${esc(e.kind)}</span></td><td>${esc(e.reason)}</td>
       <td class="start">${shortTime(e.start)}</td><td class="end">${e.ongoing ? '<i>ongoing</i>' : shortTime(e.end)}</td>
       <td class="num">${duration(Date.parse(e.end) - Date.parse(e.start))}</td>
-      <td>${e.pod ? esc(e.namespace + '/' + e.pod) : '<span class="muted">–</span>'}</td><td class="num">${fmt(e.value)}</td></tr>`);
+      <td>${e.pod ? clip(e.namespace + '/' + e.pod) : '<span class="muted">–</span>'}</td><td class="num">${fmt(e.value)}</td></tr>`);
     return `<table><thead><tr>${withDevice ? '<th>device</th><th>key</th>' : ''}<th>kind</th><th>reason</th><th>start</th><th>end</th>
       <th class="num">for</th><th>pod</th><th class="num">value</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
   }
@@ -443,7 +457,7 @@
         main.querySelector('#report').innerHTML = `<table><thead><tr><th>${esc(by)}</th><th class="num">devices</th>
           <th class="num">GPU-hours</th><th class="num">mean utilisation (%)</th><th class="num">energy (kWh)</th>
           <th class="num">peak memory (MiB)</th></tr></thead><tbody>${report.data.map((u) => `<tr data-group="${esc(u.group)}">
-          <td>${u.group ? esc(u.group) : '<i class="muted">no workload</i>'}</td><td class="num">${u.devices}</td>
+          <td>${u.group ? clip(u.group) : '<i class="muted">no workload</i>'}</td><td class="num">${u.devices}</td>
           <td class="num gpu-hours">${fmt(u.gpu_hours, 2)}</td><td class="num">${fmt(u.mean_utilization)}</td>
           <td class="num">${fmt(u.energy_kwh, 3)}</td><td class="num">${fmt(u.peak_memory_mib, 0)}</td></tr>`).join('')}
           <tr class="total"><td>total</td><td></td><td class="num">${fmt(total.hours, 2)}</td><td></td><td class="num">${fmt(total.kwh, 3)}</td><td></td></tr>

@@ -64,7 +64,7 @@ type blockSeries struct {
 	values []float64
 }
 
-// encodeBlock packs points sorted by Compare, each (time, metric) once.
+// encodeBlock packs points sorted by Compare, each (time, metric, workload) once.
 func encodeBlock(pts []Point) []byte {
 	var (
 		works  workloadTable
@@ -72,6 +72,7 @@ func encodeBlock(pts []Point) []byte {
 		series []*blockSeries
 		byKey  = map[[2]uint64]*blockSeries{}
 	)
+	works.seed(pts)
 	for i := range pts {
 		p := &pts[i]
 		if len(times) == 0 || times[len(times)-1] != p.TS {

@@ -131,7 +131,8 @@ func TestMerger(t *testing.T) {
 }
 
 func TestCursor(t *testing.T) {
-	for _, c := range []Cursor{{TS: 0, Metric: 0}, {TS: -5, Metric: 3}, {TS: 1752840000000000, Metric: 1 << 30}} {
+	for _, c := range []Cursor{{TS: 0, Metric: 0}, {TS: -5, Metric: 3}, {TS: 1752840000000000, Metric: 1 << 30},
+		{TS: 7, Metric: 2, Work: &Workload{Container: "c:1", Pod: "p", Namespace: ""}}} {
 		back, err := DecodeCursor(c.Encode())
 		require.NoError(t, err)
 		assert.Equal(t, c, back)
@@ -164,5 +165,47 @@ func TestMergerTake(t *testing.T) {
 			want = []Point{{TS: 2, Metric: 1}, {TS: 1, Metric: 1}, {TS: 0, Metric: 1}}
 		}
 		assert.Equal(t, want, out, "desc %v", desc)
+	}
+}
+
+// A time-sliced GPU reports each metric once per pod at the same time: every pod's point is
+// kept through head chunks, blocks and merges, each once, in Compare's order.
+func TestTimeSlicedPointsAreEachKept(t *testing.T) {
+	w := WindowOf(time.Date(2025, 7, 18, 12, 0, 0, 0, time.UTC).UnixMicro())
+	pods := []*Workload{{Pod: "c"}, nil, {Pod: "a"}, {Pod: "b", Namespace: "x"}} // not in order
+	var pts []Point
+	for i := range 50 {
+		for _, m := range []int32{2, 1} {
+			for _, wl := range pods {
+				if wl != nil && wl.Pod == "a" && i < 10 {
+					continue // a pod that comes later, sorting before those already there
+				}
+				pts = append(pts, Point{TS: w.Start + int64(i)*10e6, Metric: m, Value: float64(i), Work: wl})
+			}
+		}
+	}
+	want := slices.Clone(pts)
+	slices.SortFunc(want, Compare)
+	for i := 1; i < len(want); i++ {
+		require.True(t, Before(&want[i-1], &want[i]), "Compare orders workloads: %v %v", want[i-1], want[i])
+	}
+	head, repeats := Cut(1, slices.Clone(pts), nil)
+	require.Zero(t, repeats, "no pod's point is another's repeat")
+	sealed, repeats := Seal(1, w, append(slices.Clone(pts), pts[:20]...))
+	assert.Equal(t, 20, repeats, "a point delivered twice is kept once")
+	for _, chunks := range [][]Chunk{head, sealed} {
+		m := Merger{}
+		var got []Point
+		for _, c := range chunks {
+			decoded, err := Decode(c.Data, nil)
+			require.NoError(t, err)
+			require.True(t, slices.IsSortedFunc(decoded, Compare), "a chunk decodes in Compare's order")
+			m.Add(decoded)
+			again, err := Decode(c.Data, nil) // the same chunk read twice merges to one
+			require.NoError(t, err)
+			m.Add(again)
+		}
+		require.NoError(t, m.EmitRunAll(func(run []Point) error { got = append(got, run...); return nil }))
+		requireSamePoints(t, want, got)
 	}
 }

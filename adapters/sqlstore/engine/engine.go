@@ -36,12 +36,32 @@ type Point struct {
 // Workload names the container, pod and namespace using a device.
 type Workload struct{ Container, Pod, Namespace string }
 
-// Before orders points by time, then metric id: the order of chunks, pages and cursors.
-func Before(a, b *Point) bool { return a.TS < b.TS || (a.TS == b.TS && a.Metric < b.Metric) }
+// Before orders points by time, metric id, then workload: the order of chunks, pages and
+// cursors. A time-sliced GPU reports the same metric at the same time once per pod: each
+// pod's sample is its own, as each is its own series in Prometheus.
+func Before(a, b *Point) bool {
+	return a.TS < b.TS || (a.TS == b.TS && (a.Metric < b.Metric || (a.Metric == b.Metric && compareWork(a.Work, b.Work) < 0)))
+}
 
 // Compare is Before as a comparison, for slices.SortFunc.
 func Compare(a, b Point) int {
-	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Metric, b.Metric))
+	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Metric, b.Metric), compareWork(a.Work, b.Work))
+}
+
+// Same reports whether two points are one sample: the same time, metric and workload.
+func Same(a, b *Point) bool { return a.TS == b.TS && a.Metric == b.Metric && sameWork(a.Work, b.Work) }
+
+// compareWork orders workloads: none first, then by container, pod and namespace.
+func compareWork(a, b *Workload) int {
+	switch {
+	case a == b:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return cmp.Or(cmp.Compare(a.Container, b.Container), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Namespace, b.Namespace))
 }
 
 // Chunk is a chunk with the bounds the database indexes it by.

@@ -45,12 +45,12 @@ func Cut(device int32, pts []Point, out []Chunk) ([]Chunk, int) {
 	return out, repeats
 }
 
-// sortUnique sorts points by Compare, keeping the earliest of each time and metric, and
-// says how many it dropped.
+// sortUnique sorts points by Compare, keeping the earliest of each time, metric and
+// workload, and says how many it dropped.
 func sortUnique(pts []Point) ([]Point, int) {
 	slices.SortStableFunc(pts, Compare)
 	n := len(pts)
-	pts = slices.CompactFunc(pts, func(a, b Point) bool { return a.TS == b.TS && a.Metric == b.Metric })
+	pts = slices.CompactFunc(pts, func(a, b Point) bool { return Same(&a, &b) })
 	return pts, n - len(pts)
 }
 

@@ -72,11 +72,11 @@ func (m *Merger) Take(run []Point) []Point {
 	return spare
 }
 
-// unique reports whether no two points of a sorted run have the same time and metric, as
-// every chunk the engine cuts.
+// unique reports whether no two points of a sorted run are the same sample, as in every
+// chunk the engine cuts.
 func unique(run []Point) bool {
 	for i := 1; i < len(run); i++ {
-		if run[i].TS == run[i-1].TS && run[i].Metric == run[i-1].Metric {
+		if Same(&run[i], &run[i-1]) {
 			return false
 		}
 	}
@@ -84,7 +84,7 @@ func unique(run []Point) bool {
 }
 
 // Add merges a chunk's points, ascending as Decode returns them, into the pending ones. It
-// reverses run when descending. A point of the same metric and time as one pending, or as
+// reverses run when descending. A point of the same metric, time and workload as one pending, or as
 // the one before it in the chunk, is dropped: writes keep each sample once, and this holds
 // it for two writes that raced with the same samples (the one read first stays).
 func (m *Merger) Add(run []Point) {
@@ -99,7 +99,7 @@ func (m *Merger) Add(run []Point) {
 	if n := len(m.pending); n == 0 || m.precedes(&m.pending[n-1], &run[0]) {
 		// The common case, chunks that do not overlap: the run follows what is pending.
 		for i := range run {
-			if n := len(m.pending); n > 0 && m.pending[n-1].TS == run[i].TS && m.pending[n-1].Metric == run[i].Metric {
+			if n := len(m.pending); n > 0 && Same(&m.pending[n-1], &run[i]) {
 				continue
 			}
 			m.pending = append(m.pending, run[i])
@@ -109,7 +109,7 @@ func (m *Merger) Add(run []Point) {
 	out := m.scratch[:0]
 	last := -1 // index in out of the last point appended from pending or run
 	push := func(p Point) {
-		if last >= 0 && out[last].TS == p.TS && out[last].Metric == p.Metric {
+		if last >= 0 && Same(&out[last], &p) {
 			return
 		}
 		out = append(out, p)

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // decoder reads a chunk, remembering the first error.
@@ -137,6 +138,15 @@ func (t *workloadTable) index(w *Workload) uint64 {
 	}
 	t.works = append(t.works, w)
 	return uint64(len(t.works))
+}
+
+// seed numbers the workloads of pts in compareWork's order: a block's points at one time
+// and metric then decode in Compare's order, as readers merge them.
+func (t *workloadTable) seed(pts []Point) {
+	for i := range pts {
+		t.index(pts[i].Work)
+	}
+	slices.SortFunc(t.works, compareWork)
 }
 
 func (t *workloadTable) appendTo(out []byte) []byte {

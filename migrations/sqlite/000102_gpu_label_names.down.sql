@@ -1,0 +1,2 @@
+ALTER TABLE gpus DROP COLUMN hostname_label;
+ALTER TABLE gpus DROP COLUMN id_from;
