@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +192,59 @@ scrape_configs:
 		assert.Contains(t, tg.FirstBadLine.Text, "ERROR - FAILED TO CONVERT TO STRING")
 		assert.Equal(t, 30, tg.SamplesPerScrape, "every other sample of the scrape")
 	}
+}
+
+// A pod replaced on a GPU (its series leave the exposition, a new pod's come): within one
+// scrape interval count() answers as Prometheus does, whose staleness markers end the old
+// series, through the built-in scraper and through remote_write, instead of counting the
+// old pod for the 5-minute lookback.
+func TestAReplacedPodEndsItsSeriesAsPrometheus(t *testing.T) {
+	prometheusBinary(t)
+	var pod atomic.Value
+	pod.Store("worker-a")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for g := range 3 {
+			fmt.Fprintf(w, "DCGM_FI_DEV_GPU_UTIL{gpu=\"%d\",UUID=\"GPU-r%d\",Hostname=\"node-r\",pod=\"%s\",namespace=\"ml\"} %d\n", g, g, pod.Load(), 40+g)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	target := strings.TrimPrefix(srv.URL, "http://")
+	scraping := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--scrape-targets="+target, "--scrape-interval=1s", "--scrape-job=dcgm")
+	receiving := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--remote-write")
+	promBase, _ := runPrometheus(t, fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+scrape_configs:
+  - job_name: dcgm
+    static_configs: [{targets: [%s]}]
+remote_write:
+  - url: %s/api/v1/write
+    queue_config: {batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 1s}
+`, target, receiving.base))
+
+	count := func(base string) float64 {
+		a := promResult(t, base+"/api/v1/query", url.Values{"query": {`count(DCGM_FI_DEV_GPU_UTIL)`}})
+		for _, v := range a.series {
+			return v[0][1]
+		}
+		return 0
+	}
+	for _, base := range []string{promBase, scraping.base + "/prometheus", receiving.base + "/prometheus"} {
+		require.Eventually(t, func() bool { return count(base) == 3 }, 30*time.Second, 100*time.Millisecond, base)
+	}
+	time.Sleep(2 * time.Second)
+	pod.Store("worker-b")
+	changed := time.Now()
+	for _, base := range []string{promBase, scraping.base + "/prometheus", receiving.base + "/prometheus"} {
+		require.Eventually(t, func() bool { return count(base) == 3 && len(promResult(t, base+"/api/v1/query",
+			url.Values{"query": {`DCGM_FI_DEV_GPU_UTIL{pod="worker-b"}`}}).series) == 3 }, 10*time.Second, 100*time.Millisecond,
+			"%s: the new pod's 3 series, the old pod's ended", base)
+		t.Logf("%s: 3 series %s after the change", base, time.Since(changed).Round(100*time.Millisecond))
+	}
+	// One scrape interval after the change (with the time a sample takes to be stored), each
+	// answers 3, none 6.
+	for _, base := range []string{promBase, scraping.base + "/prometheus", receiving.base + "/prometheus"} {
+		assert.Equal(t, 3.0, count(base), base)
+	}
+	assert.Less(t, time.Since(changed), 5*time.Second)
 }

@@ -2,11 +2,13 @@ package promapi
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -64,24 +66,68 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	var out []storage.Series
 	if len(q.GPUs) > 0 {
 		var b labels.ScratchBuilder
+		var group []telemetry.Series // one device's series of one metric, a series a workload
+		flush := func() {
+			ends := staleAt(group)
+			for i, s := range group {
+				ls := byKey[s.GPU].seriesLabels(&b, s)
+				if !matchesAll(ms, ls) {
+					continue
+				}
+				pts := make([]promql.FPoint, len(s.Points), len(s.Points)+1)
+				for i, p := range s.Points {
+					pts[i] = promql.FPoint{T: p.Time / 1000, F: p.Value} // PromQL counts in milliseconds
+				}
+				if ends[i] != 0 {
+					pts = append(pts, promql.FPoint{T: ends[i] / 1000, F: math.Float64frombits(value.StaleNaN)})
+				}
+				out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: pts}))
+			}
+			group = group[:0]
+		}
 		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
-			ls := byKey[s.GPU].seriesLabels(&b, s)
-			if !matchesAll(ms, ls) {
-				return nil
+			if len(group) > 0 && (group[0].GPU != s.GPU || group[0].Metric != s.Metric) {
+				flush()
 			}
-			pts := make([]promql.FPoint, len(s.Points))
-			for i, p := range s.Points {
-				pts[i] = promql.FPoint{T: p.Time / 1000, F: p.Value} // PromQL counts in milliseconds
-			}
-			out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: pts}))
+			group = append(group, s)
 			return nil
 		})
 		if err != nil {
 			return storage.ErrSeriesSet(err)
 		}
+		flush()
 	}
 	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
 	return &seriesSet{series: out}
+}
+
+// staleAt returns, for each series of one device's metric (a series a workload), when it
+// went stale: the device's first sample of the metric after the series' last, when it has
+// one in the span read; 0 for a series that did not end there. A pod replaced, or one of the
+// pods time-slicing a GPU leaving, then stops answering at the next scrape, as Prometheus'
+// staleness markers end a series that leaves a scrape, instead of lingering for the 5-minute
+// lookback. Series of a device that stops reporting altogether still linger.
+func staleAt(group []telemetry.Series) []int64 {
+	ends := make([]int64, len(group))
+	if len(group) < 2 {
+		return ends
+	}
+	var times []int64
+	for _, s := range group {
+		for _, p := range s.Points {
+			times = append(times, p.Time)
+		}
+	}
+	slices.Sort(times)
+	for i, s := range group {
+		if n := len(s.Points); n > 0 {
+			last := s.Points[n-1].Time
+			if at, _ := slices.BinarySearch(times, last+1); at < len(times) {
+				ends[i] = times[at]
+			}
+		}
+	}
+	return ends
 }
 
 // candidates returns the metrics the matchers allow and the devices they may allow.
