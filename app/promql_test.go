@@ -41,7 +41,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, dbURL, 12, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 14, time.Minute)
 	at = at.Add(clearOfScrapes(t, promBase, at))
 
 	instant := []string{
@@ -131,7 +131,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	}
 	var series struct{ Data []map[string]string }
 	getJSONOK(t, p.base+"/prometheus/api/v1/series?match[]="+url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP`), &series)
-	assert.Len(t, series.Data, 246+7, "a series a device")
+	assert.Len(t, series.Data, 246+7+2, "a series a device, a series a pod of the time-sliced one")
 	resp, err := http.PostForm(p.base+"/prometheus/api/v1/query", url.Values{"query": {"sum("}})
 	require.NoError(t, err)
 	var perr struct{ Status, ErrorType, Error string }

@@ -48,27 +48,33 @@ func targetsOf(t *testing.T, p *proc) map[string]targetJSON {
 
 // scrapesByTarget reads every stored sample back and counts, per scrape target (the
 // instance label), the samples of each timestamp.
-func scrapesByTarget(t *testing.T, dbURL string) map[string]map[time.Time]int {
+// scrapesByTarget counts the stored GPU samples of each target by scrape time, and every
+// stored sample, the targets' own series (up, …) included.
+func scrapesByTarget(t *testing.T, dbURL string) (map[string]map[time.Time]int, int) {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, dbURL, sqlstore.Options{})
 	require.NoError(t, err)
 	defer store.Close()
-	gpus, err := store.GPUs(ctx, telemetry.GPUFilter{})
+	devices, err := store.GPUs(ctx, telemetry.GPUFilter{Targets: true})
 	require.NoError(t, err)
 	out := map[string]map[time.Time]int{}
-	for _, g := range gpus {
+	total := 0
+	for _, g := range devices {
 		target := "http://" + g.Labels["instance"] + "/metrics"
-		if out[target] == nil {
+		if out[target] == nil && !g.IsTarget() {
 			out[target] = map[time.Time]int{}
 		}
 		_, err := store.Samples(ctx, telemetry.SampleQuery{GPU: g.Key()}, func(s telemetry.Sample) error {
-			out[target][s.Time]++
+			total++
+			if !g.IsTarget() {
+				out[target][s.Time]++
+			}
 			return nil
 		})
 		require.NoError(t, err)
 	}
-	return out
+	return out, total
 }
 
 // The built-in scraper on the simulator's 31 targets, sharded over 3 streamers feeding
@@ -163,13 +169,8 @@ func TestScraperShardedOverThreeStreamers(t *testing.T) {
 	}
 	var stored map[string]map[time.Time]int
 	require.Eventually(t, func() bool {
-		stored = scrapesByTarget(t, p.dbURL)
-		total := 0
-		for _, times := range stored {
-			for _, n := range times {
-				total += n
-			}
-		}
+		var total int
+		stored, total = scrapesByTarget(t, p.dbURL)
 		return int64(total) >= published
 	}, 30*time.Second, 500*time.Millisecond, "what the streamers published is stored")
 	require.Len(t, stored, 31)

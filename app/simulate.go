@@ -38,7 +38,8 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}); err != nil {
 		return err
 	}
-	fleet := dcgmsim.New(readings, dcgmsim.Options{MIG: cfg.MIG, Pods: cfg.Pods, Hosts: cfg.Hosts})
+	fleet := dcgmsim.New(readings, dcgmsim.Options{MIG: cfg.MIG, Pods: cfg.Pods, Hosts: cfg.Hosts,
+		TimeSliced: cfg.TimeSliced, BadLine: cfg.BadLine})
 	host, portText, _ := net.SplitHostPort(cfg.Listen)
 	port, _ := strconv.Atoi(portText)
 

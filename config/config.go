@@ -574,6 +574,8 @@ type Simulate struct {
 	Listen      string // host:port of the first host; host i listens on port + i
 	MIG         int
 	Pods        bool
+	TimeSliced  int // pods sharing the second host's first GPU
+	BadLine     bool
 	Hosts       int // 0: the CSV's own
 	TargetsFile string
 	Advertise   string // host written to TargetsFile; "" is Listen's
@@ -583,8 +585,10 @@ type Simulate struct {
 var simulateSettings = []setting{
 	{"csv", "", "DCGM CSV whose fleet to simulate (default: the bundled sample, 247 GPUs on 31 hosts)"},
 	{"listen", "127.0.0.1:9400", "address of the first host's exporter; host i listens on the port after i"},
-	{"mig", 7, "partition the first GPU of the first host into this many MIG instances (0-7)"},
-	{"pods", true, "attribute every other GPU and every MIG instance to a pod, namespace and container"},
+	{"mig", 7, "partition the first GPU of the first host into this many MIG instances (0-7), which report DCGM_FI_PROF_GR_ENGINE_ACTIVE and no DCGM_FI_DEV_GPU_UTIL, as real ones"},
+	{"time-sliced", 3, "with --pods, the second host's first GPU is shared by this many pods (time-slicing), reported once per pod; 0 = none"},
+	{"bad-line", false, "add to the first host's exposition a line whose value is not a number, as dcgm-exporter before 4.6 writes for fields it cannot read"},
+	{"pods", true, "attribute every other GPU and every MIG instance to a pod, namespace and container; the third host's first two GPUs to one pod, the fourth's first to a notebook that holds it idle 45 minutes an hour (the fifth's first GPU has XID 79 and thermal throttling some minutes an hour)"},
 	{"hosts", 0, "simulate this many hosts: the CSV's, then copies of its fleet with UUIDs and host names of their own; 0 = the CSV's"},
 	{"targets-file", "", "write the hosts' addresses to this Prometheus file_sd file (for --scrape-targets-file or a Prometheus)"},
 	{"advertise", "", "host name or address the targets file gives, when scrapers reach this host by another name than --listen's (a compose service name)"},
@@ -608,6 +612,7 @@ Flags (each also read from the environment variable in brackets):
 		return Simulate{}, err
 	}
 	c := Simulate{CSV: v.GetString("csv"), Listen: v.GetString("listen"), MIG: v.GetInt("mig"), Pods: v.GetBool("pods"),
+		TimeSliced: v.GetInt("time-sliced"), BadLine: v.GetBool("bad-line"),
 		Hosts: v.GetInt("hosts"), TargetsFile: v.GetString("targets-file"), Advertise: v.GetString("advertise")}
 	var problems []error
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {

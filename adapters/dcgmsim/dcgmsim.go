@@ -4,6 +4,13 @@
 // and GPU_I_ID for MIG instances, Hostname, DCGM_FI_DRIVER_VERSION, container, namespace and
 // pod. The fleet is one scrape of a real one (the readings of a DCGM CSV); values move over
 // time around the readings', so that a pipeline scraping it sees a live fleet.
+//
+// It shows what real fleets do: MIG instances that report DCGM_FI_PROF_GR_ENGINE_ACTIVE and
+// no DCGM_FI_DEV_GPU_UTIL; a GPU time-sliced by several pods, reported once per pod; a pod
+// holding two GPUs; XID errors with err_code and err_msg; and, on a clock of their own,
+// planted problems: a GPU held idle by a notebook, XID 79 and hardware thermal throttling on
+// another. Optionally one line whose value is not a number, as dcgm-exporter before 4.6
+// writes for fields it cannot read.
 package dcgmsim
 
 import (
@@ -34,6 +41,11 @@ type Options struct {
 	// Hosts is how many hosts the fleet has: the readings' own, then copies of them with
 	// UUIDs and host names of their own, as many as it takes. 0 means the readings' own.
 	Hosts int
+	// TimeSliced is how many pods share the second host's first GPU (time-slicing), each
+	// reported apart with the same values; 0 or 1 shares none. With Pods only.
+	TimeSliced int
+	// BadLine adds to the first host's exposition one line whose value is not a number.
+	BadLine bool
 	// Now is the clock values move by; nil means time.Now.
 	Now func() time.Time
 }
@@ -55,8 +67,35 @@ type series struct {
 	// scale is 10^d for the d decimals of the base reading: values keep the precision DCGM
 	// reports them in (power in watts to the milliwatt, say), as live ones would.
 	scale float64
-	ratio bool // a fraction of time (DCGM_FI_PROF_*), within 0–1
+	ratio bool  // a fraction of time (DCGM_FI_PROF_*), within 0–1
+	plant plant // a planted problem, or none
 }
+
+// plant is a problem the simulator plants on a series, on a clock of the hour: a GPU held
+// idle for the first 45 minutes of every hour, XID 79 from minute 10 to 15 and 40 to 45,
+// hardware thermal throttling from minute 20 to 30.
+type plant int
+
+const (
+	plantNone plant = iota
+	plantIdle
+	plantXID      // an XID series: 0, or 79 when planted on the GPU
+	plantXIDHere  // the XID series of the GPU with the planted XIDs
+	plantThrottle // a throttle-reasons series: 0, or hw_thermal_slowdown when planted
+	plantThrottleHere
+)
+
+// The fields the simulator adds to every GPU, which dcgm-exporter's default set has.
+const (
+	xidField      = "DCGM_FI_DEV_XID_ERRORS"
+	throttleField = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
+	utilField     = "DCGM_FI_DEV_GPU_UTIL"
+	engineField   = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+	hwThermal     = 0x40 // DCGM's hardware thermal slowdown bit of the throttle reasons
+)
+
+// workload is a holder of a GPU.
+type workload struct{ container, namespace, pod string }
 
 // decimals returns 10^d for the d decimals v is written with, at most 6.
 func decimals(v float64) float64 {
@@ -73,9 +112,18 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 	opts.MIG = min(max(opts.MIG, 0), 7)
 	readings = replicate(readings, opts.Hosts)
 	f := &Fleet{opts: opts, by: map[string][]series{}, help: map[string]string{}}
-	type key struct{ host, gpu, metric string }
+	type key struct{ host, gpu, metric, pod string }
 	index := map[key]int{}
 	gpuOrder := map[string]int{}
+	devices := map[string]telemetry.GPU{} // by UUID, for the fields added to each
+	add := func(host string, k key, s series) {
+		if i, ok := index[k]; ok {
+			f.by[host][i] = s
+			return
+		}
+		index[k] = len(f.by[host])
+		f.by[host] = append(f.by[host], s)
+	}
 	for _, r := range readings {
 		host := r.GPU.Hostname
 		if _, ok := f.by[host]; !ok {
@@ -84,32 +132,141 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		}
 		if _, ok := gpuOrder[r.GPU.UUID]; !ok {
 			gpuOrder[r.GPU.UUID] = len(gpuOrder)
+			devices[r.GPU.UUID] = r.GPU
 		}
+	}
+	roles := f.roles(readings)
+	for _, r := range readings {
+		host, n := r.GPU.Hostname, gpuOrder[r.GPU.UUID]
+		role := roles[r.GPU.UUID]
 		f.help[r.Sample.Metric] = telemetry.DescribeMetric(r.Sample.Metric).Description
 		instances := []string{""}
-		if opts.MIG > 0 && host == f.hosts[0] && r.GPU.UUID == firstGPU(readings, host) {
+		if role.mig {
 			instances = instances[:0]
 			for i := range opts.MIG {
 				instances = append(instances, strconv.Itoa(i+1))
 			}
 		}
 		for _, inst := range instances {
-			k := key{host, telemetry.DeviceKey(r.GPU.UUID, inst), r.Sample.Metric}
-			s := series{metric: r.Sample.Metric, base: r.Sample.Value, labels: labelsOf(r.GPU, inst, gpuOrder[r.GPU.UUID], opts.Pods),
-				phase: phase(k.gpu + k.metric), scale: decimals(r.Sample.Value),
-				ratio: telemetry.DescribeMetric(r.Sample.Metric).Unit == "ratio"}
-			if i, ok := index[k]; ok {
-				f.by[host][i] = s
-				continue
+			metric, base := r.Sample.Metric, r.Sample.Value
+			if inst != "" && metric == utilField { // MIG instances report engine activity instead
+				metric, base = engineField, math.Round(base)/100
+				f.help[metric] = telemetry.DescribeMetric(metric).Description
 			}
-			index[k] = len(f.by[host])
-			f.by[host] = append(f.by[host], s)
+			for _, w := range f.holders(role, inst, n) {
+				k := key{host, telemetry.DeviceKey(r.GPU.UUID, inst), metric, w.pod}
+				s := series{metric: metric, base: base, labels: labelsOf(r.GPU, inst, w),
+					phase: phase(k.gpu + k.metric), scale: decimals(base),
+					ratio: telemetry.DescribeMetric(metric).Unit == "ratio"}
+				if metric == utilField && role.idle {
+					s.plant = plantIdle
+				}
+				add(host, k, s)
+			}
+		}
+	}
+	// XID errors and throttle reasons, once for each GPU, held by whoever holds it.
+	for uuid, g := range devices {
+		role := roles[uuid]
+		holder := workload{}
+		if hs := f.holders(role, "", gpuOrder[uuid]); len(hs) == 1 && !role.mig {
+			holder = hs[0]
+		}
+		xid, throttle := plantXID, plantThrottle
+		if role.faulty {
+			xid, throttle = plantXIDHere, plantThrottleHere
+		}
+		for _, field := range []struct {
+			name  string
+			plant plant
+		}{{xidField, xid}, {throttleField, throttle}} {
+			f.help[field.name] = telemetry.DescribeMetric(field.name).Description
+			add(g.Hostname, key{g.Hostname, uuid, field.name, holder.pod},
+				series{metric: field.name, labels: labelsOf(g, "", holder), scale: 1, plant: field.plant})
 		}
 	}
 	for _, h := range f.hosts {
 		slices.SortStableFunc(f.by[h], func(a, b series) int { return strings.Compare(a.metric, b.metric) })
 	}
 	return f
+}
+
+// role is what a GPU shows of real fleets.
+type role struct {
+	mig    bool      // partitioned into Options.MIG instances
+	sliced bool      // shared by Options.TimeSliced pods
+	pod    *workload // held by this pod, with another GPU
+	idle   bool      // held idle, planted
+	faulty bool      // planted XIDs and throttling
+}
+
+// roles gives GPUs their parts, by UUID: the first host's first GPU is MIG-partitioned, the
+// second's is time-sliced, the third's first two are held by one pod, the fourth's first is
+// held idle and the fifth's first fails — as far as the fleet has hosts and GPUs.
+func (f *Fleet) roles(readings []telemetry.Reading) map[string]role {
+	out := map[string]role{}
+	nth := func(host, i int) string {
+		if host >= len(f.hosts) {
+			return ""
+		}
+		gpus := gpusOf(readings, f.hosts[host])
+		if i >= len(gpus) {
+			return ""
+		}
+		return gpus[i]
+	}
+	set := func(uuid string, change func(*role)) {
+		if uuid != "" {
+			r := out[uuid]
+			change(&r)
+			out[uuid] = r
+		}
+	}
+	set(nth(0, 0), func(r *role) { r.mig = f.opts.MIG > 0 })
+	if f.opts.Pods {
+		set(nth(1, 0), func(r *role) { r.sliced = f.opts.TimeSliced > 1 })
+		ddp := &workload{container: "trainer", namespace: "research", pod: "ddp-trainer-0"}
+		set(nth(2, 0), func(r *role) { r.pod = ddp })
+		set(nth(2, 1), func(r *role) { r.pod = ddp })
+		set(nth(3, 0), func(r *role) {
+			r.idle, r.pod = true, &workload{container: "jupyter", namespace: "team-b", pod: "notebook-idle-0"}
+		})
+	}
+	set(nth(4, 0), func(r *role) { r.faulty = true })
+	return out
+}
+
+// holders is who holds a device: the pods time-slicing it, its pod, or no one (a workload of
+// empty names) — the n-th GPU of the fleet, every other one held when Options.Pods is set.
+func (f *Fleet) holders(r role, instance string, n int) []workload {
+	switch {
+	case !f.opts.Pods:
+		return []workload{{}}
+	case r.sliced && instance == "":
+		out := make([]workload, f.opts.TimeSliced)
+		for i := range out {
+			out[i] = workload{container: "server", namespace: "inference", pod: fmt.Sprintf("shared-infer-%d", i)}
+		}
+		return out
+	case r.pod != nil:
+		return []workload{*r.pod}
+	case instance != "":
+		return []workload{{container: "trainer", namespace: []string{"team-a", "team-b", "research"}[n%3], pod: fmt.Sprintf("train-%d-mig-%s", n, instance)}}
+	case n%2 == 0:
+		return []workload{{container: "trainer", namespace: []string{"team-a", "team-b", "research"}[n%3], pod: fmt.Sprintf("train-%d", n)}}
+	}
+	return []workload{{}}
+}
+
+// gpusOf lists a host's GPUs, in the readings' order.
+func gpusOf(readings []telemetry.Reading, host string) []string {
+	var out []string
+	for _, r := range readings {
+		if r.GPU.Hostname == host && !slices.Contains(out, r.GPU.UUID) {
+			out = append(out, r.GPU.UUID)
+		}
+	}
+	return out
 }
 
 // replicate returns readings extended to hosts hosts by copies of the readings' fleet: copy
@@ -148,17 +305,8 @@ func copyUUID(uuid string, k int) string {
 	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func firstGPU(readings []telemetry.Reading, host string) string {
-	for _, r := range readings {
-		if r.GPU.Hostname == host {
-			return r.GPU.UUID
-		}
-	}
-	return ""
-}
-
 // labelsOf writes a device's labels in dcgm-exporter's order.
-func labelsOf(g telemetry.GPU, instance string, n int, pods bool) []*dto.LabelPair {
+func labelsOf(g telemetry.GPU, instance string, w workload) []*dto.LabelPair {
 	var ls []*dto.LabelPair
 	add := func(name, value string) {
 		ls = append(ls, &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)})
@@ -179,17 +327,9 @@ func labelsOf(g telemetry.GPU, instance string, n int, pods bool) []*dto.LabelPa
 	}
 	add("Hostname", g.Hostname)
 	add("DCGM_FI_DRIVER_VERSION", g.DriverVersion)
-	container, namespace, pod := "", "", ""
-	if pods && (instance != "" || n%2 == 0) {
-		container, namespace = "trainer", []string{"team-a", "team-b", "research"}[n%3]
-		pod = fmt.Sprintf("train-%d", n)
-		if instance != "" {
-			pod += "-mig-" + instance
-		}
-	}
-	add("container", container)
-	add("namespace", namespace)
-	add("pod", pod)
+	add("container", w.container)
+	add("namespace", w.namespace)
+	add("pod", w.pod)
 	return ls
 }
 
@@ -216,6 +356,9 @@ func (f *Fleet) Handler(host string) http.Handler {
 				return // the scraper went away
 			}
 		}
+		if f.opts.BadLine && host == f.hosts[0] {
+			fmt.Fprintf(w, "# TYPE DCGM_FI_DEV_VGPU_LICENSE_STATUS gauge\nDCGM_FI_DEV_VGPU_LICENSE_STATUS{gpu=\"0\",Hostname=%q} ERROR - FAILED TO CONVERT TO STRING\n", host)
+		}
 	})
 }
 
@@ -238,6 +381,14 @@ func (f *Fleet) families(host string, now time.Time) []*dto.MetricFamily {
 		}
 		v := s.at(now)
 		m := &dto.Metric{Label: s.labels}
+		if s.metric == xidField { // dcgm-exporter names the error on the series
+			code, msg := "0", "No Error"
+			if v != 0 {
+				code, msg = strconv.Itoa(int(v)), "GPU has fallen off the bus"
+			}
+			m.Label = append(slices.Clip(s.labels), &dto.LabelPair{Name: proto.String("err_code"), Value: proto.String(code)},
+				&dto.LabelPair{Name: proto.String("err_msg"), Value: proto.String(msg)})
+		}
 		if mf.GetType() == dto.MetricType_COUNTER {
 			m.Counter = &dto.Counter{Value: proto.Float64(v)}
 		} else {
@@ -263,6 +414,25 @@ func counter(metric string) bool {
 // within 0–100 and ratios (DCGM_FI_PROF_*) within 0–1.
 func (s series) at(t time.Time) float64 {
 	secs := float64(t.UnixMilli()) / 1000
+	minute := t.Minute()
+	switch s.plant {
+	case plantXID, plantThrottle:
+		return 0
+	case plantXIDHere:
+		if minute >= 10 && minute < 15 || minute >= 40 && minute < 45 {
+			return 79
+		}
+		return 0
+	case plantThrottleHere:
+		if minute >= 20 && minute < 30 {
+			return hwThermal
+		}
+		return 0
+	case plantIdle:
+		if minute < 45 {
+			return float64(int(secs) % 2) // 0–1 %: held, idle
+		}
+	}
 	if counter(s.metric) {
 		return math.Floor(s.base + secs*math.Max(math.Abs(s.base)/1e6, 1))
 	}

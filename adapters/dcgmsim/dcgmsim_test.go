@@ -2,6 +2,7 @@ package dcgmsim_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -64,7 +65,7 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := dcgmsim.New(fleetOf(2, 4), dcgmsim.Options{MIG: 3, Pods: true, Now: func() time.Time { return now }})
 	require.Equal(t, []string{"node-0", "node-1"}, f.Hosts())
-	assert.Equal(t, (3+3)*2, f.Series("node-0"), "the first GPU is 3 MIG instances")
+	assert.Equal(t, (3+3)*2+4*2, f.Series("node-0"), "the first GPU is 3 MIG instances; each GPU has XID and throttle series")
 
 	families := scrape(t, f, "node-0")
 	util := families["DCGM_FI_DEV_GPU_UTIL"]
@@ -78,11 +79,7 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 		for _, name := range []string{"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"} {
 			assert.NotEmpty(t, l[name], name)
 		}
-		if l["GPU_I_ID"] != "" {
-			instances++
-			assert.Equal(t, "GPU-0-0", l["UUID"])
-			assert.NotEmpty(t, l["GPU_I_PROFILE"])
-		}
+		assert.Empty(t, l["GPU_I_ID"], "MIG instances report no GPU_UTIL")
 		if l["pod"] != "" {
 			pods++
 			assert.NotEmpty(t, l["namespace"])
@@ -90,8 +87,72 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 		assert.GreaterOrEqual(t, m.GetGauge().GetValue(), 0.0)
 		assert.LessOrEqual(t, m.GetGauge().GetValue(), 100.0, "a percentage stays one")
 	}
+	assert.Equal(t, 1, pods, "every other GPU")
+	for _, m := range families["DCGM_FI_PROF_GR_ENGINE_ACTIVE"].GetMetric() {
+		l := labels(m)
+		instances++
+		assert.Equal(t, "GPU-0-0", l["UUID"])
+		assert.NotEmpty(t, l["GPU_I_PROFILE"])
+		assert.NotEmpty(t, l["pod"], "every MIG instance held")
+		assert.LessOrEqual(t, m.GetGauge().GetValue(), 1.0, "a ratio")
+	}
 	assert.Equal(t, 3, instances)
-	assert.Equal(t, 3+1, pods, "every MIG instance and every other GPU")
+	for _, m := range families["DCGM_FI_DEV_XID_ERRORS"].GetMetric() {
+		assert.Equal(t, "0", labels(m)["err_code"])
+		assert.Equal(t, "No Error", labels(m)["err_msg"])
+	}
+	assert.Len(t, families["DCGM_FI_DEV_XID_ERRORS"].GetMetric(), 4, "one a GPU, the partitioned one's too")
+}
+
+// What real fleets do, on a clock of the hour: a time-sliced GPU reported once per pod, a
+// pod holding two GPUs, a GPU held idle, XID 79 and thermal throttling on another, a line
+// that is not a number.
+func TestRealFleetQuirks(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 12, 0, 0, time.UTC)
+	f := dcgmsim.New(fleetOf(5, 2), dcgmsim.Options{MIG: 2, Pods: true, TimeSliced: 3, BadLine: true, Now: func() time.Time { return now }})
+	util := func(host string) map[string][]string { // UUID → its pods
+		out := map[string][]string{}
+		for _, m := range scrape(t, f, host)["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
+			out[labels(m)["UUID"]] = append(out[labels(m)["UUID"]], labels(m)["pod"])
+		}
+		return out
+	}
+	assert.Equal(t, []string{"shared-infer-0", "shared-infer-1", "shared-infer-2"}, util("node-1")["GPU-1-0"], "time-sliced")
+	held := util("node-2")
+	assert.Equal(t, []string{"ddp-trainer-0"}, held["GPU-2-0"])
+	assert.Equal(t, []string{"ddp-trainer-0"}, held["GPU-2-1"], "one pod, two GPUs")
+	for _, m := range scrape(t, f, "node-3")["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
+		if labels(m)["UUID"] == "GPU-3-0" {
+			assert.Equal(t, "notebook-idle-0", labels(m)["pod"])
+			assert.LessOrEqual(t, m.GetGauge().GetValue(), 1.0, "held idle")
+		}
+	}
+	value := func(field string) (float64, map[string]string) {
+		for _, m := range scrape(t, f, "node-4")[field].GetMetric() {
+			if labels(m)["UUID"] == "GPU-4-0" {
+				return m.GetGauge().GetValue(), labels(m)
+			}
+		}
+		t.Fatalf("no %s of GPU-4-0", field)
+		return 0, nil
+	}
+	xid, l := value("DCGM_FI_DEV_XID_ERRORS")
+	assert.Equal(t, 79.0, xid)
+	assert.Equal(t, "79", l["err_code"])
+	now = now.Add(13 * time.Minute) // 00:25
+	throttle, _ := value("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS")
+	assert.Equal(t, 64.0, throttle, "hardware thermal slowdown")
+	xid, _ = value("DCGM_FI_DEV_XID_ERRORS")
+	assert.Equal(t, 0.0, xid)
+
+	srv := httptest.NewServer(f.Handler("node-0"))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(body), "} ERROR - FAILED TO CONVERT TO STRING\n")
 }
 
 func TestValuesMoveAndCountersGrow(t *testing.T) {
@@ -116,7 +177,7 @@ func TestHostsCopiesTheFleet(t *testing.T) {
 	assert.Equal(t, []string{"node-0", "node-1", "node-2", "node-0-1", "node-1-1", "node-2-1", "node-0-2", "node-1-2"}, f.Hosts())
 	uuids := map[string]string{}
 	for _, h := range f.Hosts() {
-		assert.Equal(t, 4, f.Series(h))
+		assert.Equal(t, 4+2*2, f.Series(h), "two fields of two GPUs, and XID and throttle series")
 		for _, m := range scrape(t, f, h)["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
 			l := labels(m)
 			assert.Equal(t, h, l["Hostname"])
@@ -157,6 +218,9 @@ func TestValuesStayInTheirRange(t *testing.T) {
 		now = now.Add(5 * time.Second)
 	}
 	for name, values := range seen {
+		if name == "DCGM_FI_DEV_XID_ERRORS" || name == "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS" {
+			continue // 0 but where planted
+		}
 		assert.Greater(t, len(values), 3, "%s moves", name)
 	}
 }

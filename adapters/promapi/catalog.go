@@ -34,24 +34,33 @@ type catalog struct {
 	metrics []string
 	devices []catalogDevice
 	index   map[labels.Label][]int // devices by the value of each of indexedLabels ("" too)
+	targets map[string]bool        // the keys of scrape targets' devices (telemetry.TargetKey)
 }
 
 type catalogDevice struct {
 	key    string
+	target string                    // the key of its scrape target's device, "" for one that is a target
 	labels labels.Labels             // the device's, without __name__, the workload's and the families' own
 	family map[string][]labels.Label // by metric: labels of that family's series only (err_code, …)
 }
 
 func newCatalog(metrics []string, gpus []telemetry.GPUInfo) *catalog {
-	cat := &catalog{metrics: metrics, index: map[labels.Label][]int{}}
+	cat := &catalog{metrics: metrics, index: map[labels.Label][]int{}, targets: map[string]bool{}}
 	for _, g := range gpus {
+		if g.IsTarget() {
+			cat.targets[g.Key()] = true
+		}
 		for _, d := range append([]telemetry.GPUInfo{g}, g.Instances...) {
 			ls := seriesLabels(d.GPU, telemetry.Sample{})
 			for _, name := range indexedLabels {
 				l := labels.Label{Name: name, Value: ls.Get(name)}
 				cat.index[l] = append(cat.index[l], len(cat.devices))
 			}
-			cat.devices = append(cat.devices, catalogDevice{key: d.Key(), labels: ls, family: familyLabels(d.GPU)})
+			dev := catalogDevice{key: d.Key(), labels: ls, family: familyLabels(d.GPU)}
+			if instance := d.Labels["instance"]; instance != "" && !d.IsTarget() {
+				dev.target = telemetry.TargetKey(instance)
+			}
+			cat.devices = append(cat.devices, dev)
 		}
 	}
 	return cat
@@ -136,7 +145,7 @@ func (q *Queryable) catalog(ctx context.Context) (*catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	gpus, err := q.Inventory.GPUs(ctx, telemetry.GPUFilter{NoSpan: true}) // the series read finds the devices with samples in a span
+	gpus, err := q.Inventory.GPUs(ctx, telemetry.GPUFilter{NoSpan: true, Targets: true}) // the series read finds the devices with samples in a span
 	if err != nil {
 		return nil, err
 	}

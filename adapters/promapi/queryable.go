@@ -52,10 +52,11 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End
 	}
-	metrics, devices, err := qr.candidates(ctx, ms)
+	cat, err := qr.q.catalog(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	metrics, devices := cat.candidates(ms)
 	from, to := time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC()
 	byKey := make(map[string]*catalogDevice, len(devices))
 	q := telemetry.SeriesQuery{Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics}
@@ -65,10 +66,17 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	}
 	var out []storage.Series
 	if len(q.GPUs) > 0 {
+		scrapes, err := qr.scrapes(ctx, cat, devices, q.Range)
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
 		var b labels.ScratchBuilder
 		var group []telemetry.Series // one device's series of one metric, a series a workload
 		flush := func() {
-			ends := staleAt(group)
+			if len(group) == 0 {
+				return
+			}
+			ends := staleAt(group, scrapes[byKey[group[0].GPU].target])
 			for i, s := range group {
 				ls := byKey[s.GPU].seriesLabels(&b, s)
 				if !matchesAll(ms, ls) {
@@ -101,24 +109,52 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	return &seriesSet{series: out}
 }
 
-// staleAt returns, for each series of one device's metric (a series a workload), when it
-// went stale: the device's first sample of the metric after the series' last, when it has
-// one in the span read; 0 for a series that did not end there. A pod replaced, or one of the
-// pods time-slicing a GPU leaving, then stops answering at the next scrape, as Prometheus'
-// staleness markers end a series that leaves a scrape, instead of lingering for the 5-minute
-// lookback. Series of a device that stops reporting altogether still linger.
-func staleAt(group []telemetry.Series) []int64 {
-	ends := make([]int64, len(group))
-	if len(group) < 2 {
-		return ends
-	}
-	var times []int64
-	for _, s := range group {
-		for _, p := range s.Points {
-			times = append(times, p.Time)
+// scrapes returns the times the targets of devices were scraped within r (their up samples),
+// by target key, ascending: what ends their series as Prometheus' staleness markers do.
+func (qr *querier) scrapes(ctx context.Context, cat *catalog, devices []*catalogDevice, r telemetry.TimeRange) (map[string][]int64, error) {
+	q := telemetry.SeriesQuery{Range: r, Metrics: []string{telemetry.MetricUp}}
+	for _, d := range devices {
+		if d.target != "" && cat.targets[d.target] && !slices.Contains(q.GPUs, d.target) {
+			q.GPUs = append(q.GPUs, d.target)
 		}
 	}
-	slices.Sort(times)
+	if len(q.GPUs) == 0 {
+		return nil, nil
+	}
+	out := map[string][]int64{}
+	err := qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
+		for _, p := range s.Points {
+			out[s.GPU] = append(out[s.GPU], p.Time)
+		}
+		return nil
+	})
+	for k := range out {
+		slices.Sort(out[k])
+	}
+	return out, err
+}
+
+// staleAt returns, for each series of one device's metric (a series a workload), when it
+// went stale, 0 for one that did not within the span read: at its target's first scrape
+// after its last sample, when its target's scrapes are known (scrapes, ascending) — the
+// target down, or the series gone from its exposition — as Prometheus' staleness markers
+// end it; otherwise at the device's first sample of the metric after its last (a pod
+// replaced, one of the pods time-slicing a GPU gone). Without either, a series lingers for
+// the lookback.
+func staleAt(group []telemetry.Series, scrapes []int64) []int64 {
+	ends := make([]int64, len(group))
+	times := scrapes
+	if len(times) == 0 {
+		if len(group) < 2 {
+			return ends
+		}
+		for _, s := range group {
+			for _, p := range s.Points {
+				times = append(times, p.Time)
+			}
+		}
+		slices.Sort(times)
+	}
 	for i, s := range group {
 		if n := len(s.Points); n > 0 {
 			last := s.Points[n-1].Time
@@ -128,16 +164,6 @@ func staleAt(group []telemetry.Series) []int64 {
 		}
 	}
 	return ends
-}
-
-// candidates returns the metrics the matchers allow and the devices they may allow.
-func (qr *querier) candidates(ctx context.Context, ms []*labels.Matcher) ([]string, []*catalogDevice, error) {
-	cat, err := qr.q.catalog(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	metrics, devices := cat.candidates(ms)
-	return metrics, devices, nil
 }
 
 // deviceMayMatch tests the matchers on labels of the device; those on __name__, on the

@@ -120,7 +120,13 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 		r.logRefusal(ctx, msg, "remote", req.RemoteAddr, "err", err)
 		return err
 	}
-	r.warnIfAllDropped(ctx, len(readings), counts)
+	gpus := 0 // a target's own up and the like keep no GPU's telemetry
+	for i := range readings {
+		if !readings[i].GPU.IsTarget() {
+			gpus++
+		}
+	}
+	r.warnIfAllDropped(ctx, gpus, counts)
 	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	if err := r.opts.Publish(pctx, readings); err != nil {
@@ -134,7 +140,7 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 }
 
 // warnIfAllDropped warns, once a logEvery at most, while senders' requests bring samples
-// and none has been kept for logEvery: a sender whose series all name no GPU (relabelled
+// and no GPU's has been kept for logEvery: a sender whose series all name no GPU (relabelled
 // without UUID, say) must not look healthy. A request of only other series is usual
 // (Prometheus shards its series across requests), so one alone says nothing.
 func (r *Receiver) warnIfAllDropped(ctx context.Context, kept int, counts Stats) {

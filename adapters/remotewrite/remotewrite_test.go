@@ -49,17 +49,20 @@ func TestWriteDecodesDropsAndCounts(t *testing.T) {
 	wr := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series("DCGM_FI_DEV_GPU_UTIL", []prompb.Sample{{Value: 87, Timestamp: 1752871354000}, {Value: math.Float64frombits(value.StaleNaN), Timestamp: 1752871355000}},
 			"UUID", "GPU-a", "GPU_I_ID", "3", "Hostname", "h", "pod", "p", "namespace", "n", "instance", "h:9400", "job", "dcgm"),
-		series("up", []prompb.Sample{{Value: 1, Timestamp: 1752871354000}}, "instance", "h:9100", "job", "node"),
+		series("node_load1", []prompb.Sample{{Value: 1, Timestamp: 1752871354000}}, "instance", "h:9100", "job", "node"),
+		series("up", []prompb.Sample{{Value: 1, Timestamp: 1752871354000}}, "instance", "h:9400", "job", "dcgm"),
 		series("DCGM_FI_DEV_POWER_USAGE", []prompb.Sample{{Value: math.Inf(1), Timestamp: 1752871354000}}, "UUID", "GPU-a"),
 	}}
 	require.NoError(t, r.Write(context.Background(), request(t, wr)))
-	require.Len(t, got, 1, "the staleness marker, the series without a GPU and +Inf are not samples")
+	require.Len(t, got, 2, "the staleness marker, the series without a GPU and +Inf are not samples; a target's up is")
+	assert.True(t, got[1].GPU.IsTarget())
+	assert.Equal(t, "up", got[1].Sample.Metric)
 	assert.Equal(t, "GPU-a/3", got[0].Sample.GPU)
 	assert.Equal(t, 87.0, got[0].Sample.Value)
 	assert.Equal(t, int64(1752871354000), got[0].Sample.Time.UnixMilli())
 	assert.Equal(t, "p", got[0].Sample.Pod)
 	assert.Equal(t, map[string]string{"instance": "h:9400", "job": "dcgm"}, got[0].GPU.Labels)
-	assert.Equal(t, remotewrite.Stats{Requests: 1, Samples: 1, Stale: 1, NoDevice: 1, Rejected: 1}, r.Stats())
+	assert.Equal(t, remotewrite.Stats{Requests: 1, Samples: 2, Stale: 1, NoDevice: 1, Rejected: 1}, r.Stats())
 }
 
 func TestWriteRefusals(t *testing.T) {

@@ -52,9 +52,10 @@ func TestBadLinesCostThemselvesOnly(t *testing.T) {
 	require.NoError(t, <-done)
 
 	got := map[string]float64{}
-	for _, r := range c.groups[0] {
+	for _, r := range gpus(c.groups[0]) {
 		got[r.Sample.GPU+" "+r.Sample.Metric] = r.Sample.Value
 	}
+	assert.Equal(t, 1.0, own(c.groups[0])["up"], "up, where Prometheus fails the scrape")
 	assert.Equal(t, map[string]float64{
 		"GPU-1 DCGM_FI_DEV_GPU_TEMP": 41, "GPU-2 DCGM_FI_DEV_GPU_TEMP": 43,
 		"GPU-2 DCGM_FI_DEV_VGPU_LICENSE_STATUS": 1,
@@ -116,5 +117,7 @@ func TestOversizedBodyFailsTheScrape(t *testing.T) {
 	tg := sc.Targets()[0]
 	assert.Equal(t, "down", tg.Health)
 	assert.Contains(t, tg.LastError, "body exceeds")
-	assert.Zero(t, c.n())
+	require.Positive(t, c.n())
+	assert.Empty(t, gpus(c.groups[0]), "no sample of the cut body")
+	assert.Equal(t, 0.0, own(c.groups[0])["up"], "the target's own series say it is down")
 }

@@ -338,7 +338,7 @@ func (s *Scraper) loop(ctx context.Context, t *target, deliver func(context.Cont
 		case <-timer.C:
 		}
 		start := time.Now()
-		readings, err := s.scrape(ctx, t, start)
+		readings, scraped, err := s.scrape(ctx, t, start)
 		took := time.Since(start)
 		if ctx.Err() != nil {
 			return
@@ -358,10 +358,10 @@ func (s *Scraper) loop(ctx context.Context, t *target, deliver func(context.Cont
 		case err == nil && wasDown:
 			s.opts.Logger.InfoContext(ctx, "scrape target back up", "target", t.url)
 		}
-		if err == nil && len(readings) > 0 {
-			if err := deliver(ctx, readings); err != nil && ctx.Err() == nil {
-				s.opts.Logger.WarnContext(ctx, "scrape not delivered to the queue", "target", t.url, "samples", len(readings), "err", err)
-			}
+		// The target's own series go with its samples, and alone when the scrape failed.
+		readings = append(readings, targetReadings(t.labels, start, took, err == nil, scraped)...)
+		if err := deliver(ctx, readings); err != nil && ctx.Err() == nil {
+			s.opts.Logger.WarnContext(ctx, "scrape not delivered to the queue", "target", t.url, "samples", len(readings), "err", err)
 		}
 		// A scrape or a delivery longer than the interval skips the intervals it overlapped.
 		missed := int64(0)
@@ -377,31 +377,47 @@ func (s *Scraper) loop(ctx context.Context, t *target, deliver func(context.Cont
 	}
 }
 
+// targetReadings are the target's own series of a scrape, as Prometheus records them: up,
+// scrape_duration_seconds and scrape_samples_scraped, stamped with the scrape's start.
+func targetReadings(labels map[string]string, start time.Time, took time.Duration, up bool, scraped int) []telemetry.Reading {
+	g := telemetry.TargetDevice(publicLabels(labels))
+	at := start.UTC().Truncate(time.Millisecond) // as the scrape's samples are stamped
+	reading := func(metric string, v float64) telemetry.Reading {
+		return telemetry.Reading{GPU: g, Sample: telemetry.Sample{GPU: g.Key(), Metric: metric, Time: at, Value: v}}
+	}
+	upValue := 0.0
+	if up {
+		upValue = 1
+	}
+	return []telemetry.Reading{reading(telemetry.MetricUp, upValue), reading(telemetry.MetricScrapeDuration, took.Seconds()),
+		reading(telemetry.MetricScrapeSamples, float64(scraped))}
+}
+
 // scrape reads one exposition of t into readings stamped with the scrape's start (or the
-// exposition's own timestamps).
-func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]telemetry.Reading, error) {
+// exposition's own timestamps), and says how many samples the exposition held.
+func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]telemetry.Reading, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1")
 	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", fmt.Sprintf("%g", s.opts.Timeout.Seconds()))
 	resp, err := s.opts.Client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("server returned HTTP status %s", resp.Status)
+		return nil, 0, fmt.Errorf("server returned HTTP status %s", resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("read the body: %w", err)
+		return nil, 0, fmt.Errorf("read the body: %w", err)
 	}
 	if len(body) > maxBody {
-		return nil, fmt.Errorf("body exceeds %d MiB: not stored, rather than stored in part", maxBody>>20)
+		return nil, 0, fmt.Errorf("body exceeds %d MiB: not stored, rather than stored in part", maxBody>>20)
 	}
 	format := expfmt.ResponseFormat(resp.Header)
 	if format == expfmt.FmtUnknown {
@@ -409,14 +425,14 @@ func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]tel
 	}
 	vec, bad, err := decode(body, format, model.TimeFromUnixNano(start.UnixNano()))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out, counts := readings(vec, t.labels)
 	for range bad {
 		counts.Reject("line")
 	}
 	s.report(ctx, t, len(out), counts, bad)
-	return out, nil
+	return out, len(vec), nil
 }
 
 // report records what a successful scrape dropped in t's status, and logs a change: a WARN

@@ -50,6 +50,27 @@ func (c *collect) deliver(_ context.Context, rs []telemetry.Reading) error {
 	return nil
 }
 
+// gpus is the readings of GPUs of a delivery; own, the target's own (up, …) by metric.
+func gpus(rs []telemetry.Reading) []telemetry.Reading {
+	var out []telemetry.Reading
+	for _, r := range rs {
+		if !r.GPU.IsTarget() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func own(rs []telemetry.Reading) map[string]float64 {
+	out := map[string]float64{}
+	for _, r := range rs {
+		if r.GPU.IsTarget() {
+			out[r.Sample.Metric] = r.Sample.Value
+		}
+	}
+	return out
+}
+
 func (c *collect) n() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,11 +94,15 @@ func TestScrapeReadsDCGMExporter(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 
-	got := c.groups[0]
+	got := gpus(c.groups[0])
 	require.Len(t, got, 4, "the exporter's own series names no GPU")
-	for _, r := range got {
-		assert.Equal(t, got[0].Sample.Time, r.Sample.Time, "one scrape, one timestamp")
+	for _, r := range c.groups[0] {
+		assert.Equal(t, got[0].Sample.Time, r.Sample.Time, "one scrape, one timestamp, the target's own series' too")
 	}
+	targetOwn := own(c.groups[0])
+	assert.Equal(t, 1.0, targetOwn["up"])
+	assert.Equal(t, 5.0, targetOwn["scrape_samples_scraped"], "every sample exposed, the exporter's own too")
+	assert.Positive(t, targetOwn["scrape_duration_seconds"])
 	assert.NotEqual(t, got[0].Sample.Time, c.groups[1][0].Sample.Time)
 	byKey := map[string]telemetry.Reading{}
 	for _, r := range got {
@@ -203,7 +228,7 @@ process_cpu_seconds_total 12
 	require.Eventually(t, func() bool { return c.n() >= 1 }, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	assert.Len(t, c.groups[0], 2)
+	assert.Len(t, gpus(c.groups[0]), 2)
 	tg := sc.Targets()[0]
 	assert.Equal(t, 2, tg.LastSamples)
 	assert.Equal(t, 2, tg.LastDropped, "the exporter's own series and the NaN")

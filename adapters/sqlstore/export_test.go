@@ -48,3 +48,14 @@ func (s *Store) Vacuum(ctx context.Context) error {
 	_, err := s.sqlDB.ExecContext(ctx, `VACUUM`)
 	return err
 }
+
+// ChunkDataBytes is what the chunks' data takes in the database, compressed as stored.
+func (s *Store) ChunkDataBytes(ctx context.Context) (int64, error) {
+	var n int64
+	q := `SELECT coalesce(sum(pg_column_size(data)), 0) FROM chunks`
+	if s.dialect.name == "sqlite" {
+		q = `SELECT coalesce(sum(length(data)), 0) FROM chunks`
+	}
+	err := s.sqlDB.QueryRowContext(ctx, q).Scan(&n)
+	return n, err
+}

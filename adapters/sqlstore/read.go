@@ -32,6 +32,9 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 			args = append(args, c.v)
 		}
 	}
+	if !f.Targets {
+		where = append(where, "g.id_from <> '"+telemetry.IDFromTarget+"'")
+	}
 	from := "gpus g"
 	if f.After != nil || f.Limit > 0 {
 		// The page's GPUs first, by the listing index; then their devices.
@@ -86,10 +89,10 @@ func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GP
 func (s *Store) Hosts(ctx context.Context, f telemetry.HostFilter) ([]telemetry.Host, error) {
 	sqlText := `SELECT g.hostname, count(DISTINCT g.uuid),
 			max((SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id))
-		FROM gpus g`
+		FROM gpus g WHERE g.id_from <> '` + telemetry.IDFromTarget + `'`
 	var args []any
 	if f.After != "" {
-		sqlText += " WHERE g.hostname > ?"
+		sqlText += " AND g.hostname > ?"
 		args = append(args, f.After)
 	}
 	sqlText += " GROUP BY g.hostname ORDER BY g.hostname"
@@ -457,7 +460,7 @@ func (s *Store) Stats(ctx context.Context) (telemetry.Stats, error) {
 		return st, classify(fmt.Errorf("count samples: %w", err))
 	}
 	st.Oldest, st.Newest = oldest.Time, newest.Time
-	err = db.Raw(`SELECT count(DISTINCT uuid), count(DISTINCT hostname) FROM gpus`).Row().Scan(&st.UniqueGPUs, &st.UniqueHosts)
+	err = db.Raw(`SELECT count(DISTINCT uuid), count(DISTINCT hostname) FROM gpus WHERE id_from <> '`+telemetry.IDFromTarget+`'`).Row().Scan(&st.UniqueGPUs, &st.UniqueHosts)
 	if err != nil {
 		return st, classify(fmt.Errorf("count GPUs: %w", err))
 	}

@@ -28,7 +28,32 @@ const (
 	IDFromLowerUUID = "uuid"       // dcgm-exporter 1.x's uuid label
 	IDFromPCIBusID  = "pci_bus_id" // the host (Hostname, hostname or instance) and pci_bus_id
 	IDFromIndex     = "gpu"        // the host and the gpu index
+	// IDFromTarget marks no GPU but a scrape target, whose own series (up,
+	// scrape_duration_seconds, scrape_samples_scraped) the scraper records as Prometheus
+	// does: a device of the store that listings of GPUs leave out.
+	IDFromTarget = "target"
 )
+
+// The series a scraper records of each target, with Prometheus' names and meaning.
+const (
+	MetricUp             = "up"                      // 1 when the scrape succeeded, else 0
+	MetricScrapeDuration = "scrape_duration_seconds" // how long the scrape took
+	MetricScrapeSamples  = "scrape_samples_scraped"  // samples the target exposed
+)
+
+// TargetDevice is the device a scrape target's own series belong to, labelled with the
+// target's labels (instance, job, …) and nothing else.
+func TargetDevice(labels map[string]string) GPU {
+	return GPU{UUID: TargetKey(labels["instance"]), IDFrom: IDFromTarget, Index: -1, Labels: labels}
+}
+
+// TargetKey is the key of the device of the target whose instance label is instance: the
+// series of a GPU scraped from it are stale at the target's first scrape after their last
+// sample, as Prometheus' staleness markers make them.
+func TargetKey(instance string) string { return "target:" + strings.ReplaceAll(instance, "/", "_") }
+
+// IsTarget reports whether g is a scrape target's device rather than a GPU.
+func (g GPU) IsTarget() bool { return g.IDFrom == IDFromTarget }
 
 // FamilyLabels are the labels dcgm-exporter puts on some families only: XID errors carry
 // err_code and err_msg, process fields DCGM_FI_PROCESS_NAME. A device keeps them in its
@@ -74,6 +99,9 @@ func (g GPU) WithFamilyLabelsOf(o GPU) GPU {
 //	DCGM_FI_DRIVER_VERSION   GPU.DriverVersion
 //	container, pod, namespace  the sample's workload
 //	err_code, err_msg, …     GPU.Labels as FAMILY:name (FamilyLabels)
+//
+// A target's own up, scrape_duration_seconds and scrape_samples_scraped (with an instance
+// label and no GPU's) read as its TargetDevice's.
 //
 // Every other label goes to GPU.Labels. Nothing is invented: a series without a host label
 // has no Hostname. A Prometheus that scrapes dcgm-exporter in Kubernetes renames the
@@ -160,12 +188,25 @@ func SeriesReading(labels []Label) (Reading, error) {
 		r.GPU.UUID, r.GPU.IDFrom = "gpu:"+host+":"+strconv.Itoa(r.GPU.Index), IDFromIndex
 	}
 	r.GPU.UUID = strings.ReplaceAll(r.GPU.UUID, "/", "_") // a slash separates a device key's instance
+	if r.GPU.UUID == "" && targetMetrics[r.Sample.Metric] && instance != "" {
+		// A target's own series, as a Prometheus sends them by remote_write.
+		all := make(map[string]string, len(labels))
+		for _, l := range labels {
+			if l.Name != "__name__" && l.Value != "" {
+				all[l.Name] = l.Value
+			}
+		}
+		r = Reading{GPU: TargetDevice(all), Sample: Sample{Metric: r.Sample.Metric}}
+	}
 	r.Sample.GPU = r.GPU.Key()
 	if r.GPU.UUID == "" {
 		return r, ErrNoDevice // with what the labels do say, for a source that knows the GPU otherwise
 	}
 	return r, nil
 }
+
+// targetMetrics are the series of a target itself that the pipeline keeps.
+var targetMetrics = map[string]bool{MetricUp: true, MetricScrapeDuration: true, MetricScrapeSamples: true}
 
 // legacyNames maps dcgm-exporter 1.x's metric names (its 1.x-compatibility-metrics.csv)
 // to the DCGM field names the pipeline reads; dcgm_fi_* names are the fields' own, lowercase.

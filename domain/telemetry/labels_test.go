@@ -100,8 +100,16 @@ func TestSeriesReading(t *testing.T) {
 }
 
 func TestSeriesWithoutGPU(t *testing.T) {
-	_, err := telemetry.SeriesReading(labels("__name__", "up", "instance", "node-1:9100", "job", "node"))
+	_, err := telemetry.SeriesReading(labels("__name__", "node_load1", "instance", "node-1:9100", "job", "node"))
 	assert.ErrorIs(t, err, telemetry.ErrNoDevice)
+	// A target's own up, as a Prometheus sends it: its target's device, no GPU.
+	r, err := telemetry.SeriesReading(labels("__name__", "up", "instance", "node-1:9400", "job", "dcgm"))
+	require.NoError(t, err)
+	assert.True(t, r.GPU.IsTarget())
+	assert.Equal(t, telemetry.TargetKey("node-1:9400"), r.Sample.GPU)
+	assert.ElementsMatch(t, labels("__name__", "up", "instance", "node-1:9400", "job", "dcgm"), telemetry.SeriesLabels(r.GPU, r.Sample))
+	_, err = telemetry.SeriesReading(labels("__name__", "up", "job", "dcgm"))
+	assert.ErrorIs(t, err, telemetry.ErrNoDevice, "a target without an instance")
 	_, err = telemetry.SeriesReading(labels("__name__", "DCGM_FI_DEV_GPU_TEMP", "gpu", "0"))
 	assert.ErrorIs(t, err, telemetry.ErrNoDevice, "an index without a host tells no GPU apart")
 }

@@ -66,6 +66,9 @@ type GPUFilter struct {
 	// NoSpan leaves each device's FirstSeen and LastSeen zero: a listing without a lookup of
 	// the samples, for a reader that finds them anyway.
 	NoSpan bool
+	// Targets lists scrape targets' devices too (GPU.IsTarget), which hold up and the like
+	// and are no GPUs: for PromQL, which answers them.
+	Targets bool
 }
 
 // GPUPosition is where a GPU stands in listings: they are ordered by hostname, then index,
