@@ -39,7 +39,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fleet := dcgmsim.New(readings, dcgmsim.Options{MIG: cfg.MIG, Pods: cfg.Pods, Hosts: cfg.Hosts,
-		TimeSliced: cfg.TimeSliced, BadLine: cfg.BadLine})
+		TimeSliced: cfg.TimeSliced, BadLine: cfg.BadLine, Health: true})
 	host, portText, _ := net.SplitHostPort(cfg.Listen)
 	port, _ := strconv.Atoi(portText)
 

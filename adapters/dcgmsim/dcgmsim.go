@@ -46,6 +46,9 @@ type Options struct {
 	TimeSliced int
 	// BadLine adds to the first host's exposition one line whose value is not a number.
 	BadLine bool
+	// Health adds to every GPU the XID errors and clock throttle reasons series of
+	// dcgm-exporter's default fields, with the planted XIDs and throttling.
+	Health bool
 	// Now is the clock values move by; nil means time.Now.
 	Now func() time.Time
 }
@@ -167,6 +170,9 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 	}
 	// XID errors and throttle reasons, once for each GPU, held by whoever holds it.
 	for uuid, g := range devices {
+		if !opts.Health {
+			break
+		}
 		role := roles[uuid]
 		holder := workload{}
 		if hs := f.holders(role, "", gpuOrder[uuid]); len(hs) == 1 && !role.mig {

@@ -63,7 +63,7 @@ func labels(m *dto.Metric) map[string]string {
 
 func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := dcgmsim.New(fleetOf(2, 4), dcgmsim.Options{MIG: 3, Pods: true, Now: func() time.Time { return now }})
+	f := dcgmsim.New(fleetOf(2, 4), dcgmsim.Options{MIG: 3, Pods: true, Health: true, Now: func() time.Time { return now }})
 	require.Equal(t, []string{"node-0", "node-1"}, f.Hosts())
 	assert.Equal(t, (3+3)*2+4*2, f.Series("node-0"), "the first GPU is 3 MIG instances; each GPU has XID and throttle series")
 
@@ -109,7 +109,7 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 // that is not a number.
 func TestRealFleetQuirks(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 12, 0, 0, time.UTC)
-	f := dcgmsim.New(fleetOf(5, 2), dcgmsim.Options{MIG: 2, Pods: true, TimeSliced: 3, BadLine: true, Now: func() time.Time { return now }})
+	f := dcgmsim.New(fleetOf(5, 2), dcgmsim.Options{MIG: 2, Pods: true, TimeSliced: 3, BadLine: true, Health: true, Now: func() time.Time { return now }})
 	util := func(host string) map[string][]string { // UUID → its pods
 		out := map[string][]string{}
 		for _, m := range scrape(t, f, host)["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
@@ -172,7 +172,7 @@ func TestValuesMoveAndCountersGrow(t *testing.T) {
 }
 
 func TestHostsCopiesTheFleet(t *testing.T) {
-	f := dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 8})
+	f := dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 8, Health: true})
 	require.Len(t, f.Hosts(), 8)
 	assert.Equal(t, []string{"node-0", "node-1", "node-2", "node-0-1", "node-1-1", "node-2-1", "node-0-2", "node-1-2"}, f.Hosts())
 	uuids := map[string]string{}

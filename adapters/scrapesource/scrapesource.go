@@ -6,7 +6,9 @@
 // target is scraped on its own goroutine, at its own offset within the interval: a slow or
 // dead target delays no other. Series get the target's labels (instance, job and file_sd's)
 // as a Prometheus would add them, a clashing label of the exposition being renamed
-// exported_NAME.
+// exported_NAME. A line of an exposition that does not parse costs that line only (parse.go);
+// each scrape also records the target's up, scrape_duration_seconds and
+// scrape_samples_scraped, as Prometheus does.
 package scrapesource
 
 import (

@@ -14,8 +14,9 @@ type Label struct {
 }
 
 // ErrNoDevice marks a series that names no GPU: no UUID or uuid label, nor a pci_bus_id or
-// gpu label with a host to tell it apart (up, node_exporter's series and the like, which a
-// Prometheus forwards along with dcgm-exporter's). Sources drop and count them; they are not
+// gpu label with a host to tell it apart (node_exporter's series and the like, which a
+// Prometheus forwards along with dcgm-exporter's; a target's own up is kept, see
+// TargetDevice). Sources drop and count them; they are not
 // errors of the input.
 var ErrNoDevice = errors.New("series names no GPU (no UUID, uuid, pci_bus_id or gpu label)")
 
