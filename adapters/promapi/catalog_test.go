@@ -71,3 +71,21 @@ func TestCatalogCandidatesByIndexAndByScan(t *testing.T) {
 	require.Empty(t, metrics, "no metric stored by that name")
 	assert.Empty(t, devices)
 }
+
+// A series is stale at its target's first scrape after its last sample; without the
+// target's scrapes, at its device's first sample of the metric after its last.
+func TestStaleAt(t *testing.T) {
+	series := func(pod string, times ...int64) telemetry.Series {
+		s := telemetry.Series{GPU: "GPU-a", Metric: "M", Pod: pod}
+		for _, ts := range times {
+			s.Points = append(s.Points, telemetry.Point{Time: ts})
+		}
+		return s
+	}
+	group := []telemetry.Series{series("old", 10, 20), series("new", 30, 40)}
+	assert.Equal(t, []int64{30, 0}, staleAt(group, nil), "the old pod's series ends at the device's next sample")
+	assert.Equal(t, []int64{25, 45}, staleAt(group, []int64{10, 20, 25, 30, 40, 45}),
+		"each ends at its target's next scrape: a failed one (25) too")
+	assert.Equal(t, []int64{0}, staleAt([]telemetry.Series{series("", 10, 20)}, nil), "nothing tells it ended")
+	assert.Equal(t, []int64{0}, staleAt([]telemetry.Series{series("", 10, 20)}, []int64{10, 20}), "scraped last at its last sample")
+}

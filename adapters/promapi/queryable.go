@@ -113,8 +113,10 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 // by target key, ascending: what ends their series as Prometheus' staleness markers do.
 func (qr *querier) scrapes(ctx context.Context, cat *catalog, devices []*catalogDevice, r telemetry.TimeRange) (map[string][]int64, error) {
 	q := telemetry.SeriesQuery{Range: r, Metrics: []string{telemetry.MetricUp}}
+	seen := map[string]bool{}
 	for _, d := range devices {
-		if d.target != "" && cat.targets[d.target] && !slices.Contains(q.GPUs, d.target) {
+		if d.target != "" && cat.targets[d.target] && !seen[d.target] {
+			seen[d.target] = true
 			q.GPUs = append(q.GPUs, d.target)
 		}
 	}

@@ -57,15 +57,15 @@ type Device struct {
 // compute slices over those of its GPU's instances, and a GPU with instances as 0, since its
 // instances count it.
 func Shares(devices []telemetry.GPU) map[string]float64 {
-	slices := map[string]int{} // by GPU UUID: its instances' slices
+	instanceSlices := map[string]int{} // by GPU UUID: its instances' compute slices
 	for _, d := range devices {
 		if d.Instance != "" {
-			slices[d.UUID] += ComputeSlices(d.InstanceProfile)
+			instanceSlices[d.UUID] += ComputeSlices(d.InstanceProfile)
 		}
 	}
 	out := make(map[string]float64, len(devices))
 	for _, d := range devices {
-		switch total := slices[d.UUID]; {
+		switch total := instanceSlices[d.UUID]; {
 		case d.Instance != "":
 			out[d.Key()] = float64(ComputeSlices(d.InstanceProfile)) / float64(total)
 		case total > 0:
