@@ -99,14 +99,15 @@ func TestTargetWhoseSamplesAreAllDroppedSaysWhy(t *testing.T) {
 
 // A body over the size limit fails the scrape instead of being stored cut at a line.
 func TestOversizedBodyFailsTheScrape(t *testing.T) {
+	const maxBody = 1 << 20
 	line := `DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-1",Hostname="n1"} 41` + "\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		for range (scrapesource.MaxBody / len(line)) + 2 {
+		for range (maxBody / len(line)) + 2 {
 			_, _ = w.Write([]byte(line))
 		}
 	}))
 	defer srv.Close()
-	sc := scrapesource.New(scrapesource.Options{Static: []string{srv.URL}, Interval: time.Second, Timeout: time.Second})
+	sc := scrapesource.New(scrapesource.Options{Static: []string{srv.URL}, Interval: 5 * time.Second, MaxBody: maxBody})
 	var c collect
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -49,6 +49,9 @@ type Options struct {
 	Interval time.Duration // 0 means 15s
 	Timeout  time.Duration // per scrape; 0 means 10s, at most Interval
 	Job      string        // the job label; "" means dcgm-exporter
+	// MaxBody bounds one scrape's body, as Prometheus' body_size_limit: a larger one fails
+	// the scrape. 0 means 64 MiB (dcgm-exporter serves some 100 kB for 8 GPUs).
+	MaxBody int
 
 	// Keep selects this streamer's targets by URL; nil keeps all.
 	Keep func(url string) bool
@@ -58,8 +61,8 @@ type Options struct {
 	Logger   *slog.Logger  // nil discards
 }
 
-// maxBody bounds one scrape's body: dcgm-exporter serves some 100 kB for 8 GPUs.
-const maxBody = 64 << 20
+// defaultMaxBody is Options.MaxBody's default.
+const defaultMaxBody = 64 << 20
 
 // Scraper scrapes its targets until its Run ends.
 type Scraper struct {
@@ -95,6 +98,9 @@ func New(opts Options) *Scraper {
 	opts.Timeout = min(opts.Timeout, opts.Interval)
 	if opts.Job == "" {
 		opts.Job = "dcgm-exporter"
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = defaultMaxBody
 	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{}
@@ -414,12 +420,12 @@ func (s *Scraper) scrape(ctx context.Context, t *target, start time.Time) ([]tel
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("server returned HTTP status %s", resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(s.opts.MaxBody)+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read the body: %w", err)
 	}
-	if len(body) > maxBody {
-		return nil, 0, fmt.Errorf("body exceeds %d MiB: not stored, rather than stored in part", maxBody>>20)
+	if len(body) > s.opts.MaxBody {
+		return nil, 0, fmt.Errorf("body exceeds %d bytes: not stored, rather than stored in part", s.opts.MaxBody)
 	}
 	format := expfmt.ResponseFormat(resp.Header)
 	if format == expfmt.FmtUnknown {

@@ -1,4 +1,0 @@
-package scrapesource
-
-// MaxBody is maxBody, for the tests.
-const MaxBody = maxBody
