@@ -263,3 +263,30 @@ remote_write:
 		assert.Equal(t, 2.0, value(base, `count(up)`), base)
 	}
 }
+
+// One sample stamped 2262 on a live GPU is refused and counted: the GPU's latest value and
+// the store's newest sample stay in the present.
+func TestASampleFromTheFutureIsRefused(t *testing.T) {
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--remote-write")
+	now := time.Now().Truncate(time.Millisecond)
+	for _, at := range []time.Time{now, time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC)} {
+		status, _ := call(t, http.DefaultClient, "POST", p.base+"/api/v1/write", "", remoteWriteBody(t, "GPU-future", at), remoteWriteHeader)
+		require.Equal(t, http.StatusNoContent, status)
+	}
+	metrics := scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")) // counted before the requests were answered
+	assert.Equal(t, 1.0, value(t, metrics, "telemetry_live_samples_future_total"))
+	assert.Equal(t, 1.0, value(t, metrics, "telemetry_samples_published_total", "source", "live"), "the present sample only")
+	p.waitForSamples(t, 1)
+	var latest httpapi.LatestList
+	require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/GPU-future/latest", &latest))
+	require.Len(t, latest.Data, 1)
+	assert.True(t, latest.Data[0].Timestamp.Equal(now), "latest %s", latest.Data[0].Timestamp)
+	var st struct {
+		Total  int64     `json:"total_records"`
+		Newest time.Time `json:"newest_sample"`
+	}
+	require.Equal(t, http.StatusOK, p.get(t, "/api/v1/stats", &st))
+	assert.EqualValues(t, 1, st.Total)
+	assert.True(t, st.Newest.Equal(now), "newest %s", st.Newest)
+	assert.Contains(t, p.logs.String(), "samples stamped ahead of the clock refused")
+}

@@ -48,6 +48,11 @@ func (w *wiring) metricFamilies() []promexport.Family {
 				emit(float64(w.live.Stats().Samples), "live")
 			}
 		}),
+		counter("telemetry_live_samples_future_total", "Samples of scrapes and remote_write refused as stamped more than --future-tolerance ahead of the clock (CSV rows count under telemetry_source_rejected_rows_total, reason future).", nil, func(emit func(float64, ...string)) {
+			if w.live != nil {
+				emit(float64(w.live.Stats().Future))
+			}
+		}),
 		counter("telemetry_batches_published_total", "Batches handed to the queue, by source.", source, func(emit func(float64, ...string)) {
 			if w.csv != nil {
 				emit(float64(w.csv.Stats().Batches), "csv")

@@ -276,7 +276,7 @@ func (w *wiring) liveFeed() (*stream.Live, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.live = stream.NewLive(pub, w.cfg.BatchSize, w.log.With("component", "live"))
+		w.live = stream.NewLive(pub, w.cfg.BatchSize, w.cfg.FutureTolerance, w.log.With("component", "live"))
 	}
 	return w.live, nil
 }
@@ -362,7 +362,8 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 
 // csvStreamer streams the CSV file, or the bundled sample.
 func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, error) {
-	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", Logger: log, Keep: w.cfg.Shard.Owns}
+	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", FutureTolerance: w.cfg.FutureTolerance,
+		Logger: log, Keep: w.cfg.Shard.Owns}
 	src := csvsource.Bytes(bundledCSVName, bundledCSV, opts)
 	if w.cfg.CSV != "" {
 		src = csvsource.File(w.cfg.CSV, opts)

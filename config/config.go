@@ -84,6 +84,9 @@ type Config struct {
 	// PromQLSubqueryStep is the step of a PromQL subquery written without one ([10m:]).
 	PromQLSubqueryStep time.Duration
 
+	// FutureTolerance is how far ahead of the clock a sample's own time may be.
+	FutureTolerance time.Duration
+
 	WebConfigFile string // "" serves plain HTTP without authentication
 
 	CollectorWorkers int
@@ -138,6 +141,7 @@ var settings = []setting{
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
+	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
 	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
@@ -266,6 +270,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		RedisMinReplicas:   v.GetInt("redis-min-replicas"),
 		QueueUI:            v.GetBool("queue-ui"),
 		PromQLSubqueryStep: duration("promql-subquery-step"),
+		FutureTolerance:    duration("future-tolerance"),
 		WebConfigFile:      v.GetString("web-config-file"),
 		HealthCheck:        v.GetBool("health-check"),
 
@@ -451,6 +456,9 @@ func (c Config) validate() []error {
 	}
 	if c.PromQLSubqueryStep <= 0 {
 		bad("promql-subquery-step", "must be positive")
+	}
+	if c.FutureTolerance <= 0 {
+		bad("future-tolerance", "must be positive")
 	}
 	if c.QueueName == "" {
 		bad("queue-name", "is empty")

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
@@ -28,6 +29,11 @@ type Options struct {
 	// KeepTimestamps parses the timestamp column and makes it required. When false the
 	// column is ignored, since the streamer stamps samples with the time it processes them.
 	KeepTimestamps bool
+	// FutureTolerance, with KeepTimestamps, rejects rows stamped more than this ahead of
+	// the clock (reason future); 0 means telemetry.DefaultFutureTolerance.
+	FutureTolerance time.Duration
+	// Now is the clock rows are checked against; nil means time.Now.
+	Now func() time.Time
 
 	// MaxLoggedRejects caps how many rejected rows are logged one by one in each pass; the
 	// rest are only counted. 0 means 100.
@@ -150,6 +156,14 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 		return stats, err
 	}
 	p := newParser(cols, s.opts.KeepTimestamps)
+	now, tolerance := s.opts.Now, s.opts.FutureTolerance
+	if now == nil {
+		now = time.Now
+	}
+	if tolerance <= 0 {
+		tolerance = telemetry.DefaultFutureTolerance
+	}
+	var clock time.Time
 	maxLogged := s.opts.MaxLoggedRejects
 	if maxLogged == 0 {
 		maxLogged = 100
@@ -166,8 +180,11 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 
 	var fields []field
 	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return stats, ctx.Err()
+		if n%4096 == 0 {
+			if ctx.Err() != nil {
+				return stats, ctx.Err()
+			}
+			clock = now() // read now and then: a row's check is on the hot path
 		}
 		line, err := lines.next()
 		switch {
@@ -192,6 +209,9 @@ func (s *Source) scan(ctx context.Context, yield func(telemetry.Reading) error) 
 			continue
 		}
 		reading, err := p.parse(fields)
+		if err == nil && s.opts.KeepTimestamps {
+			err = telemetry.CheckNotFuture(reading.Sample.Time, clock, tolerance)
+		}
 		switch {
 		case errors.Is(err, errBlank):
 			stats.Blank++

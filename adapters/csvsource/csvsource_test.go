@@ -383,3 +383,23 @@ func FuzzScan(f *testing.F) {
 		require.Equal(t, stats.Rows, yielded+stats.Rejected+stats.Blank, "%+v, %d yielded", stats, yielded)
 	})
 }
+
+// With the file's own timestamps, a row stamped too far ahead of the clock is rejected and
+// counted as such; a clock a little ahead is let through.
+func TestRowsFromTheFutureRejected(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	doc := "timestamp,metric_name,uuid,value\n" +
+		"2026-12-06T11:59:00Z,M,GPU-1,1\n" +
+		"2262-04-11T23:47:16Z,M,GPU-1,2\n" +
+		"2026-12-06T12:05:00Z,M,GPU-1,3\n" +
+		"2026-12-06T12:11:00Z,M,GPU-1,4\n"
+	opts := csvsource.Options{KeepTimestamps: true, Now: func() time.Time { return now }}
+	readings, stats := scanAll(t, csvsource.Bytes("doc", []byte(doc), opts))
+	require.Len(t, readings, 2)
+	assert.Equal(t, []float64{1, 3}, []float64{readings[0].Sample.Value, readings[1].Sample.Value})
+	assert.Equal(t, telemetry.ScanStats{Rows: 4, Rejected: 2, RejectedBy: map[string]int64{"future": 2}}, stats)
+
+	opts.KeepTimestamps = false // the streamer stamps the rows anew: nothing to check
+	readings, _ = scanAll(t, csvsource.Bytes("doc", []byte(doc), opts))
+	assert.Len(t, readings, 4)
+}

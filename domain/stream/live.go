@@ -20,10 +20,13 @@ type Live struct {
 	pub       ports.Publisher
 	batchSize int
 	log       *slog.Logger
+	future    time.Duration    // how far ahead of the clock a sample may be
+	now       func() time.Time // the clock
 
-	mu      sync.Mutex
-	stats   LiveStats
-	lastLog time.Time
+	mu            sync.Mutex
+	stats         LiveStats
+	lastLog       time.Time
+	lastFutureLog time.Time
 }
 
 // LiveStats counts what Live published.
@@ -31,11 +34,16 @@ type LiveStats struct {
 	Groups  int64 // scrapes or requests published whole
 	Samples int64 // samples published
 	Batches int64 // batches published
+	Future  int64 // samples refused as stamped too far ahead of the clock
 }
 
-// NewLive returns a Live publishing batches of at most batchSize samples.
-func NewLive(pub ports.Publisher, batchSize int, log *slog.Logger) *Live {
-	return &Live{pub: pub, batchSize: max(batchSize, 1), log: log, lastLog: time.Now()}
+// NewLive returns a Live publishing batches of at most batchSize samples, refusing samples
+// stamped more than future (telemetry.DefaultFutureTolerance when 0) ahead of the clock.
+func NewLive(pub ports.Publisher, batchSize int, future time.Duration, log *slog.Logger) *Live {
+	if future <= 0 {
+		future = telemetry.DefaultFutureTolerance
+	}
+	return &Live{pub: pub, batchSize: max(batchSize, 1), log: log, lastLog: time.Now(), future: future, now: time.Now}
 }
 
 // finishTimeout is how long a group's remaining batches may take once ctx has ended.
@@ -48,6 +56,7 @@ const finishTimeout = 10 * time.Second
 // been accepted already, which is harmless: publishing the group again stores each sample
 // once.
 func (l *Live) Publish(ctx context.Context, readings []telemetry.Reading) error {
+	readings = l.dropFuture(ctx, readings)
 	var samples, batches int64
 	pubCtx := ctx
 	for start := 0; start < len(readings); start += l.batchSize {
@@ -67,6 +76,52 @@ func (l *Live) Publish(ctx context.Context, readings []telemetry.Reading) error 
 	}
 	l.count(ctx, samples, batches)
 	return nil
+}
+
+// dropFuture leaves out, counts and logs (the first of each minute) the readings stamped
+// too far ahead of the clock. The usual group has none and is returned as it is.
+func (l *Live) dropFuture(ctx context.Context, readings []telemetry.Reading) []telemetry.Reading {
+	now := l.now()
+	first := -1
+	for i := range readings {
+		if telemetry.CheckNotFuture(readings[i].Sample.Time, now, l.future) != nil {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return readings
+	}
+	kept := readings[:first:first] // a copy from the first: the caller's slice stays as it was
+	var dropped int64
+	for _, r := range readings[first:] {
+		if err := telemetry.CheckNotFuture(r.Sample.Time, now, l.future); err != nil {
+			if dropped == 0 {
+				l.warnFuture(ctx, r, err)
+			}
+			dropped++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	l.mu.Lock()
+	l.stats.Future += dropped
+	l.mu.Unlock()
+	return kept
+}
+
+// warnFuture logs a sample refused as from the future, once a minute at most.
+func (l *Live) warnFuture(ctx context.Context, r telemetry.Reading, err error) {
+	l.mu.Lock()
+	due := time.Since(l.lastFutureLog) >= time.Minute
+	if due {
+		l.lastFutureLog = time.Now()
+	}
+	l.mu.Unlock()
+	if due {
+		l.log.WarnContext(ctx, "samples stamped ahead of the clock refused (logged once a minute)", "gpu", r.Sample.GPU,
+			"metric", r.Sample.Metric, "err", err)
+	}
 }
 
 // Run publishes what src delivers until ctx ends.

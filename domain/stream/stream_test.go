@@ -302,7 +302,7 @@ func TestBatchIDFollowsContent(t *testing.T) {
 // the very same batches, which collectors store once.
 func TestLiveRepublishingMakesTheSameBatches(t *testing.T) {
 	topic := newTopic()
-	live := stream.NewLive(topic, 7, slog.New(slog.DiscardHandler))
+	live := stream.NewLive(topic, 7, 0, slog.New(slog.DiscardHandler))
 	group := readings(5, 4) // 20 readings: batches of 7, 7 and 6
 	require.NoError(t, live.Publish(context.Background(), group))
 	require.NoError(t, live.Publish(context.Background(), group))
@@ -339,9 +339,34 @@ func (c *cancelAfterFirst) Publish(ctx context.Context, b telemetry.Batch) error
 func TestLiveFinishesAGroupItStarted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pub := &cancelAfterFirst{cancel: cancel}
-	live := stream.NewLive(pub, 7, slog.New(slog.DiscardHandler))
+	live := stream.NewLive(pub, 7, 0, slog.New(slog.DiscardHandler))
 	require.NoError(t, live.Publish(ctx, readings(5, 4)))
 	assert.Len(t, pub.got, 3, "every batch of the group")
 	assert.Error(t, live.Publish(ctx, readings(5, 4)), "a group not started when ctx ended is not")
 	assert.Len(t, pub.got, 3)
+}
+
+// A sample stamped far ahead of the clock (a sender's year 2262) is refused and counted;
+// the rest of its group is published, and the caller's readings are left as they were.
+func TestLiveRefusesSamplesFromTheFuture(t *testing.T) {
+	topic := newTopic()
+	live := stream.NewLive(topic, 100, time.Minute, slog.New(slog.DiscardHandler))
+	group := readings(4, 1)
+	for i := range group {
+		group[i].Sample.Time = time.Now()
+	}
+	group[1].Sample.Time = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+	group[3].Sample.Time = time.Now().Add(2 * time.Minute)
+	group[2].Sample.Time = time.Now().Add(30 * time.Second) // a clock a little ahead: within the tolerance
+	require.NoError(t, live.Publish(context.Background(), group))
+	batches := drain(t, topic)
+	require.Len(t, batches, 1)
+	var gpus []string
+	for _, s := range batches[0].Samples {
+		gpus = append(gpus, s.GPU)
+	}
+	assert.Equal(t, []string{"GPU-000", "GPU-002"}, gpus)
+	assert.Equal(t, stream.LiveStats{Groups: 1, Samples: 2, Batches: 1, Future: 2}, live.Stats())
+	assert.Equal(t, 2262, group[1].Sample.Time.Year(), "the caller's readings untouched")
+	assert.Equal(t, "GPU-001", group[1].Sample.GPU)
 }

@@ -38,6 +38,21 @@ func CheckTime(t time.Time) error {
 	return nil
 }
 
+// DefaultFutureTolerance is how far ahead of the clock a sample's time may be: a sender's
+// clock off by a few minutes is let through, a sample of 2262 is not.
+const DefaultFutureTolerance = 10 * time.Minute
+
+// CheckNotFuture returns an error matching ErrInvalid, naming the field future, for a time
+// later than now plus tolerance: such a sample would stand as a device's latest until then,
+// and the store's newest. Sources check the times they keep (a scrape's, a remote_write
+// sender's, a CSV's with --timestamps=csv), not those the streamer stamps.
+func CheckNotFuture(t, now time.Time, tolerance time.Duration) error {
+	if limit := now.Add(tolerance); t.After(limit) {
+		return Invalid("future", "%s is more than %s ahead of the clock (%s)", t.UTC().Format(time.RFC3339), tolerance, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // CheckText returns an error matching ErrInvalid, naming field, unless s is valid UTF-8
 // without control characters and at most limit bytes long.
 func CheckText(field, s string, limit int) error {
