@@ -362,6 +362,7 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 		"/prometheus/api/v1/series":                                                                 "no match[] parameter provided",
 		"/prometheus/api/v1/series?match[]=" + url.QueryEscape("{"):                                 "parse error",
 		"/prometheus/api/v1/query?query=" + url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP[5m]`) + "&time=x": `invalid parameter "time"`,
+		"/prometheus/api/v1/query?query=" + strings.Repeat("1%2B", 10000) + "1":                     "the query is 20001 bytes long, more than the 16384",
 	} {
 		var body struct{ Status, ErrorType, Error string }
 		assert.Equal(t, http.StatusBadRequest, p.get(t, path, &body), path)

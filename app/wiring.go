@@ -502,7 +502,8 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	opts := httpapi.Options{Query: query.New(store, store, store), Fleet: query.NewFleet(store, store), Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
-			SubqueryStep: w.cfg.PromQLSubqueryStep, Logger: w.log.With("component", "promql")}),
+			SubqueryStep: w.cfg.PromQLSubqueryStep, MaxConcurrency: w.cfg.PromQLMaxConcurrency,
+			MaxQueryLength: w.cfg.PromQLMaxQueryLength, Logger: w.log.With("component", "promql")}),
 	}
 	if w.cfg.QueueUI {
 		q, err := w.redisQueue()

@@ -87,6 +87,10 @@ type Config struct {
 	// FutureTolerance is how far ahead of the clock a sample's own time may be.
 	FutureTolerance time.Duration
 
+	// PromQL API limits: queries evaluated at once (0: one per core) and the longest query.
+	PromQLMaxConcurrency int
+	PromQLMaxQueryLength int
+
 	WebConfigFile string // "" serves plain HTTP without authentication
 
 	CollectorWorkers int
@@ -142,6 +146,8 @@ var settings = []setting{
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
 	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
+	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = one per core"},
+	{"promql-max-query-length", 16384, "the longest PromQL query accepted, in bytes (as VictoriaMetrics' -search.maxQueryLen); a longer one gets 400"},
 	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
@@ -261,18 +267,20 @@ func fromViper(v *viper.Viper) (Config, error) {
 		QueueCapacity:    v.GetInt("queue-capacity"),
 		CompactInterval:  duration("compact-interval"),
 
-		RetentionInterval:  duration("retention-interval"),
-		ShutdownTimeout:    duration("shutdown-timeout"),
-		LogFormat:          strings.ToLower(v.GetString("log-format")),
-		RedisURL:           v.GetString("redis-url"),
-		QueueName:          v.GetString("queue-name"),
-		MaxBacklog:         v.GetInt("max-backlog"),
-		RedisMinReplicas:   v.GetInt("redis-min-replicas"),
-		QueueUI:            v.GetBool("queue-ui"),
-		PromQLSubqueryStep: duration("promql-subquery-step"),
-		FutureTolerance:    duration("future-tolerance"),
-		WebConfigFile:      v.GetString("web-config-file"),
-		HealthCheck:        v.GetBool("health-check"),
+		RetentionInterval:    duration("retention-interval"),
+		ShutdownTimeout:      duration("shutdown-timeout"),
+		LogFormat:            strings.ToLower(v.GetString("log-format")),
+		RedisURL:             v.GetString("redis-url"),
+		QueueName:            v.GetString("queue-name"),
+		MaxBacklog:           v.GetInt("max-backlog"),
+		RedisMinReplicas:     v.GetInt("redis-min-replicas"),
+		QueueUI:              v.GetBool("queue-ui"),
+		PromQLSubqueryStep:   duration("promql-subquery-step"),
+		FutureTolerance:      duration("future-tolerance"),
+		PromQLMaxConcurrency: v.GetInt("promql-max-concurrency"),
+		PromQLMaxQueryLength: v.GetInt("promql-max-query-length"),
+		WebConfigFile:        v.GetString("web-config-file"),
+		HealthCheck:          v.GetBool("health-check"),
 
 		ScrapeTargets:      list(v.GetString("scrape-targets")),
 		ScrapeTargetsFile:  v.GetString("scrape-targets-file"),
@@ -459,6 +467,12 @@ func (c Config) validate() []error {
 	}
 	if c.FutureTolerance <= 0 {
 		bad("future-tolerance", "must be positive")
+	}
+	if c.PromQLMaxConcurrency < 0 {
+		bad("promql-max-concurrency", "must not be negative")
+	}
+	if c.PromQLMaxQueryLength <= 0 {
+		bad("promql-max-query-length", "must be positive")
 	}
 	if c.QueueName == "" {
 		bad("queue-name", "is empty")

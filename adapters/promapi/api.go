@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -33,7 +34,17 @@ type Options struct {
 	// SubqueryStep is the step of a subquery written without one, x[10m:]; 0 means 1
 	// minute, Prometheus' default evaluation interval.
 	SubqueryStep time.Duration
-	Logger       *slog.Logger
+	// MaxConcurrency bounds the requests evaluated at once, as Prometheus'
+	// --query.max-concurrency; the others wait QueueWait at most, then get 503. 0 means one
+	// per core: evaluation takes a core, and more at once only take memory and the latency
+	// of every other request.
+	MaxConcurrency int
+	// QueueWait is how long a request waits for its turn; 0 means 10 seconds.
+	QueueWait time.Duration
+	// MaxQueryLength bounds a query's text in bytes, as VictoriaMetrics' -search.maxQueryLen;
+	// parsing, which no timeout stops, then takes milliseconds at most. 0 means 16 KiB.
+	MaxQueryLength int
+	Logger         *slog.Logger
 }
 
 // API is the handler of Prometheus' /api/v1 query routes.
@@ -41,6 +52,7 @@ type API struct {
 	opts   Options
 	engine *promql.Engine
 	mux    *http.ServeMux
+	slots  chan struct{} // a request being evaluated holds one
 }
 
 // maxSamples bounds the samples one query holds in memory at once, as Prometheus'
@@ -59,10 +71,19 @@ func New(opts Options) *API {
 	if opts.SubqueryStep <= 0 {
 		opts.SubqueryStep = time.Minute
 	}
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if opts.QueueWait <= 0 {
+		opts.QueueWait = 10 * time.Second
+	}
+	if opts.MaxQueryLength <= 0 {
+		opts.MaxQueryLength = 16 << 10
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{opts: opts, mux: http.NewServeMux()}
+	a := &API{opts: opts, mux: http.NewServeMux(), slots: make(chan struct{}, opts.MaxConcurrency)}
 	a.engine = promql.NewEngine(promql.EngineOpts{
 		Logger: opts.Logger, MaxSamples: maxSamples, Timeout: opts.Timeout, LookbackDelta: opts.LookbackDelta,
 		EnableAtModifier: true, EnableNegativeOffset: true,
@@ -85,7 +106,18 @@ func New(opts Options) *API {
 				writeError(w, errorf(errBadData, "cannot read the form: %v", err))
 				return
 			}
+			if q := r.FormValue("query"); len(q) > a.opts.MaxQueryLength {
+				writeError(w, errorf(errBadData, "the query is %d bytes long, more than the %d the API takes", len(q), a.opts.MaxQueryLength))
+				return
+			}
+			release, err := a.admit(r.Context())
+			if err != nil {
+				w.Header().Set("Retry-After", "5")
+				writeError(w, err)
+				return
+			}
 			data, err := a.handle(h, r)
+			release()
 			if err != nil {
 				writeError(w, err)
 				return
@@ -101,6 +133,28 @@ func New(opts Options) *API {
 		writeError(w, &apiError{typ: errNotFound, err: fmt.Errorf("no route %s: the query API serves /api/v1/query, query_range, series, labels and label/{name}/values", r.URL.Path)})
 	})
 	return a
+}
+
+// admit waits for one of the slots of MaxConcurrency, QueueWait at most, and returns what
+// frees it; unavailable (503, which Grafana retries) when none comes in time, canceled
+// when the client leaves first.
+func (a *API) admit(ctx context.Context) (func(), error) {
+	release := func() { <-a.slots }
+	select {
+	case a.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	timer := time.NewTimer(a.opts.QueueWait)
+	defer timer.Stop()
+	select {
+	case a.slots <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, errorf(errUnavailable, "%d queries are running, the most at once (--promql-max-concurrency), and none ended within %s", cap(a.slots), a.opts.QueueWait)
+	case <-ctx.Done():
+		return nil, &apiError{typ: errCanceled, err: ctx.Err()}
+	}
 }
 
 // handle runs h, turning a panic in it — the engine's preparation of a query runs outside
