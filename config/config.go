@@ -87,7 +87,7 @@ type Config struct {
 	// FutureTolerance is how far ahead of the clock a sample's own time may be.
 	FutureTolerance time.Duration
 
-	// PromQL API limits: queries evaluated at once (0: one per core) and the longest query.
+	// PromQL API limits: queries evaluated at once (0: two per core) and the longest query.
 	PromQLMaxConcurrency int
 	PromQLMaxQueryLength int
 
@@ -146,7 +146,7 @@ var settings = []setting{
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
 	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
-	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = one per core"},
+	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = two per core"},
 	{"promql-max-query-length", 16384, "the longest PromQL query accepted, in bytes (as VictoriaMetrics' -search.maxQueryLen); a longer one gets 400"},
 	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},

@@ -35,9 +35,9 @@ type Options struct {
 	// minute, Prometheus' default evaluation interval.
 	SubqueryStep time.Duration
 	// MaxConcurrency bounds the requests evaluated at once, as Prometheus'
-	// --query.max-concurrency; the others wait QueueWait at most, then get 503. 0 means one
-	// per core: evaluation takes a core, and more at once only take memory and the latency
-	// of every other request.
+	// --query.max-concurrency; the others wait QueueWait at most, then get 503. 0 means two
+	// per core: a request evaluating takes a core, one reading from the database waits on
+	// it, and more at once would only take memory and the latency of every other request.
 	MaxConcurrency int
 	// QueueWait is how long a request waits for its turn; 0 means 10 seconds.
 	QueueWait time.Duration
@@ -72,7 +72,7 @@ func New(opts Options) *API {
 		opts.SubqueryStep = time.Minute
 	}
 	if opts.MaxConcurrency <= 0 {
-		opts.MaxConcurrency = runtime.GOMAXPROCS(0)
+		opts.MaxConcurrency = 2 * runtime.GOMAXPROCS(0)
 	}
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 10 * time.Second
