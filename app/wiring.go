@@ -304,7 +304,8 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 		if err != nil {
 			return opts, err
 		}
-		w.rw = remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout, Logger: w.log.With("component", "remote_write")})
+		w.rw = remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout,
+			MaxConcurrent: w.cfg.RemoteWriteMaxConcurrency, Logger: w.log.With("component", "remote_write")})
 		opts.RemoteWrite = w.rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
 	}

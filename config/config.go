@@ -73,6 +73,8 @@ type Config struct {
 	ScrapeJob          string
 	RemoteWrite        bool
 	RemoteWriteTimeout time.Duration
+	// RemoteWriteMaxConcurrency bounds the requests received at once; 0: two per core.
+	RemoteWriteMaxConcurrency int
 
 	RedisURL   string // "" uses the in-process queue (mode all only)
 	QueueName  string
@@ -140,6 +142,7 @@ var settings = []setting{
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
 	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
+	{"remote-write-max-concurrency", 0, "remote_write requests received at once (as VictoriaMetrics' -maxConcurrentInserts), each holding its samples in memory; the others wait within --remote-write-timeout, then get 503, which Prometheus retries; 0 = two per core"},
 	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, redis-sentinel://[:password@]host:26379,host:26379/mymaster/0 (the primary a Sentinel set names), redis-cluster://[:password@]host:6379,host:6379; rediss, rediss-sentinel, rediss-cluster for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
 	{"redis-min-replicas", 0, "replicas that must hold a batch before a publish counts as done (Redis WAIT): 1 with Sentinel keeps what was published through a failover; not for a cluster"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
@@ -282,14 +285,15 @@ func fromViper(v *viper.Viper) (Config, error) {
 		WebConfigFile:        v.GetString("web-config-file"),
 		HealthCheck:          v.GetBool("health-check"),
 
-		ScrapeTargets:      list(v.GetString("scrape-targets")),
-		ScrapeTargetsFile:  v.GetString("scrape-targets-file"),
-		ScrapeDNS:          list(v.GetString("scrape-dns")),
-		ScrapeInterval:     duration("scrape-interval"),
-		ScrapeTimeout:      duration("scrape-timeout"),
-		ScrapeJob:          v.GetString("scrape-job"),
-		RemoteWrite:        v.GetBool("remote-write"),
-		RemoteWriteTimeout: duration("remote-write-timeout"),
+		ScrapeTargets:             list(v.GetString("scrape-targets")),
+		ScrapeTargetsFile:         v.GetString("scrape-targets-file"),
+		ScrapeDNS:                 list(v.GetString("scrape-dns")),
+		ScrapeInterval:            duration("scrape-interval"),
+		ScrapeTimeout:             duration("scrape-timeout"),
+		ScrapeJob:                 v.GetString("scrape-job"),
+		RemoteWrite:               v.GetBool("remote-write"),
+		RemoteWriteTimeout:        duration("remote-write-timeout"),
+		RemoteWriteMaxConcurrency: v.GetInt("remote-write-max-concurrency"),
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
@@ -467,6 +471,9 @@ func (c Config) validate() []error {
 	}
 	if c.FutureTolerance <= 0 {
 		bad("future-tolerance", "must be positive")
+	}
+	if c.RemoteWriteMaxConcurrency < 0 {
+		bad("remote-write-max-concurrency", "must not be negative")
 	}
 	if c.PromQLMaxConcurrency < 0 {
 		bad("promql-max-concurrency", "must not be negative")

@@ -41,7 +41,7 @@ func writeError(c *gin.Context, err error) {
 	case errors.Is(err, telemetry.ErrUnsupported):
 		status, code, msg = http.StatusUnsupportedMediaType, "unsupported", err.Error()
 	case errors.Is(err, errQueueUnavailable):
-		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the queue did not accept the samples in time, retry later"
+		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the samples were not taken in time (the queue full, or too many requests at once), retry later"
 		c.Header("Retry-After", "1")
 	case errors.Is(err, telemetry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		status, code, msg = http.StatusServiceUnavailable, "unavailable", "the database is unavailable, try again later"

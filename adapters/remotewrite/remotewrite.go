@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -39,6 +40,12 @@ type Options struct {
 	// MaxBytes bounds a request body, compressed and decompressed. 0 means 32 MiB.
 	MaxBytes int
 
+	// MaxConcurrent bounds the requests decoded at once, as VictoriaMetrics'
+	// -maxConcurrentInserts: each holds its body and readings in memory, so that many at
+	// once would take gigabytes. The others wait within Timeout, then are answered 503, which
+	// Prometheus retries (a 429 it drops unless told otherwise). 0 means two per core.
+	MaxConcurrent int
+
 	// Logger receives the first request refused for each reason, then a line a minute at
 	// most counting those refused since. Nil discards.
 	Logger *slog.Logger
@@ -48,8 +55,9 @@ type Options struct {
 type Receiver struct {
 	opts Options
 
-	dec  decoder
-	bufs sync.Pool // of *buffers
+	dec   decoder
+	bufs  sync.Pool     // of *buffers
+	slots chan struct{} // a request being received holds one
 
 	mu       sync.Mutex
 	stats    Stats
@@ -86,10 +94,13 @@ func New(opts Options) *Receiver {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 32 << 20
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{opts: opts, started: time.Now()}
+	return &Receiver{opts: opts, started: time.Now(), slots: make(chan struct{}, opts.MaxConcurrent)}
 }
 
 // Stats returns the counts so far.
@@ -105,6 +116,19 @@ func (r *Receiver) Stats() Stats {
 // telemetry.ErrUnavailable when the queue did not accept the samples in time (the sender
 // retries).
 func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
+	// One deadline for the turn and the queue: the sender's own timeout (30 s in
+	// Prometheus) should not pass first.
+	deadline, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-deadline.Done():
+		r.add(Stats{Unavailable: 1})
+		r.logRefusal(ctx, "remote_write request not received (503): too many at once (--remote-write-max-concurrency); the sender retries it",
+			"receiving", cap(r.slots))
+		return fmt.Errorf("%w: %d requests are being received at once, the most allowed", telemetry.ErrUnavailable, cap(r.slots))
+	}
 	buf, _ := r.bufs.Get().(*buffers)
 	if buf == nil {
 		buf = new(buffers)
@@ -127,9 +151,7 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 		}
 	}
 	r.warnIfAllDropped(ctx, gpus, counts)
-	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
-	defer cancel()
-	if err := r.opts.Publish(pctx, readings); err != nil {
+	if err := r.opts.Publish(deadline, readings); err != nil {
 		r.add(Stats{Unavailable: 1})
 		r.logRefusal(ctx, "remote_write request not queued (503): the sender retries it", "samples", len(readings), "err", err)
 		return fmt.Errorf("%w: the queue did not accept the samples: %w", telemetry.ErrUnavailable, err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/value"
@@ -105,4 +106,32 @@ func TestMalformedRequestsLoggedOnce(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(logs.String(), "refused as malformed"), logs.String())
 	assert.Contains(t, logs.String(), "is not snappy-compressed")
 	assert.EqualValues(t, 5, r.Stats().Malformed)
+}
+
+// Requests beyond MaxConcurrent wait for a turn within the timeout, then are unavailable
+// (503, which Prometheus retries), counted; a turn freed in time lets the next one in.
+func TestConcurrentRequestsAreBounded(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	r := remotewrite.New(remotewrite.Options{MaxConcurrent: 1, Timeout: 200 * time.Millisecond,
+		Publish: func(context.Context, []telemetry.Reading) error {
+			entered <- struct{}{}
+			<-release // a slow request, holding its turn past the others' timeout
+			return nil
+		}})
+	body := func() *http.Request {
+		return request(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			series("DCGM_FI_DEV_GPU_UTIL", []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}}, "UUID", "GPU-a")}})
+	}
+	first := make(chan error, 1)
+	go func() { first <- r.Write(context.Background(), body()) }()
+	<-entered // the first holds the only turn
+	err := r.Write(context.Background(), body())
+	assert.ErrorIs(t, err, telemetry.ErrUnavailable)
+	assert.ErrorContains(t, err, "1 requests are being received at once")
+	assert.EqualValues(t, 1, r.Stats().Unavailable)
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, r.Write(context.Background(), body()), "the turn freed")
+	assert.Len(t, entered, 1, "the refused request never reached the queue")
 }
