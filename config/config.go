@@ -446,6 +446,36 @@ func (c Config) validate() []error {
 	bad := func(key, format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
 	}
+	// Numbers with a least value: durations and counts that must be positive (1) or not
+	// negative (0).
+	for _, n := range []struct {
+		key          string
+		value, least int64
+	}{
+		{"redis-min-replicas", int64(c.RedisMinReplicas), 0},
+		{"promql-subquery-step", int64(c.PromQLSubqueryStep), 1},
+		{"future-tolerance", int64(c.FutureTolerance), 1},
+		{"remote-write-max-concurrency", int64(c.RemoteWriteMaxConcurrency), 0},
+		{"promql-max-concurrency", int64(c.PromQLMaxConcurrency), 0},
+		{"promql-max-query-length", int64(c.PromQLMaxQueryLength), 1},
+		{"max-backlog", int64(c.MaxBacklog), 0},
+		{"passes", int64(c.Passes), 0},
+		{"interval", int64(c.Interval), 0},
+		{"retention-interval", int64(c.RetentionInterval), 1},
+		{"compact-interval", int64(c.CompactInterval), 0},
+		{"shutdown-timeout", int64(c.ShutdownTimeout), 1},
+		{"db-connect-timeout", int64(c.DBConnectTimeout), 1},
+		{"db-max-conns", int64(c.DBMaxConns), 0},
+		{"remote-write-timeout", int64(c.RemoteWriteTimeout), 1},
+		{"scrape-interval", int64(c.ScrapeInterval), 1},
+	} {
+		switch {
+		case n.value < n.least && n.least > 0:
+			bad(n.key, "must be positive")
+		case n.value < n.least:
+			bad(n.key, "must not be negative")
+		}
+	}
 	switch c.Mode {
 	case ModeAll, ModeAPI, ModeStreamer, ModeCollector, ModeMigrate:
 	default:
@@ -460,32 +490,11 @@ func (c Config) validate() []error {
 	if scheme, _, _ := strings.Cut(c.RedisURL, "://"); c.RedisURL != "" && !slices.Contains(redisSchemes, scheme) {
 		bad("redis-url", "want redis://…, rediss://…, redis-sentinel://…/master or redis-cluster://… (s for TLS, as rediss-sentinel://)")
 	}
-	if c.RedisMinReplicas < 0 {
-		bad("redis-min-replicas", "must not be negative")
-	}
 	if c.QueueUI && c.RedisURL == "" {
 		bad("queue-ui", "needs --redis-url")
 	}
-	if c.PromQLSubqueryStep <= 0 {
-		bad("promql-subquery-step", "must be positive")
-	}
-	if c.FutureTolerance <= 0 {
-		bad("future-tolerance", "must be positive")
-	}
-	if c.RemoteWriteMaxConcurrency < 0 {
-		bad("remote-write-max-concurrency", "must not be negative")
-	}
-	if c.PromQLMaxConcurrency < 0 {
-		bad("promql-max-concurrency", "must not be negative")
-	}
-	if c.PromQLMaxQueryLength <= 0 {
-		bad("promql-max-query-length", "must be positive")
-	}
 	if c.QueueName == "" {
 		bad("queue-name", "is empty")
-	}
-	if c.MaxBacklog < 0 {
-		bad("max-backlog", "must not be negative")
 	}
 	if u := c.DatabaseReadURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
 		bad("database-read-url", "want postgres://… (a replica of --database-url)")
@@ -499,12 +508,6 @@ func (c Config) validate() []error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100_000 {
 		bad("batch-size", "must be between 1 and 100000, got %d", c.BatchSize)
-	}
-	if c.Passes < 0 {
-		bad("passes", "must not be negative")
-	}
-	if c.Interval < 0 {
-		bad("interval", "must not be negative")
 	}
 	if c.ExitWhenDone && (c.CSV == "" || c.Loop || (c.Mode != ModeAll && c.Mode != ModeStreamer)) {
 		bad("exit-when-done", "needs --csv=FILE and --loop=false, in mode all or streamer")
@@ -527,27 +530,6 @@ func (c Config) validate() []error {
 	}
 	if c.QueueCapacity < 1 {
 		bad("queue-capacity", "must be at least 1")
-	}
-	if c.RetentionInterval <= 0 {
-		bad("retention-interval", "must be positive")
-	}
-	if c.CompactInterval < 0 {
-		bad("compact-interval", "must not be negative")
-	}
-	if c.ShutdownTimeout <= 0 {
-		bad("shutdown-timeout", "must be positive")
-	}
-	if c.DBConnectTimeout <= 0 {
-		bad("db-connect-timeout", "must be positive")
-	}
-	if c.DBMaxConns < 0 {
-		bad("db-max-conns", "must not be negative")
-	}
-	if c.RemoteWriteTimeout <= 0 {
-		bad("remote-write-timeout", "must be positive")
-	}
-	if c.ScrapeInterval <= 0 {
-		bad("scrape-interval", "must be positive")
 	}
 	if c.ScrapeTimeout < 0 || c.ScrapeTimeout > c.ScrapeInterval {
 		bad("scrape-timeout", "must be at most scrape-interval (%s)", c.ScrapeInterval)

@@ -81,10 +81,10 @@ func (l *Live) Publish(ctx context.Context, readings []telemetry.Reading) error 
 // dropFuture leaves out, counts and logs (the first of each minute) the readings stamped
 // too far ahead of the clock. The usual group has none and is returned as it is.
 func (l *Live) dropFuture(ctx context.Context, readings []telemetry.Reading) []telemetry.Reading {
-	now := l.now()
+	limit := l.now().Add(l.future)
 	first := -1
 	for i := range readings {
-		if telemetry.CheckNotFuture(readings[i].Sample.Time, now, l.future) != nil {
+		if readings[i].Sample.Time.After(limit) {
 			first = i
 			break
 		}
@@ -95,9 +95,9 @@ func (l *Live) dropFuture(ctx context.Context, readings []telemetry.Reading) []t
 	kept := readings[:first:first] // a copy from the first: the caller's slice stays as it was
 	var dropped int64
 	for _, r := range readings[first:] {
-		if err := telemetry.CheckNotFuture(r.Sample.Time, now, l.future); err != nil {
+		if r.Sample.Time.After(limit) {
 			if dropped == 0 {
-				l.warnFuture(ctx, r, err)
+				l.warnFuture(ctx, r, telemetry.CheckNotFuture(r.Sample.Time, limit.Add(-l.future), l.future))
 			}
 			dropped++
 			continue

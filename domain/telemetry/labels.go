@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"maps"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -62,6 +63,11 @@ func (g GPU) IsTarget() bool { return g.IDFrom == IDFromTarget }
 // that family's series only.
 var FamilyLabels = map[string]bool{"err_code": true, "err_msg": true, "DCGM_FI_PROCESS_NAME": true}
 
+// sameMap reports whether two maps are one.
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
 // FamilyLabel is the key of a family's own label in GPU.Labels.
 func FamilyLabel(metric, name string) string { return metric + ":" + name }
 
@@ -69,6 +75,9 @@ func FamilyLabel(metric, name string) string { return metric + ":" + name }
 // device) that g lacks or holds otherwise: a batch describes a device once, and each of its
 // families may bring its own labels. g's Labels are copied before they change, never shared.
 func (g GPU) WithFamilyLabelsOf(o GPU) GPU {
+	if len(o.Labels) == 0 || sameMap(g.Labels, o.Labels) {
+		return g // the usual case, on every reading: no labels, or the same interned device
+	}
 	copied := false
 	for name, value := range o.Labels {
 		if !strings.Contains(name, ":") || g.Labels[name] == value {

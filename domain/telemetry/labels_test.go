@@ -144,3 +144,15 @@ func TestSeriesLabelsReverseSeriesReading(t *testing.T) {
 	assert.ElementsMatch(t, []telemetry.Label{{"__name__", "DCGM_FI_DEV_GPU_TEMP"}, {"UUID", "GPU-4"}},
 		telemetry.SeriesLabels(xid.GPU, telemetry.Sample{Metric: "DCGM_FI_DEV_GPU_TEMP"}), "err_code is the XID family's only")
 }
+
+// A batch's device gains the family labels of its other readings, without changing a map
+// another reading shares.
+func TestWithFamilyLabelsOf(t *testing.T) {
+	shared := map[string]string{"job": "j"}
+	g := telemetry.GPU{UUID: "GPU-1", Labels: shared}
+	xid := telemetry.GPU{UUID: "GPU-1", Labels: map[string]string{"job": "j", "DCGM_FI_DEV_XID_ERRORS:err_code": "79"}}
+	merged := g.WithFamilyLabelsOf(xid)
+	assert.Equal(t, map[string]string{"job": "j", "DCGM_FI_DEV_XID_ERRORS:err_code": "79"}, merged.Labels)
+	assert.Equal(t, map[string]string{"job": "j"}, shared, "the shared map untouched")
+	assert.Equal(t, g, g.WithFamilyLabelsOf(g), "the same device: nothing to do")
+}
