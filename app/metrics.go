@@ -152,15 +152,16 @@ func (w *wiring) metricFamilies() []promexport.Family {
 		}),
 
 		// remote_write.
-		counter("telemetry_remote_write_requests_total", "remote_write requests, by result: accepted, malformed (400) or unavailable (503, the queue did not accept them).", []string{"result"}, func(emit func(float64, ...string)) {
+		counter("telemetry_remote_write_requests_total", "remote_write requests, by result: accepted, malformed (400), unavailable (503: the queue did not accept them, or too many at once) or limited (503: the sender brought more new devices than --remote-write-max-new-devices).", []string{"result"}, func(emit func(float64, ...string)) {
 			if w.rw != nil {
 				st := w.rw.Stats()
 				emit(float64(st.Requests), "accepted")
 				emit(float64(st.Malformed), "malformed")
 				emit(float64(st.Unavailable), "unavailable")
+				emit(float64(st.Limited), "limited")
 			}
 		}),
-		counter("telemetry_remote_write_samples_dropped_total", "remote_write samples not queued, by reason: stale (staleness markers), no_device (series naming no GPU) or invalid.", []string{"reason"}, func(emit func(float64, ...string)) {
+		counter("telemetry_remote_write_samples_dropped_total", "remote_write samples not queued, by reason: stale (staleness markers), no_device (series naming no GPU) or invalid (not a number, a time not kept, text past a limit, more than 64 labels: the log names it).", []string{"reason"}, func(emit func(float64, ...string)) {
 			if w.rw != nil {
 				st := w.rw.Stats()
 				emit(float64(st.Stale), "stale")

@@ -223,3 +223,42 @@ func TestWebConfigTurnsHTTP2Off(t *testing.T) {
 		assert.Equal(t, tc.proto, resp.Proto, tc.extra)
 	}
 }
+
+// rate_limit is applied after authentication, a bucket for each client and for its
+// remote_write: an anonymous flood from the same address spends its own bucket and no
+// authenticated user's, and a writer that spent its API budget still writes.
+func TestRateLimitIsPerClientAfterAuthentication(t *testing.T) {
+	webConfig, _, client := secured(t)
+	raw, err := os.ReadFile(webConfig)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(webConfig, append(raw, "rate_limit:\n  interval: 1h\n  burst: 20\n"...), 0o600))
+	p := startOver(t, "https", client, "--web-config-file="+webConfig, "--remote-write",
+		"--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false")
+	u := p.base
+
+	statuses := func(n int, method, path, who string, body func() []byte, header http.Header) map[int]int {
+		out := map[int]int{}
+		for range n {
+			var b []byte
+			if body != nil {
+				b = body()
+			}
+			status, _ := call(t, client, method, u+path, who, b, header)
+			out[status]++
+		}
+		return out
+	}
+	assert.Equal(t, map[int]int{401: 20, 429: 180}, statuses(200, "GET", "/api/v1/gpus", "", nil, nil),
+		"an anonymous flood: the first 20 told to authenticate, then held back")
+	assert.Equal(t, map[int]int{429: 10}, statuses(10, "GET", "/api/v1/gpus", "grafana:wrong", nil, nil),
+		"a failed authentication is charged to the address")
+	assert.Equal(t, map[int]int{200: 20}, statuses(20, "GET", "/api/v1/gpus", "grafana:g-pass", nil, nil),
+		"every request of an authenticated user from the same address is served")
+	assert.Equal(t, map[int]int{200: 20}, statuses(20, "GET", "/api/v1/stats", "prometheus:p-pass", nil, nil))
+	write := func() []byte { return remoteWriteBody(t, "GPU-rate", time.Now().Add(-time.Minute)) }
+	assert.Equal(t, map[int]int{204: 20, 503: 1}, statuses(21, "POST", "/api/v1/write", "prometheus:p-pass", write, remoteWriteHeader),
+		"remote_write has its own budget; past it, 503, which Prometheus retries")
+	status, code := call(t, client, "GET", u+"/api/v1/gpus", "grafana:g-pass", nil, nil)
+	assert.Equal(t, 429, status)
+	assert.Equal(t, "rate_limited", code)
+}

@@ -297,7 +297,7 @@ func (w *wiring) scrapeSource() *scrapesource.Scraper {
 // receiver and the scrape targets.
 func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 	if w.web != nil {
-		opts.Auth, opts.TLS, opts.Wrap = w.web, w.web.TLS(), w.web.Wrap
+		opts.Auth, opts.TLS, opts.Wrap, opts.Limit = w.web, w.web.TLS(), w.web.Wrap, w.web.Allow
 	}
 	if w.cfg.RemoteWrite {
 		live, err := w.liveFeed()
@@ -305,7 +305,8 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 			return opts, err
 		}
 		w.rw = remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout,
-			MaxConcurrent: w.cfg.RemoteWriteMaxConcurrency, Logger: w.log.With("component", "remote_write")})
+			MaxConcurrent: w.cfg.RemoteWriteMaxConcurrency, MaxNewDevices: w.cfg.RemoteWriteMaxNewDevices,
+			Chunk: 2 * w.cfg.BatchSize, Logger: w.log.With("component", "remote_write")})
 		opts.RemoteWrite = w.rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
 	}

@@ -75,6 +75,8 @@ type Config struct {
 	RemoteWriteTimeout time.Duration
 	// RemoteWriteMaxConcurrency bounds the requests received at once; 0: two per core.
 	RemoteWriteMaxConcurrency int
+	// RemoteWriteMaxNewDevices bounds the new devices a sender brings a minute; 0: no limit.
+	RemoteWriteMaxNewDevices int
 
 	RedisURL   string // "" uses the in-process queue (mode all only)
 	QueueName  string
@@ -142,7 +144,8 @@ var settings = []setting{
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
 	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
-	{"remote-write-max-concurrency", 0, "remote_write requests received at once (as VictoriaMetrics' -maxConcurrentInserts), each holding its samples in memory; the others wait within --remote-write-timeout, then get 503, which Prometheus retries; 0 = two per core"},
+	{"remote-write-max-concurrency", 0, "remote_write requests received at once (as VictoriaMetrics' -maxConcurrentInserts), each holding its body and a batch of samples in memory; the others wait within --remote-write-timeout, then get 503, which Prometheus retries; 0 = two per core"},
+	{"remote-write-max-new-devices", 10000, "devices not seen before that one remote_write sender (user, token or address) may bring a minute; a request past it gets 503 and is retried, so a fleet larger than this comes in over a few minutes; 0 = no limit"},
 	{"redis-url", "", "Redis for the queue between processes: redis://[:password@]host:6379/0, redis-sentinel://[:password@]host:26379,host:26379/mymaster/0 (the primary a Sentinel set names), redis-cluster://[:password@]host:6379,host:6379; rediss, rediss-sentinel, rediss-cluster for TLS (also REDIS_URL); required by modes streamer and collector, optional in mode all"},
 	{"redis-min-replicas", 0, "replicas that must hold a batch before a publish counts as done (Redis WAIT): 1 with Sentinel keeps what was published through a failover; not for a cluster"},
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
@@ -294,6 +297,7 @@ func fromViper(v *viper.Viper) (Config, error) {
 		RemoteWrite:               v.GetBool("remote-write"),
 		RemoteWriteTimeout:        duration("remote-write-timeout"),
 		RemoteWriteMaxConcurrency: v.GetInt("remote-write-max-concurrency"),
+		RemoteWriteMaxNewDevices:  v.GetInt("remote-write-max-new-devices"),
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
@@ -456,6 +460,7 @@ func (c Config) validate() []error {
 		{"promql-subquery-step", int64(c.PromQLSubqueryStep), 1},
 		{"future-tolerance", int64(c.FutureTolerance), 1},
 		{"remote-write-max-concurrency", int64(c.RemoteWriteMaxConcurrency), 0},
+		{"remote-write-max-new-devices", int64(c.RemoteWriteMaxNewDevices), 0},
 		{"promql-max-concurrency", int64(c.PromQLMaxConcurrency), 0},
 		{"promql-max-query-length", int64(c.PromQLMaxQueryLength), 1},
 		{"max-backlog", int64(c.MaxBacklog), 0},

@@ -54,7 +54,7 @@ func TestDefaults(t *testing.T) {
 		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, Shard: stream.Shard{Index: 0, Count: 1},
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0, PromQLSubqueryStep: time.Minute, FutureTolerance: 10 * time.Minute, PromQLMaxQueryLength: 16384,
 		CollectorWorkers: 3, QueueCapacity: 16, CompactInterval: 5 * time.Second, Retention: config.RetentionAuto, RetentionInterval: time.Minute, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
-		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter", RemoteWriteTimeout: 10 * time.Second,
+		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter", RemoteWriteTimeout: 10 * time.Second, RemoteWriteMaxNewDevices: 10000,
 	}, c)
 	assert.True(t, c.Bundled(), "no source named: the bundled sample streams")
 }

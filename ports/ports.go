@@ -138,9 +138,10 @@ type Summarizer interface {
 
 // Authenticator tells who sends a request, for the HTTP server.
 type Authenticator interface {
-	// Authenticate returns the role of the user or bearer token the credentials name.
+	// Authenticate returns the name and role of the user or bearer token the credentials
+	// name; a name "" when every request is anonymous.
 	// Missing, unknown or wrong credentials all give access.ErrUnauthenticated, alike, so
 	// that nobody learns which users exist. Repeated valid credentials are answered fast
 	// (password hashes are slow on purpose). Safe for concurrent use.
-	Authenticate(ctx context.Context, c access.Credentials) (access.Role, error)
+	Authenticate(ctx context.Context, c access.Credentials) (access.Identity, error)
 }

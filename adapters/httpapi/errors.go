@@ -17,6 +17,8 @@ var (
 	errPanic    = errors.New("internal error")
 	// errQueueUnavailable marks a write the queue did not take: its sender retries.
 	errQueueUnavailable = errors.New("queue unavailable")
+	// errRateLimited marks a client past its rate limit.
+	errRateLimited = errors.New("rate limited")
 )
 
 // writeError is the one place where errors become HTTP statuses. Messages of invalid input
@@ -30,6 +32,12 @@ func writeError(c *gin.Context, err error) {
 		c.Header("WWW-Authenticate", `Basic realm="telemetry", charset="UTF-8"`)
 	case errors.Is(err, access.ErrForbidden):
 		status, code, msg = http.StatusForbidden, "forbidden", err.Error()
+	case errors.Is(err, errRateLimited) && c.Request.URL.Path == remoteWritePath:
+		status, code, msg = http.StatusServiceUnavailable, "rate_limited", "past the rate limit of this client (rate_limit of the web config), retry later"
+		c.Header("Retry-After", "1")
+	case errors.Is(err, errRateLimited):
+		status, code, msg = http.StatusTooManyRequests, "rate_limited", "past the rate limit of this client (rate_limit of the web config), retry later"
+		c.Header("Retry-After", "1")
 	case errors.Is(err, telemetry.ErrInvalid):
 		status, code, msg = http.StatusBadRequest, "invalid_argument", err.Error()
 	case errors.Is(err, errNoRoute):
@@ -48,7 +56,7 @@ func writeError(c *gin.Context, err error) {
 	case errors.Is(err, context.Canceled):
 		status, code, msg = 499, "canceled", "request canceled" // the client is gone; nobody reads this
 	}
-	if status >= 500 {
+	if status >= 500 && !errors.Is(err, errRateLimited) {
 		_ = c.Error(err) // for the request log
 	}
 	c.AbortWithStatusJSON(status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})

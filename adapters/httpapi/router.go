@@ -79,9 +79,17 @@ type Options struct {
 	// TLS, when set, serves HTTPS only; NextProtos set without "h2" turns HTTP/2 off.
 	TLS *tls.Config
 
-	// Wrap, when set, wraps the handler of every route but the probes (response headers
-	// and a rate limit from the web config, say).
+	// Wrap, when set, wraps the handler of every route but the probes (the web config's
+	// response headers, say).
 	Wrap func(http.Handler) http.Handler
+
+	// Limit, when set, tells whether a client may be served now (the web config's
+	// rate_limit). It is asked after authentication, with the client (access.ClientFrom: an
+	// authenticated name, or an anonymous client's address) and a budget, "remote_write"
+	// or "api", so that an anonymous flood never throttles an authenticated user; a failed
+	// authentication is charged to the address. A refusal is 429 with Retry-After, 503 for
+	// remote_write (which Prometheus retries, and drops a 429).
+	Limit func(client, budget string) bool
 
 	// Ready reports whether the process can do its work (its database answers, say); nil
 	// means always ready.
@@ -89,6 +97,8 @@ type Options struct {
 
 	Logger *slog.Logger
 }
+
+const remoteWritePath = "/api/v1/write"
 
 // API is the HTTP handler of one process.
 type API struct {
@@ -122,7 +132,7 @@ func New(opts Options) *API {
 	get(e, "/ready", a.ready)
 	read := e.Group("/", a.need(access.Read))
 	if opts.RemoteWrite != nil {
-		e.POST("/api/v1/write", a.need(access.Write), a.remoteWrite)
+		e.POST(remoteWritePath, a.need(access.Write), a.remoteWrite)
 	}
 	if opts.Targets != nil {
 		get(read, "/api/v1/targets", a.targets)
@@ -194,29 +204,62 @@ func (a *API) need(role access.Role) gin.HandlerFunc {
 }
 
 // needToChange lets in callers holding read at least to GET and HEAD, change to do
-// anything else.
+// anything else, within their rate limit.
 func (a *API) needToChange(read, change access.Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
-		has := access.Anonymous
+		id := access.Identity{Role: access.Anonymous}
 		if a.opts.Auth != nil {
 			var err error
-			if has, err = a.opts.Auth.Authenticate(r.Context(), credentials(r)); err != nil {
+			if id, err = a.opts.Auth.Authenticate(r.Context(), credentials(r)); err != nil {
+				if !a.allow(r, clientOf(r, access.Identity{})) {
+					err = errRateLimited
+				}
 				writeError(c, err)
 				return
 			}
+		}
+		client := clientOf(r, id)
+		if !a.allow(r, client) {
+			writeError(c, errRateLimited)
+			return
 		}
 		want := change
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			want = read
 		}
-		if has < want {
+		if id.Role < want {
 			writeError(c, fmt.Errorf("%w: %s %s takes the %s role", access.ErrForbidden, r.Method, r.URL.Path, want))
 			return
 		}
-		c.Request = r.WithContext(access.WithRole(r.Context(), has))
+		c.Request = r.WithContext(access.WithClient(access.WithRole(r.Context(), id.Role), client))
 		c.Next()
 	}
+}
+
+// clientOf names who sends r for rate limits and per-sender budgets: the authenticated
+// name, or the address of an anonymous client.
+func clientOf(r *http.Request, id access.Identity) string {
+	if id.Name != "" {
+		return id.Name
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "anonymous " + host
+}
+
+// allow asks Limit whether client may be served now, from the budget of r's route.
+func (a *API) allow(r *http.Request, client string) bool {
+	if a.opts.Limit == nil {
+		return true
+	}
+	budget := "api"
+	if r.URL.Path == remoteWritePath {
+		budget = "remote_write"
+	}
+	return a.opts.Limit(client, budget)
 }
 
 // credentials are what r presents: basic auth or a bearer token.

@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"errors"
+	"hash/maphash"
 	"math"
 	"sync"
 	"time"
@@ -24,8 +25,13 @@ const (
 	sampleTimestamp        = 2 // int64, milliseconds
 )
 
-// maxCachedSeries bounds the series cache; past it the cache starts afresh.
-const maxCachedSeries = 1 << 17
+// The decoder's memory: accepted series by their label bytes, up to maxCachedBytes of them;
+// refused ones by a 64-bit hash, up to maxRefused; past either bound that map starts afresh.
+// A sender of series that are all refused, however long their labels, holds a megabyte.
+const (
+	maxCachedBytes = 64 << 20
+	maxRefused     = 1 << 16
+)
 
 // decoder reads WriteRequests with protowire, the protobuf module's wire-format reader,
 // instead of unmarshalling them into prompb's types, which allocates every label of every
@@ -33,22 +39,31 @@ const maxCachedSeries = 1 << 17
 // next, so the reading they make is looked up by those bytes and built once
 // (docs/performance.md has the measurements). It is safe for concurrent use.
 type decoder struct {
-	mu     sync.RWMutex
-	series map[string]cachedSeries // by the series' label fields, as sent
+	seed maphash.Seed // of refused's hash: random, so that no sender can make a series collide
+
+	mu      sync.RWMutex
+	series  map[string]telemetry.Reading // accepted, by the series' label fields as sent
+	bytes   int                          // what series holds, roughly
+	refused map[uint64]error             // cachedSeries.refused, by the hash of the label fields
 }
 
+func newDecoder() *decoder { return &decoder{seed: maphash.MakeSeed()} }
+
+// cachedSeries is what a series' labels make: its reading, or why it is refused.
 type cachedSeries struct {
 	reading telemetry.Reading
-	err     error // telemetry.ErrNoDevice, or no metric name
+	refused error // telemetry.ErrNoDevice, or why the series cannot be stored
 }
 
 var errNoMetricName = errors.New("series has no __name__ label")
 
 // scratch is one request's reusable buffers.
 type scratch struct {
-	key     []byte
-	samples []sample
-	labels  []telemetry.Label
+	key      []byte
+	samples  []sample
+	labels   []telemetry.Label
+	readings []telemetry.Reading
+	refusal  error // the first series of the request refused as invalid, for the log
 }
 
 type sample struct {
@@ -56,47 +71,65 @@ type sample struct {
 	ts    int64
 }
 
-// decode appends the readings of a WriteRequest to out, in the request's order, and
-// counts what it drops. An error means the request is not a WriteRequest.
-func (d *decoder) decode(raw []byte, out []telemetry.Reading, counts *Stats, s *scratch) ([]telemetry.Reading, error) {
+// malformedError marks a request that is not a WriteRequest, from the errors of emit.
+type malformedError struct{ err error }
+
+func (e *malformedError) Error() string { return e.err.Error() }
+func (e *malformedError) Unwrap() error { return e.err }
+
+// decode reads a WriteRequest, in its order, handing emit its readings chunk at a time
+// (and what is left at the end), and counts what it drops: a request holds its body and
+// one chunk of readings, not ~300 bytes for each of its samples. An error of emit is
+// returned as it is; one of the request's wire format is a *malformedError, and the
+// readings before it have been emitted.
+func (d *decoder) decode(raw []byte, chunk int, counts *Stats, s *scratch, emit func([]telemetry.Reading) error) error {
+	s.readings, s.refusal = s.readings[:0], nil
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
-			return out, protowire.ParseError(n)
+			return &malformedError{protowire.ParseError(n)}
 		}
 		raw = raw[n:]
 		if num == writeRequestTimeseries && typ == protowire.BytesType {
 			ts, n := protowire.ConsumeBytes(raw)
 			if n < 0 {
-				return out, protowire.ParseError(n)
+				return &malformedError{protowire.ParseError(n)}
 			}
 			raw = raw[n:]
-			var err error
-			if out, err = d.timeSeries(ts, out, counts, s); err != nil {
-				return out, err
+			if err := d.timeSeries(ts, counts, s); err != nil {
+				return &malformedError{err}
+			}
+			if len(s.readings) >= chunk {
+				if err := emit(s.readings); err != nil {
+					return err
+				}
+				s.readings = s.readings[:0]
 			}
 			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, raw)
 		if n < 0 {
-			return out, protowire.ParseError(n)
+			return &malformedError{protowire.ParseError(n)}
 		}
 		raw = raw[n:]
 	}
-	return out, nil
+	if len(s.readings) == 0 {
+		return nil
+	}
+	return emit(s.readings)
 }
 
-// timeSeries appends the readings of one TimeSeries message.
-func (d *decoder) timeSeries(raw []byte, out []telemetry.Reading, counts *Stats, s *scratch) ([]telemetry.Reading, error) {
+// timeSeries appends the readings of one TimeSeries message to s.readings.
+func (d *decoder) timeSeries(raw []byte, counts *Stats, s *scratch) error {
 	s.key, s.samples = s.key[:0], s.samples[:0]
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
-			return out, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		m := protowire.ConsumeFieldValue(num, typ, raw[n:])
 		if m < 0 {
-			return out, protowire.ParseError(m)
+			return protowire.ParseError(m)
 		}
 		field, val := raw[:n+m], raw[n:n+m]
 		raw = raw[n+m:]
@@ -107,25 +140,28 @@ func (d *decoder) timeSeries(raw []byte, out []telemetry.Reading, counts *Stats,
 			payload, _ := protowire.ConsumeBytes(val)
 			smp, err := readSample(payload)
 			if err != nil {
-				return out, err
+				return err
 			}
 			s.samples = append(s.samples, smp)
 		}
 	}
 	if len(s.samples) == 0 {
-		return out, nil
+		return nil
 	}
 	series, err := d.lookup(s)
 	if err != nil {
-		return out, err
+		return err
 	}
-	if series.err != nil {
-		if errors.Is(series.err, telemetry.ErrNoDevice) {
+	if refused := series.refused; refused != nil {
+		if errors.Is(refused, telemetry.ErrNoDevice) {
 			counts.NoDevice += int64(len(s.samples))
 		} else {
 			counts.Rejected += int64(len(s.samples))
+			if s.refusal == nil {
+				s.refusal = refused
+			}
 		}
-		return out, nil
+		return nil
 	}
 	for _, smp := range s.samples {
 		switch {
@@ -143,19 +179,21 @@ func (d *decoder) timeSeries(raw []byte, out []telemetry.Reading, counts *Stats,
 			counts.Rejected++
 			continue
 		}
-		out = append(out, r)
+		s.readings = append(s.readings, r)
 	}
-	return out, nil
+	return nil
 }
 
-// lookup returns the reading of the series whose label fields are s.key, reading them the
+// lookup returns what the series whose label fields are s.key makes, reading them the
 // first time.
 func (d *decoder) lookup(s *scratch) (cachedSeries, error) {
+	hash := maphash.Bytes(d.seed, s.key)
 	d.mu.RLock()
-	series, ok := d.series[string(s.key)]
+	reading, ok := d.series[string(s.key)]
+	refused := d.refused[hash]
 	d.mu.RUnlock()
-	if ok {
-		return series, nil
+	if ok || refused != nil {
+		return cachedSeries{reading: reading, refused: refused}, nil
 	}
 	s.labels = s.labels[:0]
 	for raw := s.key; len(raw) > 0; { // well-formed: timeSeries consumed every field
@@ -163,25 +201,35 @@ func (d *decoder) lookup(s *scratch) (cachedSeries, error) {
 		body, m := protowire.ConsumeBytes(raw[n:])
 		l, err := readLabel(body)
 		if err != nil {
-			return series, err
+			return cachedSeries{}, err
 		}
 		s.labels = append(s.labels, l)
 		raw = raw[n+m:]
 	}
-	series.reading, series.err = telemetry.SeriesReading(s.labels)
+	var series cachedSeries
+	series.reading, series.refused = telemetry.SeriesReading(s.labels)
 	switch {
-	case series.err != nil:
+	case series.refused != nil:
 	case series.reading.Sample.Metric == "":
-		series.err = errNoMetricName
+		series.refused = errNoMetricName
 	default:
-		series.err = series.reading.CheckSeries() // text the store cannot keep
+		series.refused = series.reading.CheckSeries() // text the store cannot keep, too many labels
 	}
 	d.mu.Lock()
-	if d.series == nil || len(d.series) >= maxCachedSeries {
-		d.series = make(map[string]cachedSeries, 1024)
+	defer d.mu.Unlock()
+	if series.refused != nil {
+		if d.refused == nil || len(d.refused) >= maxRefused {
+			d.refused = make(map[uint64]error, 1024)
+		}
+		d.refused[hash] = series.refused
+		return series, nil
 	}
-	d.series[string(s.key)] = series
-	d.mu.Unlock()
+	size := 2*len(s.key) + 512 // the key, the labels' strings, the reading and the map's entry
+	if d.series == nil || d.bytes+size > maxCachedBytes {
+		d.series, d.bytes = make(map[string]telemetry.Reading, 1024), 0
+	}
+	d.series[string(s.key)] = series.reading
+	d.bytes += size
 	return series, nil
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/golang/snappy"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -46,6 +47,16 @@ type Options struct {
 	// Prometheus retries (a 429 it drops unless told otherwise). 0 means two per core.
 	MaxConcurrent int
 
+	// Chunk is how many readings a request hands Publish at a time (the last call fewer); 0
+	// means 10,000. A request holds its body and one chunk of readings in memory.
+	Chunk int
+
+	// MaxNewDevices bounds the devices a sender (access.ClientFrom) brings that the Receiver
+	// has not seen, a minute; a request past it is answered 503 from the first chunk that
+	// would pass it (Prometheus retries: the devices come in over the next minutes, nothing
+	// is lost). 0 means no limit.
+	MaxNewDevices int
+
 	// Logger receives the first request refused for each reason, then a line a minute at
 	// most counting those refused since. Nil discards.
 	Logger *slog.Logger
@@ -55,9 +66,10 @@ type Options struct {
 type Receiver struct {
 	opts Options
 
-	dec   decoder
+	dec   *decoder
 	bufs  sync.Pool     // of *buffers
 	slots chan struct{} // a request being received holds one
+	fresh *newDevices
 
 	mu       sync.Mutex
 	stats    Stats
@@ -84,6 +96,7 @@ type Stats struct {
 	Rejected    int64 // samples that could not be stored (not a finite number, no metric name)
 	Malformed   int64 // requests refused as undecodable
 	Unavailable int64 // requests refused because the queue did not accept them in time
+	Limited     int64 // requests refused because their sender brought too many new devices
 }
 
 // New returns a Receiver.
@@ -97,10 +110,14 @@ func New(opts Options) *Receiver {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
 	}
+	if opts.Chunk <= 0 {
+		opts.Chunk = 10_000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{opts: opts, started: time.Now(), slots: make(chan struct{}, opts.MaxConcurrent)}
+	return &Receiver{opts: opts, started: time.Now(), slots: make(chan struct{}, opts.MaxConcurrent),
+		dec: newDecoder(), fresh: newNewDevices(opts.MaxNewDevices)}
 }
 
 // Stats returns the counts so far.
@@ -134,9 +151,45 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 		buf = new(buffers)
 	}
 	defer r.bufs.Put(buf)
-	readings, counts, err := r.decode(req, buf)
-	if err != nil {
-		r.add(Stats{Malformed: 1})
+	var counts Stats
+	var published, gpus int64 // gpus: a target's own up and the like keep no GPU's telemetry
+	sender := access.ClientFrom(ctx)
+	err := r.decode(req, buf, &counts, func(readings []telemetry.Reading) error {
+		if err := r.fresh.admit(sender, readings, time.Now()); err != nil {
+			return err
+		}
+		if err := r.opts.Publish(deadline, readings); err != nil {
+			return fmt.Errorf("%w: the queue did not accept the samples: %w", telemetry.ErrUnavailable, err)
+		}
+		published += int64(len(readings))
+		for i := range readings {
+			if !readings[i].GPU.IsTarget() {
+				gpus++
+			}
+		}
+		return nil
+	})
+	counts.Samples = published
+	if buf.scratch.refusal != nil {
+		r.logRefusal(ctx, "remote_write series refused: its samples are dropped, the rest of the request kept",
+			"sender", sender, "err", buf.scratch.refusal)
+	}
+	var limited *limitError
+	switch {
+	case errors.As(err, &limited):
+		counts.Limited = 1
+		r.add(counts)
+		r.logRefusal(ctx, "remote_write request not received (503): its sender brings too many new devices (--remote-write-max-new-devices); the sender retries it",
+			"sender", sender, "err", err)
+		return fmt.Errorf("%w: %w", telemetry.ErrUnavailable, err)
+	case errors.Is(err, telemetry.ErrUnavailable):
+		counts.Unavailable = 1
+		r.add(counts)
+		r.logRefusal(ctx, "remote_write request not queued (503): the sender retries it", "err", err)
+		return err
+	case err != nil:
+		counts.Malformed = 1
+		r.add(counts)
 		msg := "remote_write request refused as malformed (400): the sender does not retry it"
 		if errors.Is(err, telemetry.ErrUnsupported) {
 			msg = "remote_write request refused as another protocol (415): the sender does not retry it"
@@ -144,19 +197,8 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 		r.logRefusal(ctx, msg, "remote", req.RemoteAddr, "err", err)
 		return err
 	}
-	gpus := 0 // a target's own up and the like keep no GPU's telemetry
-	for i := range readings {
-		if !readings[i].GPU.IsTarget() {
-			gpus++
-		}
-	}
 	r.warnIfAllDropped(ctx, gpus, counts)
-	if err := r.opts.Publish(deadline, readings); err != nil {
-		r.add(Stats{Unavailable: 1})
-		r.logRefusal(ctx, "remote_write request not queued (503): the sender retries it", "samples", len(readings), "err", err)
-		return fmt.Errorf("%w: the queue did not accept the samples: %w", telemetry.ErrUnavailable, err)
-	}
-	counts.Requests, counts.Samples = 1, int64(len(readings))
+	counts.Requests = 1
 	r.add(counts)
 	return nil
 }
@@ -165,7 +207,7 @@ func (r *Receiver) Write(ctx context.Context, req *http.Request) error {
 // and no GPU's has been kept for logEvery: a sender whose series all name no GPU (relabelled
 // without UUID, say) must not look healthy. A request of only other series is usual
 // (Prometheus shards its series across requests), so one alone says nothing.
-func (r *Receiver) warnIfAllDropped(ctx context.Context, kept int, counts Stats) {
+func (r *Receiver) warnIfAllDropped(ctx context.Context, kept int64, counts Stats) {
 	now := time.Now()
 	r.mu.Lock()
 	if kept > 0 {
@@ -219,48 +261,47 @@ func (r *Receiver) add(s Stats) {
 	r.stats.Rejected += s.Rejected
 	r.stats.Malformed += s.Malformed
 	r.stats.Unavailable += s.Unavailable
+	r.stats.Limited += s.Limited
 }
 
-// buffers are one request's, kept for the next: a request of 2,000 samples takes a
-// megabyte of readings, which allocating and zeroing anew each time costs more than
-// decoding them.
+// buffers are one request's, kept for the next: allocating and zeroing a megabyte of
+// readings anew each time costs more than decoding them.
 type buffers struct {
-	body     bytes.Buffer
-	raw      []byte
-	readings []telemetry.Reading
-	scratch  scratch
+	body    bytes.Buffer
+	raw     []byte
+	scratch scratch
 }
 
-// decode reads the request into readings, in the request's order, in buf.
-func (r *Receiver) decode(req *http.Request, buf *buffers) ([]telemetry.Reading, Stats, error) {
-	var counts Stats
+// decode reads the request in buf, handing emit its readings a chunk at a time. Its error
+// matches telemetry.ErrInvalid or ErrUnsupported for a request that is not remote_write
+// 1.0, or is emit's.
+func (r *Receiver) decode(req *http.Request, buf *buffers, counts *Stats, emit func([]telemetry.Reading) error) error {
 	if err := checkHeaders(req.Header); err != nil {
-		return nil, counts, err
+		return err
 	}
 	buf.body.Reset()
 	if _, err := buf.body.ReadFrom(io.LimitReader(req.Body, int64(r.opts.MaxBytes)+1)); err != nil {
-		return nil, counts, telemetry.Invalid("body", "cannot be read: %v", err)
+		return telemetry.Invalid("body", "cannot be read: %v", err)
 	}
 	body := buf.body.Bytes()
 	if len(body) > r.opts.MaxBytes {
-		return nil, counts, telemetry.Invalid("body", "larger than %d bytes", r.opts.MaxBytes)
+		return telemetry.Invalid("body", "larger than %d bytes", r.opts.MaxBytes)
 	}
 	if n, err := snappy.DecodedLen(body); err != nil {
-		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
+		return telemetry.Invalid("body", "is not snappy-compressed: %v", err)
 	} else if n > r.opts.MaxBytes {
-		return nil, counts, telemetry.Invalid("body", "decompresses to %d bytes, more than %d", n, r.opts.MaxBytes)
+		return telemetry.Invalid("body", "decompresses to %d bytes, more than %d", n, r.opts.MaxBytes)
 	}
 	raw, err := snappy.Decode(buf.raw[:cap(buf.raw)], body)
 	if err != nil {
-		return nil, counts, telemetry.Invalid("body", "is not snappy-compressed: %v", err)
+		return telemetry.Invalid("body", "is not snappy-compressed: %v", err)
 	}
 	buf.raw = raw
-	readings, err := r.dec.decode(raw, buf.readings[:0], &counts, &buf.scratch)
-	buf.readings = readings
-	if err != nil {
-		return nil, counts, telemetry.Invalid("body", "is not a remote_write WriteRequest: %v", err)
+	err = r.dec.decode(raw, r.opts.Chunk, counts, &buf.scratch, emit)
+	if m := (*malformedError)(nil); errors.As(err, &m) {
+		return telemetry.Invalid("body", "is not a remote_write WriteRequest: %v", m.err)
 	}
-	return readings, counts, nil
+	return err
 }
 
 // checkHeaders refuses what is not remote_write 1.0: another content type or encoding, or

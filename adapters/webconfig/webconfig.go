@@ -51,8 +51,11 @@ type settings struct {
 	tls     *tls.Config // nil: plain HTTP
 	http2   bool
 	headers map[string]string
-	limiter *rate.Limiter // nil: no limit
+	rate    rate.Limit // of each client's bucket (Allow); 0: no limit
+	burst   int
 	users   map[string][]byte
+	fake    []byte                       // compared against for unknown users: a hash at the users' highest cost
+	slowest time.Duration                // a comparison at that cost: every uncached check takes as long
 	tokens  map[[sha256.Size]byte]string // SHA-256 of the token → its name
 	roles   map[string]access.Role
 }
@@ -73,16 +76,19 @@ type Config struct {
 	bcryptMu sync.Mutex // one bcrypt comparison at a time: each takes a core for ~50 ms
 	cacheMu  sync.Mutex
 	cache    map[[sha256.Size]byte]bool
+
+	bucketsMu sync.Mutex
+	buckets   map[string]*rate.Limiter // by budget and client
+	bucketsOf *settings                // the settings the buckets were made with
 }
 
-// How often the file is looked at for changes, and how many password checks are remembered.
+// How often the file is looked at for changes, how many successful password checks are
+// remembered, and how many clients' rate-limit buckets are kept.
 const (
 	recheckEvery = time.Second
 	cacheSize    = 1024
+	maxBuckets   = 10_000
 )
-
-// fakeHash is compared against for unknown users, so that they take as long as known ones.
-var fakeHash = []byte("$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi")
 
 // Load reads the file at path; every problem in it is an error naming the file.
 func Load(path string, log *slog.Logger) (*Config, error) {
@@ -137,11 +143,22 @@ func parse(raw []byte, dir string) (*settings, error) {
 		}
 		s.tls = cfg
 	}
+	cost := bcrypt.MinCost
 	for name, hash := range f.Users {
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		c, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("basic_auth_users: %s: not a bcrypt hash (make one with: telemetry hash-password)", name)
 		}
+		cost = max(cost, c)
 		s.users[name] = []byte(hash)
+	}
+	if len(s.users) > 0 {
+		began := time.Now()
+		fake, err := bcrypt.GenerateFromPassword([]byte("not anybody's password"), cost)
+		if err != nil {
+			return nil, fmt.Errorf("basic_auth_users: %w", err)
+		}
+		s.fake, s.slowest = fake, time.Since(began)
 	}
 	for name, sum := range f.BearerTokens {
 		b, err := hex.DecodeString(strings.TrimSpace(sum))
@@ -164,7 +181,7 @@ func parse(raw []byte, dir string) (*settings, error) {
 		s.roles[name] = role
 	}
 	if rl := f.RateLimiterConfig; rl.Interval > 0 {
-		s.limiter = rate.NewLimiter(rate.Every(rl.Interval), max(rl.Burst, 1))
+		s.rate, s.burst = rate.Every(rl.Interval), max(rl.Burst, 1)
 	}
 	return s, nil
 }
@@ -219,10 +236,10 @@ func (c *Config) Describe() []any {
 
 // Authenticate implements ports.Authenticator. When the file names no user and no token,
 // every request is anonymous (access.Anonymous).
-func (c *Config) Authenticate(_ context.Context, cred access.Credentials) (access.Role, error) {
+func (c *Config) Authenticate(_ context.Context, cred access.Credentials) (access.Identity, error) {
 	s := c.current()
 	if s.open() {
-		return access.Anonymous, nil
+		return access.Identity{Role: access.Anonymous}, nil
 	}
 	name, ok := "", false
 	switch {
@@ -232,12 +249,12 @@ func (c *Config) Authenticate(_ context.Context, cred access.Credentials) (acces
 		name, ok = cred.User, c.password(s, cred.User, cred.Password)
 	}
 	if !ok {
-		return access.None, access.ErrUnauthenticated
+		return access.Identity{}, access.ErrUnauthenticated
 	}
 	if r, set := s.roles[name]; set {
-		return r, nil
+		return access.Identity{Name: name, Role: r}, nil
 	}
-	return access.Read, nil
+	return access.Identity{Name: name, Role: access.Read}, nil
 }
 
 func (s *settings) token(t string) (string, bool) {
@@ -246,12 +263,15 @@ func (s *settings) token(t string) (string, bool) {
 	return name, ok
 }
 
-// password checks a user's password against its bcrypt hash, remembering the answer so that
-// a client sending the same credentials with every request pays for bcrypt once.
+// password checks a user's password against its bcrypt hash, remembering a success so that
+// a client sending the same credentials with every request pays for bcrypt once. A check
+// not remembered takes as long for an unknown user as for any known one, whatever the cost
+// of its hash: timing tells nobody which users exist. Failures are not remembered, so that
+// a flood of wrong passwords cannot push the good ones out.
 func (c *Config) password(s *settings, user, pass string) bool {
 	hash, known := s.users[user]
 	if !known {
-		hash = fakeHash
+		hash = s.fake
 	}
 	h := sha256.New()
 	for _, part := range []string{user, string(hash), pass} {
@@ -259,20 +279,65 @@ func (c *Config) password(s *settings, user, pass string) bool {
 	}
 	key := [sha256.Size]byte(h.Sum(nil))
 	c.cacheMu.Lock()
-	ok, cached := c.cache[key]
+	ok := c.cache[key]
 	c.cacheMu.Unlock()
-	if !cached {
-		c.bcryptMu.Lock()
-		ok = bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil && known
-		c.bcryptMu.Unlock()
+	if ok {
+		return true
+	}
+	began := time.Now()
+	c.bcryptMu.Lock()
+	ok = bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil && known
+	c.bcryptMu.Unlock()
+	if ok {
 		c.cacheMu.Lock()
 		if len(c.cache) >= cacheSize {
 			clear(c.cache)
 		}
-		c.cache[key] = ok
+		c.cache[key] = true
 		c.cacheMu.Unlock()
 	}
+	time.Sleep(s.slowest - time.Since(began)) // a cheaper hash waits out the difference
 	return ok
+}
+
+// Allow applies the file's rate_limit to one client and budget: each has its own bucket,
+// so that an anonymous flood (counted by address) never throttles an authenticated user,
+// and remote_write ("remote_write") never waits behind a reader ("api"). maxBuckets are
+// kept at most: past it, those of clients not held back are forgotten.
+func (c *Config) Allow(client, budget string) bool {
+	s := c.current()
+	if s.rate == 0 {
+		return true
+	}
+	key := budget + "\x00" + client
+	c.bucketsMu.Lock()
+	defer c.bucketsMu.Unlock()
+	if c.bucketsOf != s {
+		c.buckets, c.bucketsOf = map[string]*rate.Limiter{}, s
+	}
+	l := c.buckets[key]
+	if l == nil {
+		if len(c.buckets) >= maxBuckets {
+			c.forget()
+		}
+		l = rate.NewLimiter(s.rate, s.burst)
+		c.buckets[key] = l
+	}
+	return l.Allow()
+}
+
+// forget drops the buckets of clients that are not being held back (a token left): a new
+// bucket would let them in as well. Those held back are kept, unless they alone fill it.
+func (c *Config) forget() {
+	now := time.Now()
+	for k, l := range c.buckets {
+		if l.TokensAt(now) >= 1 {
+			delete(c.buckets, k)
+		}
+	}
+	if len(c.buckets) >= maxBuckets {
+		clear(c.buckets)
+	}
 }
 
 // TLS is the server's TLS configuration, nil for plain HTTP. Each handshake takes the
@@ -299,16 +364,11 @@ func (c *Config) TLS() *tls.Config {
 	return cfg
 }
 
-// Wrap adds the configured response headers and rate limit to h.
+// Wrap adds the configured response headers to h. The rate limit is applied after
+// authentication, by Allow.
 func (c *Config) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.current()
-		if s.limiter != nil && !s.limiter.Allow() {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
-			return
-		}
-		for k, v := range s.headers {
+		for k, v := range c.current().headers {
 			w.Header().Set(k, v)
 		}
 		h.ServeHTTP(w, r)

@@ -42,6 +42,12 @@ func ParseRole(s string) (Role, error) {
 	return None, fmt.Errorf("role %q is not read, write or admin", s)
 }
 
+// Identity is who sent a request, as authenticated.
+type Identity struct {
+	Name string // the user's or token's; "" for anonymous
+	Role Role
+}
+
 // Credentials are what a request presents.
 type Credentials struct {
 	User, Password string // HTTP basic auth; User "" when absent
@@ -69,4 +75,18 @@ func WithRole(ctx context.Context, r Role) context.Context {
 func RoleFrom(ctx context.Context) Role {
 	r, _ := ctx.Value(roleKey{}).(Role)
 	return r
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying who sends the request, as rate limits and per-sender
+// budgets count it: an authenticated user or token, or an anonymous client's address.
+func WithClient(ctx context.Context, client string) context.Context {
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+// ClientFrom is the client ctx carries; "" when it carries none.
+func ClientFrom(ctx context.Context) string {
+	c, _ := ctx.Value(clientKey{}).(string)
+	return c
 }

@@ -17,6 +17,9 @@ const (
 	MaxHostnameLen = 253  // a DNS name
 	MaxNameLen     = 256  // metric and label names
 	MaxTextLen     = 1024 // any other value: model, driver, device, pod, namespace, container, labels
+	// MaxLabels bounds a device's other labels (instance, job, Kubernetes' and relabelling's),
+	// as VictoriaMetrics' -maxLabelsPerTimeseries: dcgm-exporter writes about 12 in all.
+	MaxLabels = 64
 )
 
 // Timestamps are kept to the microsecond, between MinTime and MaxTime: the span of
@@ -102,6 +105,9 @@ func (g GPU) Validate() error {
 		if err := CheckText(c.field, c.value, c.limit); err != nil {
 			return err
 		}
+	}
+	if len(g.Labels) > MaxLabels {
+		return Invalid("labels", "%d of them, more than %d", len(g.Labels), MaxLabels)
 	}
 	if labelsOK(g.Labels) { // every scrape checks its devices: no sorting unless one is bad
 		return nil

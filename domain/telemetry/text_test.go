@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -43,6 +44,12 @@ func TestGPUValidateChecksEveryField(t *testing.T) {
 		"label name":     func(g *telemetry.GPU) { g.Labels = map[string]string{"bad\n": "v"} },
 		"label value":    func(g *telemetry.GPU) { g.Labels = map[string]string{"k": "\xff"} },
 		"driver version": func(g *telemetry.GPU) { g.DriverVersion = "\x1b[0m" },
+		"too many labels": func(g *telemetry.GPU) {
+			g.Labels = map[string]string{}
+			for i := range telemetry.MaxLabels + 1 {
+				g.Labels[fmt.Sprint("l", i)] = "v"
+			}
+		},
 	} {
 		c := g
 		bad(&c)

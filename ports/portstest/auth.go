@@ -32,9 +32,9 @@ func TestAuthenticator(t *testing.T, newAuth func(t *testing.T, p Principals) po
 	ctx := context.Background()
 	role := func(c access.Credentials) access.Role {
 		t.Helper()
-		r, err := auth.Authenticate(ctx, c)
+		id, err := auth.Authenticate(ctx, c)
 		require.NoError(t, err, "credentials %+v", c)
-		return r
+		return id.Role
 	}
 
 	t.Run("RolesOfUsersAndTokens", func(t *testing.T) {
@@ -42,6 +42,16 @@ func TestAuthenticator(t *testing.T, newAuth func(t *testing.T, p Principals) po
 		assert.Equal(t, access.Read, role(access.Credentials{User: "grafana", Password: "g-secret"}), "a user without a role reads")
 		assert.Equal(t, access.Write, role(access.Credentials{User: "prometheus", Password: "p-secret"}))
 		assert.Equal(t, access.Write, role(access.Credentials{Token: "tok-3f9a1c7e"}))
+	})
+	t.Run("NamesOfUsersAndTokens", func(t *testing.T) {
+		for c, want := range map[access.Credentials]string{
+			{User: "alice", Password: "wonder land"}: "alice",
+			{Token: "tok-3f9a1c7e"}:                  "vmagent",
+		} {
+			id, err := auth.Authenticate(ctx, c)
+			require.NoError(t, err)
+			assert.Equal(t, want, id.Name, "rate limits and per-sender budgets count by it")
+		}
 	})
 	t.Run("WrongCredentialsAreRefusedAlike", func(t *testing.T) {
 		for _, c := range []access.Credentials{
@@ -54,9 +64,9 @@ func TestAuthenticator(t *testing.T, newAuth func(t *testing.T, p Principals) po
 			{Token: "tok-3f9a1c7"},
 			{Token: "wonder land"},
 		} {
-			r, err := auth.Authenticate(ctx, c)
+			id, err := auth.Authenticate(ctx, c)
 			assert.ErrorIs(t, err, access.ErrUnauthenticated, "credentials %+v", c)
-			assert.Equal(t, access.None, r, "credentials %+v", c)
+			assert.Equal(t, access.Identity{}, id, "credentials %+v", c)
 		}
 	})
 	t.Run("RepeatedAndConcurrent", func(t *testing.T) {
@@ -69,8 +79,8 @@ func TestAuthenticator(t *testing.T, newAuth func(t *testing.T, p Principals) po
 					if i%2 == 1 {
 						c, want = access.Credentials{User: "grafana", Password: "nope"}, access.None
 					}
-					r, _ := auth.Authenticate(ctx, c)
-					assert.Equal(t, want, r)
+					id, _ := auth.Authenticate(ctx, c)
+					assert.Equal(t, want, id.Role)
 				}
 			})
 		}
