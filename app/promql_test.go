@@ -330,7 +330,8 @@ func firstHost(t *testing.T, promBase string, at time.Time) string {
 // Bad requests to the PromQL API get 4xx in Prometheus' error shape, naming the problem;
 // good ones over the bundled file answer on the first try (its timestamps are from 2025).
 func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
-	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false", "--timestamps=csv", "--interval=0")
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--loop=false", "--timestamps=csv", "--interval=0",
+		"--promql-max-samples=2000")
 	p.waitForSamples(t, 2470)
 	at := "2025-07-18T20:45:00Z" // within the lookback of the file's scrapes (20:42:34–37)
 	var count struct {
@@ -354,15 +355,17 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 	assert.Equal(t, minute.Data.Result, noStep.Data.Result)
 
 	for path, want := range map[string]string{
-		"/prometheus/api/v1/query?query=sum(":                                                       "parse error",
-		"/prometheus/api/v1/query?query=up&time=yesterday":                                          `invalid parameter "time"`,
-		"/prometheus/api/v1/query_range?query=up&start=0&end=10":                                    `invalid parameter "step"`,
-		"/prometheus/api/v1/query_range?query=up&start=10&end=0&step=1":                             "end timestamp must not be before start time",
-		"/prometheus/api/v1/query_range?query=up&start=0&end=100000&step=1":                         "exceeded maximum resolution",
-		"/prometheus/api/v1/series":                                                                 "no match[] parameter provided",
-		"/prometheus/api/v1/series?match[]=" + url.QueryEscape("{"):                                 "parse error",
-		"/prometheus/api/v1/query?query=" + url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP[5m]`) + "&time=x": `invalid parameter "time"`,
-		"/prometheus/api/v1/query?query=" + strings.Repeat("1%2B", 10000) + "1":                     "the query is 20001 bytes long, more than the 16384",
+		"/prometheus/api/v1/query?query=sum(":                                                         "parse error",
+		"/prometheus/api/v1/query?query=up&time=yesterday":                                            `invalid parameter "time"`,
+		"/prometheus/api/v1/query_range?query=up&start=0&end=10":                                      `invalid parameter "step"`,
+		"/prometheus/api/v1/query_range?query=up&start=10&end=0&step=1":                               "end timestamp must not be before start time",
+		"/prometheus/api/v1/query_range?query=up&start=0&end=100000&step=1":                           "exceeded maximum resolution",
+		"/prometheus/api/v1/series":                                                                   "no match[] parameter provided",
+		"/prometheus/api/v1/series?match[]=" + url.QueryEscape("{"):                                   "parse error",
+		"/prometheus/api/v1/query?query=" + url.QueryEscape(`DCGM_FI_DEV_GPU_TEMP[5m]`) + "&time=x":   `invalid parameter "time"`,
+		"/prometheus/api/v1/query?query=" + strings.Repeat("1%2B", 10000) + "1":                       "the query is 20001 bytes long, more than the 16384",
+		"/prometheus/api/v1/query?query=" + strings.Repeat("(", 200) + "1" + strings.Repeat(")", 200): "nests more than 128 expressions deep",
+		"/prometheus/api/v1/query?query=" + strings.Repeat("1%2B", 3000) + "1":                        "nests more than 128 expressions deep",
 	} {
 		var body struct{ Status, ErrorType, Error string }
 		assert.Equal(t, http.StatusBadRequest, p.get(t, path, &body), path)
@@ -370,6 +373,20 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 		assert.Equal(t, "bad_data", body.ErrorType, path)
 		assert.Contains(t, body.Error, want, path)
 	}
+	// A query reading more samples than --promql-max-samples stops reading there, as
+	// Prometheus stops one evaluating past its --query.max-samples.
+	var tooMany struct{ Status, ErrorType, Error string }
+	assert.Equal(t, http.StatusUnprocessableEntity, p.get(t, "/prometheus/api/v1/query?"+url.Values{"query": {`count({__name__=~"DCGM_.*"})`}, "time": {at}}.Encode(), &tooMany))
+	assert.Equal(t, "execution", tooMany.ErrorType)
+	assert.Contains(t, tooMany.Error, "query processing would load too many samples into memory in reading from the store")
+
+	// Label values read the last hour when no start is named: the file's 2025 samples then.
+	var hosts struct{ Data []string }
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/label/Hostname/values?match[]=DCGM_FI_DEV_GPU_TEMP", &hosts))
+	assert.Empty(t, hosts.Data, "no sample within the last hour")
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/label/Hostname/values?match[]=DCGM_FI_DEV_GPU_TEMP&start=2025-07-18T00:00:00Z&end="+at, &hosts))
+	assert.Len(t, hosts.Data, 31)
+
 	var body struct{ Status, ErrorType, Error string }
 	assert.Equal(t, http.StatusNotFound, p.get(t, "/prometheus/api/v1/nope", &body))
 	assert.Equal(t, "not_found", body.ErrorType)

@@ -505,7 +505,8 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
 			SubqueryStep: w.cfg.PromQLSubqueryStep, MaxConcurrency: w.cfg.PromQLMaxConcurrency,
-			MaxQueryLength: w.cfg.PromQLMaxQueryLength, Logger: w.log.With("component", "promql")}),
+			MaxQueryLength: w.cfg.PromQLMaxQueryLength, MaxDepth: w.cfg.PromQLMaxDepth, MaxSamples: w.cfg.PromQLMaxSamples,
+			Logger: w.log.With("component", "promql")}),
 	}
 	if w.cfg.QueueUI {
 		q, err := w.redisQueue()

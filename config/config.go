@@ -91,9 +91,12 @@ type Config struct {
 	// FutureTolerance is how far ahead of the clock a sample's own time may be.
 	FutureTolerance time.Duration
 
-	// PromQL API limits: queries evaluated at once (0: two per core) and the longest query.
+	// PromQL API limits: queries evaluated at once (0: two per core), the longest query,
+	// its deepest nesting and the samples one query may hold.
 	PromQLMaxConcurrency int
 	PromQLMaxQueryLength int
+	PromQLMaxDepth       int
+	PromQLMaxSamples     int
 
 	WebConfigFile string // "" serves plain HTTP without authentication
 
@@ -154,6 +157,8 @@ var settings = []setting{
 	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
 	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = two per core"},
 	{"promql-max-query-length", 16384, "the longest PromQL query accepted, in bytes (as VictoriaMetrics' -search.maxQueryLen); a longer one gets 400"},
+	{"promql-max-depth", 128, "the deepest PromQL expression accepted (parentheses, operators and calls nested): evaluation grows with it; a deeper one gets 400"},
+	{"promql-max-samples", 5000000, "samples one PromQL query may hold at once, read from the store or evaluated (as Prometheus' --query.max-samples, 50000000 there: a query holds ~16 bytes a sample, and three at once must fit a small API pod); past it, 422"},
 	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
@@ -285,6 +290,8 @@ func fromViper(v *viper.Viper) (Config, error) {
 		FutureTolerance:      duration("future-tolerance"),
 		PromQLMaxConcurrency: v.GetInt("promql-max-concurrency"),
 		PromQLMaxQueryLength: v.GetInt("promql-max-query-length"),
+		PromQLMaxDepth:       v.GetInt("promql-max-depth"),
+		PromQLMaxSamples:     v.GetInt("promql-max-samples"),
 		WebConfigFile:        v.GetString("web-config-file"),
 		HealthCheck:          v.GetBool("health-check"),
 
@@ -463,6 +470,8 @@ func (c Config) validate() []error {
 		{"remote-write-max-new-devices", int64(c.RemoteWriteMaxNewDevices), 0},
 		{"promql-max-concurrency", int64(c.PromQLMaxConcurrency), 0},
 		{"promql-max-query-length", int64(c.PromQLMaxQueryLength), 1},
+		{"promql-max-depth", int64(c.PromQLMaxDepth), 1},
+		{"promql-max-samples", int64(c.PromQLMaxSamples), 1},
 		{"max-backlog", int64(c.MaxBacklog), 0},
 		{"passes", int64(c.Passes), 0},
 		{"interval", int64(c.Interval), 0},

@@ -44,20 +44,24 @@ type Options struct {
 	// MaxQueryLength bounds a query's text in bytes, as VictoriaMetrics' -search.maxQueryLen;
 	// parsing, which no timeout stops, then takes milliseconds at most. 0 means 16 KiB.
 	MaxQueryLength int
-	Logger         *slog.Logger
+	// MaxDepth bounds how deeply a query's expression nests (parentheses, operators, calls):
+	// evaluating 1+1+…+1 grows faster than its terms. 0 means 128.
+	MaxDepth int
+	// MaxSamples bounds the samples a query holds at once, counted as they are read from the
+	// store and as they are evaluated, as Prometheus' --query.max-samples: a query's memory
+	// is in proportion to it, whatever the data. 0 means 5,000,000 (~80 MB).
+	MaxSamples int
+	Logger     *slog.Logger
 }
 
 // API is the handler of Prometheus' /api/v1 query routes.
 type API struct {
-	opts   Options
-	engine *promql.Engine
-	mux    *http.ServeMux
-	slots  chan struct{} // a request being evaluated holds one
+	opts      Options
+	queryable storage.Queryable // opts.Queryable, each query reading opts.MaxSamples at most
+	engine    *promql.Engine
+	mux       *http.ServeMux
+	slots     chan struct{} // a request being evaluated holds one
 }
-
-// maxSamples bounds the samples one query holds in memory at once, as Prometheus'
-// --query.max-samples does by default.
-const maxSamples = 50_000_000
 
 // New returns the API; its routes are /api/v1/query, /api/v1/query_range, /api/v1/series,
 // /api/v1/labels and /api/v1/label/{name}/values.
@@ -80,12 +84,20 @@ func New(opts Options) *API {
 	if opts.MaxQueryLength <= 0 {
 		opts.MaxQueryLength = 16 << 10
 	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = 128
+	}
+	if opts.MaxSamples <= 0 {
+		opts.MaxSamples = 5_000_000
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{opts: opts, mux: http.NewServeMux(), slots: make(chan struct{}, opts.MaxConcurrency)}
+	a := &API{opts: opts, mux: http.NewServeMux(), slots: make(chan struct{}, opts.MaxConcurrency),
+		queryable: limited{q: opts.Queryable, maxSamples: opts.MaxSamples}}
 	a.engine = promql.NewEngine(promql.EngineOpts{
-		Logger: opts.Logger, MaxSamples: maxSamples, Timeout: opts.Timeout, LookbackDelta: opts.LookbackDelta,
+		Logger: opts.Logger, MaxSamples: opts.MaxSamples, Timeout: opts.Timeout, LookbackDelta: opts.LookbackDelta,
+		Parser:           depthParser{Parser: parser.NewParser(parser.Options{}), max: opts.MaxDepth},
 		EnableAtModifier: true, EnableNegativeOffset: true,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return opts.SubqueryStep.Milliseconds() },
 	})
@@ -133,6 +145,31 @@ func New(opts Options) *API {
 		writeError(w, &apiError{typ: errNotFound, err: fmt.Errorf("no route %s: the query API serves /api/v1/query, query_range, series, labels and label/{name}/values", r.URL.Path)})
 	})
 	return a
+}
+
+// depthParser is the engine's parser refusing expressions nested deeper than max.
+type depthParser struct {
+	parser.Parser
+	max int
+}
+
+func (p depthParser) ParseExpr(input string) (parser.Expr, error) {
+	expr, err := p.Parser.ParseExpr(input)
+	if err != nil {
+		return expr, err
+	}
+	err = parser.Walk(depthLimit{max: p.max}, expr, nil)
+	return expr, err
+}
+
+// depthLimit walks an expression and fails at the first node nested deeper than max.
+type depthLimit struct{ max int }
+
+func (d depthLimit) Visit(node parser.Node, path []parser.Node) (parser.Visitor, error) {
+	if len(path) >= d.max {
+		return nil, fmt.Errorf("the query nests more than %d expressions deep (--promql-max-depth)", d.max)
+	}
+	return d, nil
 }
 
 // admit waits for one of the slots of MaxConcurrency, QueueWait at most, and returns what
@@ -200,7 +237,7 @@ func (a *API) query(r *http.Request) (any, error) {
 		return nil, err
 	}
 	defer cancel()
-	q, err := a.engine.NewInstantQuery(ctx, a.opts.Queryable, nil, r.FormValue("query"), ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.queryable, nil, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, &apiError{typ: errBadData, err: err}
 	}
@@ -238,7 +275,7 @@ func (a *API) queryRange(r *http.Request) (any, error) {
 		return nil, err
 	}
 	defer cancel()
-	q, err := a.engine.NewRangeQuery(ctx, a.opts.Queryable, nil, r.FormValue("query"), start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.queryable, nil, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, &apiError{typ: errBadData, err: err}
 	}
@@ -344,17 +381,23 @@ func (a *API) labels(r *http.Request, read func(context.Context, storage.Querier
 	return sortedKeys(seen), nil
 }
 
-// querier reads the span of the request's start and end, all time when absent.
+// labelsWindow is the span series, labels and label values read when the request names no
+// start: Prometheus answers them from its index over all time, but here they come from the
+// samples, and all time would read every one of them. Grafana always names its dashboard's.
+const labelsWindow = time.Hour
+
+// querier reads the span of the request's start and end: end defaults to now, start to
+// labelsWindow before end.
 func (a *API) querier(r *http.Request) (storage.Querier, error) {
-	start, err := timeParam(r, "start", time.Unix(0, 0))
+	end, err := timeParam(r, "end", time.Now())
 	if err != nil {
 		return nil, err
 	}
-	end, err := timeParam(r, "end", time.Now().Add(24*time.Hour))
+	start, err := timeParam(r, "start", end.Add(-labelsWindow))
 	if err != nil {
 		return nil, err
 	}
-	return a.opts.Queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	return a.queryable.Querier(start.UnixMilli(), end.UnixMilli())
 }
 
 func matcherSets(r *http.Request) ([][]*labels.Matcher, error) {

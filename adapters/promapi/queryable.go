@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -36,9 +37,23 @@ func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &querier{q: q, mint: mint, maxt: maxt}, nil
 }
 
+// limited is q reading maxSamples points at most for each querier, what the API gives the
+// engine.
+type limited struct {
+	q          *Queryable
+	maxSamples int
+}
+
+func (l limited) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{q: l.q, mint: mint, maxt: maxt, maxSamples: l.maxSamples}, nil
+}
+
+// A querier serves one query.
 type querier struct {
 	q          *Queryable
 	mint, maxt int64
+	maxSamples int          // the points its Selects read at most; 0: no limit
+	read       atomic.Int64 // points read by its Selects
 }
 
 func (*querier) Close() error { return nil }
@@ -94,6 +109,9 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 			group = group[:0]
 		}
 		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
+			if err := qr.count(len(s.Points)); err != nil {
+				return err // the read stops: memory in proportion to the limit, not to the data
+			}
 			if len(group) > 0 && (group[0].GPU != s.GPU || group[0].Metric != s.Metric) {
 				flush()
 			}
@@ -107,6 +125,14 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	}
 	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
 	return &seriesSet{series: out}
+}
+
+// count adds n points read to the query's, failing as the engine does past its limit.
+func (qr *querier) count(n int) error {
+	if qr.maxSamples > 0 && qr.read.Add(int64(n)) > int64(qr.maxSamples) {
+		return promql.ErrTooManySamples("reading from the store")
+	}
+	return nil
 }
 
 // scrapes returns the times the targets of devices were scraped within r (their up samples),
