@@ -15,6 +15,7 @@ import (
 // Consume implements ports.Consumer with an asynq server of Options.Concurrency workers. It
 // runs until ctx ends, then stops taking batches, gives running handlers ShutdownTimeout to
 // finish and returns the rest to the queue. While Redis is unreachable it keeps retrying.
+// Meanwhile it gives back the batches of collectors that stopped (reclaim.go).
 func (q *Queue) Consume(ctx context.Context, handle func(context.Context, telemetry.Batch) error) error {
 	// Handlers run on a context that outlives ctx by the shutdown grace period: a batch
 	// being written when shutdown begins is finished, not torn.
@@ -41,7 +42,7 @@ func (q *Queue) Consume(ctx context.Context, handle func(context.Context, teleme
 	if err != nil {
 		return fmt.Errorf("start consumer: %w", err)
 	}
-	<-ctx.Done()
+	q.reclaim(ctx)
 	srv.Shutdown()
 	return ctx.Err()
 }
