@@ -287,7 +287,7 @@ func (w *wiring) scrapeSource() *scrapesource.Scraper {
 		w.scraper = scrapesource.New(scrapesource.Options{
 			Static: w.cfg.ScrapeTargets, File: w.cfg.ScrapeTargetsFile, DNS: w.cfg.ScrapeDNS,
 			Interval: w.cfg.ScrapeInterval, Timeout: w.cfg.ScrapeTimeout, Job: w.cfg.ScrapeJob,
-			Keep: w.cfg.Shard.Owns, Logger: w.log.With("component", "scraper"),
+			MaxBody: w.cfg.ScrapeBodySizeLimit, Keep: w.cfg.Shard.Owns, Logger: w.log.With("component", "scraper"),
 		})
 	}
 	return w.scraper
@@ -305,7 +305,7 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 			return opts, err
 		}
 		w.rw = remotewrite.New(remotewrite.Options{Publish: live.Publish, Timeout: w.cfg.RemoteWriteTimeout,
-			MaxConcurrent: w.cfg.RemoteWriteMaxConcurrency, MaxNewDevices: w.cfg.RemoteWriteMaxNewDevices,
+			MaxConcurrent: w.cfg.RemoteWriteMaxConcurrency, MaxNewDevices: w.cfg.RemoteWriteMaxNewDevices, MaxBytes: w.cfg.RemoteWriteMaxBody,
 			Chunk: 2 * w.cfg.BatchSize, Logger: w.log.With("component", "remote_write")})
 		opts.RemoteWrite = w.rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")

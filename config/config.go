@@ -65,12 +65,16 @@ type Config struct {
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
 	// scrape target, no remote_write receiver.
-	ScrapeTargets      []string
-	ScrapeTargetsFile  string
-	ScrapeDNS          []string
-	ScrapeInterval     time.Duration
-	ScrapeTimeout      time.Duration
-	ScrapeJob          string
+	ScrapeTargets     []string
+	ScrapeTargetsFile string
+	ScrapeDNS         []string
+	ScrapeInterval    time.Duration
+	ScrapeTimeout     time.Duration
+	ScrapeJob         string
+	// ScrapeBodySizeLimit bounds a scrape's body, decompressed, in bytes.
+	ScrapeBodySizeLimit int
+	// RemoteWriteMaxBody bounds a remote_write body, compressed and decompressed, in bytes.
+	RemoteWriteMaxBody int
 	RemoteWrite        bool
 	RemoteWriteTimeout time.Duration
 	// RemoteWriteMaxConcurrency bounds the requests received at once; 0: two per core.
@@ -91,7 +95,7 @@ type Config struct {
 	// FutureTolerance is how far ahead of the clock a sample's own time may be.
 	FutureTolerance time.Duration
 
-	// PromQL API limits: queries evaluated at once (0: two per core), the longest query,
+	// PromQL API limits: queries evaluated at once (0: one per core), the longest query,
 	// its deepest nesting and the samples one query may hold.
 	PromQLMaxConcurrency int
 	PromQLMaxQueryLength int
@@ -145,7 +149,9 @@ var settings = []setting{
 	{"scrape-interval", 15 * time.Second, "how often each target is scraped"},
 	{"scrape-timeout", time.Duration(0), "how long one scrape may take, at most the interval; 0 = 10s, or the interval when it is shorter (as in Prometheus)"},
 	{"scrape-job", "dcgm-exporter", "the job label of scraped series"},
+	{"scrape-body-size-limit", 16 << 20, "the largest scrape body, in bytes once decompressed (as vmagent's -promscrape.maxScrapeSize and Prometheus' body_size_limit; dcgm-exporter serves ~100 kB for 8 GPUs): a larger one fails the scrape, the target down saying why, and none of it is stored"},
 	{"remote-write", false, "receive Prometheus remote_write 1.0 at POST /api/v1/write on --http-addr (modes all and streamer)"},
+	{"remote-write-max-body", 32 << 20, "the largest remote_write request body, in bytes, compressed and decompressed; a larger one gets 400"},
 	{"remote-write-timeout", 10 * time.Second, "how long a remote_write request waits for the queue before it is answered 503 and retried by its sender (keep it under the sender's remote_timeout, 30s in Prometheus)"},
 	{"remote-write-max-concurrency", 0, "remote_write requests received at once (as VictoriaMetrics' -maxConcurrentInserts), each holding its body and a batch of samples in memory; the others wait within --remote-write-timeout, then get 503, which Prometheus retries; 0 = two per core"},
 	{"remote-write-max-new-devices", 10000, "devices not seen before that one remote_write sender (user, token or address) may bring a minute; a request past it gets 503 and is retried, so a fleet larger than this comes in over a few minutes; 0 = no limit"},
@@ -155,10 +161,10 @@ var settings = []setting{
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see README); none = plain HTTP open to all, queue UI read-only"},
 	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
-	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = two per core"},
+	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = one per core, so that a cheap REST request finds a core while heavy queries run"},
 	{"promql-max-query-length", 16384, "the longest PromQL query accepted, in bytes (as VictoriaMetrics' -search.maxQueryLen); a longer one gets 400"},
 	{"promql-max-depth", 128, "the deepest PromQL expression accepted (parentheses, operators and calls nested): evaluation grows with it; a deeper one gets 400"},
-	{"promql-max-samples", 5000000, "samples one PromQL query may hold at once, read from the store or evaluated (as Prometheus' --query.max-samples, 50000000 there: a query holds ~16 bytes a sample, and three at once must fit a small API pod); past it, 422"},
+	{"promql-max-samples", 2000000, "samples one PromQL query may hold at once, read from the store or evaluated (as Prometheus' --query.max-samples, 50000000 there: a query near the limit takes ~32 bytes a sample, and four at once must fit an API pod of 512 MiB; a panel of 1,000 GPUs at 2,000 points fits); past it, 422"},
 	{"promql-subquery-step", time.Minute, "the step of a PromQL subquery written without one, avg_over_time(x[10m:]): Prometheus takes its global evaluation interval, 1m by default"},
 	{"queue-ui", false, "serve the asynqmon web UI for the Redis queue at /queues (modes all and api)"},
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
@@ -301,6 +307,8 @@ func fromViper(v *viper.Viper) (Config, error) {
 		ScrapeInterval:            duration("scrape-interval"),
 		ScrapeTimeout:             duration("scrape-timeout"),
 		ScrapeJob:                 v.GetString("scrape-job"),
+		ScrapeBodySizeLimit:       v.GetInt("scrape-body-size-limit"),
+		RemoteWriteMaxBody:        v.GetInt("remote-write-max-body"),
 		RemoteWrite:               v.GetBool("remote-write"),
 		RemoteWriteTimeout:        duration("remote-write-timeout"),
 		RemoteWriteMaxConcurrency: v.GetInt("remote-write-max-concurrency"),
@@ -468,6 +476,8 @@ func (c Config) validate() []error {
 		{"future-tolerance", int64(c.FutureTolerance), 1},
 		{"remote-write-max-concurrency", int64(c.RemoteWriteMaxConcurrency), 0},
 		{"remote-write-max-new-devices", int64(c.RemoteWriteMaxNewDevices), 0},
+		{"remote-write-max-body", int64(c.RemoteWriteMaxBody), 1},
+		{"scrape-body-size-limit", int64(c.ScrapeBodySizeLimit), 1},
 		{"promql-max-concurrency", int64(c.PromQLMaxConcurrency), 0},
 		{"promql-max-query-length", int64(c.PromQLMaxQueryLength), 1},
 		{"promql-max-depth", int64(c.PromQLMaxDepth), 1},

@@ -245,7 +245,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/latest": {
             "get": {
-                "description": "Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value.",
+                "description": "Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value. A page holds the devices of limit GPUs at most (10,000 by default and at most); next_cursor, while more follow, asks for the next.",
                 "produces": [
                     "application/json"
                 ],
@@ -285,6 +285,21 @@ const docTemplate = `{
                         "type": "string",
                         "description": "only the GPUs of this model",
                         "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 10000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 10000,
+                        "description": "GPUs a page, each with its MIG instances",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the page before",
+                        "name": "cursor",
                         "in": "query"
                     }
                 ],
@@ -1254,6 +1269,10 @@ const docTemplate = `{
                 "metric": {
                     "type": "string",
                     "example": "DCGM_FI_DEV_GPU_TEMP"
+                },
+                "next_cursor": {
+                    "description": "NextCursor asks for the next page of /fleet/latest; absent on the last.",
+                    "type": "string"
                 },
                 "start_time": {
                     "type": "string",

@@ -284,6 +284,8 @@ type DeviceValues struct {
 	EndTime   time.Time     `json:"end_time" example:"2025-07-18T21:42:34Z"`
 	Data      []DeviceValue `json:"data"`
 	Count     int           `json:"count" example:"10"`
+	// NextCursor asks for the next page of /fleet/latest; absent on the last.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // Event is a span in which a device was in a state worth knowing of: kind xid (reason: the

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -98,13 +99,13 @@ func (a *API) fleetTop(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	writeDeviceValues(c, q, devices)
+	writeDeviceValues(c, q, devices, "")
 }
 
 // fleetLatest godoc
 //
 //	@Summary		Every device's latest value of a metric, in one call
-//	@Description	Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value.
+//	@Description	Every device (or those of one host or model), by host and index, with its newest sample of the metric within lookback before time (default: 5m before now), as a PromQL instant query picks it: what a fleet heatmap shows. A device with none has no value. A page holds the devices of limit GPUs at most (10,000 by default and at most); next_cursor, while more follow, asks for the next.
 //	@Tags			fleet
 //	@Produce		json
 //	@Param			metric		query		string	true	"a DCGM field"	example(DCGM_FI_DEV_GPU_UTIL)
@@ -112,6 +113,8 @@ func (a *API) fleetTop(c *gin.Context) {
 //	@Param			lookback	query		string	false	"how far back a sample counts"	default(5m)
 //	@Param			hostname	query		string	false	"only the GPUs of this host"
 //	@Param			model		query		string	false	"only the GPUs of this model"
+//	@Param			limit		query		int		false	"GPUs a page, each with its MIG instances"	minimum(1)	maximum(10000)	default(10000)
+//	@Param			cursor		query		string	false	"next_cursor of the page before"
 //	@Success		200			{object}	DeviceValues
 //	@Failure		400			{object}	ErrorBody
 //	@Failure		503			{object}	ErrorBody
@@ -130,14 +133,19 @@ func (a *API) fleetLatest(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	q := telemetry.FleetQuery{Metric: c.Query("metric"), Hostname: c.Query("hostname"), Model: c.Query("model"),
-		Range: telemetry.TimeRange{Start: at.Add(-lookback), End: at}}
-	devices, err := a.opts.Fleet.Latest(c.Request.Context(), q)
+	limit, err := intParam(c, "limit", query.MaxFleetLimit)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	writeDeviceValues(c, q, devices)
+	q := telemetry.FleetQuery{Metric: c.Query("metric"), Hostname: c.Query("hostname"), Model: c.Query("model"),
+		Range: telemetry.TimeRange{Start: at.Add(-lookback), End: at}}
+	devices, next, err := a.opts.Fleet.Latest(c.Request.Context(), q, limit, c.Query("cursor"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeDeviceValues(c, q, devices, next)
 }
 
 // fleetQuery reads the parameters the fleet routes share; a window without a start is the
@@ -160,9 +168,9 @@ func fleetQuery(c *gin.Context, span time.Duration) (telemetry.FleetQuery, error
 	return q, nil
 }
 
-func writeDeviceValues(c *gin.Context, q telemetry.FleetQuery, devices []telemetry.DeviceValue) {
+func writeDeviceValues(c *gin.Context, q telemetry.FleetQuery, devices []telemetry.DeviceValue, next string) {
 	out := DeviceValues{Metric: q.Metric, StartTime: q.Range.Start, EndTime: q.Range.End,
-		Data: make([]DeviceValue, len(devices)), Count: len(devices)}
+		Data: make([]DeviceValue, len(devices)), Count: len(devices), NextCursor: next}
 	for i, d := range devices {
 		out.Data[i] = toDeviceValue(d)
 	}

@@ -177,10 +177,26 @@ func TestFleetLatest(t *testing.T) {
 	}
 	assert.Equal(t, []string{"GPU-A=90", "GPU-B=90", "GPU-C=70", "GPU-D=none"}, got)
 
+	assert.Empty(t, out.NextCursor, "the fleet in one page")
+
 	get(t, api, "/api/v1/fleet/latest?metric="+util+"&lookback=2h&hostname=h2&time="+at, &out)
 	require.Len(t, out.Data, 2)
 	require.NotNil(t, out.Data[1].Value, "within a longer lookback")
 	assert.Equal(t, 5.0, *out.Data[1].Value)
+
+	// Pages of a GPU each: every device once, in listing order, whatever the fleet's size.
+	var paged []string
+	cursor := ""
+	for range 10 {
+		out = httpapi.DeviceValues{}
+		require.Equal(t, http.StatusOK, get(t, api, "/api/v1/fleet/latest?metric="+util+"&time="+at+"&limit=1&cursor="+cursor, &out).Code)
+		require.Len(t, out.Data, 1)
+		paged = append(paged, out.Data[0].UUID)
+		if cursor = out.NextCursor; cursor == "" {
+			break
+		}
+	}
+	assert.Equal(t, []string{"GPU-A", "GPU-B", "GPU-C", "GPU-D"}, paged)
 }
 
 func TestFleetBadRequests(t *testing.T) {
@@ -197,6 +213,8 @@ func TestFleetBadRequests(t *testing.T) {
 		"/api/v1/fleet/latest?metric=x&lookback=-1m":                                                     "lookback",
 		"/api/v1/fleet/latest?metric=x&lookback=soon":                                                    "lookback",
 		"/api/v1/fleet/latest":                                                                           "metric",
+		"/api/v1/fleet/latest?metric=x&limit=10001":                                                      "limit",
+		"/api/v1/fleet/latest?metric=x&cursor=nope":                                                      "cursor",
 	})
 }
 

@@ -35,9 +35,9 @@ type Options struct {
 	// minute, Prometheus' default evaluation interval.
 	SubqueryStep time.Duration
 	// MaxConcurrency bounds the requests evaluated at once, as Prometheus'
-	// --query.max-concurrency; the others wait QueueWait at most, then get 503. 0 means two
-	// per core: a request evaluating takes a core, one reading from the database waits on
-	// it, and more at once would only take memory and the latency of every other request.
+	// --query.max-concurrency; the others wait QueueWait at most, then get 503. 0 means one
+	// per core: a query evaluating takes a core, and more at once would take the memory and
+	// the latency of every other request (docs/performance.md has the trade-off).
 	MaxConcurrency int
 	// QueueWait is how long a request waits for its turn; 0 means 10 seconds.
 	QueueWait time.Duration
@@ -49,7 +49,7 @@ type Options struct {
 	MaxDepth int
 	// MaxSamples bounds the samples a query holds at once, counted as they are read from the
 	// store and as they are evaluated, as Prometheus' --query.max-samples: a query's memory
-	// is in proportion to it, whatever the data. 0 means 5,000,000 (~80 MB).
+	// is in proportion to it, whatever the data. 0 means 2,000,000 (~64 MB).
 	MaxSamples int
 	Logger     *slog.Logger
 }
@@ -76,7 +76,7 @@ func New(opts Options) *API {
 		opts.SubqueryStep = time.Minute
 	}
 	if opts.MaxConcurrency <= 0 {
-		opts.MaxConcurrency = 2 * runtime.GOMAXPROCS(0)
+		opts.MaxConcurrency = runtime.GOMAXPROCS(0)
 	}
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 10 * time.Second
@@ -88,7 +88,7 @@ func New(opts Options) *API {
 		opts.MaxDepth = 128
 	}
 	if opts.MaxSamples <= 0 {
-		opts.MaxSamples = 5_000_000
+		opts.MaxSamples = 2_000_000
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -50,7 +50,7 @@ type Options struct {
 	Timeout  time.Duration // per scrape; 0 means 10s, at most Interval
 	Job      string        // the job label; "" means dcgm-exporter
 	// MaxBody bounds one scrape's body, as Prometheus' body_size_limit: a larger one fails
-	// the scrape. 0 means 64 MiB (dcgm-exporter serves some 100 kB for 8 GPUs).
+	// the scrape. 0 means 16 MiB (dcgm-exporter serves some 100 kB for 8 GPUs).
 	MaxBody int
 
 	// Keep selects this streamer's targets by URL; nil keeps all.
@@ -62,7 +62,7 @@ type Options struct {
 }
 
 // defaultMaxBody is Options.MaxBody's default.
-const defaultMaxBody = 64 << 20
+const defaultMaxBody = 16 << 20
 
 // Scraper scrapes its targets until its Run ends.
 type Scraper struct {

@@ -446,6 +446,48 @@ func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
 	return row.ID, nil
 }
 
+// lookupGPUIDs returns the surrogate ids of the devices keys name that are stored, by key:
+// those not known yet read by the thousand, not one query each (a PromQL query over a
+// fleet of 100,000 GPUs read them one by one in 15 s).
+func (s *Store) lookupGPUIDs(ctx context.Context, keys []string) (map[string]int32, error) {
+	out := make(map[string]int32, len(keys))
+	var missing []string // their UUIDs
+	s.mu.Lock()
+	for _, key := range keys {
+		if known, ok := s.gpus[key]; ok {
+			out[key] = known.id
+		} else {
+			uuid, _ := telemetry.SplitDeviceKey(key)
+			missing = append(missing, uuid)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
+	for uuids := range slices.Chunk(missing, 1000) {
+		var rows []gpuRow
+		if err := s.db.WithContext(ctx).Where("uuid IN ?", uuids).Find(&rows).Error; err != nil {
+			return nil, classify(fmt.Errorf("look up GPUs: %w", err))
+		}
+		s.mu.Lock()
+		for _, row := range rows {
+			key := telemetry.DeviceKey(row.UUID, row.GPUInstance)
+			s.gpus[key] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
+		}
+		s.mu.Unlock()
+	}
+	if len(missing) > 0 {
+		s.mu.Lock()
+		for _, key := range keys {
+			if known, ok := s.gpus[key]; ok {
+				out[key] = known.id
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out, nil
+}
+
 // Stats implements ports.Summarizer from the batches table — one row per batch, not per
 // sample — and the gpus table.
 func (s *Store) Stats(ctx context.Context) (telemetry.Stats, error) {

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -43,15 +42,16 @@ func (s *Store) Series(ctx context.Context, q telemetry.SeriesQuery, fn func(tel
 		}
 		keep = func(m int32) bool { return set[m] }
 	}
-	keys := make(map[int32]string, len(q.GPUs))
+	found, err := s.lookupGPUIDs(ctx, q.GPUs)
+	if err != nil {
+		return err
+	}
+	keys := make(map[int32]string, len(found))
 	var ids []int32
 	for _, key := range q.GPUs {
-		id, err := s.gpuID(ctx, key)
-		if errors.Is(err, telemetry.ErrNotFound) {
+		id, ok := found[key]
+		if !ok {
 			continue
-		}
-		if err != nil {
-			return err
 		}
 		if _, dup := keys[id]; !dup {
 			keys[id] = key

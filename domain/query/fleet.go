@@ -46,7 +46,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		devices map[string]bool
 	}
 	groups := map[string]*group{}
-	err = f.eachOf(ctx, q, nil, func(g *telemetry.GPU, s telemetry.Series) {
+	err = f.eachOf(ctx, q, q.Devices(), nil, func(g *telemetry.GPU, s telemetry.Series) {
 		key := name(g, s)
 		gr := groups[key]
 		if gr == nil {
@@ -161,7 +161,7 @@ func (f *Fleet) Top(ctx context.Context, q telemetry.FleetQuery, agg telemetry.A
 	case !slices.Contains(telemetry.Aggregations, agg):
 		return nil, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", agg)
 	}
-	devices, stats, err := f.stats(ctx, q)
+	devices, stats, err := f.stats(ctx, q, q.Devices())
 	if err != nil {
 		return nil, err
 	}
@@ -180,30 +180,60 @@ func (f *Fleet) Top(ctx context.Context, q telemetry.FleetQuery, agg telemetry.A
 	return out[:min(n, len(out))], nil
 }
 
-// Latest returns every device q selects, in listing order (host, index, key), each with its
-// newest sample within q.Range: a fleet heatmap in one call. A device without one has
-// Samples 0.
-func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.DeviceValue, error) {
-	devices, stats, err := f.stats(ctx, q)
-	if err != nil {
-		return nil, err
+// Latest returns a page of the devices q selects — those of limit GPUs at most (each GPU
+// with its MIG instances), after the position cursor marks ("" for the first page) — in
+// listing order (host, index, key), each with its newest sample within q.Range: a fleet
+// heatmap in one call, bounded whatever the fleet's size. A device without a sample has
+// Samples 0. next is the cursor of the page after, "" when no GPU follows. A bad limit or
+// cursor matches telemetry.ErrInvalid.
+func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery, limit int, cursor string) (page []telemetry.DeviceValue, next string, err error) {
+	if limit < 1 || limit > MaxFleetLimit {
+		return nil, "", telemetry.Invalid("limit", "must be between 1 and %d, got %d", MaxFleetLimit, limit)
 	}
-	out := make([]telemetry.DeviceValue, len(devices))
+	sel := telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model, Limit: limit + 1} // one more tells whether a page follows
+	if cursor != "" {
+		var at telemetry.GPUPosition
+		if err := decodeListCursor(cursor, "g", &at); err != nil {
+			return nil, "", err
+		}
+		sel.After = &at
+	}
+	devices, stats, err := f.stats(ctx, q, sel)
+	if err != nil {
+		return nil, "", err
+	}
+	gpus := 0
 	for i, g := range devices {
-		out[i] = telemetry.DeviceValue{GPU: g}
-		if st := stats[i]; st.count > 0 {
-			out[i].Value, out[i].Time, out[i].Samples = st.last.Value, time.UnixMicro(st.last.Time).UTC(), 1
+		if i == 0 || !sameGPU(g, devices[i-1]) {
+			if gpus++; gpus > limit {
+				last := devices[i-1]
+				devices, next = devices[:i], encodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
+				break
+			}
 		}
 	}
-	return out, nil
+	page = make([]telemetry.DeviceValue, len(devices))
+	for i, g := range devices {
+		page[i] = telemetry.DeviceValue{GPU: g}
+		if st := stats[i]; st.count > 0 {
+			page[i].Value, page[i].Time, page[i].Samples = st.last.Value, time.UnixMicro(st.last.Time).UTC(), 1
+		}
+	}
+	return page, next, nil
 }
 
-// stats gathers each device's samples of q, the devices in listing order.
-func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.GPU, []deviceStats, error) {
+// sameGPU reports whether two devices are one GPU or its MIG instances, as listings key
+// them.
+func sameGPU(a, b telemetry.GPU) bool {
+	return a.Hostname == b.Hostname && a.Index == b.Index && a.UUID == b.UUID
+}
+
+// stats gathers each device's samples of q, the devices sel lists, in listing order.
+func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter) ([]telemetry.GPU, []deviceStats, error) {
 	var devices []telemetry.GPU
 	index := map[string]int{}
 	var stats []deviceStats
-	err := f.eachOf(ctx, q, func(list []telemetry.GPU) {
+	err := f.eachOf(ctx, q, sel, func(list []telemetry.GPU) {
 		devices = list
 		stats = make([]deviceStats, len(list))
 		for i, g := range list {
@@ -215,13 +245,13 @@ func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery) ([]telemetry.
 	return devices, stats, err
 }
 
-// eachOf calls listed, when set, with the devices q selects, then fn with each of their
+// eachOf calls listed, when set, with the devices sel lists, then fn with each of their
 // series of q's metric within q.Range.
-func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
+func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
 	if q.Metric == "" {
 		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
 	}
-	return f.read(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}, q.Range, []string{q.Metric}, listed, fn)
+	return f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
 }
 
 // read calls listed with the devices sel selects, then fn with each of their series of

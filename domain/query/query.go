@@ -26,6 +26,10 @@ const (
 
 	DefaultListLimit = 1000 // GPUs or hosts per page unless asked otherwise
 	MaxListLimit     = 1000 // GPUs or hosts per page at most, as samples
+
+	// MaxFleetLimit is the most GPUs a page of the fleet's latest values holds, and its
+	// default: a heatmap of 10,000 GPUs reads ~300,000 samples and sends ~3 MB.
+	MaxFleetLimit = 10000
 )
 
 // Service answers queries from the store.

@@ -11,6 +11,9 @@ type FleetQuery struct {
 	Model    string
 }
 
+// Devices is the filter of the devices q selects.
+func (q FleetQuery) Devices() GPUFilter { return GPUFilter{Hostname: q.Hostname, Model: q.Model} }
+
 // Grouping is what a fleet aggregate groups samples by: a device's host, model or itself,
 // the workload a sample is attributed to (namespace, pod), or one of a device's other
 // labels ("label:instance"). None puts the whole fleet in one group.

@@ -203,12 +203,15 @@
     let devices = [];
 
     async function refresh() {
-      devices = (await api('api/v1/fleet/latest', { metric })).data;
+      const page = await api('api/v1/fleet/latest', { metric });
+      devices = page.data;
       if (devices.length !== cells.size || devices.some((d) => !cells.has(deviceKey(d)))) layout(devices);
       paint();
       state.refreshes++;
       heatmap.dataset.refreshes = state.refreshes;
-      main.querySelector('#updated').textContent = `${devices.length} devices · updated ${new Date().toLocaleTimeString()}`;
+      // A page holds 10,000 GPUs at most: a larger fleet is said to be cut, never shown as whole.
+      const cut = page.next_cursor ? ' (the first 10,000 GPUs of a larger fleet)' : '';
+      main.querySelector('#updated').textContent = `${devices.length} devices${cut} · updated ${new Date().toLocaleTimeString()}`;
       setStatus('');
       state.ready = true;
     }
