@@ -386,6 +386,12 @@ func TestPromQLOnTheBundledDataAndBadRequests(t *testing.T) {
 	assert.Empty(t, hosts.Data, "no sample within the last hour")
 	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/label/Hostname/values?match[]=DCGM_FI_DEV_GPU_TEMP&start=2025-07-18T00:00:00Z&end="+at, &hosts))
 	assert.Len(t, hosts.Data, 31)
+	// Reading labels keeps no sample: every one of the 2,470, past the limit of 2,000, is read.
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/label/Hostname/values?start=2025-07-18T00:00:00Z&end="+at, &hosts))
+	assert.Len(t, hosts.Data, 31)
+	var series struct{ Data []map[string]string }
+	require.Equal(t, http.StatusOK, p.get(t, "/prometheus/api/v1/series?match[]="+url.QueryEscape(`{__name__=~"DCGM_.*"}`)+"&start=2025-07-18T00:00:00Z&end="+at, &series))
+	assert.Len(t, series.Data, 2470, "a series a GPU and metric")
 
 	var body struct{ Status, ErrorType, Error string }
 	assert.Equal(t, http.StatusNotFound, p.get(t, "/prometheus/api/v1/nope", &body))

@@ -313,7 +313,11 @@ func (a *API) series(r *http.Request) (any, error) {
 	if len(sets) == 0 {
 		return nil, errorf(errBadData, "no match[] parameter provided")
 	}
-	q, err := a.querier(r)
+	start, end, err := a.span(r)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.queryable.Querier(start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +325,7 @@ func (a *API) series(r *http.Request) (any, error) {
 	out := []labels.Labels{}
 	seen := map[string]bool{}
 	for _, ms := range sets {
-		set := q.Select(r.Context(), true, nil, ms...)
+		set := q.Select(r.Context(), true, seriesHints(start, end), ms...)
 		for set.Next() {
 			ls := set.At().Labels()
 			if k := ls.String(); !seen[k] {
@@ -363,7 +367,11 @@ func (a *API) labels(r *http.Request, read func(context.Context, storage.Querier
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	q, err := a.querier(r)
+	start, end, err := a.span(r)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.queryable.Querier(start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -383,21 +391,22 @@ func (a *API) labels(r *http.Request, read func(context.Context, storage.Querier
 
 // labelsWindow is the span series, labels and label values read when the request names no
 // start: Prometheus answers them from its index over all time, but here they come from the
-// samples, and all time would read every one of them. Grafana always names its dashboard's.
+// samples (read, not kept, nor counted against MaxSamples), and all time would read every
+// one of them. Grafana always names its dashboard's.
 const labelsWindow = time.Hour
 
-// querier reads the span of the request's start and end: end defaults to now, start to
+// span is the request's start and end in milliseconds: end defaults to now, start to
 // labelsWindow before end.
-func (a *API) querier(r *http.Request) (storage.Querier, error) {
-	end, err := timeParam(r, "end", time.Now())
+func (a *API) span(r *http.Request) (start, end int64, err error) {
+	e, err := timeParam(r, "end", time.Now())
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	start, err := timeParam(r, "start", end.Add(-labelsWindow))
+	s, err := timeParam(r, "start", e.Add(-labelsWindow))
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	return a.queryable.Querier(start.UnixMilli(), end.UnixMilli())
+	return s.UnixMilli(), e.UnixMilli(), nil
 }
 
 func matcherSets(r *http.Request) ([][]*labels.Matcher, error) {

@@ -64,8 +64,10 @@ var workloadLabels = []string{"pod", "namespace", "container"}
 // Select implements storage.Querier.
 func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	mint, maxt := qr.mint, qr.maxt
+	labelsOnly := false // series, labels and label values: no point is kept, none counted
 	if hints != nil {
 		mint, maxt = hints.Start, hints.End
+		labelsOnly = hints.Func == "series"
 	}
 	cat, err := qr.q.catalog(ctx)
 	if err != nil {
@@ -109,8 +111,14 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 			group = group[:0]
 		}
 		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
-			if err := qr.count(len(s.Points)); err != nil {
-				return err // the read stops: memory in proportion to the limit, not to the data
+			switch {
+			case labelsOnly && len(s.Points) > 1:
+				s.Points = s.Points[len(s.Points)-1:] // the series is there; its points are not asked for
+			case labelsOnly:
+			default:
+				if err := qr.count(len(s.Points)); err != nil {
+					return err // the read stops: memory in proportion to the limit, not to the data
+				}
 			}
 			if len(group) > 0 && (group[0].GPU != s.GPU || group[0].Metric != s.Metric) {
 				flush()
@@ -258,11 +266,16 @@ func (qr *querier) LabelValues(ctx context.Context, name string, _ *storage.Labe
 
 // eachSeries calls fn with the labels of every series the matchers select.
 func (qr *querier) eachSeries(ctx context.Context, ms []*labels.Matcher, fn func(labels.Labels)) error {
-	set := qr.Select(ctx, false, nil, ms...)
+	set := qr.Select(ctx, false, seriesHints(qr.mint, qr.maxt), ms...)
 	for set.Next() {
 		fn(set.At().Labels())
 	}
 	return set.Err()
+}
+
+// seriesHints asks Select for labels only, as Prometheus' API asks for series.
+func seriesHints(mint, maxt int64) *storage.SelectHints {
+	return &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
 }
 
 func sortedKeys(m map[string]bool) []string {
