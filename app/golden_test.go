@@ -265,9 +265,9 @@ remote_write:
 }
 
 // One sample stamped 2262 on a live GPU is refused and counted: the GPU's latest value and
-// the store's newest sample stay in the present.
+// the store's newest sample stay in the present, and compaction seals no window for it.
 func TestASampleFromTheFutureIsRefused(t *testing.T) {
-	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--remote-write")
+	p := start(t, "--database-url="+sqlstoretest.SQLiteURL(t), "--remote-write", "--compact-interval=100ms")
 	now := time.Now().Truncate(time.Millisecond)
 	for _, at := range []time.Time{now, time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC)} {
 		status, _ := call(t, http.DefaultClient, "POST", p.base+"/api/v1/write", "", remoteWriteBody(t, "GPU-future", at), remoteWriteHeader)
@@ -289,4 +289,11 @@ func TestASampleFromTheFutureIsRefused(t *testing.T) {
 	assert.EqualValues(t, 1, st.Total)
 	assert.True(t, st.Newest.Equal(now), "newest %s", st.Newest)
 	assert.Contains(t, p.logs.String(), "samples stamped ahead of the clock refused")
+
+	// Compaction goes on as for the present alone: passes, and no window over to seal (a
+	// stored sample of 2262 made every pass seal every device's window).
+	require.Eventually(t, func() bool {
+		return value(t, scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_passes_total", "result", "ok") >= 5
+	}, 10*time.Second, 100*time.Millisecond)
+	assert.Zero(t, value(t, scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_windows_sealed_total"))
 }
