@@ -424,30 +424,12 @@ func (w *wiring) collector(ctx context.Context) (component, error) {
 	}
 	topic := w.topic()
 	run := func(ctx context.Context) error {
-		consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		done := make(chan error, 1)
-		go func() { done <- topic.Consume(consumeCtx, handle) }()
-		select {
-		case err := <-done:
-			return err
-		case <-ctx.Done():
-		}
-		topic.Close()
 		// Give up a little before the process's own shutdown deadline, to say what is lost.
-		drain := w.cfg.ShutdownTimeout * 9 / 10
-		st := topic.Stats()
-		log.Info("draining queue", "queued", st.Queued, "in_flight", st.InFlight, "samples", st.Samples)
-		select {
-		case err := <-done:
+		err := topic.ConsumeAndDrain(ctx, handle, w.cfg.ShutdownTimeout*9/10)
+		if err == nil {
 			svc.LogProgress(ctx, svc.Stats(), "collector stopped")
-			return err
-		case <-time.After(drain):
-			cancel()
-			<-done
-			st := topic.Stats()
-			return fmt.Errorf("queue not drained within %s: %d accepted samples (%d batches) not stored", drain, st.Samples, st.Queued+st.InFlight)
 		}
+		return err
 	}
 	return component{name: "collector", run: run}, nil
 }

@@ -30,6 +30,35 @@ func (t *Topic) Consume(ctx context.Context, handle func(context.Context, teleme
 	return ctx.Err()
 }
 
+// ConsumeAndDrain consumes as Consume until ctx ends, then closes the topic and goes on
+// until it is drained — what it holds exists nowhere else — for grace at most. Past grace it
+// stops the handlers and returns an error counting the accepted samples not stored.
+func (t *Topic) ConsumeAndDrain(ctx context.Context, handle func(context.Context, telemetry.Batch) error, grace time.Duration) error {
+	consumeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- t.Consume(consumeCtx, handle) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t.Close()
+	st := t.Stats()
+	t.opts.Logger.InfoContext(ctx, "draining queue", "queued", st.Queued, "in_flight", st.InFlight, "samples", st.Samples)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		cancel()
+		<-done
+		st := t.Stats()
+		return fmt.Errorf("queue not drained within %s: %d accepted samples (%d batches) not stored", grace, st.Samples, st.Queued+st.InFlight)
+	}
+}
+
 // settleAfter is the one place that decides what a handler's result means for the batch:
 // success acknowledges it, invalid input dead-letters it, anything else (a database that is
 // down, a timeout, shutdown interrupting the handler) delivers it again after a backoff.

@@ -158,3 +158,52 @@ func TestBrokerTopicsAreSeparate(t *testing.T) {
 	b.Close()
 	assert.ErrorIs(t, b.Topic("b").Publish(context.Background(), portstest.SampleBatch("2", 1)), memqueue.ErrClosed)
 }
+
+// On shutdown the topic is drained — what it holds exists nowhere else — within the grace
+// given; past it, the error counts what was not stored.
+func TestConsumeAndDrain(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		slow      time.Duration // each batch's handling
+		grace     time.Duration
+		wantError string
+	}{
+		{"within the grace", 10 * time.Millisecond, time.Second, ""},
+		{"past the grace", time.Hour, 100 * time.Millisecond, "queue not drained within 100ms: 4 accepted samples (4 batches) not stored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := fastOptions()
+			opts.Workers = 1
+			topic := memqueue.New(opts).Topic("batches")
+			var stored atomic.Int64
+			started := make(chan struct{}, 8)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- topic.ConsumeAndDrain(ctx, func(ctx context.Context, b telemetry.Batch) error {
+					started <- struct{}{}
+					select {
+					case <-time.After(tc.slow):
+						stored.Add(int64(len(b.Samples)))
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}, tc.grace)
+			}()
+			for _, id := range []string{"a", "b", "c", "d"} {
+				require.NoError(t, topic.Publish(context.Background(), portstest.SampleBatch(id, 1)))
+			}
+			<-started
+			cancel() // shutdown, with batches still queued
+			err := <-done
+			if tc.wantError == "" {
+				require.NoError(t, err)
+				assert.EqualValues(t, 4, stored.Load(), "every queued batch stored")
+				return
+			}
+			assert.EqualError(t, err, tc.wantError)
+			assert.Zero(t, stored.Load())
+		})
+	}
+}
