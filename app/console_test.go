@@ -114,6 +114,7 @@ func (p *page) screenshot(t *testing.T, name string) {
 var screenshotDir, _ = filepath.Abs(filepath.Join("..", "docs", "console"))
 
 func TestConsoleOnTheBundledFleet(t *testing.T) {
+	slowTest(t, "every page of the console in Chromium")
 	t.Chdir(t.TempDir()) // the default database, as `go run ./app` makes it
 	proc := start(t)
 	p := newPage(t)

@@ -21,6 +21,7 @@ import (
 // every GPU and four every host; the others walk 20 pages each. Then the console's heatmap
 // call gets a page of 10,000 GPUs and PromQL's count() the whole fleet, under 512 MB.
 func TestFleetReadsAt100kGPUsStayBounded(t *testing.T) {
+	slowTest(t, "a fleet of 100,000 GPUs")
 	const gpus, hostsOf = 100_000, 8 // GPUs per host
 	dbURL := sqlstoretest.PostgresURL(t)
 	ctx := context.Background()

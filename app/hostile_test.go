@@ -27,6 +27,7 @@ import (
 // hundreds of millions of samples — each alone, then all at once with eight heavy queries,
 // leave the API process under 512 MiB, every refusal saying why.
 func TestHostileLoadStaysUnder512MiB(t *testing.T) {
+	slowTest(t, "hostile load against a process")
 	line := []byte(`DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-big",Hostname="big"} 40` + "\n")
 	over := bytes.Repeat(line, (65<<20)/len(line)+1) // 65 MiB: four times the limit
 	overTarget := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(over) }))

@@ -140,9 +140,7 @@ func caughtUp(t *testing.T, primary, standby *pgServer) {
 // through a failover with no restart and nothing lost or stored twice; an API reading from
 // a streaming replica answers as one reading the primary.
 func TestSplitModeOnPostgresFailover(t *testing.T) {
-	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
-		t.Skip("takes half a minute: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
-	}
+	slowTest(t, "a PostgreSQL failover")
 	primary := newPrimary(t)
 	standby := primary.standby(t, "standby")
 	writers := fmt.Sprintf("postgres://postgres@127.0.0.1:%s,127.0.0.1:%s/telemetry?sslmode=disable&target_session_attrs=read-write",

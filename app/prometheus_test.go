@@ -26,7 +26,22 @@ import (
 
 // prometheusBinary is Debian's prometheus, which make test installs; without it (and without
 // CI) these tests skip.
-func prometheusBinary(t *testing.T) string { return debianBinary(t, "prometheus", "prometheus") }
+// Tests against it compare with a reference and take seconds each: they run under make test.
+func prometheusBinary(t *testing.T) string {
+	t.Helper()
+	slowTest(t, "compared with a real Prometheus")
+	return debianBinary(t, "prometheus", "prometheus")
+}
+
+// slowTest skips t in a plain `go test ./...`, which runs the unit, contract and quick
+// process tests in under two minutes: what, a test of many processes, a reference server or
+// a large fleet, runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1.
+func slowTest(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
+		t.Skipf("%s: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1", what)
+	}
+}
 
 // promtoolBinary is Debian's promtool, which comes with its prometheus.
 func promtoolBinary(t *testing.T) string { return debianBinary(t, "promtool", "prometheus") }
@@ -301,9 +316,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 // collector is SIGKILLed mid-run and restarted, and Redis (persisting, as in the compose
 // file) restarts: Prometheus' retries and asynq's redelivery bring everything in once.
 func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
-	if os.Getenv("CI") != "true" && !longTests() {
-		t.Skip("takes half a minute: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
-	}
+	slowTest(t, "a split pipeline under faults, compared with Prometheus")
 	prometheusBinary(t)
 	p := newPipeline(t)
 	var restartRedis func()

@@ -204,9 +204,7 @@ func streamThrough(t *testing.T, p *pipeline, fault func(), extra ...string) {
 }
 
 func TestSplitModeOnRedisSentinel(t *testing.T) {
-	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
-		t.Skip("takes half a minute: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
-	}
+	slowTest(t, "a Redis Sentinel failover")
 	p := newPipeline(t)
 	var primary, replica *redisNode
 	var sentinels []*redisNode
@@ -251,9 +249,7 @@ func TestSplitModeOnRedisSentinel(t *testing.T) {
 }
 
 func TestSplitModeOnRedisCluster(t *testing.T) {
-	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
-		t.Skip("takes half a minute: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
-	}
+	slowTest(t, "a Redis Cluster")
 	p := newPipeline(t)
 	var nodes []*redisNode
 	p.redisURL, nodes = redisCluster(t)

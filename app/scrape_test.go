@@ -82,6 +82,7 @@ func scrapesByTarget(t *testing.T, dbURL string) (map[string]map[time.Time]int, 
 // stored once under one timestamp, and a target taken down shows as down within two
 // intervals and comes back when it returns.
 func TestScraperShardedOverThreeStreamers(t *testing.T) {
+	slowTest(t, "three streamers scraping 31 exporters")
 	simTargets, _ := simulator(t)
 	var groups []struct {
 		Targets []string          `json:"targets"`

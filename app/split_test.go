@@ -238,6 +238,9 @@ func startStreamers(t *testing.T, p *pipeline, n int, extra ...string) []*proc {
 func TestSplitModeScales(t *testing.T) {
 	for _, tt := range []struct{ streamers, collectors int }{{3, 2}, {1, 3}, {10, 10}} {
 		t.Run(fmt.Sprintf("%dx%d", tt.streamers, tt.collectors), func(t *testing.T) {
+			if tt.streamers*tt.collectors > 10 {
+				slowTest(t, "twenty processes")
+			}
 			p := newPipeline(t)
 			var collectors []*proc
 			for i := range tt.collectors {
@@ -258,9 +261,7 @@ func TestSplitModeScales(t *testing.T) {
 }
 
 func TestSplitModeSurvivesFaults(t *testing.T) {
-	if os.Getenv("CI") != "true" && os.Getenv("TELEMETRY_LONG_TESTS") == "" {
-		t.Skip("takes a minute or two: runs under make test (CI=true) or with TELEMETRY_LONG_TESTS=1")
-	}
+	slowTest(t, "a split pipeline under faults")
 	// A slow stream (two streamers, each a batch of 20 every 50ms: about 3s) so that the
 	// faults land mid-run.
 	slow := []string{"--batch-size=20", "--interval=50ms"}
