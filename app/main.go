@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.ExitWhenDone && ctx.Err() == nil {
-		fmt.Fprint(stdout, w.report(time.Since(began)))
+		fmt.Fprint(stdout, w.report(ctx, time.Since(began)))
 	}
 	return nil
 }

@@ -30,14 +30,31 @@ import (
 )
 
 // modes maps each mode to the components its process runs, in start order; they stop in
-// reverse order.
-var modes = map[config.Mode][]func(*wiring, context.Context) (component, error){
-	config.ModeAll:       {(*wiring).api, (*wiring).collector, (*wiring).compactor, (*wiring).pruner, (*wiring).streamer},
-	config.ModeStreamer:  {(*wiring).probes, (*wiring).streamer},
-	config.ModeCollector: {(*wiring).probes, (*wiring).collector, (*wiring).compactor, (*wiring).pruner},
-	config.ModeAPI:       {(*wiring).api},
-	config.ModeMigrate:   {(*wiring).migrate},
+// reverse order. A one-shot import (--exit-when-done) leaves out those that serve HTTP or
+// prune: it needs no port, and must not delete what it stores.
+var modes = map[config.Mode][]builder{
+	config.ModeAll:       {api, collector, compactor, pruner, streamer},
+	config.ModeStreamer:  {probes, streamer},
+	config.ModeCollector: {probes, collector, compactor, pruner},
+	config.ModeAPI:       {api},
+	config.ModeMigrate:   {migrate},
 }
+
+// builder makes one component of the wiring.
+type builder struct {
+	build   func(*wiring, context.Context) (component, error)
+	oneShot bool // run by a one-shot import too
+}
+
+var (
+	api       = builder{build: (*wiring).api}
+	probes    = builder{build: (*wiring).probes}
+	collector = builder{build: (*wiring).collector, oneShot: true}
+	compactor = builder{build: (*wiring).compactor, oneShot: true}
+	pruner    = builder{build: (*wiring).pruner}
+	streamer  = builder{build: (*wiring).streamer, oneShot: true}
+	migrate   = builder{build: (*wiring).migrate, oneShot: true}
+)
 
 // batchesTopic is the in-process queue topic between streamer and collector.
 const batchesTopic = "telemetry.batches"
@@ -76,8 +93,11 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 	w.metrics = promexport.New()
 	w.metrics.Add(w.metricFamilies()...)
 	components := make([]component, 0, len(builders))
-	for _, build := range builders {
-		c, err := build(w, ctx)
+	for _, b := range builders {
+		if w.cfg.ExitWhenDone && !b.oneShot {
+			continue
+		}
+		c, err := b.build(w, ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -86,8 +106,9 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 	return components, nil
 }
 
-// report is the one-shot import's summary, for stdout.
-func (w *wiring) report(took time.Duration) string {
+// report is the one-shot import's summary, for stdout, and a warning when the store holds
+// samples that the retention of a later run would delete.
+func (w *wiring) report(ctx context.Context, took time.Duration) string {
 	if w.csv == nil {
 		return ""
 	}
@@ -101,8 +122,15 @@ func (w *wiring) report(took time.Duration) string {
 		return fmt.Sprintf("%s; %d samples published in %d batches in %s\n", src, st.Samples, st.Batches, took.Round(time.Millisecond))
 	}
 	in := w.ingest.Stats()
-	return fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out, %d already stored) in %s\n",
+	out := fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out, %d already stored) in %s\n",
 		src, in.Samples, in.Batches, in.Duplicates, in.Rejected, in.AlreadyStored, took.Round(time.Millisecond))
+	if retention := w.retention(w.store); retention > 0 {
+		if st, err := w.store.Stats(ctx); err == nil && !st.Oldest.IsZero() && st.Oldest.Before(time.Now().Add(-retention)) {
+			out += fmt.Sprintf("note: the oldest sample stored is from %s; a run that prunes this database (mode all or collector) deletes what is older than %s behind its newest sample: give it --retention=0, or a longer one, to keep them\n",
+				st.Oldest.Format(time.RFC3339), model.Duration(retention))
+		}
+	}
+	return out
 }
 
 func (w *wiring) close() {
@@ -310,8 +338,11 @@ func (w *wiring) httpOptions(opts httpapi.Options) (httpapi.Options, error) {
 		opts.RemoteWrite = w.rw.Write
 		w.log.Info("receiving Prometheus remote_write on " + w.cfg.HTTPAddr + "/api/v1/write")
 	}
-	if sc := w.scrapeSource(); sc != nil {
+	switch sc := w.scrapeSource(); {
+	case sc != nil:
 		opts.Targets = sc.Targets
+	case w.cfg.Mode != config.ModeAPI: // a streamer that scrapes nothing lists no target, not 404
+		opts.Targets = func() []telemetry.Target { return nil }
 	}
 	return opts, nil
 }
@@ -456,13 +487,7 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	retention := w.cfg.Retention
-	if retention == config.RetentionAuto {
-		retention = config.DefaultRetentionPostgres
-		if store.Dialect() != "postgres" {
-			retention = config.DefaultRetentionSQLite
-		}
-	}
+	retention := w.retention(store)
 	if retention == 0 {
 		w.log.Info("retention: samples are kept forever")
 		return component{name: "pruner", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
@@ -476,6 +501,17 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 	return component{name: "pruner", aux: true, run: func(ctx context.Context) error {
 		return store.Pruner(ctx, retention, w.cfg.RetentionInterval, time.Now)
 	}}, nil
+}
+
+// retention is how long store keeps samples: --retention, or its database kind's default.
+func (w *wiring) retention(store *sqlstore.Store) time.Duration {
+	if w.cfg.Retention != config.RetentionAuto {
+		return w.cfg.Retention
+	}
+	if store.Dialect() == "postgres" {
+		return config.DefaultRetentionPostgres
+	}
+	return config.DefaultRetentionSQLite
 }
 
 func (w *wiring) api(ctx context.Context) (component, error) {

@@ -33,6 +33,12 @@ func misconfigured(err error) bool {
 	return false
 }
 
+// noDatabase reports whether err says the database named does not exist.
+func noDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
+}
+
 // classify marks errors the caller must treat specially: data PostgreSQL refuses for good
 // (bad encoding, a NUL byte, a value out of range) matches telemetry.ErrInvalid, so the
 // batch is set aside instead of retried forever; a database that cannot be reached matches

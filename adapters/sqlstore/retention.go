@@ -115,10 +115,12 @@ func (s *Store) Cutoff(ctx context.Context, retention time.Duration, now time.Ti
 
 // Pruner runs Prune every interval until ctx ends, at the Cutoff of retention, logging what
 // it deleted and, retrying at the next interval, what failed; and before each, on
-// PostgreSQL, EnsurePartitions.
+// PostgreSQL, EnsurePartitions. What its first pass deletes was mostly stored before the
+// process started — an import of old data, often — and is logged as a warning, with the
+// count.
 func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) error {
 	span := PartitionSpan(retention)
-	for {
+	for first := true; ; first = false {
 		if err := s.EnsurePartitions(ctx, span, now()); err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "retention: making partitions failed, retrying", "retry_in", interval, "err", err)
 		}
@@ -140,6 +142,9 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 			return nil
 		case err != nil:
 			s.log.WarnContext(ctx, "retention: pruning failed, retrying", "retry_in", interval, "err", err)
+		case (st.Chunks > 0 || st.Batches > 0) && first:
+			s.log.WarnContext(ctx, "retention: deleted samples at start, older than the retention behind the newest sample: an import of older data goes too (keep it with --retention=0 or a longer one)",
+				"before", before, "retention", retention, "samples", st.Samples, "chunks", st.Chunks, "batches", st.Batches)
 		case st.Chunks > 0 || st.Batches > 0:
 			s.log.InfoContext(ctx, "retention: pruned", "before", before, "chunks", st.Chunks,
 				"samples", st.Samples, "batches", st.Batches)

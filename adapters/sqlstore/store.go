@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -193,7 +195,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		if opts.ConnectTimeout > 0 {
 			connectCtx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
 		}
-		err = s.waitReachable(connectCtx, rawURL)
+		err = s.waitReachable(connectCtx, rawURL, !opts.ReadOnly && d.name == "postgres")
 		cancel()
 		if err != nil {
 			sqlDB.Close()
@@ -257,12 +259,20 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 
 // waitReachable pings until the database answers, backing off from 250ms to 5s and logging
 // each failure, until ctx ends.
-func (s *Store) waitReachable(ctx context.Context, rawURL string) error {
+func (s *Store) waitReachable(ctx context.Context, rawURL string, create bool) error {
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := s.sqlDB.PingContext(ctx)
 		if err == nil {
 			return nil
+		}
+		if noDatabase(err) && create {
+			create = false // once
+			if err := createDatabase(ctx, rawURL); err != nil {
+				return fmt.Errorf("database %s: %w", Redact(rawURL), err)
+			}
+			s.log.InfoContext(ctx, "database created", "url", Redact(rawURL))
+			continue
 		}
 		if misconfigured(err) {
 			return fmt.Errorf("database %s: %w", Redact(rawURL), err)
@@ -278,6 +288,31 @@ func (s *Store) waitReachable(ctx context.Context, rawURL string) error {
 			return fmt.Errorf("database %s unreachable: %w", Redact(rawURL), err)
 		}
 		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// createDatabase creates the database rawURL names, connecting to the server's postgres
+// database as the same role: a fresh PostgreSQL has none but that one. When the role may
+// not, the error says how to create it.
+func createDatabase(ctx context.Context, rawURL string) error {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return err
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil, errors.As(err, &pgErr) && pgErr.Code == "42P04": // made meanwhile by another process
+		return nil
+	default:
+		return fmt.Errorf("database %q does not exist, and could not be created (%w): create it with createdb -h %s -p %d -U %s %s",
+			name, err, cfg.Host, cfg.Port, cfg.User, name)
 	}
 }
 
