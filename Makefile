@@ -14,8 +14,8 @@ export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build the binary into bin/telemetry (static, no cgo)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./app
+build: ## Build the binary into bin/telemetry (the flags of go run ./app: one build cache; the image builds its own, static)
+	$(GO) build -o $(BIN) ./app
 
 run: ## Run every module in one process on the embedded store (go run ./app)
 	$(GO) run ./app

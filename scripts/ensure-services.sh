@@ -41,6 +41,21 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# apt_install_quiet installs packages whose own service must not start (the tests run
+# theirs): Debian's policy-rc.d mechanism tells the package scripts not to start it.
+apt_install_quiet() {
+	local policy=/usr/sbin/policy-rc.d
+	if [ -e "$policy" ]; then
+		apt_install "$@"
+		return
+	fi
+	as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy"
+	local status=0
+	apt_install "$@" || status=$?
+	as_root rm -f "$policy"
+	return $status
+}
+
 ensure_postgres() {
 	if answers 127.0.0.1 $PG_PORT; then
 		log "PostgreSQL answers on 127.0.0.1:$PG_PORT"
@@ -91,9 +106,7 @@ ensure_prometheus() {
 		return 0
 	fi
 	log "installing Prometheus"
-	apt_install prometheus
-	# The package starts a server of its own where it can; the tests run theirs.
-	pkill -x prometheus 2>/dev/null || true
+	apt_install_quiet prometheus
 }
 
 ensure_victoria_metrics() {
@@ -102,8 +115,7 @@ ensure_victoria_metrics() {
 		return 0
 	fi
 	log "installing VictoriaMetrics"
-	apt_install victoria-metrics
-	pkill -x victoria-metrics 2>/dev/null || true
+	apt_install_quiet victoria-metrics
 }
 
 ensure_chromium() {

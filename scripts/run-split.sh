@@ -13,17 +13,26 @@ DB=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/telemetry?sslmode=disable}
 REDIS=${REDIS_URL:-redis://127.0.0.1:6379/0}
 BIN=bin/telemetry
 
-scripts/ensure-services.sh
-if command -v psql >/dev/null 2>&1; then
-	db_name=${DB##*/}; db_name=${db_name%%\?*}
-	admin=${DB%/*}/postgres
-	psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'" | grep -q 1 ||
-		psql "$admin" -qc "CREATE DATABASE \"$db_name\""
-fi
-CGO_ENABLED=0 go build -o "$BIN" ./app
+# The servers must answer; this script installs and kills nothing (make services starts them,
+# installing Debian's packages when missing). The database is created by the first process.
+for svc in "PostgreSQL 5432" "Redis 6379"; do
+	set -- $svc
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+		echo "run-split: $1 does not answer on 127.0.0.1:$2: start it, or run make services" >&2
+		exit 1
+	fi
+done
+go build -o "$BIN" ./app # the flags of go run ./app and make build: one build cache
 
 pids=()
-trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; rm -rf "${prom_data:-}"' INT TERM EXIT
+# Ctrl-C reaches every process of the terminal's group, which stop by themselves (a second
+# signal would cut their shutdown short): the script waits for them. SIGTERM, or a process
+# failing, stops the others. Either way is not an error.
+cleanup() { wait || true; rm -rf "${prom_data:-}"; }
+stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; cleanup; }
+trap 'cleanup; exit 0' INT
+trap 'stop; exit 0' TERM
+trap stop EXIT
 run() { "$BIN" --redis-url="$REDIS" "$@" & pids+=($!); }
 
 run --mode=api --database-url="$DB" --http-addr=:8080 --queue-ui

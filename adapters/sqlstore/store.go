@@ -308,7 +308,7 @@ func createDatabase(ctx context.Context, rawURL string) error {
 	}
 	var pgErr *pgconn.PgError
 	switch {
-	case err == nil, errors.As(err, &pgErr) && pgErr.Code == "42P04": // made meanwhile by another process
+	case err == nil, errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505"): // made meanwhile by another process
 		return nil
 	default:
 		return fmt.Errorf("database %q does not exist, and could not be created (%w): create it with createdb -h %s -p %d -U %s %s",
