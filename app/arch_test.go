@@ -112,4 +112,13 @@ func TestArchitecture(t *testing.T) {
 		})
 		require.NoError(t, err)
 	})
+
+	t.Run("config knows no domain package", func(t *testing.T) {
+		// Settings are text and numbers: the composition root turns them into domain values.
+		for _, p := range listPackages(t, "./config") {
+			for _, dep := range p.Deps {
+				assert.False(t, strings.HasPrefix(dep, module+"/domain/"), "%s depends on %s", p.ImportPath, dep)
+			}
+		}
+	})
 }

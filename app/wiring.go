@@ -315,7 +315,7 @@ func (w *wiring) scrapeSource() *scrapesource.Scraper {
 		w.scraper = scrapesource.New(scrapesource.Options{
 			Static: w.cfg.ScrapeTargets, File: w.cfg.ScrapeTargetsFile, DNS: w.cfg.ScrapeDNS,
 			Interval: w.cfg.ScrapeInterval, Timeout: w.cfg.ScrapeTimeout, Job: w.cfg.ScrapeJob,
-			MaxBody: w.cfg.ScrapeBodySizeLimit, Keep: w.cfg.Shard.Owns, Logger: w.log.With("component", "scraper"),
+			MaxBody: w.cfg.ScrapeBodySizeLimit, Keep: w.shard().Owns, Logger: w.log.With("component", "scraper"),
 		})
 	}
 	return w.scraper
@@ -369,7 +369,7 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 			return component{}, err
 		}
 		log.Info("scraping", "targets", len(w.cfg.ScrapeTargets), "targets_file", w.cfg.ScrapeTargetsFile,
-			"dns", w.cfg.ScrapeDNS, "interval", w.cfg.ScrapeInterval, "shard", w.cfg.Shard.String())
+			"dns", w.cfg.ScrapeDNS, "interval", w.cfg.ScrapeInterval, "shard", w.shard().String())
 		runs = append(runs, func(ctx context.Context) error { return live.Run(ctx, sc) })
 	}
 	if w.cfg.RemoteWrite {
@@ -396,7 +396,7 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 // csvStreamer streams the CSV file, or the bundled sample.
 func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, error) {
 	opts := csvsource.Options{KeepTimestamps: w.cfg.Timestamps == "csv", FutureTolerance: w.cfg.FutureTolerance,
-		Logger: log, Keep: w.cfg.Shard.Owns}
+		Logger: log, Keep: w.shard().Owns}
 	src := csvsource.Bytes(bundledCSVName, bundledCSV, opts)
 	if w.cfg.CSV != "" {
 		src = csvsource.File(w.cfg.CSV, opts)
@@ -415,11 +415,11 @@ func (w *wiring) csvStreamer(log *slog.Logger) (func(context.Context) error, err
 		Passes:         w.cfg.Passes,
 		KeepTimestamps: w.cfg.Timestamps == "csv",
 		Speed:          w.cfg.Speed,
-		Shard:          w.cfg.Shard,
+		Shard:          w.shard(),
 	}, src, pub, log, nil)
 	w.csv = svc
 	log.Info("streaming", "source", src.Name(), "batch_size", w.cfg.BatchSize, "interval", w.cfg.Interval,
-		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "speed", w.cfg.Speed, "shard", w.cfg.Shard.String())
+		"loop", w.cfg.Loop, "timestamps", w.cfg.Timestamps, "speed", w.cfg.Speed, "shard", w.shard().String())
 	return svc.Run, nil
 }
 
@@ -501,6 +501,11 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 	return component{name: "pruner", aux: true, run: func(ctx context.Context) error {
 		return store.Pruner(ctx, retention, w.cfg.RetentionInterval, time.Now)
 	}}, nil
+}
+
+// shard is this streamer's share of the GPUs.
+func (w *wiring) shard() stream.Shard {
+	return stream.Shard{Index: w.cfg.ShardIndex, Count: w.cfg.ShardCount}
 }
 
 // retention is how long store keeps samples: --retention, or its database kind's default.

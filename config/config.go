@@ -22,8 +22,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-
-	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
 )
 
 // Mode selects which components a process runs.
@@ -61,7 +59,8 @@ type Config struct {
 	Timestamps   string  // "now" or "csv"
 	Speed        float64 // with Timestamps "now": replay pace; 0 = unpaced
 	ExitWhenDone bool    // a one-shot import: stop once the CSV is streamed and stored
-	Shard        stream.Shard
+	// Shard is this streamer's share of the GPUs: ShardIndex of ShardCount (0 of 1: all).
+	ShardIndex, ShardCount int
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
 	// scrape target, no remote_write receiver.
@@ -327,11 +326,10 @@ func fromViper(v *viper.Viper) (Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
 	}
-	shard, err := parseShard(v.GetString("shard"))
-	if err != nil {
+	var err error
+	if c.ShardIndex, c.ShardCount, err = parseShard(v.GetString("shard")); err != nil {
 		problems = append(problems, err)
 	}
-	c.Shard = shard
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = databaseURLFromEnv()
 	}
@@ -369,20 +367,31 @@ func (c Config) Bundled() bool { return c.CSV == "" && !c.Scrapes() && !c.Remote
 
 // parseShard reads i/N, or ordinal/N where i is the trailing number of the host name, as in
 // a Kubernetes StatefulSet pod "telemetry-streamer-2".
-func parseShard(s string) (stream.Shard, error) {
+func parseShard(s string) (index, count int, err error) {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "ordinal/")
 	if !ok {
-		return stream.ParseShard(s)
+		return parseIndexOf(s)
 	}
 	host, err := os.Hostname()
 	if err != nil {
-		return stream.Shard{}, fmt.Errorf("shard: %w", err)
+		return 0, 0, fmt.Errorf("shard: %w", err)
 	}
 	ordinal := host[strings.LastIndexByte(host, '-')+1:]
 	if _, err := strconv.Atoi(ordinal); err != nil {
-		return stream.Shard{}, fmt.Errorf("shard: %q takes the ordinal from the host name, but %q does not end in -NUMBER", s, host)
+		return 0, 0, fmt.Errorf("shard: %q takes the ordinal from the host name, but %q does not end in -NUMBER", s, host)
 	}
-	return stream.ParseShard(ordinal + "/" + rest)
+	return parseIndexOf(ordinal + "/" + rest)
+}
+
+// parseIndexOf reads "i/N" with 0 ≤ i < N.
+func parseIndexOf(s string) (index, count int, err error) {
+	i, n, ok := strings.Cut(s, "/")
+	index, err1 := strconv.Atoi(strings.TrimSpace(i))
+	count, err2 := strconv.Atoi(strings.TrimSpace(n))
+	if !ok || err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
+		return 0, 0, fmt.Errorf("shard: %q is not i/N with 0 ≤ i < N, e.g. 0/1 or 2/3", s)
+	}
+	return index, count, nil
 }
 
 // parseDuration accepts Go durations ("1s", "250ms") and, for convenience, bare seconds.

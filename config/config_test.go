@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
-	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
 )
 
 // clearEnv hides the variables config reads, so that the machine's own do not leak in.
@@ -51,7 +50,7 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, config.Config{
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
-		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, Shard: stream.Shard{Index: 0, Count: 1},
+		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, ShardIndex: 0, ShardCount: 1,
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0, PromQLSubqueryStep: time.Minute, FutureTolerance: 10 * time.Minute, PromQLMaxQueryLength: 16384, PromQLMaxDepth: 128, PromQLMaxSamples: 2_000_000,
 		CollectorWorkers: 3, QueueCapacity: 16, CompactInterval: 5 * time.Second, Retention: config.RetentionAuto, RetentionInterval: time.Minute, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter", RemoteWriteTimeout: 10 * time.Second, RemoteWriteMaxNewDevices: 10000, RemoteWriteMaxBody: 32 << 20, ScrapeBodySizeLimit: 16 << 20,
@@ -91,7 +90,7 @@ func TestPrecedence(t *testing.T) {
 	assert.Equal(t, 30, c.BatchSize, "flag beats env")
 	assert.False(t, c.Loop, "env beats default")
 	assert.Equal(t, time.Duration(0), c.Interval, "env beats file")
-	assert.Equal(t, stream.Shard{Index: 1, Count: 4}, c.Shard, "file beats default")
+	assert.Equal(t, [2]int{1, 4}, [2]int{c.ShardIndex, c.ShardCount}, "file beats default")
 	assert.Equal(t, slog.LevelWarn, c.LogLevel)
 	assert.Equal(t, "csv", c.Timestamps)
 }
@@ -157,6 +156,18 @@ func TestSplitModesNeedTheirServers(t *testing.T) {
 	assert.Equal(t, "redis://cache:6379/2", c.RedisURL)
 	_, err = load(t, "--redis-url=http://x")
 	assert.ErrorContains(t, err, "redis-url: want redis://")
+}
+
+func TestShardIsIndexOfCount(t *testing.T) {
+	clearEnv(t)
+	for _, ok := range []string{"0/1", "2/3", " 9 / 10 "} {
+		_, err := load(t, "--shard="+ok)
+		assert.NoError(t, err, ok)
+	}
+	for _, bad := range []string{"1", "3/3", "-1/3", "0/0", "a/b", "1/2/3"} {
+		_, err := load(t, "--shard="+bad)
+		assert.ErrorContains(t, err, "is not i/N with 0 ≤ i < N", bad)
+	}
 }
 
 func TestShardFromOrdinal(t *testing.T) {

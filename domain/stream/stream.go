@@ -22,8 +22,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,17 +52,6 @@ type Config struct {
 // Streamers configured 0/N … N-1/N together cover every GPU exactly once.
 type Shard struct {
 	Index, Count int
-}
-
-// ParseShard reads "i/N" with 0 ≤ i < N.
-func ParseShard(s string) (Shard, error) {
-	i, n, ok := strings.Cut(s, "/")
-	index, err1 := strconv.Atoi(strings.TrimSpace(i))
-	count, err2 := strconv.Atoi(strings.TrimSpace(n))
-	if !ok || err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
-		return Shard{}, telemetry.Invalid("shard", "%q is not i/N with 0 ≤ i < N, e.g. 0/1 or 2/3", s)
-	}
-	return Shard{Index: index, Count: count}, nil
 }
 
 // Owns reports whether the GPU with this UUID belongs to the shard.

@@ -185,8 +185,7 @@ func TestShardsSplitGPUsExactlyOnce(t *testing.T) {
 	owner := map[string]int{}
 	total := 0
 	for i := range 3 {
-		shard, err := stream.ParseShard(fmt.Sprintf("%d/3", i))
-		require.NoError(t, err)
+		shard := stream.Shard{Index: i, Count: 3}
 		topic := newTopic()
 		svc := stream.New(stream.Config{BatchSize: 100, KeepTimestamps: true, Shard: shard}, &sliceSource{readings: all}, topic, quiet, nil)
 		require.NoError(t, svc.Run(context.Background()))
@@ -202,17 +201,6 @@ func TestShardsSplitGPUsExactlyOnce(t *testing.T) {
 	}
 	assert.Len(t, owner, 247)
 	assert.Equal(t, len(all), total)
-}
-
-func TestParseShard(t *testing.T) {
-	for _, ok := range []string{"0/1", "2/3", " 9 / 10 "} {
-		_, err := stream.ParseShard(ok)
-		assert.NoError(t, err, ok)
-	}
-	for _, bad := range []string{"", "1", "3/3", "-1/3", "0/0", "a/b", "1/2/3"} {
-		_, err := stream.ParseShard(bad)
-		assert.ErrorIs(t, err, telemetry.ErrInvalid, bad)
-	}
 }
 
 func TestLoopRunsUntilCancelled(t *testing.T) {
