@@ -252,7 +252,7 @@ func TestDefaultRunServesTheBundledFleet(t *testing.T) {
 	p.get(t, "/api/v1/stats", &st)
 	assert.EqualValues(t, 247, st.UniqueGPUs)
 	assert.EqualValues(t, 31, st.UniqueHosts)
-	// The README's examples answer on this run: PromQL now, and the targets of a streamer
+	// The examples of the README and docs/api.md answer on this run: PromQL now, and the targets of a streamer
 	// that scrapes nothing (none, not 404).
 	var count struct {
 		Data struct{ Result []struct{ Value [2]any } }

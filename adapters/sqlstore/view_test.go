@@ -85,9 +85,9 @@ func TestSamplesViewEqualsTheStore(t *testing.T) {
 	assert.InDelta(t, 42*2.0, avg, 1e-9, "a question in plain SQL: (1+2+3)/3 × 42, as written across the GPU's batches")
 }
 
-// The README's two SQL questions, run as written, give what the store's own reads give.
-func TestReadmeSQLAnswersLikeTheStore(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// The two SQL questions of docs/api.md, run as written, give what the store's own reads give.
+func TestDocumentedSQLAnswersLikeTheStore(t *testing.T) {
+	readme, err := os.ReadFile("../../docs/api.md")
 	require.NoError(t, err)
 	_, rest, ok := strings.Cut(string(readme), "### In SQL (PostgreSQL)")
 	require.True(t, ok)
