@@ -361,6 +361,11 @@ func TestLiveValuesScrapeAndReceive(t *testing.T) {
 	args := streamer.Spec.Template.Spec.Containers[0].Args
 	assert.Contains(t, args, "--scrape-dns=nvidia-dcgm-exporter.gpu-operator.svc.cluster.local:9400")
 	assert.Contains(t, args, "--remote-write")
+	// Two requests of 8 MiB, each held twice, and their batches fit the streamer's 128 MiB.
+	assert.Contains(t, args, "--remote-write-max-body=8388608")
+	assert.Contains(t, args, "--remote-write-max-concurrency=2")
+	assert.Contains(t, args, "--remote-write-max-new-devices=10000")
+	assert.Equal(t, "128Mi", streamer.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().String())
 	assert.Contains(t, args, "--shard=ordinal/3", "targets split among the replicas")
 	for _, a := range args {
 		assert.NotContains(t, a, "--csv", "a live source named: no sample beside it")
