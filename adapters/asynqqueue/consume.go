@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/jpillora/backoff"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
@@ -66,12 +67,11 @@ func (q *Queue) process(ctx context.Context, t *asynq.Task, handle func(context.
 	return err
 }
 
+// retryDelay is the delay before a batch that failed attempt times is delivered again:
+// MinBackoff, doubling up to MaxBackoff.
 func (q *Queue) retryDelay(attempt int, _ error, _ *asynq.Task) time.Duration {
-	d := q.opts.MinBackoff
-	for i := 0; i < attempt && d < q.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, q.opts.MaxBackoff)
+	b := backoff.Backoff{Min: q.opts.MinBackoff, Max: q.opts.MaxBackoff}
+	return b.ForAttempt(float64(attempt))
 }
 
 func (q *Queue) reportFailure(ctx context.Context, t *asynq.Task, err error) {

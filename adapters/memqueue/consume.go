@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jpillora/backoff"
+
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -87,12 +89,11 @@ func (t *Topic) settleAfter(ctx context.Context, d *Delivery, err error) {
 	}
 }
 
+// backoff is the delay before the attempt-th delivery's redelivery: MinBackoff, doubling up
+// to MaxBackoff.
 func (t *Topic) backoff(attempt int) time.Duration {
-	d := t.opts.MinBackoff
-	for i := 1; i < attempt && d < t.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, t.opts.MaxBackoff)
+	b := backoff.Backoff{Min: t.opts.MinBackoff, Max: t.opts.MaxBackoff}
+	return b.ForAttempt(float64(attempt - 1))
 }
 
 // safeCall runs handle, turning a panic into an error so that the batch is retried and the

@@ -35,6 +35,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jpillora/backoff"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -224,7 +225,8 @@ func (s *Store) waitForSchema(ctx context.Context, rawURL string) error {
 	if err != nil {
 		return err
 	}
-	delay := 250 * time.Millisecond
+	retry := reconnect()
+	delay := retry.Duration()
 	for {
 		var version uint
 		var dirty bool
@@ -244,7 +246,7 @@ func (s *Store) waitForSchema(ctx context.Context, rawURL string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("database %s: schema at version %d, not %d: %w", Redact(rawURL), version, want, ctx.Err())
 		}
-		delay = min(delay*2, 5*time.Second)
+		delay = retry.Duration()
 	}
 }
 
@@ -260,7 +262,8 @@ func (s *Store) Close() error { return s.sqlDB.Close() }
 // waitReachable pings until the database answers, backing off from 250ms to 5s and logging
 // each failure, until ctx ends.
 func (s *Store) waitReachable(ctx context.Context, rawURL string, create bool) error {
-	delay := 250 * time.Millisecond
+	retry := reconnect()
+	delay := retry.Duration()
 	for attempt := 1; ; attempt++ {
 		err := s.sqlDB.PingContext(ctx)
 		if err == nil {
@@ -287,8 +290,13 @@ func (s *Store) waitReachable(ctx context.Context, rawURL string, create bool) e
 		case <-ctx.Done():
 			return fmt.Errorf("database %s unreachable: %w", Redact(rawURL), err)
 		}
-		delay = min(delay*2, 5*time.Second)
+		delay = retry.Duration()
 	}
+}
+
+// reconnect is the backoff of waiting for the database: a quarter second, doubling up to 5.
+func reconnect() *backoff.Backoff {
+	return &backoff.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second}
 }
 
 // createDatabase creates the database rawURL names, connecting to the server's postgres
