@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/console"
@@ -379,17 +380,11 @@ func (w *wiring) streamer(ctx context.Context) (component, error) {
 		runs = append(runs, func(ctx context.Context) error { <-ctx.Done(); return nil })
 	}
 	return component{name: "streamer", final: w.cfg.ExitWhenDone, run: func(ctx context.Context) error {
-		errs := make(chan error, len(runs))
+		var g errgroup.Group // every source runs to its end; the first failure is the streamer's
 		for _, run := range runs {
-			go func() { errs <- run(ctx) }()
+			g.Go(func() error { return run(ctx) })
 		}
-		var first error
-		for range runs {
-			if err := <-errs; err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
+		return g.Wait()
 	}}, nil
 }
 
