@@ -22,25 +22,21 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/migrations"
 )
 
-// The schema is one migration per dialect, version schemaVersion. The pre-release chain of
-// migrations 1 to 11 ended in the same schema: a database it made is taken over at version
-// 11 (takeOver), an older one refused with its version named.
-const (
-	schemaVersion  = 100
-	prereleaseLast = 11
-)
+// The schema is one migration per dialect, version schemaVersion. The versions before it
+// were pre-release ones, whose databases this version does not upgrade (refuseOld).
+const schemaVersion = 100
 
-// ErrPrerelease reports a database of the pre-release chain this version does not take over.
+// ErrPrerelease reports a database made by a pre-release version.
 var ErrPrerelease = errors.New("database made by a pre-release version")
 
-// chain is a chain of migrations to apply: the schema's, or in tests the pre-release one.
+// chain is a chain of migrations to apply: the schema's, or in tests another one.
 type chain struct {
-	fs       func(dialect string) (fs.FS, error)
-	takeOver bool // take over databases of the pre-release chain
-	version  uint // migrate up to this version; 0: all
+	fs        func(dialect string) (fs.FS, error)
+	refuseOld bool // refuse databases of a version before schemaVersion
+	version   uint // migrate up to this version; 0: all
 }
 
-var schema = chain{fs: func(d string) (fs.FS, error) { return fs.Sub(migrations.FS, d) }, takeOver: true}
+var schema = chain{fs: func(d string) (fs.FS, error) { return fs.Sub(migrations.FS, d) }, refuseOld: true}
 
 // latest is the last version of the chain's migrations for the dialect.
 func (c chain) latest(dialect string) (uint, error) {
@@ -111,8 +107,8 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, c chai
 		case <-done:
 		}
 	}()
-	if c.takeOver {
-		if err := takeOver(ctx, d, db, driver); err != nil {
+	if c.refuseOld {
+		if err := refuseOld(driver); err != nil {
 			return err
 		}
 	}
@@ -136,54 +132,20 @@ func migrateUp(ctx context.Context, d dialect, rawURL string, db *sql.DB, c chai
 	return nil
 }
 
-// takeOver marks a database the pre-release chain brought to its last version as at
-// schemaVersion, whose schema it has, under the migration lock. Two things differ inside:
-// blocks were sealed by that chain's compactor in head chunk format, which become head
-// chunks again for the compactor to make blocks of; and chunks of the first format, which
-// this version no longer reads, or rows of the layout before chunks, refuse the database.
-func takeOver(ctx context.Context, d dialect, db *sql.DB, driver database.Driver) error {
+// refuseOld refuses a database whose schema is of a version before schemaVersion, under the
+// migration lock: a pre-release version made it, in a layout this version does not read.
+func refuseOld(driver database.Driver) error {
 	if err := driver.Lock(); err != nil {
 		return err
 	}
 	defer driver.Unlock()
-	version, dirty, err := driver.Version()
+	version, _, err := driver.Version()
 	if err != nil || version == database.NilVersion || version >= schemaVersion {
 		return err
 	}
-	if version != prereleaseLast || dirty {
-		return fmt.Errorf("%w: its schema is at version %d, and only version %d is taken over: migrate it with a build "+
-			"of the pre-release chain first, or use a new database", ErrPrerelease, version, prereleaseLast)
-	}
-	firstByte, legacy := d.firstByte, "SELECT to_regclass('legacy_samples') IS NOT NULL"
-	if d.name == "sqlite" {
-		legacy = "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'legacy_samples'"
-	}
-	var old, table, rows bool
-	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM chunks WHERE `+firstByte+` = 1)`).Scan(&old); err != nil {
-		return err
-	}
-	if err := db.QueryRowContext(ctx, legacy).Scan(&table); err != nil {
-		return err
-	}
-	if table { // the layout before chunks, left empty once that build converted it
-		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM legacy_samples)`).Scan(&rows); err != nil {
-			return err
-		}
-	}
-	if old || rows {
-		return fmt.Errorf("%w: it holds samples in a layout older than its version %d (chunks of format 1, or rows "+
-			"in legacy_samples), which this version does not read: export them with the pre-release build, or use a "+
-			"new database", ErrPrerelease, prereleaseLast)
-	}
-	if table {
-		if _, err := db.ExecContext(ctx, `DROP TABLE legacy_samples`); err != nil {
-			return err
-		}
-	}
-	if _, err := db.ExecContext(ctx, d.rebind(`UPDATE chunks SET sealed = ? WHERE sealed = ? AND `+firstByte+` <> 3`), false, true); err != nil {
-		return err
-	}
-	return driver.SetVersion(schemaVersion, false)
+	return fmt.Errorf("%w: its schema is at version %d, before %d, in a layout this version does not read or upgrade: "+
+		"use a new database (export what it holds with the version that made it, through its API or the samples view)",
+		ErrPrerelease, version, schemaVersion)
 }
 
 // undoDirty marks the migration before version as the last applied, if version is still

@@ -1,6 +1,6 @@
 -- The schema of the store (adapters/sqlstore), in one migration. Databases made by the
--- pre-release chain of migrations 1 to 11 are taken over at 11, whose schema this is (see
--- adapters/sqlstore/migrate.go); older ones are refused with their version named.
+-- pre-release versions (migrations 1 to 11) are refused with their version named (see
+-- adapters/sqlstore/migrate.go).
 
 -- Devices: a GPU, or a MIG instance of one (gpu_instance is dcgm-exporter's GPU_I_ID, ''
 -- for a whole GPU). id is the compact key chunks refer to; labels holds every other label

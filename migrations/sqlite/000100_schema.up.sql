@@ -2,7 +2,7 @@
 -- lacks: no partitions (retention deletes rows and gives the pages back by incremental
 -- auto-vacuum, store.go), no compression, no procedural language for a samples view.
 -- Times are Unix microseconds, PostgreSQL's timestamptz resolution, so that both stores
--- answer alike. Databases made by the pre-release chain 1 to 11 are taken over at 11.
+-- answer alike. Databases made by the pre-release versions (1 to 11) are refused.
 CREATE TABLE gpus (
     id                   INTEGER PRIMARY KEY,
     uuid                 TEXT    NOT NULL,

@@ -1,1 +1,0 @@
-ALTER TABLE batches DROP COLUMN min_ts, DROP COLUMN max_ts;

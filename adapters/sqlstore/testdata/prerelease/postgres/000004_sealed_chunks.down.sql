@@ -1,2 +1,0 @@
-DROP INDEX chunks_unsealed_idx;
-ALTER TABLE chunks DROP COLUMN sealed;

@@ -1,2 +1,0 @@
-ALTER TABLE batches DROP COLUMN min_ts;
-ALTER TABLE batches DROP COLUMN max_ts;

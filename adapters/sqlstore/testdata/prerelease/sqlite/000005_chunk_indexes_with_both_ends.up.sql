@@ -1,5 +1,0 @@
--- See postgres/000005_chunk_indexes_with_both_ends.up.sql.
-DROP INDEX chunks_gpu_min_ts_idx;
-DROP INDEX chunks_gpu_max_ts_idx;
-CREATE INDEX chunks_gpu_min_ts_idx ON chunks (gpu_id, min_ts, max_ts);
-CREATE INDEX chunks_gpu_max_ts_idx ON chunks (gpu_id, max_ts, min_ts);

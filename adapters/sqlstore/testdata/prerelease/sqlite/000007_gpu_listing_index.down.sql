@@ -1,2 +1,0 @@
-CREATE INDEX gpus_hostname_idx ON gpus (hostname);
-DROP INDEX gpus_listing_idx;

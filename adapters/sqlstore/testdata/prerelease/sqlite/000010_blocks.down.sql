@@ -1,1 +1,0 @@
-DROP INDEX chunks_unsealed_idx;
