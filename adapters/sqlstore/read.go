@@ -4,128 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"slices"
 	"strings"
 	"time"
 
-	"gorm.io/gorm"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
-	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
-
-var (
-	_ ports.Inventory    = (*Store)(nil)
-	_ ports.SampleReader = (*Store)(nil)
-	_ ports.Summarizer   = (*Store)(nil)
-)
-
-// GPUs implements ports.Inventory. First and last sample times come from the chunks
-// indexes, one lookup each per GPU.
-func (s *Store) GPUs(ctx context.Context, f telemetry.GPUFilter) ([]telemetry.GPUInfo, error) {
-	var where []string
-	var args []any
-	for _, c := range []struct{ col, v string }{{"uuid", f.UUID}, {"hostname", f.Hostname}, {"model_name", f.Model}} {
-		if c.v != "" {
-			where = append(where, "g."+c.col+" = ?")
-			args = append(args, c.v)
-		}
-	}
-	if !f.Targets {
-		where = append(where, "g.id_from <> '"+telemetry.IDFromTarget+"'")
-	}
-	from := "gpus g"
-	if f.After != nil || f.Limit > 0 {
-		// The page's GPUs first, by the listing index; then their devices.
-		pageWhere, pageArgs := where, args
-		if f.After != nil {
-			pageWhere = append(pageWhere[:len(pageWhere):len(pageWhere)], "(g.hostname, g.gpu_index, g.uuid) > (?, ?, ?)")
-			pageArgs = append(pageArgs[:len(pageArgs):len(pageArgs)], f.After.Hostname, f.After.Index, f.After.UUID)
-		}
-		page := "SELECT DISTINCT g.hostname, g.gpu_index, g.uuid FROM gpus g"
-		if len(pageWhere) > 0 {
-			page += " WHERE " + strings.Join(pageWhere, " AND ")
-		}
-		page += " ORDER BY g.hostname, g.gpu_index, g.uuid"
-		if f.Limit > 0 {
-			page += " LIMIT ?"
-			pageArgs = append(pageArgs, f.Limit)
-		}
-		from = "(" + page + ") p JOIN gpus g ON g.hostname = p.hostname AND g.gpu_index = p.gpu_index AND g.uuid = p.uuid"
-		args = append(pageArgs, args...)
-	}
-	span := `(SELECT min(min_ts) FROM chunks c WHERE c.gpu_id = g.id), (SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id)`
-	if f.NoSpan {
-		span = `NULL, NULL`
-	}
-	sqlText := `SELECT g.uuid, g.gpu_instance, g.gpu_instance_profile, g.hostname, g.gpu_index, g.device,
-			g.model_name, g.driver_version, g.pci_bus_id, g.labels, g.id_from, g.hostname_label, ` + span + `
-		FROM ` + from
-	if len(where) > 0 {
-		sqlText += " WHERE " + strings.Join(where, " AND ")
-	}
-	// MIG instances sort after their GPU, by number: '' < '1' < … < '9' < '10'.
-	rows, err := s.db.WithContext(ctx).Raw(sqlText+` ORDER BY g.hostname, g.gpu_index, g.uuid,
-		length(g.gpu_instance), g.gpu_instance`, args...).Rows()
-	if err != nil {
-		return nil, classify(fmt.Errorf("list GPUs: %w", err))
-	}
-	defer rows.Close()
-	gpus := []telemetry.GPUInfo{}
-	for rows.Next() {
-		var r gpuRow
-		var first, last timestamp
-		if err := rows.Scan(&r.UUID, &r.GPUInstance, &r.GPUInstanceProfile, &r.Hostname, &r.GPUIndex, &r.Device,
-			&r.ModelName, &r.DriverVersion, &r.PCIBusID, &r.Labels, &r.IDFrom, &r.HostnameLabel, &first, &last); err != nil {
-			return nil, classify(fmt.Errorf("list GPUs: %w", err))
-		}
-		gpus = append(gpus, telemetry.GPUInfo{GPU: fromGPURow(r), FirstSeen: first.Time, LastSeen: last.Time})
-	}
-	return gpus, classify(rows.Err())
-}
-
-// Hosts implements ports.Inventory.
-func (s *Store) Hosts(ctx context.Context, f telemetry.HostFilter) ([]telemetry.Host, error) {
-	sqlText := `SELECT g.hostname, count(DISTINCT g.uuid),
-			max((SELECT max(max_ts) FROM chunks c WHERE c.gpu_id = g.id))
-		FROM gpus g WHERE g.id_from <> '` + telemetry.IDFromTarget + `'`
-	var args []any
-	if f.After != "" {
-		sqlText += " AND g.hostname > ?"
-		args = append(args, f.After)
-	}
-	sqlText += " GROUP BY g.hostname ORDER BY g.hostname"
-	if f.Limit > 0 {
-		sqlText += " LIMIT ?"
-		args = append(args, f.Limit)
-	}
-	rows, err := s.db.WithContext(ctx).Raw(sqlText, args...).Rows()
-	if err != nil {
-		return nil, classify(fmt.Errorf("list hosts: %w", err))
-	}
-	defer rows.Close()
-	hosts := []telemetry.Host{}
-	for rows.Next() {
-		var h telemetry.Host
-		var last timestamp
-		if err := rows.Scan(&h.Hostname, &h.GPUs, &last); err != nil {
-			return nil, classify(fmt.Errorf("list hosts: %w", err))
-		}
-		h.LastSeen = last.Time
-		hosts = append(hosts, h)
-	}
-	return hosts, classify(rows.Err())
-}
-
-// Metrics implements ports.Inventory.
-func (s *Store) Metrics(ctx context.Context) ([]string, error) {
-	names := []string{}
-	if err := s.db.WithContext(ctx).Raw(`SELECT name FROM metrics ORDER BY name`).Scan(&names).Error; err != nil {
-		return nil, classify(fmt.Errorf("list metrics: %w", err))
-	}
-	return names, nil
-}
 
 // Samples implements ports.SampleReader.
 func (s *Store) Samples(ctx context.Context, q telemetry.SampleQuery, fn func(telemetry.Sample) error) (next string, err error) {
@@ -226,65 +112,6 @@ func (s *Store) metricFilter(ctx context.Context, names []string) (keep func(*en
 		return nil, len(names) == 0 && err == nil, err
 	}
 	return func(p *engine.Point) bool { return set[p.Metric] }, true, nil
-}
-
-// storedMetrics returns the ids of the named metrics that were ever stored, nil when names is
-// empty or none was. Names this process has seen come from its cache: a dashboard asks for
-// the same few metrics many times a second.
-func (s *Store) storedMetrics(ctx context.Context, names []string) (map[int32]bool, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	set := make(map[int32]bool, len(names))
-	var unknown []string
-	s.mu.Lock()
-	for _, n := range names {
-		if id, ok := s.metrics[n]; ok {
-			set[id] = true
-		} else {
-			unknown = append(unknown, n)
-		}
-	}
-	s.mu.Unlock()
-	if len(unknown) > 0 {
-		var ids []int32
-		err := s.db.WithContext(ctx).Raw(`SELECT id FROM metrics WHERE name IN (`+placeholders(len(unknown))+`)`,
-			toAny(unknown)...).Scan(&ids).Error
-		if err != nil {
-			return nil, classify(fmt.Errorf("look up metrics: %w", err))
-		}
-		for _, id := range ids {
-			set[id] = true
-		}
-	}
-	if len(set) == 0 {
-		return nil, nil
-	}
-	return set, nil
-}
-
-// metricName resolves a metric id, reloading the metrics table when the id is new to this
-// process (another collector registered it).
-func (s *Store) metricName(ctx context.Context, id int32) (string, error) {
-	s.mu.Lock()
-	name, ok := s.names[id]
-	s.mu.Unlock()
-	if ok {
-		return name, nil
-	}
-	var rows []metricRow
-	if err := s.db.WithContext(ctx).Find(&rows).Error; err != nil {
-		return "", classify(fmt.Errorf("look up metrics: %w", err))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range rows {
-		s.metrics[r.Name], s.names[r.ID] = r.ID, r.Name
-	}
-	if name, ok = s.names[id]; !ok {
-		return "", fmt.Errorf("metric id %d: %w", id, engine.ErrCorrupt)
-	}
-	return name, nil
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
@@ -418,74 +245,6 @@ func bucketOf(agg telemetry.Aggregation, start time.Time, metric string, acc eng
 		b.Value = float64(acc.Count)
 	}
 	return b
-}
-
-// gpuID resolves a device key to its surrogate key, telemetry.ErrNotFound when unknown.
-func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
-	s.mu.Lock()
-	known, ok := s.gpus[key]
-	s.mu.Unlock()
-	if ok {
-		return known.id, nil
-	}
-	uuid, instance := telemetry.SplitDeviceKey(key)
-	var row gpuRow
-	err := s.db.WithContext(ctx).Where("uuid = ? AND gpu_instance = ?", uuid, instance).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		if instance != "" {
-			return 0, fmt.Errorf("GPU %s has no MIG instance %s: %w", uuid, instance, telemetry.ErrNotFound)
-		}
-		return 0, fmt.Errorf("GPU %s: %w", uuid, telemetry.ErrNotFound)
-	}
-	if err != nil {
-		return 0, classify(fmt.Errorf("look up GPU: %w", err))
-	}
-	s.mu.Lock()
-	s.gpus[key] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
-	s.mu.Unlock()
-	return row.ID, nil
-}
-
-// lookupGPUIDs returns the surrogate ids of the devices keys name that are stored, by key:
-// those not known yet read by the thousand, not one query each (a PromQL query over a
-// fleet of 100,000 GPUs read them one by one in 15 s).
-func (s *Store) lookupGPUIDs(ctx context.Context, keys []string) (map[string]int32, error) {
-	out := make(map[string]int32, len(keys))
-	var missing []string // their UUIDs
-	s.mu.Lock()
-	for _, key := range keys {
-		if known, ok := s.gpus[key]; ok {
-			out[key] = known.id
-		} else {
-			uuid, _ := telemetry.SplitDeviceKey(key)
-			missing = append(missing, uuid)
-		}
-	}
-	s.mu.Unlock()
-	slices.Sort(missing)
-	missing = slices.Compact(missing)
-	for uuids := range slices.Chunk(missing, 1000) {
-		var rows []gpuRow
-		if err := s.db.WithContext(ctx).Where("uuid IN ?", uuids).Find(&rows).Error; err != nil {
-			return nil, classify(fmt.Errorf("look up GPUs: %w", err))
-		}
-		s.mu.Lock()
-		for _, row := range rows {
-			key := telemetry.DeviceKey(row.UUID, row.GPUInstance)
-			s.gpus[key] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
-		}
-		s.mu.Unlock()
-	}
-	if len(missing) > 0 {
-		s.mu.Lock()
-		for _, key := range keys {
-			if known, ok := s.gpus[key]; ok {
-				out[key] = known.id
-			}
-		}
-		s.mu.Unlock()
-	}
-	return out, nil
 }
 
 // Stats implements ports.Summarizer from the batches table — one row per batch, not per
