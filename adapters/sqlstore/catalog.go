@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
@@ -322,28 +321,17 @@ func (s *Store) metricName(ctx context.Context, id int32) (string, error) {
 
 // gpuID resolves a device key to its surrogate key, telemetry.ErrNotFound when unknown.
 func (s *Store) gpuID(ctx context.Context, key string) (int32, error) {
-	s.mu.Lock()
-	known, ok := s.gpus[key]
-	s.mu.Unlock()
-	if ok {
-		return known.id, nil
-	}
-	uuid, instance := telemetry.SplitDeviceKey(key)
-	var row gpuRow
-	err := s.db.WithContext(ctx).Where("uuid = ? AND gpu_instance = ?", uuid, instance).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		if instance != "" {
-			return 0, fmt.Errorf("GPU %s has no MIG instance %s: %w", uuid, instance, telemetry.ErrNotFound)
-		}
-		return 0, fmt.Errorf("GPU %s: %w", uuid, telemetry.ErrNotFound)
-	}
+	found, err := s.lookupGPUIDs(ctx, []string{key})
 	if err != nil {
-		return 0, classify(fmt.Errorf("look up GPU: %w", err))
+		return 0, err
 	}
-	s.mu.Lock()
-	s.gpus[key] = knownGPU{id: row.ID, gpu: fromGPURow(row)}
-	s.mu.Unlock()
-	return row.ID, nil
+	if id, ok := found[key]; ok {
+		return id, nil
+	}
+	if uuid, instance := telemetry.SplitDeviceKey(key); instance != "" {
+		return 0, fmt.Errorf("GPU %s has no MIG instance %s: %w", uuid, instance, telemetry.ErrNotFound)
+	}
+	return 0, fmt.Errorf("GPU %s: %w", key, telemetry.ErrNotFound)
 }
 
 // lookupGPUIDs returns the surrogate ids of the devices keys name that are stored, by key:
