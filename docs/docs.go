@@ -775,7 +775,7 @@ const docTemplate = `{
         },
         "/api/v1/gpus/{uuid}/telemetry/aggregate": {
             "get": {
-                "description": "One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed by the store (the raw samples never leave the server). At most 10,000 values; truncated says when there were more.",
+                "description": "One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more.",
                 "produces": [
                     "application/json"
                 ],

@@ -124,14 +124,8 @@ type SeriesReader interface {
 	Series(ctx context.Context, q telemetry.SeriesQuery, fn func(telemetry.Series) error) error
 }
 
-// Summarizer computes over stored samples in the store, next to the data (the caller gets
-// the results, never the raw samples), for the query service.
+// Summarizer tells how much is stored, for the query service.
 type Summarizer interface {
-	// Aggregate returns q.Agg of the GPU's samples per metric per q.Step bucket, ordered by
-	// bucket, then metric name, at most q.Limit buckets. An unknown GPU matches
-	// telemetry.ErrNotFound.
-	Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error)
-
 	// Stats counts stored samples, GPUs and hosts, and finds the oldest and newest samples.
 	Stats(ctx context.Context) (telemetry.Stats, error)
 }

@@ -69,7 +69,7 @@ func serveBatch(t *testing.T, b telemetry.Batch) http.Handler {
 	t.Cleanup(func() { store.Close() })
 	_, err = store.WriteBatch(ctx, b)
 	require.NoError(t, err)
-	return httpapi.New(httpapi.Options{Query: query.New(store, store, store), Fleet: query.NewFleet(store, store),
+	return httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store),
 		Logger: slog.New(slog.DiscardHandler)})
 }
 

@@ -151,7 +151,7 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 // gpuAggregate godoc
 //
 //	@Summary		Aggregates of one GPU's telemetry
-//	@Description	One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed by the store (the raw samples never leave the server). At most 10,000 values; truncated says when there were more.
+//	@Description	One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more.
 //	@Tags			gpus
 //	@Produce		json
 //	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
@@ -212,17 +212,14 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		return
 	}
 	agg := telemetry.Aggregation(c.DefaultQuery("agg", string(telemetry.AggAvg)))
-	buckets, err := a.opts.Query.Aggregate(c.Request.Context(), telemetry.AggregateQuery{
+	buckets, truncated, err := a.opts.Query.Aggregate(c.Request.Context(), telemetry.AggregateQuery{
 		GPU: q.GPU, Range: q.Range, Metrics: q.Metrics, Step: step, Agg: agg,
 	})
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg)}
-	if len(buckets) > query.MaxBuckets {
-		buckets, page.Truncated = buckets[:query.MaxBuckets], true
-	}
+	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg), Truncated: truncated}
 	buf, _ := aggregateBodies.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)

@@ -53,7 +53,7 @@ func newAPI(t testing.TB, edit ...func(*httpapi.Options)) *httpapi.API {
 		_, err := store.WriteBatch(ctx, b)
 		require.NoError(t, err)
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store), Fleet: query.NewFleet(store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)}
+	opts := httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)}
 	for _, e := range edit {
 		e(&opts)
 	}
@@ -394,7 +394,7 @@ func TestMIGInstancesUnderTheirGPU(t *testing.T) {
 	}
 	_, err = store.WriteBatch(ctx, b)
 	require.NoError(t, err)
-	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store), Logger: slog.New(slog.DiscardHandler)})
+	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Logger: slog.New(slog.DiscardHandler)})
 
 	var list httpapi.GPUList
 	require.Equal(t, http.StatusOK, get(t, api, "/api/v1/gpus", &list).Code)
@@ -480,7 +480,7 @@ func TestAggregationCutShortSaysSo(t *testing.T) {
 	}
 	_, err = store.WriteBatch(ctx, b)
 	require.NoError(t, err)
-	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store), Logger: slog.New(slog.DiscardHandler)})
+	api := httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Logger: slog.New(slog.DiscardHandler)})
 	for window, want := range map[string]bool{"": true, "&end_time=" + t0.Add(99*time.Second).Format(time.RFC3339): false} {
 		var page httpapi.AggregatePage
 		rec := get(t, api, "/api/v1/gpus/"+gpuA+"/telemetry/aggregate?step=1s"+window, &page)

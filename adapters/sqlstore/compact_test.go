@@ -13,6 +13,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
@@ -125,7 +126,7 @@ func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
 	require.Equal(t, len(e.pages), points, "the series hold the pages' samples")
 	e.latest, err = s.Latest(ctx, uuid)
 	require.NoError(t, err)
-	e.avg, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg, Limit: 10000})
+	e.avg, _, err = query.New(s, s, s, s).Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg})
 	require.NoError(t, err)
 	return e
 }

@@ -3,7 +3,6 @@ package query
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -42,7 +41,8 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		return nil, err
 	}
 	type group struct {
-		sketch  *ddsketch.DDSketchWithExactSummaryStatistics
+		acc     Acc
+		sketch  *ddsketch.DDSketch // for the percentiles
 		devices map[string]bool
 	}
 	groups := map[string]*group{}
@@ -50,7 +50,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		key := name(g, s)
 		gr := groups[key]
 		if gr == nil {
-			sk, err := ddsketch.NewDefaultDDSketchWithExactSummaryStatistics(sketchAccuracy)
+			sk, err := ddsketch.NewDefaultDDSketch(sketchAccuracy)
 			if err != nil {
 				panic(err) // the accuracy is a valid constant
 			}
@@ -60,6 +60,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		gr.devices[s.GPU] = true
 		for _, p := range s.Points {
 			if finite(p.Value) {
+				gr.acc.Add(p)
 				_ = gr.sketch.Add(p.Value) // finite values always fit
 			}
 		}
@@ -69,13 +70,12 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 	}
 	out := make([]telemetry.FleetGroup, 0, len(groups))
 	for key, gr := range groups {
-		fg := telemetry.FleetGroup{Group: key, Devices: len(gr.devices), Samples: int64(gr.sketch.GetCount())}
+		fg := telemetry.FleetGroup{Group: key, Devices: len(gr.devices), Samples: gr.acc.Count}
 		if fg.Samples > 0 {
-			fg.Avg = gr.sketch.GetSum() / gr.sketch.GetCount()
-			fg.Min, _ = gr.sketch.GetMinValue()
-			fg.Max, _ = gr.sketch.GetMaxValue()
+			fg.Avg, fg.Min, fg.Max = gr.acc.Value(telemetry.AggAvg), gr.acc.Min, gr.acc.Max
 			ps, _ := gr.sketch.GetValuesAtQuantiles([]float64{0.5, 0.95, 0.99})
-			fg.P50, fg.P95, fg.P99 = ps[0], ps[1], ps[2]
+			// The sketch's values are within 1 % of the data's: never outside its range.
+			fg.P50, fg.P95, fg.P99 = clamp(ps[0], fg.Min, fg.Max), clamp(ps[1], fg.Min, fg.Max), clamp(ps[2], fg.Min, fg.Max)
 		}
 		out = append(out, fg)
 	}
@@ -111,46 +111,7 @@ func groupName(by telemetry.Grouping) (func(*telemetry.GPU, telemetry.Series) st
 	return nil, telemetry.Invalid("by", "%q is not one of host, model, gpu, namespace, pod or label:<name>", by)
 }
 
-// finite leaves out what no summary can hold (JSON has no NaN): DCGM's blanks are NaN.
-func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// deviceStats is what Top and Latest keep of a device.
-type deviceStats struct {
-	count         int64
-	sum, min, max float64
-	last          telemetry.Point
-}
-
-func (d *deviceStats) add(points []telemetry.Point) {
-	for _, p := range points {
-		if !finite(p.Value) {
-			continue
-		}
-		if d.count == 0 {
-			d.min, d.max = p.Value, p.Value
-		}
-		d.count++
-		d.sum += p.Value
-		d.min, d.max = min(d.min, p.Value), max(d.max, p.Value)
-		if d.count == 1 || p.Time >= d.last.Time {
-			d.last = p
-		}
-	}
-}
-
-func (d *deviceStats) value(agg telemetry.Aggregation) float64 {
-	switch agg {
-	case telemetry.AggMin:
-		return d.min
-	case telemetry.AggMax:
-		return d.max
-	case telemetry.AggLast:
-		return d.last.Value
-	case telemetry.AggCount:
-		return float64(d.count)
-	}
-	return d.sum / float64(d.count)
-}
+func clamp(v, lo, hi float64) float64 { return min(max(v, lo), hi) }
 
 // Top returns the n devices with the highest agg of q's samples (the lowest when bottom),
 // ties by host, index and key; devices without samples in the window are left out.
@@ -167,8 +128,8 @@ func (f *Fleet) Top(ctx context.Context, q telemetry.FleetQuery, agg telemetry.A
 	}
 	var out []telemetry.DeviceValue
 	for i, g := range devices {
-		if st := stats[i]; st.count > 0 {
-			out = append(out, telemetry.DeviceValue{GPU: g, Value: st.value(agg), Time: time.UnixMicro(st.last.Time).UTC(), Samples: st.count})
+		if st := &stats[i]; st.Count > 0 {
+			out = append(out, telemetry.DeviceValue{GPU: g, Value: st.Value(agg), Time: time.UnixMicro(st.Last.Time).UTC(), Samples: st.Count})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b telemetry.DeviceValue) int { // devices are in listing order
@@ -215,8 +176,8 @@ func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery, limit int, c
 	page = make([]telemetry.DeviceValue, len(devices))
 	for i, g := range devices {
 		page[i] = telemetry.DeviceValue{GPU: g}
-		if st := stats[i]; st.count > 0 {
-			page[i].Value, page[i].Time, page[i].Samples = st.last.Value, time.UnixMicro(st.last.Time).UTC(), 1
+		if st := stats[i]; st.Count > 0 {
+			page[i].Value, page[i].Time, page[i].Samples = st.Last.Value, time.UnixMicro(st.Last.Time).UTC(), 1
 		}
 	}
 	return page, next, nil
@@ -229,18 +190,21 @@ func sameGPU(a, b telemetry.GPU) bool {
 }
 
 // stats gathers each device's samples of q, the devices sel lists, in listing order.
-func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter) ([]telemetry.GPU, []deviceStats, error) {
+func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter) ([]telemetry.GPU, []Acc, error) {
 	var devices []telemetry.GPU
 	index := map[string]int{}
-	var stats []deviceStats
+	var stats []Acc
 	err := f.eachOf(ctx, q, sel, func(list []telemetry.GPU) {
 		devices = list
-		stats = make([]deviceStats, len(list))
+		stats = make([]Acc, len(list))
 		for i, g := range list {
 			index[g.Key()] = i
 		}
 	}, func(_ *telemetry.GPU, s telemetry.Series) {
-		stats[index[s.GPU]].add(s.Points)
+		acc := &stats[index[s.GPU]]
+		for _, p := range s.Points {
+			acc.Add(p)
+		}
 	})
 	return devices, stats, err
 }

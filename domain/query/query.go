@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,14 +33,15 @@ const (
 
 // Service answers queries from the store.
 type Service struct {
-	inv ports.Inventory
-	smp ports.SampleReader
-	sum ports.Summarizer
+	inv    ports.Inventory
+	smp    ports.SampleReader
+	series ports.SeriesReader
+	sum    ports.Summarizer
 }
 
 // New returns a query service.
-func New(inv ports.Inventory, smp ports.SampleReader, sum ports.Summarizer) *Service {
-	return &Service{inv: inv, smp: smp, sum: sum}
+func New(inv ports.Inventory, smp ports.SampleReader, series ports.SeriesReader, sum ports.Summarizer) *Service {
+	return &Service{inv: inv, smp: smp, series: series, sum: sum}
 }
 
 // GPUs lists a page of the GPUs matching f, each with its MIG instances under it: limit
@@ -262,32 +262,6 @@ func (s *Service) Latest(ctx context.Context, uuid string) ([]telemetry.Sample, 
 		out = append(out, samples...)
 	}
 	return out, nil
-}
-
-// Aggregate returns one value per metric per step. The step must be whole seconds, at least
-// MinStep; a window bounded at both ends may hold at most MaxBuckets steps. Without both
-// bounds the answer stops after MaxBuckets+1 values: more than MaxBuckets tells the caller
-// it was cut short.
-func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
-	switch {
-	case q.GPU == "":
-		return nil, telemetry.Invalid("uuid", "is empty")
-	case q.Step < MinStep || q.Step%time.Second != 0:
-		return nil, telemetry.Invalid("step", "must be whole seconds, at least 1s, got %s", q.Step)
-	case !slices.Contains(telemetry.Aggregations, q.Agg):
-		return nil, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", q.Agg)
-	}
-	if err := validateRange(q.Range); err != nil {
-		return nil, err
-	}
-	if !q.Range.Start.IsZero() && !q.Range.End.IsZero() {
-		if steps := q.Range.End.Sub(q.Range.Start)/q.Step + 1; steps > MaxBuckets {
-			return nil, telemetry.Invalid("step", "the window holds %d steps of %s, more than %d: widen the step or narrow the window",
-				steps, q.Step, MaxBuckets)
-		}
-	}
-	q.Limit = MaxBuckets + 1
-	return s.sum.Aggregate(ctx, q)
 }
 
 // Validate checks a sample query against the paging and window rules.

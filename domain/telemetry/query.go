@@ -34,6 +34,10 @@ type SeriesQuery struct {
 	GPUs    []string // device keys
 	Range   TimeRange
 	Metrics []string // empty: every metric
+
+	// Transient says that the reader keeps no series' points once it has handled them (it
+	// reduces them as they come): the store may reuse their memory for the next.
+	Transient bool
 }
 
 // Series is one device's samples of one metric under one workload attribution, in time
@@ -126,7 +130,6 @@ type AggregateQuery struct {
 	Metrics []string
 	Step    time.Duration
 	Agg     Aggregation
-	Limit   int // most buckets returned
 }
 
 // Bucket is one aggregated value.

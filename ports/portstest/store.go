@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
@@ -46,7 +48,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("CursorPagingWhileDataArrives", func(t *testing.T) { cursorPaging(t, newStore(t)) })
 	t.Run("StreamsTheWholeWindowWithoutLimit", func(t *testing.T) { streamsWholeWindow(t, newStore(t)) })
 	t.Run("Latest", func(t *testing.T) { latest(t, newStore(t)) })
-	t.Run("Aggregate", func(t *testing.T) { aggregate(t, newStore(t)) })
+	t.Run("Aggregate", func(t *testing.T) { aggregates(t, newStore(t)) })
 	t.Run("AggregateListsMetricsByName", func(t *testing.T) { aggregateByName(t, newStore(t)) })
 	t.Run("InterleavedBatchesReadInOrder", func(t *testing.T) { interleaved(t, newStore(t)) })
 	t.Run("MIGInstancesAreDevicesOfTheirOwn", func(t *testing.T) { migInstances(t, newStore(t)) })
@@ -521,7 +523,7 @@ func latest(t *testing.T, s Store) {
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
 }
 
-func aggregate(t *testing.T, s Store) {
+func aggregates(t *testing.T, s Store) {
 	ctx := context.Background()
 	gpus := fleet(1, 1)
 	uuid := gpus[0].UUID
@@ -543,7 +545,7 @@ func aggregate(t *testing.T, s Store) {
 		{telemetry.AggCount, []float64{60, 60, 60}},
 	} {
 		t.Run(string(tt.agg), func(t *testing.T) {
-			got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: tt.agg, Limit: 100})
+			got, err := aggregate(ctx, s, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: tt.agg})
 			require.NoError(t, err)
 			require.Len(t, got, 3)
 			for i, b := range got {
@@ -555,17 +557,21 @@ func aggregate(t *testing.T, s Store) {
 		})
 	}
 	window := telemetry.TimeRange{Start: base.Add(30 * time.Second), End: base.Add(89 * time.Second)}
-	got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Range: window, Step: time.Minute, Agg: telemetry.AggCount, Limit: 100})
+	got, err := aggregate(ctx, s, telemetry.AggregateQuery{GPU: uuid, Range: window, Step: time.Minute, Agg: telemetry.AggCount})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	assert.EqualValues(t, 30, got[0].Value)
 	assert.EqualValues(t, 30, got[1].Value)
 
-	got, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: 10 * time.Second, Agg: telemetry.AggMax, Limit: 4})
-	require.NoError(t, err)
-	assert.Len(t, got, 4, "limited")
-	_, err = s.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-nope", Step: time.Minute, Agg: telemetry.AggAvg, Limit: 4})
+	_, err = aggregate(ctx, s, telemetry.AggregateQuery{GPU: "GPU-nope", Step: time.Minute, Agg: telemetry.AggAvg})
 	assert.ErrorIs(t, err, telemetry.ErrNotFound)
+}
+
+// aggregate is the query service's aggregation over s: the store holds no aggregation of
+// its own, but what it reads must add up.
+func aggregate(ctx context.Context, s Store, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
+	buckets, _, err := query.New(s, s, s, s).Aggregate(ctx, q)
+	return buckets, err
 }
 
 // aggregateByName aggregates metrics that come and go, registered in an order other than
@@ -577,7 +583,7 @@ func aggregateByName(t *testing.T, s Store) {
 	write(t, s, fleetBatch("z", base, gpus, "Z", "A"))                  // Z = 0, A = 1
 	write(t, s, fleetBatch("m", base.Add(time.Minute), gpus, "M", "Z")) // M = 0, Z = 1
 	write(t, s, fleetBatch("a", base.Add(2*time.Minute), gpus, "A"))    // A = 0
-	got, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Minute, Agg: telemetry.AggMax, Limit: 100})
+	got, err := aggregate(ctx, s, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Minute, Agg: telemetry.AggMax})
 	require.NoError(t, err)
 	var seen []string
 	for _, b := range got {
@@ -669,8 +675,8 @@ func interleaved(t *testing.T, s Store) {
 	assert.True(t, latest[0].Time.Equal(t0.Add(299*time.Second)), "M1 at %s", latest[0].Time)
 	assert.True(t, latest[2].Time.Equal(t0.Add(100*time.Second)), "M3 at %s", latest[2].Time)
 
-	buckets, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggCount,
-		Metrics: []string{"M2"}, Limit: 100})
+	buckets, err := aggregate(ctx, s, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggCount,
+		Metrics: []string{"M2"}})
 	require.NoError(t, err)
 	// One M2 sample a second for 300 seconds from t0 = hh:42:34.
 	counts := []float64{26, 60, 60, 60, 60, 34}
@@ -878,7 +884,7 @@ func eachSampleOnce(t *testing.T, s Store) {
 		assert.Equal(t, float64(518), byTime["M2@"+at(18).UTC().Format(time.RFC3339)])
 	}
 	assert.EqualValues(t, 21*4*2, stats(t, s).TotalSamples, "the stats count each sample once")
-	buckets, err := s.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Agg: telemetry.AggCount, Step: time.Hour, Limit: 10})
+	buckets, err := aggregate(ctx, s, telemetry.AggregateQuery{GPU: gpus[0].UUID, Agg: telemetry.AggCount, Step: time.Hour})
 	require.NoError(t, err)
 	var n float64
 	for _, b := range buckets {
@@ -951,6 +957,18 @@ func seriesOfManyDevices(t *testing.T, s Store) {
 		require.Equal(t, len(want), len(got), "%+v", q)
 		for k, pts := range want {
 			require.Equal(t, pts, got[k], "%+v: %v", q, k)
+		}
+		// A transient read may reuse a series' memory for the next, never change what it reads.
+		transient := q
+		transient.Transient = true
+		copied := map[seriesKey][]telemetry.Point{}
+		for range 2 { // the second time over slices the first gave back
+			clear(copied)
+			require.NoError(t, s.Series(ctx, transient, func(series telemetry.Series) error {
+				copied[seriesKey{series.GPU, series.Metric, series.Pod, series.Namespace, series.Container}] = slices.Clone(series.Points)
+				return nil
+			}))
+			require.Equal(t, got, copied, "%+v, transient", q)
 		}
 		done := map[string]bool{}
 		for i, series := range order {

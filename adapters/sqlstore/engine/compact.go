@@ -138,3 +138,12 @@ func FoldBefore(newest int64, force bool) int64 {
 	}
 	return WindowOf(newest - SealAfter.Microseconds()).Start
 }
+
+// floorDiv divides rounding towards minus infinity, so that windows before 1970 align too.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
