@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,79 +45,79 @@ const DefaultSQLite = "sqlite:telemetry.db"
 
 // Config is the settings of one process.
 type Config struct {
-	Mode             Mode
-	HTTPAddr         string
-	DatabaseURL      string
-	DatabaseReadURL  string // the API's reads; "" = DatabaseURL
-	DBConnectTimeout time.Duration
-	DBMaxConns       int // 0: sized from the mode and the cores
+	Mode             Mode          `setting:"mode"`
+	HTTPAddr         string        `setting:"http-addr"`
+	DatabaseURL      string        `setting:"database-url"`
+	DatabaseReadURL  string        `setting:"database-read-url"` // the API's reads; "" = DatabaseURL
+	DBConnectTimeout time.Duration `setting:"db-connect-timeout"`
+	DBMaxConns       int           `setting:"db-max-conns"` // 0: sized from the mode and the cores
 
-	CSV          string // path; "" streams the bundled sample
-	Loop         bool
-	Passes       int
-	Interval     time.Duration
-	BatchSize    int
-	Timestamps   string  // "now" or "csv"
-	Speed        float64 // with Timestamps "now": replay pace; 0 = unpaced
-	ExitWhenDone bool    // a one-shot import: stop once the CSV is streamed and stored
+	CSV          string        `setting:"csv"` // path; "" streams the bundled sample
+	Loop         bool          `setting:"loop"`
+	Passes       int           `setting:"passes"`
+	Interval     time.Duration `setting:"interval"`
+	BatchSize    int           `setting:"batch-size"`
+	Timestamps   string        `setting:"timestamps"`     // "now" or "csv"
+	Speed        float64       `setting:"speed"`          // with Timestamps "now": replay pace; 0 = unpaced
+	ExitWhenDone bool          `setting:"exit-when-done"` // a one-shot import: stop once the CSV is streamed and stored
 	// Shard is this streamer's share of the GPUs: ShardIndex of ShardCount (0 of 1: all).
 	ShardIndex, ShardCount int
 
 	// Live sources. The bundled sample streams only when no source is named: no CSV, no
 	// scrape target, no remote_write receiver.
-	ScrapeTargets     []string
-	ScrapeTargetsFile string
-	ScrapeDNS         []string
-	ScrapeInterval    time.Duration
-	ScrapeTimeout     time.Duration
-	ScrapeJob         string
+	ScrapeTargets     []string      `setting:"scrape-targets"`
+	ScrapeTargetsFile string        `setting:"scrape-targets-file"`
+	ScrapeDNS         []string      `setting:"scrape-dns"`
+	ScrapeInterval    time.Duration `setting:"scrape-interval"`
+	ScrapeTimeout     time.Duration `setting:"scrape-timeout"`
+	ScrapeJob         string        `setting:"scrape-job"`
 	// ScrapeBodySizeLimit bounds a scrape's body, decompressed, in bytes.
-	ScrapeBodySizeLimit int
+	ScrapeBodySizeLimit int `setting:"scrape-body-size-limit"`
 	// RemoteWriteMaxBody bounds a remote_write body, compressed and decompressed, in bytes.
-	RemoteWriteMaxBody int
-	RemoteWrite        bool
-	RemoteWriteTimeout time.Duration
+	RemoteWriteMaxBody int           `setting:"remote-write-max-body"`
+	RemoteWrite        bool          `setting:"remote-write"`
+	RemoteWriteTimeout time.Duration `setting:"remote-write-timeout"`
 	// RemoteWriteMaxConcurrency bounds the requests received at once; 0: two per core.
-	RemoteWriteMaxConcurrency int
+	RemoteWriteMaxConcurrency int `setting:"remote-write-max-concurrency"`
 	// RemoteWriteMaxNewDevices bounds the new devices a sender brings a minute; 0: no limit.
-	RemoteWriteMaxNewDevices int
+	RemoteWriteMaxNewDevices int `setting:"remote-write-max-new-devices"`
 
-	RedisURL   string // "" uses the in-process queue (mode all only)
-	QueueName  string
-	MaxBacklog int
+	RedisURL   string `setting:"redis-url"` // "" uses the in-process queue (mode all only)
+	QueueName  string `setting:"queue-name"`
+	MaxBacklog int    `setting:"max-backlog"`
 	// RedisMinReplicas is how many Redis replicas must hold a batch before it is published.
-	RedisMinReplicas int
-	QueueUI          bool
+	RedisMinReplicas int  `setting:"redis-min-replicas"`
+	QueueUI          bool `setting:"queue-ui"`
 
 	// PromQLSubqueryStep is the step of a PromQL subquery written without one ([10m:]).
-	PromQLSubqueryStep time.Duration
+	PromQLSubqueryStep time.Duration `setting:"promql-subquery-step"`
 
 	// FutureTolerance is how far ahead of the clock a sample's own time may be.
-	FutureTolerance time.Duration
+	FutureTolerance time.Duration `setting:"future-tolerance"`
 
 	// PromQL API limits: queries evaluated at once (0: one per core), the longest query,
 	// its deepest nesting and the samples one query may hold.
-	PromQLMaxConcurrency int
-	PromQLMaxQueryLength int
-	PromQLMaxDepth       int
-	PromQLMaxSamples     int
+	PromQLMaxConcurrency int `setting:"promql-max-concurrency"`
+	PromQLMaxQueryLength int `setting:"promql-max-query-length"`
+	PromQLMaxDepth       int `setting:"promql-max-depth"`
+	PromQLMaxSamples     int `setting:"promql-max-samples"`
 
-	WebConfigFile string // "" serves plain HTTP without authentication
+	WebConfigFile string `setting:"web-config-file"` // "" serves plain HTTP without authentication
 
-	CollectorWorkers int
-	QueueCapacity    int
-	CompactInterval  time.Duration // 0: collectors do not compact
+	CollectorWorkers int           `setting:"collector-workers"`
+	QueueCapacity    int           `setting:"queue-capacity"`
+	CompactInterval  time.Duration `setting:"compact-interval"` // 0: collectors do not compact
 	// Retention is how long samples are kept: 0 forever, RetentionAuto by database kind.
 	Retention         time.Duration
-	RetentionInterval time.Duration
-	ShutdownTimeout   time.Duration
+	RetentionInterval time.Duration `setting:"retention-interval"`
+	ShutdownTimeout   time.Duration `setting:"shutdown-timeout"`
 
 	LogLevel  slog.Level
-	LogFormat string // "text" or "json"
+	LogFormat string `setting:"log-format"` // "text" or "json"
 
 	// HealthCheck asks the process serving on HTTPAddr whether it is healthy instead of
 	// running one: for container health checks in images without a shell.
-	HealthCheck bool
+	HealthCheck bool `setting:"health-check"`
 }
 
 // setting is one key: its flag, default and help. The env var is derived from the name.
@@ -249,70 +250,10 @@ func parse(args []string, out io.Writer, table []setting, usage func(io.Writer, 
 }
 
 func fromViper(v *viper.Viper) (Config, error) {
-	var problems []error
-	duration := func(key string) time.Duration {
-		d, err := parseDuration(v.GetString(key))
-		if err != nil {
-			problems = append(problems, fmt.Errorf("%s: %w", key, err))
-		}
-		return d
-	}
-	number := func(key string) float64 {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v.GetString(key)), 64)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("%s: %q is not a number", key, v.GetString(key)))
-		}
-		return f
-	}
-	c := Config{
-		Mode:             Mode(strings.ToLower(v.GetString("mode"))),
-		HTTPAddr:         v.GetString("http-addr"),
-		DatabaseURL:      v.GetString("database-url"),
-		DatabaseReadURL:  v.GetString("database-read-url"),
-		DBConnectTimeout: duration("db-connect-timeout"),
-		DBMaxConns:       v.GetInt("db-max-conns"),
-		CSV:              v.GetString("csv"),
-		Loop:             v.GetBool("loop"),
-		Passes:           v.GetInt("passes"),
-		Interval:         duration("interval"),
-		BatchSize:        v.GetInt("batch-size"),
-		Timestamps:       strings.ToLower(v.GetString("timestamps")),
-		Speed:            number("speed"),
-		ExitWhenDone:     v.GetBool("exit-when-done"),
-		CollectorWorkers: v.GetInt("collector-workers"),
-		QueueCapacity:    v.GetInt("queue-capacity"),
-		CompactInterval:  duration("compact-interval"),
-
-		RetentionInterval:    duration("retention-interval"),
-		ShutdownTimeout:      duration("shutdown-timeout"),
-		LogFormat:            strings.ToLower(v.GetString("log-format")),
-		RedisURL:             v.GetString("redis-url"),
-		QueueName:            v.GetString("queue-name"),
-		MaxBacklog:           v.GetInt("max-backlog"),
-		RedisMinReplicas:     v.GetInt("redis-min-replicas"),
-		QueueUI:              v.GetBool("queue-ui"),
-		PromQLSubqueryStep:   duration("promql-subquery-step"),
-		FutureTolerance:      duration("future-tolerance"),
-		PromQLMaxConcurrency: v.GetInt("promql-max-concurrency"),
-		PromQLMaxQueryLength: v.GetInt("promql-max-query-length"),
-		PromQLMaxDepth:       v.GetInt("promql-max-depth"),
-		PromQLMaxSamples:     v.GetInt("promql-max-samples"),
-		WebConfigFile:        v.GetString("web-config-file"),
-		HealthCheck:          v.GetBool("health-check"),
-
-		ScrapeTargets:             list(v.GetString("scrape-targets")),
-		ScrapeTargetsFile:         v.GetString("scrape-targets-file"),
-		ScrapeDNS:                 list(v.GetString("scrape-dns")),
-		ScrapeInterval:            duration("scrape-interval"),
-		ScrapeTimeout:             duration("scrape-timeout"),
-		ScrapeJob:                 v.GetString("scrape-job"),
-		ScrapeBodySizeLimit:       v.GetInt("scrape-body-size-limit"),
-		RemoteWriteMaxBody:        v.GetInt("remote-write-max-body"),
-		RemoteWrite:               v.GetBool("remote-write"),
-		RemoteWriteTimeout:        duration("remote-write-timeout"),
-		RemoteWriteMaxConcurrency: v.GetInt("remote-write-max-concurrency"),
-		RemoteWriteMaxNewDevices:  v.GetInt("remote-write-max-new-devices"),
-	}
+	var c Config
+	problems := fill(&c, v)
+	c.Mode = Mode(strings.ToLower(string(c.Mode)))
+	c.Timestamps, c.LogFormat = strings.ToLower(c.Timestamps), strings.ToLower(c.LogFormat)
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
 	}
@@ -344,6 +285,51 @@ func fromViper(v *viper.Viper) (Config, error) {
 		return c, &Error{Problems: problems}
 	}
 	return c, nil
+}
+
+// fill sets each field of c tagged `setting:"<key>"` from that key, read as the field's
+// type: the settings table names each key once, and the struct says where it goes. The
+// settings with rules of their own (retention, log-level, shard) are read by fromViper.
+func fill(c *Config, v *viper.Viper) (problems []error) {
+	rv := reflect.ValueOf(c).Elem()
+	for i := range rv.NumField() {
+		key := rv.Type().Field(i).Tag.Get("setting")
+		if key == "" {
+			continue
+		}
+		raw := strings.TrimSpace(v.GetString(key))
+		switch f := rv.Field(i).Addr().Interface().(type) {
+		case *time.Duration:
+			d, err := parseDuration(raw)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%s: %w", key, err))
+			}
+			*f = d
+		case *float64:
+			n, err := strconv.ParseFloat(raw, 64)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%s: %q is not a number", key, raw))
+			}
+			*f = n
+		case *int:
+			n, err := strconv.Atoi(raw)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("%s: %q is not a whole number", key, raw))
+			}
+			*f = n
+		case *bool:
+			*f = v.GetBool(key)
+		case *[]string:
+			*f = list(raw)
+		case *string:
+			*f = v.GetString(key)
+		case *Mode:
+			*f = Mode(v.GetString(key))
+		default:
+			panic(fmt.Sprintf("config: field %s has a type fill does not read", rv.Type().Field(i).Name))
+		}
+	}
+	return problems
 }
 
 // list splits a comma-separated setting, dropping empty items.

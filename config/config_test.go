@@ -120,14 +120,16 @@ func TestEveryProblemNamed(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("TELEMETRY_INTERVAL", "soon")
 	t.Setenv("TELEMETRY_SPEED", "fast")
+	t.Setenv("TELEMETRY_MAX_BACKLOG", "many") // read as 0 (no limit) before it was refused
 	_, err := load(t, "--mode=sideways", "--batch-size=0", "--timestamps=later", "--shard=3/3",
 		"--log-level=loud", "--collector-workers=0", "--db-max-conns=-1")
 	var cerr *config.Error
 	require.True(t, errors.As(err, &cerr), "%v", err)
-	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "speed", "log-level", "collector-workers", "db-max-conns"} {
+	for _, want := range []string{"mode", "batch-size", "timestamps", "shard", "interval", "speed", "log-level", "collector-workers", "db-max-conns", "max-backlog"} {
 		assert.Contains(t, err.Error(), want+":")
 	}
-	assert.Len(t, cerr.Problems, 9)
+	assert.Len(t, cerr.Problems, 10)
+	t.Setenv("TELEMETRY_MAX_BACKLOG", "")
 	t.Setenv("TELEMETRY_SPEED", "")
 	_, err = load(t, "--speed=-1")
 	assert.ErrorContains(t, err, "speed: must be 0 or more")
