@@ -74,15 +74,15 @@ func (metricRow) TableName() string { return "metrics" }
 // latest value of each is found without reading a device's whole history. Known pairs cost
 // no query; a device's new metrics are added to its row in one statement, whatever other
 // writers add at the same time.
-func (s *Store) registerPairs(ctx context.Context, runs []gpuRun) error {
+func (s *Store) registerPairs(ctx context.Context, runs []engine.Run) error {
 	var distinct []metricPair
 	seen := map[int32]bool{}
 	for _, run := range runs {
 		clear(seen)
-		for _, p := range run.pts {
+		for _, p := range run.Points {
 			if !seen[p.Metric] {
 				seen[p.Metric] = true
-				distinct = append(distinct, metricPair{run.gpu, p.Metric})
+				distinct = append(distinct, metricPair{run.Device, p.Metric})
 			}
 		}
 	}

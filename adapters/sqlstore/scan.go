@@ -6,13 +6,13 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 

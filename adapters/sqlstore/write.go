@@ -85,48 +85,42 @@ func (s *Store) WriteBatches(ctx context.Context, bs []telemetry.Batch) ([]telem
 				return nil, nil, err
 			}
 		}
-		before, err := storedPoints(runs, overlapping)
-		if err != nil {
-			return nil, nil, err
+		var before engine.Stored
+		if spans := engine.SpansOf(runs); len(spans) > 0 {
+			found, err := overlapping(spans)
+			if err != nil {
+				return nil, nil, err
+			}
+			if before, err = engine.StoredAmong(runs, found); err != nil {
+				return nil, nil, err
+			}
 		}
-		hits := holdsAny(runs, before) // before cutting, which drops repeats from the runs
+		hits := before.HoldsAny(runs) // before cutting, which drops repeats from the runs
 		var out []engine.Chunk
 		repeated := 0
 		for _, run := range runs {
 			var n int
-			out, n = engine.Cut(run.gpu, run.pts, out)
+			out, n = engine.Cut(run.Device, run.Points, out)
 			repeated += n
 		}
-		already := make([]int, len(bs))
 		if repeated == 0 && !hits {
-			return out, already, nil
+			return out, make([]int, len(bs)), nil
 		}
-		// The slow way, sample by sample and batch by batch, so that the first wins and each
-		// batch learns how many of its samples were left out.
-		kept := telemetry.Batch{ID: bs[0].ID}
-		seen := make(map[pointKey]bool)
+		// The slow way, batch by batch, so that the first wins and each batch learns how
+		// many of its samples were left out.
+		perBatch := make([][]engine.Run, len(bs))
 		for i, b := range bs {
-			if !stored[i] {
-				continue
-			}
-			kept.GPUs = append(kept.GPUs, b.GPUs...)
-			for _, smp := range b.Samples {
-				k := pointKey{gpu: gpuIDs[smp.GPU], metric: metricIDs[smp.Metric], ts: smp.Time.UnixMicro(),
-					work: engine.Workload{Container: smp.Container, Pod: smp.Pod, Namespace: smp.Namespace}}
-				if seen[k] || before[k] {
-					already[i]++
-					continue
+			if stored[i] {
+				var err error
+				if perBatch[i], err = groupByGPU([]telemetry.Batch{b}, gpuIDs, metricIDs); err != nil {
+					return nil, nil, err
 				}
-				seen[k] = true
-				kept.Samples = append(kept.Samples, smp)
 			}
 		}
-		if runs, err = groupByGPU([]telemetry.Batch{kept}, gpuIDs, metricIDs); err != nil {
-			return nil, nil, err
-		}
+		kept, already := engine.FirstWins(perBatch, before)
 		out = out[:0]
-		for _, run := range runs {
-			out, _ = engine.Cut(run.gpu, run.pts, out)
+		for _, run := range kept {
+			out, _ = engine.Cut(run.Device, run.Points, out)
 		}
 		return out, already, nil
 	}
@@ -190,23 +184,21 @@ func checkText(bs []telemetry.Batch) error {
 	return nil
 }
 
-// gpuRun is one GPU's points in a batch.
-type gpuRun struct {
-	gpu int32
-	pts []engine.Point
-}
+// overlapFunc reads, in a write's transaction, the chunks of each span's device that
+// overlap the span, and others maybe: what the repeat rule (engine.StoredAmong) looks in.
+type overlapFunc func(spans []engine.Span) ([]engine.StoredChunk, error)
 
 // groupByGPU converts the batches' samples to points, grouped by GPU with a counting sort:
 // two passes, one allocation for every point. Samples come in runs of one GPU and metric:
 // only a change is looked up.
-func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpuRun, error) {
+func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]engine.Run, error) {
 	n := 0
 	for _, b := range bs {
 		n += len(b.Samples)
 	}
 	runOf := make([]int32, n) // sample → index in runs
 	runIndex := make(map[int32]int32)
-	var runs []gpuRun
+	var runs []engine.Run
 	var sizes []int
 	var gpu string
 	k := int32(-1)
@@ -221,7 +213,7 @@ func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpu
 				if k, ok = runIndex[gid]; !ok {
 					k = int32(len(runs))
 					runIndex[gid] = k
-					runs, sizes = append(runs, gpuRun{gpu: gid}), append(sizes, 0)
+					runs, sizes = append(runs, engine.Run{Device: gid}), append(sizes, 0)
 				}
 				gpu = smp.GPU
 			}
@@ -232,7 +224,7 @@ func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpu
 	}
 	all := make([]engine.Point, n)
 	for k, n := range sizes {
-		runs[k].pts = all[:0:n]
+		runs[k].Points = all[:0:n]
 		all = all[n:]
 	}
 	works := map[engine.Workload]*engine.Workload{}
@@ -250,7 +242,7 @@ func groupByGPU(bs []telemetry.Batch, gpuIDs, metricIDs map[string]int32) ([]gpu
 			p.Work = works[w]
 		}
 		run := &runs[runOf[i]]
-		run.pts = append(run.pts, p)
+		run.Points = append(run.Points, p)
 	}
 	return runs, nil
 }

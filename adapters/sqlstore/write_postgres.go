@@ -57,14 +57,14 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 				return nil // every batch was stored before
 			}
 			var cs []engine.Chunk
-			cs, already, err = chunks(stored, func(spans []gpuSpan) ([]storedChunk, error) {
+			cs, already, err = chunks(stored, func(spans []engine.Span) ([]engine.StoredChunk, error) {
 				// Each GPU's own span, not the batches': a batch of the next scrape would
 				// otherwise find every device's chunk of the last one.
 				gpus, los, his := make([]int32, len(spans)), make([]time.Time, len(spans)), make([]time.Time, len(spans))
-				first := spans[0].lo
+				first := spans[0].Lo
 				for i, sp := range spans {
-					gpus[i], los[i], his[i] = sp.gpu, time.UnixMicro(sp.lo), time.UnixMicro(sp.hi)
-					first = min(first, sp.lo)
+					gpus[i], los[i], his[i] = sp.Device, time.UnixMicro(sp.Lo), time.UnixMicro(sp.Hi)
+					first = min(first, sp.Lo)
 				}
 				rows, err := tx.Query(ctx, `SELECT c.gpu_id, c.data
 					FROM unnest($1::int4[], $2::timestamptz[], $3::timestamptz[]) AS s(gpu_id, lo, hi)
@@ -73,9 +73,9 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 				if err != nil {
 					return nil, err
 				}
-				return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storedChunk, error) {
-					var c storedChunk
-					err := r.Scan(&c.gpu, &c.data)
+				return pgx.CollectRows(rows, func(r pgx.CollectableRow) (engine.StoredChunk, error) {
+					var c engine.StoredChunk
+					err := r.Scan(&c.Device, &c.Data)
 					return c, err
 				})
 			})

@@ -48,13 +48,13 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 	if !slices.Contains(stored, true) {
 		return stored, nil, nil
 	}
-	cs, already, err := chunks(stored, func(spans []gpuSpan) ([]storedChunk, error) {
-		var out []storedChunk
+	cs, already, err := chunks(stored, func(spans []engine.Span) ([]engine.StoredChunk, error) {
+		var out []engine.StoredChunk
 		for part := range slices.Chunk(spans, 500) { // SQLite binds 32,766 parameters at most
 			args := make([]any, 0, 3*len(part))
 			conds := make([]string, len(part))
 			for i, sp := range part {
-				args = append(args, sp.gpu, s.dialect.ts(time.UnixMicro(sp.lo)), s.dialect.ts(time.UnixMicro(sp.hi)))
+				args = append(args, sp.Device, s.dialect.ts(time.UnixMicro(sp.Lo)), s.dialect.ts(time.UnixMicro(sp.Hi)))
 				conds[i] = "(gpu_id = ? AND max_ts >= ? AND min_ts <= ?)"
 			}
 			rows, err := tx.QueryContext(ctx, `SELECT gpu_id, data FROM chunks WHERE `+strings.Join(conds, " OR "), args...)
@@ -62,8 +62,8 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 				return nil, err
 			}
 			for rows.Next() {
-				var c storedChunk
-				if err := rows.Scan(&c.gpu, &c.data); err != nil {
+				var c engine.StoredChunk
+				if err := rows.Scan(&c.Device, &c.Data); err != nil {
 					rows.Close()
 					return nil, err
 				}
