@@ -92,7 +92,6 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 		w.log.Info("web config", web.Describe()...)
 	}
 	w.metrics = promexport.New()
-	w.metrics.Add(w.metricFamilies()...)
 	components := make([]component, 0, len(builders))
 	for _, b := range builders {
 		if w.cfg.ExitWhenDone && !b.oneShot {
@@ -104,6 +103,7 @@ func (w *wiring) build(ctx context.Context) ([]component, error) {
 		}
 		components = append(components, c)
 	}
+	w.metrics.Register(w.collectors()...)
 	return components, nil
 }
 

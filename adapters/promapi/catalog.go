@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -85,7 +86,7 @@ func familyLabels(g telemetry.GPU) map[string][]labels.Label {
 func (c *catalog) candidates(ms []*labels.Matcher) ([]string, []*catalogDevice) {
 	var metrics []string
 	for _, n := range c.metrics {
-		if matches(ms, labels.MetricName, n) {
+		if matches(ms, model.MetricNameLabel, n) {
 			metrics = append(metrics, n)
 		}
 	}
@@ -159,7 +160,7 @@ func (q *Queryable) catalog(ctx context.Context) (*catalog, error) {
 func (d *catalogDevice) seriesLabels(b *labels.ScratchBuilder, s telemetry.Series) labels.Labels {
 	b.Reset()
 	d.labels.Range(func(l labels.Label) { b.Add(l.Name, l.Value) })
-	b.Add(labels.MetricName, s.Metric)
+	b.Add(model.MetricNameLabel, s.Metric)
 	for _, l := range d.family[s.Metric] {
 		b.Add(l.Name, l.Value)
 	}

@@ -3,6 +3,7 @@ package promapi
 import (
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,7 +40,7 @@ func TestCatalogCandidatesByIndexAndByScan(t *testing.T) {
 	re := func(name, value string) *labels.Matcher {
 		return labels.MustNewMatcher(labels.MatchRegexp, name, value)
 	}
-	temp := eq(labels.MetricName, "DCGM_FI_DEV_GPU_TEMP")
+	temp := eq(model.MetricNameLabel, "DCGM_FI_DEV_GPU_TEMP")
 	for _, tt := range []struct {
 		name string
 		ms   []*labels.Matcher
@@ -67,7 +68,7 @@ func TestCatalogCandidatesByIndexAndByScan(t *testing.T) {
 		})
 	}
 
-	metrics, devices := cat.candidates([]*labels.Matcher{eq(labels.MetricName, "DCGM_FI_DEV_POWER_USAGE"), eq("Hostname", "h1")})
+	metrics, devices := cat.candidates([]*labels.Matcher{eq(model.MetricNameLabel, "DCGM_FI_DEV_POWER_USAGE"), eq("Hostname", "h1")})
 	require.Empty(t, metrics, "no metric stored by that name")
 	assert.Empty(t, devices)
 }

@@ -19,7 +19,7 @@ import (
 func TestQueryDataEncodesAsThePromQLTypes(t *testing.T) {
 	ls := labels.FromStrings("__name__", "DCGM_FI_DEV_GPU_TEMP", "Hostname", `host "a" <b> & ü`, "UUID", "GPU-1")
 	points := []promql.FPoint{{T: 1752871354000, F: 42}, {T: 1752871354001, F: 0.1}, {T: -1500, F: math.NaN()},
-		{T: 1752871354120, F: math.Inf(1)}, {T: 1752871354999, F: math.Inf(-1)}, {T: 9, F: -0.0}, {T: 10, F: 1e-6}, {T: 11, F: 1e20}}
+		{T: 1752871354120, F: math.Inf(1)}, {T: 1752871354999, F: math.Inf(-1)}, {T: 9, F: math.Copysign(0, -1)}, {T: 10, F: 1e-6}, {T: 11, F: 1e20}}
 	for name, v := range map[string]parser.Value{
 		"matrix":       promql.Matrix{{Metric: ls, Floats: points}, {Metric: labels.FromStrings("a", "b"), Floats: points[:1]}},
 		"empty matrix": promql.Matrix{},

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
@@ -206,7 +207,7 @@ func staleAt(group []telemetry.Series, scrapes []int64) []int64 {
 // workload and on a family's own labels wait for the series.
 func deviceMayMatch(ms []*labels.Matcher, ls labels.Labels) bool {
 	for _, m := range ms {
-		if m.Name == labels.MetricName || slices.Contains(workloadLabels, m.Name) || telemetry.FamilyLabels[m.Name] {
+		if m.Name == model.MetricNameLabel || slices.Contains(workloadLabels, m.Name) || telemetry.FamilyLabels[m.Name] {
 			continue
 		}
 		if !m.Matches(ls.Get(m.Name)) {

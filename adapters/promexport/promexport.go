@@ -1,8 +1,9 @@
 // Package promexport serves a process's own metrics at /metrics in Prometheus' exposition
-// format, with client_golang. The services keep their counts themselves (their Stats), and
-// a Family reads them when Prometheus scrapes: the domain imports no metrics library, and a
-// count is never kept twice. Go's runtime and the process (CPU, memory, file descriptors)
-// come with every registry.
+// format, with client_golang. Each adapter declares its families (its Metrics collector),
+// and this package the domain services': the components keep their counts themselves
+// (their Stats), read when Prometheus scrapes, so that the domain imports no metrics
+// library and a count is never kept twice. Go's runtime and the process (CPU, memory, file
+// descriptors) come with every registry.
 package promexport
 
 import (
@@ -15,25 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Kind is a family's metric type.
-type Kind int
-
-const (
-	Counter Kind = iota // a count that only grows while the process lives
-	Gauge               // a value that goes up and down
-)
-
-// Family is one metric family read at scrape time. Read calls emit once per series, with as
-// many label values as Labels names (none for a family without labels).
-type Family struct {
-	Name   string // telemetry_…_total for counters, with the unit's suffix (_seconds, _bytes)
-	Help   string
-	Kind   Kind
-	Labels []string
-	Read   func(emit func(value float64, labelValues ...string))
-}
-
-// Registry holds a process's families.
+// Registry holds a process's collectors.
 type Registry struct {
 	reg  *prometheus.Registry
 	http *prometheus.HistogramVec
@@ -53,11 +36,10 @@ func New() *Registry {
 	return r
 }
 
-// Add registers families; a name registered twice panics, as client_golang does.
-func (r *Registry) Add(fs ...Family) {
-	for _, f := range fs {
-		r.reg.MustRegister(&family{f: f, desc: prometheus.NewDesc(f.Name, f.Help, f.Labels, nil)})
-	}
+// Register adds the collectors of the components a process runs; a name registered twice
+// panics, as client_golang does.
+func (r *Registry) Register(cs ...prometheus.Collector) {
+	r.reg.MustRegister(cs...)
 }
 
 // Histogram registers a histogram and returns what observes a value into it, with as many
@@ -79,22 +61,4 @@ func (r *Registry) ObserveHTTP(route, method string, status int, elapsed time.Du
 // Handler serves the registry.
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})
-}
-
-// family adapts a Family to prometheus.Collector.
-type family struct {
-	f    Family
-	desc *prometheus.Desc
-}
-
-func (c *family) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *family) Collect(ch chan<- prometheus.Metric) {
-	kind := prometheus.CounterValue
-	if c.f.Kind == Gauge {
-		kind = prometheus.GaugeValue
-	}
-	c.f.Read(func(value float64, labelValues ...string) {
-		ch <- prometheus.MustNewConstMetric(c.desc, kind, value, labelValues...)
-	})
 }

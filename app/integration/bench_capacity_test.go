@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -44,10 +44,6 @@ type capacity struct {
 	streamerRSS   int64 // MB
 	collectorRSS  int64
 	missed        int64
-}
-
-func (c capacity) perMillion(d time.Duration) float64 {
-	return d.Seconds() / float64(c.samples) * 1e6
 }
 
 // roles are the processes whose CPU a capacity run measures.

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -111,7 +111,7 @@ func (p *page) screenshot(t *testing.T, name string) {
 }
 
 // screenshotDir is docs/console, found before any test changes directory.
-var screenshotDir, _ = filepath.Abs(filepath.Join("..", "docs", "console"))
+var screenshotDir, _ = filepath.Abs(filepath.Join("..", "..", "docs", "console"))
 
 func TestConsoleOnTheBundledFleet(t *testing.T) {
 	slowTest(t, "every page of the console in Chromium")

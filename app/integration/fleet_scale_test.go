@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 // call gets a page of 10,000 GPUs and PromQL's count() the whole fleet, under 512 MB.
 func TestFleetReadsAt100kGPUsStayBounded(t *testing.T) {
 	slowTest(t, "a fleet of 100,000 GPUs")
+	t.Parallel()
 	const gpus, hostsOf = 100_000, 8 // GPUs per host
 	dbURL := sqlstoretest.PostgresURL(t)
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"fmt"
@@ -39,6 +39,7 @@ const (
 // none (compared with the same exporter without the line). Every expression of NVIDIA's
 // dashboard, and subqueries without a step, answer as Prometheus does, instant and range.
 func TestGoldenRealExportersAsPrometheus(t *testing.T) {
+	t.Parallel()
 	prometheusBinary(t)
 	targets := map[string]string{} // fixture → host:port
 	serve := func(name string, body []byte) {
@@ -206,6 +207,7 @@ scrape_configs:
 // staleness markers end the old series, through the built-in scraper and through
 // remote_write, instead of counting them for the 5-minute lookback.
 func TestReplacedPodAndStoppedTargetEndTheirSeriesAsPrometheus(t *testing.T) {
+	t.Parallel()
 	prometheusBinary(t)
 	var pod atomic.Value
 	pod.Store("worker-a")

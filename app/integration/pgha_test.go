@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"database/sql"
@@ -141,6 +141,7 @@ func caughtUp(t *testing.T, primary, standby *pgServer) {
 // a streaming replica answers as one reading the primary.
 func TestSplitModeOnPostgresFailover(t *testing.T) {
 	slowTest(t, "a PostgreSQL failover")
+	t.Parallel()
 	primary := newPrimary(t)
 	standby := primary.standby(t, "standby")
 	writers := fmt.Sprintf("postgres://postgres@127.0.0.1:%s,127.0.0.1:%s/telemetry?sslmode=disable&target_session_attrs=read-write",

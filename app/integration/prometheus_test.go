@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -66,35 +67,20 @@ func simulator(t *testing.T, args ...string) (targetsFile string, stop func()) {
 	t.Helper()
 	targetsFile = filepath.Join(t.TempDir(), "targets.json")
 	for range 20 {
-		base := freeAddr(t) // the next 30 ports are usually free too; if not, try again
-		ctx, cancel := context.WithCancel(context.Background())
-		logs := &syncBuffer{}
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, append([]string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, args...), io.Discard, logs)
-		}()
+		base := apptest.FreeAddrs(t, 31) // a port a host; taken meanwhile, try again
+		p := launch(t, append([]string{"simulate", "--listen=" + base, "--targets-file=" + targetsFile}, args...)...)
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(targetsFile); err == nil {
-				stopped := false
-				stop = func() {
-					if !stopped {
-						stopped = true
-						cancel()
-						<-done
-					}
-				}
-				t.Cleanup(stop)
-				return targetsFile, stop
+				return targetsFile, func() { _ = p.stop(t) }
 			}
 			select {
-			case err := <-done:
-				require.ErrorContains(t, err, "address already in use", logs.String())
+			case <-p.done:
+				require.Contains(t, p.logs.String(), "address already in use")
 				deadline = time.Time{}
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		cancel()
 	}
 	t.Fatal("no 31 free ports for the simulator")
 	return "", nil
@@ -288,6 +274,7 @@ func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, fields int, w
 // the pipeline in mode all: once the exporters are gone (Prometheus then writes staleness
 // markers, which are not samples), the store holds exactly what Prometheus' own TSDB holds.
 func TestPrometheusRemoteWriteModeAll(t *testing.T) {
+	t.Parallel()
 	prometheusBinary(t)
 	dbURL := sqlstoretest.PostgresURL(t)
 	p := start(t, "--remote-write", "--database-url="+dbURL, "--compact-interval=1s")
@@ -317,6 +304,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 // file) restarts: Prometheus' retries and asynq's redelivery bring everything in once.
 func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	slowTest(t, "a split pipeline under faults, compared with Prometheus")
+	t.Parallel()
 	prometheusBinary(t)
 	p := newPipeline(t)
 	var restartRedis func()

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"bytes"
@@ -32,6 +32,7 @@ import (
 // rate's extrapolation over a series' first samples, say — the queries stay clear of it,
 // their windows starting well after the series do.
 func TestPromQLAnswersAsPrometheus(t *testing.T) {
+	t.Parallel()
 	prometheusBinary(t)
 	dbURL := sqlstoretest.PostgresURL(t)
 	p := start(t, "--remote-write", "--database-url="+dbURL)

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -205,6 +205,7 @@ func streamThrough(t *testing.T, p *pipeline, fault func(), extra ...string) {
 
 func TestSplitModeOnRedisSentinel(t *testing.T) {
 	slowTest(t, "a Redis Sentinel failover")
+	t.Parallel()
 	p := newPipeline(t)
 	var primary, replica *redisNode
 	var sentinels []*redisNode
@@ -250,6 +251,7 @@ func TestSplitModeOnRedisSentinel(t *testing.T) {
 
 func TestSplitModeOnRedisCluster(t *testing.T) {
 	slowTest(t, "a Redis Cluster")
+	t.Parallel()
 	p := newPipeline(t)
 	var nodes []*redisNode
 	p.redisURL, nodes = redisCluster(t)

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -83,6 +83,7 @@ func scrapesByTarget(t *testing.T, dbURL string) (map[string]map[time.Time]int, 
 // intervals and comes back when it returns.
 func TestScraperShardedOverThreeStreamers(t *testing.T) {
 	slowTest(t, "three streamers scraping 31 exporters")
+	t.Parallel()
 	simTargets, _ := simulator(t)
 	var groups []struct {
 		Targets []string          `json:"targets"`

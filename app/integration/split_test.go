@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -7,10 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,118 +26,6 @@ import (
 
 // These tests run the real binary as separate processes — streamers and collectors over
 // Redis into PostgreSQL — and break things underneath them.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds the telemetry binary once per test run.
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "telemetry-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "telemetry")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-// proc is one running process of the binary.
-type proc struct {
-	name string
-	addr string // HTTP address
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
-
-func spawn(t testing.TB, name string, args ...string) *proc {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	addr := freeAddr(t)
-	if len(args) == 0 || args[0] != "simulate" { // the simulator serves on its --listen ports
-		args = append([]string{"--http-addr=" + addr, "--log-format=json"}, args...)
-	}
-	cmd := exec.Command(binary(t), args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	p := &proc{name: name, addr: addr, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("--- %s log (last 4000 bytes):\n%s", name, tail(string(out), 4000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(sig)
-	}
-}
-
-// waitReady waits until the process answers /ready with 200.
-func (p *proc) waitReady(t *testing.T) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + p.addr + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "%s ready", p.name)
-}
-
-// wait waits for the process to exit and returns its error (nil for exit status 0).
-func (p *proc) wait(t testing.TB, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %s", p.name, timeout)
-		return nil
-	}
-}
 
 // pipeline is one split deployment's shared settings: a database and a queue of its own.
 type pipeline struct {
@@ -236,6 +121,7 @@ func startStreamers(t *testing.T, p *pipeline, n int, extra ...string) []*proc {
 }
 
 func TestSplitModeScales(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ streamers, collectors int }{{3, 2}, {1, 3}, {10, 10}} {
 		t.Run(fmt.Sprintf("%dx%d", tt.streamers, tt.collectors), func(t *testing.T) {
 			if tt.streamers*tt.collectors > 10 {
@@ -385,18 +271,6 @@ func ownRedis(t *testing.T) (string, func()) {
 		time.Sleep(2 * time.Second)
 		n.start()
 	}
-}
-
-// waitListening waits until something accepts connections on addr.
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "%s listening", addr)
 }
 
 // logged reports whether the process logged a message ending in msg.
