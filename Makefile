@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: help build run run-live run-split bench bench-api bench-capacity setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
+.PHONY: proto help build run run-live run-split bench bench-api bench-capacity setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,8 +32,8 @@ services: ## Make sure PostgreSQL and Redis answer on 127.0.0.1 (starting or ins
 test: services ## Everything: vet, formatting, architecture, unit and integration tests (race detector on)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	# The app package's process tests take 7-10 minutes with the race detector on two cores;
-	# the timeout is there to stop a hung test, well clear of a slow machine's run.
+	# The slowest package, app/integration, takes about 4 minutes on two cores (its slow tests
+	# in parallel); the timeout is there to stop a hung test, well clear of a slow machine's run.
 	CI=true $(GO) test -race -count=1 -timeout 25m ./...
 
 test-short: ## Unit and integration tests without the race detector (integration tests skip without servers)
@@ -45,6 +45,10 @@ cover: services ## Test with coverage; writes coverage.out and prints the total
 
 arch: ## Check the import rules (domain/ and ports/ free of frameworks, adapters independent)
 	$(GO) test -count=1 -run TestArchitecture ./app
+
+proto: ## Regenerate the queue payload's Go code from adapters/asynqqueue/queuepb/batch.proto (needs protoc: Debian's protobuf-compiler)
+	GOBIN=$(CURDIR)/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	cd adapters/asynqqueue/queuepb && PATH=$(CURDIR)/bin:$$PATH protoc --go_out=. --go_opt=paths=source_relative batch.proto
 
 swagger: ## Regenerate the OpenAPI description in docs/ from the handlers' annotations
 	$(SWAG) fmt -d adapters/httpapi

@@ -1,234 +1,124 @@
 package asynqqueue
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"maps"
-	"math"
-	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/queuepb"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// TaskType names a batch task and the version of its payload encoding. A collector archives
-// tasks of any other type instead of guessing at them.
-const TaskType = "telemetry:batch:v1"
+// TaskType names a batch task and its payload's schema: a queuepb.Batch
+// (queuepb/batch.proto), which other producers may write too. A collector reads this and
+// the encoding before it (legacyTaskType), and archives a task of any other type instead
+// of guessing at it.
+const TaskType = "telemetry:batch:v2"
 
-// The payload is a compact binary encoding, several times faster to decode than JSON:
-//
-//	version byte (3)
-//	string batch ID
-//	uvarint GPU count, then per GPU: string UUID, Hostname; varint Index; string Device,
-//	  ModelName, DriverVersion, Instance, InstanceProfile, PCIBusID; uvarint label count,
-//	  then each label's name and value strings, sorted by name; string IDFrom, HostnameLabel
-//	uvarint string-table size, then each string (metric and workload names; entry 0 is "")
-//	uvarint sample count, then per sample: uvarint GPU index, uvarint metric entry, varint
-//	  nanoseconds since the previous sample (the first: since the Unix epoch), 8 bytes
-//	  IEEE-754 value (little endian), uvarint container, pod and namespace entries
-//
-// where a string is a uvarint length followed by its bytes. Version 1, still read so that
-// batches queued before an upgrade are stored, lacks the GPU fields after DriverVersion;
-// version 2 the last two. Collectors read every version, so upgrade them before streamers.
-const payloadVersion = 3
-
+// encode writes a batch as a queuepb.Batch.
 func encode(b telemetry.Batch) []byte {
-	strs := map[string]uint64{"": 0}
-	table := []string{""}
-	entry := func(s string) uint64 {
+	strs := map[string]uint32{"": 0}
+	m := &queuepb.Batch{Id: b.ID, Gpus: make([]*queuepb.GPU, len(b.GPUs)), Samples: uint32(len(b.Samples))}
+	entry := func(s string) uint32 {
 		i, ok := strs[s]
 		if !ok {
-			i = uint64(len(table))
+			i = uint32(len(m.Strings) + 1)
 			strs[s] = i
-			table = append(table, s)
+			m.Strings = append(m.Strings, s)
 		}
 		return i
 	}
-	gpus := make(map[string]uint64, len(b.GPUs))
+	gpus := make(map[string]uint32, len(b.GPUs))
 	for i, g := range b.GPUs {
-		gpus[g.Key()] = uint64(i)
+		gpus[g.Key()] = uint32(i)
+		m.Gpus[i] = &queuepb.GPU{Uuid: g.UUID, Hostname: g.Hostname, Index: int64(g.Index), Device: g.Device,
+			ModelName: g.ModelName, DriverVersion: g.DriverVersion, Instance: g.Instance, InstanceProfile: g.InstanceProfile,
+			PciBusId: g.PCIBusID, Labels: g.Labels, IdFrom: g.IDFrom, HostnameLabel: g.HostnameLabel}
 	}
-
-	// Samples first, into their own buffer, since they fill the string table.
-	body := make([]byte, 0, len(b.Samples)*16)
-	body = binary.AppendUvarint(body, uint64(len(b.Samples)))
+	n := len(b.Samples)
+	m.Gpu, m.Metric, m.TimeDelta, m.Value = make([]uint32, n), make([]uint32, n), make([]int64, n), make([]float64, n)
+	m.Container, m.Pod, m.Namespace = make([]uint32, n), make([]uint32, n), make([]uint32, n)
 	var prev int64
-	for _, s := range b.Samples {
+	for i, s := range b.Samples {
 		gi, ok := gpus[s.GPU]
-		if !ok { // a sample of an undescribed GPU: the collector rejects it by this index
-			gi = uint64(len(b.GPUs))
+		if !ok { // a sample of an undescribed GPU: the collector rejects it by this position
+			gi = uint32(len(b.GPUs))
 		}
 		ts := s.Time.UnixNano()
-		body = binary.AppendUvarint(body, gi)
-		body = binary.AppendUvarint(body, entry(s.Metric))
-		body = binary.AppendVarint(body, ts-prev)
-		body = binary.LittleEndian.AppendUint64(body, math.Float64bits(s.Value))
-		body = binary.AppendUvarint(body, entry(s.Container))
-		body = binary.AppendUvarint(body, entry(s.Pod))
-		body = binary.AppendUvarint(body, entry(s.Namespace))
+		m.Gpu[i], m.Metric[i], m.TimeDelta[i], m.Value[i] = gi, entry(s.Metric), ts-prev, s.Value
+		m.Container[i], m.Pod[i], m.Namespace[i] = entry(s.Container), entry(s.Pod), entry(s.Namespace)
 		prev = ts
 	}
-
-	out := make([]byte, 0, len(body)+64+len(b.GPUs)*96)
-	out = append(out, payloadVersion)
-	out = appendString(out, b.ID)
-	out = binary.AppendUvarint(out, uint64(len(b.GPUs)))
-	for _, g := range b.GPUs {
-		out = appendString(out, g.UUID)
-		out = appendString(out, g.Hostname)
-		out = binary.AppendVarint(out, int64(g.Index))
-		out = appendString(out, g.Device)
-		out = appendString(out, g.ModelName)
-		out = appendString(out, g.DriverVersion)
-		out = appendString(out, g.Instance)
-		out = appendString(out, g.InstanceProfile)
-		out = appendString(out, g.PCIBusID)
-		out = binary.AppendUvarint(out, uint64(len(g.Labels)))
-		for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
-			out = appendString(out, name)
-			out = appendString(out, g.Labels[name])
-		}
-		out = appendString(out, g.IDFrom)
-		out = appendString(out, g.HostnameLabel)
+	out, err := proto.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("asynqqueue: marshal a batch: %v", err)) // only invalid UTF-8 fails, which batches never hold
 	}
-	out = binary.AppendUvarint(out, uint64(len(table)-1))
-	for _, s := range table[1:] {
-		out = appendString(out, s)
-	}
-	return append(out, body...)
+	return out
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// errCorrupt marks a payload that cannot be decoded: retrying it cannot help.
-var errCorrupt = errors.New("corrupt payload")
-
-// decoder reads a payload, remembering the first error.
-type decoder struct {
-	buf []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", errCorrupt, what)
+// decode reads a task's payload by its type.
+func decode(taskType string, payload []byte) (telemetry.Batch, error) {
+	switch taskType {
+	case TaskType:
+		return decodeBatch(payload)
+	case legacyTaskType:
+		return decodeLegacy(payload)
 	}
+	return telemetry.Batch{}, fmt.Errorf("%w: task type %q is not %s", errCorrupt, taskType, TaskType)
 }
 
-func (d *decoder) uvarint(what string) uint64 { return readVarint(d, what, binary.Uvarint) }
-func (d *decoder) varint(what string) int64   { return readVarint(d, what, binary.Varint) }
-
-func readVarint[T uint64 | int64](d *decoder, what string, read func([]byte) (T, int)) T {
-	v, n := read(d.buf)
-	if n <= 0 {
-		d.fail(what)
-		d.buf = nil
-		return 0
+// decodeBatch reads a queuepb.Batch, refusing one whose columns and positions disagree.
+func decodeBatch(payload []byte) (telemetry.Batch, error) {
+	var m queuepb.Batch
+	if err := proto.Unmarshal(payload, &m); err != nil {
+		return telemetry.Batch{}, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) str(what string) string {
-	n := d.uvarint(what)
-	if n > uint64(len(d.buf)) {
-		d.fail(what)
-		d.buf = nil
-		return ""
+	if m.Id == "" {
+		return telemetry.Batch{}, fmt.Errorf("%w: no batch ID", errCorrupt)
 	}
-	s := string(d.buf[:n])
-	d.buf = d.buf[n:]
-	return s
-}
-
-// count reads a length and checks that the rest of the payload could hold that many items of
-// at least min bytes each, so a corrupt length cannot make decode allocate gigabytes.
-func (d *decoder) count(what string, min int) int {
-	n := d.uvarint(what)
-	if n > uint64(len(d.buf)/min) {
-		d.fail(what + " count")
-		d.buf = nil
-		return 0
+	n := int(m.Samples)
+	if n == 0 { // streamers publish no empty batch: this is a payload cut short
+		return telemetry.Batch{}, fmt.Errorf("%w: no samples", errCorrupt)
 	}
-	return int(n)
-}
-
-func decode(payload []byte) (telemetry.Batch, error) {
-	if len(payload) == 0 || payload[0] < 1 || payload[0] > payloadVersion {
-		return telemetry.Batch{}, fmt.Errorf("%w: unknown encoding version", errCorrupt)
-	}
-	version := payload[0]
-	d := &decoder{buf: payload[1:]}
-	b := telemetry.Batch{ID: d.str("batch ID")}
-	b.GPUs = make([]telemetry.GPU, d.count("GPU", 6))
-	for i := range b.GPUs {
-		g := &b.GPUs[i]
-		*g = telemetry.GPU{UUID: d.str("GPU UUID"), Hostname: d.str("hostname"), Index: int(d.varint("GPU index")),
-			Device: d.str("device"), ModelName: d.str("model name"), DriverVersion: d.str("driver version")}
-		if version == 1 {
-			continue
-		}
-		g.Instance, g.InstanceProfile, g.PCIBusID = d.str("GPU instance"), d.str("GPU instance profile"), d.str("PCI bus ID")
-		if n := d.count("label", 2); n > 0 {
-			g.Labels = make(map[string]string, n)
-			for range n {
-				name := d.str("label name")
-				g.Labels[name] = d.str("label value")
-			}
-		}
-		if version >= 3 {
-			g.IDFrom, g.HostnameLabel = d.str("GPU identity's label"), d.str("hostname label")
+	for name, column := range map[string]int{"gpu": len(m.Gpu), "metric": len(m.Metric), "time_delta": len(m.TimeDelta),
+		"value": len(m.Value), "container": len(m.Container), "pod": len(m.Pod), "namespace": len(m.Namespace)} {
+		if column != n {
+			return telemetry.Batch{}, fmt.Errorf("%w: %d samples, but %d in column %s", errCorrupt, n, column, name)
 		}
 	}
-	keys := make([]string, len(b.GPUs))
-	for i, g := range b.GPUs {
-		keys[i] = g.Key()
+	b := telemetry.Batch{ID: m.Id, GPUs: make([]telemetry.GPU, len(m.Gpus)), Samples: make([]telemetry.Sample, n)}
+	keys := make([]string, len(m.Gpus))
+	for i, g := range m.Gpus {
+		b.GPUs[i] = telemetry.GPU{UUID: g.Uuid, Hostname: g.Hostname, Index: int(g.Index), Device: g.Device,
+			ModelName: g.ModelName, DriverVersion: g.DriverVersion, Instance: g.Instance, InstanceProfile: g.InstanceProfile,
+			PCIBusID: g.PciBusId, Labels: g.Labels, IDFrom: g.IdFrom, HostnameLabel: g.HostnameLabel}
+		keys[i] = b.GPUs[i].Key()
 	}
-	table := make([]string, d.count("string table", 1)+1)
-	for i := 1; i < len(table); i++ {
-		table[i] = d.str("string")
-	}
-	entry := func(what string) string {
-		i := d.uvarint(what)
-		if i >= uint64(len(table)) {
-			d.fail(what)
+	table := append([]string{""}, m.Strings...)
+	var bad error
+	str := func(i uint32, what string) string {
+		if int(i) >= len(table) {
+			bad = fmt.Errorf("%w: %s %d is past the string table", errCorrupt, what, i)
 			return ""
 		}
 		return table[i]
 	}
-	b.Samples = make([]telemetry.Sample, d.count("sample", 14))
 	var ts int64
 	for i := range b.Samples {
 		s := &b.Samples[i]
-		gi := d.uvarint("sample GPU")
-		if gi < uint64(len(b.GPUs)) {
+		switch gi := int(m.Gpu[i]); {
+		case gi < len(keys):
 			s.GPU = keys[gi]
-		} else if gi > uint64(len(b.GPUs)) {
-			d.fail("sample GPU")
+		case gi > len(keys): // len(keys) itself is an undescribed GPU's, left "" for the collector to reject
+			return telemetry.Batch{}, fmt.Errorf("%w: sample %d names GPU %d of %d", errCorrupt, i, gi, len(keys))
 		}
-		s.Metric = entry("metric")
-		ts += d.varint("time")
-		s.Time = time.Unix(0, ts).UTC()
-		if len(d.buf) < 8 {
-			d.fail("value")
-			break
+		ts += m.TimeDelta[i]
+		s.Metric, s.Time, s.Value = str(m.Metric[i], "metric"), time.Unix(0, ts).UTC(), m.Value[i]
+		s.Container, s.Pod, s.Namespace = str(m.Container[i], "container"), str(m.Pod[i], "pod"), str(m.Namespace[i], "namespace")
+		if bad != nil {
+			return telemetry.Batch{}, bad
 		}
-		s.Value = math.Float64frombits(binary.LittleEndian.Uint64(d.buf))
-		d.buf = d.buf[8:]
-		s.Container, s.Pod, s.Namespace = entry("container"), entry("pod"), entry("namespace")
-		if d.err != nil {
-			break
-		}
-	}
-	if d.err == nil && len(d.buf) > 0 {
-		d.fail("trailing bytes")
-	}
-	if d.err != nil {
-		return telemetry.Batch{}, d.err
 	}
 	return b, nil
 }

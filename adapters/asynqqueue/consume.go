@@ -53,10 +53,7 @@ func (q *Queue) Consume(ctx context.Context, handle func(context.Context, teleme
 // archive it (asynq.SkipRetry) where operators can see it; any other error (the database is
 // down, a timeout, shutdown) makes asynq deliver it again after retryDelay.
 func (q *Queue) process(ctx context.Context, t *asynq.Task, handle func(context.Context, telemetry.Batch) error) error {
-	if t.Type() != TaskType {
-		return fmt.Errorf("unknown task type %q: %w", t.Type(), asynq.SkipRetry)
-	}
-	b, err := decode(t.Payload())
+	b, err := decode(t.Type(), t.Payload())
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
