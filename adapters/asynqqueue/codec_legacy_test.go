@@ -58,34 +58,34 @@ func encodeLegacy(b telemetry.Batch) []byte {
 
 	out := make([]byte, 0, len(body)+64+len(b.GPUs)*96)
 	out = append(out, legacyVersion)
-	out = appendString(out, b.ID)
+	out = appendLegacyString(out, b.ID)
 	out = binary.AppendUvarint(out, uint64(len(b.GPUs)))
 	for _, g := range b.GPUs {
-		out = appendString(out, g.UUID)
-		out = appendString(out, g.Hostname)
+		out = appendLegacyString(out, g.UUID)
+		out = appendLegacyString(out, g.Hostname)
 		out = binary.AppendVarint(out, int64(g.Index))
-		out = appendString(out, g.Device)
-		out = appendString(out, g.ModelName)
-		out = appendString(out, g.DriverVersion)
-		out = appendString(out, g.Instance)
-		out = appendString(out, g.InstanceProfile)
-		out = appendString(out, g.PCIBusID)
+		out = appendLegacyString(out, g.Device)
+		out = appendLegacyString(out, g.ModelName)
+		out = appendLegacyString(out, g.DriverVersion)
+		out = appendLegacyString(out, g.Instance)
+		out = appendLegacyString(out, g.InstanceProfile)
+		out = appendLegacyString(out, g.PCIBusID)
 		out = binary.AppendUvarint(out, uint64(len(g.Labels)))
 		for _, name := range slices.Sorted(maps.Keys(g.Labels)) {
-			out = appendString(out, name)
-			out = appendString(out, g.Labels[name])
+			out = appendLegacyString(out, name)
+			out = appendLegacyString(out, g.Labels[name])
 		}
-		out = appendString(out, g.IDFrom)
-		out = appendString(out, g.HostnameLabel)
+		out = appendLegacyString(out, g.IDFrom)
+		out = appendLegacyString(out, g.HostnameLabel)
 	}
 	out = binary.AppendUvarint(out, uint64(len(table)-1))
 	for _, s := range table[1:] {
-		out = appendString(out, s)
+		out = appendLegacyString(out, s)
 	}
 	return append(out, body...)
 }
 
-func appendString(b []byte, s string) []byte {
+func appendLegacyString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }

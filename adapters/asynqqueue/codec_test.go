@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/queuepb"
@@ -113,6 +114,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		b, err := decode(TaskType, payload)
+		if want, ok := decodeGenerated(payload); ok && err == nil {
+			assert.Equal(t, valueBits(want), valueBits(b), "as the generated code reads it")
+		}
 		if err == nil {
 			again, err := decode(TaskType, encode(b))
 			require.NoError(t, err)
@@ -148,4 +152,128 @@ func BenchmarkCodec(b *testing.B) {
 			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "samples/s")
 		})
 	}
+}
+
+// decodeGenerated is decodeBatch by the generated code: the reference the wire decoder is
+// held to.
+func decodeGenerated(payload []byte) (telemetry.Batch, bool) {
+	var m queuepb.Batch
+	if proto.Unmarshal(payload, &m) != nil || m.Id == "" || m.Samples == 0 {
+		return telemetry.Batch{}, false
+	}
+	n := int(m.Samples)
+	for _, column := range []int{len(m.Gpu), len(m.Metric), len(m.TimeDelta), len(m.Value), len(m.Container), len(m.Pod), len(m.Namespace)} {
+		if column != n {
+			return telemetry.Batch{}, false
+		}
+	}
+	b := telemetry.Batch{ID: m.Id, Samples: make([]telemetry.Sample, n)}
+	for _, g := range m.Gpus {
+		b.GPUs = append(b.GPUs, telemetry.GPU{UUID: g.Uuid, Hostname: g.Hostname, Index: int(g.Index), Device: g.Device,
+			ModelName: g.ModelName, DriverVersion: g.DriverVersion, Instance: g.Instance, InstanceProfile: g.InstanceProfile,
+			PCIBusID: g.PciBusId, Labels: g.Labels, IDFrom: g.IdFrom, HostnameLabel: g.HostnameLabel})
+	}
+	table := append([]string{""}, m.Strings...)
+	var ts int64
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		if gi := int(m.Gpu[i]); gi < len(b.GPUs) {
+			s.GPU = b.GPUs[gi].Key()
+		} else if gi > len(b.GPUs) {
+			return telemetry.Batch{}, false
+		}
+		for _, e := range []uint32{m.Metric[i], m.Container[i], m.Pod[i], m.Namespace[i]} {
+			if int(e) >= len(table) {
+				return telemetry.Batch{}, false
+			}
+		}
+		ts += m.TimeDelta[i]
+		s.Metric, s.Time, s.Value = table[m.Metric[i]], time.Unix(0, ts).UTC(), m.Value[i]
+		s.Container, s.Pod, s.Namespace = table[m.Container[i]], table[m.Pod[i]], table[m.Namespace[i]]
+	}
+	return b, true
+}
+
+func TestWireDecoderAgreesWithGeneratedCode(t *testing.T) {
+	good := encode(sampleBatch(200))
+	payloads := [][]byte{good}
+	for i := 0; i < len(good); i += 7 {
+		payloads = append(payloads, good[:i]) // cut short
+		flipped := slices.Clone(good)
+		flipped[i] ^= 0x5a // a byte changed
+		payloads = append(payloads, flipped)
+	}
+	for k, payload := range payloads {
+		want, ok := decodeGenerated(payload)
+		got, err := decodeBatch(payload)
+		if !ok {
+			assert.ErrorIs(t, err, errCorrupt, "payload %d", k)
+			continue
+		}
+		if assert.NoError(t, err, "payload %d", k) {
+			assert.Equal(t, valueBits(want), valueBits(got), "payload %d", k) // a byte changed can make a NaN
+		}
+	}
+}
+
+// Another producer may write the columns unpacked, one field a value, which every protobuf
+// reader must accept.
+func TestUnpackedColumnsAreRead(t *testing.T) {
+	b := sampleBatch(20)
+	var m queuepb.Batch
+	require.NoError(t, proto.Unmarshal(encode(b), &m))
+	columns := [][]uint64{}
+	for _, c := range [][]uint32{m.Gpu, m.Metric} {
+		columns = append(columns, widen(c))
+	}
+	var raw []byte
+	raw = protowire.AppendTag(raw, 1, protowire.BytesType)
+	raw = protowire.AppendString(raw, m.Id)
+	for _, g := range m.Gpus {
+		gb, err := proto.Marshal(g)
+		require.NoError(t, err)
+		raw = protowire.AppendBytes(protowire.AppendTag(raw, 2, protowire.BytesType), gb)
+	}
+	for _, s := range m.Strings {
+		raw = protowire.AppendString(protowire.AppendTag(raw, 3, protowire.BytesType), s)
+	}
+	for i := range m.Samples { // sample by sample: the columns' fields interleaved
+		for c, col := range [][]uint64{columns[0], columns[1], zigzag(m.TimeDelta), nil, widen(m.Container), widen(m.Pod), widen(m.Namespace)} {
+			num := protowire.Number(4 + c)
+			if col == nil {
+				raw = protowire.AppendFixed64(protowire.AppendTag(raw, num, protowire.Fixed64Type), math.Float64bits(m.Value[i]))
+				continue
+			}
+			raw = protowire.AppendVarint(protowire.AppendTag(raw, num, protowire.VarintType), col[i])
+		}
+	}
+	raw = protowire.AppendVarint(protowire.AppendTag(raw, 15, protowire.VarintType), uint64(m.Samples))
+	got, err := decode(TaskType, raw)
+	require.NoError(t, err)
+	assert.Equal(t, b, got)
+}
+
+// valueBits is the batch with each value's bits in place of the value, so that NaNs compare.
+func valueBits(b telemetry.Batch) telemetry.Batch {
+	b.Samples = slices.Clone(b.Samples)
+	for i := range b.Samples {
+		b.Samples[i].Value = float64(math.Float64bits(b.Samples[i].Value))
+	}
+	return b
+}
+
+func widen(c []uint32) []uint64 {
+	out := make([]uint64, len(c))
+	for i, v := range c {
+		out[i] = uint64(v)
+	}
+	return out
+}
+
+func zigzag(c []int64) []uint64 {
+	out := make([]uint64, len(c))
+	for i, v := range c {
+		out[i] = protowire.EncodeZigZag(v)
+	}
+	return out
 }
