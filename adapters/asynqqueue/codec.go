@@ -23,21 +23,9 @@ const TaskType = "telemetry:batch:v2"
 // label maps above all), and TestWireDecoderAgreesWithGeneratedCode holds the generated code
 // reading what this writes.
 func encode(b telemetry.Batch) []byte {
-	strs := map[string]uint64{"": 0}
-	var table []string // after the "" of position 0
-	entry := func(s string) uint64 {
-		i, ok := strs[s]
-		if !ok {
-			i = uint64(len(table) + 1)
-			strs[s] = i
-			table = append(table, s)
-		}
-		return i
-	}
-	gpus := make(map[string]uint64, len(b.GPUs))
-	for i, g := range b.GPUs {
-		gpus[g.Key()] = uint64(i)
-	}
+	var table stringTable
+	entry := table.entry
+	gpus := positions(b.GPUs)
 	// The columns in one pass, each into a buffer of its own; written after the string table
 	// they fill (fields may come in any order; the sample count comes last).
 	n := len(b.Samples)
@@ -80,7 +68,7 @@ func encode(b telemetry.Batch) []byte {
 	}
 
 	size := 64 + len(b.ID) + len(b.GPUs)*160
-	for _, s := range table {
+	for _, s := range table.strings {
 		size += len(s) + 4
 	}
 	for _, col := range cols {
@@ -93,7 +81,7 @@ func encode(b telemetry.Batch) []byte {
 		msg = appendGPU(msg[:0], g)
 		out = protowire.AppendBytes(protowire.AppendTag(out, fieldGPUs, protowire.BytesType), msg)
 	}
-	for _, s := range table {
+	for _, s := range table.strings {
 		out = protowire.AppendString(protowire.AppendTag(out, fieldStrings, protowire.BytesType), s)
 	}
 	if n == 0 {
@@ -103,6 +91,37 @@ func encode(b telemetry.Batch) []byte {
 		out = protowire.AppendBytes(protowire.AppendTag(out, protowire.Number(fieldFirstColumn+c), protowire.BytesType), col)
 	}
 	return protowire.AppendVarint(protowire.AppendTag(out, fieldSamples, protowire.VarintType), uint64(n))
+}
+
+// stringTable numbers the names a batch's samples repeat, from 1: position 0 is "".
+type stringTable struct {
+	positions map[string]uint64
+	strings   []string // from position 1
+}
+
+func (t *stringTable) entry(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	i, ok := t.positions[s]
+	if !ok {
+		if t.positions == nil {
+			t.positions = map[string]uint64{}
+		}
+		i = uint64(len(t.strings) + 1)
+		t.positions[s] = i
+		t.strings = append(t.strings, s)
+	}
+	return i
+}
+
+// positions maps each GPU's key to its position in gpus, as samples name their device.
+func positions(gpus []telemetry.GPU) map[string]uint64 {
+	out := make(map[string]uint64, len(gpus))
+	for i, g := range gpus {
+		out[g.Key()] = uint64(i)
+	}
+	return out
 }
 
 // appendGPU appends a queuepb.GPU, leaving out empty fields as protobuf does.

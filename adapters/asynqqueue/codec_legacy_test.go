@@ -20,21 +20,9 @@ import (
 // encodeLegacy is the encoder of legacyTaskType, which streamers no longer run: kept here to
 // make the payloads a queue may still hold after an upgrade.
 func encodeLegacy(b telemetry.Batch) []byte {
-	strs := map[string]uint64{"": 0}
-	table := []string{""}
-	entry := func(s string) uint64 {
-		i, ok := strs[s]
-		if !ok {
-			i = uint64(len(table))
-			strs[s] = i
-			table = append(table, s)
-		}
-		return i
-	}
-	gpus := make(map[string]uint64, len(b.GPUs))
-	for i, g := range b.GPUs {
-		gpus[g.Key()] = uint64(i)
-	}
+	var table stringTable
+	entry := table.entry
+	gpus := positions(b.GPUs)
 
 	// Samples first, into their own buffer, since they fill the string table.
 	body := make([]byte, 0, len(b.Samples)*16)
@@ -78,8 +66,8 @@ func encodeLegacy(b telemetry.Batch) []byte {
 		out = appendLegacyString(out, g.IDFrom)
 		out = appendLegacyString(out, g.HostnameLabel)
 	}
-	out = binary.AppendUvarint(out, uint64(len(table)-1))
-	for _, s := range table[1:] {
+	out = binary.AppendUvarint(out, uint64(len(table.strings)))
+	for _, s := range table.strings {
 		out = appendLegacyString(out, s)
 	}
 	return append(out, body...)
