@@ -72,13 +72,13 @@ clean: ## Remove build output and the default embedded database
 	rm -rf bin coverage.out telemetry.db telemetry.db-shm telemetry.db-wal
 
 bench-capacity: services ## The capacity model's runs (docs/scaling.md): 50-field exporters scraped every 10s at 10k, 30k and 100k series
-	TELEMETRY_BENCH_CAPACITY=1 $(GO) test -run '^$$' -bench BenchmarkCapacity -benchtime 1x -timeout 30m ./app/integration
+	TELEMETRY_BENCH_CAPACITY=1 $(GO) test -run '^$$' -bench BenchmarkCapacity -benchtime 1x -timeout 30m ./app/bench
 
 bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench) and measure the API under load
-	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app/integration
+	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app/bench
 
 bench: services ## Ingestion benchmarks: baseline COPY, mode all (PostgreSQL, SQLite), split 1×1, 3×3, 10×10; remote_write against VictoriaMetrics; the scraper at 1,000 targets; bytes on disk against VictoriaMetrics; PromQL panels against Prometheus
-	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkLive' -benchtime 1x -timeout 40m ./app/integration
+	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkLive' -benchtime 1x -timeout 40m ./app/bench
 
 # Docker (needs a Docker engine). The compose file is validated offline by make test.
 COMPOSE ?= docker compose

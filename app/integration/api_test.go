@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // These tests try the query API on the bundled data, as a user would.
@@ -107,7 +108,7 @@ func TestAggregationMatchesHandComputation(t *testing.T) {
 		bucket      time.Time
 	}
 	values := map[key][]float64{}
-	rows, err := csv.NewReader(bytes.NewReader(bundledCSV)).ReadAll()
+	rows, err := csv.NewReader(bytes.NewReader(apptest.BundledCSV)).ReadAll()
 	require.NoError(t, err)
 	for _, row := range rows[1:] {
 		ts, err := time.Parse(time.RFC3339, row[0])

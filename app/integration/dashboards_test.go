@@ -41,21 +41,21 @@ func TestPipelineDashboardDuringASplitRun(t *testing.T) {
 	prometheusBinary(t) // before starting five processes for nothing
 	p := newPipeline(t)
 	dirty, _, _ := dirtyCSV(t)
-	jobs := map[string][]*proc{
-		"telemetry-api":       {spawn(t, "api", "--mode=api", "--database-url="+p.dbURL, "--redis-url="+p.redisURL, "--queue-name="+p.queue)},
+	jobs := map[string][]*apptest.Proc{
+		"telemetry-api":       {apptest.Spawn(t, "api", "--mode=api", "--database-url="+p.dbURL, "--redis-url="+p.redisURL, "--queue-name="+p.queue)},
 		"telemetry-collector": {p.collector(t, "collector-0"), p.collector(t, "collector-1")},
 	}
 	for _, proc := range jobs["telemetry-collector"] {
-		proc.waitReady(t) // the schema, before the streamers publish
+		proc.WaitReady(t) // the schema, before the streamers publish
 	}
 	shared := []string{"--mode=streamer", "--redis-url=" + p.redisURL, "--queue-name=" + p.queue}
-	jobs["telemetry-streamer"] = []*proc{spawn(t, "streamer-0", append(shared, "--shard=0/2")...),
-		spawn(t, "streamer-1", append(shared, "--shard=1/2", "--csv="+dirty)...)}
+	jobs["telemetry-streamer"] = []*apptest.Proc{apptest.Spawn(t, "streamer-0", append(shared, "--shard=0/2")...),
+		apptest.Spawn(t, "streamer-1", append(shared, "--shard=1/2", "--csv="+dirty)...)}
 	config := "global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n"
 	for job, procs := range jobs {
 		var addrs []string
 		for _, proc := range procs {
-			addrs = append(addrs, proc.addr)
+			addrs = append(addrs, proc.Addr)
 		}
 		config += "  - job_name: " + job + "\n    static_configs: [{targets: [" + strings.Join(addrs, ", ") + "]}]\n"
 	}
@@ -103,7 +103,7 @@ func TestPipelineDashboardDuringASplitRun(t *testing.T) {
 	api := jobs["telemetry-api"][0]
 	var missing []string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-		resp, err := http.Get("http://" + api.addr + "/api/v1/stats") // something for the API's latency panel
+		resp, err := http.Get("http://" + api.Addr + "/api/v1/stats") // something for the API's latency panel
 		require.NoError(t, err)
 		resp.Body.Close()
 		missing = missing[:0]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -48,10 +49,12 @@ func TestFleetReadsAt100kGPUsStayBounded(t *testing.T) {
 	t.Logf("100k GPUs written in %s", time.Since(began))
 	require.NoError(t, store.Close())
 
-	api := spawn(t, "api", "--mode=api", "--database-url="+dbURL)
-	api.waitReady(t)
-	peak := watchRSS(api)
-	get := func(path string, into any) error { return getJSON(http.DefaultClient, "http://"+api.addr+path, into) }
+	api := apptest.Spawn(t, "api", "--mode=api", "--database-url="+dbURL)
+	api.WaitReady(t)
+	peak := apptest.WatchRSS(api)
+	get := func(path string, into any) error {
+		return apptest.GetJSON(http.DefaultClient, "http://"+api.Addr+path, into)
+	}
 	type page struct {
 		Count      int
 		NextCursor string `json:"next_cursor"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // exporterFixtures are the outputs served as exporters in the golden test
@@ -275,9 +276,9 @@ func TestASampleFromTheFutureIsRefused(t *testing.T) {
 		status, _ := call(t, http.DefaultClient, "POST", p.base+"/api/v1/write", "", remoteWriteBody(t, "GPU-future", at), remoteWriteHeader)
 		require.Equal(t, http.StatusNoContent, status)
 	}
-	metrics := scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")) // counted before the requests were answered
-	assert.Equal(t, 1.0, value(t, metrics, "telemetry_live_samples_future_total"))
-	assert.Equal(t, 1.0, value(t, metrics, "telemetry_samples_published_total", "source", "live"), "the present sample only")
+	metrics := apptest.ScrapeMetrics(t, strings.TrimPrefix(p.base, "http://")) // counted before the requests were answered
+	assert.Equal(t, 1.0, apptest.MetricValue(t, metrics, "telemetry_live_samples_future_total"))
+	assert.Equal(t, 1.0, apptest.MetricValue(t, metrics, "telemetry_samples_published_total", "source", "live"), "the present sample only")
 	p.waitForSamples(t, 1)
 	var latest httpapi.LatestList
 	require.Equal(t, http.StatusOK, p.get(t, "/api/v1/gpus/GPU-future/latest", &latest))
@@ -295,7 +296,7 @@ func TestASampleFromTheFutureIsRefused(t *testing.T) {
 	// Compaction goes on as for the present alone: passes, and no window over to seal (a
 	// stored sample of 2262 made every pass seal every device's window).
 	require.Eventually(t, func() bool {
-		return value(t, scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_passes_total", "result", "ok") >= 5
+		return apptest.MetricValue(t, apptest.ScrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_passes_total", "result", "ok") >= 5
 	}, 10*time.Second, 100*time.Millisecond)
-	assert.Zero(t, value(t, scrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_windows_sealed_total"))
+	assert.Zero(t, apptest.MetricValue(t, apptest.ScrapeMetrics(t, strings.TrimPrefix(p.base, "http://")), "telemetry_compaction_windows_sealed_total"))
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -9,11 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,37 +26,7 @@ type process struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	err    error // the exit's, once done
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the JSON log lines whose msg is msg.
-func (s *syncBuffer) lines(msg string) []map[string]any {
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
+	logs   *apptest.SyncBuffer
 }
 
 // start runs the binary with args (plus a free --http-addr and JSON logs at debug level)
@@ -96,11 +62,11 @@ func startOver(t *testing.T, scheme string, client *http.Client, args ...string)
 func launch(t *testing.T, args ...string) *process {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &process{addr: addr, base: "http://" + addr, client: http.DefaultClient, done: make(chan struct{}), logs: &syncBuffer{}}
+	p := &process{addr: addr, base: "http://" + addr, client: http.DefaultClient, done: make(chan struct{}), logs: &apptest.SyncBuffer{}}
 	if len(args) == 0 || args[0] != "simulate" { // the simulator serves on its --listen ports
 		args = append([]string{"--http-addr=" + addr}, args...)
 	}
-	p.cmd = exec.Command(binary(t), args...)
+	p.cmd = exec.Command(apptest.Binary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	require.NoError(t, p.cmd.Start())
 	go func() {
@@ -117,7 +83,7 @@ func launch(t *testing.T, args ...string) *process {
 			t.Error("process did not stop")
 		}
 		if t.Failed() {
-			t.Logf("logs:\n%s", tail(p.logs.String(), 16000))
+			t.Logf("logs:\n%s", apptest.Tail(p.logs.String(), 16000))
 		}
 	})
 	return p
@@ -180,7 +146,7 @@ func (p *process) waitForSamples(t *testing.T, n int64) stats {
 // csvCounts reads the bundled file directly: samples per GPU and timestamp.
 func csvCounts(t *testing.T) map[string]map[string]int {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(bundledCSV))
+	r := csv.NewReader(bytes.NewReader(apptest.BundledCSV))
 	rows, err := r.ReadAll()
 	require.NoError(t, err)
 	counts := map[string]map[string]int{}
@@ -192,125 +158,6 @@ func csvCounts(t *testing.T) map[string]map[string]int {
 		counts[uuid][ts]++
 	}
 	return counts
-}
-
-// The slow tests run in parallel (t.Parallel): each has its own database, Redis queue and
-// processes, and most of their time is spent waiting on them.
-
-var (
-	binDir    string // the binary's, made by TestMain
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds the telemetry binary once per test run, as go build does: the tests here
-// run the binary as it ships, by the dozen in split mode, where the race detector's memory
-// and CPU would be the test (the packages' own tests, and app's in-process ones, run under
-// it).
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binPath = filepath.Join(binDir, "telemetry")
-		out, err := exec.Command("go", "build", "-o", binPath, appPackage).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
-
-const appPackage = "github.com/telemetry-pipeline/telemetry-pipeline/app"
-
-func TestMain(m *testing.M) {
-	var err error
-	if binDir, err = os.MkdirTemp("", "telemetry-bin-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
-
-// proc is one running process of the binary.
-type proc struct {
-	name string
-	addr string // HTTP address
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
-
-func spawn(t testing.TB, name string, args ...string) *proc {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	addr := freeAddr(t)
-	if len(args) == 0 || args[0] != "simulate" { // the simulator serves on its --listen ports
-		args = append([]string{"--http-addr=" + addr, "--log-format=json"}, args...)
-	}
-	cmd := exec.Command(binary(t), args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	p := &proc{name: name, addr: addr, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("--- %s log (last 4000 bytes):\n%s", name, tail(string(out), 4000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(sig)
-	}
-}
-
-// waitReady waits until the process answers /ready with 200.
-func (p *proc) waitReady(t *testing.T) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + p.addr + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "%s ready", p.name)
-}
-
-// wait waits for the process to exit and returns its error (nil for exit status 0).
-func (p *proc) wait(t testing.TB, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %s", p.name, timeout)
-		return nil
-	}
 }
 
 // freeAddr is a local address nobody listens on (apptest.FreeAddr).
@@ -325,17 +172,6 @@ func waitListening(t testing.TB, addr string) {
 	apptest.WaitListening(t, addr)
 }
 
-// bundledCSV is the file the binary replays by default.
-var bundledCSV = func() []byte {
-	b, err := os.ReadFile(filepath.Join("..", "data", bundledCSVName))
-	if err != nil {
-		panic(err)
-	}
-	return b
-}()
-
-const bundledCSVName = "dcgm_metrics_20250718_134233.csv"
-
 // runOnce runs the binary with args to its end, within a minute, and returns its standard
 // output and how it exited (nil for status 0; its standard error is in the error).
 func runOnce(t *testing.T, args ...string) (string, error) {
@@ -343,11 +179,16 @@ func runOnce(t *testing.T, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, apptest.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("%w: %s", err, tail(stderr.String(), 2000))
+		err = fmt.Errorf("%w: %s", err, apptest.Tail(stderr.String(), 2000))
 	}
 	return stdout.String(), err
 }
+
+// TestMain removes the binary once the tests are done. The slow tests run in parallel
+// (t.Parallel): each has its own database, Redis queue and processes, and most of their time
+// is spent waiting on them.
+func TestMain(m *testing.M) { apptest.Main(m) }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // The doors a hostile client or an unlucky target opens — a scrape body past its limit, a
@@ -48,11 +49,11 @@ func TestHostileLoadStaysUnder512MiB(t *testing.T) {
 	// GOMEMLIMIT: the garbage collector then keeps the heap near what is live, and RSS stays
 	// under 512 MiB only while what is live stays well under it, whatever the load.
 	t.Setenv("GOMEMLIMIT", "360MiB")
-	p := spawn(t, "all", "--mode=all", "--database-url="+sqlstoretest.PostgresURL(t), "--remote-write",
+	p := apptest.Spawn(t, "all", "--mode=all", "--database-url="+sqlstoretest.PostgresURL(t), "--remote-write",
 		"--scrape-targets="+overTarget.URL+","+bombTarget.URL, "--scrape-interval=2s")
-	p.waitReady(t)
-	peak := watchRSS(p)
-	base := "http://" + p.addr
+	p.WaitReady(t)
+	peak := apptest.WatchRSS(p)
+	base := "http://" + p.Addr
 
 	// Scrapes: both targets down, saying why; nothing of them stored.
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -62,7 +63,7 @@ func TestHostileLoadStaysUnder512MiB(t *testing.T) {
 				LastError string `json:"last_error"`
 			}
 		}
-		require.NoError(c, getJSON(http.DefaultClient, base+"/api/v1/targets", &targets))
+		require.NoError(c, apptest.GetJSON(http.DefaultClient, base+"/api/v1/targets", &targets))
 		require.Len(c, targets.Data, 2)
 		for _, tg := range targets.Data {
 			assert.Equal(c, "down", tg.Health)
@@ -82,7 +83,7 @@ func TestHostileLoadStaysUnder512MiB(t *testing.T) {
 			}
 			wr.Timeseries = append(wr.Timeseries, ts)
 		}
-		status, _ := call(t, &http.Client{Timeout: time.Minute}, "POST", base+"/api/v1/write", "", remoteWriteBodyOf(t, &wr), remoteWriteHeader)
+		status, _ := call(t, &http.Client{Timeout: time.Minute}, "POST", base+"/api/v1/write", "", apptest.RemoteWriteBodyOf(t, &wr), remoteWriteHeader)
 		return status
 	}
 	now := time.Now().Truncate(time.Second)
@@ -106,7 +107,7 @@ func TestHostileLoadStaysUnder512MiB(t *testing.T) {
 	cheapCall := func() (time.Duration, bool) {
 		began := time.Now()
 		var page map[string]any
-		err := getJSON(http.DefaultClient, base+"/api/v1/gpus?limit=10", &page)
+		err := apptest.GetJSON(http.DefaultClient, base+"/api/v1/gpus?limit=10", &page)
 		return time.Since(began), err == nil
 	}
 	var idle []time.Duration

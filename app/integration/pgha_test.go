@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // pgServer is a PostgreSQL server of the test's own, from Debian's binaries, run as the
@@ -153,16 +154,16 @@ func TestSplitModeOnPostgresFailover(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	p.db = db
 
-	collectors := []*proc{p.collector(t, "collector-a"), p.collector(t, "collector-b")}
+	collectors := []*apptest.Proc{p.collector(t, "collector-a"), p.collector(t, "collector-b")}
 	for _, c := range collectors {
-		c.waitReady(t)
+		c.WaitReady(t)
 	}
 	streamers := startStreamers(t, p, 2, "--batch-size=20", "--interval=50ms")
 	require.Eventually(t, func() bool { n, _ := p.counts(); return n > 200 }, 30*time.Second, 20*time.Millisecond, "streaming")
 	primary.crash()
 	standby.promote()
 	for _, s := range streamers {
-		require.NoError(t, s.wait(t, 2*time.Minute))
+		require.NoError(t, s.Wait(t, 2*time.Minute))
 	}
 	p.requireExact(t, 3*time.Minute)
 

@@ -24,6 +24,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -114,7 +115,7 @@ func TestExactIngestOnEveryStore(t *testing.T) {
 			// with its own timestamps stores nothing twice.
 			require.NoError(t, p.stop(t))
 			again := start(t, "--database-url="+dbURL, "--loop=false", "--timestamps=csv", "--interval=0", "--batch-size=300")
-			require.Eventually(t, func() bool { return len(again.logs.lines("streamer done")) == 1 }, 30*time.Second, 20*time.Millisecond)
+			require.Eventually(t, func() bool { return len(again.logs.Lines("streamer done")) == 1 }, 30*time.Second, 20*time.Millisecond)
 			require.Eventually(t, func() bool {
 				var st stats
 				again.get(t, "/api/v1/stats", &st)
@@ -137,7 +138,7 @@ func TestExactIngestOnEveryStore(t *testing.T) {
 // counts of good and bad rows.
 func dirtyCSV(t testing.TB) (file string, good, bad int) {
 	t.Helper()
-	lines := strings.Split(strings.TrimSpace(string(bundledCSV)), "\n")
+	lines := strings.Split(strings.TrimSpace(string(apptest.BundledCSV)), "\n")
 	dirty := []string{lines[0]}
 	for i, line := range lines[1:] {
 		switch i % 100 {
@@ -173,13 +174,13 @@ func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
 			p := start(t, "--database-url="+url(t), "--csv="+file, "--loop=false", "--timestamps=csv", "--interval=0")
 			st := p.waitForSamples(t, int64(good))
 			assert.EqualValues(t, good, st.TotalRecords)
-			require.Eventually(t, func() bool { return len(p.logs.lines("streamer done")) == 1 }, 10*time.Second, 20*time.Millisecond)
-			done := p.logs.lines("streamer done")[0]
-			rejects := p.logs.lines("csv row rejected")
+			require.Eventually(t, func() bool { return len(p.logs.Lines("streamer done")) == 1 }, 10*time.Second, 20*time.Millisecond)
+			done := p.logs.Lines("streamer done")[0]
+			rejects := p.logs.Lines("csv row rejected")
 			assert.EqualValues(t, bad, done["rejected"], "every bad row counted")
 			require.Equal(t, min(bad, 100), len(rejects), "the first 100 logged one by one, with their lines")
 			if bad > 100 {
-				assert.Len(t, p.logs.lines("csv: further rejected rows in this pass are counted, not logged"), 1)
+				assert.Len(t, p.logs.Lines("csv: further rejected rows in this pass are counted, not logged"), 1)
 			}
 			reasons := map[string]bool{}
 			for _, r := range rejects {
@@ -190,7 +191,7 @@ func TestDirtyFileIngestsEveryGoodRow(t *testing.T) {
 				assert.True(t, reasons[want], "a row rejected for its %s: %v", want, reasons)
 			}
 			time.Sleep(500 * time.Millisecond) // a batch refused would be dead-lettered by now
-			assert.Empty(t, p.logs.lines("batch dead-lettered: it can never be stored"), "no batch refused")
+			assert.Empty(t, p.logs.Lines("batch dead-lettered: it can never be stored"), "no batch refused")
 			assert.EqualValues(t, good, p.waitForSamples(t, int64(good)).TotalRecords, "and nothing more stored")
 		})
 	}
@@ -209,7 +210,7 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 // its streamer said it published.
 func assertStoredAsPublished(t *testing.T, p *process, dbURL, msg string) {
 	t.Helper()
-	stopped := p.logs.lines("streamer stopped")
+	stopped := p.logs.Lines("streamer stopped")
 	require.Len(t, stopped, 1, p.logs.String())
 	published := int64(stopped[0]["samples"].(float64))
 	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
@@ -243,7 +244,7 @@ func TestConcurrentFirstStartsOnSQLite(t *testing.T) {
 	for i := range 15 {
 		file := filepath.Join(dir, fmt.Sprintf("db-%d.db", i))
 		for range 2 {
-			cmd := exec.Command(binary(t), "--mode=migrate", "--database-url=sqlite:"+file)
+			cmd := exec.Command(apptest.Binary(t), "--mode=migrate", "--database-url=sqlite:"+file)
 			go func() {
 				out, err := cmd.CombinedOutput()
 				results <- result{file, err, string(out)}
@@ -268,9 +269,9 @@ func TestConcurrentFirstStartsOnSQLite(t *testing.T) {
 // that take the lock up front): both store all they stream.
 func TestTwoWritersShareASQLiteFile(t *testing.T) {
 	dbURL := sqlstoretest.SQLiteURL(t)
-	var procs []*proc
+	var procs []*apptest.Proc
 	for _, name := range []string{"writer-a", "writer-b"} {
-		procs = append(procs, spawn(t, name, "--database-url="+dbURL, "--speed=0", "--passes=20", "--batch-size=500"))
+		procs = append(procs, apptest.Spawn(t, name, "--database-url="+dbURL, "--speed=0", "--passes=20", "--batch-size=500"))
 	}
 	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
 	require.NoError(t, err)
@@ -284,10 +285,10 @@ func TestTwoWritersShareASQLiteFile(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond, "both writers' samples stored")
 	assert.Equal(t, want, stored)
 	for _, p := range procs {
-		p.signal(syscall.SIGTERM)
-		require.NoError(t, p.wait(t, 30*time.Second))
-		assert.False(t, logged(p, "batch dead-lettered: it can never be stored"), p.name)
-		assert.False(t, logged(p, "batch failed, will retry"), "%s: no write waited out the busy timeout", p.name)
+		p.Signal(syscall.SIGTERM)
+		require.NoError(t, p.Wait(t, 30*time.Second))
+		assert.False(t, logged(p, "batch dead-lettered: it can never be stored"), p.Name)
+		assert.False(t, logged(p, "batch failed, will retry"), "%s: no write waited out the busy timeout", p.Name)
 	}
 }
 
@@ -296,7 +297,7 @@ func TestTwoWritersShareASQLiteFile(t *testing.T) {
 // serves no HTTP: a busy port is no matter.
 func TestOneShotImportExitsWhenStored(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "with-bad-rows.csv")
-	require.NoError(t, os.WriteFile(file, append(slices.Clone(bundledCSV), []byte("\"2025-07-18T20:42:38Z\",\"M\",\"0\"\n")...), 0o644))
+	require.NoError(t, os.WriteFile(file, append(slices.Clone(apptest.BundledCSV), []byte("\"2025-07-18T20:42:38Z\",\"M\",\"0\"\n")...), 0o644))
 	dbURL := sqlstoretest.SQLiteURL(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -326,7 +327,7 @@ func TestWriteFailuresShowInReady(t *testing.T) {
 	restore()
 	require.Eventually(t, func() bool { return p.get(t, "/ready", &status) == http.StatusOK }, 30*time.Second, 50*time.Millisecond, "ready again once writes succeed")
 	require.NoError(t, p.stop(t))
-	stopped := p.logs.lines("streamer stopped")
+	stopped := p.logs.Lines("streamer stopped")
 	require.Len(t, stopped, 1)
 	published := int64(stopped[0]["samples"].(float64))
 	var stored int64
@@ -346,7 +347,7 @@ func TestShutdownCountsWhatItCouldNotStore(t *testing.T) {
 	_, scanErr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "queue not drained"):], "queue not drained within 1.8s: %d accepted samples (%d batches) not stored", &lost, &batches)
 	require.NoError(t, scanErr, err.Error())
 	restore()
-	published := int64(p.logs.lines("streamer stopped")[0]["samples"].(float64))
+	published := int64(p.logs.Lines("streamer stopped")[0]["samples"].(float64))
 	var stored int64
 	require.NoError(t, db.QueryRow(`SELECT coalesce(sum(samples), 0) FROM chunks`).Scan(&stored))
 	assert.Positive(t, lost)
@@ -468,7 +469,7 @@ func TestReloadsStoreEachSampleOnce(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			lines := strings.SplitAfter(strings.TrimSuffix(string(bundledCSV), "\n"), "\n")
+			lines := strings.SplitAfter(strings.TrimSuffix(string(apptest.BundledCSV), "\n"), "\n")
 			head, rows := lines[0], lines[1:]
 			write := func(name string, part []string) string {
 				path := filepath.Join(dir, name)

@@ -116,14 +116,14 @@ func runPrometheus(t *testing.T, config string) (string, *exec.Cmd) {
 	addr := freeAddr(t)
 	cmd := exec.Command(prometheusBinary(t), "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("prometheus logs:\n%s", tail(logs.String(), 4000))
+			t.Logf("prometheus logs:\n%s", apptest.Tail(logs.String(), 4000))
 		}
 	})
 	require.Eventually(t, func() bool {
@@ -312,16 +312,16 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	victim := p.collector(t, "collector-a")
 	p.collector(t, "collector-b")
 	// Requests wait a second at most for the queue: the Redis restart (2 s) answers some 503.
-	receiver := spawn(t, "receiver", "--mode=streamer", "--remote-write", "--remote-write-timeout=1s",
+	receiver := apptest.Spawn(t, "receiver", "--mode=streamer", "--remote-write", "--remote-write-timeout=1s",
 		"--redis-url="+p.redisURL, "--queue-name="+p.queue)
-	receiver.waitReady(t)
-	victim.waitReady(t)
+	receiver.WaitReady(t)
+	victim.WaitReady(t)
 	targets, stopSim := simulator(t)
-	promBase, _ := startPrometheus(t, targets, "http://"+receiver.addr+"/api/v1/write")
+	promBase, _ := startPrometheus(t, targets, "http://"+receiver.Addr+"/api/v1/write")
 
 	time.Sleep(4 * time.Second)
-	victim.signal(syscall.SIGKILL)
-	<-victim.done
+	victim.Signal(syscall.SIGKILL)
+	<-victim.Done
 	p.collector(t, "collector-a-again")
 	time.Sleep(3 * time.Second)
 	restartRedis()

@@ -1,14 +1,8 @@
 package integration
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"slices"
 
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -22,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // The pipeline's PromQL API answers as a real Prometheus does on the same data: Prometheus
@@ -168,37 +163,9 @@ var (
 // dashboard charts and the file lacks: each GPU's graphics engine and tensor pipe activity,
 // as ratios, from its utilisation.
 func withProfilingFields(t *testing.T) string {
-	return withAddedFields(t, "dcgm-with-profiling.csv", func(util float64) map[string]float64 {
+	return apptest.WithAddedFields(t, "dcgm-with-profiling.csv", func(util float64) map[string]float64 {
 		return map[string]float64{"DCGM_FI_PROF_GR_ENGINE_ACTIVE": util / 100, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": util / 250}
 	})
-}
-
-// withAddedFields writes the bundled CSV as name with the fields added gives each GPU,
-// from its utilisation.
-func withAddedFields(t testing.TB, name string, added func(util float64) map[string]float64) string {
-	t.Helper()
-	rows, err := csv.NewReader(bytes.NewReader(bundledCSV)).ReadAll()
-	require.NoError(t, err)
-	for _, row := range rows[1:] {
-		if row[1] != "DCGM_FI_DEV_GPU_UTIL" {
-			continue
-		}
-		util, err := strconv.ParseFloat(row[10], 64)
-		require.NoError(t, err)
-		fields := added(util)
-		for _, metric := range slices.Sorted(maps.Keys(fields)) {
-			row := slices.Clone(row)
-			row[1], row[10] = metric, strconv.FormatFloat(fields[metric], 'f', 3, 64)
-			row[11] = strings.ReplaceAll(row[11], "DCGM_FI_DEV_GPU_UTIL", metric)
-			rows = append(rows, row)
-		}
-	}
-	var out bytes.Buffer
-	w := csv.NewWriter(&out)
-	require.NoError(t, w.WriteAll(rows))
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
-	return path
 }
 
 // promResult is a query's answer: each series (by its labels) with its values.

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // redisNode is a redis-server of the test's own on a loopback port, in a directory of its
@@ -27,7 +28,7 @@ type redisNode struct {
 	args []string
 	addr string
 	cmd  *exec.Cmd
-	out  syncBuffer // over restarts
+	out  apptest.SyncBuffer // over restarts
 }
 
 func newRedisNode(t *testing.T, args ...string) *redisNode {
@@ -45,7 +46,7 @@ func newRedisNode(t *testing.T, args ...string) *redisNode {
 	t.Cleanup(func() {
 		n.kill()
 		if t.Failed() {
-			t.Logf("--- redis-server %v log (last 3000 bytes):\n%s", args, tail(n.out.String(), 3000))
+			t.Logf("--- redis-server %v log (last 3000 bytes):\n%s", args, apptest.Tail(n.out.String(), 3000))
 		}
 	})
 	return n
@@ -195,7 +196,7 @@ func streamThrough(t *testing.T, p *pipeline, fault func(), extra ...string) {
 	require.Eventually(t, func() bool { n, _ := p.counts(); return n > 200 }, 30*time.Second, 20*time.Millisecond, "streaming")
 	fault()
 	for _, s := range streamers {
-		require.NoError(t, s.wait(t, 2*time.Minute), "streamers get past the fault and go on")
+		require.NoError(t, s.Wait(t, 2*time.Minute), "streamers get past the fault and go on")
 	}
 	p.requireExact(t, 3*time.Minute)
 	assert.True(t, logged(streamers[0], "failed, retrying") || logged(streamers[1], "failed, retrying"),

@@ -16,30 +16,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// targetJSON is a target as GET /api/v1/targets shows it.
-type targetJSON struct {
-	ScrapeURL          string  `json:"scrape_url"`
-	Health             string  `json:"health"`
-	LastError          string  `json:"last_error"`
-	SamplesPerScrape   int     `json:"samples_per_scrape"`
-	Scrapes            int64   `json:"scrapes"`
-	MissedIntervals    int64   `json:"missed_intervals"`
-	LastScrapeDuration float64 `json:"last_scrape_duration_seconds"`
-	Labels             map[string]string
-}
-
-func targetsOf(t *testing.T, p *proc) map[string]targetJSON {
+func targetsOf(t *testing.T, p *apptest.Proc) map[string]apptest.TargetJSON {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + "/api/v1/targets")
+	resp, err := http.Get("http://" + p.Addr + "/api/v1/targets")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var body struct{ Data []targetJSON }
+	var body struct{ Data []apptest.TargetJSON }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	out := map[string]targetJSON{}
+	out := map[string]apptest.TargetJSON{}
 	for _, tg := range body.Data {
 		out[tg.ScrapeURL] = tg
 	}
@@ -101,16 +90,16 @@ func TestScraperShardedOverThreeStreamers(t *testing.T) {
 	require.NoError(t, os.WriteFile(targetsFile, data, 0o644))
 
 	p := newPipeline(t)
-	p.collector(t, "collector").waitReady(t)
+	p.collector(t, "collector").WaitReady(t)
 	const interval = time.Second
-	var streamers []*proc
+	var streamers []*apptest.Proc
 	for i := range 3 {
 		s := p.streamer(t, fmt.Sprintf("streamer-%d", i), fmt.Sprintf("%d/3", i),
 			"--scrape-targets-file="+targetsFile, "--scrape-interval="+interval.String(), "--scrape-timeout=800ms")
 		streamers = append(streamers, s)
 	}
 	for _, s := range streamers {
-		s.waitReady(t)
+		s.WaitReady(t)
 	}
 	owner := map[string]int{}
 	require.Eventually(t, func() bool {
@@ -154,20 +143,20 @@ func TestScraperShardedOverThreeStreamers(t *testing.T) {
 	time.Sleep(2 * interval)
 
 	// What each streamer did, then a graceful stop.
-	reported := map[string]targetJSON{}
+	reported := map[string]apptest.TargetJSON{}
 	for _, s := range streamers {
 		for url, tg := range targetsOf(t, s) {
 			reported[url] = tg
 		}
 	}
 	for _, s := range streamers {
-		s.signal(syscall.SIGTERM)
-		require.NoError(t, s.wait(t, 20*time.Second))
+		s.Signal(syscall.SIGTERM)
+		require.NoError(t, s.Wait(t, 20*time.Second))
 	}
 
 	published := int64(0)
 	for _, s := range streamers {
-		published += loggedCount(t, s, "live source stopped", "samples")
+		published += apptest.LoggedCount(t, s, "live source stopped", "samples")
 	}
 	var stored map[string]map[time.Time]int
 	require.Eventually(t, func() bool {

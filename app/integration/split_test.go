@@ -21,6 +21,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -44,13 +45,13 @@ func newPipeline(t *testing.T) *pipeline {
 	return p
 }
 
-func (p *pipeline) collector(t *testing.T, name string, extra ...string) *proc {
-	return spawn(t, name, append([]string{"--mode=collector", "--database-url=" + p.dbURL,
+func (p *pipeline) collector(t *testing.T, name string, extra ...string) *apptest.Proc {
+	return apptest.Spawn(t, name, append([]string{"--mode=collector", "--database-url=" + p.dbURL,
 		"--redis-url=" + p.redisURL, "--queue-name=" + p.queue, "--shutdown-timeout=20s"}, extra...)...)
 }
 
-func (p *pipeline) streamer(t *testing.T, name string, shard string, extra ...string) *proc {
-	return spawn(t, name, append([]string{"--mode=streamer", "--redis-url=" + p.redisURL, "--queue-name=" + p.queue,
+func (p *pipeline) streamer(t *testing.T, name string, shard string, extra ...string) *apptest.Proc {
+	return apptest.Spawn(t, name, append([]string{"--mode=streamer", "--redis-url=" + p.redisURL, "--queue-name=" + p.queue,
 		"--shard=" + shard, "--loop=false", "--timestamps=csv", "--interval=0", "--batch-size=50"}, extra...)...)
 }
 
@@ -112,8 +113,8 @@ func (p *pipeline) requireAllBy(t *testing.T, deadline time.Time, msg string) {
 	p.requireExact(t, time.Second)
 }
 
-func startStreamers(t *testing.T, p *pipeline, n int, extra ...string) []*proc {
-	var out []*proc
+func startStreamers(t *testing.T, p *pipeline, n int, extra ...string) []*apptest.Proc {
+	var out []*apptest.Proc
 	for i := range n {
 		out = append(out, p.streamer(t, fmt.Sprintf("streamer-%d", i), fmt.Sprintf("%d/%d", i, n), extra...))
 	}
@@ -128,19 +129,19 @@ func TestSplitModeScales(t *testing.T) {
 				slowTest(t, "twenty processes")
 			}
 			p := newPipeline(t)
-			var collectors []*proc
+			var collectors []*apptest.Proc
 			for i := range tt.collectors {
 				collectors = append(collectors, p.collector(t, fmt.Sprintf("collector-%d", i)))
 			}
 			for _, s := range startStreamers(t, p, tt.streamers) {
-				require.NoError(t, s.wait(t, time.Minute), "a streamer with --loop=false exits 0 when done")
+				require.NoError(t, s.Wait(t, time.Minute), "a streamer with --loop=false exits 0 when done")
 			}
 			p.requireExact(t, time.Minute)
 			for _, c := range collectors {
-				c.signal(syscall.SIGTERM)
+				c.Signal(syscall.SIGTERM)
 			}
 			for _, c := range collectors {
-				assert.NoError(t, c.wait(t, 30*time.Second), "SIGTERM stops a collector cleanly")
+				assert.NoError(t, c.Wait(t, 30*time.Second), "SIGTERM stops a collector cleanly")
 			}
 		})
 	}
@@ -157,8 +158,8 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		p := newPipeline(t)
 		writers := "--collector-workers=2" // so that 16 batches are in flight: see below
 		victim := p.collector(t, "collector-a", writers)
-		p.collector(t, "collector-b", writers).waitReady(t)
-		victim.waitReady(t)
+		p.collector(t, "collector-b", writers).WaitReady(t)
+		victim.WaitReady(t)
 		streamers := startStreamers(t, p, 2, slow...)
 
 		// Hold every write until both collectors are in the middle of their batches (2
@@ -175,13 +176,13 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 			info, err := ins.GetQueueInfo(p.queue)
 			return err == nil && info.Active == 16
 		}, 30*time.Second, 20*time.Millisecond, "16 batches in flight")
-		victim.signal(syscall.SIGKILL)
-		<-victim.done
+		victim.Signal(syscall.SIGKILL)
+		<-victim.Done
 		killed := time.Now()
 		require.NoError(t, lock.Rollback())
 
 		for _, s := range streamers {
-			require.NoError(t, s.wait(t, time.Minute))
+			require.NoError(t, s.Wait(t, time.Minute))
 		}
 		// The batches the killed collector held come back once their lease has gone 15 s
 		// without an extension, taken by the collector left.
@@ -201,7 +202,7 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		restart()
 		restarted := time.Now()
 		for _, s := range streamers {
-			require.NoError(t, s.wait(t, time.Minute), "streamers wait for Redis and go on")
+			require.NoError(t, s.Wait(t, time.Minute), "streamers wait for Redis and go on")
 		}
 		p.requireAllBy(t, restarted.Add(30*time.Second), "within 30 s of the restart")
 		assert.True(t, logged(streamers[0], "failed, retrying") || logged(streamers[1], "failed, retrying"),
@@ -214,13 +215,13 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		px := newProxy(t, "127.0.0.1:5432")
 		viaProxy := strings.Replace(p.dbURL, "127.0.0.1:5432", px.addr(), 1)
 		require.NotEqual(t, viaProxy, p.dbURL, "the test database is on 127.0.0.1:5432")
-		var collectors []*proc
+		var collectors []*apptest.Proc
 		for _, name := range []string{"collector-a", "collector-b"} {
-			collectors = append(collectors, spawn(t, name, "--mode=collector", "--database-url="+viaProxy,
+			collectors = append(collectors, apptest.Spawn(t, name, "--mode=collector", "--database-url="+viaProxy,
 				"--redis-url="+p.redisURL, "--queue-name="+p.queue))
 		}
 		for _, c := range collectors {
-			c.waitReady(t) // migrated: the outage is to hit batches, not start-up
+			c.WaitReady(t) // migrated: the outage is to hit batches, not start-up
 		}
 		streamers := startStreamers(t, p, 2, slow...)
 		require.Eventually(t, func() bool { n, _ := p.counts(); return n > 0 }, 30*time.Second, 20*time.Millisecond)
@@ -228,7 +229,7 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		px.restore()
 		for _, s := range streamers {
-			require.NoError(t, s.wait(t, time.Minute))
+			require.NoError(t, s.Wait(t, time.Minute))
 		}
 		p.requireExact(t, time.Minute)
 		assert.True(t, logged(collectors[0], "batch failed, will retry") || logged(collectors[1], "batch failed, will retry"),
@@ -248,7 +249,7 @@ func TestSplitModeSurvivesFaults(t *testing.T) {
 
 		p.collector(t, "collector")
 		for _, s := range startStreamers(t, p, 1) {
-			require.NoError(t, s.wait(t, time.Minute))
+			require.NoError(t, s.Wait(t, time.Minute))
 		}
 		p.requireExact(t, time.Minute)
 		ins := asynq.NewInspector(opt)
@@ -274,8 +275,8 @@ func ownRedis(t *testing.T) (string, func()) {
 }
 
 // logged reports whether the process logged a message ending in msg.
-func logged(p *proc, msg string) bool {
-	out, _ := os.ReadFile(p.log)
+func logged(p *apptest.Proc, msg string) bool {
+	out, _ := os.ReadFile(p.Log)
 	return strings.Contains(string(out), msg+`","`)
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/webconfig/webconfigtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
@@ -80,7 +81,7 @@ func remoteWriteBody(t *testing.T, uuid string, at time.Time) []byte {
 			{Name: "UUID", Value: uuid}, {Name: "gpu", Value: "0"}},
 		Samples: []prompb.Sample{{Value: 41, Timestamp: at.UnixMilli()}},
 	}}}
-	return remoteWriteBodyOf(t, &wr)
+	return apptest.RemoteWriteBodyOf(t, &wr)
 }
 
 var remoteWriteHeader = http.Header{"Content-Type": {"application/x-protobuf"}, "Content-Encoding": {"snappy"},

@@ -1,4 +1,4 @@
-package integration
+package bench
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/csvsource"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
@@ -51,8 +52,8 @@ func BenchmarkAPI(b *testing.B) {
 	dbURL := benchDatabase(b)
 	load(b, dbURL, gpus, metrics, t0, ticks, step)
 
-	api := spawn(b, "api-bench", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
-	waitUp(b, "http://"+api.addr)
+	api := apptest.Spawn(b, "api-bench", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
+	apptest.WaitUp(b, "http://"+api.Addr)
 
 	from := func(r *rand.Rand) time.Time { return t0.Add(time.Duration(r.Int64N(int64(span - time.Hour)))) }
 	gpu := func(r *rand.Rand) string { return gpus[r.IntN(len(gpus))].UUID }
@@ -77,10 +78,10 @@ func BenchmarkAPI(b *testing.B) {
 		if !strings.Contains(sc.name, only) {
 			continue
 		}
-		hammer(b, api.addr, sc.url, concurrency, warmup) // caches filled, connections open
-		before := readCPU(api.cmd.Process.Pid)
-		p50, p99, rps := hammer(b, api.addr, sc.url, concurrency, duration)
-		used := readCPU(api.cmd.Process.Pid).since(before)
+		hammer(b, api.Addr, sc.url, concurrency, warmup) // caches filled, connections open
+		before := readCPU(api.Cmd.Process.Pid)
+		p50, p99, rps := hammer(b, api.Addr, sc.url, concurrency, duration)
+		used := readCPU(api.Cmd.Process.Pid).since(before)
 		requests := rps * duration.Seconds()
 		fmt.Fprintf(&table, "| %s | %.2f ms | %.2f ms | %.0f | %.3f / %.3f / %.3f ms |\n", sc.name, ms(p50), ms(p99), rps,
 			ms(used.api)/requests, ms(used.postgres)/requests, ms(used.client)/requests)
@@ -233,7 +234,7 @@ func bundledFleet(b *testing.B) ([]telemetry.GPU, []string) {
 	var gpus []telemetry.GPU
 	seen := map[string]bool{}
 	var metrics []string
-	_, err := csvsource.Bytes("bundled", bundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
+	_, err := csvsource.Bytes("bundled", apptest.BundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
 		if !seen[r.GPU.UUID] {
 			seen[r.GPU.UUID] = true
 			gpus = append(gpus, r.GPU)
@@ -375,16 +376,5 @@ func writeLoad(b *testing.B, store *sqlstore.Store, gpus []telemetry.GPU, metric
 	fmt.Printf("loaded %d samples in %s\n", want, time.Since(start).Round(time.Second))
 }
 
-func waitUp(b testing.TB, base string) {
-	for range 200 {
-		resp, err := http.Get(base + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Fatal("API did not come up")
-}
+// TestMain removes the binary the benchmarks built.
+func TestMain(m *testing.M) { apptest.Main(m) }

@@ -1,4 +1,4 @@
-package integration
+package bench
 
 import (
 	"database/sql"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // benchEnd is when the PromQL benchmark's data ends and its panels look back from: now,
@@ -58,8 +59,8 @@ func benchPromQL(b *testing.B) {
 	p, base, count := spawnCounted(b, "promql", "--remote-write", "--database-url="+dbURL, "--log-level=warn")
 	sendAll(b, base+"/api/v1/write", payloads)
 	waitQueryable(b, "pipeline", total, count)
-	defer func() { p.signal(syscall.SIGTERM); <-p.done }()
-	waitCompacted(b, p.addr)
+	defer func() { p.Signal(syscall.SIGTERM); <-p.Done }()
+	waitCompacted(b, p.Addr)
 	// As autovacuum would have by then: compaction left the rows it replaced dead, and index
 	// scans step over them until a vacuum (or, unpredictably, autovacuum during a panel).
 	db, err := sql.Open("pgx", dbURL)
@@ -85,8 +86,8 @@ func benchPromQL(b *testing.B) {
 		}
 		hammer(b, prom, path(""), 4, time.Second) // warm up
 		_, promP99, promRPS := hammer(b, prom, path(""), 4, 5*time.Second)
-		hammer(b, p.addr, path("/prometheus"), 4, time.Second)
-		_, ourP99, ourRPS := hammer(b, p.addr, path("/prometheus"), 4, 5*time.Second)
+		hammer(b, p.Addr, path("/prometheus"), 4, time.Second)
+		_, ourP99, ourRPS := hammer(b, p.Addr, path("/prometheus"), 4, 5*time.Second)
 		fmt.Printf("| %s | %.1f ms | %.1f ms | %.2f | %.0f / %.0f |\n", pn.name, ms(promP99), ms(ourP99),
 			float64(ourP99)/float64(promP99), promRPS, ourRPS)
 	}
@@ -98,12 +99,12 @@ func startPrometheusReceiver(b *testing.B, bin string) string {
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	require.NoError(b, os.WriteFile(cfg, []byte("global: {}\n"), 0o644))
-	addr := freeAddr(b)
+	addr := apptest.FreeAddr(b)
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
 	require.NoError(b, cmd.Start())
 	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	waitUp(b, "http://"+addr+"/-")
+	apptest.WaitUp(b, "http://"+addr+"/-")
 	return addr
 }
 
@@ -114,9 +115,9 @@ func waitCompacted(b *testing.B, addr string) {
 	deadline := time.Now().Add(5 * time.Minute)
 	var rewritten, passes, idleSince float64 = -1, 0, 0
 	for time.Now().Before(deadline) {
-		m := scrapeMetrics(b, addr)
-		r := value(b, m, "telemetry_compaction_chunks_rewritten_total")
-		passes = value(b, m, "telemetry_compaction_passes_total", "result", "ok")
+		m := apptest.ScrapeMetrics(b, addr)
+		r := apptest.MetricValue(b, m, "telemetry_compaction_chunks_rewritten_total")
+		passes = apptest.MetricValue(b, m, "telemetry_compaction_passes_total", "result", "ok")
 		if r != rewritten {
 			rewritten, idleSince = r, passes
 		} else if passes >= idleSince+2 {

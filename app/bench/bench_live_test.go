@@ -1,10 +1,8 @@
-package integration
+package bench
 
 import (
-	"bufio"
 	"bytes"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,12 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // BenchmarkLive measures the live path (make bench): the same Prometheus remote_write
@@ -113,7 +111,7 @@ func remoteWritePayloads(b *testing.B, scrapes int) ([][]byte, int64) {
 	var out [][]byte
 	var wr prompb.WriteRequest
 	flush := func() {
-		out = append(out, remoteWriteBodyOf(b, &wr))
+		out = append(out, apptest.RemoteWriteBodyOf(b, &wr))
 		wr.Timeseries = wr.Timeseries[:0]
 	}
 	total := int64(0)
@@ -228,24 +226,9 @@ func victoriaMetricsVersion(string) string {
 // that has exited will not do: its peak counts the pages it shared with this process
 // between fork and exec, and this process may hold the payloads.
 func peakRSS(b *testing.B, pid int) int64 {
-	mb, ok := vmHWM(pid)
+	mb, ok := apptest.PeakRSS(pid)
 	require.True(b, ok, "no VmHWM for process %d", pid)
 	return mb
-}
-
-// vmHWM reads a process's VmHWM in MB; false when it has exited.
-func vmHWM(pid int) (int64, bool) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	for line := range strings.Lines(string(raw)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb / 1024, err == nil
-		}
-	}
-	return 0, false
 }
 
 // victoriaMetrics is a VictoriaMetrics server started by a benchmark.
@@ -256,10 +239,10 @@ type victoriaMetrics struct {
 }
 
 func startVictoriaMetrics(b *testing.B, bin string) *victoriaMetrics {
-	vm := &victoriaMetrics{base: "http://" + freeAddr(b), dataDir: filepath.Join(b.TempDir(), "vm")}
+	vm := &victoriaMetrics{base: "http://" + apptest.FreeAddr(b), dataDir: filepath.Join(b.TempDir(), "vm")}
 	vm.cmd = exec.Command(bin, "-storageDataPath="+vm.dataDir, "-httpListenAddr="+strings.TrimPrefix(vm.base, "http://"),
 		"-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=ERROR")
-	logs := &syncBuffer{}
+	logs := &apptest.SyncBuffer{}
 	vm.cmd.Stdout, vm.cmd.Stderr = logs, logs
 	require.NoError(b, vm.cmd.Start())
 	stopped := false
@@ -291,18 +274,11 @@ func (vm *victoriaMetrics) count() (int64, error) {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := getJSON(http.DefaultClient, vm.base+"/api/v1/query?"+q.Encode(), &body); err != nil || len(body.Data.Result) == 0 {
+	if err := apptest.GetJSON(http.DefaultClient, vm.base+"/api/v1/query?"+q.Encode(), &body); err != nil || len(body.Data.Result) == 0 {
 		return 0, err
 	}
 	v, err := strconv.ParseFloat(body.Data.Result[0].Value[1].(string), 64)
 	return int64(v), err
-}
-
-// remoteWriteBodyOf is a write request as a remote_write body: protobuf, snappy-compressed.
-func remoteWriteBodyOf(t testing.TB, wr *prompb.WriteRequest) []byte {
-	raw, err := wr.Marshal()
-	require.NoError(t, err)
-	return snappy.Encode(nil, raw)
 }
 
 func remoteWriteToVictoriaMetrics(b *testing.B, bin string, payloads [][]byte, total int64) benchResult {
@@ -332,10 +308,10 @@ func remoteWriteToPipeline(b *testing.B, payloads [][]byte, total int64) benchRe
 	retried := sendAll(b, base+"/api/v1/write", payloads)
 	sent := time.Since(start)
 	done := waitQueryable(b, name, total, count)
-	rss := peakRSS(b, p.cmd.Process.Pid)
-	p.signal(syscall.SIGTERM)
-	<-p.done
-	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	rss := peakRSS(b, p.Cmd.Process.Pid)
+	p.Signal(syscall.SIGTERM)
+	<-p.Done
+	u := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	elapsed := done.Sub(start)
 	fmt.Printf("%s: sent in %s (%d retried), queryable after %s\n", name, sent.Round(time.Millisecond), retried, elapsed.Round(time.Millisecond))
 	return benchResult{name: name, rate: float64(total) / elapsed.Seconds(), rss: fmt.Sprint(rss),
@@ -344,16 +320,16 @@ func remoteWriteToPipeline(b *testing.B, payloads [][]byte, total int64) benchRe
 
 // spawnCounted starts the pipeline and returns its base URL and a count of the samples it
 // has stored.
-func spawnCounted(b *testing.B, name string, args ...string) (*proc, string, func() (int64, error)) {
-	p := spawn(b, name, args...)
-	base := "http://" + p.addr
-	waitUp(b, base)
+func spawnCounted(b *testing.B, name string, args ...string) (*apptest.Proc, string, func() (int64, error)) {
+	p := apptest.Spawn(b, name, args...)
+	base := "http://" + p.Addr
+	apptest.WaitUp(b, base)
 	client := &http.Client{Timeout: 5 * time.Second}
 	return p, base, func() (int64, error) {
 		var st struct {
 			Total int64 `json:"total_records"`
 		}
-		err := getJSON(client, base+"/api/v1/stats", &st)
+		err := apptest.GetJSON(client, base+"/api/v1/stats", &st)
 		return st.Total, err
 	}
 }
@@ -374,20 +350,20 @@ func benchScraper(b *testing.B) {
 
 	dbURL, redisURL := sqlstoretest.PostgresURL(b), asynqtest.RedisURL(b)
 	queue := asynqtest.QueueName(b, redisURL)
-	collector := spawn(b, "collector", "--mode=collector", "--database-url="+dbURL, "--redis-url="+redisURL,
+	collector := apptest.Spawn(b, "collector", "--mode=collector", "--database-url="+dbURL, "--redis-url="+redisURL,
 		"--queue-name="+queue, "--log-level=warn")
-	streamer := spawn(b, "scraper", "--mode=streamer", "--scrape-targets-file="+targetsFile,
+	streamer := apptest.Spawn(b, "scraper", "--mode=streamer", "--scrape-targets-file="+targetsFile,
 		"--scrape-interval="+interval.String(), "--redis-url="+redisURL, "--queue-name="+queue)
-	waitUp(b, "http://"+collector.addr)
-	waitUp(b, "http://"+streamer.addr)
+	apptest.WaitUp(b, "http://"+collector.Addr)
+	apptest.WaitUp(b, "http://"+streamer.Addr)
 	time.Sleep(run)
 
 	var targets struct {
-		Data  []targetJSON
+		Data  []apptest.TargetJSON
 		Count int
 		Up    int
 	}
-	require.NoError(b, getJSON(http.DefaultClient, "http://"+streamer.addr+"/api/v1/targets", &targets))
+	require.NoError(b, apptest.GetJSON(http.DefaultClient, "http://"+streamer.Addr+"/api/v1/targets", &targets))
 	var durations []float64
 	var missed, minScrapes, series int64 = 0, 1 << 62, 0
 	for _, tg := range targets.Data {
@@ -396,10 +372,10 @@ func benchScraper(b *testing.B) {
 		series += int64(tg.SamplesPerScrape)
 		durations = append(durations, tg.LastScrapeDuration)
 	}
-	streamerRSS := peakRSS(b, streamer.cmd.Process.Pid)
-	streamer.signal(syscall.SIGTERM)
-	<-streamer.done
-	published := loggedCount(b, streamer, "live source stopped", "samples")
+	streamerRSS := peakRSS(b, streamer.Cmd.Process.Pid)
+	streamer.Signal(syscall.SIGTERM)
+	<-streamer.Done
+	published := apptest.LoggedCount(b, streamer, "live source stopped", "samples")
 
 	db, err := sql.Open("pgx", dbURL)
 	require.NoError(b, err)
@@ -408,13 +384,13 @@ func benchScraper(b *testing.B) {
 	require.Eventually(b, func() bool {
 		return db.QueryRow(`SELECT coalesce(sum(samples), 0) FROM chunks`).Scan(&stored) == nil && stored >= published
 	}, time.Minute, 200*time.Millisecond, "the collector stores what the scraper published")
-	collectorRSS := peakRSS(b, collector.cmd.Process.Pid)
-	collector.signal(syscall.SIGTERM)
-	<-collector.done
-	sim.signal(syscall.SIGTERM)
-	<-sim.done
-	cu := collector.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	su := streamer.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	collectorRSS := peakRSS(b, collector.Cmd.Process.Pid)
+	collector.Signal(syscall.SIGTERM)
+	<-collector.Done
+	sim.Signal(syscall.SIGTERM)
+	<-sim.Done
+	cu := collector.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	su := streamer.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	slices.Sort(durations)
 	fmt.Printf("\n| scraper: %d targets × %.0f series, every %s, for %s | result |\n|---|---|\n", targets.Count,
 		float64(series)/float64(max(targets.Count, 1)), interval, run)
@@ -432,43 +408,25 @@ func benchScraper(b *testing.B) {
 
 // spawnSimulator runs telemetry simulate with args, its exporters on ports of a range of
 // a thousand from 20000 (the next range when one is taken), and waits for its targets file.
-func spawnSimulator(b *testing.B, targetsFile string, args ...string) *proc {
+func spawnSimulator(b *testing.B, targetsFile string, args ...string) *apptest.Proc {
 	for attempt := range 10 {
-		p := spawn(b, "simulator", append([]string{"simulate", fmt.Sprintf("--listen=127.0.0.1:%d", 20000+attempt*1000),
+		p := apptest.Spawn(b, "simulator", append([]string{"simulate", fmt.Sprintf("--listen=127.0.0.1:%d", 20000+attempt*1000),
 			"--targets-file=" + targetsFile, "--log-level=warn"}, args...)...)
 		require.Eventually(b, func() bool {
 			_, err := os.Stat(targetsFile)
 			select {
-			case <-p.done:
+			case <-p.Done:
 				return true
 			default:
 			}
 			return err == nil
 		}, 30*time.Second, 50*time.Millisecond)
 		select {
-		case <-p.done: // a port was taken: another range
+		case <-p.Done: // a port was taken: another range
 		default:
 			return p
 		}
 	}
 	b.Fatal("no free ports for the simulator")
 	return nil
-}
-
-// loggedCount reads a number field of the last JSON log line of p with message msg.
-func loggedCount(b testing.TB, p *proc, msg, field string) int64 {
-	f, err := os.Open(p.log)
-	require.NoError(b, err)
-	defer f.Close()
-	var n int64 = -1
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-			n = int64(line[field].(float64))
-		}
-	}
-	require.GreaterOrEqual(b, n, int64(0), "%s logged %q", p.name, msg)
-	return n
 }

@@ -1,4 +1,4 @@
-package integration
+package bench
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // benchStorage is make bench's scenario against VictoriaMetrics on the data the storage
@@ -61,7 +62,7 @@ func scrapePayloads(b *testing.B, series []simSeries) ([][]byte, int64) {
 		total    int64
 	)
 	flush := func() {
-		payloads = append(payloads, remoteWriteBodyOf(b, &wr))
+		payloads = append(payloads, apptest.RemoteWriteBodyOf(b, &wr))
 		wr.Timeseries = wr.Timeseries[:0]
 	}
 	for i := range series[0].ts {
@@ -98,8 +99,8 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) (float64, int
 	start := time.Now()
 	sendAll(b, base+"/api/v1/write", payloads)
 	done := waitQueryable(b, "pipeline", total, count)
-	p.signal(syscall.SIGTERM)
-	<-p.done
+	p.Signal(syscall.SIGTERM)
+	<-p.Done
 	rate := float64(total) / done.Sub(start).Seconds()
 
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package integration
+package bench
 
 import (
 	"context"
@@ -28,6 +28,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/dcgmsim"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
@@ -217,7 +218,7 @@ func victoriaMetricsBytes(b *testing.B, bin string, series []simSeries, total in
 	var payloads [][]byte
 	var wr prompb.WriteRequest
 	flush := func() {
-		payloads = append(payloads, remoteWriteBodyOf(b, &wr))
+		payloads = append(payloads, apptest.RemoteWriteBodyOf(b, &wr))
 		wr.Timeseries = wr.Timeseries[:0]
 	}
 	for _, s := range series {
@@ -308,7 +309,7 @@ type simSeries struct {
 // simulatedSeries scrapes the simulated bundled fleet every step over span, ending at end.
 func simulatedSeries(b testing.TB, end time.Time, span, step time.Duration) []simSeries {
 	var readings []telemetry.Reading
-	_, err := csvsource.Bytes(bundledCSVName, bundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
+	_, err := csvsource.Bytes(apptest.BundledCSVName, apptest.BundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
 		readings = append(readings, r)
 		return nil
 	})

@@ -1,8 +1,7 @@
-package integration
+package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // BenchmarkPipeline measures ingestion end to end — the bundled file replayed with fresh
@@ -73,18 +72,6 @@ func BenchmarkPipeline(b *testing.B) {
 		fmt.Fprintf(&table, "| %s | %.0f | %.2f | %s | %.1f | %s |\n", r.name, r.rate, r.rate/base, r.rss, r.cpuPerM, r.queries)
 	}
 	fmt.Print(table.String())
-}
-
-func getJSON(c *http.Client, url string, into any) error {
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: status %d", url, resp.StatusCode)
-	}
-	return json.NewDecoder(resp.Body).Decode(into)
 }
 
 type benchResult struct {
@@ -141,13 +128,13 @@ func copyBaseline(b *testing.B, total int64) benchResult {
 func streamerAlone(b *testing.B, redisURL string, passes int, total int64) benchResult {
 	queue := asynqtest.QueueName(b, redisURL)
 	start := time.Now()
-	p := spawn(b, "streamer-alone", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
+	p := apptest.Spawn(b, "streamer-alone", "--mode=streamer", "--redis-url="+redisURL, "--queue-name="+queue,
 		"--speed=0", "--loop=true", "--timestamps=now", "--max-backlog=0", "--log-level=warn",
 		"--passes="+fmt.Sprint(passes))
-	peak := watchRSS(p)
-	require.NoError(b, p.wait(b, 5*time.Minute))
+	peak := apptest.WatchRSS(p)
+	require.NoError(b, p.Wait(b, 5*time.Minute))
 	elapsed := time.Since(start)
-	u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	u := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	fmt.Printf("streamer alone: %d samples published in %s\n", total, elapsed.Round(time.Millisecond))
 	return benchResult{name: "streamer alone → Redis (published, not stored)", rate: float64(total) / elapsed.Seconds(),
 		rss: fmt.Sprintf("streamer %d", peak()), cpuPerM: cpuOf(*u).Seconds() / (float64(total) / 1e6), queries: "—"}
@@ -160,37 +147,18 @@ func cpuOf(u syscall.Rusage) time.Duration {
 // scenario is a set of processes of the binary working on one database.
 type scenario struct {
 	db    string
-	api   *proc
-	procs map[string][]*proc // by kind
-	peaks map[*proc]func() int64
+	api   *apptest.Proc
+	procs map[string][]*apptest.Proc // by kind
+	peaks map[*apptest.Proc]func() int64
 }
 
-func (s *scenario) start(b *testing.B, kind string, args ...string) *proc {
+func (s *scenario) start(b *testing.B, kind string, args ...string) *apptest.Proc {
 	args = append([]string{"--speed=0", "--loop=true", "--timestamps=now", "--log-level=warn"}, args...)
 	args = append(args, strings.Fields(os.Getenv("TELEMETRY_BENCH_ARGS"))...)
-	p := spawn(b, fmt.Sprintf("%s-%d", kind, len(s.procs[kind])), args...)
+	p := apptest.Spawn(b, fmt.Sprintf("%s-%d", kind, len(s.procs[kind])), args...)
 	s.procs[kind] = append(s.procs[kind], p)
-	s.peaks[p] = watchRSS(p)
+	s.peaks[p] = apptest.WatchRSS(p)
 	return p
-}
-
-// watchRSS samples a process's peak RSS (MB) until it exits, since it may exit by itself
-// before it is asked; the function returned gives the last sample.
-func watchRSS(p *proc) func() int64 {
-	var peak atomic.Int64
-	go func() {
-		for {
-			if mb, ok := vmHWM(p.cmd.Process.Pid); ok {
-				peak.Store(max(peak.Load(), mb))
-			}
-			select {
-			case <-p.done:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
-	return peak.Load
 }
 
 // runScenario starts the processes, waits until total samples are stored (polling the API),
@@ -201,10 +169,10 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	if only := os.Getenv("TELEMETRY_BENCH_ONLY"); only != "" && !strings.Contains(name, only) {
 		return benchResult{name: name}
 	}
-	s := &scenario{procs: map[string][]*proc{}, peaks: map[*proc]func() int64{}}
+	s := &scenario{procs: map[string][]*apptest.Proc{}, peaks: map[*apptest.Proc]func() int64{}}
 	setup(b, s)
-	base := "http://" + s.api.addr
-	waitUp(b, base)
+	base := "http://" + s.api.Addr
+	apptest.WaitUp(b, base)
 	client := &http.Client{Timeout: 5 * time.Second}
 	type stats struct {
 		Total int64 `json:"total_records"`
@@ -212,14 +180,14 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	// The clock starts once every process is up: start-up (connecting, migrating) is not
 	// ingestion. Samples stored before that moment are not counted.
 	var first stats
-	require.NoError(b, getJSON(client, base+"/api/v1/stats", &first))
+	require.NoError(b, apptest.GetJSON(client, base+"/api/v1/stats", &first))
 	start, cpu0 := time.Now(), machineCPU(b)
 	stored := first.Total
 	deadline := time.Now().Add(5 * time.Minute)
 	for stored < total && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		var st stats
-		if getJSON(client, base+"/api/v1/stats", &st) != nil {
+		if apptest.GetJSON(client, base+"/api/v1/stats", &st) != nil {
 			continue
 		}
 		stored = st.Total
@@ -239,8 +207,8 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	for _, procs := range s.procs {
 		for _, p := range procs {
 			wg.Go(func() {
-				p.signal(syscall.SIGTERM)
-				<-p.done
+				p.Signal(syscall.SIGTERM)
+				<-p.Done
 			})
 		}
 	}
@@ -249,7 +217,7 @@ func runScenario(b *testing.B, name string, total int64, setup func(*testing.B, 
 	for kind, procs := range s.procs {
 		kinds = append(kinds, kind)
 		for _, p := range procs {
-			u := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			u := p.Cmd.ProcessState.SysUsage().(*syscall.Rusage)
 			cpu += cpuOf(*u)
 		}
 	}
@@ -286,30 +254,30 @@ func queriesOnWrittenTables(b *testing.B, dbURL string) string {
 // bench-api's load, after the same warm-up: a random GPU, a window starting at a random
 // time of the data's.
 func queryWindows(b *testing.B, dbURL string) (p50, p99 time.Duration, rps float64) {
-	api := spawn(b, "api-queries", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
+	api := apptest.Spawn(b, "api-queries", "--mode=api", "--database-url="+dbURL, "--log-level=warn")
 	defer func() {
-		api.signal(syscall.SIGTERM)
-		<-api.done
+		api.Signal(syscall.SIGTERM)
+		<-api.Done
 	}()
-	base := "http://" + api.addr
-	waitUp(b, base)
+	base := "http://" + api.Addr
+	apptest.WaitUp(b, base)
 	client := &http.Client{Timeout: 5 * time.Second}
 	var gpus struct {
 		Data []struct{ UUID string }
 	}
-	require.NoError(b, getJSON(client, base+"/api/v1/gpus", &gpus))
+	require.NoError(b, apptest.GetJSON(client, base+"/api/v1/gpus", &gpus))
 	require.NotEmpty(b, gpus.Data)
 	var st struct {
 		Oldest time.Time `json:"oldest_sample"`
 		Newest time.Time `json:"newest_sample"`
 	}
-	require.NoError(b, getJSON(client, base+"/api/v1/stats", &st))
+	require.NoError(b, apptest.GetJSON(client, base+"/api/v1/stats", &st))
 	span := max(st.Newest.Sub(st.Oldest), time.Microsecond)
 	window := func(r *rand.Rand) string {
 		return hourQuery(gpus.Data[r.IntN(len(gpus.Data))].UUID, st.Oldest.Add(time.Duration(r.Int64N(int64(span)))), "limit=1000")
 	}
-	hammer(b, api.addr, window, 8, 2*time.Second) // caches filled, connections open
-	return hammer(b, api.addr, window, 8, 5*time.Second)
+	hammer(b, api.Addr, window, 8, 2*time.Second) // caches filled, connections open
+	return hammer(b, api.Addr, window, 8, 5*time.Second)
 }
 
 // cpuTimes is the machine's CPU time so far, from /proc/stat (Linux), in clock ticks.

@@ -1,4 +1,4 @@
-package integration
+package bench
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/asynqqueue/asynqtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
 // The shape of the capacity runs: dcgm-exporters of about 8 GPUs, 50 fields each, scraped
@@ -118,7 +119,7 @@ func BenchmarkCapacity(b *testing.B) {
 // withFields writes the bundled CSV with each GPU reporting fields fields: its own ten and
 // more derived from its utilisation.
 func withFields(b testing.TB, fields int) string {
-	return withAddedFields(b, "dcgm-50-fields.csv", func(util float64) map[string]float64 {
+	return apptest.WithAddedFields(b, "dcgm-50-fields.csv", func(util float64) map[string]float64 {
 		added := map[string]float64{}
 		for k := range fields - 10 {
 			added[fmt.Sprintf("DCGM_FI_PROF_SYNTHETIC_%02d", k)] = util * float64(k+1) / 7
@@ -133,16 +134,16 @@ func withFields(b testing.TB, fields int) string {
 func capacityRun(b *testing.B, file string, hosts int, run time.Duration) capacity {
 	targetsFile := filepath.Join(b.TempDir(), fmt.Sprintf("targets-%d.json", hosts))
 	sim := spawnSimulator(b, targetsFile, fmt.Sprintf("--hosts=%d", hosts), "--mig=0", "--csv="+file)
-	defer func() { sim.signal(syscall.SIGTERM); <-sim.done }()
+	defer func() { sim.Signal(syscall.SIGTERM); <-sim.Done }()
 
 	dbURL, redisURL := sqlstoretest.PostgresURL(b), asynqtest.RedisURL(b)
 	queue := asynqtest.QueueName(b, redisURL)
-	collector := spawn(b, "collector", "--mode=collector", "--database-url="+dbURL, "--redis-url="+redisURL,
+	collector := apptest.Spawn(b, "collector", "--mode=collector", "--database-url="+dbURL, "--redis-url="+redisURL,
 		"--queue-name="+queue, "--log-level=warn")
-	streamer := spawn(b, "scraper", "--mode=streamer", "--scrape-targets-file="+targetsFile,
+	streamer := apptest.Spawn(b, "scraper", "--mode=streamer", "--scrape-targets-file="+targetsFile,
 		"--scrape-interval="+capacityInterval.String(), "--redis-url="+redisURL, "--queue-name="+queue, "--log-level=warn")
-	waitUp(b, "http://"+collector.addr)
-	waitUp(b, "http://"+streamer.addr)
+	apptest.WaitUp(b, "http://"+collector.Addr)
+	apptest.WaitUp(b, "http://"+streamer.Addr)
 
 	db, err := sql.Open("pgx", dbURL)
 	require.NoError(b, err)
@@ -162,7 +163,7 @@ func capacityRun(b *testing.B, file string, hosts int, run time.Duration) capaci
 		stored, dbBytes, walBytes, commits   int64
 	}
 	take := func() snapshot {
-		s := snapshot{at: time.Now(), streamer: processCPU(streamer.cmd.Process.Pid), collector: processCPU(collector.cmd.Process.Pid),
+		s := snapshot{at: time.Now(), streamer: processCPU(streamer.Cmd.Process.Pid), collector: processCPU(collector.Cmd.Process.Pid),
 			postgres: postgresCPU(), redis: processCPU(rpid)}
 		require.NoError(b, db.QueryRow(`SELECT (SELECT coalesce(sum(samples), 0) FROM chunks), pg_database_size(current_database()),
 			(SELECT wal_bytes FROM pg_stat_wal)::bigint, (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())`).
@@ -180,13 +181,13 @@ func capacityRun(b *testing.B, file string, hosts int, run time.Duration) capaci
 	peak, err := strconv.ParseInt(info.Item("Memory", "used_memory_peak"), 10, 64)
 	require.NoError(b, err)
 
-	var targets struct{ Data []targetJSON }
-	require.NoError(b, getJSON(http.DefaultClient, "http://"+streamer.addr+"/api/v1/targets", &targets))
+	var targets struct{ Data []apptest.TargetJSON }
+	require.NoError(b, apptest.GetJSON(http.DefaultClient, "http://"+streamer.Addr+"/api/v1/targets", &targets))
 	c := capacity{hosts: hosts, samples: after.stored - before.stored, span: after.at.Sub(before.at),
 		streamer: after.streamer - before.streamer, collector: after.collector - before.collector,
 		postgres: max(after.postgres-before.postgres, 0), redis: after.redis - before.redis, redisPeak: peak,
 		dbBytes: after.dbBytes - before.dbBytes, walBytes: after.walBytes - before.walBytes, commits: after.commits - before.commits,
-		streamerRSS: peakRSS(b, streamer.cmd.Process.Pid), collectorRSS: peakRSS(b, collector.cmd.Process.Pid)}
+		streamerRSS: peakRSS(b, streamer.Cmd.Process.Pid), collectorRSS: peakRSS(b, collector.Cmd.Process.Pid)}
 	c.targets = len(targets.Data)
 	for _, tg := range targets.Data {
 		c.series += tg.SamplesPerScrape
@@ -195,9 +196,9 @@ func capacityRun(b *testing.B, file string, hosts int, run time.Duration) capaci
 	require.Positive(b, c.samples, "samples stored while measured")
 	expected := float64(c.series) / capacityInterval.Seconds() * c.span.Seconds()
 	require.InEpsilon(b, expected, float64(c.samples), 0.15, "the collector keeps up: %d stored, %.0f scraped", c.samples, expected)
-	streamer.signal(syscall.SIGTERM)
-	collector.signal(syscall.SIGTERM)
-	<-streamer.done
-	<-collector.done
+	streamer.Signal(syscall.SIGTERM)
+	collector.Signal(syscall.SIGTERM)
+	<-streamer.Done
+	<-collector.Done
 	return c
 }
