@@ -101,8 +101,7 @@ func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) (bu
 	return buckets, false, nil
 }
 
-// exists returns an error matching telemetry.ErrNotFound unless the device key names is
-// known.
+// exists returns an error matching telemetry.ErrNotFound unless a device has the key.
 func (s *Service) exists(ctx context.Context, key string) error {
 	uuid, instance := telemetry.SplitDeviceKey(key)
 	devices, err := s.inv.GPUs(ctx, telemetry.GPUFilter{UUID: uuid, NoSpan: true})
