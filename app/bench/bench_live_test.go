@@ -266,7 +266,7 @@ func startVictoriaMetrics(b *testing.B, bin string) *victoriaMetrics {
 
 // count is how many DCGM samples VictoriaMetrics can query.
 func (vm *victoriaMetrics) count() (int64, error) {
-	q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[1d]))`}}
+	q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[30d]))`}} // every shape's span
 	var body struct {
 		Data struct {
 			Result []struct {

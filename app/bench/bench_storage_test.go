@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -19,31 +20,49 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
 )
 
-// benchStorage is make bench's scenario against VictoriaMetrics on the data the storage
-// target is set on: the bundled fleet as the simulator moves it, scraped every 10 s for two
-// hours (1,778,400 samples), sent as Prometheus remote_write sends a scrape's samples, to
-// each in the same run. Each is timed until every sample is queryable, then measured on
-// disk: VictoriaMetrics after a forced merge (its samples and index), the pipeline after its
-// compactor has sealed every window and VACUUM FULL (every table, index and TOAST table of
-// the store).
+// benchStorage is make bench's scenario against VictoriaMetrics on two shapes of the same
+// data: the bundled fleet as the simulator moves it (~2,500 series), scraped every 10 s for
+// two hours (1.8 M samples: what the storage target was set on) and every 30 s for seven days
+// (50 M samples: what a week of history looks like), sent as Prometheus remote_write sends a
+// scrape's samples, to each in the same run. Each is timed until every sample is queryable,
+// then measured on disk: VictoriaMetrics after a forced merge (its samples and index), the
+// pipeline once its compactor has sealed every window — its chunks' content, its tables after
+// a plain VACUUM (as autovacuum leaves them), and after VACUUM FULL. TELEMETRY_BENCH_SHAPE=2h
+// or =7d runs one shape.
 func benchStorage(b *testing.B) {
 	vmBin, err := exec.LookPath("victoria-metrics")
 	require.NoError(b, err, "victoria-metrics is not installed (make bench installs Debian's)")
-	series := simulatedSeries(b, time.Now(), 2*time.Hour, 10*time.Second)
-	payloads, total := scrapePayloads(b, series)
 	type result struct {
-		rate, bytes float64
+		rate                     float64
+		bytes, content, vacuumed float64 // a sample
 	}
-	var vm, ours result
-	for range 2 { // alternate, keeping each one's best rate: the machine is noisy
-		rate, size := victoriaMetricsStorage(b, vmBin, payloads, total)
-		vm = result{max(vm.rate, rate), float64(size) / float64(total)}
-		rate, size = pipelineStorage(b, payloads, total)
-		ours = result{max(ours.rate, rate), float64(size) / float64(total)}
+	var table strings.Builder
+	table.WriteString("\n| data shape | samples | samples/s, sent → queryable: VictoriaMetrics / pipeline (×) | bytes a sample: VictoriaMetrics / pipeline's content / on disk / after VACUUM FULL (on disk × VictoriaMetrics) |\n|---|---|---|---|\n")
+	for _, shape := range []struct {
+		name       string
+		span, step time.Duration
+		rounds     int
+	}{
+		{"2h", 2 * time.Hour, 10 * time.Second, 2},
+		{"7d", 7 * 24 * time.Hour, 30 * time.Second, 1},
+	} {
+		if only := os.Getenv("TELEMETRY_BENCH_SHAPE"); only != "" && only != shape.name {
+			continue
+		}
+		payloads, total := scrapePayloads(b, simulatedSeries(b, time.Now(), shape.span, shape.step))
+		var vm, ours result
+		for range shape.rounds { // alternate, keeping each one's best rate: the machine is noisy
+			rate, size := victoriaMetricsStorage(b, vmBin, payloads, total)
+			vm = result{rate: max(vm.rate, rate), bytes: float64(size) / float64(total)}
+			st := pipelineStorage(b, payloads, total)
+			ours = result{rate: max(ours.rate, st.rate), bytes: float64(st.onDisk) / float64(total),
+				content: float64(st.content) / float64(total), vacuumed: float64(st.vacuumed) / float64(total)}
+		}
+		fmt.Fprintf(&table, "| %s every %s (Debian's VictoriaMetrics %s) | %d | %.0f / %.0f (%.2f×) | %.2f / %.2f / %.2f / %.2f (%.2f×) |\n",
+			shape.span, shape.step, victoriaMetricsVersion(vmBin), total, vm.rate, ours.rate, ours.rate/vm.rate,
+			vm.bytes, ours.content, ours.bytes, ours.vacuumed, ours.bytes/vm.bytes)
 	}
-	fmt.Printf("\n| same fleet data, %d samples by remote_write | samples/s, sent → queryable | × VictoriaMetrics | bytes a sample on disk | × VictoriaMetrics |\n|---|---|---|---|---|\n", total)
-	fmt.Printf("| VictoriaMetrics (Debian's %s) | %.0f | 1.00 | %.2f | 1.00 |\n", victoriaMetricsVersion(vmBin), vm.rate, vm.bytes)
-	fmt.Printf("| pipeline, mode all, PostgreSQL | %.0f | %.2f | %.2f | %.2f |\n", ours.rate, ours.rate/vm.rate, ours.bytes, ours.bytes/vm.bytes)
+	fmt.Print(table.String())
 }
 
 // scrapePayloads turns series into remote_write requests as Prometheus sends them: by
@@ -91,17 +110,23 @@ func victoriaMetricsStorage(b *testing.B, bin string, payloads [][]byte, total i
 	return float64(total) / done.Sub(start).Seconds(), byDir["data"] + byDir["indexdb"]
 }
 
-// pipelineStorage returns mode all's ingest rate into a fresh PostgreSQL database and the
-// store's bytes there once every window is sealed.
-func pipelineStorage(b *testing.B, payloads [][]byte, total int64) (float64, int64) {
+// storageResult is what the pipeline's store holds once every window is sealed.
+type storageResult struct {
+	rate                      float64 // samples/s, sent → queryable
+	content, onDisk, vacuumed int64   // bytes: the chunks' data, every table after a plain VACUUM, after VACUUM FULL
+}
+
+// pipelineStorage runs mode all into a fresh PostgreSQL database and measures the store once
+// every window is sealed.
+func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult {
 	dbURL := sqlstoretest.PostgresURL(b)
-	p, base, count := spawnCounted(b, "storage", "--remote-write", "--database-url="+dbURL, "--log-level=warn")
+	p, base, count := spawnCounted(b, "storage", "--remote-write", "--database-url="+dbURL, "--log-level=warn", "--retention=0")
 	start := time.Now()
 	sendAll(b, base+"/api/v1/write", payloads)
 	done := waitQueryable(b, "pipeline", total, count)
 	p.Signal(syscall.SIGTERM)
 	<-p.Done
-	rate := float64(total) / done.Sub(start).Seconds()
+	r := storageResult{rate: float64(total) / done.Sub(start).Seconds()}
 
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, dbURL, sqlstore.Options{})
@@ -112,26 +137,35 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) (float64, int
 	conn, err := pgx.Connect(ctx, dbURL)
 	require.NoError(b, err)
 	defer conn.Close(ctx)
+	tablesSize := func() (int64, []string) {
+		var size int64
+		var tables []string
+		rows, err := conn.Query(ctx, `SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 2 DESC`)
+		require.NoError(b, err)
+		for rows.Next() {
+			var name string
+			var n int64
+			require.NoError(b, rows.Scan(&name, &n))
+			size += n
+			tables = append(tables, fmt.Sprintf("%s %d kB", name, n/1024))
+		}
+		require.NoError(b, rows.Err())
+		return size, tables
+	}
+	// As autovacuum leaves it: what compaction freed is reusable, not given back.
+	_, err = conn.Exec(ctx, "VACUUM ANALYZE")
+	require.NoError(b, err)
+	r.onDisk, _ = tablesSize()
 	_, err = conn.Exec(ctx, "VACUUM FULL ANALYZE")
 	require.NoError(b, err)
-	var size int64
 	var tables []string
-	rows, err := conn.Query(ctx, `SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 2 DESC`)
-	require.NoError(b, err)
-	for rows.Next() {
-		var name string
-		var n int64
-		require.NoError(b, rows.Scan(&name, &n))
-		size += n
-		tables = append(tables, fmt.Sprintf("%s %d kB", name, n/1024))
-	}
-	require.NoError(b, rows.Err())
-	var chunks, raw, stored, heap, indexes int64
+	r.vacuumed, tables = tablesSize()
+	var chunks, stored, heap, indexes int64
 	require.NoError(b, conn.QueryRow(ctx, `SELECT count(*), sum(octet_length(data)), sum(pg_column_size(data)),
 		(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('chunks')),
-		(SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('chunks')) FROM chunks`).Scan(&chunks, &raw, &stored, &heap, &indexes))
-	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB\n",
-		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, raw/1024, stored/1024, heap/1024, indexes/1024)
-	return rate, size
+		(SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('chunks')) FROM chunks`).Scan(&chunks, &r.content, &stored, &heap, &indexes))
+	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables after VACUUM FULL: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB\n",
+		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, r.content/1024, stored/1024, heap/1024, indexes/1024)
+	return r
 }
