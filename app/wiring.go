@@ -125,7 +125,7 @@ func (w *wiring) report(ctx context.Context, took time.Duration) string {
 	in := w.ingest.Stats()
 	out := fmt.Sprintf("%s; %d samples stored in %d batches (%d batches stored before, %d samples left out, %d already stored) in %s\n",
 		src, in.Samples, in.Batches, in.Duplicates, in.Rejected, in.AlreadyStored, took.Round(time.Millisecond))
-	if retention := w.retention(w.store); retention > 0 {
+	if retention := w.retention(w.store).Raw; retention > 0 {
 		if st, err := w.store.Stats(ctx); err == nil && !st.Oldest.IsZero() && st.Oldest.Before(time.Now().Add(-retention)) {
 			out += fmt.Sprintf("note: the oldest sample stored is from %s; a run that prunes this database (mode all or collector) deletes what is older than %s behind its newest sample: give it --retention=0, or a longer one, to keep them\n",
 				st.Oldest.Format(time.RFC3339), model.Duration(retention))
@@ -475,22 +475,29 @@ func (w *wiring) compactor(ctx context.Context) (component, error) {
 	return component{name: "compactor", aux: true, run: run}, nil
 }
 
-// pruner deletes, beside the collector, what is older than the retention. It does not keep
-// the process alive by itself.
+// pruner deletes, beside the collector, what is older than the retention of each kind of
+// data. It does not keep the process alive by itself.
 func (w *wiring) pruner(ctx context.Context) (component, error) {
 	store, err := w.openStore(ctx)
 	if err != nil {
 		return component{}, err
 	}
 	retention := w.retention(store)
-	if retention == 0 {
-		w.log.Info("retention: samples are kept forever")
+	if retention.Raw == 0 && retention.Tiers[0] == 0 && retention.Tiers[1] == 0 {
+		w.log.Info("retention: samples and the downsampled tiers are kept forever")
 		return component{name: "pruner", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
 	}
-	w.log.Info("retention: samples older than "+model.Duration(retention).String()+" are deleted", "every", w.cfg.RetentionInterval)
+	keep := func(d time.Duration) string {
+		if d == 0 {
+			return "forever"
+		}
+		return model.Duration(d).String()
+	}
+	w.log.Info("retention: data older than its retention is deleted", "samples", keep(retention.Raw),
+		"tier_5m", keep(retention.Tiers[0]), "tier_1h", keep(retention.Tiers[1]), "every", w.cfg.RetentionInterval)
 	// Partitions for the hours ahead before the collector's first write, so that it does not
 	// go to the default partition; the pruner keeps them coming.
-	if err := store.EnsurePartitions(ctx, sqlstore.PartitionSpan(retention), time.Now()); err != nil {
+	if err := store.EnsurePartitions(ctx, sqlstore.PartitionSpan(retention.Raw), time.Now()); err != nil {
 		w.log.Warn("retention: making partitions failed, retrying", "err", err)
 	}
 	return component{name: "pruner", aux: true, run: func(ctx context.Context) error {
@@ -503,15 +510,26 @@ func (w *wiring) shard() stream.Shard {
 	return stream.Shard{Index: w.cfg.ShardIndex, Count: w.cfg.ShardCount}
 }
 
-// retention is how long store keeps samples: --retention, or its database kind's default.
-func (w *wiring) retention(store *sqlstore.Store) time.Duration {
-	if w.cfg.Retention != config.RetentionAuto {
-		return w.cfg.Retention
+// retention is how long store keeps samples and each downsampled tier: the flags, or the
+// database kind's defaults.
+func (w *wiring) retention(store *sqlstore.Store) sqlstore.Retention {
+	pg := store.Dialect() == "postgres"
+	pick := func(set, onPostgres, onSQLite time.Duration) time.Duration {
+		switch {
+		case set != config.RetentionAuto:
+			return set
+		case pg:
+			return onPostgres
+		}
+		return onSQLite
 	}
-	if store.Dialect() == "postgres" {
-		return config.DefaultRetentionPostgres
+	return sqlstore.Retention{
+		Raw: pick(w.cfg.Retention, config.DefaultRetentionPostgres, config.DefaultRetentionSQLite),
+		Tiers: []time.Duration{ // as engine.Tiers lists them
+			pick(w.cfg.Retention5m, config.DefaultRetention5mPostgres, config.DefaultRetention5mSQLite),
+			pick(w.cfg.Retention1h, config.DefaultRetention1hPostgres, config.DefaultRetention1hSQLite),
+		},
 	}
-	return config.DefaultRetentionSQLite
 }
 
 func (w *wiring) api(ctx context.Context) (component, error) {

@@ -107,10 +107,11 @@ type Config struct {
 	CollectorWorkers int           `setting:"collector-workers"`
 	QueueCapacity    int           `setting:"queue-capacity"`
 	CompactInterval  time.Duration `setting:"compact-interval"` // 0: collectors do not compact
-	// Retention is how long samples are kept: 0 forever, RetentionAuto by database kind.
-	Retention         time.Duration
-	RetentionInterval time.Duration `setting:"retention-interval"`
-	ShutdownTimeout   time.Duration `setting:"shutdown-timeout"`
+	// Retention is how long samples are kept, Retention5m and Retention1h the downsampled
+	// tiers: 0 forever, RetentionAuto by database kind.
+	Retention, Retention5m, Retention1h time.Duration
+	RetentionInterval                   time.Duration `setting:"retention-interval"`
+	ShutdownTimeout                     time.Duration `setting:"shutdown-timeout"`
 
 	LogLevel  slog.Level
 	LogFormat string `setting:"log-format"` // "text" or "json"
@@ -170,6 +171,8 @@ var settings = []setting{
 	{"collector-workers", 3, "database writes a collector runs at once; each takes the batches waiting (a collector handles four per write from the queue), so that batches arriving together are written together"},
 	{"queue-capacity", 16, "batches the in-process queue holds before the streamer waits (backpressure)"},
 	{"retention", "auto", "how long samples are kept, counted back from the newest (never from later than now), e.g. 15d, 36h; auto = 15d on PostgreSQL, 1d on SQLite (the embedded default stays small); 0 = forever"},
+	{"retention-5m", "auto", "how long the 5-minute tier (count, sum, min, max, first, last of each series every 5 minutes) is kept; auto = 90d on PostgreSQL, 7d on SQLite; 0 = forever"},
+	{"retention-1h", "auto", "how long the hourly tier is kept; auto = 2y on PostgreSQL, 90d on SQLite; 0 = forever"},
 	{"retention-interval", time.Minute, "how often a collector prunes what retention lets go"},
 	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write and packs each device's two-hour windows that are over into blocks; 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
@@ -257,12 +260,14 @@ func fromViper(v *viper.Viper) (Config, error) {
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
 	}
-	if r := strings.TrimSpace(strings.ToLower(v.GetString("retention"))); r == "auto" {
-		c.Retention = RetentionAuto
-	} else if d, err := parseRetention(r); err != nil {
-		problems = append(problems, fmt.Errorf("retention: %w", err))
-	} else {
-		c.Retention = d
+	for name, dst := range map[string]*time.Duration{"retention": &c.Retention, "retention-5m": &c.Retention5m, "retention-1h": &c.Retention1h} {
+		if r := strings.TrimSpace(strings.ToLower(v.GetString(name))); r == "auto" {
+			*dst = RetentionAuto
+		} else if d, err := parseRetention(r); err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", name, err))
+		} else {
+			*dst = d
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
 		problems = append(problems, fmt.Errorf("log-level: %q is not debug, info, warn or error", v.GetString("log-level")))
@@ -395,10 +400,14 @@ func parseDuration(s string) (time.Duration, error) {
 // RetentionAuto asks for the database kind's default retention.
 const RetentionAuto time.Duration = -1
 
-// Retention defaults by database kind.
+// Retention defaults by database kind: raw samples, the 5-minute tier, the hourly tier.
 const (
-	DefaultRetentionPostgres = 15 * 24 * time.Hour
-	DefaultRetentionSQLite   = 24 * time.Hour
+	DefaultRetentionPostgres   = 15 * 24 * time.Hour
+	DefaultRetentionSQLite     = 24 * time.Hour
+	DefaultRetention5mPostgres = 90 * 24 * time.Hour
+	DefaultRetention5mSQLite   = 7 * 24 * time.Hour
+	DefaultRetention1hPostgres = 2 * 365 * 24 * time.Hour
+	DefaultRetention1hSQLite   = 90 * 24 * time.Hour
 )
 
 // parseRetention reads a retention as Prometheus writes its own (15d, 2w, 36h, 1h30m) or

@@ -80,6 +80,11 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	if err != nil {
 		return st, classify(fmt.Errorf("find chunks to compact: %w", err))
 	}
+	if len(heads) == 0 {
+		if err := s.shrinkHeads(ctx); err != nil {
+			s.log.WarnContext(ctx, "cannot give the space of compacted head chunks back", "err", err)
+		}
+	}
 	// Processes that compact at once start at different devices rather than queueing on the
 	// same locks.
 	rand.Shuffle(len(heads), func(i, j int) { heads[i], heads[j] = heads[j], heads[i] })
@@ -108,6 +113,43 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	}
 	st.More = st.More || st.Folded == foldLimit
 	return st, nil
+}
+
+// shrinkHeadsOver is the size chunks_heads may keep empty: what a fleet's head chunks take
+// in a few minutes, not worth a lock.
+const shrinkHeadsOver = 8 << 20
+
+// shrinkHeads gives back to the disk the space chunks_heads keeps once it is empty, as after
+// an import or when the fleet stops reporting: autovacuum lets later rows reuse it, but
+// only a TRUNCATE returns it. The lock it takes is waited for briefly, then left to the
+// next pass; and the table is looked at again under it, as a write may have come since.
+func (s *Store) shrinkHeads(ctx context.Context) error {
+	if s.dialect.name != "postgres" {
+		return nil
+	}
+	var size int64
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT pg_table_size('chunks_heads')`).Scan(&size); err != nil || size <= cmp.Or(s.shrinkHeadsOver, shrinkHeadsOver) {
+		return err
+	}
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE chunks_heads IN ACCESS EXCLUSIVE MODE`); err != nil {
+		return nil // busy: the next pass tries again
+	}
+	var held bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM chunks_heads)`).Scan(&held); err != nil || held {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `TRUNCATE chunks_heads`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 type deviceHead struct {
@@ -185,8 +227,11 @@ func (s *Store) sealWindow(ctx context.Context, tx *sql.Tx, device int32, w engi
 	if err != nil || len(old.ids) == 0 {
 		return 0, 0, err
 	}
-	chunks, repeats := engine.Seal(device, w, old.pts)
-	return s.replaceChunks(ctx, tx, device, old, chunks, repeats)
+	chunks, buckets, repeats := engine.Seal(device, w, old.pts)
+	if read, written, err = s.replaceChunks(ctx, tx, device, old, chunks, repeats); err != nil {
+		return 0, 0, err
+	}
+	return read, written, s.writeRollups(ctx, tx, device, w, buckets)
 }
 
 // readChunks reads and decodes the chunks a query selects (id and data).

@@ -396,3 +396,28 @@ func TestPagesOverOverlappingChunks(t *testing.T) {
 		}
 	})
 }
+
+// Head chunks live apart from blocks on PostgreSQL (chunks_heads): what compaction frees
+// there is reused by the next head chunks, and handed back to the disk once none is left, so
+// that a store loaded and compacted takes its blocks' room, not every sample's passage
+// through a head chunk.
+func TestCompactedHeadsGiveTheirSpaceBack(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, sqlstoretest.PostgresURL(t))
+	s.ShrinkHeadsOver(256 << 10)
+	gpus := compactFleet(20)
+	writeTicks(t, s, "a", gpus, 5, 0, 4*360, 6)
+	heads, err := s.TableBytes(ctx, "chunks_heads")
+	require.NoError(t, err)
+	require.Greater(t, heads, int64(1<<20), "the head chunks of four hours")
+	_, err = s.Seal(ctx)
+	require.NoError(t, err)
+	after, err := s.TableBytes(ctx, "chunks_heads")
+	require.NoError(t, err)
+	blocks, err := s.TableBytes(ctx, "chunks_blocks")
+	require.NoError(t, err)
+	t.Logf("chunks_heads: %d kB loaded, %d kB sealed; chunks_blocks %d kB", heads>>10, after>>10, blocks>>10)
+	assert.LessOrEqual(t, after, int64(96<<10), "emptied, then truncated: its indexes' first pages")
+	assert.Less(t, blocks, heads/4, "the blocks take a fraction of it")
+	assert.Equal(t, exportAll(t, s, telemetry.SampleQuery{GPU: gpus[3].UUID})[0].Time, compactT0, "the samples are in blocks")
+}

@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 )
 
 // CountRows counts a table's rows, for tests that watch tables grow.
@@ -57,5 +60,46 @@ func (s *Store) ChunkDataBytes(ctx context.Context) (int64, error) {
 		q = `SELECT coalesce(sum(length(data)), 0) FROM chunks`
 	}
 	err := s.sqlDB.QueryRowContext(ctx, q).Scan(&n)
+	return n, err
+}
+
+// RollupsOf returns a device's buckets of the tier of step in [from, to), with its metrics'
+// names.
+func (s *Store) RollupsOf(ctx context.Context, step time.Duration, key string, from, to time.Time) ([]engine.Bucket, map[int32]string, error) {
+	id, err := s.gpuID(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, tier := range engine.Tiers {
+		if tier.Step != step {
+			continue
+		}
+		bs, err := s.readRollups(ctx, s.sqlDB, tier, id, from.UnixMicro(), to.UnixMicro())
+		names := map[int32]string{}
+		for _, b := range bs {
+			if names[b.Metric], err = s.metricName(ctx, b.Metric); err != nil {
+				return nil, nil, err
+			}
+		}
+		return bs, names, err
+	}
+	return nil, nil, fmt.Errorf("no tier of step %s", step)
+}
+
+// RollupRows counts the rows of a tier.
+func (s *Store) RollupRows(ctx context.Context, step time.Duration) (int64, error) {
+	var n int64
+	err := s.sqlDB.QueryRowContext(ctx, s.dialect.rebind(`SELECT count(*) FROM rollups WHERE step = ?`), int(step/time.Second)).Scan(&n)
+	return n, err
+}
+
+// ShrinkHeadsOver sets the size an empty chunks_heads is truncated over.
+func (s *Store) ShrinkHeadsOver(n int64) { s.shrinkHeadsOver = n }
+
+// TableBytes is what a table takes on disk, its partitions, TOAST tables and indexes
+// included.
+func (s *Store) TableBytes(ctx context.Context, table string) (int64, error) {
+	var n int64
+	err := s.sqlDB.QueryRowContext(ctx, `SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree($1::regclass)`, table).Scan(&n)
 	return n, err
 }

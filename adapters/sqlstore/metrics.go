@@ -15,6 +15,8 @@ var (
 		"Passes of retention, by result.", []string{"result"}, nil)
 	samplesPrunedDesc = prometheus.NewDesc("telemetry_retention_samples_deleted_total",
 		"Samples retention deleted, in whole chunks and partitions.", nil, nil)
+	rollupsPrunedDesc = prometheus.NewDesc("telemetry_retention_rollup_rows_deleted_total",
+		"Rows of the downsampled tiers retention deleted (a device's span of buckets each).", nil, nil)
 )
 
 // MaintenanceMetrics reports compaction and retention when Prometheus scrapes, for a
@@ -25,7 +27,7 @@ type maintenanceMetrics struct{ s *Store }
 
 func (maintenanceMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{compactionPassesDesc, windowsSealedDesc, chunksRewrittenDesc, batchesFoldedDesc,
-		retentionPassesDesc, samplesPrunedDesc} {
+		retentionPassesDesc, samplesPrunedDesc, rollupsPrunedDesc} {
 		ch <- d
 	}
 }
@@ -43,4 +45,5 @@ func (m maintenanceMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(retentionPassesDesc, st.RetentionPasses-st.RetentionFailures, "ok")
 	counter(retentionPassesDesc, st.RetentionFailures, "failed")
 	counter(samplesPrunedDesc, st.SamplesPruned)
+	counter(rollupsPrunedDesc, st.RollupsPruned)
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Chunks are partitioned on PostgreSQL by the time of their last sample (the schema), so
+// Blocks are partitioned on PostgreSQL by the time of their last sample (the schema), so
 // that retention drops whole partitions and their space goes back to the disk at once. The
 // pruner keeps partitions ready for the time to come; a chunk no partition holds — an
 // import of last year's file, a chunk written before its partition was made — goes to
@@ -48,10 +48,10 @@ func partitionName(from, to time.Time) string {
 	return partitionPrefix + from.UTC().Format(partitionLayout) + "_" + to.UTC().Format(partitionLayout)
 }
 
-// listPartitions returns the partitions of chunks the store made, by their names.
+// listPartitions returns the partitions of blocks the store made, by their names.
 func listPartitions(ctx context.Context, tx *sql.Tx) ([]partition, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'chunks'::regclass ORDER BY c.relname`)
+		WHERE i.inhparent = 'chunks_blocks'::regclass ORDER BY c.relname`)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (s *Store) EnsurePartitions(ctx context.Context, span time.Duration, now ti
 		if held {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF chunks FOR VALUES FROM ('%s') TO ('%s')`,
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF chunks_blocks FOR VALUES FROM ('%s') TO ('%s')`,
 			partitionName(from, to), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))); err != nil {
 			return classify(fmt.Errorf("make partition: %w", err))
 		}

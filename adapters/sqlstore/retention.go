@@ -11,20 +11,34 @@ import (
 type PruneStats struct {
 	Chunks, Samples int64 // chunks deleted, and the samples they held
 	Batches         int64 // batch rows deleted
+	Rollups         int64 // rows of the downsampled tiers deleted
+}
+
+// Retention is how long the store keeps each kind of data, 0 for ever.
+type Retention struct {
+	Raw   time.Duration   // samples
+	Tiers []time.Duration // the downsampled tiers', as engine.Tiers lists them; missing: for ever
+}
+
+// Cutoffs are where a pass of retention cuts: what is older goes; the zero time keeps all.
+type Cutoffs struct {
+	Raw   time.Time
+	Tiers []time.Time // as engine.Tiers lists them
 }
 
 // retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
 const retentionLock = 7_315_002
 
-// Prune deletes the chunks whose samples are all older than before — on PostgreSQL whole
-// partitions first (partitions.go) — and the rows of batches whose samples all were, in one
-// transaction, counting what it deleted for the stats. A chunk holding a sample at or after
-// before stays whole, so samples up to a block's window older than before may outlive it.
-// On PostgreSQL one process at a time prunes: another, finding the lock held, deletes
-// nothing. GPUs, metrics and which GPU
+// Prune deletes the chunks whose samples are all older than the raw cutoff — on PostgreSQL
+// whole partitions first (partitions.go) — the rows of batches whose samples all were, and
+// each tier's rows older than its cutoff (rollups.go), in one transaction, counting what it
+// deleted for the stats. A chunk holding a sample at or after the cutoff stays whole, so
+// samples up to a block's window older may outlive it. On PostgreSQL one process at a time
+// prunes: another, finding the lock held, deletes nothing. GPUs, metrics and which GPU
 // reports which metric stay: the fleet bounds them, not time.
-func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error) {
+func (s *Store) Prune(ctx context.Context, c Cutoffs) (PruneStats, error) {
 	var st PruneStats
+	before := c.Raw
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return st, classify(err)
@@ -35,6 +49,12 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, retentionLock).Scan(&mine); err != nil || !mine {
 			return st, classify(err)
 		}
+	}
+	if st.Rollups, err = s.pruneRollups(ctx, tx, c.Tiers); err != nil {
+		return st, classify(fmt.Errorf("prune the downsampled tiers: %w", err))
+	}
+	if before.IsZero() {
+		return st, classify(tx.Commit())
 	}
 	cutoff := s.dialect.ts(before)
 	if s.dialect.name == "postgres" {
@@ -59,7 +79,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (PruneStats, error)
 		return st, classify(fmt.Errorf("prune batches: %w", err))
 	}
 	if st.Chunks == 0 && st.Batches == 0 {
-		return st, nil
+		return st, classify(tx.Commit())
 	}
 	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE pruned SET batch_samples = batch_samples + ?, chunk_samples = chunk_samples + ?`),
 		batchSamples, st.Samples); err != nil {
@@ -113,21 +133,43 @@ func (s *Store) Cutoff(ctx context.Context, retention time.Duration, now time.Ti
 	return newest.Time.Add(-retention), nil
 }
 
-// Pruner runs Prune every interval until ctx ends, at the Cutoff of retention, logging what
+// Cutoffs returns where each kind of data is cut, each as Cutoff has it.
+func (s *Store) Cutoffs(ctx context.Context, r Retention, now time.Time) (Cutoffs, error) {
+	var c Cutoffs
+	var err error
+	if r.Raw > 0 {
+		if c.Raw, err = s.Cutoff(ctx, r.Raw, now); err != nil {
+			return c, err
+		}
+	}
+	for _, keep := range r.Tiers {
+		var cut time.Time
+		if keep > 0 {
+			if cut, err = s.Cutoff(ctx, keep, now); err != nil {
+				return c, err
+			}
+		}
+		c.Tiers = append(c.Tiers, cut)
+	}
+	return c, nil
+}
+
+// Pruner runs Prune every interval until ctx ends, at the Cutoffs of retention, logging what
 // it deleted and, retrying at the next interval, what failed; and before each, on
 // PostgreSQL, EnsurePartitions. What its first pass deletes was mostly stored before the
 // process started — an import of old data, often — and is logged as a warning, with the
 // count.
-func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, now func() time.Time) error {
-	span := PartitionSpan(retention)
+func (s *Store) Pruner(ctx context.Context, retention Retention, interval time.Duration, now func() time.Time) error {
+	span := PartitionSpan(retention.Raw)
 	for first := true; ; first = false {
 		if err := s.EnsurePartitions(ctx, span, now()); err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "retention: making partitions failed, retrying", "retry_in", interval, "err", err)
 		}
-		before, err := s.Cutoff(ctx, retention, now())
+		cutoffs, err := s.Cutoffs(ctx, retention, now())
+		before := cutoffs.Raw
 		var st PruneStats
-		if err == nil && !before.IsZero() {
-			st, err = s.Prune(ctx, before)
+		if err == nil {
+			st, err = s.Prune(ctx, cutoffs)
 		}
 		s.countMaintenance(func(m *MaintenanceStats) {
 			m.RetentionPasses++
@@ -136,6 +178,7 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 			}
 			m.ChunksPruned += st.Chunks
 			m.SamplesPruned += st.Samples
+			m.RollupsPruned += st.Rollups
 		})
 		switch {
 		case ctx.Err() != nil:
@@ -144,10 +187,10 @@ func (s *Store) Pruner(ctx context.Context, retention, interval time.Duration, n
 			s.log.WarnContext(ctx, "retention: pruning failed, retrying", "retry_in", interval, "err", err)
 		case (st.Chunks > 0 || st.Batches > 0) && first:
 			s.log.WarnContext(ctx, "retention: deleted samples at start, older than the retention behind the newest sample: an import of older data goes too (keep it with --retention=0 or a longer one)",
-				"before", before, "retention", retention, "samples", st.Samples, "chunks", st.Chunks, "batches", st.Batches)
-		case st.Chunks > 0 || st.Batches > 0:
+				"before", before, "retention", retention.Raw, "samples", st.Samples, "chunks", st.Chunks, "batches", st.Batches)
+		case st.Chunks > 0 || st.Batches > 0 || st.Rollups > 0:
 			s.log.InfoContext(ctx, "retention: pruned", "before", before, "chunks", st.Chunks,
-				"samples", st.Samples, "batches", st.Batches)
+				"samples", st.Samples, "batches", st.Batches, "rollups", st.Rollups)
 		}
 		select {
 		case <-ctx.Done():

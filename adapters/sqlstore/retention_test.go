@@ -25,7 +25,7 @@ func TestPruneKeepsTheRetainedWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		cutoff := compactT0.Add(2 * time.Hour)
-		st, err := s.Prune(ctx, cutoff)
+		st, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: cutoff})
 		require.NoError(t, err)
 		assert.Positive(t, st.Chunks)
 		assert.Equal(t, int64(1), st.Batches, "the two old hours' 24 batches, folded by compaction into their window's row")
@@ -50,7 +50,7 @@ func TestPruneKeepsTheRetainedWindow(t *testing.T) {
 		require.NoError(t, err)
 		assert.EqualValues(t, count, stats.TotalSamples, "the stats count what is left")
 
-		again, err := s.Prune(ctx, cutoff)
+		again, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: cutoff})
 		require.NoError(t, err)
 		assert.Zero(t, again.Chunks+again.Batches, "a second pass at the same cutoff deletes nothing")
 	})
@@ -87,10 +87,11 @@ func TestRetentionBoundsEveryTableAndGivesSpaceBack(t *testing.T) {
 			writeTicks(t, s, "d", gpus, 4, step*60, 60, 30)
 			_, err := s.Compact(ctx)
 			require.NoError(t, err)
-			cutoff, err := s.Cutoff(ctx, retention, now)
+			cutoffs, err := s.Cutoffs(ctx, sqlstore.Retention{Raw: retention, Tiers: []time.Duration{3 * time.Hour, 48 * time.Hour}}, now)
 			require.NoError(t, err)
+			cutoff := cutoffs.Raw
 			before := bytes()
-			st, err := s.Prune(ctx, cutoff)
+			st, err := s.Prune(ctx, cutoffs)
 			require.NoError(t, err)
 			if st.Chunks > 0 && bytes() < before {
 				shrank++

@@ -83,6 +83,8 @@ type Store struct {
 
 	maintMu sync.Mutex
 	maint   MaintenanceStats
+
+	shrinkHeadsOver int64 // compact.go: shrinkHeadsOver, but for tests
 }
 
 // MaintenanceStats counts what this process's Compactor and Pruner did.
@@ -92,6 +94,7 @@ type MaintenanceStats struct {
 	BatchesFolded                        int64
 	RetentionPasses, RetentionFailures   int64
 	ChunksPruned, SamplesPruned          int64
+	RollupsPruned                        int64
 }
 
 // Maintenance returns the counts so far.

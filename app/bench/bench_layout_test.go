@@ -192,7 +192,7 @@ func BenchmarkChunkLayouts(b *testing.B) {
 		for d, pts := range l.groups {
 			w := engine.WindowOf(pts[0].TS)
 			w.End = w.Start + 3*engine.BlockSpan.Microseconds() // all two hours in one block
-			chunks, _ := engine.Seal(int32(d), w, slices.Clone(pts))
+			chunks, _, _ := engine.Seal(int32(d), w, slices.Clone(pts))
 			for _, c := range chunks {
 				payload += len(c.Data)
 				perRow = c.Samples

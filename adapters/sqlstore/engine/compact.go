@@ -104,8 +104,9 @@ func Merge(device int32, pts []Point) (chunks []Chunk, repeats int) {
 
 // Seal re-cuts the points of every chunk of a device overlapping w: those in the window into
 // sealed blocks, the others into head chunks. It keeps one point of each time and metric,
-// the earliest in pts, and returns how many it dropped.
-func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
+// the earliest in pts, and returns how many it dropped, and the window's buckets of the
+// finest tier (rollup.go).
+func Seal(device int32, w Window, pts []Point) (chunks []Chunk, buckets []Bucket, repeats int) {
 	pts, repeats = sortUnique(pts)
 	var outside []Point
 	i := 0
@@ -118,6 +119,7 @@ func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
 		j++
 	}
 	outside = append(outside, pts[j:]...)
+	buckets = Rollup(pts[i:j], Tiers[0].Step)
 	for in := pts[i:j]; len(in) > 0; {
 		n := min(len(in), BlockMaxSamples)
 		chunks = append(chunks, Chunk{Device: device, MinTS: in[0].TS, MaxTS: in[n-1].TS, Samples: n,
@@ -125,7 +127,7 @@ func Seal(device int32, w Window, pts []Point) (chunks []Chunk, repeats int) {
 		in = in[n:]
 	}
 	chunks, _ = Cut(device, outside, chunks)
-	return chunks, repeats
+	return chunks, buckets, repeats
 }
 
 // FoldBefore returns the time before which the ledger of batches written is folded into a

@@ -61,7 +61,7 @@ func TestSeal(t *testing.T) {
 	r.Shuffle(len(input), func(i, j int) { input[i], input[j] = input[j], input[i] })
 	input = append(input, again...)
 
-	chunks, repeats := Seal(4, w, input)
+	chunks, _, repeats := Seal(4, w, input)
 	assert.Equal(t, len(again), repeats)
 	var got []Point
 	var sealed int
@@ -94,7 +94,7 @@ func TestSealSplitsLargeWindows(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	w := WindowOf(0)
 	pts := scrapes(0, 7200, 4, 1_000_000, 0, r, func(m, i int) float64 { return float64(i) })
-	chunks, _ := Seal(1, w, slices.Clone(pts))
+	chunks, _, _ := Seal(1, w, slices.Clone(pts))
 	require.Len(t, chunks, 2)
 	var got []Point
 	for _, c := range chunks {
@@ -191,7 +191,7 @@ func TestTimeSlicedPointsAreEachKept(t *testing.T) {
 	}
 	head, repeats := Cut(1, slices.Clone(pts), nil)
 	require.Zero(t, repeats, "no pod's point is another's repeat")
-	sealed, repeats := Seal(1, w, append(slices.Clone(pts), pts[:20]...))
+	sealed, _, repeats := Seal(1, w, append(slices.Clone(pts), pts[:20]...))
 	assert.Equal(t, 20, repeats, "a point delivered twice is kept once")
 	for _, chunks := range [][]Chunk{head, sealed} {
 		m := Merger{}

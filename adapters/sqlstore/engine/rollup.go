@@ -1,0 +1,313 @@
+package engine
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Rollups are the downsampled tiers: per series (metric and workload) and bucket of a tier's
+// step, the count, sum, min, max, first and last of its samples and, where it differs from
+// last - first, its increase across counter resets — what avg/sum/min/max/count/last
+// _over_time, rate and increase need over whole buckets, as Thanos keeps them. They are
+// stored as blocks are (block.go), one row per device and span of the tier: each aggregate
+// is a point at its bucket's start whose metric is the series' metric id times AggKinds plus
+// the aggregate (AggCount, …), so that one encoder, one decoder and one SQL function serve
+// raw and downsampled data alike.
+//
+// A rollup is a function of the samples stored: the 5-minute tier's row of a window is
+// computed from the window's block when it is sealed, the hourly tier's row of a day from the
+// day's 5-minute rows, each written in the same transaction, replacing the one before. A
+// batch sent again, a replay or a second collector changes no sample, so no bucket is counted
+// twice; points arriving late reopen the window, and its rows are computed again.
+
+// Tier is a downsampled resolution.
+type Tier struct {
+	Step time.Duration // a bucket
+	Span time.Duration // a row: a device's buckets of one span, aligned to the Unix epoch
+}
+
+// Tiers are the resolutions kept, finest first: each one's span a multiple of the one
+// before's, so that a row of a coarser tier is computed from whole rows of the finer one.
+var Tiers = []Tier{
+	{Step: 5 * time.Minute, Span: BlockSpan},
+	{Step: time.Hour, Span: 24 * time.Hour},
+}
+
+// The aggregates of a bucket, in the low bits of a rollup point's metric.
+const (
+	AggCount = iota
+	AggSum
+	AggMin
+	AggMax
+	AggFirst
+	AggLast
+	AggIncrease // only where it is not AggLast - AggFirst: the series went down in the bucket
+	AggKinds    = 8
+)
+
+// SpanOf returns the start of the tier's span holding ts.
+func (t Tier) SpanOf(ts int64) int64 {
+	span := t.Span.Microseconds()
+	return floorDiv(ts, span) * span
+}
+
+// Bucket is the aggregates of one series over one bucket.
+type Bucket struct {
+	Start                                int64 // Unix µs
+	Metric                               int32
+	Work                                 *Workload
+	Count                                int64
+	Sum, Min, Max, First, Last, Increase float64
+}
+
+// Avg is the mean of the bucket's samples.
+func (b *Bucket) Avg() float64 { return b.Sum / float64(b.Count) }
+
+// add takes a sample, the bucket's latest so far.
+func (o *openBucket) add(v float64) {
+	if o.Count == 0 {
+		o.Min, o.Max, o.First = v, v, v
+	} else {
+		o.Min, o.Max = min(o.Min, v), max(o.Max, v)
+		o.inc.add(increase(o.Last, v))
+	}
+	o.Count++
+	o.Last = v
+	o.sum.add(v)
+}
+
+// merge takes the bucket after o's, of the same series.
+func (o *openBucket) merge(next *Bucket) {
+	if o.Count == 0 {
+		o.Min, o.Max, o.First = next.Min, next.Max, next.First
+	} else {
+		o.Min, o.Max = min(o.Min, next.Min), max(o.Max, next.Max)
+		o.inc.add(increase(o.Last, next.First))
+	}
+	o.inc.add(next.Increase)
+	o.Count += next.Count
+	o.Last = next.Last
+	o.sum.add(next.Sum)
+}
+
+// increase is a counter's increase from a to b: b itself after a reset, as Prometheus has it.
+// Between decimals, it is the decimal of their difference, not the float64 subtraction's
+// rounding of it, so that increases add up exactly too.
+func increase(a, b float64) float64 {
+	if b < a {
+		return b
+	}
+	for _, p := range powersOf10 {
+		ma, mb := math.Round(a*p), math.Round(b*p)
+		if ma/p == a && mb/p == b && math.Abs(ma) <= maxWhole && math.Abs(mb) <= maxWhole {
+			return (mb - ma) / p
+		}
+	}
+	return b - a
+}
+
+// exactSum adds values that are decimals of a few digits, as DCGM's are, exactly: as integers
+// of their smallest common exponent, so that a sum is the decimal it should be, which the
+// block encoder stores in a byte or two rather than as eight bytes of rounding noise. Other
+// values fall back to a float64 sum.
+type exactSum struct {
+	m       int64 // the sum is m / 10^e while exact
+	e       int
+	inexact bool
+	f       float64
+}
+
+func (s *exactSum) add(v float64) {
+	s.f += v
+	if s.inexact {
+		return
+	}
+	for e := s.e; e <= maxExponent; e++ {
+		m := math.Round(v * powersOf10[e])
+		if math.Abs(m) > maxWhole || m/powersOf10[e] != v {
+			continue
+		}
+		if e > s.e { // rescale what is summed so far, while it stays exact
+			scaled := float64(s.m) * powersOf10[e-s.e]
+			if math.Abs(scaled) > maxWhole {
+				break
+			}
+			s.m, s.e = int64(scaled), e
+		}
+		if sum := s.m + int64(m); math.Abs(float64(sum)) <= maxWhole {
+			s.m = sum
+			return
+		}
+		break
+	}
+	s.inexact = true
+}
+
+func (s *exactSum) value() float64 {
+	if s.inexact {
+		return s.f
+	}
+	return float64(s.m) / powersOf10[s.e]
+}
+
+// seriesKey names a series of a device.
+type seriesKey struct {
+	metric int32
+	work   Workload
+	worked bool
+}
+
+func keyOf(metric int32, w *Workload) seriesKey {
+	if w == nil {
+		return seriesKey{metric: metric}
+	}
+	return seriesKey{metric: metric, work: *w, worked: true}
+}
+
+// bucketer gathers buckets of one step, series by series.
+type bucketer struct {
+	step   int64
+	open   map[seriesKey]*openBucket
+	closed []Bucket
+}
+
+type openBucket struct {
+	Bucket
+	sum, inc exactSum
+}
+
+func newBucketer(step time.Duration) *bucketer {
+	return &bucketer{step: step.Microseconds(), open: map[seriesKey]*openBucket{}}
+}
+
+// at returns the open bucket of a series for ts, closing the one before.
+func (b *bucketer) at(ts int64, metric int32, w *Workload) *openBucket {
+	start := floorDiv(ts, b.step) * b.step
+	k := keyOf(metric, w)
+	o := b.open[k]
+	if o != nil && o.Start == start {
+		return o
+	}
+	if o != nil {
+		b.close(o)
+	}
+	o = &openBucket{Bucket: Bucket{Start: start, Metric: metric, Work: w}}
+	b.open[k] = o
+	return o
+}
+
+func (b *bucketer) close(o *openBucket) {
+	o.Sum, o.Increase = o.sum.value(), o.inc.value()
+	b.closed = append(b.closed, o.Bucket)
+}
+
+// buckets closes every bucket and returns them all, sorted by start, metric and workload.
+func (b *bucketer) buckets() []Bucket {
+	for _, o := range b.open {
+		b.close(o)
+	}
+	clear(b.open)
+	slices.SortFunc(b.closed, func(x, y Bucket) int {
+		return Compare(Point{TS: x.Start, Metric: x.Metric, Work: x.Work}, Point{TS: y.Start, Metric: y.Metric, Work: y.Work})
+	})
+	return b.closed
+}
+
+// Rollup reduces a device's points, sorted by Compare and each sample once (a sealed
+// window's), into buckets of step. Values that are not finite are left out, as the API's
+// aggregations leave them.
+func Rollup(pts []Point, step time.Duration) []Bucket {
+	b := newBucketer(step)
+	for i := range pts {
+		p := &pts[i]
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			continue
+		}
+		o := b.at(p.TS, p.Metric, p.Work)
+		o.add(p.Value)
+	}
+	return b.buckets()
+}
+
+// Coarsen merges buckets, sorted by start (those of one device's finer rows, in order), into
+// buckets of step.
+func Coarsen(in []Bucket, step time.Duration) []Bucket {
+	b := newBucketer(step)
+	for i := range in {
+		o := b.at(in[i].Start, in[i].Metric, in[i].Work)
+		o.merge(&in[i])
+	}
+	return b.buckets()
+}
+
+// EncodeRollup packs buckets, sorted as Rollup returns them, as a block of aggregate points.
+func EncodeRollup(bs []Bucket) []byte {
+	pts := make([]Point, 0, len(bs)*6)
+	for i := range bs {
+		b := &bs[i]
+		m := b.Metric * AggKinds
+		pts = append(pts,
+			Point{TS: b.Start, Metric: m + AggCount, Value: float64(b.Count), Work: b.Work},
+			Point{TS: b.Start, Metric: m + AggSum, Value: b.Sum, Work: b.Work},
+			Point{TS: b.Start, Metric: m + AggMin, Value: b.Min, Work: b.Work},
+			Point{TS: b.Start, Metric: m + AggMax, Value: b.Max, Work: b.Work},
+			Point{TS: b.Start, Metric: m + AggFirst, Value: b.First, Work: b.Work},
+			Point{TS: b.Start, Metric: m + AggLast, Value: b.Last, Work: b.Work})
+		if b.Increase != b.Last-b.First {
+			pts = append(pts, Point{TS: b.Start, Metric: m + AggIncrease, Value: b.Increase, Work: b.Work})
+		}
+	}
+	return encodeBlock(pts)
+}
+
+// DecodeRollup appends a rollup row's buckets to dst, sorted by start, metric and workload.
+func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
+	pts, err := decodeBlock(data, nil)
+	if err != nil {
+		return dst, err
+	}
+	// Points come by time, metric, workload: a series' aggregates are AggKinds metrics
+	// apart, those of its metric's other workloads between them.
+	explicit := map[int]bool{}
+	for i := 0; i < len(pts); {
+		ts, metric, first := pts[i].TS, pts[i].Metric/AggKinds, len(dst)
+		clear(explicit)
+		for ; i < len(pts) && pts[i].TS == ts && pts[i].Metric/AggKinds == metric; i++ {
+			p := &pts[i]
+			k := first
+			for k < len(dst) && !sameWork(dst[k].Work, p.Work) {
+				k++
+			}
+			if k == len(dst) {
+				dst = append(dst, Bucket{Start: ts, Metric: metric, Work: p.Work})
+			}
+			b := &dst[k]
+			switch v := p.Value; p.Metric % AggKinds {
+			case AggCount:
+				b.Count = int64(v)
+			case AggSum:
+				b.Sum = v
+			case AggMin:
+				b.Min = v
+			case AggMax:
+				b.Max = v
+			case AggFirst:
+				b.First = v
+			case AggLast:
+				b.Last = v
+			case AggIncrease:
+				b.Increase, explicit[k] = v, true
+			}
+		}
+		for k := first; k < len(dst); k++ {
+			if dst[k].Count <= 0 {
+				return dst, ErrCorrupt
+			}
+			if !explicit[k] {
+				dst[k].Increase = dst[k].Last - dst[k].First
+			}
+		}
+	}
+	return dst, nil
+}

@@ -1,0 +1,237 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// bucketKey names a bucket of a series of a GPU.
+type bucketKey struct {
+	metric, pod string
+	start       time.Time
+}
+
+// rawBuckets computes each bucket of step from the raw samples of a GPU, as the tiers
+// should hold it.
+func rawBuckets(samples []telemetry.Sample, step time.Duration) map[bucketKey]*engine.Bucket {
+	out := map[bucketKey]*engine.Bucket{}
+	for _, smp := range samples { // in time order
+		k := bucketKey{smp.Metric, smp.Pod, smp.Time.Truncate(step)}
+		b := out[k]
+		if b == nil {
+			b = &engine.Bucket{Min: smp.Value, Max: smp.Value, First: smp.Value}
+			out[k] = b
+		}
+		b.Count++
+		b.Sum += smp.Value
+		b.Min, b.Max, b.Last = min(b.Min, smp.Value), max(b.Max, smp.Value), smp.Value
+	}
+	return out
+}
+
+// requireTiersMatchRaw checks every bucket of every tier of a GPU against its raw samples
+// in [from, to).
+func requireTiersMatchRaw(t *testing.T, s *sqlstore.Store, uuid string, from, to time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	raw := exportAll(t, s, telemetry.SampleQuery{GPU: uuid, Range: telemetry.TimeRange{Start: from, End: to.Add(-time.Microsecond)}})
+	require.NotEmpty(t, raw)
+	for _, tier := range engine.Tiers {
+		want := rawBuckets(raw, tier.Step)
+		got, names, err := s.RollupsOf(ctx, tier.Step, uuid, from, to)
+		require.NoError(t, err)
+		require.Len(t, got, len(want), "%s buckets of %s", tier.Step, uuid)
+		var counted int64
+		for _, b := range got {
+			pod := ""
+			if b.Work != nil {
+				pod = b.Work.Pod
+			}
+			k := bucketKey{names[b.Metric], pod, time.UnixMicro(b.Start).UTC()}
+			w := want[k]
+			require.NotNil(t, w, "a %s bucket no sample is in: %+v", tier.Step, k)
+			assert.Equal(t, w.Count, b.Count, "count of the %s bucket %+v", tier.Step, k)
+			assert.InDelta(t, w.Sum, b.Sum, 1e-9*math.Abs(w.Sum), "sum of %+v", k)
+			assert.Equal(t, []float64{w.Min, w.Max, w.First, w.Last}, []float64{b.Min, b.Max, b.First, b.Last}, "%+v", k)
+			counted += b.Count
+		}
+		assert.Equal(t, int64(len(raw)), counted, "the %s tier counts every sample once", tier.Step)
+	}
+}
+
+// Resent batches, the same samples replayed under other batch IDs, points arriving after
+// their window was sealed, compactors racing and passes cut short: each bucket of each tier
+// still counts every raw sample it covers once.
+func TestTiersCountEverySampleOnce(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(6)
+		const ticks = 6 * 360 // six hours at 10 s
+		writeTicks(t, s, "a", gpus, 3, 0, ticks, 30)
+		// Sent again: recognised by ID.
+		for b := 0; b < ticks; b += 30 * 7 {
+			batch := telemetry.Batch{ID: fmt.Sprintf("a-%d", b), GPUs: gpus}
+			stored, err := s.WriteBatch(ctx, batch)
+			require.NoError(t, err)
+			assert.False(t, stored)
+		}
+		// Replayed under other IDs (a streamer restarted from the start of its file).
+		writeTicks(t, s, "replay", gpus, 3, 1000, 400, 40)
+
+		// Compactors racing, and passes cut short as a crash would.
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				for range 4 {
+					short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+					_, err := s.Compact(short)
+					cancel()
+					if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, telemetry.ErrUnavailable) {
+						assert.NoError(t, err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		_, err := s.Seal(ctx)
+		require.NoError(t, err)
+		for _, g := range gpus[:2] {
+			requireTiersMatchRaw(t, s, g.UUID, compactT0, compactT0.Add(24*time.Hour))
+		}
+
+		// Late points for the first window, sealed already: its rows are computed again.
+		writeTicksShifted(t, s, "late", gpus, 3, 0, 90, 30, 5*time.Second)
+		_, err = s.Seal(ctx)
+		require.NoError(t, err)
+		for _, g := range gpus[:2] {
+			requireTiersMatchRaw(t, s, g.UUID, compactT0, compactT0.Add(24*time.Hour))
+		}
+		n5, err := s.RollupRows(ctx, 5*time.Minute)
+		require.NoError(t, err)
+		n1, err := s.RollupRows(ctx, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, []int64{int64(len(gpus) * 3), int64(len(gpus))}, []int64{n5, n1},
+			"a row per GPU and window of 5-minute buckets, a row per GPU and day of hourly ones")
+	})
+}
+
+// Two collectors, each with its own store, compact the same database at once.
+func TestTiersOfTwoCollectors(t *testing.T) {
+	url := sqlstoretest.PostgresURL(t)
+	a, b := open(t, url), open(t, url)
+	gpus := compactFleet(20)
+	writeTicks(t, a, "a", gpus, 3, 0, 3*360, 60)
+	var wg sync.WaitGroup
+	for _, s := range []*sqlstore.Store{a, b} {
+		wg.Go(func() {
+			_, err := s.Seal(context.Background())
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	for _, g := range gpus[:3] {
+		requireTiersMatchRaw(t, b, g.UUID, compactT0, compactT0.Add(24*time.Hour))
+	}
+}
+
+// Retention cuts each tier at its own age, and a coarser row whose finer rows are gone is
+// left as it was rather than computed again from what is left.
+func TestTiersRetention(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(2)
+		writeTicks(t, s, "a", gpus, 2, 0, 8*360, 120) // eight hours
+		_, err := s.Seal(ctx)
+		require.NoError(t, err)
+		hourly := func() []engine.Bucket {
+			bs, _, err := s.RollupsOf(ctx, time.Hour, gpus[0].UUID, compactT0, compactT0.Add(24*time.Hour))
+			require.NoError(t, err)
+			return bs
+		}
+		before := hourly()
+		require.Len(t, before, 8*4, "eight hours of a metric of three pods and one of none")
+
+		// Keep raw and 5-minute buckets of the last four hours, hourly ones for ever.
+		cut := compactT0.Add(4 * time.Hour)
+		st, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: cut, Tiers: []time.Time{cut, {}}})
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*2), st.Rollups, "the two windows before the cut, of each GPU")
+		n5, err := s.RollupRows(ctx, 5*time.Minute)
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*2), n5)
+
+		// A late point in the day whose first hours' 5-minute rows are gone.
+		writeTicksShifted(t, s, "late", gpus, 2, 6*360, 1, 1, 3*time.Second)
+		_, err = s.Seal(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, before, hourly(), "the day's hourly row is not computed from half of its 5-minute rows")
+	})
+}
+
+// The tiers read in SQL (PostgreSQL's samples_5m, samples_1h and their functions) are the
+// store's buckets, row for row.
+func TestTiersInSQL(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	gpus := compactFleet(3)
+	writeTicks(t, s, "a", gpus, 2, 0, 5*360, 90)
+	_, err := s.Seal(ctx)
+	require.NoError(t, err)
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	for _, tier := range engine.Tiers {
+		name := map[time.Duration]string{5 * time.Minute: "5m", time.Hour: "1h"}[tier.Step]
+		for _, from := range []string{"samples_" + name, "telemetry_samples_" + name + "('2025-07-01T01:00:00Z', '2025-07-01T03:59:59Z')"} {
+			var want []string
+			lo, hi := compactT0, compactT0.Add(24*time.Hour)
+			if from[0] == 't' {
+				lo, hi = compactT0.Add(time.Hour), compactT0.Add(4*time.Hour)
+			}
+			for _, g := range gpus {
+				bs, names, err := s.RollupsOf(ctx, tier.Step, g.UUID, lo, hi)
+				require.NoError(t, err)
+				for _, b := range bs {
+					pod := ""
+					if b.Work != nil {
+						pod = b.Work.Pod
+					}
+					want = append(want, fmt.Sprintf("%s %s %s %s %d %g %g %g %g %g %g", time.UnixMicro(b.Start).UTC().Format(time.RFC3339), g.UUID,
+						names[b.Metric], pod, b.Count, b.Sum, b.Min, b.Max, b.Last, b.Increase, b.Avg()))
+				}
+			}
+			rows, err := db.QueryContext(ctx, `SELECT time, uuid, metric, pod, count, sum, min, max, last, increase, avg FROM `+from)
+			require.NoError(t, err)
+			var got []string
+			for rows.Next() {
+				var at time.Time
+				var uuid, metric, pod string
+				var count int64
+				var sum, lo, hi, last, inc, avg float64
+				require.NoError(t, rows.Scan(&at, &uuid, &metric, &pod, &count, &sum, &lo, &hi, &last, &inc, &avg))
+				got = append(got, fmt.Sprintf("%s %s %s %s %d %g %g %g %g %g %g", at.UTC().Format(time.RFC3339), uuid, metric, pod, count, sum, lo, hi, last, inc, avg))
+			}
+			require.NoError(t, rows.Err())
+			require.NotEmpty(t, want)
+			sort.Strings(want)
+			sort.Strings(got)
+			assert.Equal(t, want, got, from)
+		}
+	}
+}

@@ -1,0 +1,2 @@
+DROP TABLE rollup_floors;
+DROP TABLE rollups;
