@@ -775,7 +775,7 @@ const docTemplate = `{
         },
         "/api/v1/gpus/{uuid}/telemetry/aggregate": {
             "get": {
-                "description": "One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more.",
+                "description": "One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more. Over a window bounded at both ends with a step that is a multiple of 5m or 1h, the answer is read from the downsampled tier of that step — the same values as from the samples, and still there once retention has deleted them — and resolution says which it read.",
                 "produces": [
                     "application/json"
                 ],
@@ -842,6 +842,13 @@ const docTemplate = `{
                         "collectionFormat": "multi",
                         "description": "only these metrics (repeat the parameter)",
                         "name": "metric",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "auto",
+                        "description": "the coarsest downsampled tier the answer may read: auto (the coarsest whose step divides step, over a window bounded at both ends), raw (the samples only), 5m or 1h",
+                        "name": "max_source_resolution",
                         "in": "query"
                     }
                 ],
@@ -1158,6 +1165,11 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/httpapi.Bucket"
                     }
+                },
+                "resolution": {
+                    "description": "Resolution is what the answer was computed from: raw (the samples), or the step of a\ndownsampled tier (5m, 1h).",
+                    "type": "string",
+                    "example": "raw"
                 },
                 "step": {
                     "type": "string",

@@ -5,6 +5,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/access"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -122,6 +123,24 @@ type SeriesReader interface {
 	// unknown device has none. fn may keep the series. Series stops at fn's first error and
 	// returns it.
 	Series(ctx context.Context, q telemetry.SeriesQuery, fn func(telemetry.Series) error) error
+}
+
+// SummaryReader reads many devices' series summarised in the buckets of a downsampled tier,
+// for questions over long windows.
+type SummaryReader interface {
+	// SummarySteps are the bucket durations of the tiers kept, finest first.
+	SummarySteps() []time.Duration
+	// Summaries calls fn with every series of q.GPUs within q.Range (inclusive at both ends,
+	// both set) of q.Metrics (all when empty), its samples summarised in buckets of q.Step
+	// (one of SummarySteps) aligned to the Unix epoch: the count, sum, min, max and last of
+	// the samples Series returns for it in each bucket — the same answer whether the store
+	// reads a tier or, where its tier does not hold a bucket whole yet (a window still open,
+	// a bucket q.Range cuts), the samples. A bucket whose samples retention deleted is
+	// answered from the tier while the tier keeps it. Values that are not finite are left
+	// out; a bucket of none is absent. One call per device, metric and workload, its
+	// summaries by start; an unknown device has none. A step that is not a tier's gives an
+	// error matching telemetry.ErrInvalid. It stops at fn's first error and returns it.
+	Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func(telemetry.SummarySeries) error) error
 }
 
 // Summarizer tells how much is stored, for the query service.

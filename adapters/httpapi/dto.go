@@ -115,6 +115,9 @@ type AggregatePage struct {
 	// Truncated is set when the answer stopped at its maximum of values before the window's
 	// end: ask again from the last bucket, or bound the window.
 	Truncated bool `json:"truncated" example:"false"`
+	// Resolution is what the answer was computed from: raw (the samples), or the step of a
+	// downsampled tier (5m, 1h).
+	Resolution string `json:"resolution" example:"raw"`
 }
 
 // LatestList is the answer to GET /api/v1/gpus/{uuid}/latest.

@@ -154,6 +154,7 @@ func appendAggregatePage(b []byte, p AggregatePage, buckets []telemetry.Bucket) 
 	}
 	b = strconv.AppendInt(append(b, `],"count":`...), int64(len(buckets)), 10)
 	b = strconv.AppendBool(append(b, `,"truncated":`...), p.Truncated)
+	b = appendJSONString(append(b, `,"resolution":`...), p.Resolution)
 	return append(b, '}')
 }
 

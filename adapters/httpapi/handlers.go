@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/common/model"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
@@ -151,20 +152,21 @@ func (a *API) gpuTelemetry(c *gin.Context) {
 // gpuAggregate godoc
 //
 //	@Summary		Aggregates of one GPU's telemetry
-//	@Description	One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more.
+//	@Description	One value per metric per step of the window [start_time, end_time] (both optional and inclusive): agg of the samples in each bucket, buckets aligned to the Unix epoch, computed on the server (the raw samples never leave it); values that are not numbers (DCGM's blanks) are left out of every aggregation and its count. At most 10,000 values; truncated says when there were more. Over a window bounded at both ends with a step that is a multiple of 5m or 1h, the answer is read from the downsampled tier of that step — the same values as from the samples, and still there once retention has deleted them — and resolution says which it read.
 //	@Tags			gpus
 //	@Produce		json
-//	@Param			uuid			path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
-//	@Param			gpu_instance	query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
-//	@Param			step			query		string		true	"bucket duration, whole seconds (e.g. 1m)"								example(1m)
-//	@Param			agg				query		string		false	"aggregation per bucket"												Enums(avg, min, max, last, count)	default(avg)
-//	@Param			start_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:34Z)
-//	@Param			end_time		query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"	example(2025-07-18T20:42:37Z)
-//	@Param			metric			query		[]string	false	"only these metrics (repeat the parameter)"								collectionFormat(multi)
-//	@Success		200				{object}	AggregatePage
-//	@Failure		400				{object}	ErrorBody
-//	@Failure		404				{object}	ErrorBody	"unknown GPU"
-//	@Failure		503				{object}	ErrorBody
+//	@Param			uuid					path		string		true	"GPU UUID"	example(GPU-5fd4f087-86f3-7a43-b711-4771313afc50)
+//	@Param			gpu_instance			query		string		false	"a MIG instance of the GPU (its GPU_I_ID)"
+//	@Param			step					query		string		true	"bucket duration, whole seconds (e.g. 1m)"																																example(1m)
+//	@Param			agg						query		string		false	"aggregation per bucket"																																				Enums(avg, min, max, last, count)	default(avg)
+//	@Param			start_time				query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"																									example(2025-07-18T20:42:34Z)
+//	@Param			end_time				query		string		false	"RFC 3339 time (fractional seconds allowed) or Unix seconds, inclusive"																									example(2025-07-18T20:42:37Z)
+//	@Param			metric					query		[]string	false	"only these metrics (repeat the parameter)"																																collectionFormat(multi)
+//	@Param			max_source_resolution	query		string		false	"the coarsest downsampled tier the answer may read: auto (the coarsest whose step divides step, over a window bounded at both ends), raw (the samples only), 5m or 1h"	default(auto)
+//	@Success		200						{object}	AggregatePage
+//	@Failure		400						{object}	ErrorBody
+//	@Failure		404						{object}	ErrorBody	"unknown GPU"
+//	@Failure		503						{object}	ErrorBody
 //	@Router			/api/v1/gpus/{uuid}/telemetry/aggregate [get]
 func (a *API) gpuAggregate(c *gin.Context) {
 	if c.Query("step") == "" {
@@ -212,14 +214,21 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		return
 	}
 	agg := telemetry.Aggregation(c.DefaultQuery("agg", string(telemetry.AggAvg)))
-	buckets, truncated, err := a.opts.Query.Aggregate(c.Request.Context(), telemetry.AggregateQuery{
-		GPU: q.GPU, Range: q.Range, Metrics: q.Metrics, Step: step, Agg: agg,
+	maxRes, err := maxSourceResolution(c.Query("max_source_resolution"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	res, err := a.opts.Query.Aggregate(c.Request.Context(), telemetry.AggregateQuery{
+		GPU: q.GPU, Range: q.Range, Metrics: q.Metrics, Step: step, Agg: agg, MaxResolution: maxRes,
 	})
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg), Truncated: truncated}
+	buckets := res.Buckets
+	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg), Truncated: res.Truncated,
+		Resolution: resolutionText(res.Resolution)}
 	buf, _ := aggregateBodies.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)
@@ -229,6 +238,31 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	*buf = body
 	aggregateBodies.Put(buf)
+}
+
+// maxSourceResolution reads the max_source_resolution parameter as Thanos has it: auto (or
+// none) for the coarsest tier that answers exactly, raw or 0s for the samples only, or a
+// tier's step.
+func maxSourceResolution(v string) (time.Duration, error) {
+	switch v {
+	case "", "auto":
+		return telemetry.AnyResolution, nil
+	case "raw", "0", "0s":
+		return telemetry.RawResolution, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, telemetry.Invalid("max_source_resolution", "%q is not auto, raw, 5m or 1h", v)
+	}
+	return d, nil
+}
+
+// resolutionText names what an answer read: raw, or a tier's step.
+func resolutionText(d time.Duration) string {
+	if d == 0 {
+		return "raw"
+	}
+	return model.Duration(d).String()
 }
 
 // aggregateBodies are the buffers aggregate responses are encoded into, reused: a day by the

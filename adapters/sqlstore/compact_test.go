@@ -126,8 +126,9 @@ func readEverything(t *testing.T, s *sqlstore.Store, uuid string) everything {
 	require.Equal(t, len(e.pages), points, "the series hold the pages' samples")
 	e.latest, err = s.Latest(ctx, uuid)
 	require.NoError(t, err)
-	e.avg, _, err = query.New(s, s, s, s).Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg})
+	res, err := query.New(s, s, s, s).Aggregate(ctx, telemetry.AggregateQuery{GPU: uuid, Step: time.Minute, Agg: telemetry.AggAvg})
 	require.NoError(t, err)
+	e.avg = res.Buckets
 	return e
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
 
 // bucketKey names a bucket of a series of a GPU.
@@ -234,4 +235,17 @@ func TestTiersInSQL(t *testing.T) {
 			assert.Equal(t, want, got, from)
 		}
 	}
+}
+
+func TestSummaryReaderContract(t *testing.T) {
+	seal := func(t *testing.T, s portstest.SummaryStore) {
+		_, err := s.(*sqlstore.Store).Seal(context.Background())
+		require.NoError(t, err)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		portstest.TestSummaryReader(t, func(t *testing.T) portstest.SummaryStore { return open(t, sqlstoretest.SQLiteURL(t)) }, seal)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		portstest.TestSummaryReader(t, func(t *testing.T) portstest.SummaryStore { return open(t, sqlstoretest.PostgresURL(t)) }, seal)
+	})
 }

@@ -36,7 +36,8 @@ func benchStorage(b *testing.B) {
 		rate                     float64
 		bytes, content, vacuumed float64 // a sample
 	}
-	var table strings.Builder
+	var table, year strings.Builder
+	year.WriteString("\n| data shape | bytes a series keeps for a year: VictoriaMetrics, raw samples / pipeline, default policy (samples 15d + 5-minute tier 90d + hourly tier 365d = total) (×) |\n|---|---|\n")
 	table.WriteString("\n| data shape | samples | samples/s, sent → queryable: VictoriaMetrics / pipeline (×) | bytes a sample: VictoriaMetrics / pipeline's content / on disk, no VACUUM / after VACUUM FULL (on disk × VictoriaMetrics) |\n|---|---|---|---|\n")
 	for _, shape := range []struct {
 		name       string
@@ -49,20 +50,36 @@ func benchStorage(b *testing.B) {
 		if only := os.Getenv("TELEMETRY_BENCH_SHAPE"); only != "" && only != shape.name {
 			continue
 		}
-		payloads, total := scrapePayloads(b, simulatedSeries(b, time.Now(), shape.span, shape.step))
+		series := simulatedSeries(b, time.Now(), shape.span, shape.step)
+		payloads, total := scrapePayloads(b, series)
 		var vm, ours result
+		var tiers tierBytes
 		for range shape.rounds { // alternate, keeping each one's best rate: the machine is noisy
 			rate, size := victoriaMetricsStorage(b, vmBin, payloads, total)
 			vm = result{rate: max(vm.rate, rate), bytes: float64(size) / float64(total)}
 			st := pipelineStorage(b, payloads, total)
+			tiers = st.tiers
 			ours = result{rate: max(ours.rate, st.rate), bytes: float64(st.onDisk) / float64(total),
 				content: float64(st.content) / float64(total), vacuumed: float64(st.vacuumed) / float64(total)}
 		}
 		fmt.Fprintf(&table, "| %s every %s (Debian's VictoriaMetrics %s) | %d | %.0f / %.0f (%.2f×) | %.2f / %.2f / %.2f / %.2f (%.2f×) |\n",
 			shape.span, shape.step, victoriaMetricsVersion(vmBin), total, vm.rate, ours.rate, ours.rate/vm.rate,
 			vm.bytes, ours.content, ours.bytes, ours.vacuumed, ours.bytes/vm.bytes)
+		// A year of a series, as each keeps it: its bytes a day here, times the days kept —
+		// from a shape of days, not hours: a day's row of hourly buckets costs about what
+		// two hours' does.
+		days := shape.span.Hours() / 24
+		if days < 1 {
+			continue
+		}
+		perSeriesDay := func(bytes float64) float64 { return bytes / float64(len(series)) / days }
+		vmYear := perSeriesDay(vm.bytes*float64(total)) * 365
+		raw, fine, coarse := perSeriesDay(ours.bytes*float64(total))*15, perSeriesDay(float64(tiers.fine))*90, perSeriesDay(float64(tiers.coarse))*365
+		fmt.Fprintf(&year, "| %s every %s | %.0f / %.0f + %.0f + %.0f = %.0f (%.2f×) |\n", shape.span, shape.step,
+			vmYear, raw, fine, coarse, raw+fine+coarse, (raw+fine+coarse)/vmYear)
 	}
 	fmt.Print(table.String())
+	fmt.Print(year.String())
 }
 
 // scrapePayloads turns series into remote_write requests as Prometheus sends them: by
@@ -114,7 +131,12 @@ func victoriaMetricsStorage(b *testing.B, bin string, payloads [][]byte, total i
 type storageResult struct {
 	rate                      float64 // samples/s, sent → queryable
 	content, onDisk, vacuumed int64   // bytes: the chunks' data, every table as it is, after VACUUM FULL
+	tiers                     tierBytes
 }
+
+// tierBytes is what the rollups table takes (after VACUUM FULL) for each tier, shared out
+// by the bytes of its rows.
+type tierBytes struct{ fine, coarse int64 }
 
 // pipelineStorage runs mode all into a fresh PostgreSQL database and measures the store once
 // every window is sealed.
@@ -162,7 +184,20 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult
 	require.NoError(b, conn.QueryRow(ctx, `SELECT count(*), sum(octet_length(data)), sum(pg_column_size(data)),
 		(SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('chunks')),
 		(SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('chunks')) FROM chunks`).Scan(&chunks, &r.content, &stored, &heap, &indexes))
-	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables after VACUUM FULL: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB\n",
-		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, r.content/1024, stored/1024, heap/1024, indexes/1024)
+	require.NoError(b, conn.QueryRow(ctx, `SELECT
+		coalesce(pg_total_relation_size('rollups') * sum(pg_column_size(data)) FILTER (WHERE step = 300) / nullif(sum(pg_column_size(data)), 0), 0),
+		coalesce(pg_total_relation_size('rollups') * sum(pg_column_size(data)) FILTER (WHERE step = 3600) / nullif(sum(pg_column_size(data)), 0), 0)
+		FROM rollups`).Scan(&r.tiers.fine, &r.tiers.coarse))
+	var tierRows []string
+	rows, err := conn.Query(ctx, `SELECT step, count(*), sum(octet_length(data)), sum(pg_column_size(data)) FROM rollups GROUP BY step ORDER BY step`)
+	require.NoError(b, err)
+	for rows.Next() {
+		var step, n, raw, stored int64
+		require.NoError(b, rows.Scan(&step, &n, &raw, &stored))
+		tierRows = append(tierRows, fmt.Sprintf("%ds: %d rows, %d kB compressed to %d kB", step, n, raw/1024, stored/1024))
+	}
+	require.NoError(b, rows.Err())
+	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables after VACUUM FULL: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB; tiers: %s\n",
+		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, r.content/1024, stored/1024, heap/1024, indexes/1024, strings.Join(tierRows, ", "))
 	return r
 }

@@ -38,6 +38,23 @@ func (a *Acc) Add(p telemetry.Point) {
 	}
 }
 
+// Merge adds the samples a bucket summarises.
+func (a *Acc) Merge(sm telemetry.Summary) {
+	if sm.Count == 0 {
+		return
+	}
+	last := telemetry.Point{Time: sm.LastAt, Value: sm.Last}
+	if a.Count == 0 {
+		a.Min, a.Max, a.Last = sm.Min, sm.Max, last
+	}
+	a.Count += sm.Count
+	a.Sum += sm.Sum
+	a.Min, a.Max = min(a.Min, sm.Min), max(a.Max, sm.Max)
+	if last.Time >= a.Last.Time {
+		a.Last = last
+	}
+}
+
 // Value is agg of the values added; meaningless while Count is 0.
 func (a *Acc) Value(agg telemetry.Aggregation) float64 {
 	switch agg {
@@ -59,46 +76,74 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // Aggregate returns one value per metric per step, ordered by step, then metric name: agg
 // of the samples in each bucket, buckets aligned to the Unix epoch. The step must be whole
 // seconds, at least MinStep; a window bounded at both ends may hold at most MaxBuckets
-// steps. At most MaxBuckets values: truncated says there were more. An unknown GPU matches
-// telemetry.ErrNotFound.
-func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) (buckets []telemetry.Bucket, truncated bool, err error) {
+// steps. At most MaxBuckets values: Truncated says there were more. A window bounded at both
+// ends whose step is a multiple of a downsampled tier's is read from the coarsest such tier
+// within q.MaxResolution (the same answer as the samples give, and one that outlives them);
+// Resolution says which. An unknown GPU matches telemetry.ErrNotFound.
+func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) (telemetry.Aggregated, error) {
+	var res telemetry.Aggregated
 	switch {
 	case q.GPU == "":
-		return nil, false, telemetry.Invalid("uuid", "is empty")
+		return res, telemetry.Invalid("uuid", "is empty")
 	case q.Step < MinStep || q.Step%time.Second != 0:
-		return nil, false, telemetry.Invalid("step", "must be whole seconds, at least 1s, got %s", q.Step)
+		return res, telemetry.Invalid("step", "must be whole seconds, at least 1s, got %s", q.Step)
 	case !slices.Contains(telemetry.Aggregations, q.Agg):
-		return nil, false, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", q.Agg)
+		return res, telemetry.Invalid("agg", "%q is not one of avg, min, max, last, count", q.Agg)
 	}
 	if err := validateRange(q.Range); err != nil {
-		return nil, false, err
+		return res, err
 	}
 	if !q.Range.Start.IsZero() && !q.Range.End.IsZero() {
 		if steps := q.Range.End.Sub(q.Range.Start)/q.Step + 1; steps > MaxBuckets {
-			return nil, false, telemetry.Invalid("step", "the window holds %d steps of %s, more than %d: widen the step or narrow the window",
+			return res, telemetry.Invalid("step", "the window holds %d steps of %s, more than %d: widen the step or narrow the window",
 				steps, q.Step, MaxBuckets)
 		}
 	}
 	set := bucketSet{step: q.Step.Microseconds(), limit: MaxBuckets + 1}
-	err = s.series.Series(ctx, telemetry.SeriesQuery{GPUs: []string{q.GPU}, Range: q.Range, Metrics: q.Metrics, Transient: true},
-		func(sr telemetry.Series) error {
-			set.add(sr)
-			return nil
-		})
+	var err error
+	if res.Resolution = s.tierFor(q); res.Resolution > 0 {
+		err = s.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: []string{q.GPU}, Range: q.Range, Metrics: q.Metrics, Step: res.Resolution},
+			func(sr telemetry.SummarySeries) error {
+				set.addSummaries(sr)
+				return nil
+			})
+	} else {
+		err = s.series.Series(ctx, telemetry.SeriesQuery{GPUs: []string{q.GPU}, Range: q.Range, Metrics: q.Metrics, Transient: true},
+			func(sr telemetry.Series) error {
+				set.add(sr)
+				return nil
+			})
+	}
 	if err != nil {
-		return nil, false, err
+		return res, err
 	}
 	if len(set.metrics) == 0 {
 		// Nothing in the window: an answer, unless the GPU is unknown.
 		if err := s.exists(ctx, q.GPU); err != nil {
-			return nil, false, err
+			return res, err
 		}
 	}
-	buckets = set.values(q.Agg)
-	if len(buckets) > MaxBuckets {
-		return buckets[:MaxBuckets], true, nil
+	res.Buckets = set.values(q.Agg)
+	if len(res.Buckets) > MaxBuckets {
+		res.Buckets, res.Truncated = res.Buckets[:MaxBuckets], true
 	}
-	return buckets, false, nil
+	return res, nil
+}
+
+// tierFor returns the step of the coarsest tier an aggregation may read, 0 for none: one
+// whose step divides the aggregation's, within its MaxResolution, over a window bounded at
+// both ends.
+func (s *Service) tierFor(q telemetry.AggregateQuery) time.Duration {
+	if s.tiers == nil || q.MaxResolution == telemetry.RawResolution || q.Range.Start.IsZero() || q.Range.End.IsZero() {
+		return 0
+	}
+	var best time.Duration
+	for _, step := range s.tiers.SummarySteps() {
+		if q.Step%step == 0 && (q.MaxResolution == telemetry.AnyResolution || step <= q.MaxResolution) {
+			best = max(best, step)
+		}
+	}
+	return best
 }
 
 // exists returns an error matching telemetry.ErrNotFound unless a device has the key.
@@ -140,41 +185,16 @@ type bucket struct {
 }
 
 func (b *bucketSet) add(s telemetry.Series) {
-	var m *metricBuckets
-	// A device's series come by metric: the one before is the likely one.
-	if n := len(b.metrics); n > 0 && b.metrics[n-1].name == s.Metric {
-		m = b.metrics[n-1]
-	} else if i := slices.IndexFunc(b.metrics, func(m *metricBuckets) bool { return m.name == s.Metric }); i >= 0 {
-		m = b.metrics[i]
-	} else {
-		m = &metricBuckets{name: s.Metric}
-		b.metrics = append(b.metrics, m)
+	if len(s.Points) == 0 {
+		return
 	}
+	m := b.metric(s.Metric)
 	at := 0 // where the last point's bucket is, in m.buckets: points come in time order
 	for i := 0; i < len(s.Points); {
 		start := floorDiv(s.Points[i].Time, b.step) * b.step
-		switch {
-		case at < len(m.buckets) && m.buckets[at].start == start:
-		case at == len(m.buckets)-1 && start > m.buckets[at].start && len(m.buckets) < b.limit:
-			at, m.buckets = at+1, append(m.buckets, bucket{start: start}) // the common case: the next
-		default:
-			j, found := slices.BinarySearchFunc(m.buckets[at:], start, func(bk bucket, t int64) int {
-				return cmp.Compare(bk.start, t)
-			})
-			if at += j; !found {
-				if at >= b.limit {
-					return // later than any bucket the answer can hold
-				}
-				if m.buckets == nil {
-					// Room for the series' span at once, rather than append's doublings.
-					span := (s.Points[len(s.Points)-1].Time-start)/b.step + 1
-					m.buckets = make([]bucket, 0, min(span, int64(b.limit)))
-				}
-				m.buckets = slices.Insert(m.buckets, at, bucket{start: start})
-				if len(m.buckets) > b.limit {
-					m.buckets = m.buckets[:b.limit]
-				}
-			}
+		var ok bool
+		if at, ok = b.bucketAt(m, start, at, s.Points[len(s.Points)-1].Time); !ok {
+			break
 		}
 		acc, end := &m.buckets[at].acc, start+b.step
 		for ; i < len(s.Points) && s.Points[i].Time < end; i++ {
@@ -183,6 +203,68 @@ func (b *bucketSet) add(s telemetry.Series) {
 	}
 	// A bucket of values that are not numbers only is none.
 	m.buckets = slices.DeleteFunc(m.buckets, func(bk bucket) bool { return bk.acc.Count == 0 })
+}
+
+// addSummaries adds a series summarised in buckets of a step that divides the set's.
+func (b *bucketSet) addSummaries(s telemetry.SummarySeries) {
+	if len(s.Summaries) == 0 {
+		return
+	}
+	m := b.metric(s.Metric)
+	at := 0
+	for _, sm := range s.Summaries {
+		var ok bool
+		if at, ok = b.bucketAt(m, floorDiv(sm.Start, b.step)*b.step, at, s.Summaries[len(s.Summaries)-1].Start); !ok {
+			break
+		}
+		m.buckets[at].acc.Merge(sm)
+	}
+}
+
+// metric returns the buckets of a metric, made when new.
+func (b *bucketSet) metric(name string) *metricBuckets {
+	// A device's series come by metric: the one before is the likely one.
+	if n := len(b.metrics); n > 0 && b.metrics[n-1].name == name {
+		return b.metrics[n-1]
+	}
+	if i := slices.IndexFunc(b.metrics, func(m *metricBuckets) bool { return m.name == name }); i >= 0 {
+		return b.metrics[i]
+	}
+	m := &metricBuckets{name: name}
+	b.metrics = append(b.metrics, m)
+	return m
+}
+
+// bucketAt returns the index in m.buckets of the bucket starting at start, made when new,
+// looking from at on (a series comes in time order), the series' last time sizing m's
+// buckets at once; false when the answer can hold no bucket that late.
+func (b *bucketSet) bucketAt(m *metricBuckets, start int64, at int, last int64) (int, bool) {
+	switch {
+	case at < len(m.buckets) && m.buckets[at].start == start:
+		return at, true
+	case at == len(m.buckets)-1 && start > m.buckets[at].start && len(m.buckets) < b.limit:
+		m.buckets = append(m.buckets, bucket{start: start}) // the common case: the next
+		return at + 1, true
+	}
+	j, found := slices.BinarySearchFunc(m.buckets[at:], start, func(bk bucket, t int64) int {
+		return cmp.Compare(bk.start, t)
+	})
+	if at += j; found {
+		return at, true
+	}
+	if at >= b.limit {
+		return at, false // later than any bucket the answer can hold
+	}
+	if m.buckets == nil {
+		// Room for the series' span at once, rather than append's doublings.
+		span := (last-start)/b.step + 1
+		m.buckets = make([]bucket, 0, min(span, int64(b.limit)))
+	}
+	m.buckets = slices.Insert(m.buckets, at, bucket{start: start})
+	if len(m.buckets) > b.limit {
+		m.buckets = m.buckets[:b.limit]
+	}
+	return at, true
 }
 
 // values returns agg of every bucket, by start, then metric name, limit at most.

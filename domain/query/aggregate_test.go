@@ -85,11 +85,11 @@ func TestAggregateMergesWorkloadsAndOrdersByTimeThenName(t *testing.T) {
 		Count  int64
 	}
 	rows := func(agg telemetry.Aggregation) []row {
-		got, truncated, err := svc.Aggregate(context.Background(), telemetry.AggregateQuery{GPU: "GPU-1", Step: 10 * time.Second, Agg: agg})
+		got, err := svc.Aggregate(context.Background(), telemetry.AggregateQuery{GPU: "GPU-1", Step: 10 * time.Second, Agg: agg})
 		require.NoError(t, err)
-		assert.False(t, truncated)
+		assert.False(t, got.Truncated)
 		var out []row
-		for _, b := range got {
+		for _, b := range got.Buckets {
 			out = append(out, row{b.Start.Unix(), b.Metric, b.Value, b.Count})
 		}
 		return out
@@ -112,10 +112,11 @@ func TestAggregateTruncatesAtMaxBuckets(t *testing.T) {
 		early.Points = append(early.Points, telemetry.Point{Time: sec(float64(i)), Value: 2})
 	}
 	m := &memSeries{devices: []telemetry.GPU{{UUID: "GPU-1"}}, series: []telemetry.Series{late, early}}
-	got, truncated, err := New(m, m, m, m).Aggregate(context.Background(),
+	res, err := New(m, m, m, m).Aggregate(context.Background(),
 		telemetry.AggregateQuery{GPU: "GPU-1", Step: time.Second, Agg: telemetry.AggMax})
 	require.NoError(t, err)
-	assert.True(t, truncated)
+	assert.True(t, res.Truncated)
+	got := res.Buckets
 	require.Len(t, got, MaxBuckets)
 	assert.Equal(t, int64(0), got[0].Start.Unix())
 	assert.Equal(t, int64(MaxBuckets-1), got[len(got)-1].Start.Unix())
@@ -127,14 +128,14 @@ func TestAggregateTellsAnUnknownDeviceFromAnEmptyWindow(t *testing.T) {
 	svc := New(m, m, m, m)
 	ctx := context.Background()
 	for _, key := range []string{"GPU-1", telemetry.GPU{UUID: "GPU-1", Instance: "3"}.Key()} {
-		got, _, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: key, Step: time.Minute, Agg: telemetry.AggAvg})
+		got, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: key, Step: time.Minute, Agg: telemetry.AggAvg})
 		require.NoError(t, err, key)
-		assert.Empty(t, got, key)
+		assert.Empty(t, got.Buckets, key)
 	}
 	for _, key := range []string{"GPU-2", telemetry.GPU{UUID: "GPU-1", Instance: "4"}.Key()} {
-		_, _, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: key, Step: time.Minute, Agg: telemetry.AggAvg})
+		_, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: key, Step: time.Minute, Agg: telemetry.AggAvg})
 		assert.ErrorIs(t, err, telemetry.ErrNotFound, key)
 	}
-	_, _, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-1", Step: 1500 * time.Millisecond, Agg: telemetry.AggAvg})
+	_, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: "GPU-1", Step: 1500 * time.Millisecond, Agg: telemetry.AggAvg})
 	assert.ErrorIs(t, err, telemetry.ErrInvalid)
 }

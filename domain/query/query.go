@@ -37,11 +37,19 @@ type Service struct {
 	smp    ports.SampleReader
 	series ports.SeriesReader
 	sum    ports.Summarizer
+	tiers  ports.SummaryReader // nil: the samples answer everything
 }
 
 // New returns a query service.
 func New(inv ports.Inventory, smp ports.SampleReader, series ports.SeriesReader, sum ports.Summarizer) *Service {
 	return &Service{inv: inv, smp: smp, series: series, sum: sum}
+}
+
+// WithTiers has questions over long windows read the store's downsampled tiers where they
+// answer exactly (Aggregate), rather than every sample.
+func (s *Service) WithTiers(tiers ports.SummaryReader) *Service {
+	s.tiers = tiers
+	return s
 }
 
 // GPUs lists a page of the GPUs matching f, each with its MIG instances under it: limit

@@ -48,6 +48,33 @@ type Series struct {
 	Points                    []Point
 }
 
+// SummaryQuery asks for several devices' series summarised in buckets of Step, one of the
+// store's downsampled tiers': what a question over months reads instead of every sample.
+type SummaryQuery struct {
+	GPUs    []string // device keys
+	Range   TimeRange
+	Metrics []string // empty: every metric
+	Step    time.Duration
+}
+
+// SummarySeries is a series in buckets.
+type SummarySeries struct {
+	GPU, Metric               string
+	Container, Pod, Namespace string
+	Summaries                 []Summary // by start
+}
+
+// Summary is what a bucket of a series holds of its samples: enough for avg, sum, min, max,
+// count and last over whole buckets.
+type Summary struct {
+	Start               int64 // Unix µs
+	Count               int64
+	Sum, Min, Max, Last float64
+	// LastAt is when Last was sampled, for series with a workload (a time-sliced GPU's pods
+	// share its buckets, and the last of them is the latest pod's); Start for the others.
+	LastAt int64
+}
+
 // Point is a sample of a series: its time in Unix microseconds, the resolution stores keep,
 // and its value.
 type Point struct {
@@ -130,6 +157,25 @@ type AggregateQuery struct {
 	Metrics []string
 	Step    time.Duration
 	Agg     Aggregation
+	// MaxResolution is the coarsest downsampled tier the answer may read: AnyResolution
+	// (the coarsest whose step divides Step), RawResolution (the samples only), or a tier's
+	// step.
+	MaxResolution time.Duration
+}
+
+// Limits of AggregateQuery.MaxResolution.
+const (
+	AnyResolution time.Duration = 0
+	RawResolution time.Duration = -1
+)
+
+// Aggregated is the answer to an AggregateQuery.
+type Aggregated struct {
+	Buckets   []Bucket
+	Truncated bool // the window held more values than an answer does
+	// Resolution is the step of the tier the answer read, 0 when it read the samples: equal
+	// answers either way, but one the samples retention deleted can only come from a tier.
+	Resolution time.Duration
 }
 
 // Bucket is one aggregated value.

@@ -570,8 +570,8 @@ func aggregates(t *testing.T, s Store) {
 // aggregate is the query service's aggregation over s: the store holds no aggregation of
 // its own, but what it reads must add up.
 func aggregate(ctx context.Context, s Store, q telemetry.AggregateQuery) ([]telemetry.Bucket, error) {
-	buckets, _, err := query.New(s, s, s, s).Aggregate(ctx, q)
-	return buckets, err
+	res, err := query.New(s, s, s, s).Aggregate(ctx, q)
+	return res.Buckets, err
 }
 
 // aggregateByName aggregates metrics that come and go, registered in an order other than

@@ -40,19 +40,19 @@ type Workload struct{ Container, Pod, Namespace string }
 // cursors. A time-sliced GPU reports the same metric at the same time once per pod: each
 // pod's sample is its own, as each is its own series in Prometheus.
 func Before(a, b *Point) bool {
-	return a.TS < b.TS || (a.TS == b.TS && (a.Metric < b.Metric || (a.Metric == b.Metric && compareWork(a.Work, b.Work) < 0)))
+	return a.TS < b.TS || (a.TS == b.TS && (a.Metric < b.Metric || (a.Metric == b.Metric && CompareWork(a.Work, b.Work) < 0)))
 }
 
 // Compare is Before as a comparison, for slices.SortFunc.
 func Compare(a, b Point) int {
-	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Metric, b.Metric), compareWork(a.Work, b.Work))
+	return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.Metric, b.Metric), CompareWork(a.Work, b.Work))
 }
 
 // Same reports whether two points are one sample: the same time, metric and workload.
 func Same(a, b *Point) bool { return a.TS == b.TS && a.Metric == b.Metric && sameWork(a.Work, b.Work) }
 
-// compareWork orders workloads: none first, then by container, pod and namespace.
-func compareWork(a, b *Workload) int {
+// CompareWork orders workloads: none first, then by container, pod and namespace.
+func CompareWork(a, b *Workload) int {
 	switch {
 	case a == b:
 		return 0

@@ -43,7 +43,9 @@ const (
 	AggFirst
 	AggLast
 	AggIncrease // only where it is not AggLast - AggFirst: the series went down in the bucket
-	AggKinds    = 8
+	AggLastAt   // µs from the bucket's start to its last sample, of series with a workload only:
+	// a time-sliced GPU's pods share its buckets, and the last of them is the latest pod's
+	AggKinds = 8
 )
 
 // SpanOf returns the start of the tier's span holding ts.
@@ -59,13 +61,14 @@ type Bucket struct {
 	Work                                 *Workload
 	Count                                int64
 	Sum, Min, Max, First, Last, Increase float64
+	LastAt                               int64 // Unix µs of Last; of series without a workload, Start
 }
 
 // Avg is the mean of the bucket's samples.
 func (b *Bucket) Avg() float64 { return b.Sum / float64(b.Count) }
 
-// add takes a sample, the bucket's latest so far.
-func (o *openBucket) add(v float64) {
+// add takes a sample at ts, the bucket's latest so far.
+func (o *openBucket) add(ts int64, v float64) {
 	if o.Count == 0 {
 		o.Min, o.Max, o.First = v, v, v
 	} else {
@@ -73,7 +76,7 @@ func (o *openBucket) add(v float64) {
 		o.inc.add(increase(o.Last, v))
 	}
 	o.Count++
-	o.Last = v
+	o.Last, o.LastAt = v, ts
 	o.sum.add(v)
 }
 
@@ -87,7 +90,7 @@ func (o *openBucket) merge(next *Bucket) {
 	}
 	o.inc.add(next.Increase)
 	o.Count += next.Count
-	o.Last = next.Last
+	o.Last, o.LastAt = next.Last, next.LastAt
 	o.sum.add(next.Sum)
 }
 
@@ -199,6 +202,9 @@ func (b *bucketer) at(ts int64, metric int32, w *Workload) *openBucket {
 
 func (b *bucketer) close(o *openBucket) {
 	o.Sum, o.Increase = o.sum.value(), o.inc.value()
+	if o.Work == nil {
+		o.LastAt = o.Start
+	}
 	b.closed = append(b.closed, o.Bucket)
 }
 
@@ -225,7 +231,7 @@ func Rollup(pts []Point, step time.Duration) []Bucket {
 			continue
 		}
 		o := b.at(p.TS, p.Metric, p.Work)
-		o.add(p.Value)
+		o.add(p.TS, p.Value)
 	}
 	return b.buckets()
 }
@@ -257,6 +263,9 @@ func EncodeRollup(bs []Bucket) []byte {
 		if b.Increase != b.Last-b.First {
 			pts = append(pts, Point{TS: b.Start, Metric: m + AggIncrease, Value: b.Increase, Work: b.Work})
 		}
+		if b.Work != nil {
+			pts = append(pts, Point{TS: b.Start, Metric: m + AggLastAt, Value: float64(b.LastAt - b.Start), Work: b.Work})
+		}
 	}
 	return encodeBlock(pts)
 }
@@ -280,7 +289,7 @@ func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
 				k++
 			}
 			if k == len(dst) {
-				dst = append(dst, Bucket{Start: ts, Metric: metric, Work: p.Work})
+				dst = append(dst, Bucket{Start: ts, Metric: metric, Work: p.Work, LastAt: ts})
 			}
 			b := &dst[k]
 			switch v := p.Value; p.Metric % AggKinds {
@@ -298,6 +307,8 @@ func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
 				b.Last = v
 			case AggIncrease:
 				b.Increase, explicit[k] = v, true
+			case AggLastAt:
+				b.LastAt = b.Start + int64(v)
 			}
 		}
 		for k := first; k < len(dst); k++ {

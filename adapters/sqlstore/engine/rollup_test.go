@@ -61,6 +61,9 @@ func bruteBuckets(pts []Point, step time.Duration) map[seriesKey]map[int64]Bucke
 		b.Count++
 		b.Sum += p.Value
 		b.Min, b.Max, b.Last = math.Min(b.Min, p.Value), math.Max(b.Max, p.Value), p.Value
+		if b.LastAt = start; p.Work != nil {
+			b.LastAt = p.TS
+		}
 		prev[k][start] = p.Value
 		out[k][start] = b
 	}
@@ -83,6 +86,7 @@ func requireBucketsMatch(t *testing.T, want map[seriesKey]map[int64]Bucket, got 
 		assert.Equal(t, w.Count, b.Count, "count of %+v", b)
 		assert.InDelta(t, w.Sum, b.Sum, 1e-9*math.Abs(w.Sum), "sum of %+v", b)
 		assert.Equal(t, []float64{w.Min, w.Max, w.First, w.Last}, []float64{b.Min, b.Max, b.First, b.Last}, "%+v", b)
+		assert.Equal(t, w.LastAt, b.LastAt, "time of the last of %+v", b)
 		assert.InDelta(t, w.Increase, b.Increase, 1e-9*math.Abs(w.Increase), "increase of %+v", b)
 	}
 }

@@ -140,13 +140,13 @@ func (t *workloadTable) index(w *Workload) uint64 {
 	return uint64(len(t.works))
 }
 
-// seed numbers the workloads of pts in compareWork's order: a block's points at one time
+// seed numbers the workloads of pts in CompareWork's order: a block's points at one time
 // and metric then decode in Compare's order, as readers merge them.
 func (t *workloadTable) seed(pts []Point) {
 	for i := range pts {
 		t.index(pts[i].Work)
 	}
-	slices.SortFunc(t.works, compareWork)
+	slices.SortFunc(t.works, CompareWork)
 }
 
 func (t *workloadTable) appendTo(out []byte) []byte {

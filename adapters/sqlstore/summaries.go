@@ -1,0 +1,277 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+)
+
+// Reads of the downsampled tiers (ports.SummaryReader). A device's two-hour windows are
+// answered from the tier when it holds them whole — sealed, with their 5-minute row, and no
+// head chunk since (points that came late) — and from the samples otherwise: the window
+// still open, a window sealed before the tiers existed, and a window whose buckets the
+// range cuts. An hourly row covers a day; a day with such a window is answered from its
+// 5-minute rows and the samples, coarsened. So the answer is the samples' wherever they are
+// kept, and the tier's where they are not.
+
+// SummarySteps are the steps of the tiers, finest first.
+func (s *Store) SummarySteps() []time.Duration {
+	steps := make([]time.Duration, len(engine.Tiers))
+	for i, t := range engine.Tiers {
+		steps[i] = t.Step
+	}
+	return steps
+}
+
+// Summaries implements ports.SummaryReader.
+func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func(telemetry.SummarySeries) error) error {
+	tier := slices.IndexFunc(engine.Tiers, func(t engine.Tier) bool { return t.Step == q.Step })
+	switch {
+	case tier < 0:
+		return telemetry.Invalid("step", "%s is not the step of a tier (%v)", q.Step, s.SummarySteps())
+	case q.Range.Start.IsZero() || q.Range.End.IsZero():
+		return telemetry.Invalid("range", "a summary needs both ends of its window")
+	}
+	var keep map[int32]bool
+	if len(q.Metrics) > 0 {
+		set, err := s.storedMetrics(ctx, q.Metrics)
+		if err != nil || set == nil {
+			return err
+		}
+		keep = set
+	}
+	found, err := s.lookupGPUIDs(ctx, q.GPUs)
+	if err != nil {
+		return err
+	}
+	lo, hi := q.Range.Start.UnixMicro(), q.Range.End.UnixMicro()+1 // [lo, hi)
+	done := map[int32]bool{}
+	for _, key := range q.GPUs {
+		id, ok := found[key]
+		if !ok || done[id] {
+			continue
+		}
+		done[id] = true
+		buckets, err := s.deviceSummaries(ctx, tier, id, key, q.Metrics, lo, hi)
+		if err != nil {
+			return classify(fmt.Errorf("summaries of %s: %w", key, err))
+		}
+		if err := s.emitSummaries(ctx, key, buckets, keep, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deviceSummaries returns a device's buckets of tier over [lo, hi), sorted by metric,
+// workload and start.
+func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key string, metrics []string, lo, hi int64) ([]engine.Bucket, error) {
+	step := engine.Tiers[tier].Step.Microseconds()
+	dirty, err := s.dirtyWindows(ctx, id, lo, hi, step)
+	if err != nil {
+		return nil, err
+	}
+	// The finest tier's rows of the clean windows, or, for a coarser tier, its rows of the
+	// days with no dirty window and the finest tier's rows of the other days' clean windows.
+	var out, fine []engine.Bucket
+	if tier == 0 {
+		if fine, err = s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, lo, hi); err != nil {
+			return nil, err
+		}
+	} else {
+		coarse, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[tier], id, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		span := engine.Tiers[tier].Span.Microseconds()
+		dirtyDays := map[int64]bool{}
+		for w := range dirty {
+			dirtyDays[engine.Tiers[tier].SpanOf(w)] = true
+		}
+		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool { return dirtyDays[engine.Tiers[tier].SpanOf(b.Start)] })
+		for day := range dirtyDays {
+			bs, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, max(lo, day), min(hi, day+span))
+			if err != nil {
+				return nil, err
+			}
+			fine = append(fine, bs...)
+		}
+	}
+	fine = slices.DeleteFunc(fine, func(b engine.Bucket) bool { return dirty[engine.WindowOf(b.Start).Start] })
+	// The samples of the dirty windows, within [lo, hi).
+	for _, span := range mergeWindows(dirty, lo, hi) {
+		bs, err := s.rollupSamples(ctx, key, metrics, span, engine.Tiers[0].Step)
+		if err != nil {
+			return nil, err
+		}
+		fine = append(fine, bs...)
+	}
+	sortBuckets(fine)
+	if tier > 0 {
+		fine = engine.Coarsen(fine, engine.Tiers[tier].Step)
+	}
+	out = append(out, fine...)
+	sortBuckets(out)
+	return out, nil
+}
+
+// dirtyWindows returns the starts of the device's windows over [lo, hi) that its tier does
+// not hold whole: with a head chunk, sealed without a 5-minute row, or cut by the range
+// within a bucket of step.
+func (s *Store) dirtyWindows(ctx context.Context, id int32, lo, hi, step int64) (map[int64]bool, error) {
+	dirty := map[int64]bool{}
+	if lo%step != 0 {
+		dirty[engine.WindowOf(lo).Start] = true
+	}
+	if hi%step != 0 {
+		dirty[engine.WindowOf(hi-1).Start] = true
+	}
+	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT min_ts, max_ts, sealed FROM chunks
+		WHERE gpu_id = ? AND min_ts < ? AND min_ts >= ? AND max_ts >= ?`), id, ts(hi), ts(lo-engine.MaxSpan.Microseconds()), ts(lo))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	sealed := map[int64]bool{}
+	for rows.Next() {
+		var minTS, maxTS timestamp
+		var isSealed bool
+		if err := rows.Scan(&minTS, &maxTS, &isSealed); err != nil {
+			return nil, err
+		}
+		first, last := engine.WindowOf(minTS.UnixMicro()).Start, engine.WindowOf(maxTS.UnixMicro()).Start
+		for w := first; w <= last; w += engine.BlockSpan.Microseconds() {
+			if isSealed {
+				sealed[w] = true
+			} else {
+				dirty[w] = true
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(sealed) > 0 { // each needs its 5-minute row
+		rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT start FROM rollups WHERE step = ? AND gpu_id = ? AND start >= ? AND start < ?`),
+			int(engine.Tiers[0].Step/time.Second), id, ts(engine.WindowOf(lo).Start), ts(hi))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var start timestamp
+			if err := rows.Scan(&start); err != nil {
+				return nil, err
+			}
+			delete(sealed, start.UnixMicro())
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		for w := range sealed {
+			dirty[w] = true
+		}
+	}
+	return dirty, nil
+}
+
+// mergeWindows returns the windows as spans [from, to) cut to [lo, hi), adjacent ones
+// merged, in order.
+func mergeWindows(windows map[int64]bool, lo, hi int64) [][2]int64 {
+	starts := make([]int64, 0, len(windows))
+	for w := range windows {
+		starts = append(starts, w)
+	}
+	slices.Sort(starts)
+	var out [][2]int64
+	for _, w := range starts {
+		from, to := max(w, lo), min(w+engine.BlockSpan.Microseconds(), hi)
+		if from >= to {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1][1] == from {
+			out[n-1][1] = to
+		} else {
+			out = append(out, [2]int64{from, to})
+		}
+	}
+	return out
+}
+
+// rollupSamples reads a device's samples in span and reduces them to buckets of step.
+func (s *Store) rollupSamples(ctx context.Context, key string, metrics []string, span [2]int64, step time.Duration) ([]engine.Bucket, error) {
+	var out []engine.Bucket
+	var pts []engine.Point
+	q := telemetry.SeriesQuery{GPUs: []string{key}, Metrics: metrics,
+		Range: telemetry.TimeRange{Start: time.UnixMicro(span[0]), End: time.UnixMicro(span[1] - 1)}, Transient: true}
+	err := s.Series(ctx, q, func(sr telemetry.Series) error {
+		id, err := s.metricIDOf(ctx, sr.Metric)
+		if err != nil {
+			return err
+		}
+		var work *engine.Workload
+		if sr.Container != "" || sr.Pod != "" || sr.Namespace != "" {
+			work = &engine.Workload{Container: sr.Container, Pod: sr.Pod, Namespace: sr.Namespace}
+		}
+		pts = pts[:0]
+		for _, p := range sr.Points {
+			pts = append(pts, engine.Point{TS: p.Time, Metric: id, Value: p.Value, Work: work})
+		}
+		out = append(out, engine.Rollup(pts, step)...)
+		return nil
+	})
+	return out, err
+}
+
+// metricIDOf returns a stored metric's id.
+func (s *Store) metricIDOf(ctx context.Context, name string) (int32, error) {
+	ids, err := s.storedMetrics(ctx, []string{name})
+	if err != nil {
+		return 0, err
+	}
+	for id := range ids {
+		return id, nil
+	}
+	return 0, fmt.Errorf("metric %s: %w", name, telemetry.ErrNotFound)
+}
+
+// sortBuckets orders buckets by metric, workload and start: a series' buckets together.
+func sortBuckets(bs []engine.Bucket) {
+	slices.SortFunc(bs, func(a, b engine.Bucket) int {
+		return cmp.Or(cmp.Compare(a.Metric, b.Metric), engine.CompareWork(a.Work, b.Work), cmp.Compare(a.Start, b.Start))
+	})
+}
+
+// emitSummaries hands a device's buckets, sorted by sortBuckets, to fn a series at a time.
+func (s *Store) emitSummaries(ctx context.Context, key string, bs []engine.Bucket, keep map[int32]bool, fn func(telemetry.SummarySeries) error) error {
+	for i := 0; i < len(bs); {
+		j := i + 1
+		for j < len(bs) && bs[j].Metric == bs[i].Metric && engine.CompareWork(bs[j].Work, bs[i].Work) == 0 {
+			j++
+		}
+		if keep == nil || keep[bs[i].Metric] {
+			name, err := s.metricName(ctx, bs[i].Metric)
+			if err != nil {
+				return err
+			}
+			sr := telemetry.SummarySeries{GPU: key, Metric: name, Summaries: make([]telemetry.Summary, j-i)}
+			if w := bs[i].Work; w != nil {
+				sr.Container, sr.Pod, sr.Namespace = w.Container, w.Pod, w.Namespace
+			}
+			for k, b := range bs[i:j] {
+				sr.Summaries[k] = telemetry.Summary{Start: b.Start, Count: b.Count, Sum: b.Sum, Min: b.Min, Max: b.Max, Last: b.Last, LastAt: b.LastAt}
+			}
+			if err := fn(sr); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package portstest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// SummaryStore is a store with downsampled tiers under test.
+type SummaryStore interface {
+	Store
+	ports.SummaryReader
+}
+
+// TestSummaryReader runs the contract of ports.SummaryReader: over any window, an
+// aggregation read from the tiers equals the one read from the samples, before settle (the
+// adapter's own housekeeping: compaction, say) has run, after it, and after late samples
+// arrive. newStore returns an empty store private to the calling test.
+func TestSummaryReader(t *testing.T, newStore func(t *testing.T) SummaryStore, settle func(t *testing.T, s SummaryStore)) {
+	ctx := context.Background()
+	s := newStore(t)
+	sliced := telemetry.GPU{UUID: "GPU-tiers-1", Hostname: "host-t", Device: "nvidia0", ModelName: "H100"}
+	whole := telemetry.GPU{UUID: "GPU-tiers-2", Hostname: "host-t", Index: 1, Device: "nvidia1", ModelName: "H100"}
+	base := time.Date(2025, 7, 18, 0, 0, 0, 0, time.UTC)
+	writeHours := func(id string, from, to int, shift time.Duration) {
+		for b := from; b < to; b += 30 { // batches of five minutes
+			batch := telemetry.Batch{ID: fmt.Sprintf("%s-%d", id, b), GPUs: []telemetry.GPU{sliced, whole}}
+			for i := b; i < min(b+30, to); i++ {
+				at := base.Add(time.Duration(i)*10*time.Second + shift)
+				batch.Samples = append(batch.Samples,
+					telemetry.Sample{GPU: whole.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64(i * 7 % 101)},
+					telemetry.Sample{GPU: whole.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: at, Value: float64(i*37%40000) / 100},
+					telemetry.Sample{GPU: sliced.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64(i % 13), Pod: fmt.Sprint("pod-", i/200%2), Namespace: "ml"},
+					telemetry.Sample{GPU: sliced.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64(i % 17), Pod: "pod-x", Namespace: "ml"})
+			}
+			write(t, s, batch)
+		}
+	}
+	writeHours("a", 0, 6*360, 0) // six hours at 10 s
+	svc := query.New(s, s, s, s).WithTiers(s)
+	check := func(t *testing.T, when string) {
+		windows := []telemetry.TimeRange{
+			{Start: base, End: base.Add(6*time.Hour - time.Microsecond)},                                    // whole hours
+			{Start: base.Add(7*time.Minute + 3*time.Second), End: base.Add(5*time.Hour + 31*time.Minute)},   // cut buckets
+			{Start: base.Add(-24 * time.Hour), End: base.Add(48 * time.Hour)},                               // beyond the samples
+			{Start: base.Add(2 * time.Hour), End: base.Add(2*time.Hour + 5*time.Minute - time.Microsecond)}, // one bucket
+		}
+		for _, gpu := range []string{whole.UUID, sliced.UUID} {
+			for _, step := range []time.Duration{5 * time.Minute, 15 * time.Minute, time.Hour, 2 * time.Hour} {
+				for _, w := range windows {
+					for _, agg := range telemetry.Aggregations {
+						q := telemetry.AggregateQuery{GPU: gpu, Range: w, Step: step, Agg: agg}
+						tiered, err := svc.Aggregate(ctx, q)
+						require.NoError(t, err)
+						q.MaxResolution = telemetry.RawResolution
+						raw, err := svc.Aggregate(ctx, q)
+						require.NoError(t, err)
+						name := fmt.Sprintf("%s: %s, step %s, %s..%s, %s", when, gpu, step, w.Start.Format(time.TimeOnly), w.End.Format(time.TimeOnly), agg)
+						assert.Zero(t, raw.Resolution, name)
+						assert.Positive(t, tiered.Resolution, name)
+						require.Len(t, tiered.Buckets, len(raw.Buckets), name)
+						for i, b := range raw.Buckets {
+							got := tiered.Buckets[i]
+							assert.True(t, b.Start.Equal(got.Start) && b.Metric == got.Metric && b.Count == got.Count, "%s: %+v, %+v", name, b, got)
+							assert.InDelta(t, b.Value, got.Value, 1e-9*math.Abs(b.Value), "%s: %+v", name, b)
+						}
+					}
+				}
+			}
+		}
+	}
+	check(t, "as written")
+	settle(t, s)
+	check(t, "settled")
+	writeHours("late", 30, 90, 3*time.Second) // into the first window, after it was settled
+	check(t, "late samples")
+	settle(t, s)
+	check(t, "late samples settled")
+}
