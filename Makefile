@@ -78,7 +78,7 @@ bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench
 	TELEMETRY_BENCH_API=1 $(GO) test -run '^$$' -bench BenchmarkAPI -benchtime 1x -timeout 30m ./app/bench
 
 bench: services ## Ingestion benchmarks: baseline COPY, mode all (PostgreSQL, SQLite), split 1×1, 3×3, 10×10; remote_write against VictoriaMetrics; the scraper at 1,000 targets; bytes on disk against VictoriaMetrics; PromQL panels against Prometheus
-	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkLive' -benchtime 1x -timeout 40m ./app/bench
+	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkLive' -benchtime 1x -timeout 60m ./app/bench
 
 # Docker (needs a Docker engine). The compose file is validated offline by make test.
 COMPOSE ?= docker compose

@@ -34,6 +34,7 @@ type CompactStats struct {
 	ChunksRead    int  // chunks merged or sealed
 	ChunksWritten int  // chunks written in their place
 	Folded        int  // rows of batches folded into their windows' (ledger.go)
+	Backfilled    int  // windows sealed before the tiers whose rows were written (rollups.go)
 	More          bool // a device, or the ledger, has more work than one pass does
 }
 
@@ -67,8 +68,8 @@ func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 		st, err := s.compact(ctx, true)
 		total.GPUs, total.Sealed = total.GPUs+st.GPUs, total.Sealed+st.Sealed
 		total.ChunksRead, total.ChunksWritten = total.ChunksRead+st.ChunksRead, total.ChunksWritten+st.ChunksWritten
-		total.Folded += st.Folded
-		if err != nil || st.GPUs == 0 && st.Folded < foldLimit {
+		total.Folded, total.Backfilled = total.Folded+st.Folded, total.Backfilled+st.Backfilled
+		if err != nil || st.GPUs == 0 && st.Folded < foldLimit && st.Backfilled < backfillBatch {
 			return total, err
 		}
 	}
@@ -108,6 +109,10 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", h.device, "err", err)
 		}
 	}
+	if st.Backfilled, err = s.backfillRollups(ctx); err != nil {
+		return st, classify(fmt.Errorf("write the tiers of windows sealed before them: %w", err))
+	}
+	st.More = st.More || st.Backfilled == backfillBatch
 	if st.Folded, err = s.foldBatches(ctx, force); err != nil {
 		return st, classify(fmt.Errorf("fold the ledger of batches: %w", err))
 	}
@@ -315,13 +320,13 @@ func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 			return nil
 		case err != nil:
 			s.log.WarnContext(ctx, "compaction failed, retrying", "retry_in", interval, "err", err)
-		case st.GPUs > 0 || st.Folded > 0:
+		case st.GPUs > 0 || st.Folded > 0 || st.Backfilled > 0:
 			level := slog.LevelDebug
 			if elapsed >= time.Second {
 				level = slog.LevelInfo
 			}
 			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "sealed", st.Sealed, "read", st.ChunksRead,
-				"written", st.ChunksWritten, "batches_folded", st.Folded, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
+				"written", st.ChunksWritten, "batches_folded", st.Folded, "tier_windows_backfilled", st.Backfilled, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
 		}
 		if err == nil && st.More {
 			continue

@@ -103,3 +103,9 @@ func (s *Store) TableBytes(ctx context.Context, table string) (int64, error) {
 	err := s.sqlDB.QueryRowContext(ctx, `SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree($1::regclass)`, table).Scan(&n)
 	return n, err
 }
+
+// ForgetRollups deletes every row of the tiers, as a store sealed before them has none.
+func (s *Store) ForgetRollups(ctx context.Context) error {
+	_, err := s.sqlDB.ExecContext(ctx, `DELETE FROM rollups`)
+	return err
+}

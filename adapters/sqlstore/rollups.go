@@ -140,3 +140,75 @@ func (s *Store) pruneRollups(ctx context.Context, tx *sql.Tx, cutoffs []time.Tim
 	}
 	return rows, nil
 }
+
+// backfillBatch bounds the windows a pass of backfillRollups writes the rows of.
+const backfillBatch = 64
+
+// backfillRollups writes the tiers' rows of windows sealed without them — by a version
+// before the tiers — a few per compaction pass, oldest first, so that their history outlives
+// their samples too. Reads meanwhile answer those windows from the samples. It returns how
+// many it wrote; once it finds none, the store stops looking until it is opened again.
+func (s *Store) backfillRollups(ctx context.Context) (int, error) {
+	if s.backfilled.Load() {
+		return 0, nil
+	}
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT c.gpu_id, `+s.dialect.windowStart+` AS w FROM chunks c
+		WHERE c.sealed AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.step = ? AND r.gpu_id = c.gpu_id AND r.start = `+s.dialect.windowStart+`)
+		GROUP BY c.gpu_id, w ORDER BY w LIMIT ?`), int(engine.Tiers[0].Step/time.Second), backfillBatch)
+	if err != nil {
+		return 0, err
+	}
+	type todo struct {
+		device int32
+		w      engine.Window
+	}
+	var windows []todo
+	for rows.Next() {
+		var device int32
+		var start timestamp
+		if err := rows.Scan(&device, &start); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		windows = append(windows, todo{device, engine.WindowOf(start.UnixMicro())})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(windows) == 0 {
+		s.backfilled.Store(true)
+		return 0, nil
+	}
+	done := 0
+	for _, t := range windows {
+		read, _, err := s.inTx(ctx, t.device, func(tx *sql.Tx) (int, int, error) {
+			ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
+			// Only a window all sealed: one with head chunks gets its rows when sealed again.
+			old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
+				AND min_ts > ?`, t.device, ts(t.w.End), ts(t.w.Start), ts(t.w.Start-engine.MaxSpan.Microseconds()))
+			if err != nil || len(old.ids) == 0 {
+				return 0, 0, err
+			}
+			var heads int
+			if err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT count(*) FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+`
+				AND min_ts < ? AND max_ts >= ?`), t.device, ts(t.w.End), ts(t.w.Start)).Scan(&heads); err != nil || heads > 0 {
+				return 0, 0, err
+			}
+			in := old.pts[:0]
+			for _, p := range old.pts {
+				if t.w.Holds(p.TS) {
+					in = append(in, p)
+				}
+			}
+			return len(old.ids), 0, s.writeRollups(ctx, tx, t.device, t.w, engine.RollupBlocks(in))
+		})
+		if err != nil {
+			return done, err
+		}
+		if read > 0 {
+			done++
+		}
+	}
+	return done, nil
+}

@@ -235,6 +235,19 @@ func TestTiersInSQL(t *testing.T) {
 			assert.Equal(t, want, got, from)
 		}
 	}
+	// api.md's daily mean of a host, from the hourly tier, is the mean of its samples.
+	var mean float64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT sum(sum) / sum(count) FROM telemetry_samples_1h($1, $2)
+		WHERE metric = 'DCGM_FI_TEST_01' AND hostname = 'host-c' GROUP BY date_trunc('day', time)`, compactT0, compactT0.Add(24*time.Hour)).Scan(&mean))
+	var sum float64
+	var n int
+	for _, g := range gpus {
+		for _, smp := range exportAll(t, s, telemetry.SampleQuery{GPU: g.UUID, Metrics: []string{"DCGM_FI_TEST_01"}}) {
+			sum += smp.Value
+			n++
+		}
+	}
+	assert.InDelta(t, sum/float64(n), mean, 1e-9)
 }
 
 func TestSummaryReaderContract(t *testing.T) {
@@ -248,4 +261,35 @@ func TestSummaryReaderContract(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		portstest.TestSummaryReader(t, func(t *testing.T) portstest.SummaryStore { return open(t, sqlstoretest.PostgresURL(t)) }, seal)
 	})
+}
+
+// Windows sealed before the tiers existed get their rows from the compactor, a few a pass.
+func TestTiersOfWindowsSealedBefore(t *testing.T) {
+	for name, newURL := range map[string]func(testing.TB) string{"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			url := newURL(t)
+			s := open(t, url)
+			gpus := compactFleet(40)
+			writeTicks(t, s, "a", gpus, 2, 0, 5*360, 180)
+			_, err := s.Seal(ctx)
+			require.NoError(t, err)
+			want, _, err := s.RollupsOf(ctx, time.Hour, gpus[5].UUID, compactT0, compactT0.Add(24*time.Hour))
+			require.NoError(t, err)
+			require.NoError(t, s.ForgetRollups(ctx))
+
+			upgraded := open(t, url) // a new version's first start
+			st, err := upgraded.Compact(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 64, st.Backfilled, "a batch a pass")
+			assert.True(t, st.More)
+			total, err := upgraded.Seal(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 40*3-64, total.Backfilled, "every window of every GPU")
+			got, _, err := upgraded.RollupsOf(ctx, time.Hour, gpus[5].UUID, compactT0, compactT0.Add(24*time.Hour))
+			require.NoError(t, err)
+			assert.Equal(t, len(want), len(got))
+			requireTiersMatchRaw(t, upgraded, gpus[5].UUID, compactT0, compactT0.Add(24*time.Hour))
+		})
+	}
 }

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -84,7 +85,8 @@ type Store struct {
 	maintMu sync.Mutex
 	maint   MaintenanceStats
 
-	shrinkHeadsOver int64 // compact.go: shrinkHeadsOver, but for tests
+	shrinkHeadsOver int64       // compact.go: shrinkHeadsOver, but for tests
+	backfilled      atomic.Bool // rollups.go: no sealed window lacks its tiers' rows
 }
 
 // MaintenanceStats counts what this process's Compactor and Pruner did.
@@ -117,18 +119,20 @@ type dialect struct {
 	ts func(time.Time) any
 	// rebind turns ? placeholders into the dialect's, for queries that bypass GORM.
 	rebind func(string) string
-	// unsealed selects unsealed chunks, spelt as PostgreSQL's partial index on them is, so
-	// that the planner uses it.
+	// unsealed selects unsealed chunks (on PostgreSQL, chunks_heads).
 	unsealed string
 	// firstByte is the first byte of a chunk's data, as an SQL expression.
 	firstByte string
+	// windowStart is the start of the window of a chunk c's first sample (engine.WindowOf:
+	// engine.BlockSpan, two hours, from the Unix epoch).
+	windowStart string
 }
 
 var (
 	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders,
-		unsealed: "NOT sealed", firstByte: "get_byte(data, 0)"}
+		unsealed: "NOT sealed", firstByte: "get_byte(data, 0)", windowStart: "date_bin('2 hours', c.min_ts, timestamptz 'epoch')"}
 	sqliteDialect = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s },
-		unsealed: "sealed = 0", firstByte: "unicode(substr(data, 1, 1))"}
+		unsealed: "sealed = 0", firstByte: "unicode(substr(data, 1, 1))", windowStart: "(c.min_ts - (c.min_ts % 7200000000))"}
 )
 
 // dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).

@@ -236,6 +236,13 @@ func Rollup(pts []Point, step time.Duration) []Bucket {
 	return b.buckets()
 }
 
+// RollupBlocks reduces the points of a window's sealed blocks, in any order, into buckets
+// of the finest tier: what a window sealed before the tiers existed gets.
+func RollupBlocks(pts []Point) []Bucket {
+	pts, _ = sortUnique(pts)
+	return Rollup(pts, Tiers[0].Step)
+}
+
 // Coarsen merges buckets, sorted by start (those of one device's finer rows, in order), into
 // buckets of step.
 func Coarsen(in []Bucket, step time.Duration) []Bucket {
