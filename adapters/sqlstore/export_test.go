@@ -109,3 +109,10 @@ func (s *Store) ForgetRollups(ctx context.Context) error {
 	_, err := s.sqlDB.ExecContext(ctx, `DELETE FROM rollups`)
 	return err
 }
+
+// RollupBytes is the bytes of the tiers' rows' data.
+func (s *Store) RollupBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.sqlDB.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM rollups`).Scan(&n)
+	return n, err
+}

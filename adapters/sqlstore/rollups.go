@@ -1,19 +1,26 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 )
 
-// The downsampled tiers, the I/O of them (the engine computes them: engine/rollup.go).
-// Sealing a window writes, in the sealing transaction, the window's row of the finest tier
-// and the row of each coarser tier holding it, computed again from the finer tier's rows of
-// its span: a row is a function of the samples stored, replaced whole, never added to, so a
-// batch sent twice or a second collector never counts a bucket twice.
+// The downsampled tiers, the I/O of them (the engine computes them: engine/rollup.go). A
+// row holds a device's buckets of a tier over a span of it — a day of 5-minute buckets, 30
+// days of hourly ones — long enough for PostgreSQL to compress it (rows under 2 kB are
+// stored as they are). Sealing a window replaces, in the sealing transaction, the window's
+// buckets in its day's 5-minute row, and that day's buckets in the hourly row, computed
+// again from the day's 5-minute buckets. Each part of a row is a function of the samples
+// stored, replaced whole, never added to, so a batch sent twice or a second collector never
+// counts a bucket twice. A 5-minute row also says which of its day's windows it holds
+// (covered, a bit a window), which reads and the backfill of older windows go by.
 
 // writeRollups writes the rows of every tier for a device's window just sealed, whose
 // finest buckets are given.
@@ -22,43 +29,67 @@ func (s *Store) writeRollups(ctx context.Context, tx *sql.Tx, device int32, w en
 	if err != nil {
 		return fmt.Errorf("read where retention cut the tiers: %w", err)
 	}
-	for i, tier := range engine.Tiers {
+	// The window in its day's row of the finest tier.
+	fine := engine.Tiers[0]
+	day := fine.SpanOf(w.Start)
+	if day < floors[fine.Step] {
+		return nil // a day retention has cut: what is left of it stays as it is
+	}
+	dayBuckets, err := s.replaceInRollup(ctx, tx, fine, device, day, w.Start, w.End, buckets, windowBit(day, w.Start))
+	if err != nil {
+		return fmt.Errorf("write the %s row: %w", fine.Step, err)
+	}
+	// The day in each coarser tier's row, from the day's finest buckets.
+	for _, tier := range engine.Tiers[1:] {
 		start := tier.SpanOf(w.Start)
-		// Below the floor of the tier, or for a coarser one of the finer tier it is computed
-		// from, the row would be computed from what retention left of its span: leave it.
-		if start < floors[tier.Step] || i > 0 && start < floors[engine.Tiers[i-1].Step] {
+		if start < floors[tier.Step] {
 			return nil
 		}
-		if i > 0 { // computed from the finer tier's rows of its span
-			finer, err := s.readRollups(ctx, tx, engine.Tiers[i-1], device, start, start+tier.Span.Microseconds())
-			if err != nil {
-				return fmt.Errorf("read the %s rows: %w", engine.Tiers[i-1].Step, err)
-			}
-			buckets = engine.Coarsen(finer, tier.Step)
-		}
-		if err := s.putRollup(ctx, tx, tier, device, start, buckets); err != nil {
+		end := day + fine.Span.Microseconds()
+		if _, err := s.replaceInRollup(ctx, tx, tier, device, start, day, end, engine.Coarsen(dayBuckets, tier.Step), 0); err != nil {
 			return fmt.Errorf("write the %s row: %w", tier.Step, err)
 		}
 	}
 	return nil
 }
 
-// putRollup replaces a tier's row of a device and span with buckets (deletes it when there
-// are none: a window whose points all moved).
-func (s *Store) putRollup(ctx context.Context, tx *sql.Tx, tier engine.Tier, device int32, start int64, buckets []engine.Bucket) error {
+// windowBit is a window's bit in its day's covered mask.
+func windowBit(day, window int64) int64 {
+	return 1 << ((window - day) / engine.BlockSpan.Microseconds())
+}
+
+// replaceInRollup replaces the buckets of [from, to) in a tier's row of a device and span
+// with buckets, sets the bits of covered in its mask, and returns every bucket of the row.
+func (s *Store) replaceInRollup(ctx context.Context, tx *sql.Tx, tier engine.Tier, device int32, start, from, to int64,
+	buckets []engine.Bucket, covered int64) ([]engine.Bucket, error) {
 	step, at := int(tier.Step/time.Second), s.dialect.ts(time.UnixMicro(start))
-	if len(buckets) == 0 {
-		_, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM rollups WHERE step = ? AND gpu_id = ? AND start = ?`), step, device, at)
-		return err
+	var (
+		data []byte
+		mask int64
+		row  []engine.Bucket
+	)
+	err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT data, covered FROM rollups WHERE step = ? AND gpu_id = ? AND start = ?`),
+		step, device, at).Scan(&data, &mask)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, err
+	default:
+		if row, err = engine.DecodeRollup(data, nil); err != nil {
+			return nil, err
+		}
 	}
+	row = slices.DeleteFunc(row, func(b engine.Bucket) bool { return b.Start >= from && b.Start < to })
+	row = append(row, buckets...)
+	slices.SortStableFunc(row, func(a, b engine.Bucket) int { return cmp.Compare(a.Start, b.Start) })
 	var samples int64
-	for i := range buckets {
-		samples += buckets[i].Count
+	for i := range row {
+		samples += row[i].Count
 	}
-	_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO rollups (step, gpu_id, start, samples, data) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (step, gpu_id, start) DO UPDATE SET samples = excluded.samples, data = excluded.data`),
-		step, device, at, samples, engine.EncodeRollup(buckets))
-	return err
+	_, err = tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO rollups (step, gpu_id, start, samples, covered, data) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (step, gpu_id, start) DO UPDATE SET samples = excluded.samples, covered = excluded.covered, data = excluded.data`),
+		step, device, at, samples, mask|covered, engine.EncodeRollup(row))
+	return row, err
 }
 
 // readRollups returns a device's buckets of a tier in [from, to), in order.
@@ -144,7 +175,7 @@ func (s *Store) pruneRollups(ctx context.Context, tx *sql.Tx, cutoffs []time.Tim
 // backfillBatch bounds the windows a pass of backfillRollups writes the rows of.
 const backfillBatch = 64
 
-// backfillRollups writes the tiers' rows of windows sealed without them — by a version
+// backfillRollups writes the tiers' buckets of windows sealed without them — by a version
 // before the tiers — a few per compaction pass, oldest first, so that their history outlives
 // their samples too. Reads meanwhile answer those windows from the samples. It returns how
 // many it wrote; once it finds none, the store stops looking until it is opened again.
@@ -153,7 +184,8 @@ func (s *Store) backfillRollups(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT c.gpu_id, `+s.dialect.windowStart+` AS w FROM chunks c
-		WHERE c.sealed AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.step = ? AND r.gpu_id = c.gpu_id AND r.start = `+s.dialect.windowStart+`)
+		WHERE c.sealed AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.step = ? AND r.gpu_id = c.gpu_id AND r.start = `+s.dialect.dayStart+`
+			AND (r.covered >> `+s.dialect.windowOfDay+`) & 1 = 1)
 		GROUP BY c.gpu_id, w ORDER BY w LIMIT ?`), int(engine.Tiers[0].Step/time.Second), backfillBatch)
 	if err != nil {
 		return 0, err

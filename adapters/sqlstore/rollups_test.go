@@ -126,8 +126,8 @@ func TestTiersCountEverySampleOnce(t *testing.T) {
 		require.NoError(t, err)
 		n1, err := s.RollupRows(ctx, time.Hour)
 		require.NoError(t, err)
-		assert.Equal(t, []int64{int64(len(gpus) * 3), int64(len(gpus))}, []int64{n5, n1},
-			"a row per GPU and window of 5-minute buckets, a row per GPU and day of hourly ones")
+		assert.Equal(t, []int64{int64(len(gpus)), int64(len(gpus))}, []int64{n5, n1},
+			"a row per GPU and day of 5-minute buckets, a row per GPU and 30 days of hourly ones")
 	})
 }
 
@@ -150,37 +150,48 @@ func TestTiersOfTwoCollectors(t *testing.T) {
 	}
 }
 
-// Retention cuts each tier at its own age, and a coarser row whose finer rows are gone is
-// left as it was rather than computed again from what is left.
+// Retention cuts each tier at its own age, a row (a day of 5-minute buckets) at a time, and
+// a coarser row is never computed again from finer buckets retention has deleted.
 func TestTiersRetention(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
 		gpus := compactFleet(2)
-		writeTicks(t, s, "a", gpus, 2, 0, 8*360, 120) // eight hours
+		writeTicks(t, s, "a", gpus, 2, 20*360, 8*360, 120) // eight hours across midnight
 		_, err := s.Seal(ctx)
 		require.NoError(t, err)
 		hourly := func() []engine.Bucket {
-			bs, _, err := s.RollupsOf(ctx, time.Hour, gpus[0].UUID, compactT0, compactT0.Add(24*time.Hour))
+			bs, _, err := s.RollupsOf(ctx, time.Hour, gpus[0].UUID, compactT0, compactT0.Add(48*time.Hour))
 			require.NoError(t, err)
 			return bs
 		}
 		before := hourly()
 		require.Len(t, before, 8*4, "eight hours of a metric of three pods and one of none")
 
-		// Keep raw and 5-minute buckets of the last four hours, hourly ones for ever.
-		cut := compactT0.Add(4 * time.Hour)
+		// Keep samples and 5-minute buckets from the second day on, hourly ones for ever.
+		cut := compactT0.Add(24 * time.Hour)
 		st, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: cut, Tiers: []time.Time{cut, {}}})
 		require.NoError(t, err)
-		assert.Equal(t, int64(2*2), st.Rollups, "the two windows before the cut, of each GPU")
+		assert.Equal(t, int64(2), st.Rollups, "the first day's 5-minute row of each GPU")
 		n5, err := s.RollupRows(ctx, 5*time.Minute)
 		require.NoError(t, err)
-		assert.Equal(t, int64(2*2), n5)
+		assert.Equal(t, int64(2), n5)
 
-		// A late point in the day whose first hours' 5-minute rows are gone.
-		writeTicksShifted(t, s, "late", gpus, 2, 6*360, 1, 1, 3*time.Second)
+		// A late point in the first day, whose 5-minute buckets are gone: its hourly ones
+		// stay as they were, rather than computed from that point alone.
+		writeTicksShifted(t, s, "late", gpus, 2, 22*360, 1, 1, 3*time.Second)
 		_, err = s.Seal(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, before, hourly(), "the day's hourly row is not computed from half of its 5-minute rows")
+		assert.Equal(t, before, hourly())
+		// One in the second day counts.
+		writeTicksShifted(t, s, "late2", gpus, 2, 26*360, 1, 1, 3*time.Second)
+		_, err = s.Seal(ctx)
+		require.NoError(t, err)
+		after := hourly()
+		var added int64
+		for i := range after {
+			added += after[i].Count - before[i].Count
+		}
+		assert.Equal(t, int64(2), added, "the late point of each metric")
 	})
 }
 

@@ -124,15 +124,18 @@ type dialect struct {
 	// firstByte is the first byte of a chunk's data, as an SQL expression.
 	firstByte string
 	// windowStart is the start of the window of a chunk c's first sample (engine.WindowOf:
-	// engine.BlockSpan, two hours, from the Unix epoch).
-	windowStart string
+	// engine.BlockSpan, two hours, from the Unix epoch), dayStart of its day (the finest
+	// tier's span), windowOfDay the window's index in the day.
+	windowStart, dayStart, windowOfDay string
 }
 
 var (
 	postgresDialect = dialect{name: "postgres", ts: func(t time.Time) any { return t.UTC() }, rebind: dollarPlaceholders,
-		unsealed: "NOT sealed", firstByte: "get_byte(data, 0)", windowStart: "date_bin('2 hours', c.min_ts, timestamptz 'epoch')"}
+		unsealed: "NOT sealed", firstByte: "get_byte(data, 0)", windowStart: "date_bin('2 hours', c.min_ts, timestamptz 'epoch')",
+		dayStart: "date_bin('1 day', c.min_ts, timestamptz 'epoch')", windowOfDay: "(extract(hour FROM c.min_ts AT TIME ZONE 'UTC')::integer / 2)"}
 	sqliteDialect = dialect{name: "sqlite", ts: func(t time.Time) any { return t.UnixMicro() }, rebind: func(s string) string { return s },
-		unsealed: "sealed = 0", firstByte: "unicode(substr(data, 1, 1))", windowStart: "(c.min_ts - (c.min_ts % 7200000000))"}
+		unsealed: "sealed = 0", firstByte: "unicode(substr(data, 1, 1))", windowStart: "(c.min_ts - (c.min_ts % 7200000000))",
+		dayStart: "(c.min_ts - (c.min_ts % 86400000000))", windowOfDay: "((c.min_ts % 86400000000) / 7200000000)"}
 )
 
 // dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).

@@ -12,11 +12,11 @@ import (
 )
 
 // Reads of the downsampled tiers (ports.SummaryReader). A device's two-hour windows are
-// answered from the tier when it holds them whole — sealed, with their 5-minute row, and no
-// head chunk since (points that came late) — and from the samples otherwise: the window
-// still open, a window sealed before the tiers existed, and a window whose buckets the
-// range cuts. An hourly row covers a day; a day with such a window is answered from its
-// 5-minute rows and the samples, coarsened. So the answer is the samples' wherever they are
+// answered from the tier when it holds them whole — sealed, in their day's 5-minute row,
+// and no head chunk since (points that came late) — and from the samples otherwise: the
+// window still open, a window sealed before the tiers existed, and a window whose buckets
+// the range cuts. Of the hourly tier, a day with such a window is answered from its
+// 5-minute buckets and the samples, coarsened. So the answer is the samples' wherever they are
 // kept, and the tier's where they are not.
 
 // SummarySteps are the steps of the tiers, finest first.
@@ -76,8 +76,8 @@ func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key str
 	if err != nil {
 		return nil, err
 	}
-	// The finest tier's rows of the clean windows, or, for a coarser tier, its rows of the
-	// days with no dirty window and the finest tier's rows of the other days' clean windows.
+	// The finest tier's buckets of the clean windows, or, for a coarser tier, its buckets of
+	// the days with no dirty window and the finest tier's of the other days' clean windows.
 	var out, fine []engine.Bucket
 	if tier == 0 {
 		if fine, err = s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, lo, hi); err != nil {
@@ -88,12 +88,12 @@ func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key str
 		if err != nil {
 			return nil, err
 		}
-		span := engine.Tiers[tier].Span.Microseconds()
+		dayOf, span := engine.Tiers[0].SpanOf, engine.Tiers[0].Span.Microseconds()
 		dirtyDays := map[int64]bool{}
 		for w := range dirty {
-			dirtyDays[engine.Tiers[tier].SpanOf(w)] = true
+			dirtyDays[dayOf(w)] = true
 		}
-		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool { return dirtyDays[engine.Tiers[tier].SpanOf(b.Start)] })
+		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool { return dirtyDays[dayOf(b.Start)] })
 		for day := range dirtyDays {
 			bs, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, max(lo, day), min(hi, day+span))
 			if err != nil {
@@ -157,19 +157,24 @@ func (s *Store) dirtyWindows(ctx context.Context, id int32, lo, hi, step int64) 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(sealed) > 0 { // each needs its 5-minute row
-		rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT start FROM rollups WHERE step = ? AND gpu_id = ? AND start >= ? AND start < ?`),
-			int(engine.Tiers[0].Step/time.Second), id, ts(engine.WindowOf(lo).Start), ts(hi))
+	if len(sealed) > 0 { // each needs its day's 5-minute row to hold it
+		rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT start, covered FROM rollups WHERE step = ? AND gpu_id = ? AND start >= ? AND start < ?`),
+			int(engine.Tiers[0].Step/time.Second), id, ts(engine.Tiers[0].SpanOf(lo)), ts(hi))
 		if err != nil {
 			return nil, err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var start timestamp
-			if err := rows.Scan(&start); err != nil {
+			var covered int64
+			if err := rows.Scan(&start, &covered); err != nil {
 				return nil, err
 			}
-			delete(sealed, start.UnixMicro())
+			for day, w := start.UnixMicro(), int64(0); covered != 0; w, covered = w+1, covered>>1 {
+				if covered&1 == 1 {
+					delete(sealed, day+w*engine.BlockSpan.Microseconds())
+				}
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return nil, err

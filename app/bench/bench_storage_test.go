@@ -175,7 +175,8 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult
 		require.NoError(b, rows.Err())
 		return size, tables
 	}
-	r.onDisk, _ = tablesSize()
+	var asFound []string
+	r.onDisk, asFound = tablesSize()
 	_, err = conn.Exec(ctx, "VACUUM FULL ANALYZE")
 	require.NoError(b, err)
 	var tables []string
@@ -197,7 +198,7 @@ func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult
 		tierRows = append(tierRows, fmt.Sprintf("%ds: %d rows, %d kB compressed to %d kB", step, n, raw/1024, stored/1024))
 	}
 	require.NoError(b, rows.Err())
-	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables after VACUUM FULL: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB; tiers: %s\n",
-		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(tables, ", "), chunks, r.content/1024, stored/1024, heap/1024, indexes/1024, strings.Join(tierRows, ", "))
+	fmt.Printf("pipeline: %s; Seal at the end sealed %d windows; tables as found: %s; after VACUUM FULL: %s; chunks: %d rows, %d kB of blocks compressed to %d kB, heap %d kB, indexes %d kB; tiers: %s\n",
+		done.Sub(start).Round(time.Millisecond), st.Sealed, strings.Join(asFound, ", "), strings.Join(tables, ", "), chunks, r.content/1024, stored/1024, heap/1024, indexes/1024, strings.Join(tierRows, ", "))
 	return r
 }

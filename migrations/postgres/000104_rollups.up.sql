@@ -1,14 +1,15 @@
 -- Downsampled tiers (adapters/sqlstore/engine/rollup.go): a row per tier, device and span,
 -- its buckets encoded as a block of aggregates — count, sum, min, max, first, last and a
 -- counter's increase per series and bucket — so that a year of a GPU's hourly buckets takes
--- kilobytes, not a row per bucket. Written by the compactor as it seals a window, in the same
--- transaction; SQL users read them as rows through samples_5m, samples_1h and the functions
--- below.
+-- kilobytes, not a row per bucket, and rows are long enough for PostgreSQL to compress.
+-- Written by the compactor as it seals a window, in the same transaction; SQL users read
+-- them as rows through samples_5m, samples_1h and the functions below.
 CREATE TABLE rollups (
     step    integer     NOT NULL, -- the tier's bucket in seconds: 300 or 3600
     gpu_id  integer     NOT NULL,
-    start   timestamptz NOT NULL, -- the span's start: 2 hours of 5-minute buckets, a day of hourly ones
+    start   timestamptz NOT NULL, -- the span's start: a day of 5-minute buckets, 30 days of hourly ones
     samples bigint      NOT NULL, -- the samples its buckets count
+    covered bigint      NOT NULL DEFAULT 0, -- of a 5-minute row, the two-hour windows it holds: a bit each
     data    bytea       NOT NULL,
     PRIMARY KEY (step, gpu_id, start)
 );
@@ -47,7 +48,7 @@ LANGUAGE sql STABLE AS $$
         FROM rollups r
         CROSS JOIN LATERAL telemetry_chunk_points(r.data) p
         WHERE r.step = tier_step
-          AND r.start <= until AND r.start > since - CASE tier_step WHEN 300 THEN interval '2 hours' ELSE interval '1 day' END
+          AND r.start <= until AND r.start > since - CASE tier_step WHEN 300 THEN interval '1 day' ELSE interval '30 days' END
           AND timestamptz 'epoch' + p.ts * interval '1 microsecond' BETWEEN since AND until
         GROUP BY 1, 2, 3, 4, 5, 6
     ) b

@@ -6,6 +6,7 @@ CREATE TABLE rollups (
     gpu_id  INTEGER NOT NULL,
     start   INTEGER NOT NULL, -- the span's start
     samples INTEGER NOT NULL, -- the samples its buckets count
+    covered INTEGER NOT NULL DEFAULT 0, -- of a 5-minute row, the two-hour windows it holds: a bit each
     data    BLOB    NOT NULL,
     PRIMARY KEY (step, gpu_id, start)
 ) WITHOUT ROWID;

@@ -15,11 +15,11 @@ import (
 // the aggregate (AggCount, …), so that one encoder, one decoder and one SQL function serve
 // raw and downsampled data alike.
 //
-// A rollup is a function of the samples stored: the 5-minute tier's row of a window is
-// computed from the window's block when it is sealed, the hourly tier's row of a day from the
-// day's 5-minute rows, each written in the same transaction, replacing the one before. A
-// batch sent again, a replay or a second collector changes no sample, so no bucket is counted
-// twice; points arriving late reopen the window, and its rows are computed again.
+// A rollup is a function of the samples stored: a window's 5-minute buckets are computed
+// from its block when it is sealed, a day's hourly buckets from its 5-minute ones, each
+// written in the same transaction, replacing those before. A batch sent again, a replay or
+// a second collector changes no sample, so no bucket is counted twice; points arriving late
+// reopen the window, and its buckets are computed again.
 
 // Tier is a downsampled resolution.
 type Tier struct {
@@ -27,11 +27,13 @@ type Tier struct {
 	Span time.Duration // a row: a device's buckets of one span, aligned to the Unix epoch
 }
 
-// Tiers are the resolutions kept, finest first: each one's span a multiple of the one
-// before's, so that a row of a coarser tier is computed from whole rows of the finer one.
+// Tiers are the resolutions kept, finest first: each coarser one's span a multiple of the
+// finest's, whose span is a whole number of windows (a day: twelve), so that a day of a
+// coarser row is computed from a whole row of the finest. Rows of a few kilobytes and more
+// are what PostgreSQL compresses.
 var Tiers = []Tier{
-	{Step: 5 * time.Minute, Span: BlockSpan},
-	{Step: time.Hour, Span: 24 * time.Hour},
+	{Step: 5 * time.Minute, Span: 24 * time.Hour},
+	{Step: time.Hour, Span: 30 * 24 * time.Hour},
 }
 
 // The aggregates of a bucket, in the low bits of a rollup point's metric.
