@@ -68,8 +68,7 @@ func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func
 	return nil
 }
 
-// deviceSummaries returns a device's buckets of tier over [lo, hi), sorted by metric,
-// workload and start.
+// deviceSummaries returns a device's buckets of tier over [lo, hi), in no set order.
 func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key string, metrics []string, lo, hi int64) ([]engine.Bucket, error) {
 	step := engine.Tiers[tier].Step.Microseconds()
 	dirty, err := s.dirtyWindows(ctx, id, lo, hi, step)
@@ -111,13 +110,11 @@ func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key str
 		}
 		fine = append(fine, bs...)
 	}
-	sortBuckets(fine)
 	if tier > 0 {
+		byStart(fine) // a series' buckets in order, as Coarsen takes them
 		fine = engine.Coarsen(fine, engine.Tiers[tier].Step)
 	}
-	out = append(out, fine...)
-	sortBuckets(out)
-	return out, nil
+	return append(out, fine...), nil
 }
 
 // dirtyWindows returns the starts of the device's windows over [lo, hi) that its tier does
@@ -246,37 +243,56 @@ func (s *Store) metricIDOf(ctx context.Context, name string) (int32, error) {
 	return 0, fmt.Errorf("metric %s: %w", name, telemetry.ErrNotFound)
 }
 
-// sortBuckets orders buckets by metric, workload and start: a series' buckets together.
-func sortBuckets(bs []engine.Bucket) {
-	slices.SortFunc(bs, func(a, b engine.Bucket) int {
-		return cmp.Or(cmp.Compare(a.Metric, b.Metric), engine.CompareWork(a.Work, b.Work), cmp.Compare(a.Start, b.Start))
-	})
+// byStart orders buckets by start, keeping the order of those that start together.
+func byStart(bs []engine.Bucket) {
+	slices.SortStableFunc(bs, func(a, b engine.Bucket) int { return cmp.Compare(a.Start, b.Start) })
 }
 
-// emitSummaries hands a device's buckets, sorted by sortBuckets, to fn a series at a time.
+// seriesOf names a series of a device, as a map key.
+type seriesOf struct {
+	metric int32
+	work   engine.Workload
+}
+
+// emitSummaries hands a device's buckets to fn a series at a time, by metric id and
+// workload, each series' summaries by start.
 func (s *Store) emitSummaries(ctx context.Context, key string, bs []engine.Bucket, keep map[int32]bool, fn func(telemetry.SummarySeries) error) error {
-	for i := 0; i < len(bs); {
-		j := i + 1
-		for j < len(bs) && bs[j].Metric == bs[i].Metric && engine.CompareWork(bs[j].Work, bs[i].Work) == 0 {
-			j++
+	series := map[seriesOf]*telemetry.SummarySeries{}
+	var keys []seriesOf
+	for i := range bs {
+		b := &bs[i]
+		if keep != nil && !keep[b.Metric] {
+			continue
 		}
-		if keep == nil || keep[bs[i].Metric] {
-			name, err := s.metricName(ctx, bs[i].Metric)
+		k := seriesOf{metric: b.Metric}
+		if b.Work != nil {
+			k.work = *b.Work
+		}
+		sr := series[k]
+		if sr == nil {
+			name, err := s.metricName(ctx, b.Metric)
 			if err != nil {
 				return err
 			}
-			sr := telemetry.SummarySeries{GPU: key, Metric: name, Summaries: make([]telemetry.Summary, j-i)}
-			if w := bs[i].Work; w != nil {
-				sr.Container, sr.Pod, sr.Namespace = w.Container, w.Pod, w.Namespace
-			}
-			for k, b := range bs[i:j] {
-				sr.Summaries[k] = telemetry.Summary{Start: b.Start, Count: b.Count, Sum: b.Sum, Min: b.Min, Max: b.Max, Last: b.Last, LastAt: b.LastAt}
-			}
-			if err := fn(sr); err != nil {
-				return err
-			}
+			sr = &telemetry.SummarySeries{GPU: key, Metric: name, Container: k.work.Container, Pod: k.work.Pod, Namespace: k.work.Namespace}
+			series[k] = sr
+			keys = append(keys, k)
 		}
-		i = j
+		sr.Summaries = append(sr.Summaries, telemetry.Summary{Start: b.Start, Count: b.Count, Sum: b.Sum, Min: b.Min, Max: b.Max, Last: b.Last, LastAt: b.LastAt})
+	}
+	slices.SortFunc(keys, func(a, b seriesOf) int {
+		return cmp.Or(cmp.Compare(a.metric, b.metric), engine.CompareWork(&a.work, &b.work))
+	})
+	for _, k := range keys {
+		sr := series[k]
+		if !slices.IsSortedFunc(sr.Summaries, byStartOf) {
+			slices.SortFunc(sr.Summaries, byStartOf)
+		}
+		if err := fn(*sr); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+func byStartOf(a, b telemetry.Summary) int { return cmp.Compare(a.Start, b.Start) }
