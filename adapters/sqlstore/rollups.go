@@ -106,18 +106,10 @@ func (s *Store) readRollups(ctx context.Context, q querier, tier engine.Tier, de
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
-		n := len(out)
-		if out, err = engine.DecodeRollup(data, out); err != nil {
+		// The first and last rows may reach beyond [from, to).
+		if out, err = engine.DecodeRollupIn(data, from, to, out); err != nil {
 			return nil, err
 		}
-		// Keep [from, to): the first and last rows may reach beyond.
-		kept := out[:n]
-		for _, b := range out[n:] {
-			if b.Start >= from && b.Start < to {
-				kept = append(kept, b)
-			}
-		}
-		out = kept
 	}
 	return out, rows.Err()
 }

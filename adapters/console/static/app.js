@@ -326,7 +326,11 @@
         } while (cursor);
         return { byMetric };
       }
-      const step = `${Math.max(1, Math.ceil((w.end - w.start) / 1000 / CHART_POINTS))}s`;
+      // A step of whole 5 minutes or hours is read from the store's downsampled tiers.
+      let secs = Math.max(1, Math.ceil((w.end - w.start) / 1000 / CHART_POINTS));
+      if (secs >= 3600) secs = Math.ceil(secs / 3600) * 3600;
+      else if (secs >= 300) secs = Math.ceil(secs / 300) * 300;
+      const step = `${secs}s`;
       const agg = await api(`api/v1/gpus/${encodeURIComponent(uuid)}/telemetry/aggregate`, { ...key, ...range, step, agg: 'avg' }, abort.signal);
       for (const b of agg.data) add(b.metric, b.bucket_start, b.value);
       return { byMetric, step };

@@ -240,6 +240,36 @@ func (l *blockLayout) parse(data []byte) error {
 	return nil
 }
 
+// each calls fn with the index of each of the series' times it is present at and its value
+// there, in order.
+func (s *blockSeriesRef) each(fn func(t int, v float64)) {
+	body, pos := s.body, 0
+	var m int64
+	at := 0
+	for i, n := range s.runs {
+		if i%2 == 0 {
+			at += int(n)
+			continue
+		}
+		for t := at; t < at+int(n); t++ {
+			if s.exp < 0 {
+				fn(t, math.Float64frombits(binary.LittleEndian.Uint64(body[pos:])))
+				pos += 8
+				continue
+			}
+			u, w := binary.Uvarint(body[pos:]) // parse checked that the body holds every value whole
+			pos += w
+			m += int64(u>>1) ^ -int64(u&1)
+			v := float64(m)
+			if s.exp > 0 {
+				v /= powersOf10[s.exp]
+			}
+			fn(t, v)
+		}
+		at += int(n)
+	}
+}
+
 // resize returns s with n elements, reusing its array when it is large enough.
 func resize[T any](s []T, n int) []T {
 	if cap(s) < n {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -281,27 +282,43 @@ func EncodeRollup(bs []Bucket) []byte {
 
 // DecodeRollup appends a rollup row's buckets to dst, sorted by start, metric and workload.
 func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
-	pts, err := decodeBlock(data, nil)
-	if err != nil {
+	return DecodeRollupIn(data, math.MinInt64, math.MaxInt64, dst)
+}
+
+// DecodeRollupIn is DecodeRollup of the buckets starting in [from, to). A row's aggregates
+// are decoded series by series into a bucket per time, without a point each: a month's
+// hourly row is some 50,000 values.
+func DecodeRollupIn(data []byte, from, to int64, dst []Bucket) ([]Bucket, error) {
+	var l blockLayout
+	if err := l.parse(data); err != nil {
 		return dst, err
 	}
-	// Points come by time, metric, workload: a series' aggregates are AggKinds metrics
-	// apart, those of its metric's other workloads between them.
-	explicit := map[int]bool{}
-	for i := 0; i < len(pts); {
-		ts, metric, first := pts[i].TS, pts[i].Metric/AggKinds, len(dst)
-		clear(explicit)
-		for ; i < len(pts) && pts[i].TS == ts && pts[i].Metric/AggKinds == metric; i++ {
-			p := &pts[i]
-			k := first
-			for k < len(dst) && !sameWork(dst[k].Work, p.Work) {
-				k++
-			}
-			if k == len(dst) {
-				dst = append(dst, Bucket{Start: ts, Metric: metric, Work: p.Work, LastAt: ts})
-			}
-			b := &dst[k]
-			switch v := p.Value; p.Metric % AggKinds {
+	type key struct {
+		metric int32
+		work   *Workload
+	}
+	type column struct {
+		key
+		buckets  []Bucket // a bucket per time of the row
+		explicit []bool   // its increase is stored
+	}
+	var columns []*column
+	byKey := map[key]*column{}
+	for k := range l.series {
+		s := &l.series[k]
+		c := byKey[key{s.metric / AggKinds, s.work}]
+		if c == nil {
+			c = &column{key: key{s.metric / AggKinds, s.work}, buckets: make([]Bucket, len(l.times))}
+			byKey[c.key] = c
+			columns = append(columns, c)
+		}
+		kind := s.metric % AggKinds
+		if kind == AggIncrease {
+			c.explicit = make([]bool, len(l.times))
+		}
+		s.each(func(t int, v float64) {
+			b := &c.buckets[t]
+			switch kind {
 			case AggCount:
 				b.Count = int64(v)
 			case AggSum:
@@ -315,18 +332,35 @@ func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
 			case AggLast:
 				b.Last = v
 			case AggIncrease:
-				b.Increase, explicit[k] = v, true
+				b.Increase, c.explicit[t] = v, true
 			case AggLastAt:
-				b.LastAt = b.Start + int64(v)
+				b.LastAt = int64(v) + 1 // 0: not stored
 			}
+		})
+	}
+	slices.SortFunc(columns, func(a, b *column) int { return cmp.Or(cmp.Compare(a.metric, b.metric), CompareWork(a.work, b.work)) })
+	for t, ts := range l.times {
+		if ts < from || ts >= to {
+			continue
 		}
-		for k := first; k < len(dst); k++ {
-			if dst[k].Count <= 0 {
-				return dst, ErrCorrupt
+		for _, c := range columns {
+			b := c.buckets[t]
+			if b.Count <= 0 {
+				if b != (Bucket{}) {
+					return dst, ErrCorrupt // aggregates of no samples
+				}
+				continue
 			}
-			if !explicit[k] {
-				dst[k].Increase = dst[k].Last - dst[k].First
+			b.Start, b.Metric, b.Work = ts, c.metric, c.work
+			if c.explicit == nil || !c.explicit[t] {
+				b.Increase = b.Last - b.First
 			}
+			if b.LastAt == 0 {
+				b.LastAt = ts
+			} else {
+				b.LastAt += ts - 1
+			}
+			dst = append(dst, b)
 		}
 	}
 	return dst, nil
