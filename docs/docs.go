@@ -1183,6 +1183,13 @@ const docTemplate = `{
                 "uuid": {
                     "type": "string",
                     "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                },
+                "warnings": {
+                    "description": "Warnings say where the answer holds less than the window asked for (buckets before the\noldest sample kept, read from the samples); absent when none.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },

@@ -118,6 +118,9 @@ type AggregatePage struct {
 	// Resolution is what the answer was computed from: raw (the samples), or the step of a
 	// downsampled tier (5m, 1h).
 	Resolution string `json:"resolution" example:"raw"`
+	// Warnings say where the answer holds less than the window asked for (buckets before the
+	// oldest sample kept, read from the samples); absent when none.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // LatestList is the answer to GET /api/v1/gpus/{uuid}/latest.

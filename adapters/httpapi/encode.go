@@ -155,6 +155,16 @@ func appendAggregatePage(b []byte, p AggregatePage, buckets []telemetry.Bucket) 
 	b = strconv.AppendInt(append(b, `],"count":`...), int64(len(buckets)), 10)
 	b = strconv.AppendBool(append(b, `,"truncated":`...), p.Truncated)
 	b = appendJSONString(append(b, `,"resolution":`...), p.Resolution)
+	if len(p.Warnings) > 0 {
+		b = append(b, `,"warnings":[`...)
+		for i, w := range p.Warnings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, w)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

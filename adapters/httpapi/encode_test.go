@@ -75,7 +75,8 @@ func TestAggregatePageEncodesLikeEncodingJSON(t *testing.T) {
 	names := []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE", `a"quote`, "<tag>&", "naïve", ""}
 	values := []float64{0, 1, 87.5, 1e-7, -3.4e38, 123456789.123456789, 1e21}
 	for round := range 100 {
-		p := AggregatePage{UUID: names[r.IntN(len(names))], Step: "1m0s", Agg: "avg", Data: []Bucket{}, Truncated: r.IntN(2) == 0}
+		p := AggregatePage{UUID: names[r.IntN(len(names))], Step: "1m0s", Agg: "avg", Data: []Bucket{}, Truncated: r.IntN(2) == 0,
+			Resolution: []string{"raw", "5m", "1h"}[r.IntN(3)], Warnings: names[:r.IntN(3)]}
 		var buckets []telemetry.Bucket
 		start := time.Unix(r.Int64N(8e9)-4e9, 0).UTC()
 		for i := range r.IntN(30) {

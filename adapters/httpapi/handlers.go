@@ -228,7 +228,7 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 	}
 	buckets := res.Buckets
 	page := AggregatePage{UUID: c.Param("uuid"), Step: step.String(), Agg: string(agg), Truncated: res.Truncated,
-		Resolution: resolutionText(res.Resolution)}
+		Resolution: resolutionText(res.Resolution), Warnings: res.Warnings}
 	buf, _ := aggregateBodies.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)

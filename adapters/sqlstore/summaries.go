@@ -28,6 +28,16 @@ func (s *Store) SummarySteps() []time.Duration {
 	return steps
 }
 
+// OldestSample implements ports.SummaryReader: the batches ledger's oldest span, which
+// retention prunes with the chunks — a small table, folded to a row a window.
+func (s *Store) OldestSample(ctx context.Context) (time.Time, error) {
+	var oldest timestamp
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT min(min_ts) FROM batches`).Scan(&oldest); err != nil {
+		return time.Time{}, classify(fmt.Errorf("find the oldest sample: %w", err))
+	}
+	return oldest.Time, nil
+}
+
 // Summaries implements ports.SummaryReader.
 func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func(telemetry.SummarySeries) error) error {
 	tier := slices.IndexFunc(engine.Tiers, func(t engine.Tier) bool { return t.Step == q.Step })

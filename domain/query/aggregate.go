@@ -127,7 +127,35 @@ func (s *Service) Aggregate(ctx context.Context, q telemetry.AggregateQuery) (te
 	if len(res.Buckets) > MaxBuckets {
 		res.Buckets, res.Truncated = res.Buckets[:MaxBuckets], true
 	}
+	if res.Warnings, err = s.beyondRetention(ctx, q, res.Resolution); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// beyondRetention warns when an aggregation read from the samples reaches back before the
+// oldest one kept: those buckets are empty or short, not because nothing happened. A tier
+// holds whole buckets long after; only a bucket the window's start cuts is read from the
+// samples there.
+func (s *Service) beyondRetention(ctx context.Context, q telemetry.AggregateQuery, resolution time.Duration) ([]string, error) {
+	if s.tiers == nil || q.Range.Start.IsZero() {
+		return nil, nil
+	}
+	oldest, err := s.tiers.OldestSample(ctx)
+	if err != nil || oldest.IsZero() || !q.Range.Start.Before(oldest) {
+		return nil, err
+	}
+	at := oldest.UTC().Format(time.RFC3339)
+	switch {
+	case resolution == 0:
+		return []string{fmt.Sprintf("samples before %s are no longer kept (retention): buckets before then are empty or short; "+
+			"over a window bounded at both ends, a step that is a multiple of %s is read from the downsampled tiers, which keep them longer",
+			at, s.tiers.SummarySteps()[0])}, nil
+	case q.Range.Start.UnixMicro()%resolution.Microseconds() != 0:
+		return []string{fmt.Sprintf("start_time cuts the first bucket, which is read from the samples, kept from %s on only: "+
+			"start on a whole %s for the tier's whole bucket", at, resolution)}, nil
+	}
+	return nil, nil
 }
 
 // tierFor returns the step of the coarsest tier an aggregation may read, 0 for none: one

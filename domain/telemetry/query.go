@@ -176,6 +176,9 @@ type Aggregated struct {
 	// Resolution is the step of the tier the answer read, 0 when it read the samples: equal
 	// answers either way, but one the samples retention deleted can only come from a tier.
 	Resolution time.Duration
+	// Warnings say where the answer holds less than the window asked for: buckets before
+	// the oldest sample kept, read from the samples.
+	Warnings []string
 }
 
 // Bucket is one aggregated value.

@@ -78,6 +78,25 @@ func TestSummaryReader(t *testing.T, newStore func(t *testing.T) SummaryStore, s
 			}
 		}
 	}
+	// Windows reaching back before the oldest sample kept say so where the samples answer.
+	oldest, err := s.OldestSample(ctx)
+	require.NoError(t, err)
+	require.True(t, oldest.Equal(base), "the oldest sample: %s", oldest)
+	for _, tt := range []struct {
+		start    time.Time
+		step     time.Duration
+		warnings int
+	}{
+		{base.Add(-time.Hour), time.Minute, 1},                    // the samples answer
+		{base.Add(-time.Hour), time.Hour, 0},                      // whole buckets of a tier
+		{base.Add(-90*time.Minute + 7*time.Second), time.Hour, 1}, // the first bucket cut, read from the samples
+		{base.Add(time.Minute), time.Minute, 0},                   // within the samples kept
+	} {
+		res, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: whole.UUID, Step: tt.step, Agg: telemetry.AggAvg,
+			Range: telemetry.TimeRange{Start: tt.start, End: base.Add(3 * time.Hour)}})
+		require.NoError(t, err)
+		assert.Len(t, res.Warnings, tt.warnings, "from %s at step %s: %v", tt.start, tt.step, res.Warnings)
+	}
 	check(t, "as written")
 	settle(t, s)
 	check(t, "settled")
