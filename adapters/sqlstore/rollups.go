@@ -13,9 +13,9 @@ import (
 )
 
 // The downsampled tiers, the I/O of them (the engine computes them: engine/rollup.go). A
-// row holds a device's buckets of a tier over a span of it — a day of 5-minute buckets, 30
-// days of hourly ones — long enough for PostgreSQL to compress it (rows under 2 kB are
-// stored as they are). Sealing a window replaces, in the sealing transaction, the window's
+// row holds a device's buckets of a tier over a span of it — a day of 5-minute buckets, a
+// week of hourly ones — long enough for PostgreSQL to compress it (rows under 2 kB are
+// stored as they are), short enough that rewriting it as each window seals stays cheap. Sealing a window replaces, in the sealing transaction, the window's
 // buckets in its day's 5-minute row, and that day's buckets in the hourly row, computed
 // again from the day's 5-minute buckets. Each part of a row is a function of the samples
 // stored, replaced whole, never added to, so a batch sent twice or a second collector never

@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -101,10 +100,10 @@ func TestTiersCountEverySampleOnce(t *testing.T) {
 				for range 4 {
 					short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 					_, err := s.Compact(short)
-					cancel()
-					if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, telemetry.ErrUnavailable) {
+					if short.Err() == nil { // else cut short, each driver saying so its own way
 						assert.NoError(t, err)
 					}
+					cancel()
 				}
 			})
 		}
@@ -127,7 +126,7 @@ func TestTiersCountEverySampleOnce(t *testing.T) {
 		n1, err := s.RollupRows(ctx, time.Hour)
 		require.NoError(t, err)
 		assert.Equal(t, []int64{int64(len(gpus)), int64(len(gpus))}, []int64{n5, n1},
-			"a row per GPU and day of 5-minute buckets, a row per GPU and 30 days of hourly ones")
+			"a row per GPU and day of 5-minute buckets, a row per GPU and week of hourly ones")
 	})
 }
 
@@ -281,7 +280,7 @@ func TestTiersOfWindowsSealedBefore(t *testing.T) {
 			ctx := context.Background()
 			url := newURL(t)
 			s := open(t, url)
-			gpus := compactFleet(40)
+			gpus := compactFleet(24)
 			writeTicks(t, s, "a", gpus, 2, 0, 5*360, 180)
 			_, err := s.Seal(ctx)
 			require.NoError(t, err)
@@ -296,7 +295,7 @@ func TestTiersOfWindowsSealedBefore(t *testing.T) {
 			assert.True(t, st.More)
 			total, err := upgraded.Seal(ctx)
 			require.NoError(t, err)
-			assert.Equal(t, 40*3-64, total.Backfilled, "every window of every GPU")
+			assert.Equal(t, 24*3-64, total.Backfilled, "every window of every GPU")
 			got, _, err := upgraded.RollupsOf(ctx, time.Hour, gpus[5].UUID, compactT0, compactT0.Add(24*time.Hour))
 			require.NoError(t, err)
 			assert.Equal(t, len(want), len(got))

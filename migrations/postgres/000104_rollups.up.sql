@@ -7,7 +7,7 @@
 CREATE TABLE rollups (
     step    integer     NOT NULL, -- the tier's bucket in seconds: 300 or 3600
     gpu_id  integer     NOT NULL,
-    start   timestamptz NOT NULL, -- the span's start: a day of 5-minute buckets, 30 days of hourly ones
+    start   timestamptz NOT NULL, -- the span's start: a day of 5-minute buckets, 7 days of hourly ones
     samples bigint      NOT NULL, -- the samples its buckets count
     covered bigint      NOT NULL DEFAULT 0, -- of a 5-minute row, the two-hour windows it holds: a bit each
     data    bytea       NOT NULL,
@@ -48,7 +48,7 @@ LANGUAGE sql STABLE AS $$
         FROM rollups r
         CROSS JOIN LATERAL telemetry_chunk_points(r.data) p
         WHERE r.step = tier_step
-          AND r.start <= until AND r.start > since - CASE tier_step WHEN 300 THEN interval '1 day' ELSE interval '30 days' END
+          AND r.start <= until AND r.start > since - CASE tier_step WHEN 300 THEN interval '1 day' ELSE interval '7 days' END
           AND timestamptz 'epoch' + p.ts * interval '1 microsecond' BETWEEN since AND until
         GROUP BY 1, 2, 3, 4, 5, 6
     ) b

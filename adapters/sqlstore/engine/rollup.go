@@ -34,7 +34,7 @@ type Tier struct {
 // are what PostgreSQL compresses.
 var Tiers = []Tier{
 	{Step: 5 * time.Minute, Span: 24 * time.Hour},
-	{Step: time.Hour, Span: 30 * 24 * time.Hour},
+	{Step: time.Hour, Span: 7 * 24 * time.Hour},
 }
 
 // The aggregates of a bucket, in the low bits of a rollup point's metric.
