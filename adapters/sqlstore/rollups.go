@@ -15,9 +15,10 @@ import (
 // The downsampled tiers, the I/O of them (the engine computes them: engine/rollup.go). A
 // row holds a device's buckets of a tier over a span of it — a day of 5-minute buckets, a
 // week of hourly ones — long enough for PostgreSQL to compress it (rows under 2 kB are
-// stored as they are), short enough that rewriting it as each window seals stays cheap. Sealing a window replaces, in the sealing transaction, the window's
-// buckets in its day's 5-minute row, and that day's buckets in the hourly row, computed
-// again from the day's 5-minute buckets. Each part of a row is a function of the samples
+// stored as they are), short enough that rewriting it as each window seals stays cheap.
+// Sealing a window replaces, in the sealing transaction, the window's buckets in its day's
+// 5-minute row, and that day's buckets in the hourly row, computed again from the day's
+// 5-minute buckets. Each part of a row is a function of the samples
 // stored, replaced whole, never added to, so a batch sent twice or a second collector never
 // counts a bucket twice. A 5-minute row also says which of its day's windows it holds
 // (covered, a bit a window), which reads and the backfill of older windows go by.
@@ -175,10 +176,16 @@ func (s *Store) backfillRollups(ctx context.Context) (int, error) {
 	if s.backfilled.Load() {
 		return 0, nil
 	}
+	// Not below the finest tier's floor: samples kept longer than it (--retention=0) get no
+	// rows there, and would be looked at again every pass.
+	floors, err := s.rollupFloors(ctx, s.sqlDB)
+	if err != nil {
+		return 0, err
+	}
 	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT c.gpu_id, `+s.dialect.windowStart+` AS w FROM chunks c
-		WHERE c.sealed AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.step = ? AND r.gpu_id = c.gpu_id AND r.start = `+s.dialect.dayStart+`
+		WHERE c.sealed AND c.min_ts >= ? AND NOT EXISTS (SELECT 1 FROM rollups r WHERE r.step = ? AND r.gpu_id = c.gpu_id AND r.start = `+s.dialect.dayStart+`
 			AND (r.covered >> `+s.dialect.windowOfDay+`) & 1 = 1)
-		GROUP BY c.gpu_id, w ORDER BY w LIMIT ?`), int(engine.Tiers[0].Step/time.Second), backfillBatch)
+		GROUP BY c.gpu_id, w ORDER BY w LIMIT ?`), s.dialect.ts(time.UnixMicro(floors[engine.Tiers[0].Step])), int(engine.Tiers[0].Step/time.Second), backfillBatch)
 	if err != nil {
 		return 0, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports/portstest"
 )
@@ -175,6 +176,19 @@ func TestTiersRetention(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), n5)
 
+		// The first day is answered from its hourly buckets, but the window a start within
+		// an hour cuts, whose samples are gone: said so.
+		svc := query.New(s, s, s, s).WithTiers(s)
+		res, err := svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Hour, Agg: telemetry.AggCount,
+			Metrics: []string{"DCGM_FI_TEST_01"}, Range: telemetry.TimeRange{Start: compactT0.Add(20*time.Hour + 30*time.Minute), End: compactT0.Add(26 * time.Hour)}})
+		require.NoError(t, err)
+		var hours []int
+		for _, b := range res.Buckets {
+			hours = append(hours, b.Start.Hour())
+		}
+		assert.Equal(t, []int{22, 23, 0, 1, 2}, hours, "hours 20 and 21, in the window the start cuts, are gone with their samples (and 2 holds the sample at the inclusive end)")
+		assert.Len(t, res.Warnings, 1)
+
 		// A late point in the first day, whose 5-minute buckets are gone: its hourly ones
 		// stay as they were, rather than computed from that point alone.
 		writeTicksShifted(t, s, "late", gpus, 2, 22*360, 1, 1, 3*time.Second)
@@ -302,4 +316,22 @@ func TestTiersOfWindowsSealedBefore(t *testing.T) {
 			requireTiersMatchRaw(t, upgraded, gpus[5].UUID, compactT0, compactT0.Add(24*time.Hour))
 		})
 	}
+}
+
+// Samples kept longer than the 5-minute tier (--retention=0) are not taken for windows
+// sealed before the tiers, pass after pass.
+func TestTiersBelowTheirRetentionAreNotBackfilled(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	gpus := compactFleet(2)
+	writeTicks(t, s, "a", gpus, 2, 20*360, 8*360, 120) // eight hours across midnight
+	_, err := s.Seal(ctx)
+	require.NoError(t, err)
+	_, err = s.Prune(ctx, sqlstore.Cutoffs{Tiers: []time.Time{compactT0.Add(24 * time.Hour), {}}})
+	require.NoError(t, err)
+	st, err := open(t, url).Compact(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.Backfilled, "the first day's windows, whose 5-minute row retention deleted")
+	requireTiersMatchRaw(t, s, gpus[0].UUID, compactT0.Add(24*time.Hour), compactT0.Add(48*time.Hour))
 }

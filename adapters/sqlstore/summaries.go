@@ -98,18 +98,24 @@ func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key str
 			return nil, err
 		}
 		dayOf, span := engine.Tiers[0].SpanOf, engine.Tiers[0].Span.Microseconds()
-		dirtyDays := map[int64]bool{}
+		dirtyDays := map[int64]bool{} // true: read from the finest tier
 		for w := range dirty {
 			dirtyDays[dayOf(w)] = true
 		}
-		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool { return dirtyDays[dayOf(b.Start)] })
 		for day := range dirtyDays {
 			bs, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, max(lo, day), min(hi, day+span))
 			if err != nil {
 				return nil, err
 			}
+			// A day whose finest row retention deleted keeps its coarse buckets, but those of
+			// its dirty windows (a bucket the range cuts: the answer warns of it).
+			dirtyDays[day] = len(bs) > 0
 			fine = append(fine, bs...)
 		}
+		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool {
+			fromFine, isDirty := dirtyDays[dayOf(b.Start)]
+			return isDirty && (fromFine || dirty[engine.WindowOf(b.Start).Start])
+		})
 	}
 	fine = slices.DeleteFunc(fine, func(b engine.Bucket) bool { return dirty[engine.WindowOf(b.Start).Start] })
 	// The samples of the dirty windows, within [lo, hi).
