@@ -29,8 +29,8 @@ type Cutoffs struct {
 // retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
 const retentionLock = 7_315_002
 
-// Prune deletes the chunks whose samples are all older than the raw cutoff — on PostgreSQL
-// whole partitions first (partitions.go) — the rows of batches whose samples all were, and
+// Prune deletes the sealed blocks whose samples are all older than the raw cutoff — on
+// PostgreSQL whole partitions first (partitions.go) — the rows of batches whose samples all were, and
 // each tier's rows older than its cutoff (rollups.go), in one transaction, counting what it
 // deleted for the stats. A chunk holding a sample at or after the cutoff stays whole, so
 // samples up to a block's window older may outlive it. On PostgreSQL one process at a time
@@ -66,8 +66,10 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs) (PruneStats, error) {
 		}
 	}
 	// What no partition dropped held: chunks_default's, the partition the cutoff falls in,
-	// SQLite's table.
-	chunks, samples, err := deleteOlder(ctx, tx, s.dialect, "chunks", "max_ts < ?", cutoff)
+	// SQLite's table. Sealed blocks only: a head chunk waits for its window to be sealed,
+	// which writes its samples into the tiers, so that an import faster than compaction
+	// loses none of its history to the samples' retention.
+	chunks, samples, err := deleteOlder(ctx, tx, s.dialect, "chunks", "max_ts < ? AND NOT ("+s.dialect.unsealed+")", cutoff)
 	if err != nil {
 		return st, classify(fmt.Errorf("prune chunks: %w", err))
 	}

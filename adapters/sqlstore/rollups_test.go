@@ -335,3 +335,29 @@ func TestTiersBelowTheirRetentionAreNotBackfilled(t *testing.T) {
 	assert.Zero(t, st.Backfilled, "the first day's windows, whose 5-minute row retention deleted")
 	requireTiersMatchRaw(t, s, gpus[0].UUID, compactT0.Add(24*time.Hour), compactT0.Add(48*time.Hour))
 }
+
+// Retention waits for a window to be sealed, its samples in the tiers, before it deletes
+// them: an import faster than compaction keeps its history.
+func TestRetentionWaitsForTheTiers(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(2)
+		writeTicks(t, s, "a", gpus, 2, 0, 6*360, 60)
+		cut := sqlstore.Cutoffs{Raw: compactT0.Add(4 * time.Hour)}
+		st, err := s.Prune(ctx, cut)
+		require.NoError(t, err)
+		assert.Zero(t, st.Samples, "head chunks are not sealed yet")
+		_, err = s.Seal(ctx)
+		require.NoError(t, err)
+		st, err = s.Prune(ctx, cut)
+		require.NoError(t, err)
+		assert.Equal(t, int64(2*2*4*360), st.Samples, "the first four hours, once in the tiers")
+		hourly, _, err := s.RollupsOf(ctx, time.Hour, gpus[0].UUID, compactT0, compactT0.Add(24*time.Hour))
+		require.NoError(t, err)
+		var n int64
+		for _, b := range hourly {
+			n += b.Count
+		}
+		assert.Equal(t, int64(2*6*360), n, "every sample of the six hours")
+	})
+}
