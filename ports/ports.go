@@ -136,7 +136,8 @@ type SummaryReader interface {
 	// the samples Series returns for it in each bucket — the same answer whether the store
 	// reads a tier or, where its tier does not hold a bucket whole yet (a window still open,
 	// a bucket q.Range cuts), the samples. A bucket whose samples retention deleted is
-	// answered from the tier while the tier keeps it. Values that are not finite are left
+	// answered from the tier while the tier keeps it, but for the buckets of a window
+	// q.Range cuts, which only the samples could answer: those are absent. Values that are not finite are left
 	// out; a bucket of none is absent. One call per device, metric and workload, its
 	// summaries by start; an unknown device has none. A step that is not a tier's gives an
 	// error matching telemetry.ErrInvalid. It stops at fn's first error and returns it.
