@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/stretchr/testify/assert"
@@ -17,7 +18,9 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/migrations"
 )
@@ -113,4 +116,65 @@ func TestDriverErrorsKeepTheirCause(t *testing.T) {
 	err := unwrapDriverError(database.Error{OrigErr: io.ErrUnexpectedEOF, Err: "try lock failed", Query: []byte("SELECT pg_advisory_lock($1)")})
 	assert.ErrorIs(t, classify(err), telemetry.ErrUnavailable, "a database gone mid-migration is retried")
 	assert.Contains(t, err.Error(), "try lock failed")
+}
+
+// A store the version before the tiers wrote — sealed blocks and head chunks in one table —
+// is upgraded in place: every sample reads back, and the compactor gives the windows sealed
+// before their tiers, which then answer as the samples do.
+func TestUpgradeToTheTiers(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	db, _ := migrated(t, url, schema.fs, 102)
+	_, err := db.ExecContext(ctx, `INSERT INTO gpus (id, uuid, hostname, gpu_index, device, model_name, driver_version, metric_ids)
+		VALUES (1, 'GPU-old', 'host-old', 0, 'nvidia0', 'H100', '550', '{1,2}');
+		INSERT INTO metrics (id, name) VALUES (1, 'DCGM_FI_DEV_GPU_UTIL'), (2, 'DCGM_FI_DEV_POWER_USAGE')`)
+	require.NoError(t, err)
+	t0 := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	var pts []engine.Point
+	for i := range 5 * 360 { // five hours at 10 s: two windows sealed, one open
+		ts := t0 + int64(i)*10_000_000
+		pts = append(pts, engine.Point{TS: ts, Metric: 1, Value: float64(i % 101)}, engine.Point{TS: ts, Metric: 2, Value: float64(i%4000) / 10})
+	}
+	var chunks []engine.Chunk
+	for _, w := range []engine.Window{engine.WindowOf(t0), engine.WindowOf(t0 + engine.BlockSpan.Microseconds())} {
+		var in []engine.Point
+		for _, p := range pts {
+			if w.Holds(p.TS) {
+				in = append(in, p)
+			}
+		}
+		sealed, _, _ := engine.Seal(1, w, in)
+		chunks = append(chunks, sealed...)
+	}
+	chunks, _ = engine.Cut(1, pts[2*2*720:], chunks)
+	for _, c := range chunks {
+		_, err := db.ExecContext(ctx, `INSERT INTO chunks (gpu_id, min_ts, max_ts, samples, data, sealed) VALUES ($1, $2, $3, $4, $5, $6)`,
+			c.Device, time.UnixMicro(c.MinTS), time.UnixMicro(c.MaxTS), c.Samples, c.Data, c.Sealed)
+		require.NoError(t, err)
+	}
+
+	s, err := Open(ctx, url, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	var n int
+	_, err = s.Samples(ctx, telemetry.SampleQuery{GPU: "GPU-old"}, func(telemetry.Sample) error { n++; return nil })
+	require.NoError(t, err)
+	assert.Equal(t, len(pts), n, "every sample, from blocks and head chunks alike")
+	heads, err := s.CountRows(ctx, "chunks_heads")
+	require.NoError(t, err)
+	assert.Positive(t, heads, "the head chunks moved to their table")
+	st, err := s.Compact(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.Backfilled, "the two windows sealed before the tiers")
+
+	svc := query.New(s, s, s, s).WithTiers(s)
+	q := telemetry.AggregateQuery{GPU: "GPU-old", Step: time.Hour, Agg: telemetry.AggAvg,
+		Range: telemetry.TimeRange{Start: time.UnixMicro(t0), End: time.UnixMicro(t0).Add(5*time.Hour - time.Microsecond)}}
+	tiered, err := svc.Aggregate(ctx, q)
+	require.NoError(t, err)
+	q.MaxResolution = telemetry.RawResolution
+	raw, err := svc.Aggregate(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, time.Hour, tiered.Resolution)
+	assert.Equal(t, raw.Buckets, tiered.Buckets)
 }

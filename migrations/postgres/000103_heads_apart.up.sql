@@ -11,7 +11,6 @@ ALTER TABLE chunks RENAME TO chunks_blocks;
 ALTER INDEX chunks_gpu_min_ts_idx RENAME TO chunks_blocks_gpu_min_ts_idx;
 ALTER INDEX chunks_gpu_max_ts_idx RENAME TO chunks_blocks_gpu_max_ts_idx;
 ALTER INDEX chunks_max_ts_brin RENAME TO chunks_blocks_max_ts_brin;
-DROP INDEX chunks_unsealed_idx;
 
 CREATE TABLE chunks (
     id      bigint      GENERATED ALWAYS AS IDENTITY,
@@ -27,9 +26,12 @@ ALTER TABLE chunks ALTER COLUMN data SET STORAGE MAIN;
 -- is reused rather than the table grown.
 CREATE TABLE chunks_heads PARTITION OF chunks FOR VALUES IN (false)
     WITH (autovacuum_vacuum_scale_factor = 0.02, toast.autovacuum_vacuum_scale_factor = 0.02);
+-- The head chunks found by the index on them, which goes once they have moved.
 WITH moved AS (DELETE FROM chunks_blocks WHERE NOT sealed RETURNING *)
 INSERT INTO chunks_heads OVERRIDING SYSTEM VALUE SELECT * FROM moved;
+DROP INDEX chunks_unsealed_idx;
 ALTER TABLE chunks_blocks ALTER COLUMN id DROP IDENTITY;
+-- Attaching reads chunks_blocks once, to check that every row is sealed.
 ALTER TABLE chunks ATTACH PARTITION chunks_blocks FOR VALUES IN (true);
 SELECT setval(pg_get_serial_sequence('chunks', 'id'), coalesce((SELECT max(id) FROM chunks), 0) + 1, false);
 -- The same indexes as before (chunks_blocks' attached to them), and what the compactor
