@@ -537,7 +537,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store), Ready: w.ready, Metrics: w.metrics.Handler(),
+	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store), Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
 			SubqueryStep: w.cfg.PromQLSubqueryStep, MaxConcurrency: w.cfg.PromQLMaxConcurrency,

@@ -26,7 +26,20 @@ const sketchAccuracy = 0.01
 type Fleet struct {
 	inv    ports.Inventory
 	series ports.SeriesReader
+	tiers  ports.SummaryReader // nil: the samples answer everything
 }
+
+// WithTiers has the fleet's top and latest lists over a day or more read the coarsest
+// downsampled tier, which answers them exactly (avg, min, max, last, count), rather than
+// every sample of the fleet.
+func (f *Fleet) WithTiers(tiers ports.SummaryReader) *Fleet {
+	f.tiers = tiers
+	return f
+}
+
+// tiersFrom is the window from which the top and latest lists read the tiers: a day, a row
+// of their finest tier; shorter windows hold few enough samples to stream.
+const tiersFrom = 24 * time.Hour
 
 // NewFleet returns a fleet query service.
 func NewFleet(inv ports.Inventory, series ports.SeriesReader) *Fleet {
@@ -64,7 +77,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 				_ = gr.sketch.Add(p.Value) // finite values always fit
 			}
 		}
-	})
+	}, nil) // percentiles need the samples
 	if err != nil {
 		return nil, err
 	}
@@ -205,41 +218,79 @@ func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry
 		for _, p := range s.Points {
 			acc.Add(p)
 		}
+	}, func(s telemetry.SummarySeries) {
+		acc := &stats[index[s.GPU]]
+		for _, sm := range s.Summaries {
+			acc.Merge(sm)
+		}
 	})
 	return devices, stats, err
 }
 
 // eachOf calls listed, when set, with the devices sel lists, then fn with each of their
-// series of q's metric within q.Range.
-func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter, listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
+// series of q's metric within q.Range — or, when summarised is set and the window is
+// tiersFrom or more, summarised with each series in buckets of the coarsest tier.
+func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter, listed func([]telemetry.GPU),
+	fn func(*telemetry.GPU, telemetry.Series), summarised func(telemetry.SummarySeries)) error {
 	if q.Metric == "" {
 		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
 	}
-	return f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
+	if f.tiers == nil || summarised == nil || q.Range.End.Sub(q.Range.Start) < tiersFrom {
+		return f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
+	}
+	devices, sq, err := f.list(ctx, sel, q.Range, []string{q.Metric})
+	if err != nil {
+		return err
+	}
+	if listed != nil {
+		listed(devices)
+	}
+	if len(devices) == 0 {
+		return nil
+	}
+	steps := f.tiers.SummarySteps()
+	return f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: sq.Range, Metrics: sq.Metrics, Step: steps[len(steps)-1]},
+		func(s telemetry.SummarySeries) error {
+			summarised(s)
+			return nil
+		})
+}
+
+// list returns the devices sel selects and the query of their series of metrics within r,
+// which must be bounded at both ends.
+func (f *Fleet) list(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string) ([]telemetry.GPU, telemetry.SeriesQuery, error) {
+	sq := telemetry.SeriesQuery{Range: r, Metrics: metrics}
+	if r.Start.IsZero() || r.End.IsZero() {
+		return nil, sq, telemetry.Invalid("start_time", "a window needs both ends")
+	}
+	if err := validateRange(r); err != nil {
+		return nil, sq, err
+	}
+	sel.NoSpan = true
+	infos, err := f.inv.GPUs(ctx, sel)
+	if err != nil {
+		return nil, sq, err
+	}
+	devices := make([]telemetry.GPU, len(infos))
+	sq.GPUs = make([]string, len(infos))
+	for i := range infos {
+		devices[i] = infos[i].GPU
+		sq.GPUs[i] = devices[i].Key()
+	}
+	return devices, sq, nil
 }
 
 // read calls listed with the devices sel selects, then fn with each of their series of
 // metrics within r, which must be bounded at both ends.
 func (f *Fleet) read(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
 	listed func([]telemetry.GPU), fn func(*telemetry.GPU, telemetry.Series)) error {
-	if r.Start.IsZero() || r.End.IsZero() {
-		return telemetry.Invalid("start_time", "a window needs both ends")
-	}
-	if err := validateRange(r); err != nil {
-		return err
-	}
-	sel.NoSpan = true
-	infos, err := f.inv.GPUs(ctx, sel)
+	devices, sq, err := f.list(ctx, sel, r, metrics)
 	if err != nil {
 		return err
 	}
-	devices := make([]telemetry.GPU, len(infos))
-	byKey := make(map[string]*telemetry.GPU, len(infos))
-	sq := telemetry.SeriesQuery{Range: r, Metrics: metrics, GPUs: make([]string, len(infos))}
-	for i := range infos {
-		devices[i] = infos[i].GPU
+	byKey := make(map[string]*telemetry.GPU, len(devices))
+	for i := range devices {
 		byKey[devices[i].Key()] = &devices[i]
-		sq.GPUs[i] = devices[i].Key()
 	}
 	if listed != nil {
 		listed(devices)

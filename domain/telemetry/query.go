@@ -70,8 +70,7 @@ type Summary struct {
 	Start               int64 // Unix µs
 	Count               int64
 	Sum, Min, Max, Last float64
-	// LastAt is when Last was sampled, for series with a workload (a time-sliced GPU's pods
-	// share its buckets, and the last of them is the latest pod's); Start for the others.
+	// LastAt is when Last was sampled (Unix µs).
 	LastAt int64
 }
 

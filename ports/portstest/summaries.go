@@ -101,8 +101,40 @@ func TestSummaryReader(t *testing.T, newStore func(t *testing.T) SummaryStore, s
 		require.NoError(t, err)
 		assert.Len(t, res.Warnings, tt.warnings, "from %s at step %s: %v", tt.start, tt.step, res.Warnings)
 	}
+	// The fleet's top and latest lists over a day or more read the coarsest tier.
+	fleetTiered, fleetRaw := query.NewFleet(s, s).WithTiers(s), query.NewFleet(s, s)
+	checkFleet := func(t *testing.T, when string) {
+		for _, w := range []telemetry.TimeRange{
+			{Start: base.Add(-24 * time.Hour), End: base.Add(48 * time.Hour)},
+			{Start: base.Add(-20*time.Hour + 7*time.Minute + 3*time.Second), End: base.Add(5*time.Hour + 31*time.Minute)},
+		} {
+			q := telemetry.FleetQuery{Metric: "DCGM_FI_DEV_GPU_UTIL", Range: w}
+			for _, agg := range telemetry.Aggregations {
+				got, err := fleetTiered.Top(ctx, q, agg, 5, false)
+				require.NoError(t, err)
+				want, err := fleetRaw.Top(ctx, q, agg, 5, false)
+				require.NoError(t, err)
+				require.Len(t, got, len(want), "%s: top %s", when, agg)
+				require.Len(t, want, 2)
+				for i := range want {
+					name := fmt.Sprintf("%s: top %s, %d", when, agg, i)
+					assert.Equal(t, want[i].Key(), got[i].Key(), name)
+					assert.InDelta(t, want[i].Value, got[i].Value, 1e-9*math.Abs(want[i].Value), name)
+					assert.Equal(t, want[i].Samples, got[i].Samples, name)
+					assert.True(t, want[i].Time.Equal(got[i].Time), "%s: %s, %s", name, want[i].Time, got[i].Time)
+				}
+			}
+			got, _, err := fleetTiered.Latest(ctx, q, 10, "")
+			require.NoError(t, err)
+			want, _, err := fleetRaw.Latest(ctx, q, 10, "")
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "%s: latest", when)
+		}
+	}
 	check(t, "as written")
+	checkFleet(t, "as written")
 	settle(t, s)
+	checkFleet(t, "settled")
 	check(t, "settled")
 	writeHours("late", 30, 90, 3*time.Second) // into the first window, after it was settled
 	check(t, "late samples")

@@ -46,8 +46,8 @@ const (
 	AggFirst
 	AggLast
 	AggIncrease // only where it is not AggLast - AggFirst: the series went down in the bucket
-	AggLastAt   // µs from the bucket's start to its last sample, of series with a workload only:
-	// a time-sliced GPU's pods share its buckets, and the last of them is the latest pod's
+	AggLastAt   // µs from the bucket's start to its last sample: which of a time-sliced GPU's
+	// pods, sharing its buckets, reported last, and when a fleet's latest values were read
 	AggKinds = 8
 )
 
@@ -64,7 +64,7 @@ type Bucket struct {
 	Work                                 *Workload
 	Count                                int64
 	Sum, Min, Max, First, Last, Increase float64
-	LastAt                               int64 // Unix µs of Last; of series without a workload, Start
+	LastAt                               int64 // Unix µs of Last
 }
 
 // Avg is the mean of the bucket's samples.
@@ -205,9 +205,6 @@ func (b *bucketer) at(ts int64, metric int32, w *Workload) *openBucket {
 
 func (b *bucketer) close(o *openBucket) {
 	o.Sum, o.Increase = o.sum.value(), o.inc.value()
-	if o.Work == nil {
-		o.LastAt = o.Start
-	}
 	b.closed = append(b.closed, o.Bucket)
 }
 
@@ -273,9 +270,7 @@ func EncodeRollup(bs []Bucket) []byte {
 		if b.Increase != b.Last-b.First {
 			pts = append(pts, Point{TS: b.Start, Metric: m + AggIncrease, Value: b.Increase, Work: b.Work})
 		}
-		if b.Work != nil {
-			pts = append(pts, Point{TS: b.Start, Metric: m + AggLastAt, Value: float64(b.LastAt - b.Start), Work: b.Work})
-		}
+		pts = append(pts, Point{TS: b.Start, Metric: m + AggLastAt, Value: float64(b.LastAt - b.Start), Work: b.Work})
 	}
 	return encodeBlock(pts)
 }

@@ -61,9 +61,7 @@ func bruteBuckets(pts []Point, step time.Duration) map[seriesKey]map[int64]Bucke
 		b.Count++
 		b.Sum += p.Value
 		b.Min, b.Max, b.Last = math.Min(b.Min, p.Value), math.Max(b.Max, p.Value), p.Value
-		if b.LastAt = start; p.Work != nil {
-			b.LastAt = p.TS
-		}
+		b.LastAt = p.TS
 		prev[k][start] = p.Value
 		out[k][start] = b
 	}
