@@ -241,7 +241,8 @@ func (l *blockLayout) parse(data []byte) error {
 }
 
 // each calls fn with the index of each of the series' times it is present at and its value
-// there, in order.
+// there, in order: for the rollups' decoder, which is not hot; the raw readers keep their
+// loops inline (see SeriesDecoder.Decode).
 func (s *blockSeriesRef) each(fn func(t int, v float64)) {
 	body, pos := s.body, 0
 	var m int64
