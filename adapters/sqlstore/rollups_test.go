@@ -188,6 +188,17 @@ func TestTiersRetention(t *testing.T) {
 		}
 		assert.Equal(t, []int{22, 23, 0, 1, 2}, hours, "hours 20 and 21, in the window the start cuts, are gone with their samples (and 2 holds the sample at the inclusive end)")
 		assert.Len(t, res.Warnings, 1)
+		// From the samples, the first day's buckets are empty: said so too.
+		res, err = svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Minute, Agg: telemetry.AggCount,
+			Metrics: []string{"DCGM_FI_TEST_01"}, Range: telemetry.TimeRange{Start: compactT0.Add(23 * time.Hour), End: compactT0.Add(25 * time.Hour)}})
+		require.NoError(t, err)
+		assert.Equal(t, 61, len(res.Buckets), "the second day's hour, its end inclusive")
+		assert.Len(t, res.Warnings, 1)
+		// Within the samples kept, nothing to say.
+		res, err = svc.Aggregate(ctx, telemetry.AggregateQuery{GPU: gpus[0].UUID, Step: time.Minute, Agg: telemetry.AggCount,
+			Range: telemetry.TimeRange{Start: compactT0.Add(24 * time.Hour), End: compactT0.Add(25 * time.Hour)}})
+		require.NoError(t, err)
+		assert.Empty(t, res.Warnings)
 
 		// A late point in the first day, whose 5-minute buckets are gone: its hourly ones
 		// stay as they were, rather than computed from that point alone.

@@ -28,12 +28,17 @@ func (s *Store) SummarySteps() []time.Duration {
 	return steps
 }
 
-// OldestSample implements ports.SummaryReader: the batches ledger's oldest span, which
-// retention prunes with the chunks — a small table, folded to a row a window.
-func (s *Store) OldestSample(ctx context.Context) (time.Time, error) {
+// DeletedBefore implements ports.SummaryReader: the batches ledger's oldest span, which
+// retention prunes with the chunks — a small table, folded to a row a window — once
+// retention has deleted a batch's samples (pruned counts them).
+func (s *Store) DeletedBefore(ctx context.Context) (time.Time, error) {
+	var deleted int64
 	var oldest timestamp
-	if err := s.sqlDB.QueryRowContext(ctx, `SELECT min(min_ts) FROM batches`).Scan(&oldest); err != nil {
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT (SELECT batch_samples FROM pruned), min(min_ts) FROM batches`).Scan(&deleted, &oldest); err != nil {
 		return time.Time{}, classify(fmt.Errorf("find the oldest sample: %w", err))
+	}
+	if deleted == 0 {
+		return time.Time{}, nil
 	}
 	return oldest.Time, nil
 }

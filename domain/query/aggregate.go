@@ -141,7 +141,7 @@ func (s *Service) beyondRetention(ctx context.Context, q telemetry.AggregateQuer
 	if s.tiers == nil || q.Range.Start.IsZero() {
 		return nil, nil
 	}
-	oldest, err := s.tiers.OldestSample(ctx)
+	oldest, err := s.tiers.DeletedBefore(ctx)
 	if err != nil || oldest.IsZero() || !q.Range.Start.Before(oldest) {
 		return nil, err
 	}
