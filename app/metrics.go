@@ -32,6 +32,9 @@ func (w *wiring) collectors() []prometheus.Collector {
 			out = append(out, w.store.MaintenanceMetrics())
 		}
 	}
+	if w.recorder != nil {
+		out = append(out, promexport.Workloads(w.recorder.Stats))
+	}
 	if w.broker != nil {
 		out = append(out, w.topic().Metrics())
 	}

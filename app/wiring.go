@@ -27,6 +27,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
@@ -34,9 +35,9 @@ import (
 // reverse order. A one-shot import (--exit-when-done) leaves out those that serve HTTP or
 // prune: it needs no port, and must not delete what it stores.
 var modes = map[config.Mode][]builder{
-	config.ModeAll:       {api, collector, compactor, pruner, streamer},
+	config.ModeAll:       {api, collector, compactor, recorder, pruner, streamer},
 	config.ModeStreamer:  {probes, streamer},
-	config.ModeCollector: {probes, collector, compactor, pruner},
+	config.ModeCollector: {probes, collector, compactor, recorder, pruner},
 	config.ModeAPI:       {api},
 	config.ModeMigrate:   {migrate},
 }
@@ -52,6 +53,7 @@ var (
 	probes    = builder{build: (*wiring).probes}
 	collector = builder{build: (*wiring).collector, oneShot: true}
 	compactor = builder{build: (*wiring).compactor, oneShot: true}
+	recorder  = builder{build: (*wiring).workloadRecorder}
 	pruner    = builder{build: (*wiring).pruner}
 	streamer  = builder{build: (*wiring).streamer, oneShot: true}
 	migrate   = builder{build: (*wiring).migrate, oneShot: true}
@@ -63,19 +65,20 @@ const batchesTopic = "telemetry.batches"
 // wiring builds components from adapters, sharing what several of them need (the store,
 // the queue) and closing it when the process ends.
 type wiring struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   *sqlstore.Store
-	replica *sqlstore.Store   // the API's reads, with --database-read-url
-	broker  *memqueue.Broker  // the in-process queue, without --redis-url
-	redis   *asynqqueue.Queue // the Redis queue, with --redis-url
-	live    *stream.Live      // publishes scrapes and remote_write requests
-	scraper *scrapesource.Scraper
-	csv     *stream.Service // the CSV streamer, for the one-shot import's report
-	ingest  *ingest.Service // the collector, likewise
-	rw      *remotewrite.Receiver
-	web     *webconfig.Config // with --web-config-file
-	metrics *promexport.Registry
+	cfg      config.Config
+	log      *slog.Logger
+	store    *sqlstore.Store
+	replica  *sqlstore.Store   // the API's reads, with --database-read-url
+	broker   *memqueue.Broker  // the in-process queue, without --redis-url
+	redis    *asynqqueue.Queue // the Redis queue, with --redis-url
+	live     *stream.Live      // publishes scrapes and remote_write requests
+	scraper  *scrapesource.Scraper
+	csv      *stream.Service // the CSV streamer, for the one-shot import's report
+	ingest   *ingest.Service // the collector, likewise
+	recorder *workload.Recorder
+	rw       *remotewrite.Receiver
+	web      *webconfig.Config // with --web-config-file
+	metrics  *promexport.Registry
 }
 
 func (w *wiring) build(ctx context.Context) ([]component, error) {
@@ -475,6 +478,23 @@ func (w *wiring) compactor(ctx context.Context) (component, error) {
 	return component{name: "compactor", aux: true, run: run}, nil
 }
 
+// workloadRecorder makes workload records from the samples as they settle, beside the collector.
+// It does not keep the process alive by itself.
+func (w *wiring) workloadRecorder(ctx context.Context) (component, error) {
+	if w.cfg.WorkloadInterval == 0 {
+		w.log.Info("workload records off (--workload-interval=0)")
+		return component{name: "recorder", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
+	}
+	store, err := w.openStore(ctx)
+	if err != nil {
+		return component{}, err
+	}
+	w.recorder = workload.NewRecorder(query.NewFleet(store, store), store, store, workload.Config{}, w.log.With("component", "workloads"))
+	return component{name: "recorder", aux: true, run: func(ctx context.Context) error {
+		return w.recorder.Run(ctx, w.cfg.WorkloadInterval, time.Now)
+	}}, nil
+}
+
 // pruner deletes, beside the collector, what is older than the retention of each kind of
 // data. It does not keep the process alive by itself.
 func (w *wiring) pruner(ctx context.Context) (component, error) {
@@ -483,8 +503,8 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 		return component{}, err
 	}
 	retention := w.retention(store)
-	if retention.Raw == 0 && retention.Tiers[0] == 0 && retention.Tiers[1] == 0 {
-		w.log.Info("retention: samples and the downsampled tiers are kept forever")
+	if retention.Raw == 0 && retention.Tiers[0] == 0 && retention.Tiers[1] == 0 && retention.Workloads == 0 {
+		w.log.Info("retention: samples, the downsampled tiers and workload records are kept forever")
 		return component{name: "pruner", aux: true, run: func(ctx context.Context) error { <-ctx.Done(); return nil }}, nil
 	}
 	keep := func(d time.Duration) string {
@@ -494,7 +514,7 @@ func (w *wiring) pruner(ctx context.Context) (component, error) {
 		return model.Duration(d).String()
 	}
 	w.log.Info("retention: data older than its retention is deleted", "samples", keep(retention.Raw),
-		"tier_5m", keep(retention.Tiers[0]), "tier_1h", keep(retention.Tiers[1]), "every", w.cfg.RetentionInterval)
+		"tier_5m", keep(retention.Tiers[0]), "tier_1h", keep(retention.Tiers[1]), "workloads", keep(retention.Workloads), "every", w.cfg.RetentionInterval)
 	// Partitions for the hours ahead before the collector's first write, so that it does not
 	// go to the default partition; the pruner keeps them coming.
 	if err := store.EnsurePartitions(ctx, sqlstore.PartitionSpan(retention.Raw), time.Now()); err != nil {
@@ -529,6 +549,8 @@ func (w *wiring) retention(store *sqlstore.Store) sqlstore.Retention {
 			pick(w.cfg.Retention5m, config.DefaultRetention5mPostgres, config.DefaultRetention5mSQLite),
 			pick(w.cfg.Retention1h, config.DefaultRetention1hPostgres, config.DefaultRetention1hSQLite),
 		},
+		Workloads: w.cfg.RetentionWorkloads,
+		Recorded:  w.cfg.WorkloadInterval > 0,
 	}
 }
 
@@ -537,7 +559,8 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store), Ready: w.ready, Metrics: w.metrics.Handler(),
+	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store),
+		Workloads: store, Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
 			SubqueryStep: w.cfg.PromQLSubqueryStep, MaxConcurrency: w.cfg.PromQLMaxConcurrency,

@@ -110,7 +110,9 @@ type Config struct {
 	// Retention is how long samples are kept, Retention5m and Retention1h the downsampled
 	// tiers: 0 forever, RetentionAuto by database kind.
 	Retention, Retention5m, Retention1h time.Duration
+	RetentionWorkloads                  time.Duration // closed workload records; 0 forever
 	RetentionInterval                   time.Duration `setting:"retention-interval"`
+	WorkloadInterval                    time.Duration `setting:"workload-interval"` // 0: collectors record no workloads
 	ShutdownTimeout                     time.Duration `setting:"shutdown-timeout"`
 
 	LogLevel  slog.Level
@@ -173,7 +175,9 @@ var settings = []setting{
 	{"retention", "auto", "how long samples are kept, counted back from the newest (never from later than now), e.g. 15d, 36h; auto = 15d on PostgreSQL, 1d on SQLite (the embedded default stays small); 0 = forever"},
 	{"retention-5m", "auto", "how long the 5-minute tier (count, sum, min, max, first, last of each series every 5 minutes) is kept; auto = 90d on PostgreSQL, 7d on SQLite; 0 = forever"},
 	{"retention-1h", "auto", "how long the hourly tier is kept; auto = 2y on PostgreSQL, 90d on SQLite; 0 = forever"},
+	{"retention-workloads", "2y", "how long workload records (who held which GPU, when, how well) are kept after the hold ended; 0 = forever"},
 	{"retention-interval", time.Minute, "how often a collector prunes what retention lets go"},
+	{"workload-interval", time.Minute, "how often a collector records the workloads' holds on devices from the samples that settled; 0 = never (and samples no longer wait for it)"},
 	{"compact-interval", 5 * time.Second, "how often a collector merges the small chunks batches write and packs each device's two-hour windows that are over into blocks; 0 = never"},
 	{"shutdown-timeout", 30 * time.Second, "how long a graceful shutdown may take (draining the queue included)"},
 	{"log-level", "info", "debug | info | warn | error"},
@@ -260,8 +264,9 @@ func fromViper(v *viper.Viper) (Config, error) {
 	if c.RedisURL == "" {
 		c.RedisURL = os.Getenv("REDIS_URL")
 	}
-	for name, dst := range map[string]*time.Duration{"retention": &c.Retention, "retention-5m": &c.Retention5m, "retention-1h": &c.Retention1h} {
-		if r := strings.TrimSpace(strings.ToLower(v.GetString(name))); r == "auto" {
+	for name, dst := range map[string]*time.Duration{"retention": &c.Retention, "retention-5m": &c.Retention5m, "retention-1h": &c.Retention1h,
+		"retention-workloads": &c.RetentionWorkloads} {
+		if r := strings.TrimSpace(strings.ToLower(v.GetString(name))); r == "auto" && name != "retention-workloads" {
 			*dst = RetentionAuto
 		} else if d, err := parseRetention(r); err != nil {
 			problems = append(problems, fmt.Errorf("%s: %w", name, err))
@@ -491,6 +496,7 @@ func (c Config) validate() []error {
 		{"interval", int64(c.Interval), 0},
 		{"retention-interval", int64(c.RetentionInterval), 1},
 		{"compact-interval", int64(c.CompactInterval), 0},
+		{"workload-interval", int64(c.WorkloadInterval), 0},
 		{"shutdown-timeout", int64(c.ShutdownTimeout), 1},
 		{"db-connect-timeout", int64(c.DBConnectTimeout), 1},
 		{"db-max-conns", int64(c.DBMaxConns), 0},

@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 		Mode: config.ModeAll, HTTPAddr: ":8080", DatabaseURL: "sqlite:telemetry.db", DBConnectTimeout: 15 * time.Second,
 		Loop: true, BatchSize: 5000, Timestamps: "now", Speed: 1, ShardIndex: 0, ShardCount: 1,
 		QueueName: "telemetry", MaxBacklog: 100, Passes: 0, PromQLSubqueryStep: time.Minute, FutureTolerance: 10 * time.Minute, PromQLMaxQueryLength: 16384, PromQLMaxDepth: 128, PromQLMaxSamples: 2_000_000,
-		CollectorWorkers: 3, QueueCapacity: 16, CompactInterval: 5 * time.Second, Retention: config.RetentionAuto, Retention5m: config.RetentionAuto, Retention1h: config.RetentionAuto, RetentionInterval: time.Minute, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
+		CollectorWorkers: 3, QueueCapacity: 16, CompactInterval: 5 * time.Second, Retention: config.RetentionAuto, Retention5m: config.RetentionAuto, Retention1h: config.RetentionAuto, RetentionWorkloads: 2 * 365 * 24 * time.Hour, RetentionInterval: time.Minute, WorkloadInterval: time.Minute, ShutdownTimeout: 30 * time.Second, LogLevel: slog.LevelInfo, LogFormat: "text",
 		ScrapeInterval: 15 * time.Second, ScrapeTimeout: 10 * time.Second, ScrapeJob: "dcgm-exporter", RemoteWriteTimeout: 10 * time.Second, RemoteWriteMaxNewDevices: 10000, RemoteWriteMaxBody: 32 << 20, ScrapeBodySizeLimit: 16 << 20,
 	}, c)
 	assert.True(t, c.Bundled(), "no source named: the bundled sample streams")

@@ -10,7 +10,7 @@ import (
 // Every setting fills one field, or has a rule of its own in fromViper; every field's tag
 // is a setting.
 func TestEverySettingHasItsField(t *testing.T) {
-	ownRule := map[string]bool{"retention": true, "retention-5m": true, "retention-1h": true, "log-level": true, "shard": true}
+	ownRule := map[string]bool{"retention": true, "retention-5m": true, "retention-1h": true, "retention-workloads": true, "log-level": true, "shard": true}
 	tagged := map[string]string{}
 	rt := reflect.TypeFor[Config]()
 	for i := range rt.NumField() {

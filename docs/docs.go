@@ -1074,6 +1074,119 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/workloads": {
+            "get": {
+                "description": "A record per workload's (namespace, pod, container) hold on a device (a GPU or a MIG instance), made by the collectors from the samples as they settle (a few minutes behind) and kept for --retention-workloads (2 years by default), after the samples are gone. A hold ends when the device reports another workload or none after it, or nothing for longer than 5 minutes; a workload seen again later gets a new record. gpu_hours, mean_utilization and energy_kwh are accounted as GET /api/v1/fleet/usage accounts them (shared GPUs split, MIG instances by their slices): a record equals the usage report of its pod over [start, end]. p95_utilization is the whole percent under which 95 % of the time was spent; idle_fraction the share of the time under 1 %; sm_active, tensor_active and dram_active the profiling ratios' means where the exporter sends them; events the health events (XID, ECC, row remap, throttling) that began during the hold. Records overlapping [start_time, end_time] when given, the latest end first. As CSV (every record selected, no paging) with format=csv or Accept: text/csv.",
+                "produces": [
+                    "application/json",
+                    "text/csv"
+                ],
+                "tags": [
+                    "workloads"
+                ],
+                "summary": "Workload records: who held which GPU, from when to when, and how well they used it",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "only this namespace's",
+                        "name": "namespace",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this pod's",
+                        "name": "pod",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only this device's: a GPU's UUID, or UUID/GPU_I_ID for a MIG instance",
+                        "name": "uuid",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the devices of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the devices of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "open",
+                            "closed"
+                        ],
+                        "type": "string",
+                        "description": "open (still holding) or closed",
+                        "name": "state",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds: holds that end at or after it",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds: holds that start at or before it",
+                        "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 10000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 1000,
+                        "description": "records a page",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "next_cursor of the page before",
+                        "name": "cursor",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "json",
+                            "csv"
+                        ],
+                        "type": "string",
+                        "default": "json",
+                        "description": "json or csv",
+                        "name": "format",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.WorkloadList"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/write": {
             "post": {
                 "description": "Answers 204 once the queue accepted every sample of the request; 400 for a body that cannot be decoded (not to be retried); 415 for another protocol (remote_write 2.0 senders fall back to 1.0); 503 when the queue did not accept the samples in time, so that the sender retries. Staleness markers and series without a UUID label are dropped.",
@@ -1940,6 +2053,126 @@ const docTemplate = `{
                 "start_time": {
                     "type": "string",
                     "example": "2025-07-17T21:42:34Z"
+                }
+            }
+        },
+        "httpapi.Workload": {
+            "type": "object",
+            "properties": {
+                "container": {
+                    "type": "string",
+                    "example": "main"
+                },
+                "dram_active": {
+                    "type": "number",
+                    "example": 0.41
+                },
+                "end": {
+                    "type": "string",
+                    "example": "2025-07-21T08:00:00Z"
+                },
+                "energy_kwh": {
+                    "type": "number",
+                    "example": 36.1
+                },
+                "events": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "gpu_hours": {
+                    "type": "number",
+                    "example": 72
+                },
+                "gpu_instance": {
+                    "type": "string",
+                    "example": "3"
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "node-01"
+                },
+                "id": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "idle_fraction": {
+                    "type": "number",
+                    "example": 0.04
+                },
+                "last_seen": {
+                    "type": "string",
+                    "example": "2025-07-21T07:59:30Z"
+                },
+                "mean_utilization": {
+                    "type": "number",
+                    "example": 63.2
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "namespace": {
+                    "type": "string",
+                    "example": "ml"
+                },
+                "open": {
+                    "type": "boolean",
+                    "example": false
+                },
+                "p95_utilization": {
+                    "type": "number",
+                    "example": 98
+                },
+                "peak_memory_mib": {
+                    "type": "number",
+                    "example": 79647
+                },
+                "pod": {
+                    "type": "string",
+                    "example": "trainer-0"
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 8640
+                },
+                "sm_active": {
+                    "type": "number",
+                    "example": 0.71
+                },
+                "start": {
+                    "type": "string",
+                    "example": "2025-07-18T08:00:00Z"
+                },
+                "tensor_active": {
+                    "type": "number",
+                    "example": 0.33
+                },
+                "util_signal": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_GPU_UTIL"
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                }
+            }
+        },
+        "httpapi.WorkloadList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Workload"
+                    }
+                },
+                "next_cursor": {
+                    "type": "string",
+                    "example": "dzE6WzE3NTMwODQ4MDAwMDAwMDAsNDJd"
                 }
             }
         }

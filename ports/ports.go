@@ -155,6 +155,24 @@ type Summarizer interface {
 	Stats(ctx context.Context) (telemetry.Stats, error)
 }
 
+// WorkloadStore keeps workload records, for the recorder that makes them from the samples
+// and the API that lists them.
+type WorkloadStore interface {
+	// OpenWorkloads returns how far records are made — the end of the last pass recorded,
+	// the zero time before the first — and the records still open then, read together.
+	OpenWorkloads(ctx context.Context) (through time.Time, open []telemetry.Workload, err error)
+	// RecordWorkloads stores one pass, which made records from the samples up to to,
+	// atomically and only if records are still made through through (as OpenWorkloads
+	// returned it; the zero time before the first pass): a record with ID 0 is added (its
+	// ID is set), one with an ID replaces that record whole, and the store is then made
+	// through to. When another pass was recorded since, it stores nothing and returns
+	// false: each interval of samples is recorded once, however many processes record.
+	RecordWorkloads(ctx context.Context, through, to time.Time, records []telemetry.Workload) (recorded bool, err error)
+	// Workloads returns the records q selects, in its order, and the position after the
+	// last when more follow (nil otherwise). Values that are NaN stay NaN.
+	Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]telemetry.Workload, *telemetry.WorkloadPosition, error)
+}
+
 // Authenticator tells who sends a request, for the HTTP server.
 type Authenticator interface {
 	// Authenticate returns the name and role of the user or bearer token the credentials

@@ -53,7 +53,7 @@ func newAPI(t testing.TB, edit ...func(*httpapi.Options)) *httpapi.API {
 		_, err := store.WriteBatch(ctx, b)
 		require.NoError(t, err)
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store), Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)}
+	opts := httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store), Workloads: store, Ready: store.Ping, Logger: slog.New(slog.DiscardHandler)}
 	for _, e := range edit {
 		e(&opts)
 	}

@@ -43,6 +43,8 @@ type Options struct {
 	Query *query.Service
 	// Fleet serves the /api/v1/fleet routes, with Query.
 	Fleet *query.Fleet
+	// Workloads serves GET /api/v1/workloads, with Query.
+	Workloads ports.WorkloadStore
 
 	// RemoteWrite, when set, receives Prometheus remote_write requests at POST
 	// /api/v1/write; its errors are those of remotewrite.Receiver.Write.
@@ -164,6 +166,9 @@ func New(opts Options) *API {
 			get(v1, "/fleet/idle", a.fleetIdle)
 			get(v1, "/fleet/usage", a.fleetUsage)
 			get(v1, "/events", a.events)
+		}
+		if opts.Workloads != nil {
+			get(v1, "/workloads", a.workloads)
 		}
 
 		if opts.Console != nil {

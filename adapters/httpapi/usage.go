@@ -48,13 +48,9 @@ func (a *API) fleetUsage(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	asCSV := strings.Contains(c.GetHeader("Accept"), "text/csv")
-	switch format := c.Query("format"); format {
-	case "":
-	case "json", "csv":
-		asCSV = format == "csv"
-	default:
-		writeError(c, telemetry.Invalid("format", "%q is not json or csv", format))
+	asCSV, err := wantsCSV(c)
+	if err != nil {
+		writeError(c, err)
 		return
 	}
 	groups, err := a.opts.Fleet.Usage(c.Request.Context(), q)
@@ -86,20 +82,22 @@ func writeUsageCSV(c *gin.Context, q telemetry.UsageQuery, groups []telemetry.Us
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
 	_ = w.Write(usageCSVHeader)
-	num := func(v *float64) string {
-		if v == nil {
-			return ""
-		}
-		return strconv.FormatFloat(*v, 'f', -1, 64)
-	}
 	for _, g := range groups {
 		u := toUsage(g)
 		var signals []string // field=devices, space-separated, by field
 		for _, field := range slices.Sorted(maps.Keys(u.UtilSignals)) {
 			signals = append(signals, strings.ReplaceAll(field, " ", "")+"="+strconv.Itoa(u.UtilSignals[field]))
 		}
-		_ = w.Write([]string{u.Group, strconv.Itoa(u.Devices), num(&u.GPUHours), num(u.MeanUtilization), num(&u.EnergyKWh),
-			num(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10), strings.Join(signals, " ")})
+		_ = w.Write([]string{u.Group, strconv.Itoa(u.Devices), csvNumber(&u.GPUHours), csvNumber(u.MeanUtilization), csvNumber(&u.EnergyKWh),
+			csvNumber(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10), strings.Join(signals, " ")})
 	}
 	w.Flush()
+}
+
+// csvNumber writes a number of a CSV answer in full, an absent one as an empty field.
+func csvNumber(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'f', -1, 64)
 }

@@ -26,6 +26,10 @@ import (
 //     30,000 MiB), and once more a minute after the day.
 func newUsageFleet(t *testing.T) http.Handler {
 	t.Helper()
+	return serveBatch(t, usageFleetBatch())
+}
+
+func usageFleetBatch() telemetry.Batch {
 	gpus := []telemetry.GPU{
 		{UUID: "GPU-A", Hostname: "h1", Index: 0, ModelName: "H100"},
 		{UUID: "GPU-B", Hostname: "h1", Index: 1, ModelName: "H100"},
@@ -51,7 +55,7 @@ func newUsageFleet(t *testing.T) http.Handler {
 	for m := -1; m <= 24*60+1; m += 2 {
 		add("GPU-C", t0.Add(time.Duration(m)*time.Minute), "team-b", "serve", 30, 200, 30000)
 	}
-	return serveBatch(t, b)
+	return b
 }
 
 func usageReport(t *testing.T, api http.Handler, params ...string) map[string]httpapi.Usage {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/ingest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
 // The domain services keep their counts (their Stats) and import no metrics library: their
@@ -89,4 +90,40 @@ func (m ingestMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(samplesStoredDesc, st.Samples)
 	counter(notStoredDesc, st.Rejected, "invalid")
 	counter(notStoredDesc, st.AlreadyStored, "already_stored")
+}
+
+var (
+	recorderPassesDesc = prometheus.NewDesc("telemetry_workload_recorder_passes_total",
+		"Passes of the workload recorder over the samples that settled, by result.", []string{"result"}, nil)
+	recordsWrittenDesc = prometheus.NewDesc("telemetry_workload_records_written_total",
+		"Workload records added or brought up to date, by whether the pass closed them.", []string{"state"}, nil)
+	recordedThroughDesc = prometheus.NewDesc("telemetry_workload_recorded_through_timestamp_seconds",
+		"How far the samples are recorded as workload records (0 before the first pass): time() minus it is the records' lag.", nil, nil)
+)
+
+// Workloads reports what the workload recorder did.
+func Workloads(stats func() workload.Stats) prometheus.Collector { return workloadMetrics{stats} }
+
+type workloadMetrics struct{ stats func() workload.Stats }
+
+func (workloadMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{recorderPassesDesc, recordsWrittenDesc, recordedThroughDesc} {
+		ch <- d
+	}
+}
+
+func (m workloadMetrics) Collect(ch chan<- prometheus.Metric) {
+	st := m.stats()
+	counter := func(d *prometheus.Desc, n int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), labels...)
+	}
+	counter(recorderPassesDesc, st.Passes-st.Failures, "ok")
+	counter(recorderPassesDesc, st.Failures, "failed")
+	counter(recordsWrittenDesc, st.Written-st.Closed, "open")
+	counter(recordsWrittenDesc, st.Closed, "closed")
+	through := 0.0
+	if !st.Through.IsZero() {
+		through = float64(st.Through.UnixMicro()) / 1e6
+	}
+	ch <- prometheus.MustNewConstMetric(recordedThroughDesc, prometheus.GaugeValue, through)
 }

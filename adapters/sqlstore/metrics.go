@@ -17,6 +17,8 @@ var (
 		"Samples retention deleted, in whole chunks and partitions.", nil, nil)
 	rollupsPrunedDesc = prometheus.NewDesc("telemetry_retention_rollup_rows_deleted_total",
 		"Rows of the downsampled tiers retention deleted (a device's span of buckets each).", nil, nil)
+	workloadsPrunedDesc = prometheus.NewDesc("telemetry_retention_workload_records_deleted_total",
+		"Closed workload records retention deleted.", nil, nil)
 )
 
 // MaintenanceMetrics reports compaction and retention when Prometheus scrapes, for a
@@ -27,7 +29,7 @@ type maintenanceMetrics struct{ s *Store }
 
 func (maintenanceMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{compactionPassesDesc, windowsSealedDesc, chunksRewrittenDesc, batchesFoldedDesc,
-		retentionPassesDesc, samplesPrunedDesc, rollupsPrunedDesc} {
+		retentionPassesDesc, samplesPrunedDesc, rollupsPrunedDesc, workloadsPrunedDesc} {
 		ch <- d
 	}
 }
@@ -46,4 +48,5 @@ func (m maintenanceMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter(retentionPassesDesc, st.RetentionFailures, "failed")
 	counter(samplesPrunedDesc, st.SamplesPruned)
 	counter(rollupsPrunedDesc, st.RollupsPruned)
+	counter(workloadsPrunedDesc, st.WorkloadsPruned)
 }

@@ -12,19 +12,29 @@ type PruneStats struct {
 	Chunks, Samples int64 // chunks deleted, and the samples they held
 	Batches         int64 // batch rows deleted
 	Rollups         int64 // rows of the downsampled tiers deleted
+	Workloads       int64 // workload records deleted
 }
 
 // Retention is how long the store keeps each kind of data, 0 for ever.
 type Retention struct {
-	Raw   time.Duration   // samples
-	Tiers []time.Duration // the downsampled tiers', as engine.Tiers lists them; missing: for ever
+	Raw       time.Duration   // samples
+	Tiers     []time.Duration // the downsampled tiers', as engine.Tiers lists them; missing: for ever
+	Workloads time.Duration   // closed workload records, by their end
+	// Recorded makes samples wait for the workload recorder: none goes before the recorder
+	// has read it. For processes that run the recorder.
+	Recorded bool
 }
 
 // Cutoffs are where a pass of retention cuts: what is older goes; the zero time keeps all.
 type Cutoffs struct {
-	Raw   time.Time
-	Tiers []time.Time // as engine.Tiers lists them
+	Raw       time.Time
+	Tiers     []time.Time // as engine.Tiers lists them
+	Workloads time.Time
 }
+
+// recorderReadsBack bounds how far before its cursor the workload recorder reads: the
+// longest a sample stands for in usage accounting (query.MaxUsageGap).
+const recorderReadsBack = 24 * time.Hour
 
 // retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
 const retentionLock = 7_315_002
@@ -52,6 +62,9 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs) (PruneStats, error) {
 	}
 	if st.Rollups, err = s.pruneRollups(ctx, tx, c.Tiers); err != nil {
 		return st, classify(fmt.Errorf("prune the downsampled tiers: %w", err))
+	}
+	if st.Workloads, err = s.pruneWorkloads(ctx, tx, c.Workloads); err != nil {
+		return st, classify(fmt.Errorf("prune workload records: %w", err))
 	}
 	if before.IsZero() {
 		return st, classify(tx.Commit())
@@ -143,6 +156,22 @@ func (s *Store) Cutoffs(ctx context.Context, r Retention, now time.Time) (Cutoff
 		if c.Raw, err = s.Cutoff(ctx, r.Raw, now); err != nil {
 			return c, err
 		}
+		// Samples wait for the workload recorder, once it runs, so that every hold is
+		// recorded before its samples go (the recorder reads a little before its cursor).
+		through := time.Time{}
+		if r.Recorded {
+			if through, err = s.workloadsThrough(ctx, s.sqlDB); err != nil {
+				return c, err
+			}
+		}
+		if wait := through.Add(-recorderReadsBack); !through.IsZero() && wait.Before(c.Raw) {
+			c.Raw = wait
+		}
+	}
+	if r.Workloads > 0 {
+		if c.Workloads, err = s.Cutoff(ctx, r.Workloads, now); err != nil {
+			return c, err
+		}
 	}
 	for _, keep := range r.Tiers {
 		var cut time.Time
@@ -181,6 +210,7 @@ func (s *Store) Pruner(ctx context.Context, retention Retention, interval time.D
 			m.ChunksPruned += st.Chunks
 			m.SamplesPruned += st.Samples
 			m.RollupsPruned += st.Rollups
+			m.WorkloadsPruned += st.Workloads
 		})
 		switch {
 		case ctx.Err() != nil:
@@ -190,9 +220,9 @@ func (s *Store) Pruner(ctx context.Context, retention Retention, interval time.D
 		case (st.Chunks > 0 || st.Batches > 0) && first:
 			s.log.WarnContext(ctx, "retention: deleted samples at start, older than the retention behind the newest sample: an import of older data goes too (keep it with --retention=0 or a longer one)",
 				"before", before, "retention", retention.Raw, "samples", st.Samples, "chunks", st.Chunks, "batches", st.Batches)
-		case st.Chunks > 0 || st.Batches > 0 || st.Rollups > 0:
+		case st.Chunks > 0 || st.Batches > 0 || st.Rollups > 0 || st.Workloads > 0:
 			s.log.InfoContext(ctx, "retention: pruned", "before", before, "chunks", st.Chunks,
-				"samples", st.Samples, "batches", st.Batches, "rollups", st.Rollups)
+				"samples", st.Samples, "batches", st.Batches, "rollups", st.Rollups, "workloads", st.Workloads)
 		}
 		select {
 		case <-ctx.Done():

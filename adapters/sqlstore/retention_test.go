@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -11,7 +13,9 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
 // Three hours of samples pruned to the last hour: the two older hours go (up to a chunk's
@@ -159,5 +163,78 @@ func TestCutoffFollowsTheNewestSample(t *testing.T) {
 		capped, err := s.Cutoff(ctx, time.Hour, now)
 		require.NoError(t, err)
 		assert.True(t, capped.Equal(now.Add(-time.Hour)), "a sample from the future moves it no further than now: %s", capped)
+	})
+}
+
+// A pod that ran three days a month ago is still reported, by its workload record, after
+// retention deleted its samples; and samples wait for the recorder, however far behind.
+func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpu := telemetry.GPU{UUID: "GPU-month", Hostname: "node-m", ModelName: "NVIDIA H100 80GB HBM3"}
+		day := 24 * time.Hour
+		writeMinutes := func(id string, from, to time.Duration, pod string) {
+			for b := from; b < to; b += 6 * time.Hour {
+				batch := telemetry.Batch{ID: fmt.Sprint(id, b), GPUs: []telemetry.GPU{gpu}}
+				for at := b; at < min(b+6*time.Hour, to); at += time.Minute {
+					batch.Samples = append(batch.Samples,
+						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: compactT0.Add(at), Value: 80, Namespace: "research", Pod: pod},
+						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: compactT0.Add(at), Value: 500, Namespace: "research", Pod: pod})
+				}
+				_, err := s.WriteBatch(ctx, batch)
+				require.NoError(t, err)
+			}
+		}
+		writeMinutes("old", 0, 3*day, "three-day-job")
+		writeMinutes("new", 30*day, 31*day, "today-job")
+		_, err := s.Seal(ctx)
+		require.NoError(t, err)
+		now := compactT0.Add(31 * day)
+		retention := sqlstore.Retention{Raw: 15 * day, Workloads: 2 * 365 * day, Recorded: true}
+
+		rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{Step: 10 * day}, slog.New(slog.DiscardHandler))
+		p, err := rec.Record(ctx, now)
+		require.NoError(t, err)
+		require.True(t, p.More)
+		behind, err := s.Cutoffs(ctx, retention, now)
+		require.NoError(t, err)
+		assert.True(t, behind.Raw.Equal(p.To.Add(-24*time.Hour)), "samples wait for the recorder: cut at %s", behind.Raw)
+		retention.Recorded = false
+		unrecorded, err := s.Cutoffs(ctx, retention, now)
+		require.NoError(t, err)
+		assert.True(t, unrecorded.Raw.After(behind.Raw), "without a recorder, samples wait for none")
+		retention.Recorded = true
+		for p.More {
+			p, err = rec.Record(ctx, now)
+			require.NoError(t, err)
+		}
+		cutoffs, err := s.Cutoffs(ctx, retention, now)
+		require.NoError(t, err)
+		assert.True(t, cutoffs.Raw.Equal(compactT0.Add(31*day-time.Minute-15*day)), "caught up, retention cuts as configured: %s", cutoffs.Raw)
+		st, err := s.Prune(ctx, cutoffs)
+		require.NoError(t, err)
+		assert.Positive(t, st.Samples)
+
+		n := 0
+		_, err = s.Samples(ctx, telemetry.SampleQuery{GPU: gpu.UUID, Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(3 * day)}},
+			func(telemetry.Sample) error { n++; return nil })
+		require.NoError(t, err)
+		assert.Zero(t, n, "the job's samples are gone")
+		records, _, err := s.Workloads(ctx, telemetry.WorkloadQuery{Pod: "three-day-job", Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, records, 1, "its record stays")
+		assert.False(t, records[0].Open)
+		assert.InDelta(t, 72, records[0].GPUHours, 1e-9)
+		assert.InDelta(t, 80, records[0].MeanUtil, 1e-9)
+		assert.InDelta(t, 0.5*72, records[0].EnergyKWh, 1e-9)
+
+		// The records' own retention deletes closed records older than it.
+		st, err = s.Prune(ctx, sqlstore.Cutoffs{Workloads: compactT0.Add(10 * day)})
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, st.Workloads)
+		open, _, err := s.Workloads(ctx, telemetry.WorkloadQuery{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, open, 1)
+		assert.Equal(t, "today-job", open[0].Pod)
 	})
 }

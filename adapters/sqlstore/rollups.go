@@ -118,6 +118,7 @@ func (s *Store) readRollups(ctx context.Context, q querier, tier engine.Tier, de
 // querier is what reads take: the database or a transaction.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // rollupFloors returns where retention cut each tier, by step.

@@ -298,6 +298,15 @@ func TestSummaryReaderContract(t *testing.T) {
 	})
 }
 
+func TestWorkloadStoreContract(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		portstest.TestWorkloadStore(t, func(t *testing.T) portstest.WorkloadStore { return open(t, sqlstoretest.SQLiteURL(t)) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		portstest.TestWorkloadStore(t, func(t *testing.T) portstest.WorkloadStore { return open(t, sqlstoretest.PostgresURL(t)) })
+	})
+}
+
 // Windows sealed before the tiers existed get their rows from the compactor, a few a pass.
 func TestTiersOfWindowsSealedBefore(t *testing.T) {
 	for name, newURL := range map[string]func(testing.TB) string{"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL} {

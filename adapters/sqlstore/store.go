@@ -97,6 +97,7 @@ type MaintenanceStats struct {
 	RetentionPasses, RetentionFailures   int64
 	ChunksPruned, SamplesPruned          int64
 	RollupsPruned                        int64
+	WorkloadsPruned                      int64
 }
 
 // Maintenance returns the counts so far.

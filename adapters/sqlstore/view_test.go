@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"sort"
@@ -15,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
 // The samples view (PostgreSQL) decodes the chunks into what the store reads back: every
@@ -168,4 +171,68 @@ func TestDocumentedSQLAnswersLikeTheStore(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	assert.Equal(t, latest, temps)
+}
+
+// The workload query of docs/api.md, run as written, gives the usage report's GPU-hours and
+// energy by namespace over the month.
+func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "### Workload records")
+	require.True(t, ok)
+	_, rest, ok = strings.Cut(rest, "```sql\n")
+	require.True(t, ok)
+	statement, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	month := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	gpus := []telemetry.GPU{{UUID: "GPU-ns-0", Hostname: "host-0"}, {UUID: "GPU-ns-1", Hostname: "host-0", Index: 1}}
+	for b := range 12 { // six hours at 30 s, a pod a device every two hours, two namespaces
+		batch := telemetry.Batch{ID: fmt.Sprint("ns", b), GPUs: gpus}
+		for k := range 60 {
+			at := month.Add(time.Duration(b*60+k) * 30 * time.Second)
+			for i, g := range gpus {
+				pod, ns := fmt.Sprint("job-", b/4, "-", i), []string{"vision", "speech"}[(b/4+i)%2]
+				batch.Samples = append(batch.Samples,
+					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64((k * 7) % 101), Pod: pod, Namespace: ns},
+					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: at, Value: float64(200 + k), Pod: pod, Namespace: ns})
+			}
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(t, err)
+	}
+	rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{}, slog.New(slog.DiscardHandler))
+	for more := true; more; {
+		p, err := rec.Record(ctx, time.Now())
+		require.NoError(t, err)
+		more = p.More
+	}
+	through, _, err := s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	report, err := query.NewFleet(s, s).Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: month, End: through}, By: telemetry.GroupNamespace})
+	require.NoError(t, err)
+
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, statement)
+	require.NoError(t, err)
+	got := map[string][2]float64{}
+	for rows.Next() {
+		var at time.Time
+		var ns string
+		var hours, kwh float64
+		require.NoError(t, rows.Scan(&at, &ns, &hours, &kwh))
+		assert.True(t, at.Equal(month), "%s", at)
+		got[ns] = [2]float64{hours, kwh}
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, report, 2)
+	for _, u := range report {
+		assert.InDelta(t, u.GPUHours, got[u.Group][0], 0.0005, u.Group)
+		assert.InDelta(t, u.EnergyKWh, got[u.Group][1], 0.0005, u.Group)
+	}
 }

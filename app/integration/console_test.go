@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health/healthtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
 // page is a tab of headless Chromium (Debian's) that records what the console logs as an
@@ -265,6 +268,12 @@ func TestConsoleShowsMIGInstancesAndATimeSlicedGPU(t *testing.T) {
 	}
 	_, err = store.WriteBatch(context.Background(), b)
 	require.NoError(t, err)
+	rec := workload.NewRecorder(query.NewFleet(store, store), store, store, workload.Config{Settle: time.Second}, slog.New(slog.DiscardHandler))
+	for more := true; more; {
+		pass, err := rec.Record(context.Background(), time.Now())
+		require.NoError(t, err)
+		more = pass.More
+	}
 	require.NoError(t, store.Close())
 	proc := start(t, "--mode=api", "--database-url="+dbURL)
 	window := fmt.Sprintf("start=%s&end=%s", t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))
@@ -297,6 +306,14 @@ func TestConsoleShowsMIGInstancesAndATimeSlicedGPU(t *testing.T) {
 		return [c.scrollWidth > c.clientWidth, c.title]; })()`, longPod))
 	assert.Equal(t, []any{true, "inference/" + longPod}, cut, "a long name cut, whole on hover")
 	p.noErrors(t, "the usage page")
+
+	// Workload records: a row per pod and device, the profiling fields this exporter does
+	// not send shown as not reported, never as 0.
+	p.open(t, "#/workloads", "workloads")
+	pods := eval[[]string](t, p, `[...document.querySelectorAll('#records tbody tr')].map(r => r.dataset.pod + ' ' + r.cells[1].textContent + ' ' + r.cells[8].textContent).sort()`)
+	assert.Equal(t, []string{"chat node-l40s n/r", "embed node-l40s n/r", "llama node-a800 · MIG 1 n/r", longPod + " node-l40s n/r", "mistral node-a800 · MIG 2 n/r"}, pods)
+	p.screenshot(t, "workloads")
+	p.noErrors(t, "the workloads page")
 
 	p.open(t, "#/health?"+window, "health")
 	idle := eval[[]string](t, p, `[...document.querySelectorAll('#idle tbody tr')].map(r => r.dataset.key + ' ' + r.cells[3].textContent + ' ' + r.cells[7].textContent)`)

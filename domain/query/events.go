@@ -90,6 +90,13 @@ func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry
 	return out, err
 }
 
+// EachDevice calls fn with every device that has samples of metrics within r, and its
+// series of them by metric, a device at a time: what the workload recorder reads.
+func (f *Fleet) EachDevice(ctx context.Context, r telemetry.TimeRange, metrics []string,
+	listed func([]telemetry.GPU), fn func(*telemetry.GPU, map[string][]telemetry.Series)) error {
+	return f.byDevice(ctx, telemetry.GPUFilter{}, r, metrics, listed, fn)
+}
+
 // byDevice calls fn with each device sel selects that has samples of metrics within r, and
 // its series of them by metric: a series for each workload the device's samples were
 // attributed to.

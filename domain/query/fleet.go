@@ -167,7 +167,7 @@ func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery, limit int, c
 	sel := telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model, Limit: limit + 1} // one more tells whether a page follows
 	if cursor != "" {
 		var at telemetry.GPUPosition
-		if err := decodeListCursor(cursor, "g", &at); err != nil {
+		if err := DecodeListCursor(cursor, "g", &at); err != nil {
 			return nil, "", err
 		}
 		sel.After = &at
@@ -181,7 +181,7 @@ func (f *Fleet) Latest(ctx context.Context, q telemetry.FleetQuery, limit int, c
 		if i == 0 || !sameGPU(g, devices[i-1]) {
 			if gpus++; gpus > limit {
 				last := devices[i-1]
-				devices, next = devices[:i], encodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
+				devices, next = devices[:i], EncodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
 				break
 			}
 		}

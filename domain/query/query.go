@@ -62,7 +62,7 @@ func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter, limit int, cu
 	}
 	if cursor != "" {
 		var at telemetry.GPUPosition
-		if err := decodeListCursor(cursor, "g", &at); err != nil {
+		if err := DecodeListCursor(cursor, "g", &at); err != nil {
 			return nil, "", err
 		}
 		f.After = &at
@@ -76,7 +76,7 @@ func (s *Service) GPUs(ctx context.Context, f telemetry.GPUFilter, limit int, cu
 	if len(gpus) > limit {
 		gpus = gpus[:limit]
 		last := gpus[limit-1]
-		next = encodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
+		next = EncodeListCursor("g", telemetry.GPUPosition{Hostname: last.Hostname, Index: last.Index, UUID: last.UUID})
 	}
 	return gpus, next, nil
 }
@@ -88,7 +88,7 @@ func (s *Service) Hosts(ctx context.Context, limit int, cursor string) (hosts []
 	}
 	f := telemetry.HostFilter{Limit: limit + 1}
 	if cursor != "" {
-		if err := decodeListCursor(cursor, "h", &f.After); err != nil {
+		if err := DecodeListCursor(cursor, "h", &f.After); err != nil {
 			return nil, "", err
 		}
 	}
@@ -97,7 +97,7 @@ func (s *Service) Hosts(ctx context.Context, limit int, cursor string) (hosts []
 	}
 	if len(hosts) > limit {
 		hosts = hosts[:limit]
-		next = encodeListCursor("h", hosts[limit-1].Hostname)
+		next = EncodeListCursor("h", hosts[limit-1].Hostname)
 	}
 	return hosts, next, nil
 }
@@ -109,15 +109,17 @@ func checkListLimit(limit int) error {
 	return nil
 }
 
-// A listing's cursor is its kind and the position of the last item sent, in JSON, in
-// URL-safe base64: opaque to clients, but a key of the listing's order rather than an
-// offset, so that items arriving meanwhile shift nothing.
-func encodeListCursor(kind string, at any) string {
+// EncodeListCursor makes a listing's cursor: its kind and the position of the last item
+// sent, in JSON, in URL-safe base64: opaque to clients, but a key of the listing's order
+// rather than an offset, so that items arriving meanwhile shift nothing.
+func EncodeListCursor(kind string, at any) string {
 	raw, _ := json.Marshal(at) // positions are plain strings and numbers
 	return base64.RawURLEncoding.EncodeToString(append([]byte(kind+"1:"), raw...))
 }
 
-func decodeListCursor(cursor, kind string, into any) error {
+// DecodeListCursor reads a cursor EncodeListCursor made for kind into into; any other
+// matches telemetry.ErrInvalid.
+func DecodeListCursor(cursor, kind string, into any) error {
 	bad := telemetry.Invalid("cursor", "%q is not a cursor of this listing", cursor)
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {

@@ -40,8 +40,23 @@ const (
 	MemoryField = "DCGM_FI_DEV_FB_USED"           // MiB: its peak
 )
 
+// The profiling fields whose mean over time a report keeps where the exporter sends them:
+// ratios of the time the SMs, the tensor pipes and the memory interface were busy.
+const (
+	SMField     = "DCGM_FI_PROF_SM_ACTIVE"
+	TensorField = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
+	DRAMField   = "DCGM_FI_PROF_DRAM_ACTIVE"
+)
+
 // Fields are the fields a report reads.
 var Fields = []string{UtilField, EngineField, PowerField, MemoryField}
+
+// ActivityFields are the profiling fields a report averages when given them.
+var ActivityFields = []string{SMField, TensorField, DRAMField}
+
+// IdleBelow is the utilisation (%) under which a device counts as idle: DCGM reports whole
+// percents, so an idle GPU reads 0.
+const IdleBelow = 1.0
 
 // DefaultGap is the longest a sample stands for unless told otherwise: PromQL's lookback.
 const DefaultGap = 5 * time.Minute
@@ -101,15 +116,88 @@ type Report struct {
 }
 
 type tally struct {
-	devices      map[string]bool
-	signals      map[string]map[string]bool // signal → devices
-	seconds      float64                    // covered by utilisation samples
-	utilSeconds  float64                    // of which with a value (not a blank)
-	utilWeighted float64                    // utilisation × seconds
-	joules       float64
-	peakMemory   float64
-	memory       bool // whether peakMemory was seen
-	samples      int64
+	Tally
+	devices map[string]bool
+	signals map[string]map[string]bool // signal → devices
+}
+
+// Tally is what a group's samples add up to over a window: the sums a report's answers are
+// made of, which add up across adjacent windows. Seconds are GPU-seconds: each device's
+// time weighted by its share of its GPU and split among the holders of an instant.
+type Tally struct {
+	Seconds      float64 // covered by utilisation samples
+	UtilSeconds  float64 // of which with a value (not a blank)
+	UtilWeighted float64 // utilisation × seconds
+	IdleSeconds  float64 // of UtilSeconds, with utilisation under IdleBelow
+	// UtilHistogram holds the seconds of UtilSeconds at each whole percent of utilisation,
+	// 0 to 100 (rounded): what a percentile over the window is read from.
+	UtilHistogram [101]float64
+	Joules        float64
+	PeakMemory    float64
+	Memory        bool  // whether PeakMemory was seen
+	Samples       int64 // utilisation samples in [start, end): adjacent windows count each once
+	// Activity holds, for each of ActivityFields reported, its seconds and its value ×
+	// seconds.
+	Activity map[string]Weighted
+	// First is the time of the first utilisation sample counted, Until the end of the time
+	// the last one stands for (Unix microseconds); zero when none was.
+	First, Until int64
+}
+
+// Weighted is a mean over time in the making: seconds, and value × seconds.
+type Weighted struct{ Seconds, Sum float64 }
+
+// Mean is the time-weighted mean, NaN over no time.
+func (w Weighted) Mean() float64 {
+	if w.Seconds == 0 {
+		return math.NaN()
+	}
+	return w.Sum / w.Seconds
+}
+
+// MeanUtil is the time-weighted mean utilisation (%), NaN without a value.
+func (t *Tally) MeanUtil() float64 { return Weighted{t.UtilSeconds, t.UtilWeighted}.Mean() }
+
+// UtilPercentile is the utilisation (%, a whole percent) under which fraction q of the time
+// with a value was spent, NaN without one.
+func (t *Tally) UtilPercentile(q float64) float64 {
+	if t.UtilSeconds <= 0 {
+		return math.NaN()
+	}
+	var below float64
+	for pct, s := range t.UtilHistogram {
+		if below += s; below >= q*t.UtilSeconds*(1-1e-12) {
+			return float64(pct)
+		}
+	}
+	return 100
+}
+
+// Merge adds o, a tally of the same group over another window, to t.
+func (t *Tally) Merge(o *Tally) {
+	t.Seconds += o.Seconds
+	t.UtilSeconds += o.UtilSeconds
+	t.UtilWeighted += o.UtilWeighted
+	t.IdleSeconds += o.IdleSeconds
+	for i, s := range o.UtilHistogram {
+		t.UtilHistogram[i] += s
+	}
+	t.Joules += o.Joules
+	if o.Memory && (!t.Memory || o.PeakMemory > t.PeakMemory) {
+		t.PeakMemory, t.Memory = o.PeakMemory, true
+	}
+	t.Samples += o.Samples
+	for field, w := range o.Activity {
+		if t.Activity == nil {
+			t.Activity = map[string]Weighted{}
+		}
+		sum := t.Activity[field]
+		t.Activity[field] = Weighted{sum.Seconds + w.Seconds, sum.Sum + w.Sum}
+	}
+	if o.First != 0 && (t.First == 0 || o.First < t.First) {
+		t.First = o.First
+	}
+	t.Until = max(t.Until, o.Until)
 }
 
 // New returns an empty report of window r; samples stand for gap at most.
@@ -135,6 +223,9 @@ func (r *Report) AddDevice(d Device, fields map[string][]telemetry.Series, group
 	r.add(d, signal, util, scale, group)
 	r.add(d, PowerField, fields[PowerField], 1, group)
 	r.add(d, MemoryField, fields[MemoryField], 1, group)
+	for _, field := range ActivityFields {
+		r.add(d, field, fields[field], 1, group)
+	}
 }
 
 // Add tallies one device of its own GPU (share 1) and one field: AddDevice of that field.
@@ -146,8 +237,8 @@ func hasPoints(list []telemetry.Series) bool {
 	return slices.ContainsFunc(list, func(s telemetry.Series) bool { return len(s.Points) > 0 })
 }
 
-// add tallies one field's series of a device; kind is a utilisation signal, PowerField or
-// MemoryField.
+// add tallies one field's series of a device; kind is a utilisation signal, PowerField,
+// MemoryField or one of ActivityFields.
 func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float64, group func(telemetry.Series) (string, bool)) {
 	if len(list) == 0 {
 		return
@@ -201,22 +292,41 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 			switch kind {
 			case PowerField:
 				if finite {
-					t.joules += p.Value * seconds * weight
+					t.Joules += p.Value * seconds * weight
 				}
 			case MemoryField:
-				if finite && (!t.memory || p.Value > t.peakMemory) {
-					t.peakMemory, t.memory = p.Value, true
+				if finite && (!t.Memory || p.Value > t.PeakMemory) {
+					t.PeakMemory, t.Memory = p.Value, true
+				}
+			case SMField, TensorField, DRAMField:
+				if finite {
+					if t.Activity == nil {
+						t.Activity = map[string]Weighted{}
+					}
+					w := t.Activity[kind]
+					t.Activity[kind] = Weighted{w.Seconds + seconds*weight, w.Sum + p.Value*seconds*weight}
 				}
 			default: // utilisation
 				if t.signals[kind] == nil {
 					t.signals[kind] = map[string]bool{}
 				}
 				t.signals[kind][d.Key] = true
-				t.seconds += seconds * weight
-				t.samples++
+				t.Seconds += seconds * weight
+				if ts >= r.start && ts < r.end {
+					t.Samples++ // in one of adjacent windows only
+				}
+				if t.First == 0 || max(ts, r.start) < t.First {
+					t.First = max(ts, r.start)
+				}
+				t.Until = max(t.Until, until)
 				if finite {
-					t.utilSeconds += seconds * weight
-					t.utilWeighted += p.Value * scale * seconds * weight
+					util := p.Value * scale
+					t.UtilSeconds += seconds * weight
+					t.UtilWeighted += util * seconds * weight
+					t.UtilHistogram[int(math.Round(min(max(util, 0), 100)))] += seconds * weight
+					if util < IdleBelow {
+						t.IdleSeconds += seconds * weight
+					}
 				}
 			}
 		}
@@ -249,17 +359,23 @@ func (r *Report) group(name string) *tally {
 	return t
 }
 
+// Tallies returns each group's tally, by name.
+func (r *Report) Tallies() map[string]*Tally {
+	out := make(map[string]*Tally, len(r.groups))
+	for name, t := range r.groups {
+		out[name] = &t.Tally
+	}
+	return out
+}
+
 // Usage returns each group's usage, by name.
 func (r *Report) Usage() []telemetry.Usage {
 	out := make([]telemetry.Usage, 0, len(r.groups))
 	for name, t := range r.groups {
-		u := telemetry.Usage{Group: name, Devices: len(t.devices), GPUHours: t.seconds / 3600,
-			EnergyKWh: t.joules / 3.6e6, Samples: t.samples, PeakMemory: math.NaN(), MeanUtil: math.NaN()}
-		if t.utilSeconds > 0 {
-			u.MeanUtil = t.utilWeighted / t.utilSeconds
-		}
-		if t.memory {
-			u.PeakMemory = t.peakMemory
+		u := telemetry.Usage{Group: name, Devices: len(t.devices), GPUHours: t.Seconds / 3600,
+			EnergyKWh: t.Joules / 3.6e6, Samples: t.Samples, PeakMemory: math.NaN(), MeanUtil: t.MeanUtil()}
+		if t.Memory {
+			u.PeakMemory = t.PeakMemory
 		}
 		if len(t.signals) > 0 {
 			u.UtilSignals = make(map[string]int, len(t.signals))

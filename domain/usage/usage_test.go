@@ -209,3 +209,43 @@ func TestPeakMemoryIsOfTheSamplesStandingInTheWindow(t *testing.T) {
 	assert.Equal(t, 7000.0, peak(telemetry.Point{Time: at(20), Value: 4000}, telemetry.Point{Time: at(100), Value: 7000}),
 		"a sample at the window's end is in it")
 }
+
+// Tallies of adjacent windows merge into the tally of both: sums, the utilisation
+// histogram, samples (each in one window), the first sample and the end of the last.
+func TestTalliesOfAdjacentWindowsMerge(t *testing.T) {
+	var pts []telemetry.Point
+	for i := range 120 {
+		pts = append(pts, telemetry.Point{Time: at(float64(i * 30)), Value: float64(i % 50)})
+	}
+	fields := map[string][]telemetry.Series{
+		usage.UtilField: {{Pod: "p", Points: pts}},
+		usage.SMField:   {{Pod: "p", Points: every(0, 3600, 30, 0.25)}},
+	}
+	tally := func(w telemetry.TimeRange) *usage.Tally {
+		r := usage.New(w, usage.DefaultGap)
+		r.AddDevice(usage.Device{Key: "GPU-1", Share: 1}, fields, byPod)
+		return r.Tallies()["p"]
+	}
+	whole := tally(window(0, 3600))
+	merged := tally(window(0, 1234.5))
+	merged.Merge(tally(window(1234.5, 3600)))
+	assert.InDelta(t, whole.Seconds, merged.Seconds, 1e-9)
+	assert.InDelta(t, whole.UtilWeighted, merged.UtilWeighted, 1e-6)
+	assert.InDelta(t, whole.IdleSeconds, merged.IdleSeconds, 1e-9)
+	for pct := range whole.UtilHistogram {
+		assert.InDelta(t, whole.UtilHistogram[pct], merged.UtilHistogram[pct], 1e-9, pct)
+	}
+	assert.Equal(t, whole.Samples, merged.Samples, "the sample at the cut counts once")
+	assert.Equal(t, int64(120), whole.Samples)
+	assert.Equal(t, whole.First, merged.First)
+	assert.Equal(t, whole.Until, merged.Until)
+	assert.InDelta(t, 0.25, whole.Activity[usage.SMField].Mean(), 1e-12)
+	assert.InDelta(t, 3600, whole.Activity[usage.SMField].Seconds, 1e-9)
+
+	// 0..49 twice, then 0..19: 0..19 three times and 20..49 twice, so 95 % of the 120
+	// intervals (114) are at 46 or under (60 + 2 × 27), and 3 of 120 at 0 (idle).
+	assert.Equal(t, 46.0, whole.UtilPercentile(0.95))
+	assert.Equal(t, 49.0, whole.UtilPercentile(1))
+	assert.InDelta(t, 3/120.0, whole.IdleSeconds/whole.UtilSeconds, 1e-12)
+	assert.True(t, math.IsNaN((&usage.Tally{}).UtilPercentile(0.95)))
+}

@@ -1,5 +1,5 @@
 // The console: pages over the REST API, routed by the URL's fragment (#/, #/gpu/<uuid>,
-// #/health, #/usage). Each page renders into <main> and returns what stops its timers.
+// #/health, #/usage, #/workloads). Each page renders into <main> and returns what stops its timers.
 'use strict';
 
 (() => {
@@ -476,6 +476,53 @@
     return () => abort.abort();
   }
 
+  // workloadsPage lists the workload records — who held which device, when, how well —
+  // the latest first, a page at a time, with links to the device and to the next page.
+  function workloadsPage(params) {
+    const filters = { namespace: params.get('namespace') || '', pod: params.get('pod') || '', state: params.get('state') || '' };
+    const cursor = params.get('cursor') || '';
+    main.innerHTML = `<h1>Workloads</h1>
+      <form class="toolbar" id="form">
+        <label>namespace <input name="namespace" value="${esc(filters.namespace)}" size="12" placeholder="all"></label>
+        <label>pod <input name="pod" value="${esc(filters.pod)}" size="16" placeholder="all"></label>
+        <label>state <select name="state">${['', 'open', 'closed'].map((s) =>
+          `<option value="${s}" ${s === filters.state ? 'selected' : ''}>${s || 'any'}</option>`).join('')}</select></label>
+        <button>Apply</button><a id="csv">Download CSV</a></form>
+      <p class="muted">A record per pod's hold on a GPU or MIG instance, kept after the samples are gone; GPU-hours as the usage report counts them. A few minutes behind the samples.</p>
+      <div id="records"><p class="muted">Loading…</p></div>`;
+    submitTo(main.querySelector('#form'), '#/workloads', {});
+    const abort = new AbortController();
+    (async () => {
+      const csv = new URL('api/v1/workloads', document.baseURI);
+      for (const [k, v] of Object.entries({ ...filters, format: 'csv' })) if (v) csv.searchParams.set(k, v);
+      main.querySelector('#csv').href = csv;
+      const list = await api('api/v1/workloads', { ...filters, cursor, limit: 100 }, abort.signal);
+      const pct = (v) => (v === undefined ? '<span class="muted" title="not reported by this exporter">n/r</span>' : fmt(v * 100));
+      const box = main.querySelector('#records');
+      if (!list.count) {
+        box.innerHTML = '<p class="muted">No workload records yet: they are made from the samples a few minutes after they arrive.</p>';
+      } else {
+        const next = new URLSearchParams({ ...filters, cursor: list.next_cursor || '' });
+        box.innerHTML = `<table><thead><tr><th>namespace / pod</th><th>device</th><th>from</th><th>held</th>
+          <th class="num">GPU-hours</th><th class="num">mean util (%)</th><th class="num">p95 util (%)</th><th class="num">idle (%)</th>
+          <th class="num">SM active (%)</th><th class="num">tensor (%)</th><th class="num">energy (kWh)</th>
+          <th class="num">peak memory (MiB)</th><th class="num">events</th></tr></thead><tbody>${list.data.map((w) => `<tr data-id="${w.id}" data-pod="${esc(w.pod)}">
+          <td>${clip(`${w.namespace}/${w.pod}`)}${w.container ? ` <span class="muted">${esc(w.container)}</span>` : ''}</td>
+          <td><a href="${deviceHref(w)}">${clip(w.hostname)}</a>${w.gpu_instance ? ` · MIG ${esc(w.gpu_instance)}` : ''}</td>
+          <td>${shortTime(w.start)}</td><td>${w.open ? '<b>holding</b>, ' : ''}${duration(Date.parse(w.end) - Date.parse(w.start))}</td>
+          <td class="num gpu-hours">${fmt(w.gpu_hours, 2)}</td><td class="num">${fmt(w.mean_utilization)}</td>
+          <td class="num">${fmt(w.p95_utilization, 0)}</td><td class="num">${w.idle_fraction === undefined ? '–' : fmt(w.idle_fraction * 100)}</td>
+          <td class="num">${pct(w.sm_active)}</td><td class="num">${pct(w.tensor_active)}</td>
+          <td class="num">${fmt(w.energy_kwh, 3)}</td><td class="num">${fmt(w.peak_memory_mib, 0)}</td>
+          <td class="num ${w.events ? 'bad' : ''}">${w.events}</td></tr>`).join('')}</tbody></table>
+          ${list.next_cursor ? `<p><a id="next" href="#/workloads?${next}">Older records →</a></p>` : ''}`;
+      }
+      setStatus('');
+      state.ready = true;
+    })().catch(showError);
+    return () => abort.abort();
+  }
+
   // --- routing -------------------------------------------------------------------------
 
   let stopPage = () => {};
@@ -497,6 +544,9 @@
     } else if (parts[0] === 'usage') {
       page = 'usage';
       stopPage = usagePage(params);
+    } else if (parts[0] === 'workloads') {
+      page = 'workloads';
+      stopPage = workloadsPage(params);
     } else {
       stopPage = fleetPage(params);
     }

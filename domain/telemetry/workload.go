@@ -1,0 +1,78 @@
+package telemetry
+
+import (
+	"math"
+	"time"
+)
+
+// Workload is a workload's hold on one device — a pod's (namespace, pod, container) on a
+// GPU or MIG instance — from its first sample to the end of the time its last one stands
+// for, accounted as usage reports are (shared GPUs split, MIG instances by their slices).
+// A record stays Open while the workload holds the device; it closes when another
+// workload, or none, reports the device after it, or the device is silent longer than the
+// usage gap. It outlives the samples it was made of: records have their own retention.
+type Workload struct {
+	ID                        int64
+	GPU                       GPU
+	Namespace, Pod, Container string
+	Start, End                time.Time
+	LastSeen                  time.Time // the last utilisation sample attributed to it
+	Open                      bool
+
+	GPUHours     float64
+	UtilHours    float64 // of GPUHours, the time with a utilisation value (blanks aside)
+	MeanUtil     float64 // %, NaN without a value; on a MIG instance, its graphics engine activity × 100
+	P95Util      float64 // %, a whole percent, NaN without a value
+	IdleHours    float64 // of UtilHours, under usage.IdleBelow
+	UtilSignal   string  // the field utilisation was read from
+	EnergyKWh    float64
+	PeakMemory   float64 // MiB, NaN when the device sent no memory sample
+	SMActive     Activity
+	TensorActive Activity
+	DRAMActive   Activity
+	Events       int   // health events that began during the hold
+	Samples      int64 // utilisation samples
+	// UtilHistogram holds the hours of UtilHours at each whole percent of utilisation, 0 to
+	// 100: what P95Util is read from, and what the records of later passes add to.
+	UtilHistogram [101]float64
+}
+
+// IdleFraction is the share of the time with a utilisation value spent idle, NaN without one.
+func (w Workload) IdleFraction() float64 {
+	if w.UtilHours == 0 {
+		return math.NaN()
+	}
+	return w.IdleHours / w.UtilHours
+}
+
+// Activity is a profiling ratio's mean over the hours a device reported it; Mean is NaN
+// when it never did (the exporter does not send the field, or not on this device).
+type Activity struct{ Mean, Hours float64 }
+
+// WorkloadQuery selects workload records: those overlapping Range (any when zero), of a
+// namespace, pod, device (key), host or model when given; Open alone when Open is "open",
+// closed alone when "closed". They come most recent end first, then by ID descending,
+// Limit at most, after the position After when not nil.
+type WorkloadQuery struct {
+	Range     TimeRange
+	Namespace string
+	Pod       string
+	GPU       string
+	Hostname  string
+	Model     string
+	State     string // "", "open" or "closed"
+	Limit     int
+	After     *WorkloadPosition
+}
+
+// WorkloadPosition is where a page of workload records ended: its last record's end and ID.
+type WorkloadPosition struct {
+	End time.Time
+	ID  int64
+}
+
+// The states a WorkloadQuery selects.
+const (
+	WorkloadOpen   = "open"
+	WorkloadClosed = "closed"
+)

@@ -1,0 +1,480 @@
+// Package workload keeps a record of each workload's hold on a device — who held which GPU,
+// from when to when, and how well they used it — made from the samples as they settle and
+// kept after retention has deleted them.
+//
+// A recorder makes records in passes over consecutive intervals of the samples, each
+// interval once (the store's cursor says how far records are made). A pass accounts its
+// interval per device and workload exactly as a usage report of that interval does
+// (package usage), and adds it to the workload's open record: since the reports of
+// adjacent windows add up to the report of both, a record equals the usage report of any
+// window that holds its whole hold. A record closes when, after its workload's last
+// sample, the device reports another workload or none (hands changed), or nothing for
+// longer than the gap (the device went silent): by then its last sample's time is all
+// counted. A workload seen again later opens a new record.
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// Devices streams every device's series of a window, by field: query.Fleet.EachDevice.
+type Devices interface {
+	EachDevice(ctx context.Context, r telemetry.TimeRange, metrics []string,
+		listed func([]telemetry.GPU), fn func(*telemetry.GPU, map[string][]telemetry.Series)) error
+}
+
+// Config tunes a recorder.
+type Config struct {
+	// Gap is the longest a sample stands for, as in usage reports (usage.DefaultGap when 0).
+	Gap time.Duration
+	// Settle is how far behind the newest sample stored a pass stops, so that the samples
+	// of an interval, which streamers deliver in no set order, have arrived before it is
+	// recorded (DefaultSettle when 0). Samples arriving later miss the records.
+	Settle time.Duration
+	// Step is the longest interval one pass records (1 hour when 0): what bounds a pass's
+	// memory and its transaction.
+	Step time.Duration
+}
+
+// DefaultSettle is how long a pass waits for an interval's samples: scrape intervals,
+// queueing and batching delay them by seconds, a collector's retries by a minute or so.
+const DefaultSettle = 2 * time.Minute
+
+// Recorder makes workload records from the samples.
+type Recorder struct {
+	devices Devices
+	samples ports.Summarizer
+	store   ports.WorkloadStore
+	cfg     Config
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// Stats counts what a recorder did in this process.
+type Stats struct {
+	Passes, Failures int64
+	Written, Closed  int64     // records added or replaced, and of them closed
+	Through          time.Time // how far the samples were recorded at the last pass
+}
+
+// Stats returns the counts so far.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+func (r *Recorder) count(p Pass, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Passes++
+	if err != nil {
+		r.stats.Failures++
+		return
+	}
+	r.stats.Written += int64(p.Updated)
+	r.stats.Closed += int64(p.Closed)
+	if !p.To.IsZero() {
+		r.stats.Through = p.To
+	}
+}
+
+// NewRecorder returns a recorder that reads devices, finds where the samples begin and end
+// through stats, and keeps its records in store.
+func NewRecorder(devices Devices, stats ports.Summarizer, store ports.WorkloadStore, cfg Config, log *slog.Logger) *Recorder {
+	cfg.Gap = cmpOr(cfg.Gap, usage.DefaultGap)
+	cfg.Settle = cmpOr(cfg.Settle, DefaultSettle)
+	cfg.Step = cmpOr(cfg.Step, time.Hour)
+	return &Recorder{devices: devices, samples: stats, store: store, cfg: cfg, log: log}
+}
+
+func cmpOr(d, or time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return or
+}
+
+// Pass is what one pass recorded: the interval, the records it touched and closed, and
+// whether the samples hold more to record.
+type Pass struct {
+	From, To        time.Time
+	Updated, Closed int
+	More            bool
+}
+
+// errRaced means another process recorded the interval first.
+var errRaced = errors.New("another recorder recorded the interval first")
+
+// Record makes one pass: the interval after the last one recorded, up to Step long, ending
+// Settle behind the newest sample (and never after now). A store without samples, or whose
+// samples have not settled past the cursor, records nothing.
+func (r *Recorder) Record(ctx context.Context, now time.Time) (Pass, error) {
+	through, open, err := r.store.OpenWorkloads(ctx)
+	if err != nil {
+		return Pass{}, fmt.Errorf("read open workload records: %w", err)
+	}
+	st, err := r.samples.Stats(ctx)
+	if err != nil {
+		return Pass{}, fmt.Errorf("find the newest sample: %w", err)
+	}
+	if st.Newest.IsZero() {
+		return Pass{}, nil
+	}
+	from := through
+	if from.IsZero() {
+		from = st.Oldest
+	}
+	horizon := st.Newest
+	if now.Before(horizon) { // a sample stamped in the future settles nothing
+		horizon = now
+	}
+	horizon = horizon.Add(-r.cfg.Settle)
+	to := from.Add(r.cfg.Step)
+	if horizon.Before(to) {
+		to = horizon
+	}
+	if !to.After(from) {
+		return Pass{From: from, To: from}, nil
+	}
+	p := Pass{From: from, To: to, More: to.Before(horizon)}
+	records, err := r.pass(ctx, from, to, open)
+	if err != nil {
+		return Pass{}, err
+	}
+	for _, w := range records {
+		if !w.Open {
+			p.Closed++
+		}
+	}
+	p.Updated = len(records)
+	ok, err := r.store.RecordWorkloads(ctx, through, to, records)
+	switch {
+	case err != nil:
+		return Pass{}, fmt.Errorf("store workload records: %w", err)
+	case !ok:
+		return Pass{}, errRaced
+	}
+	return p, nil
+}
+
+// holder is a workload on a device.
+type holder struct{ device, namespace, pod, container string }
+
+func holderOf(device string, s telemetry.Series) holder {
+	return holder{device, s.Namespace, s.Pod, s.Container}
+}
+
+func (h holder) name() string { return h.namespace + "\x00" + h.pod + "\x00" + h.container }
+
+// pass accounts [from, to) and returns the records it changes: open ones it adds to or
+// closes, and new ones.
+func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetry.Workload) ([]telemetry.Workload, error) {
+	// Read a gap before, for the samples standing at from and the holds they continue, and a
+	// gap after, for the sample that ends the time of the last one before to.
+	read := telemetry.TimeRange{Start: from.Add(-r.cfg.Gap), End: to.Add(r.cfg.Gap)}
+	records := make(map[holder]*telemetry.Workload, len(open))
+	for i := range open {
+		w := &open[i]
+		records[holder{w.GPU.Key(), w.Namespace, w.Pod, w.Container}] = w
+	}
+	changed := map[holder]bool{}
+	var out []telemetry.Workload
+	reported := map[string]bool{} // devices with a utilisation sample in [from, to)
+	var shares map[string]float64
+	metrics := append(append(append([]string{}, usage.Fields...), usage.ActivityFields...), health.Fields(nil)...)
+	err := r.devices.EachDevice(ctx, read, metrics,
+		func(devices []telemetry.GPU) { shares = usage.Shares(devices) },
+		func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
+			d := usage.Device{Key: device.Key(), Share: shares[device.Key()]}
+			if d.Share <= 0 {
+				return
+			}
+			signal, util := utilisation(fields)
+			holds, any := r.holds(d.Key, util, from, to)
+			reported[d.Key] = any
+			for _, h := range holds {
+				t, events := r.account(d, fields, h, from)
+				if t.Seconds == 0 && t.Samples == 0 {
+					continue
+				}
+				w := records[h.holder]
+				if w != nil && !h.continues {
+					w.Open = false // it ended before this hold began
+					out = append(out, *w)
+					delete(changed, h.holder)
+					w = nil
+				}
+				if w == nil {
+					w = &telemetry.Workload{Namespace: h.namespace, Pod: h.pod, Container: h.container,
+						Start: time.UnixMicro(t.First).UTC(), MeanUtil: math.NaN(), P95Util: math.NaN(), PeakMemory: math.NaN()}
+					records[h.holder] = w
+				}
+				w.GPU = *device
+				add(w, t, signal)
+				w.Events += events
+				w.LastSeen = time.UnixMicro(h.last).UTC()
+				w.Open = h.open
+				changed[h.holder] = true
+			}
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read the samples of %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	for h, w := range records {
+		// A hold this pass did not continue ends: the device reported without it, or went
+		// silent for longer than the gap.
+		if w.Open && !changed[h] && (reported[h.device] || to.Sub(w.LastSeen) > r.cfg.Gap) {
+			w.Open = false
+			changed[h] = true
+		}
+		if changed[h] {
+			out = append(out, *w)
+		}
+	}
+	return out, nil
+}
+
+// hold is one holder's uninterrupted stretch of a device's utilisation samples.
+type hold struct {
+	holder
+	start, end time.Time // the part of [from, to) its samples stand for
+	last       int64     // its last sample
+	continues  bool      // it began before from: the holder's open record goes on
+	open       bool      // it goes on at to
+}
+
+// holds cuts a device's utilisation samples (those of [from-gap, to)) into each holder's
+// holds: a hold ends at the device's first sample after it without the holder (hands
+// changed), or a gap after its last when the device is silent longer. It also reports
+// whether the device has a sample in [from, to).
+func (r *Recorder) holds(device string, util []telemetry.Series, from, to time.Time) ([]hold, bool) {
+	gap, until := r.cfg.Gap.Microseconds(), to.UnixMicro()
+	present := map[int64]map[holder]bool{} // instant → its holders
+	for _, s := range util {
+		h := holderOf(device, s)
+		for _, p := range s.Points {
+			if p.Time < until {
+				if present[p.Time] == nil {
+					present[p.Time] = map[holder]bool{}
+				}
+				present[p.Time][h] = true
+			}
+		}
+	}
+	instants := slices.Sorted(maps.Keys(present))
+	var out []hold
+	started := map[holder]int{} // holder → index of its hold's first instant
+	for i, at := range instants {
+		for h := range present[at] {
+			if h.pod == "" && h.namespace == "" && h.container == "" {
+				continue // samples of no workload: they end holds, they hold nothing
+			}
+			if _, ok := started[h]; !ok {
+				started[h] = i
+			}
+			next := i + 1
+			if next < len(instants) && present[instants[next]][h] && instants[next]-at <= gap {
+				continue // the hold goes on
+			}
+			first := instants[started[h]]
+			delete(started, h)
+			hd := hold{holder: h, last: at, continues: first < from.UnixMicro()}
+			switch {
+			case next < len(instants) && instants[next]-at <= gap: // hands changed
+				hd.end = time.UnixMicro(instants[next])
+			case next == len(instants) && until-at <= gap: // still held at to
+				hd.end, hd.open = to, true
+			default: // silent
+				hd.end = time.UnixMicro(min(at+gap, until))
+			}
+			hd.start = time.UnixMicro(max(first, from.UnixMicro()))
+			if !hd.end.After(from) {
+				continue // ended in an earlier pass
+			}
+			out = append(out, hd)
+		}
+	}
+	slices.SortFunc(out, func(a, b hold) int { return a.start.Compare(b.start) })
+	return out, len(instants) > 0 && instants[len(instants)-1] >= from.UnixMicro()
+}
+
+// account tallies one hold as a usage report of its time does, and counts the health
+// events of its holder that began in it.
+func (r *Recorder) account(d usage.Device, fields map[string][]telemetry.Series, h hold, from time.Time) (*usage.Tally, int) {
+	report := usage.New(telemetry.TimeRange{Start: h.start, End: h.end}, r.cfg.Gap)
+	name := h.name()
+	report.AddDevice(d, fields, func(s telemetry.Series) (string, bool) {
+		return name, holderOf(h.device, s) == h.holder
+	})
+	t := report.Tallies()[name]
+	if t == nil {
+		t = &usage.Tally{}
+	}
+	events := 0
+	for _, field := range health.Fields(nil) {
+		for _, s := range fields[field] {
+			if holderOf(h.device, s) != h.holder {
+				continue
+			}
+			for _, e := range health.Detect(s) {
+				if !e.Start.Before(h.start) && e.Start.Before(h.end) && !e.Start.Before(from) {
+					events++
+				}
+			}
+		}
+	}
+	return t, events
+}
+
+// utilisation returns a device's utilisation series and the signal they are: GPU_UTIL, or
+// for a MIG instance, which never reports it, its graphics engine activity (as usage reads).
+func utilisation(fields map[string][]telemetry.Series) (string, []telemetry.Series) {
+	for _, s := range fields[usage.UtilField] {
+		if len(s.Points) > 0 {
+			return usage.SignalUtil, fields[usage.UtilField]
+		}
+	}
+	if len(fields[usage.EngineField]) > 0 {
+		return usage.SignalEngine, fields[usage.EngineField]
+	}
+	return usage.SignalUtil, nil
+}
+
+// add adds a pass's tally to a record.
+func add(w *telemetry.Workload, t *usage.Tally, signal string) {
+	sum := tallyOf(w)
+	sum.Merge(t)
+	w.GPUHours = sum.Seconds / 3600
+	w.UtilHours = sum.UtilSeconds / 3600
+	w.MeanUtil = sum.MeanUtil()
+	w.P95Util = sum.UtilPercentile(0.95)
+	w.IdleHours = sum.IdleSeconds / 3600
+	for i, s := range sum.UtilHistogram {
+		w.UtilHistogram[i] = s / 3600
+	}
+	w.EnergyKWh = sum.Joules / 3.6e6
+	w.PeakMemory = math.NaN()
+	if sum.Memory {
+		w.PeakMemory = sum.PeakMemory
+	}
+	w.SMActive = activity(sum, usage.SMField)
+	w.TensorActive = activity(sum, usage.TensorField)
+	w.DRAMActive = activity(sum, usage.DRAMField)
+	w.Samples = sum.Samples
+	if t.Until > 0 {
+		w.End = time.UnixMicro(sum.Until).UTC()
+	}
+	if t.Seconds > 0 {
+		w.UtilSignal = signal
+	}
+}
+
+// tallyOf is a record as the tally it adds up to.
+func tallyOf(w *telemetry.Workload) *usage.Tally {
+	t := &usage.Tally{Seconds: w.GPUHours * 3600, UtilSeconds: w.UtilHours * 3600, IdleSeconds: w.IdleHours * 3600,
+		Joules: w.EnergyKWh * 3.6e6, PeakMemory: w.PeakMemory, Memory: !math.IsNaN(w.PeakMemory),
+		Samples: w.Samples}
+	if w.UtilHours > 0 {
+		t.UtilWeighted = w.MeanUtil * t.UtilSeconds
+	}
+	for i, h := range w.UtilHistogram {
+		t.UtilHistogram[i] = h * 3600
+	}
+	if !w.Start.IsZero() {
+		t.First = w.Start.UnixMicro()
+	}
+	if !w.End.IsZero() {
+		t.Until = w.End.UnixMicro()
+	}
+	for field, a := range map[string]telemetry.Activity{usage.SMField: w.SMActive, usage.TensorField: w.TensorActive, usage.DRAMField: w.DRAMActive} {
+		if a.Hours > 0 {
+			if t.Activity == nil {
+				t.Activity = map[string]usage.Weighted{}
+			}
+			t.Activity[field] = usage.Weighted{Seconds: a.Hours * 3600, Sum: a.Mean * a.Hours * 3600}
+		}
+	}
+	return t
+}
+
+func activity(t *usage.Tally, field string) telemetry.Activity {
+	w := t.Activity[field]
+	return telemetry.Activity{Mean: w.Mean(), Hours: w.Seconds / 3600}
+}
+
+// Run records until ctx ends: pass after pass while the samples hold more, then every
+// interval. A pass that fails is logged and tried again after interval; one another process
+// recorded first is simply not needed.
+func (r *Recorder) Run(ctx context.Context, interval time.Duration, now func() time.Time) error {
+	for {
+		p, err := r.Record(ctx, now())
+		if !errors.Is(err, errRaced) && ctx.Err() == nil {
+			r.count(p, err)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errRaced):
+			r.log.DebugContext(ctx, "workload records: another process recorded the interval")
+			continue
+		case err != nil:
+			r.log.WarnContext(ctx, "workload records: pass failed, retrying", "retry_in", interval, "err", err)
+		case p.Updated > 0:
+			r.log.DebugContext(ctx, "workload records: recorded", "from", p.From, "to", p.To, "records", p.Updated, "closed", p.Closed)
+		}
+		if err == nil && p.More {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// MaxPage is the most records one page holds.
+const MaxPage = 10000
+
+// List returns the records q selects, from the position cursor marks (the first page when
+// ""), and the cursor of the page after while more follow. A bad query matches
+// telemetry.ErrInvalid.
+func List(ctx context.Context, store ports.WorkloadStore, q telemetry.WorkloadQuery, cursor string) ([]telemetry.Workload, string, error) {
+	switch {
+	case q.Limit <= 0 || q.Limit > MaxPage:
+		return nil, "", telemetry.Invalid("limit", "must be between 1 and %d, got %d", MaxPage, q.Limit)
+	case q.State != "" && q.State != telemetry.WorkloadOpen && q.State != telemetry.WorkloadClosed:
+		return nil, "", telemetry.Invalid("state", "must be %s or %s, got %q", telemetry.WorkloadOpen, telemetry.WorkloadClosed, q.State)
+	case !q.Range.Start.IsZero() && !q.Range.End.IsZero() && q.Range.End.Before(q.Range.Start):
+		return nil, "", telemetry.Invalid("end_time", "is before start_time")
+	}
+	if cursor != "" {
+		var at [2]int64 // end in Unix microseconds, ID
+		if err := query.DecodeListCursor(cursor, "w", &at); err != nil {
+			return nil, "", err
+		}
+		q.After = &telemetry.WorkloadPosition{End: time.UnixMicro(at[0]).UTC(), ID: at[1]}
+	}
+	page, after, err := store.Workloads(ctx, q)
+	if err != nil || after == nil {
+		return page, "", err
+	}
+	return page, query.EncodeListCursor("w", [2]int64{after.End.UnixMicro(), after.ID}), nil
+}

@@ -1,0 +1,2 @@
+DROP TABLE workload_cursor;
+DROP TABLE workloads;

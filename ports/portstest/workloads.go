@@ -1,0 +1,267 @@
+package portstest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
+)
+
+// WorkloadStore is a store of samples and workload records under test.
+type WorkloadStore interface {
+	Store
+	ports.WorkloadStore
+}
+
+// TestWorkloadStore runs the contract of ports.WorkloadStore, and the recorder over the
+// store's samples: records equal the usage report of their holds. newStore returns an
+// empty store private to the calling test.
+func TestWorkloadStore(t *testing.T, newStore func(t *testing.T) WorkloadStore) {
+	t.Run("RecordsEachIntervalOnce", func(t *testing.T) { recordsOnce(t, newStore(t)) })
+	t.Run("ListsByFilterAndPages", func(t *testing.T) { listsWorkloads(t, newStore(t)) })
+	t.Run("RecordsEqualTheUsageReport", func(t *testing.T) { recordsEqualUsage(t, newStore(t)) })
+}
+
+var workloadT0 = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+
+func aRecord(pod string, start time.Time, hours float64) telemetry.Workload {
+	w := telemetry.Workload{GPU: telemetry.GPU{UUID: "GPU-w1", Hostname: "node-1", ModelName: "NVIDIA H100 80GB HBM3"},
+		Namespace: "ml", Pod: pod, Container: "main", Start: start, End: start.Add(time.Duration(hours * float64(time.Hour))),
+		LastSeen: start.Add(time.Duration(hours*float64(time.Hour)) - 10*time.Second), Open: true,
+		GPUHours: hours, UtilHours: hours, MeanUtil: 42.5, P95Util: 90, IdleHours: hours / 4, UtilSignal: usage.SignalUtil,
+		EnergyKWh: 0.3 * hours, PeakMemory: 40960, SMActive: telemetry.Activity{Mean: 0.37, Hours: hours},
+		TensorActive: telemetry.Activity{Mean: math.NaN()}, DRAMActive: telemetry.Activity{Mean: math.NaN()}, Events: 2, Samples: 360}
+	w.UtilHistogram[0], w.UtilHistogram[90] = hours/4, hours*3/4
+	return w
+}
+
+func recordsOnce(t *testing.T, s WorkloadStore) {
+	ctx := context.Background()
+	through, open, err := s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	assert.True(t, through.IsZero(), "nothing recorded yet")
+	assert.Empty(t, open)
+
+	t1, t2 := workloadT0.Add(time.Hour), workloadT0.Add(2*time.Hour)
+	records := []telemetry.Workload{aRecord("a", workloadT0, 1)}
+	ok, err := s.RecordWorkloads(ctx, time.Time{}, t1, records)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotZero(t, records[0].ID, "the new record's ID is set")
+	ok, err = s.RecordWorkloads(ctx, time.Time{}, t1, []telemetry.Workload{aRecord("a", workloadT0, 1)})
+	require.NoError(t, err)
+	assert.False(t, ok, "a second first pass is not recorded")
+
+	through, open, err = s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	assert.True(t, through.Equal(t1), "through %s", through)
+	require.Len(t, open, 1)
+	assertSameRecord(t, records[0], open[0])
+
+	closed := open[0]
+	closed.Open, closed.GPUHours, closed.End = false, 1.5, workloadT0.Add(90*time.Minute)
+	ok, err = s.RecordWorkloads(ctx, t1, t2, []telemetry.Workload{closed})
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = s.RecordWorkloads(ctx, t1, t2.Add(time.Hour), []telemetry.Workload{aRecord("b", t1, 1)})
+	require.NoError(t, err)
+	assert.False(t, ok, "a pass made from a cursor another pass moved is not recorded")
+
+	through, open, err = s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	assert.True(t, through.Equal(t2))
+	assert.Empty(t, open)
+	all, next, err := s.Workloads(ctx, telemetry.WorkloadQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.Nil(t, next)
+	require.Len(t, all, 1, "replaced, not added")
+	assertSameRecord(t, closed, all[0])
+}
+
+func assertSameRecord(t *testing.T, want, got telemetry.Workload) {
+	t.Helper()
+	for _, p := range []*telemetry.Workload{&want, &got} { // NaN is not equal to itself
+		for _, v := range []*float64{&p.MeanUtil, &p.P95Util, &p.PeakMemory, &p.SMActive.Mean, &p.TensorActive.Mean, &p.DRAMActive.Mean} {
+			if math.IsNaN(*v) {
+				*v = -1
+			}
+		}
+		p.Start, p.End, p.LastSeen = p.Start.UTC(), p.End.UTC(), p.LastSeen.UTC()
+	}
+	assert.Equal(t, want, got)
+}
+
+func listsWorkloads(t *testing.T, s WorkloadStore) {
+	ctx := context.Background()
+	var records []telemetry.Workload
+	for i := range 25 {
+		w := aRecord(fmt.Sprint("pod-", i), workloadT0.Add(time.Duration(i)*time.Hour), 2)
+		w.Open = i >= 20
+		if i%5 == 0 {
+			w.Namespace = "batch"
+		}
+		if i%2 == 0 {
+			w.GPU.UUID, w.GPU.Instance = "GPU-w2", "3"
+		}
+		records = append(records, w)
+	}
+	ok, err := s.RecordWorkloads(ctx, time.Time{}, workloadT0.Add(30*time.Hour), records)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	pods := func(q telemetry.WorkloadQuery) []string {
+		t.Helper()
+		var out []string
+		for {
+			page, next, err := s.Workloads(ctx, q)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(page), q.Limit)
+			for _, w := range page {
+				out = append(out, w.Pod)
+			}
+			if next == nil {
+				return out
+			}
+			q.After = next
+		}
+	}
+	all := pods(telemetry.WorkloadQuery{Limit: 4})
+	require.Len(t, all, 25, "pages hold every record once")
+	assert.Equal(t, "pod-24", all[0], "latest end first")
+	assert.Equal(t, "pod-0", all[24])
+	assert.Equal(t, []string{"pod-20", "pod-15", "pod-10", "pod-5", "pod-0"}, pods(telemetry.WorkloadQuery{Namespace: "batch", Limit: 2}))
+	assert.Equal(t, []string{"pod-24", "pod-23", "pod-22", "pod-21", "pod-20"}, pods(telemetry.WorkloadQuery{State: telemetry.WorkloadOpen, Limit: 10}))
+	assert.Len(t, pods(telemetry.WorkloadQuery{State: telemetry.WorkloadClosed, Limit: 10}), 20)
+	assert.Equal(t, []string{"pod-4", "pod-2"}, pods(telemetry.WorkloadQuery{GPU: "GPU-w2/3", Limit: 10,
+		Range: telemetry.TimeRange{Start: workloadT0.Add(2*time.Hour + 30*time.Minute), End: workloadT0.Add(4*time.Hour + 30*time.Minute)}}),
+		"holds overlapping the window, of one MIG instance")
+	assert.Equal(t, []string{"pod-7"}, pods(telemetry.WorkloadQuery{Pod: "pod-7", Hostname: "node-1", Model: "NVIDIA H100 80GB HBM3", Limit: 10}))
+	assert.Empty(t, pods(telemetry.WorkloadQuery{Hostname: "node-2", Limit: 10}))
+}
+
+// recordsEqualUsage stores a day of three GPUs — one whose pod hands it to another and goes
+// silent, one time-sliced by two pods, one MIG-partitioned — has the recorder make records
+// in passes, and compares every record with the usage report of its pod over the day.
+func recordsEqualUsage(t *testing.T, s WorkloadStore) {
+	ctx := context.Background()
+	whole := telemetry.GPU{UUID: "GPU-rec-1", Hostname: "node-r", ModelName: "NVIDIA A100-SXM4-80GB"}
+	sliced := telemetry.GPU{UUID: "GPU-rec-2", Hostname: "node-r", Index: 1, ModelName: "NVIDIA A100-SXM4-80GB"}
+	mig := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "1", InstanceProfile: "3g.40gb"}
+	mig2 := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "2", InstanceProfile: "4g.40gb"}
+	gpus := []telemetry.GPU{whole, sliced, mig, mig2}
+	const step = 30 * time.Second
+	for b := 0; b < 6*120; b += 60 { // six hours at 30 s, in batches of 30 minutes
+		batch := telemetry.Batch{ID: fmt.Sprint("rec-", b), GPUs: gpus}
+		for i := b; i < b+60; i++ {
+			at := workloadT0.Add(time.Duration(i) * step)
+			add := func(gpu, metric string, v float64, ns, pod string) {
+				batch.Samples = append(batch.Samples, telemetry.Sample{GPU: gpu, Metric: metric, Time: at, Value: v, Namespace: ns, Pod: pod, Container: "main"})
+			}
+			// whole: train-a for 100 min, then eval-b for 80, then nobody for 30, silent for an
+			// hour, then train-a again.
+			switch {
+			case i < 200:
+				add(whole.UUID, usage.UtilField, float64(i%100), "ml", "train-a")
+				add(whole.UUID, usage.PowerField, 300+float64(i%7), "ml", "train-a")
+				add(whole.UUID, usage.MemoryField, float64(1000+i), "ml", "train-a")
+				add(whole.UUID, usage.SMField, 0.5, "ml", "train-a")
+				if i == 100 || i == 101 {
+					add(whole.UUID, "DCGM_FI_DEV_XID_ERRORS", 79, "ml", "train-a")
+				}
+			case i < 360:
+				add(whole.UUID, usage.UtilField, 0, "ml", "eval-b")
+			case i < 420:
+				add(whole.UUID, usage.UtilField, 0, "", "")
+			case i >= 540:
+				add(whole.UUID, usage.UtilField, 77, "ml", "train-a")
+			}
+			// sliced: two pods at every scrape, all day.
+			add(sliced.UUID, usage.UtilField, 60, "ml", "share-x")
+			add(sliced.UUID, usage.UtilField, 60, "ml", "share-y")
+			add(sliced.UUID, usage.PowerField, 200, "ml", "share-x")
+			add(sliced.UUID, usage.PowerField, 200, "ml", "share-y")
+			// MIG: engine activity only.
+			add(mig.Key(), usage.EngineField, 0.25, "ml", "mig-p")
+			add(mig2.Key(), usage.EngineField, 0.5, "batch", "mig-q")
+		}
+		write(t, s, batch)
+	}
+	// Passes of 37 minutes, not aligned to the batches or the samples.
+	rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{Step: 37 * time.Minute, Settle: time.Minute},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	end := workloadT0.Add(6 * time.Hour)
+	for {
+		p, err := rec.Record(ctx, end.Add(time.Hour))
+		require.NoError(t, err)
+		if !p.More {
+			break
+		}
+	}
+	records, next, err := s.Workloads(ctx, telemetry.WorkloadQuery{Limit: 100})
+	require.NoError(t, err)
+	require.Nil(t, next)
+
+	byPod := map[string][]telemetry.Workload{}
+	for _, w := range records {
+		byPod[w.Pod] = append(byPod[w.Pod], w)
+	}
+	require.Len(t, byPod["train-a"], 2, "train-a's second hold is a record of its own")
+	first, again := byPod["train-a"][1], byPod["train-a"][0]
+	assert.False(t, first.Open, "eval-b took the GPU")
+	assert.True(t, first.Start.Equal(workloadT0), "start %s", first.Start)
+	assert.True(t, first.End.Equal(workloadT0.Add(100*time.Minute)), "end %s: its last sample stands until eval-b's first", first.End)
+	assert.InDelta(t, 100/60.0, first.GPUHours, 1e-9)
+	assert.Equal(t, 1, first.Events, "one XID 79, reported twice")
+	assert.InDelta(t, 0.5, first.SMActive.Mean, 1e-12)
+	assert.InDelta(t, 1199, first.PeakMemory, 0)
+	assert.True(t, math.IsNaN(first.TensorActive.Mean), "no tensor field: not reported, not 0")
+	assert.InDelta(t, 94, first.P95Util, 0, "0..99 twice: 95 % of the time at 94 or under")
+	assert.InDelta(t, 1/100.0, first.IdleFraction(), 1e-9, "one in a hundred samples at 0")
+	require.Len(t, byPod["eval-b"], 1)
+	assert.False(t, byPod["eval-b"][0].Open, "the device reported nobody after eval-b")
+	assert.InDelta(t, 1, byPod["eval-b"][0].IdleFraction(), 0)
+	assert.True(t, again.Open, "still reporting at the end")
+
+	// Every record equals the usage report of its pod over the time it held the device.
+	fleet := query.NewFleet(s, s)
+	for pod, list := range byPod {
+		for _, w := range list {
+			report, err := fleet.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: w.Start, End: w.End}, By: telemetry.GroupPod})
+			require.NoError(t, err)
+			var u *telemetry.Usage
+			for i := range report {
+				if report[i].Group == w.Namespace+"/"+pod || report[i].Group == pod {
+					u = &report[i]
+				}
+			}
+			require.NotNil(t, u, "pod %s in %v", pod, report)
+			assert.InDelta(t, u.GPUHours, w.GPUHours, 1e-9, pod)
+			assert.InDelta(t, u.EnergyKWh, w.EnergyKWh, 1e-9, pod)
+			assert.InDelta(t, u.MeanUtil, w.MeanUtil, 1e-9, pod)
+			assert.Equal(t, u.Samples, w.Samples, pod)
+		}
+	}
+	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample.
+	through, _, err := s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	hours := through.Sub(workloadT0).Hours()
+	assert.InDelta(t, 6-1/60.0-0.5/60, hours, 1e-9)
+	require.Len(t, byPod["share-x"], 1)
+	assert.InDelta(t, hours/2, byPod["share-x"][0].GPUHours, 1e-9, "half of the time")
+	require.Len(t, byPod["mig-p"], 1)
+	assert.InDelta(t, hours*3/7, byPod["mig-p"][0].GPUHours, 1e-9, "3 of 7 slices")
+	assert.InDelta(t, 25, byPod["mig-p"][0].MeanUtil, 1e-9, "engine activity × 100")
+	assert.Equal(t, usage.SignalEngine, byPod["mig-p"][0].UtilSignal)
+}
