@@ -119,8 +119,8 @@ func TestConnectionPoolFollowsModeAndCores(t *testing.T) {
 		want int
 	}{
 		{config.ModeAPI, 0, api},
-		{config.ModeCollector, 0, 3 + 2},
-		{config.ModeAll, 0, api + 3 + 2},
+		{config.ModeCollector, 0, 3 + 4},
+		{config.ModeAll, 0, api + 3 + 4},
 		{config.ModeMigrate, 0, 2},
 		{config.ModeAPI, 7, 7},
 	} {

@@ -192,7 +192,8 @@ func (w *wiring) open(ctx context.Context, url string, readOnly bool, opened str
 // per core, four at least, keep the API's cores busy; more let PostgreSQL backends crowd
 // the cores of a small machine (on two cores, ten connections cost PostgreSQL a quarter
 // more CPU per window query than four). A collector writes collector-workers batches at
-// once, and its compactor and probes take one each.
+// once, and its compactor, probes and workload recorder take one each (the recorder a
+// second, for its lock).
 func (w *wiring) dbConns() int {
 	if w.cfg.DBMaxConns > 0 {
 		return w.cfg.DBMaxConns
@@ -202,7 +203,7 @@ func (w *wiring) dbConns() int {
 		n += max(2*runtime.GOMAXPROCS(0), 4) // a one-core pod still overlaps round trips
 	}
 	if w.cfg.Mode == config.ModeAll || w.cfg.Mode == config.ModeCollector {
-		n += w.cfg.CollectorWorkers + 2
+		n += w.cfg.CollectorWorkers + 4
 	}
 	return max(n, 2) // mode migrate: upgrading old tables takes one, a probe another
 }
@@ -559,7 +560,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store),
+	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store).WithRecords(store),
 		Workloads: store, Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},

@@ -427,7 +427,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/usage": {
             "get": {
-                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
+                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
                 "produces": [
                     "application/json",
                     "text/csv"
@@ -2053,6 +2053,13 @@ const docTemplate = `{
                 "start_time": {
                     "type": "string",
                     "example": "2025-07-17T21:42:34Z"
+                },
+                "warnings": {
+                    "description": "Warnings says where the answer is not what was asked: samples deleted at the\nwindow's start, counted from the whole hour.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },

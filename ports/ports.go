@@ -155,22 +155,38 @@ type Summarizer interface {
 	Stats(ctx context.Context) (telemetry.Stats, error)
 }
 
-// WorkloadStore keeps workload records, for the recorder that makes them from the samples
-// and the API that lists them.
+// WorkloadStore keeps workload records and the hourly usage sums, for the recorder that
+// makes them from the samples and the API that reads them.
 type WorkloadStore interface {
-	// OpenWorkloads returns how far records are made — the end of the last pass recorded,
-	// the zero time before the first — and the records still open then, read together.
-	OpenWorkloads(ctx context.Context) (through time.Time, open []telemetry.Workload, err error)
-	// RecordWorkloads stores one pass, which made records from the samples up to to,
-	// atomically and only if records are still made through through (as OpenWorkloads
-	// returned it; the zero time before the first pass): a record with ID 0 is added (its
-	// ID is set), one with an ID replaces that record whole, and the store is then made
-	// through to. When another pass was recorded since, it stores nothing and returns
-	// false: each interval of samples is recorded once, however many processes record.
-	RecordWorkloads(ctx context.Context, through, to time.Time, records []telemetry.Workload) (recorded bool, err error)
+	// LockRecorder takes the recorder's lock when no other process holds it (ok false
+	// otherwise, at once), until unlock is called: a pass made by one process of many saves
+	// the others reading the same samples. The lock only saves work: RecordWorkloads stays
+	// safe without it.
+	LockRecorder(ctx context.Context) (unlock func(), ok bool, err error)
+	// OpenWorkloads returns where the recorder is — how far records are made (zero before
+	// the first pass), until when passes redo the hourly usage only, and the store's clock
+	// now — and the records still open, read after it.
+	OpenWorkloads(ctx context.Context) (telemetry.RecorderState, []telemetry.Workload, error)
+	// RecordWorkloads stores one pass, made from the state OpenWorkloads returned,
+	// atomically and only if no other pass was recorded since (else it stores nothing and
+	// returns false: each interval of samples is recorded once, however many processes
+	// record): a record with ID 0 is added (its ID is set), one with an ID replaces that
+	// record whole, each usage part is added to its hour's sums, and records are then made
+	// through to. Where batches stored since the previous pass began hold samples before
+	// the interval that pass recorded — samples that arrived late, which it may not have
+	// seen — it moves the cursor back to their hour (not before the oldest sample kept),
+	// drops the hourly sums from there, and has passes until to redo them. It returns where
+	// the cursor is then: to, or before it when it moved back. A pass of no time (to at the
+	// cursor) records nothing but this search.
+	RecordWorkloads(ctx context.Context, state telemetry.RecorderState, to time.Time, records []telemetry.Workload, usage []telemetry.UsagePart) (through time.Time, recorded bool, err error)
 	// Workloads returns the records q selects, in its order, and the position after the
 	// last when more follow (nil otherwise). Values that are NaN stay NaN.
 	Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]telemetry.Workload, *telemetry.WorkloadPosition, error)
+	// UsageParts returns the usage parts of [q.Range.Start, until), summed per device and
+	// workload (Start zero), matching q's filters. q.Range's ends are whole hours; until is
+	// q.Range.End, or how far usage is recorded when that is earlier (not after Start:
+	// nothing recorded there).
+	UsageParts(ctx context.Context, q telemetry.UsagePartQuery) (parts []telemetry.UsagePart, until time.Time, err error)
 }
 
 // Authenticator tells who sends a request, for the HTTP server.

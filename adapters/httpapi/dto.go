@@ -357,6 +357,9 @@ type UsageReport struct {
 	Gap       string    `json:"gap" example:"5m0s"`
 	Data      []Usage   `json:"data"`
 	Count     int       `json:"count" example:"12"`
+	// Warnings says where the answer is not what was asked: samples deleted at the
+	// window's start, counted from the whole hour.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func toUsage(u telemetry.Usage) Usage {

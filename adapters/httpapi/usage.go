@@ -20,7 +20,7 @@ var usageCSVHeader = []string{"group", "devices", "gpu_hours", "mean_utilization
 // fleetUsage godoc
 //
 //	@Summary		Usage by namespace, pod, host or model: GPU-hours, utilisation, energy, peak memory
-//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
+//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
 //	@Tags			fleet
 //	@Produce		json
 //	@Produce		text/csv
@@ -53,18 +53,21 @@ func (a *API) fleetUsage(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	groups, err := a.opts.Fleet.Usage(c.Request.Context(), q)
+	report, err := a.opts.Fleet.Usage(c.Request.Context(), q)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	if asCSV {
-		writeUsageCSV(c, q, groups)
+		for _, w := range report.Warnings { // a CSV file has no room for them
+			c.Writer.Header().Add("Warning", strconv.Quote(w))
+		}
+		writeUsageCSV(c, q, report.Groups)
 		return
 	}
 	out := UsageReport{By: string(q.By), Namespace: q.Namespace, StartTime: q.Range.Start, EndTime: q.Range.End,
-		Gap: q.Gap.String(), Data: make([]Usage, len(groups)), Count: len(groups)}
-	for i, u := range groups {
+		Gap: q.Gap.String(), Data: make([]Usage, len(report.Groups)), Count: len(report.Groups), Warnings: report.Warnings}
+	for i, u := range report.Groups {
 		out.Data[i] = toUsage(u)
 	}
 	c.JSON(http.StatusOK, out)

@@ -19,6 +19,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 )
 
 // newWorkloadFleet serves newUsageFleet's day with its workload records made.
@@ -31,13 +32,7 @@ func newWorkloadFleet(t *testing.T) http.Handler {
 	_, err = store.WriteBatch(ctx, usageFleetBatch())
 	require.NoError(t, err)
 	rec := workload.NewRecorder(query.NewFleet(store, store), store, store, workload.Config{}, slog.New(slog.DiscardHandler))
-	for {
-		p, err := rec.Record(ctx, time.Now())
-		require.NoError(t, err)
-		if !p.More {
-			break
-		}
-	}
+	workloadtest.RecordAll(t, rec, time.Now())
 	return httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store),
 		Workloads: store, Logger: slog.New(slog.DiscardHandler)})
 }

@@ -47,7 +47,7 @@ func (s *Store) foldBatches(ctx context.Context, force bool) (int, error) {
 	if newest.IsZero() {
 		return 0, nil
 	}
-	query, args := `SELECT id, samples, min_ts, max_ts FROM batches WHERE max_ts IS NOT NULL AND id NOT LIKE ?`, []any{foldPrefix + "%"}
+	query, args := `SELECT id, samples, min_ts, max_ts, stored_at FROM batches WHERE max_ts IS NOT NULL AND id NOT LIKE ?`, []any{foldPrefix + "%"}
 	if before := engine.FoldBefore(newest.UnixMicro(), force); before != math.MaxInt64 {
 		query, args = query+` AND max_ts < ?`, append(args, s.dialect.ts(time.UnixMicro(before)))
 	}
@@ -57,17 +57,23 @@ func (s *Store) foldBatches(ctx context.Context, force bool) (int, error) {
 	}
 	var ids []any
 	windows := map[int64]*batchRow{} // by window start
+	// When a window's batches were last stored: a fold is no new write, and the workload
+	// recorder finds samples stored late by this time (workloads.go).
+	storedAt := map[int64]time.Time{}
 	for rows.Next() {
 		var id string
 		var r batchRow
-		var lo, hi timestamp
-		if err := rows.Scan(&id, &r.Samples, &lo, &hi); err != nil {
+		var lo, hi, at timestamp
+		if err := rows.Scan(&id, &r.Samples, &lo, &hi, &at); err != nil {
 			rows.Close()
 			return 0, err
 		}
 		ids = append(ids, id)
 		r.MinTS, r.MaxTS = lo.UnixMicro(), hi.UnixMicro()
 		start := engine.WindowOf(r.MaxTS).Start
+		if at.After(storedAt[start]) {
+			storedAt[start] = at.Time
+		}
 		if w := windows[start]; w != nil {
 			w.Samples += r.Samples
 			w.MinTS, w.MaxTS = min(w.MinTS, r.MinTS), max(w.MaxTS, r.MaxTS)
@@ -94,8 +100,9 @@ func (s *Store) foldBatches(ctx context.Context, force bool) (int, error) {
 		lo, hi := s.dialect.ts(time.UnixMicro(w.MinTS)), s.dialect.ts(time.UnixMicro(w.MaxTS)) // spans even of samples all stored before
 		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO batches (id, samples, stored_at, min_ts, max_ts) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET samples = batches.samples + excluded.samples,
-				min_ts = `+least+`(batches.min_ts, excluded.min_ts), max_ts = `+greatest+`(batches.max_ts, excluded.max_ts)`),
-			foldPrefix+time.UnixMicro(start).UTC().Format(time.RFC3339), w.Samples, s.dialect.ts(time.Now()), lo, hi); err != nil {
+				min_ts = `+least+`(batches.min_ts, excluded.min_ts), max_ts = `+greatest+`(batches.max_ts, excluded.max_ts),
+				stored_at = `+greatest+`(batches.stored_at, excluded.stored_at)`),
+			foldPrefix+time.UnixMicro(start).UTC().Format(time.RFC3339), w.Samples, s.dialect.ts(storedAt[start]), lo, hi); err != nil {
 			return 0, fmt.Errorf("fold batches into their window's row: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
+	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
@@ -193,27 +194,59 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 		retention := sqlstore.Retention{Raw: 15 * day, Workloads: 2 * 365 * day, Recorded: true}
 
 		rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{Step: 10 * day}, slog.New(slog.DiscardHandler))
+		_, err = rec.Record(ctx, now) // the recorder's first look: nothing has settled yet
+		require.NoError(t, err)
+		now = now.Add(day)
 		p, err := rec.Record(ctx, now)
 		require.NoError(t, err)
 		require.True(t, p.More)
 		behind, err := s.Cutoffs(ctx, retention, now)
 		require.NoError(t, err)
-		assert.True(t, behind.Raw.Equal(p.To.Add(-24*time.Hour)), "samples wait for the recorder: cut at %s", behind.Raw)
+		state, _, err := s.OpenWorkloads(ctx)
+		require.NoError(t, err)
+		require.True(t, state.Through.Before(compactT0.Add(15*day)), "the recorder is behind the cutoff: %s", state.Through)
+		assert.True(t, behind.Raw.Equal(state.Through.Add(-24*time.Hour)), "samples wait for the recorder: cut at %s", behind.Raw)
 		retention.Recorded = false
 		unrecorded, err := s.Cutoffs(ctx, retention, now)
 		require.NoError(t, err)
 		assert.True(t, unrecorded.Raw.After(behind.Raw), "without a recorder, samples wait for none")
 		retention.Recorded = true
 		for p.More {
+			now = now.Add(day)
 			p, err = rec.Record(ctx, now)
 			require.NoError(t, err)
 		}
 		cutoffs, err := s.Cutoffs(ctx, retention, now)
 		require.NoError(t, err)
 		assert.True(t, cutoffs.Raw.Equal(compactT0.Add(31*day-time.Minute-15*day)), "caught up, retention cuts as configured: %s", cutoffs.Raw)
+		month := telemetry.UsageQuery{Range: telemetry.TimeRange{Start: compactT0, End: now}, By: telemetry.GroupPod}
+		before, err := query.NewFleet(s, s).Usage(ctx, month)
+		require.NoError(t, err)
 		st, err := s.Prune(ctx, cutoffs)
 		require.NoError(t, err)
 		assert.Positive(t, st.Samples)
+
+		// The month's usage report, its first half's samples gone, sums the recorded hours:
+		// the same answer as before.
+		fleet := query.NewFleet(s, s).WithTiers(s).WithRecords(s)
+		after, err := fleet.Usage(ctx, month)
+		require.NoError(t, err)
+		assert.Empty(t, after.Warnings)
+		require.Len(t, after.Groups, 2)
+		for i, u := range before.Groups {
+			assert.Equal(t, u.Group, after.Groups[i].Group)
+			assert.InDelta(t, u.GPUHours, after.Groups[i].GPUHours, 1e-9, u.Group)
+			assert.InDelta(t, u.EnergyKWh, after.Groups[i].EnergyKWh, 1e-9, u.Group)
+		}
+		assert.InDelta(t, 72, after.Groups[0].GPUHours, 1e-9, "research/three-day-job")
+		// A start inside an hour whose samples are gone: the hour counts whole, and the
+		// answer says so.
+		month.Range.Start = compactT0.Add(30 * time.Minute)
+		cut, err := fleet.Usage(ctx, month)
+		require.NoError(t, err)
+		require.Len(t, cut.Warnings, 1)
+		assert.Contains(t, cut.Warnings[0], "counted from "+compactT0.Format(time.RFC3339))
+		assert.InDelta(t, 72, cut.Groups[0].GPUHours, 1e-9)
 
 		n := 0
 		_, err = s.Samples(ctx, telemetry.SampleQuery{GPU: gpu.UUID, Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(3 * day)}},
@@ -237,4 +270,23 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 		require.Len(t, open, 1)
 		assert.Equal(t, "today-job", open[0].Pod)
 	})
+}
+
+// One recorder at a time on PostgreSQL: a second process skips its pass while the lock is
+// held, and takes it once released.
+func TestOneRecorderAtATime(t *testing.T) {
+	url := sqlstoretest.PostgresURL(t)
+	a, b := open(t, url), open(t, url)
+	ctx := context.Background()
+	unlock, mine, err := a.LockRecorder(ctx)
+	require.NoError(t, err)
+	require.True(t, mine)
+	_, mine, err = b.LockRecorder(ctx)
+	require.NoError(t, err)
+	assert.False(t, mine, "held by the other")
+	unlock()
+	unlockB, mine, err := b.LockRecorder(ctx)
+	require.NoError(t, err)
+	assert.True(t, mine, "released")
+	unlockB()
 }

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,83 @@ func BenchmarkMonthOfAGPU(b *testing.B) {
 				require.NoError(b, err)
 				require.Len(b, got.Buckets, days*24*10)
 			}
+		})
+	}
+}
+
+// BenchmarkMonthOfUsage answers the fleet's 30-day usage report by namespace — the
+// console's 30-day usage page — over the bundled fleet's size (247 GPUs, each held by a pod
+// or by none, hands changing every few hours): the recorder's sums of 30 days, and the
+// samples (utilisation, power, memory every 10 s) of the last two hours, the last 3
+// minutes of which are not recorded yet (the recorder's lag), as the edges the report
+// reads. It reports the p99 of the calls beside ns/op, and compares with the same report of
+// the last two hours read from the samples alone:
+//
+//	go test -run '^$' -bench MonthOfUsage -benchtime 40x ./adapters/sqlstore
+func BenchmarkMonthOfUsage(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, sqlstoretest.PostgresURL(b))
+	gpus := compactFleet(247)
+	const days = 30
+	end := compactT0.Add(days * 24 * time.Hour)
+	holder := func(gpu, hour int) (ns, pod string) {
+		if (gpu+hour/5)%3 == 0 {
+			return "", ""
+		}
+		return fmt.Sprint("team-", gpu%7), fmt.Sprintf("job-%d-%d", gpu, hour/5)
+	}
+	for day := range days {
+		var parts []telemetry.UsagePart
+		for h := day * 24; h < (day+1)*24; h++ {
+			for gi, g := range gpus {
+				ns, pod := holder(gi, h)
+				parts = append(parts, telemetry.UsagePart{GPU: g, Namespace: ns, Pod: pod, Start: compactT0.Add(time.Duration(h) * time.Hour),
+					Signal: "DCGM_FI_DEV_GPU_UTIL", Seconds: 3600, UtilSeconds: 3600, UtilWeighted: 3600 * float64(gi%100),
+					Joules: 3600 * 300, PeakMemory: float64(1000 * (gi % 80)), Samples: 360})
+			}
+		}
+		to := compactT0.Add(time.Duration(day+1) * 24 * time.Hour)
+		if day == days-1 {
+			to = end.Add(-3 * time.Minute) // the recorder's lag: Settle and a pass interval
+		}
+		state, _, err := s.OpenWorkloads(ctx)
+		require.NoError(b, err)
+		_, ok, err := s.RecordWorkloads(ctx, state, to, nil, parts)
+		require.NoError(b, err)
+		require.True(b, ok)
+	}
+	for first := 0; first < 720; first += 30 { // the last two hours' samples, 5 minutes a batch
+		batch := telemetry.Batch{ID: fmt.Sprint("u", first), GPUs: gpus}
+		for tick := first; tick < first+30; tick++ {
+			at := end.Add(-2*time.Hour + time.Duration(tick)*10*time.Second)
+			for gi, g := range gpus {
+				ns, pod := holder(gi, days*24-2+tick/360)
+				for m, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": float64(gi % 100), "DCGM_FI_DEV_POWER_USAGE": 300, "DCGM_FI_DEV_FB_USED": float64(1000 * (gi % 80))} {
+					batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at, Value: v, Namespace: ns, Pod: pod})
+				}
+			}
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(b, err)
+	}
+	fleet := query.NewFleet(s, s).WithTiers(s).WithRecords(s)
+	month := telemetry.UsageQuery{By: telemetry.GroupNamespace, Range: telemetry.TimeRange{Start: end.Add(-days*24*time.Hour + 17*time.Minute), End: end}}
+	lastHours := telemetry.UsageQuery{By: telemetry.GroupNamespace, Range: telemetry.TimeRange{Start: end.Add(-2 * time.Hour), End: end}}
+	for _, c := range []struct {
+		name string
+		q    telemetry.UsageQuery
+	}{{"month", month}, {"samples-2h", lastHours}} {
+		b.Run(c.name, func(b *testing.B) {
+			var took []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				got, err := fleet.Usage(ctx, c.q)
+				took = append(took, time.Since(start))
+				require.NoError(b, err)
+				require.Len(b, got.Groups, 8, "7 namespaces and none")
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
 }

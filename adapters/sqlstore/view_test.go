@@ -19,6 +19,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 )
 
 // The samples view (PostgreSQL) decodes the chunks into what the store reads back: every
@@ -205,14 +206,10 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 		require.NoError(t, err)
 	}
 	rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{}, slog.New(slog.DiscardHandler))
-	for more := true; more; {
-		p, err := rec.Record(ctx, time.Now())
-		require.NoError(t, err)
-		more = p.More
-	}
-	through, _, err := s.OpenWorkloads(ctx)
+	workloadtest.RecordAll(t, rec, time.Now())
+	state, _, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
-	report, err := query.NewFleet(s, s).Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: month, End: through}, By: telemetry.GroupNamespace})
+	report, err := query.NewFleet(s, s).Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: month, End: state.Through}, By: telemetry.GroupNamespace})
 	require.NoError(t, err)
 
 	db, err := sql.Open("pgx", url)
@@ -230,8 +227,8 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 		got[ns] = [2]float64{hours, kwh}
 	}
 	require.NoError(t, rows.Err())
-	require.Len(t, report, 2)
-	for _, u := range report {
+	require.Len(t, report.Groups, 2)
+	for _, u := range report.Groups {
 		assert.InDelta(t, u.GPUHours, got[u.Group][0], 0.0005, u.Group)
 		assert.InDelta(t, u.EnergyKWh, got[u.Group][1], 0.0005, u.Group)
 	}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,20 +23,76 @@ const workloadColumns = `uuid, gpu_instance, hostname, model_name, namespace, po
 	last_seen, open, gpu_hours, util_hours, mean_util, p95_util, idle_hours, idle_fraction, util_signal, energy_kwh,
 	peak_memory_mib, sm_active, sm_hours, tensor_active, tensor_hours, dram_active, dram_hours, events, samples, util_histogram`
 
+// recorderLock is the PostgreSQL advisory lock of the workload recorder's passes.
+const recorderLock = 7_315_005
+
+// LockRecorder implements ports.WorkloadStore: on PostgreSQL a session's advisory lock, on
+// a connection kept for the pass; on SQLite, whose writers take turns anyway, no lock.
+func (s *Store) LockRecorder(ctx context.Context) (func(), bool, error) {
+	if s.dialect.name != "postgres" {
+		return func() {}, true, nil
+	}
+	conn, err := s.sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, false, classify(err)
+	}
+	var mine bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, recorderLock).Scan(&mine); err != nil || !mine {
+		conn.Close()
+		return nil, false, classify(err)
+	}
+	return func() {
+		// A fresh context: the pass's may have ended, and the lock must go with the connection
+		// back to the pool.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, recorderLock); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // drop the connection, and its lock with it
+		}
+		conn.Close()
+	}, true, nil
+}
+
 // OpenWorkloads implements ports.WorkloadStore. The cursor is read first: a pass recorded
 // between the two reads moves it, so the caller's pass, made from the older cursor, is not
 // recorded.
-func (s *Store) OpenWorkloads(ctx context.Context) (time.Time, []telemetry.Workload, error) {
-	through, err := s.workloadsThrough(ctx, s.sqlDB)
+func (s *Store) OpenWorkloads(ctx context.Context) (telemetry.RecorderState, []telemetry.Workload, error) {
+	state, err := s.recorderState(ctx, s.sqlDB)
 	if err != nil {
-		return time.Time{}, nil, err
+		return state, nil, err
 	}
 	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT id, `+workloadColumns+` FROM workloads WHERE open = ?`), true)
 	if err != nil {
-		return time.Time{}, nil, classify(fmt.Errorf("read open workload records: %w", err))
+		return state, nil, classify(fmt.Errorf("read open workload records: %w", err))
 	}
 	open, err := scanWorkloads(rows)
-	return through, open, classify(err)
+	return state, open, classify(err)
+}
+
+// recorderState reads the cursor, and the store's clock.
+func (s *Store) recorderState(ctx context.Context, db querier) (telemetry.RecorderState, error) {
+	var st telemetry.RecorderState
+	var through, replay timestamp
+	err := db.QueryRowContext(ctx, `SELECT through, replay_until FROM workload_cursor`).Scan(&through, &replay)
+	if err != nil && err != sql.ErrNoRows {
+		return st, classify(fmt.Errorf("read how far workloads are recorded: %w", err))
+	}
+	st.Through, st.Replay = through.Time, replay.Time
+	st.Now, err = s.clock(ctx, db)
+	return st, err
+}
+
+// clock is the time by the clock that stamps batches' stored_at: PostgreSQL's (now() is
+// its transaction's start), or this process's for SQLite, which stamps them itself.
+func (s *Store) clock(ctx context.Context, db querier) (time.Time, error) {
+	if s.dialect.name != "postgres" {
+		return time.Now().UTC(), nil
+	}
+	var now time.Time
+	if err := db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return now, classify(fmt.Errorf("read the database's clock: %w", err))
+	}
+	return now.UTC(), nil
 }
 
 // workloadsThrough is how far the samples are recorded, the zero time before any pass.
@@ -51,42 +108,55 @@ func (s *Store) workloadsThrough(ctx context.Context, db querier) (time.Time, er
 	return through.Time, nil
 }
 
+// lateSlack is how long before a pass began a batch may have been stamped stored_at and
+// still commit after the pass read the samples: writes stamp their batches last, just
+// before they commit.
+const lateSlack = time.Second
+
 // RecordWorkloads implements ports.WorkloadStore.
-func (s *Store) RecordWorkloads(ctx context.Context, through, to time.Time, records []telemetry.Workload) (bool, error) {
+func (s *Store) RecordWorkloads(ctx context.Context, state telemetry.RecorderState, to time.Time, records []telemetry.Workload, usage []telemetry.UsagePart) (time.Time, bool, error) {
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
-		return false, classify(err)
+		return time.Time{}, false, classify(err)
 	}
 	defer tx.Rollback()
+	var prevStart timestamp
 	var res sql.Result
-	if through.IsZero() {
-		res, err = tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO workload_cursor (id, through) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`), s.dialect.ts(to))
+	if state.Through.IsZero() {
+		res, err = tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO workload_cursor (id, through, started_at) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO NOTHING`), s.dialect.ts(to), s.dialect.ts(state.Now))
 	} else {
-		res, err = tx.ExecContext(ctx, s.dialect.rebind(`UPDATE workload_cursor SET through = ? WHERE through = ?`), s.dialect.ts(to), s.dialect.ts(through))
+		// The previous pass's start, then the cursor moved on if no other pass moved it: the
+		// row's lock makes racing passes wait, and find the cursor moved.
+		err = tx.QueryRowContext(ctx, `SELECT started_at FROM workload_cursor`).Scan(&prevStart)
+		if err == nil {
+			res, err = tx.ExecContext(ctx, s.dialect.rebind(`UPDATE workload_cursor SET through = ?, started_at = ? WHERE through = ?`),
+				s.dialect.ts(to), s.dialect.ts(state.Now), s.dialect.ts(state.Through))
+		}
 	}
 	if err != nil {
-		return false, classify(fmt.Errorf("advance the workload cursor: %w", err))
+		return time.Time{}, false, classify(fmt.Errorf("advance the workload cursor: %w", err))
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, classify(err)
+		return time.Time{}, false, classify(err)
 	}
 	placeholders := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(workloadColumns, ",")+1), ", ")
 	insert, err := tx.PrepareContext(ctx, s.dialect.rebind(`INSERT INTO workloads (`+workloadColumns+`) VALUES (`+placeholders+`) RETURNING id`))
 	if err != nil {
-		return false, classify(err)
+		return time.Time{}, false, classify(err)
 	}
 	defer insert.Close()
 	set := strings.ReplaceAll(strings.Join(strings.Fields(workloadColumns), " "), ",", " = ?,") + " = ?"
 	update, err := tx.PrepareContext(ctx, s.dialect.rebind(`UPDATE workloads SET `+set+` WHERE id = ?`))
 	if err != nil {
-		return false, classify(err)
+		return time.Time{}, false, classify(err)
 	}
 	defer update.Close()
 	for i := range records {
 		w := &records[i]
 		args, err := s.workloadArgs(w)
 		if err != nil {
-			return false, err
+			return time.Time{}, false, err
 		}
 		if w.ID == 0 {
 			err = insert.QueryRowContext(ctx, args...).Scan(&w.ID)
@@ -94,10 +164,217 @@ func (s *Store) RecordWorkloads(ctx context.Context, through, to time.Time, reco
 			_, err = update.ExecContext(ctx, append(args, w.ID)...)
 		}
 		if err != nil {
-			return false, classify(fmt.Errorf("write the workload record of pod %q on %s: %w", w.Pod, w.GPU.Key(), err))
+			return time.Time{}, false, classify(fmt.Errorf("write the workload record of pod %q on %s: %w", w.Pod, w.GPU.Key(), err))
 		}
 	}
-	return true, classify(tx.Commit())
+	if err := s.addUsage(ctx, tx, usage); err != nil {
+		return time.Time{}, false, classify(fmt.Errorf("add to the hours' usage: %w", err))
+	}
+	through, err := s.replayLate(ctx, tx, state, prevStart.Time, to)
+	if err != nil {
+		return time.Time{}, false, classify(fmt.Errorf("look for samples stored late: %w", err))
+	}
+	return through, true, classify(tx.Commit())
+}
+
+// replayLate looks for batches that may hold samples the recorder has not seen: stored
+// since the previous pass began with samples before this pass's interval, or stored since
+// this pass began with samples before its end. It moves the cursor back to the hour of the
+// oldest such sample — not before the oldest sample kept, which retention has cut — drops
+// the hourly sums from there, and marks the passes until to as a replay. It returns where
+// the cursor is.
+func (s *Store) replayLate(ctx context.Context, tx *sql.Tx, state telemetry.RecorderState, prevStart, to time.Time) (time.Time, error) {
+	if state.Through.IsZero() {
+		return to, nil
+	}
+	d := s.dialect
+	var late timestamp
+	if err := tx.QueryRowContext(ctx, d.rebind(`SELECT min(min_ts) FROM batches WHERE stored_at >= ? AND
+		(min_ts < ? OR (stored_at >= ? AND min_ts < ?))`),
+		d.ts(prevStart.Add(-lateSlack)), d.ts(state.Through), d.ts(state.Now.Add(-lateSlack)), d.ts(to)).Scan(&late); err != nil || late.IsZero() {
+		return to, err
+	}
+	var oldest timestamp
+	if err := tx.QueryRowContext(ctx, `SELECT min(min_ts) FROM batches`).Scan(&oldest); err != nil {
+		return to, err
+	}
+	back := late.Truncate(time.Hour)
+	if oldest.After(back) && (s.prunedAny(ctx, tx)) {
+		back = oldest.Truncate(time.Hour).Add(time.Hour) // the hour retention cut into keeps its sums
+	}
+	if !back.Before(to) {
+		return to, nil
+	}
+	s.log.WarnContext(ctx, "workload records: samples arrived after their hours were recorded; the hourly usage is computed again from their hour (records made before keep them out)",
+		"from", back, "until", to)
+	replay := d.ts(to)
+	if state.Replay.After(to) { // a replay under way goes on to its end
+		replay = d.ts(state.Replay)
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE workload_cursor SET through = ?, replay_until = ?`), d.ts(back), replay); err != nil {
+		return to, err
+	}
+	return back, s.dropUsageFrom(ctx, tx, back)
+}
+
+// prunedAny reports whether retention has deleted samples.
+func (s *Store) prunedAny(ctx context.Context, tx *sql.Tx) bool {
+	var deleted int64
+	err := tx.QueryRowContext(ctx, `SELECT batch_samples FROM pruned`).Scan(&deleted)
+	return err != nil || deleted > 0
+}
+
+// usageColumns are the columns of usage_hourly and usage_daily after the first (hour,
+// day), in the order addUsage writes them.
+var usageColumns = []string{"uuid", "gpu_instance", "namespace", "pod", "hostname", "model_name", "util_signal",
+	"gpu_seconds", "util_seconds", "util_weighted", "joules", "peak_memory_mib", "samples"}
+
+// usageRowsAStatement bounds the rows of one INSERT: 14 parameters each, well under both
+// databases' limits.
+const usageRowsAStatement = 500
+
+// day is the UTC day of t.
+func day(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
+
+// addUsage adds parts to their hours' rows and their days': sums add, peaks keep the higher.
+func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.UsagePart) error {
+	for _, t := range []struct {
+		table, key string
+		parts      []telemetry.UsagePart
+	}{{"usage_hourly", "hour", parts}, {"usage_daily", "day", byDay(parts)}} {
+		parts := t.parts
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(usageColumns)+1), ", ") + ")"
+		for rest := parts; len(rest) > 0; {
+			batch := rest[:min(len(rest), usageRowsAStatement)]
+			rest = rest[len(batch):]
+			args := make([]any, 0, len(batch)*(len(usageColumns)+1))
+			for _, p := range batch {
+				args = append(args, s.dialect.ts(p.Start), p.GPU.UUID, p.GPU.Instance, p.Namespace, p.Pod, p.GPU.Hostname,
+					p.GPU.ModelName, p.Signal, p.Seconds, p.UtilSeconds, p.UtilWeighted, p.Joules, nullable(p.PeakMemory), p.Samples)
+			}
+			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO `+t.table+` (`+t.key+`, `+strings.Join(usageColumns, ", ")+`)
+				VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(batch)), ", ")+`
+				ON CONFLICT (`+t.key+`, uuid, gpu_instance, namespace, pod) DO UPDATE SET
+					hostname = excluded.hostname, model_name = excluded.model_name, util_signal = excluded.util_signal,
+					gpu_seconds = `+t.table+`.gpu_seconds + excluded.gpu_seconds,
+					util_seconds = `+t.table+`.util_seconds + excluded.util_seconds,
+					util_weighted = `+t.table+`.util_weighted + excluded.util_weighted,
+					joules = `+t.table+`.joules + excluded.joules,
+					peak_memory_mib = CASE WHEN `+t.table+`.peak_memory_mib IS NULL OR excluded.peak_memory_mib > `+t.table+`.peak_memory_mib
+						THEN excluded.peak_memory_mib ELSE `+t.table+`.peak_memory_mib END,
+					samples = `+t.table+`.samples + excluded.samples`), args...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// byDay sums parts by day, device and workload: one statement may not update a row twice.
+func byDay(parts []telemetry.UsagePart) []telemetry.UsagePart {
+	type key struct {
+		day                     time.Time
+		uuid, instance, ns, pod string
+	}
+	at := map[key]int{}
+	var out []telemetry.UsagePart
+	for _, p := range parts {
+		k := key{day(p.Start), p.GPU.UUID, p.GPU.Instance, p.Namespace, p.Pod}
+		i, ok := at[k]
+		if !ok {
+			p.Start = k.day
+			at[k] = len(out)
+			out = append(out, p)
+			continue
+		}
+		sum := &out[i]
+		sum.Seconds += p.Seconds
+		sum.UtilSeconds += p.UtilSeconds
+		sum.UtilWeighted += p.UtilWeighted
+		sum.Joules += p.Joules
+		sum.Samples += p.Samples
+		if !math.IsNaN(p.PeakMemory) && (math.IsNaN(sum.PeakMemory) || p.PeakMemory > sum.PeakMemory) {
+			sum.PeakMemory = p.PeakMemory
+		}
+	}
+	return out
+}
+
+// dropUsageFrom deletes the hourly sums from back (a whole hour) on, and makes the day
+// back falls in the sum of its hours before back.
+func (s *Store) dropUsageFrom(ctx context.Context, tx *sql.Tx, back time.Time) error {
+	d := s.dialect
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM usage_hourly WHERE hour >= ?`, []any{d.ts(back)}},
+		{`DELETE FROM usage_daily WHERE day >= ?`, []any{d.ts(day(back))}},
+		{`INSERT INTO usage_daily (day, ` + strings.Join(usageColumns, ", ") + `)
+			SELECT ?, uuid, gpu_instance, namespace, pod, max(hostname), max(model_name), max(util_signal), sum(gpu_seconds),
+				sum(util_seconds), sum(util_weighted), sum(joules), max(peak_memory_mib), sum(samples)
+			FROM usage_hourly WHERE hour >= ? AND hour < ? GROUP BY uuid, gpu_instance, namespace, pod`,
+			[]any{d.ts(day(back)), d.ts(day(back)), d.ts(back)}},
+	} {
+		if _, err := tx.ExecContext(ctx, d.rebind(q.sql), q.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UsageParts implements ports.WorkloadStore: whole days from usage_daily, the hours either
+// side from usage_hourly. The last hour recorded counts up to the cursor, where the samples
+// take over.
+func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]telemetry.UsagePart, time.Time, error) {
+	through, err := s.workloadsThrough(ctx, s.sqlDB)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	until := q.Range.End
+	if through.Before(until) {
+		until = through
+	}
+	if !until.After(q.Range.Start) {
+		return nil, until, nil
+	}
+	d := s.dialect
+	days := telemetry.TimeRange{Start: day(q.Range.Start.Add(24*time.Hour - time.Nanosecond)), End: day(until)}
+	if !days.End.After(days.Start) {
+		days = telemetry.TimeRange{Start: until, End: until} // hours only
+	}
+	var filters string
+	var filterArgs []any
+	for _, f := range []struct{ column, value string }{{"hostname", q.Hostname}, {"model_name", q.Model}, {"namespace", q.Namespace}} {
+		if f.value != "" {
+			filters += " AND " + f.column + " = ?"
+			filterArgs = append(filterArgs, f.value)
+		}
+	}
+	cols := strings.Join(usageColumns, ", ")
+	args := append([]any{d.ts(days.Start), d.ts(days.End)}, filterArgs...)
+	args = append(append(args, d.ts(q.Range.Start), d.ts(days.Start), d.ts(days.End), d.ts(until)), filterArgs...)
+	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT uuid, gpu_instance, namespace, pod, max(hostname), max(model_name),
+		max(util_signal), sum(gpu_seconds), sum(util_seconds), sum(util_weighted), sum(joules), max(peak_memory_mib), sum(samples)
+		FROM (SELECT `+cols+` FROM usage_daily WHERE day >= ? AND day < ?`+filters+`
+			UNION ALL SELECT `+cols+` FROM usage_hourly WHERE ((hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?))`+filters+`) u
+		GROUP BY uuid, gpu_instance, namespace, pod`), args...)
+	if err != nil {
+		return nil, until, classify(fmt.Errorf("sum the recorded usage: %w", err))
+	}
+	defer rows.Close()
+	var out []telemetry.UsagePart
+	for rows.Next() {
+		var p telemetry.UsagePart
+		var peak sql.NullFloat64
+		if err := rows.Scan(&p.GPU.UUID, &p.GPU.Instance, &p.Namespace, &p.Pod, &p.GPU.Hostname, &p.GPU.ModelName, &p.Signal,
+			&p.Seconds, &p.UtilSeconds, &p.UtilWeighted, &p.Joules, &peak, &p.Samples); err != nil {
+			return nil, until, classify(err)
+		}
+		p.PeakMemory = orNaN(peak)
+		out = append(out, p)
+	}
+	return out, until, classify(rows.Err())
 }
 
 func (s *Store) workloadArgs(w *telemetry.Workload) ([]any, error) {
@@ -213,13 +490,20 @@ func (s *Store) Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]tel
 	return out[:q.Limit], &telemetry.WorkloadPosition{End: last.End, ID: last.ID}, nil
 }
 
-// pruneWorkloads deletes the closed records that ended before cutoff.
+// pruneWorkloads deletes the closed records that ended before cutoff, and the hours of
+// usage before it.
 func (s *Store) pruneWorkloads(ctx context.Context, tx *sql.Tx, cutoff time.Time) (int64, error) {
 	if cutoff.IsZero() {
 		return 0, nil
 	}
 	res, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM workloads WHERE open = ? AND end_time < ?`), false, s.dialect.ts(cutoff))
 	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_hourly WHERE hour < ?`), s.dialect.ts(cutoff.Truncate(time.Hour))); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_daily WHERE day < ?`), s.dialect.ts(day(cutoff))); err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()

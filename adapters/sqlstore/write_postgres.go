@@ -94,6 +94,12 @@ func (s *Store) copyBatches(ctx context.Context, rows []batchRow, chunks func([]
 					c := &cs[i]
 					return []any{c.Device, time.UnixMicro(c.MinTS), time.UnixMicro(c.MaxTS), c.Samples, c.Data, c.Sealed}, nil
 				}))
+			if err != nil {
+				return err
+			}
+			// Stamped as the transaction ends, not as it began: the workload recorder looks
+			// for batches stored after its pass read the samples (workloads.go).
+			_, err = tx.Exec(ctx, `UPDATE batches SET stored_at = clock_timestamp() WHERE id = ANY($1)`, storedIDs(rows, stored))
 			return err
 		})
 	})
@@ -112,4 +118,15 @@ func (s *Store) withPgx(ctx context.Context, fn func(*pgx.Conn) error) error {
 	}
 	defer conn.Close()
 	return conn.Raw(func(driverConn any) error { return fn(driverConn.(*stdlib.Conn).Conn()) })
+}
+
+// storedIDs are the IDs of the batches stored.
+func storedIDs(rows []batchRow, stored []bool) []string {
+	var ids []string
+	for i, r := range rows {
+		if stored[i] {
+			ids = append(ids, r.id)
+		}
+	}
+	return ids
 }

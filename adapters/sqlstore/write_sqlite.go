@@ -88,7 +88,23 @@ func (s *Store) insertBatches(ctx context.Context, rows []batchRow, chunks func(
 	if err := s.insertChunks(ctx, tx, cs); err != nil {
 		return nil, nil, err
 	}
+	// Stamped as the transaction ends (write_postgres.go says why).
+	ids := storedIDs(rows, stored)
+	for part := range slices.Chunk(ids, 500) {
+		args := append([]any{time.Now().UnixMicro()}, anySlice(part)...)
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET stored_at = ? WHERE id IN (`+placeholders(len(part))+`)`, args...); err != nil {
+			return nil, nil, err
+		}
+	}
 	return stored, already, tx.Commit()
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // insertChunks writes chunks with multi-row INSERTs, sqliteChunk rows per statement: on

@@ -22,6 +22,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 )
 
 // page is a tab of headless Chromium (Debian's) that records what the console logs as an
@@ -269,11 +270,7 @@ func TestConsoleShowsMIGInstancesAndATimeSlicedGPU(t *testing.T) {
 	_, err = store.WriteBatch(context.Background(), b)
 	require.NoError(t, err)
 	rec := workload.NewRecorder(query.NewFleet(store, store), store, store, workload.Config{Settle: time.Second}, slog.New(slog.DiscardHandler))
-	for more := true; more; {
-		pass, err := rec.Record(context.Background(), time.Now())
-		require.NoError(t, err)
-		more = pass.More
-	}
+	workloadtest.RecordAll(t, rec, time.Now())
 	require.NoError(t, store.Close())
 	proc := start(t, "--mode=api", "--database-url="+dbURL)
 	window := fmt.Sprintf("start=%s&end=%s", t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))

@@ -24,9 +24,10 @@ const sketchAccuracy = 0.01
 // highest or lowest in a metric, every device's latest value — reading their series one
 // at a time: no more than one device's series of the window is held, whatever the fleet.
 type Fleet struct {
-	inv    ports.Inventory
-	series ports.SeriesReader
-	tiers  ports.SummaryReader // nil: the samples answer everything
+	inv     ports.Inventory
+	series  ports.SeriesReader
+	tiers   ports.SummaryReader // nil: the samples answer everything
+	records ports.WorkloadStore // nil: usage reports read the samples
 }
 
 // WithTiers has the fleet's top and latest lists over a day or more read the coarsest

@@ -62,6 +62,13 @@ type UsageQuery struct {
 	Gap       time.Duration
 }
 
+// UsageReport is what each group used over a window, by group name, and what the answer
+// could not see as asked.
+type UsageReport struct {
+	Groups   []Usage
+	Warnings []string
+}
+
 // Usage is what one group used over a window (see domain/usage for how a shared GPU
 // counts): GPU time (hours of utilisation samples),
 // mean utilisation weighted by that time (in %), energy (the integral of power draw, in

@@ -76,3 +76,38 @@ const (
 	WorkloadOpen   = "open"
 	WorkloadClosed = "closed"
 )
+
+// RecorderState is where the workload recorder is: records and hourly usage are made up
+// to Through (zero before the first pass); until Replay, passes redo the hourly usage only
+// (samples arrived after their hours were recorded); Now is the store's clock as the state
+// was read.
+type RecorderState struct {
+	Through, Replay, Now time.Time
+}
+
+// UsagePart is what one device's samples attributed to one workload (or to none) add up to
+// over a span of time — an hour as the recorder keeps them, or many hours summed: the sums
+// a usage report is made of, which add up across adjacent spans. Seconds are GPU-seconds
+// (shares applied); PeakMemory is NaN without a memory sample.
+type UsagePart struct {
+	GPU          GPU // UUID, Instance, Hostname, ModelName
+	Namespace    string
+	Pod          string
+	Start        time.Time // the hour's; zero for a sum of hours
+	Signal       string    // the field the device's utilisation was read from
+	Seconds      float64
+	UtilSeconds  float64
+	UtilWeighted float64
+	Joules       float64
+	PeakMemory   float64
+	Samples      int64
+}
+
+// UsagePartQuery asks for the usage parts of whole hours in Range, summed per device and
+// workload, of a host, a model and a namespace when given.
+type UsagePartQuery struct {
+	Range     TimeRange
+	Hostname  string
+	Model     string
+	Namespace string
+}

@@ -359,6 +359,39 @@ func (r *Report) group(name string) *tally {
 	return t
 }
 
+// AddTally adds to group a device's tally made elsewhere — over another window, or summed
+// over hours — whose utilisation was read from signal.
+func (r *Report) AddTally(device, group, signal string, t *Tally) {
+	g := r.group(group)
+	g.devices[device] = true
+	if signal != "" && (t.Seconds > 0 || t.Samples > 0) {
+		if g.signals[signal] == nil {
+			g.signals[signal] = map[string]bool{}
+		}
+		g.signals[signal][device] = true
+	}
+	g.Merge(t)
+}
+
+// AddReport adds the groups of o, a report of another window, to r's.
+func (r *Report) AddReport(o *Report) {
+	for name, t := range o.groups {
+		g := r.group(name)
+		g.Merge(&t.Tally)
+		for d := range t.devices {
+			g.devices[d] = true
+		}
+		for signal, devices := range t.signals {
+			if g.signals[signal] == nil {
+				g.signals[signal] = map[string]bool{}
+			}
+			for d := range devices {
+				g.signals[signal][d] = true
+			}
+		}
+	}
+}
+
 // Tallies returns each group's tally, by name.
 func (r *Report) Tallies() map[string]*Tally {
 	out := make(map[string]*Tally, len(r.groups))

@@ -64,7 +64,11 @@ type Recorder struct {
 
 	mu    sync.Mutex
 	stats Stats
+	seen  []sighting // the newest sample at each pass, for the horizon
 }
+
+// sighting is the newest sample stored, as a pass found it, and when.
+type sighting struct{ at, newest time.Time }
 
 // Stats counts what a recorder did in this process.
 type Stats struct {
@@ -119,14 +123,26 @@ type Pass struct {
 	More            bool
 }
 
-// errRaced means another process recorded the interval first.
-var errRaced = errors.New("another recorder recorded the interval first")
+// errRaced means another process recorded the interval first; errBusy that another
+// process is making a pass.
+var (
+	errRaced = errors.New("another recorder recorded the interval first")
+	errBusy  = errors.New("another recorder is making a pass")
+)
 
 // Record makes one pass: the interval after the last one recorded, up to Step long, ending
 // Settle behind the newest sample (and never after now). A store without samples, or whose
 // samples have not settled past the cursor, records nothing.
 func (r *Recorder) Record(ctx context.Context, now time.Time) (Pass, error) {
-	through, open, err := r.store.OpenWorkloads(ctx)
+	unlock, mine, err := r.store.LockRecorder(ctx)
+	if err != nil {
+		return Pass{}, fmt.Errorf("take the recorder's lock: %w", err)
+	}
+	if !mine {
+		return Pass{}, errBusy
+	}
+	defer unlock()
+	state, open, err := r.store.OpenWorkloads(ctx)
 	if err != nil {
 		return Pass{}, fmt.Errorf("read open workload records: %w", err)
 	}
@@ -137,26 +153,29 @@ func (r *Recorder) Record(ctx context.Context, now time.Time) (Pass, error) {
 	if st.Newest.IsZero() {
 		return Pass{}, nil
 	}
-	from := through
+	from := state.Through
 	if from.IsZero() {
 		from = st.Oldest
 	}
-	horizon := st.Newest
-	if now.Before(horizon) { // a sample stamped in the future settles nothing
-		horizon = now
-	}
-	horizon = horizon.Add(-r.cfg.Settle)
+	horizon := r.horizon(now, st.Newest)
 	to := from.Add(r.cfg.Step)
 	if horizon.Before(to) {
 		to = horizon
 	}
-	if !to.After(from) {
-		return Pass{From: from, To: from}, nil
+	replay := from.Before(state.Replay)
+	if replay && state.Replay.Before(to) {
+		to = state.Replay // a replay redoes the hourly usage, not the records made since
+	}
+	if to.Before(from) {
+		to = from // a pass of no time: it still looks for samples stored late
 	}
 	p := Pass{From: from, To: to, More: to.Before(horizon)}
-	records, err := r.pass(ctx, from, to, open)
+	records, parts, err := r.pass(ctx, from, to, open)
 	if err != nil {
 		return Pass{}, err
+	}
+	if replay {
+		records = nil
 	}
 	for _, w := range records {
 		if !w.Open {
@@ -164,14 +183,44 @@ func (r *Recorder) Record(ctx context.Context, now time.Time) (Pass, error) {
 		}
 	}
 	p.Updated = len(records)
-	ok, err := r.store.RecordWorkloads(ctx, through, to, records)
+	through, ok, err := r.store.RecordWorkloads(ctx, state, to, records, parts)
 	switch {
 	case err != nil:
 		return Pass{}, fmt.Errorf("store workload records: %w", err)
 	case !ok:
 		return Pass{}, errRaced
+	case through.Before(to): // samples arrived late: their hours are redone next
+		p.More = true
 	}
 	return p, nil
+}
+
+// horizon is how far samples have settled: Settle behind the newest sample (never after
+// now, so that a sample stamped in the future settles nothing), and no later than the
+// newest sample stored Settle ago by the clock. The second bound is an import's: loading a
+// file at full speed, collectors store batches far apart in sample time at once, and one
+// still in the queue may be minutes of sample time behind the newest; a batch more than
+// Settle late by the clock is not. Before a process has watched for Settle, nothing has.
+func (r *Recorder) horizon(now, newest time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, sighting{at: now, newest: newest})
+	if now.Before(newest) {
+		newest = now
+	}
+	horizon := newest.Add(-r.cfg.Settle)
+	settled := time.Time{} // the newest seen Settle ago
+	keep := 0
+	for i, s := range r.seen {
+		if now.Sub(s.at) >= r.cfg.Settle {
+			settled, keep = s.newest, i
+		}
+	}
+	r.seen = r.seen[keep:] // the last one old enough stays, for the next pass
+	if settled.Before(horizon) {
+		horizon = settled
+	}
+	return horizon
 }
 
 // holder is a workload on a device.
@@ -183,9 +232,9 @@ func holderOf(device string, s telemetry.Series) holder {
 
 func (h holder) name() string { return h.namespace + "\x00" + h.pod + "\x00" + h.container }
 
-// pass accounts [from, to) and returns the records it changes: open ones it adds to or
-// closes, and new ones.
-func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetry.Workload) ([]telemetry.Workload, error) {
+// pass accounts [from, to) and returns the records it changes — open ones it adds to or
+// closes, and new ones — and the usage parts of each hour it covers.
+func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetry.Workload) ([]telemetry.Workload, []telemetry.UsagePart, error) {
 	// Read a gap before, for the samples standing at from and the holds they continue, and a
 	// gap after, for the sample that ends the time of the last one before to.
 	read := telemetry.TimeRange{Start: from.Add(-r.cfg.Gap), End: to.Add(r.cfg.Gap)}
@@ -196,6 +245,7 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 	}
 	changed := map[holder]bool{}
 	var out []telemetry.Workload
+	var parts []telemetry.UsagePart
 	reported := map[string]bool{} // devices with a utilisation sample in [from, to)
 	var shares map[string]float64
 	metrics := append(append(append([]string{}, usage.Fields...), usage.ActivityFields...), health.Fields(nil)...)
@@ -207,6 +257,7 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 				return
 			}
 			signal, util := utilisation(fields)
+			parts = append(parts, r.hourParts(d, device, signal, fields, from, to)...)
 			holds, any := r.holds(d.Key, util, from, to)
 			reported[d.Key] = any
 			for _, h := range holds {
@@ -235,7 +286,7 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 			}
 		})
 	if err != nil {
-		return nil, fmt.Errorf("read the samples of %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		return nil, nil, fmt.Errorf("read the samples of %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	for h, w := range records {
 		// A hold this pass did not continue ends: the device reported without it, or went
@@ -248,7 +299,42 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 			out = append(out, *w)
 		}
 	}
-	return out, nil
+	return out, parts, nil
+}
+
+// hourParts accounts a device's samples of [from, to) per hour and workload, the samples
+// of none included, as a usage report of each hour's part does.
+func (r *Recorder) hourParts(d usage.Device, device *telemetry.GPU, signal string, fields map[string][]telemetry.Series, from, to time.Time) []telemetry.UsagePart {
+	var out []telemetry.UsagePart
+	for start := from; start.Before(to); {
+		hour := start.Truncate(time.Hour)
+		end := hour.Add(time.Hour)
+		if to.Before(end) {
+			end = to
+		}
+		report := usage.New(telemetry.TimeRange{Start: start, End: end}, r.cfg.Gap)
+		byName := map[string]telemetry.Series{}
+		report.AddDevice(d, fields, func(s telemetry.Series) (string, bool) {
+			name := s.Namespace + "\x00" + s.Pod
+			byName[name] = s
+			return name, true
+		})
+		for name, t := range report.Tallies() {
+			if t.Seconds == 0 && t.Samples == 0 && t.Joules == 0 && !t.Memory {
+				continue
+			}
+			s := byName[name]
+			p := telemetry.UsagePart{GPU: *device, Namespace: s.Namespace, Pod: s.Pod, Start: hour, Signal: signal,
+				Seconds: t.Seconds, UtilSeconds: t.UtilSeconds, UtilWeighted: t.UtilWeighted, Joules: t.Joules,
+				PeakMemory: math.NaN(), Samples: t.Samples}
+			if t.Memory {
+				p.PeakMemory = t.PeakMemory
+			}
+			out = append(out, p)
+		}
+		start = end
+	}
+	return out
 }
 
 // hold is one holder's uninterrupted stretch of a device's utilisation samples.
@@ -425,7 +511,7 @@ func activity(t *usage.Tally, field string) telemetry.Activity {
 func (r *Recorder) Run(ctx context.Context, interval time.Duration, now func() time.Time) error {
 	for {
 		p, err := r.Record(ctx, now())
-		if !errors.Is(err, errRaced) && ctx.Err() == nil {
+		if !errors.Is(err, errRaced) && !errors.Is(err, errBusy) && ctx.Err() == nil {
 			r.count(p, err)
 		}
 		switch {
@@ -434,6 +520,8 @@ func (r *Recorder) Run(ctx context.Context, interval time.Duration, now func() t
 		case errors.Is(err, errRaced):
 			r.log.DebugContext(ctx, "workload records: another process recorded the interval")
 			continue
+		case errors.Is(err, errBusy):
+			r.log.DebugContext(ctx, "workload records: another process is recording")
 		case err != nil:
 			r.log.WarnContext(ctx, "workload records: pass failed, retrying", "retry_in", interval, "err", err)
 		case p.Updated > 0:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
 
@@ -49,39 +51,40 @@ func aRecord(pod string, start time.Time, hours float64) telemetry.Workload {
 
 func recordsOnce(t *testing.T, s WorkloadStore) {
 	ctx := context.Background()
-	through, open, err := s.OpenWorkloads(ctx)
+	first, open, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
-	assert.True(t, through.IsZero(), "nothing recorded yet")
+	assert.True(t, first.Through.IsZero(), "nothing recorded yet")
+	assert.False(t, first.Now.IsZero(), "the store's clock")
 	assert.Empty(t, open)
 
 	t1, t2 := workloadT0.Add(time.Hour), workloadT0.Add(2*time.Hour)
 	records := []telemetry.Workload{aRecord("a", workloadT0, 1)}
-	ok, err := s.RecordWorkloads(ctx, time.Time{}, t1, records)
+	_, ok, err := s.RecordWorkloads(ctx, first, t1, records, nil)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.NotZero(t, records[0].ID, "the new record's ID is set")
-	ok, err = s.RecordWorkloads(ctx, time.Time{}, t1, []telemetry.Workload{aRecord("a", workloadT0, 1)})
+	_, ok, err = s.RecordWorkloads(ctx, first, t1, []telemetry.Workload{aRecord("a", workloadT0, 1)}, nil)
 	require.NoError(t, err)
 	assert.False(t, ok, "a second first pass is not recorded")
 
-	through, open, err = s.OpenWorkloads(ctx)
+	second, open, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
-	assert.True(t, through.Equal(t1), "through %s", through)
+	assert.True(t, second.Through.Equal(t1), "through %s", second.Through)
 	require.Len(t, open, 1)
 	assertSameRecord(t, records[0], open[0])
 
 	closed := open[0]
 	closed.Open, closed.GPUHours, closed.End = false, 1.5, workloadT0.Add(90*time.Minute)
-	ok, err = s.RecordWorkloads(ctx, t1, t2, []telemetry.Workload{closed})
+	_, ok, err = s.RecordWorkloads(ctx, second, t2, []telemetry.Workload{closed}, nil)
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, err = s.RecordWorkloads(ctx, t1, t2.Add(time.Hour), []telemetry.Workload{aRecord("b", t1, 1)})
+	_, ok, err = s.RecordWorkloads(ctx, second, t2.Add(time.Hour), []telemetry.Workload{aRecord("b", t1, 1)}, nil)
 	require.NoError(t, err)
 	assert.False(t, ok, "a pass made from a cursor another pass moved is not recorded")
 
-	through, open, err = s.OpenWorkloads(ctx)
+	third, open, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
-	assert.True(t, through.Equal(t2))
+	assert.True(t, third.Through.Equal(t2))
 	assert.Empty(t, open)
 	all, next, err := s.Workloads(ctx, telemetry.WorkloadQuery{Limit: 10})
 	require.NoError(t, err)
@@ -117,7 +120,9 @@ func listsWorkloads(t *testing.T, s WorkloadStore) {
 		}
 		records = append(records, w)
 	}
-	ok, err := s.RecordWorkloads(ctx, time.Time{}, workloadT0.Add(30*time.Hour), records)
+	state, _, err := s.OpenWorkloads(ctx)
+	require.NoError(t, err)
+	_, ok, err := s.RecordWorkloads(ctx, state, workloadT0.Add(30*time.Hour), records, nil)
 	require.NoError(t, err)
 	require.True(t, ok)
 
@@ -202,13 +207,7 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{Step: 37 * time.Minute, Settle: time.Minute},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	end := workloadT0.Add(6 * time.Hour)
-	for {
-		p, err := rec.Record(ctx, end.Add(time.Hour))
-		require.NoError(t, err)
-		if !p.More {
-			break
-		}
-	}
+	workloadtest.RecordAll(t, rec, end.Add(time.Hour))
 	records, next, err := s.Workloads(ctx, telemetry.WorkloadQuery{Limit: 100})
 	require.NoError(t, err)
 	require.Nil(t, next)
@@ -241,22 +240,73 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 			report, err := fleet.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: w.Start, End: w.End}, By: telemetry.GroupPod})
 			require.NoError(t, err)
 			var u *telemetry.Usage
-			for i := range report {
-				if report[i].Group == w.Namespace+"/"+pod || report[i].Group == pod {
-					u = &report[i]
+			for i := range report.Groups {
+				if report.Groups[i].Group == w.Namespace+"/"+pod || report.Groups[i].Group == pod {
+					u = &report.Groups[i]
 				}
 			}
-			require.NotNil(t, u, "pod %s in %v", pod, report)
+			require.NotNil(t, u, "pod %s in %v", pod, report.Groups)
 			assert.InDelta(t, u.GPUHours, w.GPUHours, 1e-9, pod)
 			assert.InDelta(t, u.EnergyKWh, w.EnergyKWh, 1e-9, pod)
 			assert.InDelta(t, u.MeanUtil, w.MeanUtil, 1e-9, pod)
 			assert.Equal(t, u.Samples, w.Samples, pod)
 		}
 	}
+	// Usage reports over long windows sum the recorded hours and read the samples for the
+	// edges and what is not recorded yet: the same answer as the samples alone give — also
+	// once samples arrive after their hours were recorded (a batch retried late): the
+	// recorder finds them and computes those hours again.
+	late := telemetry.GPU{UUID: "GPU-rec-late", Hostname: "node-r", Index: 3, ModelName: "NVIDIA A100-SXM4-80GB"}
+	batch := telemetry.Batch{ID: "rec-late", GPUs: []telemetry.GPU{late}}
+	for i := 250; i < 330; i++ {
+		at := workloadT0.Add(time.Duration(i) * step)
+		batch.Samples = append(batch.Samples,
+			telemetry.Sample{GPU: late.UUID, Metric: usage.UtilField, Time: at, Value: 55, Namespace: "ml", Pod: "late-pod"},
+			telemetry.Sample{GPU: late.UUID, Metric: usage.PowerField, Time: at, Value: 250, Namespace: "ml", Pod: "late-pod"})
+	}
+	write(t, s, batch)
+	workloadtest.RecordAll(t, rec, end.Add(30*24*time.Hour))
+	recorded := query.NewFleet(s, s).WithRecords(s)
+	for _, w := range []telemetry.TimeRange{
+		{Start: workloadT0, End: workloadT0.Add(6 * time.Hour)},
+		{Start: workloadT0.Add(7*time.Minute + 13*time.Second), End: workloadT0.Add(6*time.Hour + 41*time.Minute)},
+		{Start: workloadT0.Add(-3 * time.Hour), End: workloadT0.Add(9 * time.Hour)},
+	} {
+		for _, by := range []telemetry.Grouping{telemetry.GroupNamespace, telemetry.GroupPod, telemetry.GroupHost, telemetry.GroupGPU, telemetry.GroupNone} {
+			q := telemetry.UsageQuery{Range: w, By: by}
+			want, err := fleet.Usage(ctx, q)
+			require.NoError(t, err)
+			got, err := recorded.Usage(ctx, q)
+			require.NoError(t, err)
+			require.Len(t, got.Groups, len(want.Groups), "%s by %s", w, by)
+			if by == telemetry.GroupPod {
+				require.True(t, slices.ContainsFunc(want.Groups, func(u telemetry.Usage) bool { return u.Group == "ml/late-pod" }))
+			}
+			assert.Empty(t, got.Warnings)
+			for i, u := range want.Groups {
+				g := got.Groups[i]
+				assert.Equal(t, u.Group, g.Group)
+				assert.InDelta(t, u.GPUHours, g.GPUHours, 1e-9, "%s by %s: %s", w, by, u.Group)
+				assert.InDelta(t, u.EnergyKWh, g.EnergyKWh, 1e-9, "%s by %s: %s", w, by, u.Group)
+				assert.Equal(t, math.IsNaN(u.MeanUtil), math.IsNaN(g.MeanUtil))
+				if !math.IsNaN(u.MeanUtil) {
+					assert.InDelta(t, u.MeanUtil, g.MeanUtil, 1e-9, "%s by %s: %s", w, by, u.Group)
+				}
+				assert.Equal(t, u.PeakMemory == u.PeakMemory, g.PeakMemory == g.PeakMemory)
+				if u.PeakMemory == u.PeakMemory {
+					assert.Equal(t, u.PeakMemory, g.PeakMemory, "%s by %s: %s", w, by, u.Group)
+				}
+				assert.Equal(t, u.Samples, g.Samples, "%s by %s: %s", w, by, u.Group)
+				assert.Equal(t, u.Devices, g.Devices, "%s by %s: %s", w, by, u.Group)
+				assert.Equal(t, u.UtilSignals, g.UtilSignals, "%s by %s: %s", w, by, u.Group)
+			}
+		}
+	}
+
 	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample.
-	through, _, err := s.OpenWorkloads(ctx)
+	state, _, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
-	hours := through.Sub(workloadT0).Hours()
+	hours := state.Through.Sub(workloadT0).Hours()
 	assert.InDelta(t, 6-1/60.0-0.5/60, hours, 1e-9)
 	require.Len(t, byPod["share-x"], 1)
 	assert.InDelta(t, hours/2, byPod["share-x"][0].GPUHours, 1e-9, "half of the time")
