@@ -183,7 +183,8 @@ type WorkloadStore interface {
 	// last when more follow (nil otherwise). Values that are NaN stay NaN.
 	Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]telemetry.Workload, *telemetry.WorkloadPosition, error)
 	// UsageParts returns the usage parts of [q.Range.Start, until), summed per device and
-	// workload (Start zero), matching q's filters. q.Range's ends are whole hours; until is
+	// per what q.Per keeps of the workload (the rest left empty; Start zero), matching q's
+	// filters. q.Range's ends are whole hours; until is
 	// q.Range.End, or how far usage is recorded when that is earlier (not after Start:
 	// nothing recorded there).
 	UsageParts(ctx context.Context, q telemetry.UsagePartQuery) (parts []telemetry.UsagePart, until time.Time, err error)

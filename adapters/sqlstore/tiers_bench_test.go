@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"testing"
@@ -72,7 +73,8 @@ func BenchmarkMonthOfAGPU(b *testing.B) {
 //	go test -run '^$' -bench MonthOfUsage -benchtime 40x ./adapters/sqlstore
 func BenchmarkMonthOfUsage(b *testing.B) {
 	ctx := context.Background()
-	s := open(b, sqlstoretest.PostgresURL(b))
+	url := sqlstoretest.PostgresURL(b)
+	s := open(b, url)
 	gpus := compactFleet(247)
 	const days = 30
 	end := compactT0.Add(days * 24 * time.Hour)
@@ -116,6 +118,23 @@ func BenchmarkMonthOfUsage(b *testing.B) {
 		_, err := s.WriteBatch(ctx, batch)
 		require.NoError(b, err)
 	}
+	// The hourly panel of docs/api.md over the month, as Grafana's PostgreSQL data source runs it.
+	db, err := sql.Open("pgx", url)
+	require.NoError(b, err)
+	defer db.Close()
+	b.Run("sql-hourly-by-host", func(b *testing.B) {
+		for b.Loop() {
+			rows, err := db.QueryContext(ctx, `SELECT hour, hostname, sum(util_weighted) / nullif(sum(util_seconds), 0) AS util_pct,
+				sum(joules) / 3.6e6 AS energy_kwh FROM usage_hourly WHERE hour >= $1 GROUP BY 1, 2 ORDER BY 1, 2`, end.Add(-days*24*time.Hour))
+			require.NoError(b, err)
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			require.NoError(b, rows.Err())
+			require.Equal(b, days*24, n, "an hour a row: one host")
+		}
+	})
 	fleet := query.NewFleet(s, s).WithTiers(s).WithRecords(s)
 	month := telemetry.UsageQuery{By: telemetry.GroupNamespace, Range: telemetry.TimeRange{Start: end.Add(-days*24*time.Hour + 17*time.Minute), End: end}}
 	lastHours := telemetry.UsageQuery{By: telemetry.GroupNamespace, Range: telemetry.TimeRange{Start: end.Add(-2 * time.Hour), End: end}}

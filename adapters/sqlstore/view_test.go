@@ -232,4 +232,32 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 		assert.InDelta(t, u.GPUHours, got[u.Group][0], 0.0005, u.Group)
 		assert.InDelta(t, u.EnergyKWh, got[u.Group][1], 0.0005, u.Group)
 	}
+
+	// The hourly panel's query: each whole hour of each host as the usage report has it. Its
+	// "last 30 days" are those before the test's data, which is from 2025: the window is
+	// moved, not the query.
+	_, rest, ok = strings.Cut(rest, "```sql\n")
+	require.True(t, ok)
+	panel, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	panel = strings.Replace(panel, "now() - interval '30 days'", "timestamptz '2025-09-01'", 1)
+	rows, err = db.QueryContext(ctx, panel)
+	require.NoError(t, err)
+	hours := 0
+	for rows.Next() {
+		var hour time.Time
+		var host string
+		var util, kwh float64
+		require.NoError(t, rows.Scan(&hour, &host, &util, &kwh))
+		if !hour.Add(time.Hour).After(state.Through) {
+			hours++
+			want, err := query.NewFleet(s, s).Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: hour, End: hour.Add(time.Hour)}, By: telemetry.GroupHost})
+			require.NoError(t, err)
+			require.Len(t, want.Groups, 1)
+			assert.InDelta(t, want.Groups[0].MeanUtil, util, 1e-9, "%s %s", hour, host)
+			assert.InDelta(t, want.Groups[0].EnergyKWh, kwh, 1e-9, "%s %s", hour, host)
+		}
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, 5, hours, "six hours recorded, the last one not whole")
 }

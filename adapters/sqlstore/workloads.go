@@ -354,11 +354,20 @@ func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]t
 	cols := strings.Join(usageColumns, ", ")
 	args := append([]any{d.ts(days.Start), d.ts(days.End)}, filterArgs...)
 	args = append(append(args, d.ts(q.Range.Start), d.ts(days.Start), d.ts(days.End), d.ts(until)), filterArgs...)
-	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT uuid, gpu_instance, namespace, pod, max(hostname), max(model_name),
+	// Summed in the database as far as the grouping allows: a month of a fleet whose pods
+	// change every few hours holds tens of thousands of device and pod pairs.
+	workload, by := `'', ''`, ""
+	switch q.Per {
+	case telemetry.GroupPod:
+		workload, by = "namespace, pod", ", namespace, pod"
+	case telemetry.GroupNamespace:
+		workload, by = "namespace, ''", ", namespace"
+	}
+	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT uuid, gpu_instance, `+workload+`, max(hostname), max(model_name),
 		max(util_signal), sum(gpu_seconds), sum(util_seconds), sum(util_weighted), sum(joules), max(peak_memory_mib), sum(samples)
 		FROM (SELECT `+cols+` FROM usage_daily WHERE day >= ? AND day < ?`+filters+`
 			UNION ALL SELECT `+cols+` FROM usage_hourly WHERE ((hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?))`+filters+`) u
-		GROUP BY uuid, gpu_instance, namespace, pod`), args...)
+		GROUP BY uuid, gpu_instance`+by), args...)
 	if err != nil {
 		return nil, until, classify(fmt.Errorf("sum the recorded usage: %w", err))
 	}

@@ -102,7 +102,8 @@ func (f *Fleet) recordedUsage(ctx context.Context, q telemetry.UsageQuery, repor
 	if hours.End.Sub(hours.Start) < time.Hour {
 		return []telemetry.TimeRange{q.Range}, nil, nil
 	}
-	parts, until, err := f.records.UsageParts(ctx, telemetry.UsagePartQuery{Range: hours, Hostname: q.Hostname, Model: q.Model, Namespace: q.Namespace})
+	parts, until, err := f.records.UsageParts(ctx, telemetry.UsagePartQuery{Range: hours, Hostname: q.Hostname, Model: q.Model,
+		Namespace: q.Namespace, Per: q.By})
 	if err != nil {
 		return nil, nil, err
 	}

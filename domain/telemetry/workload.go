@@ -103,11 +103,12 @@ type UsagePart struct {
 	Samples      int64
 }
 
-// UsagePartQuery asks for the usage parts of whole hours in Range, summed per device and
-// workload, of a host, a model and a namespace when given.
+// UsagePartQuery asks for the usage parts of whole hours in Range, of a host, a model and a
+// namespace when given, summed per device and what Per keeps of the workload.
 type UsagePartQuery struct {
 	Range     TimeRange
 	Hostname  string
 	Model     string
 	Namespace string
+	Per       Grouping // GroupPod (namespace and pod), GroupNamespace, or anything else: the device alone
 }

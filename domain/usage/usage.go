@@ -130,8 +130,9 @@ type Tally struct {
 	UtilWeighted float64 // utilisation × seconds
 	IdleSeconds  float64 // of UtilSeconds, with utilisation under IdleBelow
 	// UtilHistogram holds the seconds of UtilSeconds at each whole percent of utilisation,
-	// 0 to 100 (rounded): what a percentile over the window is read from.
-	UtilHistogram [101]float64
+	// 0 to 100 (rounded): what a percentile over the window is read from. Nil until a
+	// sample is tallied: tallies summed elsewhere (a usage report's stored hours) keep none.
+	UtilHistogram *[101]float64
 	Joules        float64
 	PeakMemory    float64
 	Memory        bool  // whether PeakMemory was seen
@@ -164,6 +165,9 @@ func (t *Tally) UtilPercentile(q float64) float64 {
 	if t.UtilSeconds <= 0 {
 		return math.NaN()
 	}
+	if t.UtilHistogram == nil {
+		return math.NaN()
+	}
 	var below float64
 	for pct, s := range t.UtilHistogram {
 		if below += s; below >= q*t.UtilSeconds*(1-1e-12) {
@@ -179,8 +183,13 @@ func (t *Tally) Merge(o *Tally) {
 	t.UtilSeconds += o.UtilSeconds
 	t.UtilWeighted += o.UtilWeighted
 	t.IdleSeconds += o.IdleSeconds
-	for i, s := range o.UtilHistogram {
-		t.UtilHistogram[i] += s
+	if o.UtilHistogram != nil {
+		if t.UtilHistogram == nil {
+			t.UtilHistogram = new([101]float64)
+		}
+		for i, s := range o.UtilHistogram {
+			t.UtilHistogram[i] += s
+		}
 	}
 	t.Joules += o.Joules
 	if o.Memory && (!t.Memory || o.PeakMemory > t.PeakMemory) {
@@ -323,6 +332,9 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 					util := p.Value * scale
 					t.UtilSeconds += seconds * weight
 					t.UtilWeighted += util * seconds * weight
+					if t.UtilHistogram == nil {
+						t.UtilHistogram = new([101]float64)
+					}
 					t.UtilHistogram[int(math.Round(min(max(util, 0), 100)))] += seconds * weight
 					if util < IdleBelow {
 						t.IdleSeconds += seconds * weight

@@ -11,6 +11,12 @@
 // sample, the device reports another workload or none (hands changed), or nothing for
 // longer than the gap (the device went silent): by then its last sample's time is all
 // counted. A workload seen again later opens a new record.
+//
+// The same passes keep what each hour's and day's samples add up to per device and
+// workload (none included): the sums a usage report over a long window reads instead of
+// the samples. Samples stored after their interval was recorded are found by the store,
+// which moves the cursor back; the passes that redo those hours redo the sums only, so the
+// records made before keep them out.
 package workload
 
 import (
@@ -43,7 +49,8 @@ type Config struct {
 	Gap time.Duration
 	// Settle is how far behind the newest sample stored a pass stops, so that the samples
 	// of an interval, which streamers deliver in no set order, have arrived before it is
-	// recorded (DefaultSettle when 0). Samples arriving later miss the records.
+	// recorded (DefaultSettle when 0). Samples arriving later miss the records; the
+	// hourly sums are redone.
 	Settle time.Duration
 	// Step is the longest interval one pass records (1 hour when 0): what bounds a pass's
 	// memory and its transaction.
@@ -131,8 +138,10 @@ var (
 )
 
 // Record makes one pass: the interval after the last one recorded, up to Step long, ending
-// Settle behind the newest sample (and never after now). A store without samples, or whose
-// samples have not settled past the cursor, records nothing.
+// where the samples have settled (horizon). Where none have settled past the cursor, the
+// pass records no time but still has the store look for samples stored late. Another
+// process making a pass (errBusy), or recording the interval first (errRaced), makes this
+// one record nothing.
 func (r *Recorder) Record(ctx context.Context, now time.Time) (Pass, error) {
 	unlock, mine, err := r.store.LockRecorder(ctx)
 	if err != nil {
@@ -452,8 +461,10 @@ func add(w *telemetry.Workload, t *usage.Tally, signal string) {
 	w.MeanUtil = sum.MeanUtil()
 	w.P95Util = sum.UtilPercentile(0.95)
 	w.IdleHours = sum.IdleSeconds / 3600
-	for i, s := range sum.UtilHistogram {
-		w.UtilHistogram[i] = s / 3600
+	if sum.UtilHistogram != nil {
+		for i, s := range sum.UtilHistogram {
+			w.UtilHistogram[i] = s / 3600
+		}
 	}
 	w.EnergyKWh = sum.Joules / 3.6e6
 	w.PeakMemory = math.NaN()
@@ -480,6 +491,7 @@ func tallyOf(w *telemetry.Workload) *usage.Tally {
 	if w.UtilHours > 0 {
 		t.UtilWeighted = w.MeanUtil * t.UtilSeconds
 	}
+	t.UtilHistogram = new([101]float64)
 	for i, h := range w.UtilHistogram {
 		t.UtilHistogram[i] = h * 3600
 	}
