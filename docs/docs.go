@@ -101,7 +101,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/aggregate": {
             "get": {
-                "description": "Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group \"\" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held.",
+                "description": "Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group \"\" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held. A window of a day or more reads the coarsest downsampled tier max_source_resolution allows (resolution says which): count, avg, min and max stay exact, and p50, p95 and p99 are then those of the tier's bucket means, each weighted by its samples; max_source_resolution=raw reads the samples.",
                 "produces": [
                     "application/json"
                 ],
@@ -146,6 +146,13 @@ const docTemplate = `{
                         "type": "string",
                         "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
                         "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "auto",
+                        "description": "the coarsest downsampled tier a window of a day or more may read: auto (the coarsest), raw (the samples only), 5m or 1h",
+                        "name": "max_source_resolution",
                         "in": "query"
                     }
                 ],
@@ -327,7 +334,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/top": {
             "get": {
-                "description": "Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window.",
+                "description": "Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window. A window of a day or more is read from the coarsest downsampled tier max_source_resolution allows, with the same answer.",
                 "produces": [
                     "application/json"
                 ],
@@ -400,6 +407,13 @@ const docTemplate = `{
                         "type": "string",
                         "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
                         "name": "end_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "default": "auto",
+                        "description": "the coarsest downsampled tier a window of a day or more may read: auto, raw (the samples only), 5m or 1h",
+                        "name": "max_source_resolution",
                         "in": "query"
                     }
                 ],
@@ -1548,6 +1562,11 @@ const docTemplate = `{
                 "metric": {
                     "type": "string",
                     "example": "DCGM_FI_DEV_GPU_UTIL"
+                },
+                "resolution": {
+                    "description": "Resolution is what the answer was computed from: raw (the samples), or the step of\nthe downsampled tier it read (p50, p95 and p99 are then of the tier's bucket means).",
+                    "type": "string",
+                    "example": "raw"
                 },
                 "start_time": {
                     "type": "string",

@@ -258,6 +258,9 @@ type FleetAggregate struct {
 	EndTime   time.Time    `json:"end_time" example:"2025-07-18T21:42:34Z"`
 	Data      []FleetGroup `json:"data"`
 	Count     int          `json:"count" example:"31"`
+	// Resolution is what the answer was computed from: raw (the samples), or the step of
+	// the downsampled tier it read (p50, p95 and p99 are then of the tier's bucket means).
+	Resolution string `json:"resolution" example:"raw"`
 }
 
 // DeviceValue is one device's value of a metric. value and timestamp are absent for a

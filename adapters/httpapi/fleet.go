@@ -21,18 +21,19 @@ const defaultLookback = 5 * time.Minute
 // fleetAggregate godoc
 //
 //	@Summary		A metric across the fleet, grouped
-//	@Description	Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group "" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held.
+//	@Description	Summarises every sample of one metric within [start_time, end_time] (default: the hour before now), over every device or those of one host or model, grouped by host, model, device, namespace, pod (namespace/pod) or a device label (label:instance); without by, the whole fleet is one group. Samples not attributed to a workload form the group "" under namespace and pod. count, avg, min and max are exact; p50, p95 and p99 come from a quantile sketch and are within 1 % of the exact value. Computed as the store streams the series: no sample list is held. A window of a day or more reads the coarsest downsampled tier max_source_resolution allows (resolution says which): count, avg, min and max stay exact, and p50, p95 and p99 are then those of the tier's bucket means, each weighted by its samples; max_source_resolution=raw reads the samples.
 //	@Tags			fleet
 //	@Produce		json
-//	@Param			metric		query		string	true	"a DCGM field"	example(DCGM_FI_DEV_GPU_UTIL)
-//	@Param			by			query		string	false	"host, model, gpu, namespace, pod or label:<name>"
-//	@Param			hostname	query		string	false	"only the GPUs of this host"
-//	@Param			model		query		string	false	"only the GPUs of this model"
-//	@Param			start_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
-//	@Param			end_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
-//	@Success		200			{object}	FleetAggregate
-//	@Failure		400			{object}	ErrorBody
-//	@Failure		503			{object}	ErrorBody
+//	@Param			metric					query		string	true	"a DCGM field"	example(DCGM_FI_DEV_GPU_UTIL)
+//	@Param			by						query		string	false	"host, model, gpu, namespace, pod or label:<name>"
+//	@Param			hostname				query		string	false	"only the GPUs of this host"
+//	@Param			model					query		string	false	"only the GPUs of this model"
+//	@Param			start_time				query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
+//	@Param			end_time				query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
+//	@Param			max_source_resolution	query		string	false	"the coarsest downsampled tier a window of a day or more may read: auto (the coarsest), raw (the samples only), 5m or 1h"	default(auto)
+//	@Success		200						{object}	FleetAggregate
+//	@Failure		400						{object}	ErrorBody
+//	@Failure		503						{object}	ErrorBody
 //	@Router			/api/v1/fleet/aggregate [get]
 func (a *API) fleetAggregate(c *gin.Context) {
 	q, err := fleetQuery(c, defaultFleetWindow)
@@ -41,14 +42,14 @@ func (a *API) fleetAggregate(c *gin.Context) {
 		return
 	}
 	by := c.Query("by")
-	groups, err := a.opts.Fleet.Aggregate(c.Request.Context(), q, telemetry.Grouping(by))
+	agg, err := a.opts.Fleet.Aggregate(c.Request.Context(), q, telemetry.Grouping(by))
 	if err != nil {
 		writeError(c, err)
 		return
 	}
 	out := FleetAggregate{Metric: q.Metric, By: by, StartTime: q.Range.Start, EndTime: q.Range.End,
-		Data: make([]FleetGroup, len(groups)), Count: len(groups)}
-	for i, g := range groups {
+		Data: make([]FleetGroup, len(agg.Groups)), Count: len(agg.Groups), Resolution: resolutionText(agg.Resolution)}
+	for i, g := range agg.Groups {
 		out.Data[i] = FleetGroup{Group: g.Group, Devices: g.Devices, Samples: g.Samples, Avg: g.Avg, Min: g.Min, Max: g.Max,
 			P50: g.P50, P95: g.P95, P99: g.P99}
 	}
@@ -58,20 +59,21 @@ func (a *API) fleetAggregate(c *gin.Context) {
 // fleetTop godoc
 //
 //	@Summary		The devices highest (or lowest) in a metric
-//	@Description	Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window.
+//	@Description	Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window. A window of a day or more is read from the coarsest downsampled tier max_source_resolution allows, with the same answer.
 //	@Tags			fleet
 //	@Produce		json
-//	@Param			metric		query		string	true	"a DCGM field"										example(DCGM_FI_DEV_GPU_TEMP)
-//	@Param			n			query		int		false	"how many devices, 1 to 1000"						default(10)							minimum(1)	maximum(1000)
-//	@Param			agg			query		string	false	"what ranks a device"								Enums(avg, min, max, last, count)	default(avg)
-//	@Param			order		query		string	false	"desc: the highest first; asc: the lowest first"	Enums(desc, asc)					default(desc)
-//	@Param			hostname	query		string	false	"only the GPUs of this host"
-//	@Param			model		query		string	false	"only the GPUs of this model"
-//	@Param			start_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
-//	@Param			end_time	query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
-//	@Success		200			{object}	DeviceValues
-//	@Failure		400			{object}	ErrorBody
-//	@Failure		503			{object}	ErrorBody
+//	@Param			metric					query		string	true	"a DCGM field"										example(DCGM_FI_DEV_GPU_TEMP)
+//	@Param			n						query		int		false	"how many devices, 1 to 1000"						default(10)							minimum(1)	maximum(1000)
+//	@Param			agg						query		string	false	"what ranks a device"								Enums(avg, min, max, last, count)	default(avg)
+//	@Param			order					query		string	false	"desc: the highest first; asc: the lowest first"	Enums(desc, asc)					default(desc)
+//	@Param			hostname				query		string	false	"only the GPUs of this host"
+//	@Param			model					query		string	false	"only the GPUs of this model"
+//	@Param			start_time				query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: an hour before end_time)"
+//	@Param			end_time				query		string	false	"RFC 3339 time or Unix seconds, inclusive (default: now)"
+//	@Param			max_source_resolution	query		string	false	"the coarsest downsampled tier a window of a day or more may read: auto, raw (the samples only), 5m or 1h"	default(auto)
+//	@Success		200						{object}	DeviceValues
+//	@Failure		400						{object}	ErrorBody
+//	@Failure		503						{object}	ErrorBody
 //	@Router			/api/v1/fleet/top [get]
 func (a *API) fleetTop(c *gin.Context) {
 	q, err := fleetQuery(c, defaultFleetWindow)
@@ -165,7 +167,8 @@ func fleetQuery(c *gin.Context, span time.Duration) (telemetry.FleetQuery, error
 	if q.Range.Start.IsZero() {
 		q.Range.Start = q.Range.End.Add(-span)
 	}
-	return q, nil
+	q.MaxResolution, err = maxSourceResolution(c.Query("max_source_resolution"))
+	return q, err
 }
 
 func writeDeviceValues(c *gin.Context, q telemetry.FleetQuery, devices []telemetry.DeviceValue, next string) {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 )
 
 // PruneStats is what one pass of retention deleted.
@@ -32,9 +34,10 @@ type Cutoffs struct {
 	Workloads time.Time
 }
 
-// recorderReadsBack bounds how far before its cursor the workload recorder reads: the
-// longest a sample stands for in usage accounting (query.MaxUsageGap).
-const recorderReadsBack = 24 * time.Hour
+// RecorderKeeps is how far before the workload recorder's cursor samples are kept: what
+// it reads before its cursor (a sample stands for 5 minutes at most), and the hour it
+// goes back to when samples of it arrive late.
+const RecorderKeeps = time.Hour + usage.DefaultGap
 
 // retentionLock is the PostgreSQL advisory lock one pruner at a time holds.
 const retentionLock = 7_315_002
@@ -164,7 +167,7 @@ func (s *Store) Cutoffs(ctx context.Context, r Retention, now time.Time) (Cutoff
 				return c, err
 			}
 		}
-		if wait := through.Add(-recorderReadsBack); !through.IsZero() && wait.Before(c.Raw) {
+		if wait := through.Add(-RecorderKeeps); !through.IsZero() && wait.Before(c.Raw) {
 			c.Raw = wait
 		}
 	}

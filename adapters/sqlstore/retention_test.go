@@ -205,7 +205,7 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 		state, _, err := s.OpenWorkloads(ctx)
 		require.NoError(t, err)
 		require.True(t, state.Through.Before(compactT0.Add(15*day)), "the recorder is behind the cutoff: %s", state.Through)
-		assert.True(t, behind.Raw.Equal(state.Through.Add(-24*time.Hour)), "samples wait for the recorder: cut at %s", behind.Raw)
+		assert.True(t, behind.Raw.Equal(state.Through.Add(-sqlstore.RecorderKeeps)), "samples wait for the recorder: cut at %s", behind.Raw)
 		retention.Recorded = false
 		unrecorded, err := s.Cutoffs(ctx, retention, now)
 		require.NoError(t, err)

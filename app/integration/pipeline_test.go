@@ -522,8 +522,10 @@ func TestRetentionPrunesOldSamples(t *testing.T) {
 		"sqlite": sqlstoretest.SQLiteURL, "postgres": sqlstoretest.PostgresURL,
 	} {
 		t.Run(name, func(t *testing.T) {
+			// No workload recorder: samples would wait for it to record them, minutes after a
+			// process starts (sqlstore's TestWorkloadRecordsOutliveTheSamples tests that).
 			p := start(t, "--database-url="+newURL(t), "--csv="+file, "--loop=false", "--timestamps=csv",
-				"--retention=1h", "--retention-interval=200ms")
+				"--retention=1h", "--retention-interval=200ms", "--workload-interval=0")
 			keptFrom := end.Add(-time.Hour).Truncate(2 * time.Hour) // the cutoff's window
 			if open := end.Add(-15 * time.Minute).Truncate(2 * time.Hour); open.Before(keptFrom) {
 				keptFrom = open // the oldest window not sealed yet

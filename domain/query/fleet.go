@@ -47,12 +47,16 @@ func NewFleet(inv ports.Inventory, series ports.SeriesReader) *Fleet {
 	return &Fleet{inv: inv, series: series}
 }
 
-// Aggregate summarises q's samples in groups, by group name. A bad query matches
+// Aggregate summarises q's samples in groups, by group name. Over a day or more, unless
+// q.MaxResolution says raw, it reads the coarsest tier allowed: count, avg, min and max are
+// then those of the samples still, the percentiles those of the buckets' means (each
+// weighted by its samples), and Resolution says the tier's step. A bad query matches
 // telemetry.ErrInvalid.
-func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by telemetry.Grouping) ([]telemetry.FleetGroup, error) {
+func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by telemetry.Grouping) (telemetry.FleetAggregate, error) {
+	var out telemetry.FleetAggregate
 	name, err := groupName(by)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	type group struct {
 		acc     Acc
@@ -60,7 +64,7 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 		devices map[string]bool
 	}
 	groups := map[string]*group{}
-	err = f.eachOf(ctx, q, q.Devices(), nil, func(g *telemetry.GPU, s telemetry.Series) {
+	groupOf := func(g *telemetry.GPU, s telemetry.Series) *group {
 		key := name(g, s)
 		gr := groups[key]
 		if gr == nil {
@@ -72,17 +76,36 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 			groups[key] = gr
 		}
 		gr.devices[s.GPU] = true
+		return gr
+	}
+	byKey := map[string]*telemetry.GPU{}
+	out.Resolution, err = f.eachOf(ctx, q, q.Devices(), func(list []telemetry.GPU) {
+		for i := range list {
+			byKey[list[i].Key()] = &list[i]
+		}
+	}, func(g *telemetry.GPU, s telemetry.Series) {
+		gr := groupOf(g, s)
 		for _, p := range s.Points {
 			if finite(p.Value) {
 				gr.acc.Add(p)
 				_ = gr.sketch.Add(p.Value) // finite values always fit
 			}
 		}
-	}, nil) // percentiles need the samples
+	}, func(s telemetry.SummarySeries) {
+		g := byKey[s.GPU]
+		if g == nil {
+			return
+		}
+		gr := groupOf(g, telemetry.Series{GPU: s.GPU, Metric: s.Metric, Container: s.Container, Pod: s.Pod, Namespace: s.Namespace})
+		for _, sm := range s.Summaries {
+			gr.acc.Merge(sm)
+			_ = gr.sketch.AddWithCount(sm.Sum/float64(sm.Count), float64(sm.Count)) // buckets hold finite values only
+		}
+	})
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	out := make([]telemetry.FleetGroup, 0, len(groups))
+	out.Groups = make([]telemetry.FleetGroup, 0, len(groups))
 	for key, gr := range groups {
 		fg := telemetry.FleetGroup{Group: key, Devices: len(gr.devices), Samples: gr.acc.Count}
 		if fg.Samples > 0 {
@@ -91,9 +114,9 @@ func (f *Fleet) Aggregate(ctx context.Context, q telemetry.FleetQuery, by teleme
 			// The sketch's values are within 1 % of the data's: never outside its range.
 			fg.P50, fg.P95, fg.P99 = clamp(ps[0], fg.Min, fg.Max), clamp(ps[1], fg.Min, fg.Max), clamp(ps[2], fg.Min, fg.Max)
 		}
-		out = append(out, fg)
+		out.Groups = append(out.Groups, fg)
 	}
-	slices.SortFunc(out, func(a, b telemetry.FleetGroup) int { return cmp.Compare(a.Group, b.Group) })
+	slices.SortFunc(out.Groups, func(a, b telemetry.FleetGroup) int { return cmp.Compare(a.Group, b.Group) })
 	return out, nil
 }
 
@@ -208,7 +231,7 @@ func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry
 	var devices []telemetry.GPU
 	index := map[string]int{}
 	var stats []Acc
-	err := f.eachOf(ctx, q, sel, func(list []telemetry.GPU) {
+	_, err := f.eachOf(ctx, q, sel, func(list []telemetry.GPU) {
 		devices = list
 		stats = make([]Acc, len(list))
 		for i, g := range list {
@@ -230,27 +253,35 @@ func (f *Fleet) stats(ctx context.Context, q telemetry.FleetQuery, sel telemetry
 
 // eachOf calls listed, when set, with the devices sel lists, then fn with each of their
 // series of q's metric within q.Range — or, when summarised is set and the window is
-// tiersFrom or more, summarised with each series in buckets of the coarsest tier.
+// tiersFrom or more, summarised with each series in buckets of the coarsest tier
+// q.MaxResolution allows. It returns the step of the tier it read, 0 for the samples.
 func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, sel telemetry.GPUFilter, listed func([]telemetry.GPU),
-	fn func(*telemetry.GPU, telemetry.Series), summarised func(telemetry.SummarySeries)) error {
+	fn func(*telemetry.GPU, telemetry.Series), summarised func(telemetry.SummarySeries)) (time.Duration, error) {
 	if q.Metric == "" {
-		return telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
+		return 0, telemetry.Invalid("metric", "is required: a DCGM field such as DCGM_FI_DEV_GPU_UTIL")
 	}
-	if f.tiers == nil || summarised == nil || q.Range.End.Sub(q.Range.Start) < tiersFrom {
-		return f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
+	var step time.Duration
+	if f.tiers != nil && summarised != nil && q.Range.End.Sub(q.Range.Start) >= tiersFrom && q.MaxResolution != telemetry.RawResolution {
+		for _, s := range f.tiers.SummarySteps() { // finest first
+			if q.MaxResolution == telemetry.AnyResolution || s <= q.MaxResolution {
+				step = s
+			}
+		}
+	}
+	if step == 0 {
+		return 0, f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
 	}
 	devices, sq, err := f.list(ctx, sel, q.Range, []string{q.Metric})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if listed != nil {
 		listed(devices)
 	}
 	if len(devices) == 0 {
-		return nil
+		return step, nil
 	}
-	steps := f.tiers.SummarySteps()
-	return f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: sq.Range, Metrics: sq.Metrics, Step: steps[len(steps)-1]},
+	return step, f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: sq.Range, Metrics: sq.Metrics, Step: step},
 		func(s telemetry.SummarySeries) error {
 			summarised(s)
 			return nil

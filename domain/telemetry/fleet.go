@@ -9,6 +9,9 @@ type FleetQuery struct {
 	Range    TimeRange
 	Hostname string
 	Model    string
+	// MaxResolution is the coarsest downsampled tier a view over a day or more may read, as
+	// AggregateQuery's.
+	MaxResolution time.Duration
 }
 
 // Devices is the filter of the devices q selects.
@@ -38,6 +41,13 @@ type FleetGroup struct {
 	Samples       int64
 	Avg, Min, Max float64
 	P50, P95, P99 float64
+}
+
+// FleetAggregate is a fleet aggregate's groups, by name, and what it read: 0 for the
+// samples, or a tier's step.
+type FleetAggregate struct {
+	Groups     []FleetGroup
+	Resolution time.Duration
 }
 
 // DeviceValue is one device's value of a metric: an aggregate over a window, or its latest

@@ -117,6 +117,34 @@ func TestSummaryReader(t *testing.T, newStore func(t *testing.T) SummaryStore, s
 					assert.True(t, want[i].Time.Equal(got[i].Time), "%s: %s, %s", name, want[i].Time, got[i].Time)
 				}
 			}
+			// Aggregates: count, avg, min and max as the samples give them; the percentiles
+			// of the buckets' means, within the samples' range; raw when asked.
+			for _, by := range []telemetry.Grouping{telemetry.GroupHost, telemetry.GroupPod, telemetry.GroupGPU} {
+				got, err := fleetTiered.Aggregate(ctx, q, by)
+				require.NoError(t, err)
+				want, err := fleetRaw.Aggregate(ctx, q, by)
+				require.NoError(t, err)
+				assert.Equal(t, time.Hour, got.Resolution, "%s: aggregate by %s", when, by)
+				assert.Zero(t, want.Resolution)
+				require.Len(t, got.Groups, len(want.Groups), "%s: aggregate by %s", when, by)
+				for i, w := range want.Groups {
+					g, name := got.Groups[i], fmt.Sprintf("%s: aggregate by %s, %q", when, by, w.Group)
+					assert.Equal(t, w.Group, g.Group, name)
+					assert.Equal(t, w.Devices, g.Devices, name)
+					assert.Equal(t, w.Samples, g.Samples, name)
+					assert.InDelta(t, w.Avg, g.Avg, 1e-9*math.Abs(w.Avg), name)
+					assert.Equal(t, w.Min, g.Min, name)
+					assert.Equal(t, w.Max, g.Max, name)
+					for _, p := range []float64{g.P50, g.P95, g.P99} {
+						assert.True(t, p >= g.Min && p <= g.Max, "%s: percentile %g outside [%g, %g]", name, p, g.Min, g.Max)
+					}
+				}
+				q.MaxResolution = telemetry.RawResolution
+				forced, err := fleetTiered.Aggregate(ctx, q, by)
+				q.MaxResolution = telemetry.AnyResolution
+				require.NoError(t, err)
+				assert.Equal(t, want, forced, "%s: aggregate by %s, max_source_resolution=raw", when, by)
+			}
 			got, _, err := fleetTiered.Latest(ctx, q, 10, "")
 			require.NoError(t, err)
 			want, _, err := fleetRaw.Latest(ctx, q, 10, "")
