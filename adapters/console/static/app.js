@@ -457,6 +457,9 @@
       main.querySelector('#csv').href = csv;
       const report = await api('api/v1/fleet/usage', q, abort.signal);
       main.querySelector('#window').textContent = `${shortTime(win.start)} – ${shortTime(win.end)}`;
+      for (const w of report.warnings || []) {
+        main.querySelector('#report').before(el(`<p class="warning" role="note">${esc(w)}</p>`));
+      }
       if (!report.count) {
         main.querySelector('#report').innerHTML = '<p class="muted">No samples in this window.</p>';
       } else {
