@@ -182,12 +182,13 @@ type WorkloadStore interface {
 	// Workloads returns the records q selects, in its order, and the position after the
 	// last when more follow (nil otherwise). Values that are NaN stay NaN.
 	Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]telemetry.Workload, *telemetry.WorkloadPosition, error)
-	// UsageParts returns the usage parts of [q.Range.Start, until), summed per device and
-	// per what q.Per keeps of the workload (the rest left empty; Start zero), matching q's
-	// filters. q.Range's ends are whole hours; until is
-	// q.Range.End, or how far usage is recorded when that is earlier (not after Start:
-	// nothing recorded there).
-	UsageParts(ctx context.Context, q telemetry.UsagePartQuery) (parts []telemetry.UsagePart, until time.Time, err error)
+	// UsageParts returns the usage parts of [from, until), summed per device and per what
+	// q.Per keeps of the workload (the rest left empty; Start zero), matching q's filters.
+	// q.Range's ends are whole hours. from is q.Range.Start, or the start of its day where
+	// the store no longer keeps that hour's sums (only its day's); until is q.Range.End, or
+	// how far usage is recorded when that is earlier (not after from: nothing recorded
+	// there).
+	UsageParts(ctx context.Context, q telemetry.UsagePartQuery) (parts []telemetry.UsagePart, from, until time.Time, err error)
 }
 
 // Authenticator tells who sends a request, for the HTTP server.

@@ -178,3 +178,36 @@ func TestUpgradeToTheTiers(t *testing.T) {
 	assert.Equal(t, time.Hour, tiered.Resolution)
 	assert.Equal(t, raw.Buckets, tiered.Buckets)
 }
+
+// The usage sums of a store made before they were kept by device id move to the new
+// tables whole, and read back alike, as rows of the views too.
+func TestUpgradeTheUsageSums(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	db, _ := migrated(t, url, schema.fs, 106)
+	hour := time.Date(2025, 7, 1, 5, 0, 0, 0, time.UTC)
+	_, err := db.ExecContext(ctx, `INSERT INTO gpus (id, uuid, hostname, gpu_index, device, model_name, driver_version, gpu_instance)
+		VALUES (7, 'GPU-mig', 'host-u', 0, 'nvidia0', 'A100', '550', '1');
+		INSERT INTO workload_cursor (id, through, started_at) VALUES (1, '2025-07-01T07:00:00Z', now());
+		INSERT INTO usage_hourly VALUES ('2025-07-01T05:00:00Z', 'GPU-mig', '1', 'ml', 'p', 'host-u', 'A100', 'DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100', 1800, 1800, 90000, 360000, 4096, 180),
+			('2025-07-01T06:00:00Z', 'GPU-mig', '1', 'ml', 'p', 'host-u', 'A100', 'DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100', 3600, 3600, 180000, 720000, NULL, 360);
+		INSERT INTO usage_daily VALUES ('2025-07-01T00:00:00Z', 'GPU-mig', '1', 'ml', 'p', 'host-u', 'A100', 'DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100', 5400, 5400, 270000, 1080000, 4096, 540)`)
+	require.NoError(t, err)
+
+	s, err := Open(ctx, url, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	parts, from, until, err := s.UsageParts(ctx, telemetry.UsagePartQuery{Range: telemetry.TimeRange{Start: hour, End: hour.Add(2 * time.Hour)}, Per: telemetry.GroupPod})
+	require.NoError(t, err)
+	assert.True(t, from.Equal(hour) && until.Equal(hour.Add(2*time.Hour)), "%s to %s", from, until)
+	require.Len(t, parts, 1)
+	p := parts[0]
+	assert.Equal(t, telemetry.UsagePart{GPU: telemetry.GPU{UUID: "GPU-mig", Instance: "1", Hostname: "host-u", ModelName: "A100"},
+		Namespace: "ml", Pod: "p", Signal: "DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100", Seconds: 5400, UtilSeconds: 5400,
+		UtilWeighted: 270000, Joules: 1080000, PeakMemory: 4096, Samples: 540}, p)
+	var rows int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM usage_hourly WHERE uuid = 'GPU-mig' AND util_signal LIKE 'DCGM_FI_PROF%'`).Scan(&rows))
+	assert.Equal(t, 2, rows, "the view's rows")
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM usage_daily WHERE hostname = 'host-u'`).Scan(&rows))
+	assert.Equal(t, 1, rows)
+}

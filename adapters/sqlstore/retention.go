@@ -66,7 +66,11 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs) (PruneStats, error) {
 	if st.Rollups, err = s.pruneRollups(ctx, tx, c.Tiers); err != nil {
 		return st, classify(fmt.Errorf("prune the downsampled tiers: %w", err))
 	}
-	if st.Workloads, err = s.pruneWorkloads(ctx, tx, c.Workloads); err != nil {
+	var hours time.Time // the hourly usage sums go with the 5-minute tier
+	if len(c.Tiers) > 0 {
+		hours = c.Tiers[0]
+	}
+	if st.Workloads, err = s.pruneWorkloads(ctx, tx, c.Workloads, hours); err != nil {
 		return st, classify(fmt.Errorf("prune workload records: %w", err))
 	}
 	if before.IsZero() {

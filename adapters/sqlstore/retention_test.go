@@ -261,6 +261,21 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 		assert.InDelta(t, 80, records[0].MeanUtil, 1e-9)
 		assert.InDelta(t, 0.5*72, records[0].EnergyKWh, 1e-9)
 
+		// The hourly sums go with the 5-minute tier: a window starting in a day whose hours
+		// are gone counts from the start of that day, and says so; its days stay.
+		_, err = s.Prune(ctx, sqlstore.Cutoffs{Tiers: []time.Time{compactT0.Add(20 * day)}})
+		require.NoError(t, err)
+		month.Range.Start = compactT0.Add(2*time.Hour + 30*time.Minute)
+		daily, err := fleet.Usage(ctx, month)
+		require.NoError(t, err)
+		require.Len(t, daily.Warnings, 1)
+		assert.Contains(t, daily.Warnings[0], "hourly usage sums")
+		assert.InDelta(t, 72, daily.Groups[0].GPUHours, 1e-9, "the whole first day")
+		month.Range.Start = compactT0.Add(30 * day)
+		recent, err := fleet.Usage(ctx, month)
+		require.NoError(t, err)
+		assert.Empty(t, recent.Warnings, "hours kept")
+
 		// The records' own retention deletes closed records older than it.
 		st, err = s.Prune(ctx, sqlstore.Cutoffs{Workloads: compactT0.Add(10 * day)})
 		require.NoError(t, err)

@@ -139,6 +139,22 @@ var (
 		dayStart: "(c.min_ts - (c.min_ts % 86400000000))", windowOfDay: "((c.min_ts % 86400000000) / 7200000000)"}
 )
 
+// truth is a boolean column as a condition: PostgreSQL's boolean, or SQLite's integer.
+func (d dialect) truth(column string) string {
+	if d.name == "postgres" {
+		return column
+	}
+	return column + " <> 0"
+}
+
+// anyTrue aggregates a boolean column: whether any row's is true, in the column's type.
+func (d dialect) anyTrue(column string) string {
+	if d.name == "postgres" {
+		return "bool_or(" + column + ")"
+	}
+	return "max(" + column + ")"
+}
+
 // dollarPlaceholders numbers ? placeholders $1, $2, … (our queries hold no literal ?).
 func dollarPlaceholders(q string) string {
 	var b strings.Builder

@@ -84,6 +84,20 @@ func BenchmarkMonthOfUsage(b *testing.B) {
 		}
 		return fmt.Sprint("team-", gpu%7), fmt.Sprintf("job-%d-%d", gpu, hour/5)
 	}
+	for first := 0; first < 720; first += 30 { // the last two hours' samples, 5 minutes a batch
+		batch := telemetry.Batch{ID: fmt.Sprint("u", first), GPUs: gpus}
+		for tick := first; tick < first+30; tick++ {
+			at := end.Add(-2*time.Hour + time.Duration(tick)*10*time.Second)
+			for gi, g := range gpus {
+				ns, pod := holder(gi, days*24-2+tick/360)
+				for m, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": float64(gi % 100), "DCGM_FI_DEV_POWER_USAGE": 300, "DCGM_FI_DEV_FB_USED": float64(1000 * (gi % 80))} {
+					batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at, Value: v, Namespace: ns, Pod: pod})
+				}
+			}
+		}
+		_, err := s.WriteBatch(ctx, batch)
+		require.NoError(b, err)
+	}
 	for day := range days {
 		var parts []telemetry.UsagePart
 		for h := day * 24; h < (day+1)*24; h++ {
@@ -104,24 +118,15 @@ func BenchmarkMonthOfUsage(b *testing.B) {
 		require.NoError(b, err)
 		require.True(b, ok)
 	}
-	for first := 0; first < 720; first += 30 { // the last two hours' samples, 5 minutes a batch
-		batch := telemetry.Batch{ID: fmt.Sprint("u", first), GPUs: gpus}
-		for tick := first; tick < first+30; tick++ {
-			at := end.Add(-2*time.Hour + time.Duration(tick)*10*time.Second)
-			for gi, g := range gpus {
-				ns, pod := holder(gi, days*24-2+tick/360)
-				for m, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": float64(gi % 100), "DCGM_FI_DEV_POWER_USAGE": 300, "DCGM_FI_DEV_FB_USED": float64(1000 * (gi % 80))} {
-					batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at, Value: v, Namespace: ns, Pod: pod})
-				}
-			}
-		}
-		_, err := s.WriteBatch(ctx, batch)
-		require.NoError(b, err)
-	}
 	// The hourly panel of docs/api.md over the month, as Grafana's PostgreSQL data source runs it.
 	db, err := sql.Open("pgx", url)
 	require.NoError(b, err)
 	defer db.Close()
+	var hourRows, hourBytes, dayBytes int64
+	require.NoError(b, db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM usage_hours), pg_total_relation_size('usage_hours'),
+		pg_total_relation_size('usage_days')`).Scan(&hourRows, &hourBytes, &dayBytes))
+	b.Logf("usage sums: %d hourly rows, %d bytes (%.0f a row, index included); daily: %d bytes", hourRows, hourBytes,
+		float64(hourBytes)/float64(hourRows), dayBytes)
 	b.Run("sql-hourly-by-host", func(b *testing.B) {
 		for b.Loop() {
 			rows, err := db.QueryContext(ctx, `SELECT hour, hostname, sum(util_weighted) / nullif(sum(util_seconds), 0) AS util_pct,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 )
 
 // Workload records (ports.WorkloadStore): plain rows in workloads, and in workload_cursor
@@ -114,7 +115,15 @@ func (s *Store) workloadsThrough(ctx context.Context, db querier) (time.Time, er
 const lateSlack = time.Second
 
 // RecordWorkloads implements ports.WorkloadStore.
-func (s *Store) RecordWorkloads(ctx context.Context, state telemetry.RecorderState, to time.Time, records []telemetry.Workload, usage []telemetry.UsagePart) (time.Time, bool, error) {
+func (s *Store) RecordWorkloads(ctx context.Context, state telemetry.RecorderState, to time.Time, records []telemetry.Workload, parts []telemetry.UsagePart) (time.Time, bool, error) {
+	keys := make([]string, 0, len(parts))
+	for _, p := range parts {
+		keys = append(keys, p.GPU.Key())
+	}
+	ids, err := s.lookupGPUIDs(ctx, keys) // before the transaction: SQLite has one connection
+	if err != nil {
+		return time.Time{}, false, err
+	}
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return time.Time{}, false, classify(err)
@@ -167,7 +176,7 @@ func (s *Store) RecordWorkloads(ctx context.Context, state telemetry.RecorderSta
 			return time.Time{}, false, classify(fmt.Errorf("write the workload record of pod %q on %s: %w", w.Pod, w.GPU.Key(), err))
 		}
 	}
-	if err := s.addUsage(ctx, tx, usage); err != nil {
+	if err := s.addUsage(ctx, tx, parts, ids); err != nil {
 		return time.Time{}, false, classify(fmt.Errorf("add to the hours' usage: %w", err))
 	}
 	through, err := s.replayLate(ctx, tx, state, prevStart.Time, to)
@@ -224,24 +233,25 @@ func (s *Store) prunedAny(ctx context.Context, tx *sql.Tx) bool {
 	return err != nil || deleted > 0
 }
 
-// usageColumns are the columns of usage_hourly and usage_daily after the first (hour,
-// day), in the order addUsage writes them.
-var usageColumns = []string{"uuid", "gpu_instance", "namespace", "pod", "hostname", "model_name", "util_signal",
-	"gpu_seconds", "util_seconds", "util_weighted", "joules", "peak_memory_mib", "samples"}
+// usageColumns are the columns of usage_hours and usage_days after the first (hour, day),
+// in the order addUsage writes them.
+var usageColumns = []string{"gpu_id", "namespace", "pod", "engine", "gpu_seconds", "util_seconds", "util_weighted",
+	"joules", "peak_memory_mib", "samples"}
 
-// usageRowsAStatement bounds the rows of one INSERT: 14 parameters each, well under both
+// usageRowsAStatement bounds the rows of one INSERT: 11 parameters each, well under both
 // databases' limits.
 const usageRowsAStatement = 500
 
 // day is the UTC day of t.
 func day(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
 
-// addUsage adds parts to their hours' rows and their days': sums add, peaks keep the higher.
-func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.UsagePart) error {
+// addUsage adds parts to their hours' rows and their days': sums add, peaks keep the
+// higher. ids are the parts' devices' surrogate keys.
+func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.UsagePart, ids map[string]int32) error {
 	for _, t := range []struct {
 		table, key string
 		parts      []telemetry.UsagePart
-	}{{"usage_hourly", "hour", parts}, {"usage_daily", "day", byDay(parts)}} {
+	}{{"usage_hours", "hour", parts}, {"usage_days", "day", byDay(parts)}} {
 		parts := t.parts
 		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(usageColumns)+1), ", ") + ")"
 		for rest := parts; len(rest) > 0; {
@@ -249,13 +259,16 @@ func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.Usag
 			rest = rest[len(batch):]
 			args := make([]any, 0, len(batch)*(len(usageColumns)+1))
 			for _, p := range batch {
-				args = append(args, s.dialect.ts(p.Start), p.GPU.UUID, p.GPU.Instance, p.Namespace, p.Pod, p.GPU.Hostname,
-					p.GPU.ModelName, p.Signal, p.Seconds, p.UtilSeconds, p.UtilWeighted, p.Joules, nullable(p.PeakMemory), p.Samples)
+				id, ok := ids[p.GPU.Key()]
+				if !ok {
+					return fmt.Errorf("usage of %s, a device the store does not know", p.GPU.Key())
+				}
+				args = append(args, s.dialect.ts(p.Start), id, p.Namespace, p.Pod, p.Signal == usage.SignalEngine,
+					p.Seconds, p.UtilSeconds, p.UtilWeighted, p.Joules, nullable(p.PeakMemory), p.Samples)
 			}
 			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO `+t.table+` (`+t.key+`, `+strings.Join(usageColumns, ", ")+`)
 				VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(batch)), ", ")+`
-				ON CONFLICT (`+t.key+`, uuid, gpu_instance, namespace, pod) DO UPDATE SET
-					hostname = excluded.hostname, model_name = excluded.model_name, util_signal = excluded.util_signal,
+				ON CONFLICT (`+t.key+`, gpu_id, namespace, pod) DO UPDATE SET engine = excluded.engine,
 					gpu_seconds = `+t.table+`.gpu_seconds + excluded.gpu_seconds,
 					util_seconds = `+t.table+`.util_seconds + excluded.util_seconds,
 					util_weighted = `+t.table+`.util_weighted + excluded.util_weighted,
@@ -308,12 +321,12 @@ func (s *Store) dropUsageFrom(ctx context.Context, tx *sql.Tx, back time.Time) e
 		sql  string
 		args []any
 	}{
-		{`DELETE FROM usage_hourly WHERE hour >= ?`, []any{d.ts(back)}},
-		{`DELETE FROM usage_daily WHERE day >= ?`, []any{d.ts(day(back))}},
-		{`INSERT INTO usage_daily (day, ` + strings.Join(usageColumns, ", ") + `)
-			SELECT ?, uuid, gpu_instance, namespace, pod, max(hostname), max(model_name), max(util_signal), sum(gpu_seconds),
-				sum(util_seconds), sum(util_weighted), sum(joules), max(peak_memory_mib), sum(samples)
-			FROM usage_hourly WHERE hour >= ? AND hour < ? GROUP BY uuid, gpu_instance, namespace, pod`,
+		{`DELETE FROM usage_hours WHERE hour >= ?`, []any{d.ts(back)}},
+		{`DELETE FROM usage_days WHERE day >= ?`, []any{d.ts(day(back))}},
+		{`INSERT INTO usage_days (day, ` + strings.Join(usageColumns, ", ") + `)
+			SELECT ?, gpu_id, namespace, pod, ` + s.dialect.anyTrue("engine") + `, sum(gpu_seconds), sum(util_seconds), sum(util_weighted),
+				sum(joules), max(peak_memory_mib), sum(samples)
+			FROM usage_hours WHERE hour >= ? AND hour < ? GROUP BY gpu_id, namespace, pod`,
 			[]any{d.ts(day(back)), d.ts(day(back)), d.ts(back)}},
 	} {
 		if _, err := tx.ExecContext(ctx, d.rebind(q.sql), q.args...); err != nil {
@@ -323,67 +336,82 @@ func (s *Store) dropUsageFrom(ctx context.Context, tx *sql.Tx, back time.Time) e
 	return nil
 }
 
-// UsageParts implements ports.WorkloadStore: whole days from usage_daily, the hours either
-// side from usage_hourly. The last hour recorded counts up to the cursor, where the samples
-// take over.
-func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]telemetry.UsagePart, time.Time, error) {
+// UsageParts implements ports.WorkloadStore: whole days from usage_days, the hours either
+// side from usage_hours. The last hour recorded counts up to the cursor, where the samples
+// take over; a start whose hour is no longer kept starts at its day.
+func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]telemetry.UsagePart, time.Time, time.Time, error) {
+	from := q.Range.Start
 	through, err := s.workloadsThrough(ctx, s.sqlDB)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, from, time.Time{}, err
 	}
 	until := q.Range.End
 	if through.Before(until) {
 		until = through
 	}
-	if !until.After(q.Range.Start) {
-		return nil, until, nil
+	if !until.After(from) {
+		return nil, from, until, nil
 	}
 	d := s.dialect
-	days := telemetry.TimeRange{Start: day(q.Range.Start.Add(24*time.Hour - time.Nanosecond)), End: day(until)}
+	var floor timestamp // the oldest hour kept, once retention has deleted some
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT max(hours_from) FROM workload_cursor`).Scan(&floor); err != nil {
+		return nil, from, until, classify(fmt.Errorf("find the oldest hour of usage kept: %w", err))
+	}
+	if from.Before(floor.Time) {
+		from = day(from)
+	}
+	days := telemetry.TimeRange{Start: day(from.Add(24*time.Hour - time.Nanosecond)), End: day(until)}
 	if !days.End.After(days.Start) {
 		days = telemetry.TimeRange{Start: until, End: until} // hours only
 	}
 	var filters string
 	var filterArgs []any
-	for _, f := range []struct{ column, value string }{{"hostname", q.Hostname}, {"model_name", q.Model}, {"namespace", q.Namespace}} {
+	for _, f := range []struct{ column, value string }{{"g.hostname", q.Hostname}, {"g.model_name", q.Model}, {"u.namespace", q.Namespace}} {
 		if f.value != "" {
 			filters += " AND " + f.column + " = ?"
 			filterArgs = append(filterArgs, f.value)
 		}
 	}
-	cols := strings.Join(usageColumns, ", ")
-	args := append([]any{d.ts(days.Start), d.ts(days.End)}, filterArgs...)
-	args = append(append(args, d.ts(q.Range.Start), d.ts(days.Start), d.ts(days.End), d.ts(until)), filterArgs...)
 	// Summed in the database as far as the grouping allows: a month of a fleet whose pods
 	// change every few hours holds tens of thousands of device and pod pairs.
 	workload, by := `'', ''`, ""
 	switch q.Per {
 	case telemetry.GroupPod:
-		workload, by = "namespace, pod", ", namespace, pod"
+		workload, by = "u.namespace, u.pod", ", u.namespace, u.pod"
 	case telemetry.GroupNamespace:
-		workload, by = "namespace, ''", ", namespace"
+		workload, by = "u.namespace, ''", ", u.namespace"
 	}
-	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT uuid, gpu_instance, `+workload+`, max(hostname), max(model_name),
-		max(util_signal), sum(gpu_seconds), sum(util_seconds), sum(util_weighted), sum(joules), max(peak_memory_mib), sum(samples)
-		FROM (SELECT `+cols+` FROM usage_daily WHERE day >= ? AND day < ?`+filters+`
-			UNION ALL SELECT `+cols+` FROM usage_hourly WHERE ((hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?))`+filters+`) u
-		GROUP BY uuid, gpu_instance`+by), args...)
+	cols := "gpu_id, namespace, pod, engine, gpu_seconds, util_seconds, util_weighted, joules, peak_memory_mib, samples"
+	args := append([]any{d.ts(days.Start), d.ts(days.End), d.ts(from), d.ts(days.Start), d.ts(days.End), d.ts(until)}, filterArgs...)
+	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT g.uuid, g.gpu_instance, `+workload+`, max(g.hostname), max(g.model_name),
+		max(CASE WHEN `+d.truth("u.engine")+` THEN 1 ELSE 0 END), sum(u.gpu_seconds), sum(u.util_seconds), sum(u.util_weighted), sum(u.joules),
+		max(u.peak_memory_mib), sum(u.samples)
+		FROM (SELECT `+cols+` FROM usage_days WHERE day >= ? AND day < ?
+			UNION ALL SELECT `+cols+` FROM usage_hours WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?)) u
+		JOIN gpus g ON g.id = u.gpu_id
+		WHERE true`+filters+`
+		GROUP BY g.uuid, g.gpu_instance`+by), args...)
 	if err != nil {
-		return nil, until, classify(fmt.Errorf("sum the recorded usage: %w", err))
+		return nil, from, until, classify(fmt.Errorf("sum the recorded usage: %w", err))
 	}
 	defer rows.Close()
 	var out []telemetry.UsagePart
 	for rows.Next() {
 		var p telemetry.UsagePart
 		var peak sql.NullFloat64
-		if err := rows.Scan(&p.GPU.UUID, &p.GPU.Instance, &p.Namespace, &p.Pod, &p.GPU.Hostname, &p.GPU.ModelName, &p.Signal,
+		var engine int
+		if err := rows.Scan(&p.GPU.UUID, &p.GPU.Instance, &p.Namespace, &p.Pod, &p.GPU.Hostname, &p.GPU.ModelName, &engine,
 			&p.Seconds, &p.UtilSeconds, &p.UtilWeighted, &p.Joules, &peak, &p.Samples); err != nil {
-			return nil, until, classify(err)
+			return nil, from, until, classify(err)
+		}
+		p.Signal = usage.SignalUtil
+		if engine != 0 {
+			p.Signal = usage.SignalEngine
 		}
 		p.PeakMemory = orNaN(peak)
 		out = append(out, p)
 	}
-	return out, until, classify(rows.Err())
+	return out, from, until, classify(rows.Err())
 }
 
 func (s *Store) workloadArgs(w *telemetry.Workload) ([]any, error) {
@@ -499,9 +527,21 @@ func (s *Store) Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]tel
 	return out[:q.Limit], &telemetry.WorkloadPosition{End: last.End, ID: last.ID}, nil
 }
 
-// pruneWorkloads deletes the closed records that ended before cutoff, and the hours of
-// usage before it.
-func (s *Store) pruneWorkloads(ctx context.Context, tx *sql.Tx, cutoff time.Time) (int64, error) {
+// pruneWorkloads deletes the hourly usage sums before hours (kept as long as the 5-minute
+// tier), and the closed records that ended before cutoff and the days of usage before it.
+func (s *Store) pruneWorkloads(ctx context.Context, tx *sql.Tx, cutoff, hours time.Time) (int64, error) {
+	if !hours.IsZero() {
+		from := s.dialect.ts(hours.Truncate(time.Hour))
+		res, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_hours WHERE hour < ?`), from)
+		if err != nil {
+			return 0, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE workload_cursor SET hours_from = ?`), from); err != nil {
+				return 0, err
+			}
+		}
+	}
 	if cutoff.IsZero() {
 		return 0, nil
 	}
@@ -509,10 +549,7 @@ func (s *Store) pruneWorkloads(ctx context.Context, tx *sql.Tx, cutoff time.Time
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_hourly WHERE hour < ?`), s.dialect.ts(cutoff.Truncate(time.Hour))); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_daily WHERE day < ?`), s.dialect.ts(day(cutoff))); err != nil {
+	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`DELETE FROM usage_days WHERE day < ?`), s.dialect.ts(day(cutoff))); err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()

@@ -102,13 +102,18 @@ func (f *Fleet) recordedUsage(ctx context.Context, q telemetry.UsageQuery, repor
 	if hours.End.Sub(hours.Start) < time.Hour {
 		return []telemetry.TimeRange{q.Range}, nil, nil
 	}
-	parts, until, err := f.records.UsageParts(ctx, telemetry.UsagePartQuery{Range: hours, Hostname: q.Hostname, Model: q.Model,
+	parts, from, until, err := f.records.UsageParts(ctx, telemetry.UsagePartQuery{Range: hours, Hostname: q.Hostname, Model: q.Model,
 		Namespace: q.Namespace, Per: q.By})
 	if err != nil {
 		return nil, nil, err
 	}
-	if !until.After(hours.Start) {
+	if !until.After(from) {
 		return []telemetry.TimeRange{q.Range}, nil, nil // nothing recorded there yet
+	}
+	if from.Before(hours.Start) {
+		warnings = []string{fmt.Sprintf("the hourly usage sums before %s are no longer kept (--retention-5m), nor the samples: usage is counted from %s, the start of the day of start_time",
+			hours.Start.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))}
+		hours.Start = from
 	}
 	for _, p := range parts {
 		t := &usage.Tally{Seconds: p.Seconds, UtilSeconds: p.UtilSeconds, UtilWeighted: p.UtilWeighted, Joules: p.Joules,
