@@ -139,10 +139,12 @@ type storageResult struct {
 type tierBytes struct{ fine, coarse int64 }
 
 // pipelineStorage runs mode all into a fresh PostgreSQL database and measures the store once
-// every window is sealed.
+// every window is sealed. The workload recorder is off: its sums are measured apart
+// (BenchmarkMonthOfUsage), and its passes would land on the ingestion's clock by chance.
 func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult {
 	dbURL := sqlstoretest.PostgresURL(b)
-	p, base, count := spawnCounted(b, "storage", "--remote-write", "--database-url="+dbURL, "--log-level=warn", "--retention=0")
+	p, base, count := spawnCounted(b, "storage", "--remote-write", "--database-url="+dbURL, "--log-level=warn", "--retention=0",
+		"--workload-interval=0")
 	start := time.Now()
 	sendAll(b, base+"/api/v1/write", payloads)
 	done := waitQueryable(b, "pipeline", total, count)
