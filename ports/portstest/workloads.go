@@ -165,7 +165,8 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	sliced := telemetry.GPU{UUID: "GPU-rec-2", Hostname: "node-r", Index: 1, ModelName: "NVIDIA A100-SXM4-80GB"}
 	mig := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "1", InstanceProfile: "3g.40gb"}
 	mig2 := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "2", InstanceProfile: "4g.40gb"}
-	gpus := []telemetry.GPU{whole, sliced, mig, mig2}
+	flip := telemetry.GPU{UUID: "GPU-rec-4", Hostname: "node-r", Index: 3, ModelName: "NVIDIA A100-SXM4-80GB"}
+	gpus := []telemetry.GPU{whole, sliced, mig, mig2, flip}
 	const step = 30 * time.Second
 	for b := 0; b < 6*120; b += 60 { // six hours at 30 s, in batches of 30 minutes
 		batch := telemetry.Batch{ID: fmt.Sprint("rec-", b), GPUs: gpus}
@@ -200,6 +201,8 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 			// MIG: engine activity only.
 			add(mig.Key(), usage.EngineField, 0.25, "ml", "mig-p")
 			add(mig2.Key(), usage.EngineField, 0.5, "batch", "mig-q")
+			// flip: two pods taking turns every 10 minutes, several turns within a pass.
+			add(flip.UUID, usage.UtilField, 40, "ml", []string{"flip-a", "flip-b"}[i/20%2])
 		}
 		write(t, s, batch)
 	}
@@ -228,6 +231,15 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	assert.True(t, math.IsNaN(first.TensorActive.Mean), "no tensor field: not reported, not 0")
 	assert.InDelta(t, 94, first.P95Util, 0, "0..99 twice: 95 % of the time at 94 or under")
 	assert.InDelta(t, 1/100.0, first.IdleFraction(), 1e-9, "one in a hundred samples at 0")
+	// Turns within a pass: a record per turn, each ten minutes but the last, still open.
+	require.Len(t, byPod["flip-a"], 18)
+	require.Len(t, byPod["flip-b"], 18)
+	for _, w := range append(byPod["flip-a"], byPod["flip-b"]...) {
+		if !w.Open {
+			assert.InDelta(t, 1/6.0, w.GPUHours, 1e-9, "%s from %s", w.Pod, w.Start)
+		}
+	}
+	assert.True(t, byPod["flip-b"][0].Open, "the last turn is flip-b's")
 	require.Len(t, byPod["eval-b"], 1)
 	assert.False(t, byPod["eval-b"][0].Open, "the device reported nobody after eval-b")
 	assert.InDelta(t, 1, byPod["eval-b"][0].IdleFraction(), 0)
