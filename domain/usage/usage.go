@@ -225,16 +225,23 @@ func (r *Report) AddDevice(d Device, fields map[string][]telemetry.Series, group
 	if d.Share <= 0 {
 		return
 	}
-	util, signal, scale := fields[UtilField], SignalUtil, 1.0
-	if !hasPoints(util) && hasPoints(fields[EngineField]) {
-		util, signal, scale = fields[EngineField], SignalEngine, 100
-	}
+	signal, util, scale := Utilisation(fields)
 	r.add(d, signal, util, scale, group)
 	r.add(d, PowerField, fields[PowerField], 1, group)
 	r.add(d, MemoryField, fields[MemoryField], 1, group)
 	for _, field := range ActivityFields {
 		r.add(d, field, fields[field], 1, group)
 	}
+}
+
+// Utilisation picks a device's utilisation series from its fields: DCGM_FI_DEV_GPU_UTIL,
+// or for a MIG instance, which never reports it, its graphics engine activity, which scale
+// makes a percentage; signal names which.
+func Utilisation(fields map[string][]telemetry.Series) (signal string, list []telemetry.Series, scale float64) {
+	if util := fields[UtilField]; hasPoints(util) || !hasPoints(fields[EngineField]) {
+		return SignalUtil, util, 1
+	}
+	return SignalEngine, fields[EngineField], 100
 }
 
 // Add tallies one device of its own GPU (share 1) and one field: AddDevice of that field.

@@ -265,7 +265,7 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 			if d.Share <= 0 {
 				return
 			}
-			signal, util := utilisation(fields)
+			signal, util, _ := usage.Utilisation(fields)
 			parts = append(parts, r.hourParts(d, device, signal, fields, from, to)...)
 			holds, any := r.holds(d.Key, util, from, to)
 			reported[d.Key] = any
@@ -436,20 +436,6 @@ func (r *Recorder) account(d usage.Device, fields map[string][]telemetry.Series,
 		}
 	}
 	return t, events
-}
-
-// utilisation returns a device's utilisation series and the signal they are: GPU_UTIL, or
-// for a MIG instance, which never reports it, its graphics engine activity (as usage reads).
-func utilisation(fields map[string][]telemetry.Series) (string, []telemetry.Series) {
-	for _, s := range fields[usage.UtilField] {
-		if len(s.Points) > 0 {
-			return usage.SignalUtil, fields[usage.UtilField]
-		}
-	}
-	if len(fields[usage.EngineField]) > 0 {
-		return usage.SignalEngine, fields[usage.EngineField]
-	}
-	return usage.SignalUtil, nil
 }
 
 // add adds a pass's tally to a record.
