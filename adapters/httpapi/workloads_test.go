@@ -55,7 +55,7 @@ func TestWorkloadRecordsOfADay(t *testing.T) {
 	}
 	require.Len(t, pods["train"], 1)
 	train := pods["train"][0]
-	assert.False(t, train.Open, "GPU-A reported no pod after it")
+	assert.False(t, train.Open, "train went silent on GPU-A")
 	assert.Equal(t, "GPU-A", train.UUID)
 	assert.Equal(t, "h1", train.Hostname)
 	assert.True(t, train.Start.Equal(t0) && train.End.Equal(t0.Add(12*time.Hour)), "%s to %s", train.Start, train.End)

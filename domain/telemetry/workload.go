@@ -8,9 +8,8 @@ import (
 // Workload is a workload's hold on one device — a pod's (namespace, pod, container) on a
 // GPU or MIG instance — from its first sample to the end of the time its last one stands
 // for, accounted as usage reports are (shared GPUs split, MIG instances by their slices).
-// A record stays Open while the workload holds the device; it closes when another
-// workload, or none, reports the device after it, or the device is silent longer than the
-// usage gap. It outlives the samples it was made of: records have their own retention.
+// A record stays Open while the workload holds the device; it closes once the workload has
+// reported nothing on the device for longer than the usage gap. It outlives the samples it was made of: records have their own retention.
 type Workload struct {
 	ID                        int64
 	GPU                       GPU

@@ -7,10 +7,11 @@
 // interval per device and workload exactly as a usage report of that interval does
 // (package usage), and adds it to the workload's open record: since the reports of
 // adjacent windows add up to the report of both, a record equals the usage report of any
-// window that holds its whole hold. A record closes when, after its workload's last
-// sample, the device reports another workload or none (hands changed), or nothing for
-// longer than the gap (the device went silent): by then its last sample's time is all
-// counted. A workload seen again later opens a new record.
+// window that holds its whole hold. A record closes once its workload has reported
+// nothing on the device for longer than the gap (5 minutes): by then its last sample's
+// time is all counted. Samples of other workloads in between do not close it (a device
+// reported by two sources, one without the pod's labels, interleaves them at every
+// scrape), nor count in it. A workload seen again later opens a new record.
 //
 // The same passes keep what each hour's and day's samples add up to per device and
 // workload (none included): the sums a usage report over a long window reads instead of
@@ -24,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -255,7 +255,6 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 	changed := map[holder]bool{}
 	var out []telemetry.Workload
 	var parts []telemetry.UsagePart
-	reported := map[string]bool{} // devices with a utilisation sample in [from, to)
 	var shares map[string]float64
 	metrics := append(append(append([]string{}, usage.Fields...), usage.ActivityFields...), health.Fields(nil)...)
 	err := r.devices.EachDevice(ctx, read, metrics,
@@ -267,8 +266,7 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 			}
 			signal, util, _ := usage.Utilisation(fields)
 			parts = append(parts, r.hourParts(d, device, signal, fields, from, to)...)
-			holds, any := r.holds(d.Key, util, from, to)
-			reported[d.Key] = any
+			holds := r.holds(d.Key, util, from, to)
 			for _, h := range holds {
 				t, events := r.account(d, fields, h, from)
 				if t.Seconds == 0 && t.Samples == 0 {
@@ -298,9 +296,9 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 		return nil, nil, fmt.Errorf("read the samples of %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	for h, w := range records {
-		// A hold this pass did not continue ends: the device reported without it, or went
-		// silent for longer than the gap.
-		if w.Open && !changed[h] && (reported[h.device] || to.Sub(w.LastSeen) > r.cfg.Gap) {
+		// A hold this pass did not continue ends once its holder has been silent longer
+		// than the gap.
+		if w.Open && !changed[h] && to.Sub(w.LastSeen) > r.cfg.Gap {
 			w.Open = false
 			changed[h] = true
 		}
@@ -356,58 +354,44 @@ type hold struct {
 }
 
 // holds cuts a device's utilisation samples (those of [from-gap, to)) into each holder's
-// holds: a hold ends at the device's first sample after it without the holder (hands
-// changed), or a gap after its last when the device is silent longer. It also reports
-// whether the device has a sample in [from, to).
-func (r *Recorder) holds(device string, util []telemetry.Series, from, to time.Time) ([]hold, bool) {
+// holds: a hold ends when its holder reports nothing on the device for longer than the gap.
+// Samples of other workloads, or of none, in between do not end it: a device that two
+// sources report, one with the pod's labels and one without (a relabelled stream, a second
+// exporter), interleaves them at every scrape, and the accounting splits the time between
+// them all the same.
+func (r *Recorder) holds(device string, util []telemetry.Series, from, to time.Time) []hold {
 	gap, until := r.cfg.Gap.Microseconds(), to.UnixMicro()
-	present := map[int64]map[holder]bool{} // instant → its holders
+	times := map[holder][]int64{}
 	for _, s := range util {
 		h := holderOf(device, s)
+		if h.pod == "" && h.namespace == "" && h.container == "" {
+			continue // samples of no workload hold nothing
+		}
 		for _, p := range s.Points {
 			if p.Time < until {
-				if present[p.Time] == nil {
-					present[p.Time] = map[holder]bool{}
-				}
-				present[p.Time][h] = true
+				times[h] = append(times[h], p.Time)
 			}
 		}
 	}
-	instants := slices.Sorted(maps.Keys(present))
 	var out []hold
-	started := map[holder]int{} // holder → index of its hold's first instant
-	for i, at := range instants {
-		for h := range present[at] {
-			if h.pod == "" && h.namespace == "" && h.container == "" {
-				continue // samples of no workload: they end holds, they hold nothing
-			}
-			if _, ok := started[h]; !ok {
-				started[h] = i
-			}
-			next := i + 1
-			if next < len(instants) && present[instants[next]][h] && instants[next]-at <= gap {
+	for h, ts := range times {
+		slices.Sort(ts)
+		first := 0
+		for i, at := range ts {
+			if i+1 < len(ts) && ts[i+1]-at <= gap {
 				continue // the hold goes on
 			}
-			first := instants[started[h]]
-			delete(started, h)
-			hd := hold{holder: h, last: at, continues: first < from.UnixMicro()}
-			switch {
-			case next < len(instants) && instants[next]-at <= gap: // hands changed
-				hd.end = time.UnixMicro(instants[next])
-			case next == len(instants) && until-at <= gap: // still held at to
-				hd.end, hd.open = to, true
-			default: // silent
-				hd.end = time.UnixMicro(min(at+gap, until))
+			hd := hold{holder: h, last: at, continues: ts[first] < from.UnixMicro(),
+				start: time.UnixMicro(max(ts[first], from.UnixMicro())), end: time.UnixMicro(min(at+gap, until))}
+			hd.open = i+1 == len(ts) && until-at <= gap
+			first = i + 1
+			if hd.end.After(from) { // else it ended in an earlier pass
+				out = append(out, hd)
 			}
-			hd.start = time.UnixMicro(max(first, from.UnixMicro()))
-			if !hd.end.After(from) {
-				continue // ended in an earlier pass
-			}
-			out = append(out, hd)
 		}
 	}
 	slices.SortFunc(out, func(a, b hold) int { return a.start.Compare(b.start) })
-	return out, len(instants) > 0 && instants[len(instants)-1] >= from.UnixMicro()
+	return out
 }
 
 // account tallies one hold as a usage report of its time does, and counts the health

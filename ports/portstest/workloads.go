@@ -166,7 +166,8 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	mig := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "1", InstanceProfile: "3g.40gb"}
 	mig2 := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "2", InstanceProfile: "4g.40gb"}
 	flip := telemetry.GPU{UUID: "GPU-rec-4", Hostname: "node-r", Index: 3, ModelName: "NVIDIA A100-SXM4-80GB"}
-	gpus := []telemetry.GPU{whole, sliced, mig, mig2, flip}
+	dual := telemetry.GPU{UUID: "GPU-rec-5", Hostname: "node-d", ModelName: "NVIDIA A100-SXM4-80GB"}
+	gpus := []telemetry.GPU{whole, sliced, mig, mig2, flip, dual}
 	const step = 30 * time.Second
 	for b := 0; b < 6*120; b += 60 { // six hours at 30 s, in batches of 30 minutes
 		batch := telemetry.Batch{ID: fmt.Sprint("rec-", b), GPUs: gpus}
@@ -203,6 +204,9 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 			add(mig2.Key(), usage.EngineField, 0.5, "batch", "mig-q")
 			// flip: two pods taking turns every 10 minutes, several turns within a pass.
 			add(flip.UUID, usage.UtilField, 40, "ml", []string{"flip-a", "flip-b"}[i/20%2])
+			// dual: two sources, one with the pod's labels, one without, 15 s apart.
+			add(dual.UUID, usage.UtilField, 70, "ml", "dual-p")
+			batch.Samples = append(batch.Samples, telemetry.Sample{GPU: dual.UUID, Metric: usage.UtilField, Time: at.Add(15 * time.Second), Value: 70})
 		}
 		write(t, s, batch)
 	}
@@ -221,7 +225,7 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	}
 	require.Len(t, byPod["train-a"], 2, "train-a's second hold is a record of its own")
 	first, again := byPod["train-a"][1], byPod["train-a"][0]
-	assert.False(t, first.Open, "eval-b took the GPU")
+	assert.False(t, first.Open, "train-a went silent")
 	assert.True(t, first.Start.Equal(workloadT0), "start %s", first.Start)
 	assert.True(t, first.End.Equal(workloadT0.Add(100*time.Minute)), "end %s: its last sample stands until eval-b's first", first.End)
 	assert.InDelta(t, 100/60.0, first.GPUHours, 1e-9)
@@ -240,6 +244,10 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 		}
 	}
 	assert.True(t, byPod["flip-b"][0].Open, "the last turn is flip-b's")
+	// A device two sources report, one without the pod's labels: one record, of the pod's
+	// share of the time.
+	require.Len(t, byPod["dual-p"], 1)
+	assert.True(t, byPod["dual-p"][0].Open)
 	require.Len(t, byPod["eval-b"], 1)
 	assert.False(t, byPod["eval-b"][0].Open, "the device reported nobody after eval-b")
 	assert.InDelta(t, 1, byPod["eval-b"][0].IdleFraction(), 0)
@@ -249,7 +257,8 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	fleet := query.NewFleet(s, s)
 	for pod, list := range byPod {
 		for _, w := range list {
-			report, err := fleet.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: w.Start, End: w.End}, By: telemetry.GroupPod})
+			report, err := fleet.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: w.Start, End: w.End}, By: telemetry.GroupPod,
+				Hostname: w.GPU.Hostname})
 			require.NoError(t, err)
 			var u *telemetry.Usage
 			for i := range report.Groups {
@@ -315,11 +324,12 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 		}
 	}
 
-	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample.
+	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample,
+	// dual's at 5:59:45.
 	state, _, err := s.OpenWorkloads(ctx)
 	require.NoError(t, err)
 	hours := state.Through.Sub(workloadT0).Hours()
-	assert.InDelta(t, 6-1/60.0-0.5/60, hours, 1e-9)
+	assert.InDelta(t, 6-1/60.0-0.25/60, hours, 1e-9)
 	require.Len(t, byPod["share-x"], 1)
 	assert.InDelta(t, hours/2, byPod["share-x"][0].GPUHours, 1e-9, "half of the time")
 	require.Len(t, byPod["mig-p"], 1)
