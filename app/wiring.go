@@ -563,7 +563,7 @@ func (w *wiring) api(ctx context.Context) (component, error) {
 	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store).WithRecords(store),
 		Workloads: store, Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
-		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store},
+		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store, Tiers: store},
 			SubqueryStep: w.cfg.PromQLSubqueryStep, MaxConcurrency: w.cfg.PromQLMaxConcurrency,
 			MaxQueryLength: w.cfg.PromQLMaxQueryLength, MaxDepth: w.cfg.PromQLMaxDepth, MaxSamples: w.cfg.PromQLMaxSamples,
 			Logger: w.log.With("component", "promql")}),

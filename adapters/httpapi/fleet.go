@@ -167,7 +167,7 @@ func fleetQuery(c *gin.Context, span time.Duration) (telemetry.FleetQuery, error
 	if q.Range.Start.IsZero() {
 		q.Range.Start = q.Range.End.Add(-span)
 	}
-	q.MaxResolution, err = maxSourceResolution(c.Query("max_source_resolution"))
+	q.MaxResolution, err = telemetry.ParseMaxResolution(c.Query("max_source_resolution"))
 	return q, err
 }
 

@@ -214,7 +214,7 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 		return
 	}
 	agg := telemetry.Aggregation(c.DefaultQuery("agg", string(telemetry.AggAvg)))
-	maxRes, err := maxSourceResolution(c.Query("max_source_resolution"))
+	maxRes, err := telemetry.ParseMaxResolution(c.Query("max_source_resolution"))
 	if err != nil {
 		writeError(c, err)
 		return
@@ -238,23 +238,6 @@ func (a *API) aggregate(c *gin.Context, q telemetry.SampleQuery) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	*buf = body
 	aggregateBodies.Put(buf)
-}
-
-// maxSourceResolution reads the max_source_resolution parameter as Thanos has it: auto (or
-// none) for the coarsest tier that answers exactly, raw or 0s for the samples only, or a
-// tier's step.
-func maxSourceResolution(v string) (time.Duration, error) {
-	switch v {
-	case "", "auto":
-		return telemetry.AnyResolution, nil
-	case "raw", "0", "0s":
-		return telemetry.RawResolution, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, telemetry.Invalid("max_source_resolution", "%q is not auto, raw, 5m or 1h", v)
-	}
-	return d, nil
 }
 
 // resolutionText names what an answer read: raw, or a tier's step.

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 // Options configure the API.
@@ -57,7 +58,7 @@ type Options struct {
 // API is the handler of Prometheus' /api/v1 query routes.
 type API struct {
 	opts      Options
-	queryable storage.Queryable // opts.Queryable, each query reading opts.MaxSamples at most
+	queryable limited // opts.Queryable, each query reading opts.MaxSamples at most
 	engine    *promql.Engine
 	mux       *http.ServeMux
 	slots     chan struct{} // a request being evaluated holds one
@@ -225,6 +226,8 @@ type failure struct {
 type queryData struct {
 	ResultType parser.ValueType `json:"resultType"`
 	Result     parser.Value     `json:"result"`
+	// The envelope's, beside data: how the answer was read (a tier), what may be off.
+	warnings, infos []string
 }
 
 func (a *API) query(r *http.Request) (any, error) {
@@ -237,11 +240,15 @@ func (a *API) query(r *http.Request) (any, error) {
 		return nil, err
 	}
 	defer cancel()
-	q, err := a.engine.NewInstantQuery(ctx, a.queryable, nil, r.FormValue("query"), ts)
+	queryable, err := a.queryableFor(r)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.engine.NewInstantQuery(ctx, queryable, nil, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, &apiError{typ: errBadData, err: err}
 	}
-	return a.run(ctx, q)
+	return a.run(ctx, q, r.FormValue("query"))
 }
 
 func (a *API) queryRange(r *http.Request) (any, error) {
@@ -270,25 +277,46 @@ func (a *API) queryRange(r *http.Request) (any, error) {
 	if end.Sub(start)/step > 11000 {
 		return nil, errorf(errBadData, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 	}
+	queryable, err := a.queryableFor(r)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel, err := a.timeout(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	q, err := a.engine.NewRangeQuery(ctx, a.queryable, nil, r.FormValue("query"), start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, queryable, nil, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, &apiError{typ: errBadData, err: err}
 	}
-	return a.run(ctx, q)
+	return a.run(ctx, q, r.FormValue("query"))
 }
 
-func (a *API) run(ctx context.Context, q promql.Query) (any, error) {
+// queryableFor is the store as a query reads it: through the downsampled tiers no coarser
+// than its max_source_resolution parameter, as Thanos has it.
+func (a *API) queryableFor(r *http.Request) (storage.Queryable, error) {
+	maxRes, err := telemetry.ParseMaxResolution(r.FormValue("max_source_resolution"))
+	if err != nil {
+		return nil, errorf(errBadData, "%v", err)
+	}
+	l := a.queryable
+	l.maxResolution = maxRes
+	return l, nil
+}
+
+// maxAnnotations is how many warnings, and how many infos, an answer lists at most, as
+// Prometheus' API by default.
+const maxAnnotations = 10
+
+func (a *API) run(ctx context.Context, q promql.Query, expr string) (any, error) {
 	defer q.Close()
 	res := q.Exec(ctx)
 	if res.Err != nil {
 		return nil, execError(res.Err)
 	}
-	return queryData{ResultType: res.Value.Type(), Result: res.Value}, nil
+	warnings, infos := res.Warnings.AsStrings(expr, maxAnnotations, maxAnnotations)
+	return queryData{ResultType: res.Value.Type(), Result: res.Value, warnings: warnings, infos: infos}, nil
 }
 
 // timeout is the request's context, bounded by its timeout parameter when given.

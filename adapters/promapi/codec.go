@@ -39,7 +39,18 @@ func writeQueryData(w http.ResponseWriter, d queryData) {
 		writeError(w, errorf(errInternal, "cannot encode a %s", d.ResultType))
 		return
 	}
-	s.WriteRaw(`}}`)
+	s.WriteRaw(`}`)
+	for _, notes := range [...]struct {
+		field string
+		list  []string
+	}{{"warnings", d.warnings}, {"infos", d.infos}} {
+		if len(notes.list) > 0 {
+			s.WriteMore()
+			s.WriteObjectField(notes.field)
+			writeArray(s, notes.list, func(s *jsoniter.Stream, v string) { s.WriteString(v) })
+		}
+	}
+	s.WriteRaw(`}`)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(s.Buffer())

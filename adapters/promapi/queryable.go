@@ -25,10 +25,12 @@ import (
 // read, in one pass over every device they may select; those on the workload are applied
 // to the series found. The devices and metrics come from a catalog read at most once a
 // second, less often when the fleet is slow to list, and indexed by host and UUID
-// (catalog.go).
+// (catalog.go). Range functions whose windows are whole buckets of a downsampled tier read
+// that tier (tiers.go).
 type Queryable struct {
 	Inventory ports.Inventory
 	Series    ports.SeriesReader
+	Tiers     ports.SummaryReader // nil: the samples answer every query
 
 	cache catalogCache
 }
@@ -38,23 +40,25 @@ func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &querier{q: q, mint: mint, maxt: maxt}, nil
 }
 
-// limited is q reading maxSamples points at most for each querier, what the API gives the
-// engine.
+// limited is q reading maxSamples points at most for each querier, and tiers no coarser
+// than maxResolution (telemetry.ParseMaxResolution): what the API gives the engine.
 type limited struct {
-	q          *Queryable
-	maxSamples int
+	q             *Queryable
+	maxSamples    int
+	maxResolution time.Duration
 }
 
 func (l limited) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{q: l.q, mint: mint, maxt: maxt, maxSamples: l.maxSamples}, nil
+	return &querier{q: l.q, mint: mint, maxt: maxt, maxSamples: l.maxSamples, maxResolution: l.maxResolution}, nil
 }
 
 // A querier serves one query.
 type querier struct {
-	q          *Queryable
-	mint, maxt int64
-	maxSamples int          // the points its Selects read at most; 0: no limit
-	read       atomic.Int64 // points read by its Selects
+	q             *Queryable
+	mint, maxt    int64
+	maxSamples    int           // the points its Selects read at most; 0: no limit
+	maxResolution time.Duration // the coarsest tier its Selects read
+	read          atomic.Int64  // points read by its Selects
 }
 
 func (*querier) Close() error { return nil }
@@ -75,6 +79,29 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		return storage.ErrSeriesSet(err)
 	}
 	metrics, devices := cat.candidates(ms)
+	var out []storage.Series
+	var notes annotations.Annotations
+	if len(devices) > 0 {
+		if plan, ok := qr.tierPlan(hints); ok {
+			out, notes, err = qr.selectTier(ctx, plan, cat, metrics, devices, ms)
+		} else {
+			out, err = qr.selectSamples(ctx, cat, metrics, devices, ms, mint, maxt, labelsOnly)
+			if err == nil && !labelsOnly {
+				notes, err = qr.beyondRetention(ctx, mint)
+			}
+		}
+		if err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &seriesSet{series: out, notes: notes}
+}
+
+// selectSamples reads the samples of the series ms selects among devices within [mint, maxt]
+// (milliseconds), each ended by a staleness marker where it went stale.
+func (qr *querier) selectSamples(ctx context.Context, cat *catalog, metrics []string, devices []*catalogDevice,
+	ms []*labels.Matcher, mint, maxt int64, labelsOnly bool) ([]storage.Series, error) {
 	from, to := time.UnixMilli(mint).UTC(), time.UnixMilli(maxt).UTC()
 	byKey := make(map[string]*catalogDevice, len(devices))
 	q := telemetry.SeriesQuery{Range: telemetry.TimeRange{Start: from, End: to}, Metrics: metrics}
@@ -82,58 +109,55 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		byKey[d.key] = d
 		q.GPUs = append(q.GPUs, d.key)
 	}
-	var out []storage.Series
-	if len(q.GPUs) > 0 {
-		scrapes, err := qr.scrapes(ctx, cat, devices, q.Range)
-		if err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		var b labels.ScratchBuilder
-		var group []telemetry.Series // one device's series of one metric, a series a workload
-		flush := func() {
-			if len(group) == 0 {
-				return
-			}
-			ends := staleAt(group, scrapes[byKey[group[0].GPU].target])
-			for i, s := range group {
-				ls := byKey[s.GPU].seriesLabels(&b, s)
-				if !matchesAll(ms, ls) {
-					continue
-				}
-				pts := make([]promql.FPoint, len(s.Points), len(s.Points)+1)
-				for i, p := range s.Points {
-					pts[i] = promql.FPoint{T: p.Time / 1000, F: p.Value} // PromQL counts in milliseconds
-				}
-				if ends[i] != 0 {
-					pts = append(pts, promql.FPoint{T: ends[i] / 1000, F: math.Float64frombits(value.StaleNaN)})
-				}
-				out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: pts}))
-			}
-			group = group[:0]
-		}
-		err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
-			switch {
-			case labelsOnly && len(s.Points) > 1:
-				s.Points = s.Points[len(s.Points)-1:] // the series is there; its points are not asked for
-			case labelsOnly:
-			default:
-				if err := qr.count(len(s.Points)); err != nil {
-					return err // the read stops: memory in proportion to the limit, not to the data
-				}
-			}
-			if len(group) > 0 && (group[0].GPU != s.GPU || group[0].Metric != s.Metric) {
-				flush()
-			}
-			group = append(group, s)
-			return nil
-		})
-		if err != nil {
-			return storage.ErrSeriesSet(err)
-		}
-		flush()
+	scrapes, err := qr.scrapes(ctx, cat, devices, q.Range)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(out, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
-	return &seriesSet{series: out}
+	var out []storage.Series
+	var b labels.ScratchBuilder
+	var group []telemetry.Series // one device's series of one metric, a series a workload
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		ends := staleAt(group, scrapes[byKey[group[0].GPU].target])
+		for i, s := range group {
+			ls := byKey[s.GPU].seriesLabels(&b, s)
+			if !matchesAll(ms, ls) {
+				continue
+			}
+			pts := make([]promql.FPoint, len(s.Points), len(s.Points)+1)
+			for i, p := range s.Points {
+				pts[i] = promql.FPoint{T: p.Time / 1000, F: p.Value} // PromQL counts in milliseconds
+			}
+			if ends[i] != 0 {
+				pts = append(pts, promql.FPoint{T: ends[i] / 1000, F: math.Float64frombits(value.StaleNaN)})
+			}
+			out = append(out, promql.NewStorageSeries(promql.Series{Metric: ls, Floats: pts}))
+		}
+		group = group[:0]
+	}
+	err = qr.q.Series.Series(ctx, q, func(s telemetry.Series) error {
+		switch {
+		case labelsOnly && len(s.Points) > 1:
+			s.Points = s.Points[len(s.Points)-1:] // the series is there; its points are not asked for
+		case labelsOnly:
+		default:
+			if err := qr.count(len(s.Points)); err != nil {
+				return err // the read stops: memory in proportion to the limit, not to the data
+			}
+		}
+		if len(group) > 0 && (group[0].GPU != s.GPU || group[0].Metric != s.Metric) {
+			flush()
+		}
+		group = append(group, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	flush()
+	return out, nil
 }
 
 // count adds n points read to the query's, failing as the engine does past its limit.
@@ -290,6 +314,7 @@ func sortedKeys(m map[string]bool) []string {
 
 type seriesSet struct {
 	series []storage.Series
+	notes  annotations.Annotations
 	i      int
 }
 
@@ -297,6 +322,6 @@ func (s *seriesSet) Next() bool {
 	s.i++
 	return s.i <= len(s.series)
 }
-func (s *seriesSet) At() storage.Series              { return s.series[s.i-1] }
-func (*seriesSet) Err() error                        { return nil }
-func (*seriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) At() storage.Series                { return s.series[s.i-1] }
+func (*seriesSet) Err() error                          { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return s.notes }

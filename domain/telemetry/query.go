@@ -168,6 +168,23 @@ const (
 	RawResolution time.Duration = -1
 )
 
+// ParseMaxResolution reads a max_source_resolution parameter as Thanos has it: auto (or
+// none) for the coarsest tier that answers exactly, raw or 0s for the samples only, or a
+// tier's step.
+func ParseMaxResolution(v string) (time.Duration, error) {
+	switch v {
+	case "", "auto":
+		return AnyResolution, nil
+	case "raw", "0", "0s":
+		return RawResolution, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, Invalid("max_source_resolution", "%q is not auto, raw, 5m or 1h", v)
+	}
+	return d, nil
+}
+
 // Aggregated is the answer to an AggregateQuery.
 type Aggregated struct {
 	Buckets   []Bucket
