@@ -74,7 +74,8 @@ func (s *Store) RollupsOf(ctx context.Context, step time.Duration, key string, f
 		if tier.Step != step {
 			continue
 		}
-		bs, err := s.readRollups(ctx, s.sqlDB, tier, id, from.UnixMicro(), to.UnixMicro())
+		byDevice, err := s.readRollups(ctx, s.sqlDB, tier, []int32{id}, from.UnixMicro(), to.UnixMicro(), nil)
+		bs := byDevice[id]
 		names := map[int32]string{}
 		for _, b := range bs {
 			if names[b.Metric], err = s.metricName(ctx, b.Metric); err != nil {

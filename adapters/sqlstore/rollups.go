@@ -93,22 +93,45 @@ func (s *Store) replaceInRollup(ctx context.Context, tx *sql.Tx, tier engine.Tie
 	return row, err
 }
 
-// readRollups returns a device's buckets of a tier in [from, to), in order.
-func (s *Store) readRollups(ctx context.Context, q querier, tier engine.Tier, device int32, from, to int64) ([]engine.Bucket, error) {
-	rows, err := q.QueryContext(ctx, s.dialect.rebind(`SELECT data FROM rollups WHERE step = ? AND gpu_id = ? AND start > ? AND start < ? ORDER BY start`),
-		int(tier.Step/time.Second), device, s.dialect.ts(time.UnixMicro(from-tier.Span.Microseconds())), s.dialect.ts(time.UnixMicro(to)))
+// readRollups returns devices' buckets of a tier in [from, to), of the metrics keep holds
+// (all when nil), by device, each in order.
+func (s *Store) readRollups(ctx context.Context, q querier, tier engine.Tier, devices []int32, from, to int64, keep map[int32]bool) (map[int32][]engine.Bucket, error) {
+	args := append(append([]any{int(tier.Step / time.Second)}, toAny(devices)...),
+		s.dialect.ts(time.UnixMicro(from-tier.Span.Microseconds())), s.dialect.ts(time.UnixMicro(to)))
+	return s.scanRollups(ctx, q, `SELECT CAST(gpu_id AS BIGINT), data FROM rollups WHERE step = ? AND gpu_id IN (`+placeholders(len(devices))+`)
+		AND start > ? AND start < ? ORDER BY gpu_id, start`, args, from, to, keep)
+}
+
+// readRollupDays is readRollups of the rows that start at one of starts.
+func (s *Store) readRollupDays(ctx context.Context, tier engine.Tier, devices []int32, starts map[int64]bool, from, to int64, keep map[int32]bool) (map[int32][]engine.Bucket, error) {
+	if len(starts) == 0 {
+		return map[int32][]engine.Bucket{}, nil
+	}
+	args := append([]any{int(tier.Step / time.Second)}, toAny(devices)...)
+	for start := range starts {
+		args = append(args, s.dialect.ts(time.UnixMicro(start)))
+	}
+	return s.scanRollups(ctx, s.sqlDB, `SELECT CAST(gpu_id AS BIGINT), data FROM rollups WHERE step = ? AND gpu_id IN (`+placeholders(len(devices))+`)
+		AND start IN (`+placeholders(len(starts))+`) ORDER BY gpu_id, start`, args, from, to, keep)
+}
+
+// scanRollups decodes the rows (device, data) that query selects, keeping the buckets in
+// [from, to) of the metrics keep holds (all when nil).
+func (s *Store) scanRollups(ctx context.Context, q querier, query string, args []any, from, to int64, keep map[int32]bool) (map[int32][]engine.Bucket, error) {
+	rows, err := q.QueryContext(ctx, s.dialect.rebind(query), args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []engine.Bucket
+	out := map[int32][]engine.Bucket{}
 	for rows.Next() {
+		var id int64
 		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		if err := rows.Scan(&id, &data); err != nil {
 			return nil, err
 		}
 		// The first and last rows may reach beyond [from, to).
-		if out, err = engine.DecodeRollupIn(data, from, to, out); err != nil {
+		if out[int32(id)], err = engine.DecodeRollupIn(data, from, to, keep, out[int32(id)]); err != nil {
 			return nil, err
 		}
 	}

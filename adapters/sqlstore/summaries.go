@@ -43,6 +43,10 @@ func (s *Store) DeletedBefore(ctx context.Context) (time.Time, error) {
 	return oldest.Time, nil
 }
 
+// summaryGroup is how many devices one query of Summaries reads: a fleet-wide panel of 247
+// GPUs took 5 queries a device when each was read alone.
+const summaryGroup = 500
+
 // Summaries implements ports.SummaryReader.
 func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func(telemetry.SummarySeries) error) error {
 	tier := slices.IndexFunc(engine.Tiers, func(t engine.Tier) bool { return t.Step == q.Step })
@@ -64,141 +68,202 @@ func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func
 	if err != nil {
 		return err
 	}
-	lo, hi := q.Range.Start.UnixMicro(), q.Range.End.UnixMicro()+1 // [lo, hi)
-	done := map[int32]bool{}
+	keys := make(map[int32]string, len(found))
+	var ids []int32
 	for _, key := range q.GPUs {
-		id, ok := found[key]
-		if !ok || done[id] {
-			continue
+		if id, ok := found[key]; ok && keys[id] == "" {
+			keys[id] = key
+			ids = append(ids, id)
 		}
-		done[id] = true
-		buckets, err := s.deviceSummaries(ctx, tier, id, key, q.Metrics, lo, hi)
+	}
+	lo, hi := q.Range.Start.UnixMicro(), q.Range.End.UnixMicro()+1 // [lo, hi)
+	for group := range slices.Chunk(ids, summaryGroup) {
+		buckets, err := s.groupSummaries(ctx, tier, group, keys, q.Metrics, keep, lo, hi)
 		if err != nil {
-			return classify(fmt.Errorf("summaries of %s: %w", key, err))
+			return classify(fmt.Errorf("summaries: %w", err))
 		}
-		if err := s.emitSummaries(ctx, key, buckets, keep, fn); err != nil {
-			return err
+		for _, id := range group {
+			if err := s.emitSummaries(ctx, keys[id], buckets[id], keep, fn); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// deviceSummaries returns a device's buckets of tier over [lo, hi), in no set order.
-func (s *Store) deviceSummaries(ctx context.Context, tier int, id int32, key string, metrics []string, lo, hi int64) ([]engine.Bucket, error) {
-	step := engine.Tiers[tier].Step.Microseconds()
-	dirty, err := s.dirtyWindows(ctx, id, lo, hi, step)
+// groupSummaries returns devices' buckets of tier over [lo, hi) of metrics (by name, and by
+// id in keep; all when empty), by device, each in no set order. Each read is one query for
+// all the devices.
+func (s *Store) groupSummaries(ctx context.Context, tier int, ids []int32, keys map[int32]string, metrics []string, keep map[int32]bool,
+	lo, hi int64) (map[int32][]engine.Bucket, error) {
+	dirty, err := s.dirtyWindows(ctx, ids, lo, hi, engine.Tiers[tier].Step.Microseconds())
 	if err != nil {
 		return nil, err
 	}
 	// The finest tier's buckets of the clean windows, or, for a coarser tier, its buckets of
 	// the days with no dirty window and the finest tier's of the other days' clean windows.
-	var out, fine []engine.Bucket
+	var out, fine map[int32][]engine.Bucket
 	if tier == 0 {
-		if fine, err = s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, lo, hi); err != nil {
+		if fine, err = s.readRollups(ctx, s.sqlDB, engine.Tiers[0], ids, lo, hi, keep); err != nil {
 			return nil, err
 		}
+		out = map[int32][]engine.Bucket{}
 	} else {
-		coarse, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[tier], id, lo, hi)
-		if err != nil {
+		if out, err = s.readRollups(ctx, s.sqlDB, engine.Tiers[tier], ids, lo, hi, keep); err != nil {
 			return nil, err
 		}
-		dayOf, span := engine.Tiers[0].SpanOf, engine.Tiers[0].Span.Microseconds()
-		dirtyDays := map[int64]bool{} // true: read from the finest tier
-		for w := range dirty {
-			dirtyDays[dayOf(w)] = true
+		dayOf := engine.Tiers[0].SpanOf
+		days := map[int64]bool{}
+		for _, ws := range dirty {
+			for w := range ws {
+				days[dayOf(w)] = true
+			}
 		}
-		for day := range dirtyDays {
-			bs, err := s.readRollups(ctx, s.sqlDB, engine.Tiers[0], id, max(lo, day), min(hi, day+span))
+		if fine, err = s.readRollupDays(ctx, engine.Tiers[0], ids, days, lo, hi, keep); err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			// A day whose finest row retention deleted keeps its coarse buckets, but those of
+			// its dirty windows (a bucket the range cuts: the answer warns of it).
+			fromFine := map[int64]bool{}
+			fine[id] = slices.DeleteFunc(fine[id], func(b engine.Bucket) bool {
+				day := dayOf(b.Start)
+				if !hasWindowIn(dirty[id], day) { // dirty for another device only
+					return true
+				}
+				fromFine[day] = true
+				return false
+			})
+			out[id] = slices.DeleteFunc(out[id], func(b engine.Bucket) bool {
+				day := dayOf(b.Start)
+				return hasWindowIn(dirty[id], day) && (fromFine[day] || dirty[id][engine.WindowOf(b.Start).Start])
+			})
+		}
+	}
+	// The samples of the dirty windows, within [lo, hi): one read for the devices whose
+	// dirty windows are the same (the open window of each, the window a range cuts).
+	bySpans := map[string][]int32{}
+	for _, id := range ids {
+		fine[id] = slices.DeleteFunc(fine[id], func(b engine.Bucket) bool { return dirty[id][engine.WindowOf(b.Start).Start] })
+		if spans := mergeWindows(dirty[id], lo, hi); len(spans) > 0 {
+			k := fmt.Sprint(spans)
+			bySpans[k] = append(bySpans[k], id)
+		}
+	}
+	for _, group := range bySpans {
+		devices := make([]string, len(group))
+		for i, id := range group {
+			devices[i] = keys[id]
+		}
+		for _, span := range mergeWindows(dirty[group[0]], lo, hi) {
+			byKey, err := s.rollupSamples(ctx, devices, metrics, span, engine.Tiers[0].Step)
 			if err != nil {
 				return nil, err
 			}
-			// A day whose finest row retention deleted keeps its coarse buckets, but those of
-			// its dirty windows (a bucket the range cuts: the answer warns of it).
-			dirtyDays[day] = len(bs) > 0
-			fine = append(fine, bs...)
+			for _, id := range group {
+				fine[id] = append(fine[id], byKey[keys[id]]...)
+			}
 		}
-		out = slices.DeleteFunc(coarse, func(b engine.Bucket) bool {
-			fromFine, isDirty := dirtyDays[dayOf(b.Start)]
-			return isDirty && (fromFine || dirty[engine.WindowOf(b.Start).Start])
-		})
 	}
-	fine = slices.DeleteFunc(fine, func(b engine.Bucket) bool { return dirty[engine.WindowOf(b.Start).Start] })
-	// The samples of the dirty windows, within [lo, hi).
-	for _, span := range mergeWindows(dirty, lo, hi) {
-		bs, err := s.rollupSamples(ctx, key, metrics, span, engine.Tiers[0].Step)
-		if err != nil {
-			return nil, err
+	for _, id := range ids {
+		if tier > 0 {
+			byStart(fine[id]) // a series' buckets in order, as Coarsen takes them
+			fine[id] = engine.Coarsen(fine[id], engine.Tiers[tier].Step)
 		}
-		fine = append(fine, bs...)
+		out[id] = append(out[id], fine[id]...)
 	}
-	if tier > 0 {
-		byStart(fine) // a series' buckets in order, as Coarsen takes them
-		fine = engine.Coarsen(fine, engine.Tiers[tier].Step)
-	}
-	return append(out, fine...), nil
+	return out, nil
 }
 
-// dirtyWindows returns the starts of the device's windows over [lo, hi) that its tier does
-// not hold whole: with a head chunk, sealed without a 5-minute row, or cut by the range
-// within a bucket of step.
-func (s *Store) dirtyWindows(ctx context.Context, id int32, lo, hi, step int64) (map[int64]bool, error) {
-	dirty := map[int64]bool{}
-	if lo%step != 0 {
-		dirty[engine.WindowOf(lo).Start] = true
+// hasWindowIn tells whether any of windows starts in the finest tier's row starting at day.
+func hasWindowIn(windows map[int64]bool, day int64) bool {
+	for w := range windows {
+		if engine.Tiers[0].SpanOf(w) == day {
+			return true
+		}
 	}
-	if hi%step != 0 {
-		dirty[engine.WindowOf(hi-1).Start] = true
+	return false
+}
+
+// dirtyWindows returns, by device, the starts of the devices' windows over [lo, hi) that
+// their tier does not hold whole: with a head chunk, sealed without a 5-minute row, or cut
+// by the range within a bucket of step.
+func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int64) (map[int32]map[int64]bool, error) {
+	dirty := make(map[int32]map[int64]bool, len(ids))
+	for _, id := range ids {
+		dirty[id] = map[int64]bool{}
+		if lo%step != 0 {
+			dirty[id][engine.WindowOf(lo).Start] = true
+		}
+		if hi%step != 0 {
+			dirty[id][engine.WindowOf(hi-1).Start] = true
+		}
 	}
 	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
-	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT min_ts, max_ts, sealed FROM chunks
-		WHERE gpu_id = ? AND min_ts < ? AND min_ts >= ? AND max_ts >= ?`), id, ts(hi), ts(lo-engine.MaxSpan.Microseconds()), ts(lo))
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), min_ts, max_ts, sealed FROM chunks
+		WHERE gpu_id IN (`+placeholders(len(ids))+`) AND min_ts < ? AND min_ts >= ? AND max_ts >= ?`),
+		append(toAny(ids), ts(hi), ts(lo-engine.MaxSpan.Microseconds()), ts(lo))...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	sealed := map[int64]bool{}
+	sealed := map[int32]map[int64]bool{}
 	for rows.Next() {
+		var id int64
 		var minTS, maxTS timestamp
 		var isSealed bool
-		if err := rows.Scan(&minTS, &maxTS, &isSealed); err != nil {
+		if err := rows.Scan(&id, &minTS, &maxTS, &isSealed); err != nil {
 			return nil, err
 		}
 		first, last := engine.WindowOf(minTS.UnixMicro()).Start, engine.WindowOf(maxTS.UnixMicro()).Start
 		for w := first; w <= last; w += engine.BlockSpan.Microseconds() {
-			if isSealed {
-				sealed[w] = true
-			} else {
-				dirty[w] = true
+			if !isSealed {
+				dirty[int32(id)][w] = true
+				continue
+			}
+			if sealed[int32(id)] == nil {
+				sealed[int32(id)] = map[int64]bool{}
+			}
+			sealed[int32(id)][w] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(sealed) == 0 {
+		return dirty, nil
+	}
+	// Each sealed window needs its day's 5-minute row to hold it.
+	withSealed := make([]int32, 0, len(sealed))
+	for id := range sealed {
+		withSealed = append(withSealed, id)
+	}
+	rows, err = s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), start, covered FROM rollups
+		WHERE step = ? AND gpu_id IN (`+placeholders(len(withSealed))+`) AND start >= ? AND start < ?`),
+		append(append([]any{int(engine.Tiers[0].Step / time.Second)}, toAny(withSealed)...), ts(engine.Tiers[0].SpanOf(lo)), ts(hi))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var start timestamp
+		var covered int64
+		if err := rows.Scan(&id, &start, &covered); err != nil {
+			return nil, err
+		}
+		for day, w := start.UnixMicro(), int64(0); covered != 0; w, covered = w+1, covered>>1 {
+			if covered&1 == 1 {
+				delete(sealed[int32(id)], day+w*engine.BlockSpan.Microseconds())
 			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(sealed) > 0 { // each needs its day's 5-minute row to hold it
-		rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT start, covered FROM rollups WHERE step = ? AND gpu_id = ? AND start >= ? AND start < ?`),
-			int(engine.Tiers[0].Step/time.Second), id, ts(engine.Tiers[0].SpanOf(lo)), ts(hi))
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var start timestamp
-			var covered int64
-			if err := rows.Scan(&start, &covered); err != nil {
-				return nil, err
-			}
-			for day, w := start.UnixMicro(), int64(0); covered != 0; w, covered = w+1, covered>>1 {
-				if covered&1 == 1 {
-					delete(sealed, day+w*engine.BlockSpan.Microseconds())
-				}
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		for w := range sealed {
-			dirty[w] = true
+	for id, ws := range sealed {
+		for w := range ws {
+			dirty[id][w] = true
 		}
 	}
 	return dirty, nil
@@ -227,11 +292,12 @@ func mergeWindows(windows map[int64]bool, lo, hi int64) [][2]int64 {
 	return out
 }
 
-// rollupSamples reads a device's samples in span and reduces them to buckets of step.
-func (s *Store) rollupSamples(ctx context.Context, key string, metrics []string, span [2]int64, step time.Duration) ([]engine.Bucket, error) {
-	var out []engine.Bucket
+// rollupSamples reads devices' samples in span and reduces them to buckets of step, by
+// device key.
+func (s *Store) rollupSamples(ctx context.Context, devices []string, metrics []string, span [2]int64, step time.Duration) (map[string][]engine.Bucket, error) {
+	out := map[string][]engine.Bucket{}
 	var pts []engine.Point
-	q := telemetry.SeriesQuery{GPUs: []string{key}, Metrics: metrics,
+	q := telemetry.SeriesQuery{GPUs: devices, Metrics: metrics,
 		Range: telemetry.TimeRange{Start: time.UnixMicro(span[0]), End: time.UnixMicro(span[1] - 1)}, Transient: true}
 	err := s.Series(ctx, q, func(sr telemetry.Series) error {
 		id, err := s.metricIDOf(ctx, sr.Metric)
@@ -246,7 +312,7 @@ func (s *Store) rollupSamples(ctx context.Context, key string, metrics []string,
 		for _, p := range sr.Points {
 			pts = append(pts, engine.Point{TS: p.Time, Metric: id, Value: p.Value, Work: work})
 		}
-		out = append(out, engine.Rollup(pts, step)...)
+		out[sr.GPU] = append(out[sr.GPU], engine.Rollup(pts, step)...)
 		return nil
 	})
 	return out, err

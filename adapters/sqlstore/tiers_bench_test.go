@@ -47,6 +47,23 @@ func BenchmarkMonthOfAGPU(b *testing.B) {
 	svc := query.New(s, s, s, s).WithTiers(s)
 	q := telemetry.AggregateQuery{GPU: gpus[1].UUID, Step: time.Hour, Agg: telemetry.AggAvg,
 		Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(days*24*time.Hour - time.Microsecond)}}
+	// What a PromQL panel of one metric over the month reads (avg_over_time(…[1h]) at step
+	// 1h): every GPU's hourly buckets of that metric.
+	b.Run("summaries of a metric", func(b *testing.B) {
+		keys := make([]string, len(gpus))
+		for i, g := range gpus {
+			keys[i] = g.UUID
+		}
+		sq := telemetry.SummaryQuery{GPUs: keys, Metrics: []string{"DCGM_FI_TEST_03"}, Step: time.Hour, Range: q.Range}
+		for b.Loop() {
+			n := 0
+			require.NoError(b, s.Summaries(ctx, sq, func(ss telemetry.SummarySeries) error {
+				n += len(ss.Summaries)
+				return nil
+			}))
+			require.Equal(b, days*24*len(gpus), n)
+		}
+	})
 	for _, res := range []struct {
 		name string
 		max  time.Duration

@@ -161,4 +161,14 @@ func TestSummaryReader(t *testing.T, newStore func(t *testing.T) SummaryStore, s
 	check(t, "late samples")
 	settle(t, s)
 	check(t, "late samples settled")
+	// Late samples of one device only: read together, the devices' windows differ, one
+	// answered from the tier and the other's from its samples.
+	late := telemetry.Batch{ID: "late-one", GPUs: []telemetry.GPU{whole}}
+	for i := 5 * 360; i < 5*360+20; i++ {
+		late.Samples = append(late.Samples, telemetry.Sample{GPU: whole.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL",
+			Time: base.Add(time.Duration(i)*10*time.Second + 7*time.Second), Value: float64(i % 89)})
+	}
+	write(t, s, late)
+	checkFleet(t, "late samples of one device")
+	check(t, "late samples of one device")
 }

@@ -277,13 +277,14 @@ func EncodeRollup(bs []Bucket) []byte {
 
 // DecodeRollup appends a rollup row's buckets to dst, sorted by start, metric and workload.
 func DecodeRollup(data []byte, dst []Bucket) ([]Bucket, error) {
-	return DecodeRollupIn(data, math.MinInt64, math.MaxInt64, dst)
+	return DecodeRollupIn(data, math.MinInt64, math.MaxInt64, nil, dst)
 }
 
-// DecodeRollupIn is DecodeRollup of the buckets starting in [from, to). A row's aggregates
-// are decoded series by series into a bucket per time, without a point each: a month's
-// hourly row is some 50,000 values.
-func DecodeRollupIn(data []byte, from, to int64, dst []Bucket) ([]Bucket, error) {
+// DecodeRollupIn is DecodeRollup of the buckets starting in [from, to), of the metrics keep
+// holds (all when nil). A row's aggregates are decoded series by series into a bucket per
+// time, without a point each: a month's hourly row is some 50,000 values, of which a
+// question about one metric of ten needs a tenth.
+func DecodeRollupIn(data []byte, from, to int64, keep map[int32]bool, dst []Bucket) ([]Bucket, error) {
 	var l blockLayout
 	if err := l.parse(data); err != nil {
 		return dst, err
@@ -301,6 +302,9 @@ func DecodeRollupIn(data []byte, from, to int64, dst []Bucket) ([]Bucket, error)
 	byKey := map[key]*column{}
 	for k := range l.series {
 		s := &l.series[k]
+		if keep != nil && !keep[s.metric/AggKinds] {
+			continue
+		}
 		c := byKey[key{s.metric / AggKinds, s.work}]
 		if c == nil {
 			c = &column{key: key{s.metric / AggKinds, s.work}, buckets: make([]Bucket, len(l.times))}
