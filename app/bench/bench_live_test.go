@@ -154,6 +154,7 @@ func sendAllFrom(b *testing.B, url string, payloads [][]byte, n int) int64 {
 	senders := n
 	var next, retried atomic.Int64
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	defer client.CloseIdleConnections() // a caller sending in many calls would hold Prometheus' 512 connections
 	var wg sync.WaitGroup
 	errs := make(chan error, senders)
 	for range senders {
@@ -166,12 +167,13 @@ func sendAllFrom(b *testing.B, url string, payloads [][]byte, n int) int64 {
 					req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 					resp, err := client.Do(req)
 					if err == nil {
+						body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode/100 == 2 {
 							break
 						}
-						err = fmt.Errorf("status %s", resp.Status)
+						err = fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(body))
 						if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests {
 							errs <- err
 							return

@@ -96,15 +96,22 @@ func benchPromQL(b *testing.B) {
 // startPrometheusReceiver runs Prometheus with its remote_write receiver on and nothing to
 // scrape, and returns its address.
 func startPrometheusReceiver(b *testing.B, bin string) string {
-	dir := b.TempDir()
+	return startPrometheusOn(b, bin, b.TempDir())
+}
+
+// startPrometheusOn is startPrometheusReceiver on a TSDB in dir, with flags added.
+func startPrometheusOn(b *testing.B, bin, dir string, flags ...string) string {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	require.NoError(b, os.WriteFile(cfg, []byte("global: {}\n"), 0o644))
 	addr := apptest.FreeAddr(b)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
+	cmd := exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--web.enable-remote-write-receiver", "--log.level=warn"}, flags...)...)
+	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	require.NoError(b, err)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(b, cmd.Start())
-	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	apptest.WaitUp(b, "http://"+addr+"/-")
+	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait(); logFile.Close() })
+	apptest.WaitUp(b, "http://"+addr+"/-") // /-/ready
 	return addr
 }
 
