@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
@@ -40,11 +41,17 @@ func benchEnd(b *testing.B) time.Time {
 // benchPromQL loads six hours of the simulated fleet, scraped every 30 s, into Debian's
 // Prometheus and into the pipeline (mode all, PostgreSQL) by remote_write, then runs
 // dashboard-style query_range panels against both, one after the other with 4 clients, and
-// prints each one's p99 and the ratio.
+// prints each one's p99 and the ratio. TELEMETRY_BENCH_PROMQL_SPAN=7d loads a week instead,
+// the panels still over its last hours: a store holding history, not only what is shown.
 func benchPromQL(b *testing.B) {
 	promBin, err := exec.LookPath("prometheus")
 	require.NoError(b, err, "prometheus is not installed (make bench installs Debian's)")
-	const span, step = 6 * time.Hour, 30 * time.Second
+	span, step := 6*time.Hour, 30*time.Second
+	if v := os.Getenv("TELEMETRY_BENCH_PROMQL_SPAN"); v != "" {
+		d, err := model.ParseDuration(v)
+		require.NoError(b, err, "TELEMETRY_BENCH_PROMQL_SPAN")
+		span = max(time.Duration(d), span)
+	}
 	end := benchEnd(b)
 	series := simulatedSeries(b, end, span, step)
 	payloads, total := scrapePayloads(b, series)
