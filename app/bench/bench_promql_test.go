@@ -83,6 +83,8 @@ func benchPromQL(b *testing.B) {
 		{"average utilisation by host, 6 h, step 30s, 247 GPUs", `avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL)`, 6 * time.Hour, 30 * time.Second},
 		{"one GPU's 10 metrics, 6 h, step 60s", `{__name__=~"DCGM_FI_DEV_.*",UUID="` + uuid + `"}`, 6 * time.Hour, time.Minute},
 		{"hottest 10 GPUs, 1 h, step 15s", `topk(10, DCGM_FI_DEV_GPU_TEMP)`, time.Hour, 15 * time.Second},
+		{"every GPU's temperature, 6 h, step 30s", `DCGM_FI_DEV_GPU_TEMP`, 6 * time.Hour, 30 * time.Second},
+		{"the fleet's power, 6 h, step 30s", `sum(DCGM_FI_DEV_POWER_USAGE)`, 6 * time.Hour, 30 * time.Second},
 	}
 	fmt.Printf("\n| PromQL panel (%d samples, 4 clients) | Prometheus p99 | pipeline p99 | × Prometheus | requests/s: Prometheus / pipeline |\n|---|---|---|---|---|\n", total)
 	for _, pn := range panels {
