@@ -62,7 +62,7 @@ func BenchmarkPromQLMonth(b *testing.B) {
 	value := func(tick, gpu, metric int) float64 { // a daily cycle and a little noise, per GPU and metric
 		day := math.Sin(2 * math.Pi * float64(tick) / 8640)
 		noise := rand.New(rand.NewPCG(uint64(tick), uint64(gpu*16+metric))).Float64()
-		return math.Round((50+40*day)*float64(metric+1)+noise*5) / 1
+		return math.Round((50+40*day)*float64(metric+1) + noise*5)
 	}
 
 	// Prometheus: remote-written an hour at a time, in order, then left to compact its
