@@ -36,6 +36,7 @@ type CompactStats struct {
 	Folded        int  // rows of batches folded into their windows' (ledger.go)
 	Backfilled    int  // windows sealed before the tiers whose rows were written (rollups.go)
 	More          bool // a device, or the ledger, has more work than one pass does
+	Busy          int  // devices another process was compacting, left to it
 }
 
 func (st *CompactStats) add(read, written int, sealed bool) {
@@ -69,8 +70,17 @@ func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 		total.GPUs, total.Sealed = total.GPUs+st.GPUs, total.Sealed+st.Sealed
 		total.ChunksRead, total.ChunksWritten = total.ChunksRead+st.ChunksRead, total.ChunksWritten+st.ChunksWritten
 		total.Folded, total.Backfilled = total.Folded+st.Folded, total.Backfilled+st.Backfilled
-		if err != nil || st.GPUs == 0 && st.Folded < foldLimit && st.Backfilled < backfillBatch {
+		if err != nil || st.GPUs == 0 && st.Busy == 0 && st.Folded < foldLimit && st.Backfilled < backfillBatch {
 			return total, err
+		}
+		if st.GPUs == 0 {
+			// Only devices another process holds (or whose lock a connection cut short still
+			// holds until its server process notices): wait for them rather than spin.
+			select {
+			case <-ctx.Done():
+				return total, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 	}
 }
@@ -80,11 +90,6 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	heads, newest, err := s.heads(ctx)
 	if err != nil {
 		return st, classify(fmt.Errorf("find chunks to compact: %w", err))
-	}
-	if len(heads) == 0 {
-		if err := s.shrinkHeads(ctx); err != nil {
-			s.log.WarnContext(ctx, "cannot give the space of compacted head chunks back", "err", err)
-		}
 	}
 	// Processes that compact at once start at different devices rather than queueing on the
 	// same locks.
@@ -103,11 +108,17 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 		switch err = classify(err); {
 		case err == nil:
 			st.add(read, written, action == engine.SealBlock)
+		case errors.Is(err, errBusy):
+			st.Busy++
 		case errors.Is(err, telemetry.ErrUnavailable) || ctx.Err() != nil:
 			return st, fmt.Errorf("compact chunks of GPU %d: %w", h.device, err)
 		default:
 			s.log.ErrorContext(ctx, "cannot compact the chunks of a GPU, leaving them", "gpu_id", h.device, "err", err)
 		}
+	}
+	// What the head chunks just sealed took, once there is much of it.
+	if err := s.shrinkHeads(ctx, len(heads) == 0, st.Sealed > 0); err != nil {
+		s.log.WarnContext(ctx, "cannot give the space of compacted head chunks back", "err", err)
 	}
 	if st.Backfilled, err = s.backfillRollups(ctx); err != nil {
 		return st, classify(fmt.Errorf("write the tiers of windows sealed before them: %w", err))
@@ -120,41 +131,47 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	return st, nil
 }
 
-// shrinkHeadsOver is the size chunks_heads may keep empty: what a fleet's head chunks take
-// in a few minutes, not worth a lock.
+// shrinkHeadsOver is the size chunks_heads may keep beyond what its rows take: what a
+// fleet's head chunks take in a few minutes, not worth a lock.
 const shrinkHeadsOver = 8 << 20
 
-// shrinkHeads gives back to the disk the space chunks_heads keeps once it is empty, as after
-// an import or when the fleet stops reporting: autovacuum lets later rows reuse it, but
-// only a TRUNCATE returns it. The lock it takes is waited for briefly, then left to the
-// next pass; and the table is looked at again under it, as a write may have come since.
-func (s *Store) shrinkHeads(ctx context.Context) error {
-	if s.dialect.name != "postgres" {
+// shrinkHeads gives back to the disk the space chunks_heads keeps beyond its rows, as after
+// an import, a backlog caught up or a fleet that stopped reporting: autovacuum lets later
+// rows reuse it, but at a steady rate they use a few windows' worth and the rest stays
+// until the table is rewritten. It is rewritten (VACUUM FULL: what is left of it is a
+// window or two of head chunks, megabytes, rewritten in a blink) when it takes more than
+// four times its rows and shrinkHeadsOver; the lock it takes is waited for briefly, then
+// left to the next pass. empty says the pass found no head chunk; otherwise the rows are
+// summed (a scan of megabytes) after a pass that sealed windows, which is what frees space.
+func (s *Store) shrinkHeads(ctx context.Context, empty, sealed bool) error {
+	if s.dialect.name != "postgres" || !empty && !sealed {
 		return nil
 	}
+	over := cmp.Or(s.shrinkHeadsOver, shrinkHeadsOver)
 	var size int64
-	if err := s.sqlDB.QueryRowContext(ctx, `SELECT pg_table_size('chunks_heads')`).Scan(&size); err != nil || size <= cmp.Or(s.shrinkHeadsOver, shrinkHeadsOver) {
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT pg_table_size('chunks_heads')`).Scan(&size); err != nil || size <= over {
 		return err
 	}
-	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if !empty {
+		var rows int64
+		if err := s.sqlDB.QueryRowContext(ctx, `SELECT coalesce(sum(pg_column_size(data) + 80), 0) FROM chunks_heads`).Scan(&rows); err != nil ||
+			size <= 4*rows+over {
+			return err
+		}
+	}
+	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET lock_timeout = '200ms'`); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `LOCK TABLE chunks_heads IN ACCESS EXCLUSIVE MODE`); err != nil {
-		return nil // busy: the next pass tries again
-	}
-	var held bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM chunks_heads)`).Scan(&held); err != nil || held {
+	defer conn.ExecContext(context.WithoutCancel(ctx), `RESET lock_timeout`)
+	if _, err := conn.ExecContext(ctx, `VACUUM FULL chunks_heads`); err != nil && !isLockTimeout(err) {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `TRUNCATE chunks_heads`); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return nil // busy: the next pass tries again
 }
 
 type deviceHead struct {
@@ -191,6 +208,9 @@ func (s *Store) heads(ctx context.Context) ([]deviceHead, int64, error) {
 
 // inTx runs fn in a transaction holding the device, returning 0 and 0 when another process
 // holds it.
+// errBusy is a device whose compaction lock another transaction holds.
+var errBusy = errors.New("another process is compacting the device")
+
 func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, written int, err error)) (int, int, error) {
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
@@ -199,8 +219,11 @@ func (s *Store) inTx(ctx context.Context, device int32, fn func(*sql.Tx) (read, 
 	defer tx.Rollback()
 	if s.dialect.name == "postgres" {
 		var mine bool
-		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, compactLock, device).Scan(&mine); err != nil || !mine {
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, compactLock, device).Scan(&mine); err != nil {
 			return 0, 0, err
+		}
+		if !mine {
+			return 0, 0, errBusy
 		}
 	}
 	read, written, err := fn(tx)

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -396,6 +397,62 @@ func TestPagesOverOverlappingChunks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A device whose compaction lock another transaction holds — another collector's, or that
+// of a connection cut short whose server process has not noticed yet — is waited for by
+// Seal, not skipped: Seal promises every window sealed.
+func TestSealWaitsForADeviceLockedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	url := sqlstoretest.PostgresURL(t)
+	s := open(t, url)
+	gpus := compactFleet(2)
+	writeTicks(t, s, "a", gpus, 3, 0, 3*360, 60)
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	var id int32
+	require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM gpus WHERE uuid = $1`, gpus[0].UUID).Scan(&id))
+	_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, sqlstore.CompactLock, id)
+	require.NoError(t, err)
+	released := time.AfterFunc(300*time.Millisecond, func() { _ = tx.Rollback() })
+	defer released.Stop()
+	_, err = s.Seal(ctx)
+	require.NoError(t, err)
+	heads, err := s.CountRows(ctx, "chunks_heads")
+	require.NoError(t, err)
+	assert.Zero(t, heads, "every head chunk sealed, the locked device's too")
+}
+
+// A backlog caught up (an import, a collector back after an outage) leaves chunks_heads as
+// large as the backlog's head chunks were, though what the fleet keeps there after is a
+// window's; compaction rewrites it down to its rows, the open window's head chunks kept.
+func TestCompactionShrinksHeadsAfterABacklog(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, sqlstoretest.PostgresURL(t))
+	s.ShrinkHeadsOver(256 << 10)
+	gpus := compactFleet(20)
+	writeTicks(t, s, "backlog", gpus, 5, 0, 12*360, 60)
+	backlog, err := s.TableBytes(ctx, "chunks_heads")
+	require.NoError(t, err)
+	require.Greater(t, backlog, int64(2<<20), "the head chunks of twelve hours")
+	for {
+		st, err := s.Compact(ctx)
+		require.NoError(t, err)
+		if st.GPUs == 0 {
+			break
+		}
+	}
+	after, err := s.TableBytes(ctx, "chunks_heads")
+	require.NoError(t, err)
+	heads, err := s.CountRows(ctx, "chunks_heads")
+	require.NoError(t, err)
+	t.Logf("chunks_heads: %d kB with the backlog, %d kB caught up (%d head chunks of the open window)", backlog>>10, after>>10, heads)
+	assert.Positive(t, heads, "the open window stays in head chunks")
+	assert.Less(t, after, backlog/4, "rewritten down to the open window's head chunks")
+	assert.Len(t, exportAll(t, s, telemetry.SampleQuery{GPU: gpus[3].UUID}), 5*12*360, "every sample kept")
 }
 
 // Head chunks live apart from blocks on PostgreSQL (chunks_heads): what compaction frees

@@ -39,6 +39,12 @@ func noDatabase(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
 }
 
+// isLockTimeout reports whether err is a statement given up on at lock_timeout.
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03" // lock_not_available
+}
+
 // classify marks errors the caller must treat specially: data PostgreSQL refuses for good
 // (bad encoding, a NUL byte, a value out of range) matches telemetry.ErrInvalid, so the
 // batch is set aside instead of retried forever; a database that cannot be reached matches

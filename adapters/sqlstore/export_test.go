@@ -117,3 +117,6 @@ func (s *Store) RollupBytes(ctx context.Context) (int64, error) {
 	err := s.sqlDB.QueryRowContext(ctx, `SELECT coalesce(sum(length(data)), 0) FROM rollups`).Scan(&n)
 	return n, err
 }
+
+// CompactLock is the first key of the advisory lock compaction takes on a device.
+const CompactLock = compactLock

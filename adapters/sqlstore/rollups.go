@@ -258,6 +258,9 @@ func (s *Store) backfillRollups(ctx context.Context) (int, error) {
 			}
 			return len(old.ids), 0, s.writeRollups(ctx, tx, t.device, t.w, engine.RollupBlocks(in))
 		})
+		if errors.Is(err, errBusy) {
+			continue // another process compacts the device: a later pass comes back to it
+		}
 		if err != nil {
 			return done, err
 		}
