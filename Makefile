@@ -9,7 +9,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 export TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
 
 .DEFAULT_GOAL := help
-.PHONY: proto help build run run-live run-split bench bench-month bench-api bench-capacity setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
+.PHONY: proto help build run run-live run-split bench bench-month bench-year bench-api bench-capacity setup-local-env local-status local-logs local-cleanup setup-kind-env setup-kind-one kind-status kind-logs kind-cleanup test test-short cover services arch swagger swagger-check console-vendor screenshots lint fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,6 +79,9 @@ bench-api: services ## Load 10M samples into PostgreSQL (kept in telemetry_bench
 
 bench-month: services ## A month of a fleet every 10s (TELEMETRY_BENCH_MONTH_GPUS, 31) in PostgreSQL and Prometheus: month-long PromQL panels against Prometheus
 	TELEMETRY_BENCH_MONTH=1 $(GO) test -run '^$$' -bench BenchmarkPromQLMonth -benchtime 1x -timeout 120m ./app/bench
+
+bench-year: services ## A year of 10 GPUs every 10s fast-forwarded into PostgreSQL (retention and tiers as in production) and VictoriaMetrics: what each keeps
+	TELEMETRY_BENCH_YEAR=1 $(GO) test -run '^$$' -bench BenchmarkYear -benchtime 1x -timeout 150m ./app/bench
 
 bench: services ## Ingestion benchmarks: baseline COPY, mode all (PostgreSQL, SQLite), split 1×1, 3×3, 10×10; remote_write against VictoriaMetrics; the scraper at 1,000 targets; bytes on disk against VictoriaMetrics; PromQL panels against Prometheus
 	TELEMETRY_BENCH_PIPELINE=1 $(GO) test -run '^$$' -bench 'BenchmarkPipeline|BenchmarkLive' -benchtime 1x -timeout 60m ./app/bench

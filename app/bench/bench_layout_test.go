@@ -308,8 +308,18 @@ type simSeries struct {
 
 // simulatedSeries scrapes the simulated bundled fleet every step over span, ending at end.
 func simulatedSeries(b testing.TB, end time.Time, span, step time.Duration) []simSeries {
+	return simulatedFleet(b, 0, end, span, step)
+}
+
+// simulatedFleet is simulatedSeries of the bundled fleet's first gpus GPUs (all: 0).
+func simulatedFleet(b testing.TB, gpus int, end time.Time, span, step time.Duration) []simSeries {
 	var readings []telemetry.Reading
+	seen := map[string]bool{}
 	_, err := csvsource.Bytes(apptest.BundledCSVName, apptest.BundledCSV, csvsource.Options{}).Scan(context.Background(), func(r telemetry.Reading) error {
+		if !seen[r.GPU.UUID] && gpus > 0 && len(seen) == gpus {
+			return nil
+		}
+		seen[r.GPU.UUID] = true
 		readings = append(readings, r)
 		return nil
 	})

@@ -267,8 +267,11 @@ func startVictoriaMetrics(b *testing.B, bin string) *victoriaMetrics {
 }
 
 // count is how many DCGM samples VictoriaMetrics can query.
-func (vm *victoriaMetrics) count() (int64, error) {
-	q := url.Values{"query": {`sum(count_over_time({__name__=~"DCGM_.+"}[30d]))`}} // every shape's span
+func (vm *victoriaMetrics) count() (int64, error) { return vm.countOver(30) } // every shape's span
+
+// countOver is how many DCGM samples of the last days VictoriaMetrics can query.
+func (vm *victoriaMetrics) countOver(days int) (int64, error) {
+	q := url.Values{"query": {fmt.Sprintf(`sum(count_over_time({__name__=~"DCGM_.+"}[%dd]))`, days)}}
 	var body struct {
 		Data struct {
 			Result []struct {
