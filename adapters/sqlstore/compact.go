@@ -35,21 +35,20 @@ type CompactStats struct {
 	ChunksWritten int  // chunks written in their place
 	Folded        int  // rows of batches folded into their windows' (ledger.go)
 	Backfilled    int  // windows sealed before the tiers whose rows were written (rollups.go)
+	Coarsened     int  // devices' days written into the coarser tiers (rollups.go)
 	More          bool // a device, or the ledger, has more work than one pass does
 	Busy          int  // devices another process was compacting, left to it
 }
 
-func (st *CompactStats) add(read, written int, sealed bool) {
+func (st *CompactStats) add(read, written, sealed int) {
 	if read == 0 {
 		return
 	}
 	st.GPUs++
 	st.ChunksRead += read
 	st.ChunksWritten += written
-	if sealed {
-		st.Sealed++
-	}
-	st.More = st.More || sealed || read == compactMaxChunks
+	st.Sealed += sealed
+	st.More = st.More || sealed > 0 || read == compactMaxChunks
 }
 
 // Compact makes one pass over the devices with head chunks, doing for each what engine.Plan
@@ -59,9 +58,9 @@ func (st *CompactStats) add(read, written int, sealed bool) {
 // error; a device that cannot be compacted (a corrupt chunk) is logged and skipped.
 func (s *Store) Compact(ctx context.Context) (CompactStats, error) { return s.compact(ctx, false) }
 
-// Seal compacts until every head chunk is in a block, windows still open included, and
-// every batch's row is folded into its window's: what a benchmark measuring the store's
-// size, or a test of blocks, wants. Points arriving later reopen the blocks of their
+// Seal compacts until every head chunk is in a block, windows still open included, every
+// batch's row is folded into its window's and every day is in the coarser tiers: what a
+// benchmark measuring the store's size, or a test of blocks, wants. Points arriving later reopen the blocks of their
 // windows.
 func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 	var total CompactStats
@@ -70,7 +69,9 @@ func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 		total.GPUs, total.Sealed = total.GPUs+st.GPUs, total.Sealed+st.Sealed
 		total.ChunksRead, total.ChunksWritten = total.ChunksRead+st.ChunksRead, total.ChunksWritten+st.ChunksWritten
 		total.Folded, total.Backfilled = total.Folded+st.Folded, total.Backfilled+st.Backfilled
-		if err != nil || st.GPUs == 0 && st.Busy == 0 && st.Folded < foldLimit && st.Backfilled < backfillBatch {
+		total.Coarsened += st.Coarsened
+		if err != nil || st.GPUs == 0 && st.Busy == 0 && st.Folded < foldLimit && st.Backfilled < backfillBatch &&
+			st.Coarsened < coarsenBatch {
 			return total, err
 		}
 		if st.GPUs == 0 {
@@ -95,7 +96,7 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 	// same locks.
 	rand.Shuffle(len(heads), func(i, j int) { heads[i], heads[j] = heads[j], heads[i] })
 	for _, h := range heads {
-		var read, written int
+		var read, written, sealed int
 		action, w := engine.Plan(h.Head, newest, force)
 		switch action {
 		case engine.Wait:
@@ -103,11 +104,25 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 		case engine.MergeHead:
 			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (int, int, error) { return s.mergeHead(ctx, tx, h.device) })
 		case engine.SealBlock:
-			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (int, int, error) { return s.sealWindow(ctx, tx, h.device, w) })
+			// A backlog (an import, a collector back after an outage) has many windows over:
+			// those of the day a pass, in one transaction that writes the day's 5-minute row
+			// once, rather than a window a pass and the row again for each.
+			ws := []engine.Window{w}
+			for next := w; ; ws = append(ws, next) {
+				next = engine.Window{Start: next.End, End: next.End + engine.BlockSpan.Microseconds()}
+				if engine.Tiers[0].SpanOf(next.Start) != engine.Tiers[0].SpanOf(w.Start) || next.Start > h.MaxTS ||
+					!force && next.End+engine.SealAfter.Microseconds() > newest {
+					break
+				}
+			}
+			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (r, w int, err error) {
+				sealed, r, w, err = s.sealWindows(ctx, tx, h.device, ws)
+				return r, w, err
+			})
 		}
 		switch err = classify(err); {
 		case err == nil:
-			st.add(read, written, action == engine.SealBlock)
+			st.add(read, written, sealed)
 		case errors.Is(err, errBusy):
 			st.Busy++
 		case errors.Is(err, telemetry.ErrUnavailable) || ctx.Err() != nil:
@@ -124,6 +139,16 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 		return st, classify(fmt.Errorf("write the tiers of windows sealed before them: %w", err))
 	}
 	st.More = st.More || st.Backfilled == backfillBatch
+	headsFrom := make(map[int32]int64, len(heads))
+	for _, h := range heads {
+		headsFrom[h.device] = h.MinTS
+	}
+	coarsened, busy, err := s.coarsenDays(ctx, headsFrom, newest, force)
+	st.Coarsened, st.Busy = coarsened, st.Busy+busy
+	if err != nil {
+		return st, classify(fmt.Errorf("write the days over into the coarser tiers: %w", err))
+	}
+	st.More = st.More || st.Coarsened == coarsenBatch
 	if st.Folded, err = s.foldBatches(ctx, force); err != nil {
 		return st, classify(fmt.Errorf("fold the ledger of batches: %w", err))
 	}
@@ -246,20 +271,48 @@ func (s *Store) mergeHead(ctx context.Context, tx *sql.Tx, device int32) (read, 
 	return s.replaceChunks(ctx, tx, device, old, merged, repeats)
 }
 
-// sealWindow re-cuts every chunk of a device overlapping w into the window's blocks, and
-// head chunks for the points outside it.
-func (s *Store) sealWindow(ctx context.Context, tx *sql.Tx, device int32, w engine.Window) (read, written int, err error) {
+// sealWindows re-cuts every chunk of a device overlapping each of ws — windows of one day,
+// in order — into the window's blocks, and head chunks for the points outside it, and
+// writes their buckets into the day's 5-minute row. A window after the first is left as it
+// is unless a head chunk is among its chunks (it is sealed already, or empty). It returns
+// how many windows it sealed.
+func (s *Store) sealWindows(ctx context.Context, tx *sql.Tx, device int32, ws []engine.Window) (sealed, read, written int, err error) {
 	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
-	old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
-		AND min_ts > ?`, device, ts(w.End), ts(w.Start), ts(w.Start-engine.MaxSpan.Microseconds()))
-	if err != nil || len(old.ids) == 0 {
-		return 0, 0, err
+	var (
+		done    []engine.Window
+		buckets []engine.Bucket
+	)
+	for i, w := range ws {
+		if i > 0 {
+			var heads int
+			if err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT count(*) FROM chunks WHERE gpu_id = ? AND `+s.dialect.unsealed+`
+				AND min_ts < ? AND max_ts >= ?`), device, ts(w.End), ts(w.Start)).Scan(&heads); err != nil {
+				return 0, 0, 0, err
+			}
+			if heads == 0 {
+				continue
+			}
+		}
+		old, err := s.readChunks(ctx, tx, `SELECT id, data FROM chunks WHERE gpu_id = ? AND min_ts < ? AND max_ts >= ?
+			AND min_ts > ?`, device, ts(w.End), ts(w.Start), ts(w.Start-engine.MaxSpan.Microseconds()))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if len(old.ids) == 0 {
+			continue
+		}
+		chunks, bs, repeats := engine.Seal(device, w, old.pts)
+		r, wr, err := s.replaceChunks(ctx, tx, device, old, chunks, repeats)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		read, written = read+r, written+wr
+		done, buckets = append(done, w), append(buckets, bs...)
 	}
-	chunks, buckets, repeats := engine.Seal(device, w, old.pts)
-	if read, written, err = s.replaceChunks(ctx, tx, device, old, chunks, repeats); err != nil {
-		return 0, 0, err
+	if len(done) == 0 {
+		return 0, 0, 0, nil
 	}
-	return read, written, s.writeRollups(ctx, tx, device, w, buckets)
+	return len(done), read, written, s.writeRollups(ctx, tx, device, done, buckets)
 }
 
 // readChunks reads and decodes the chunks a query selects (id and data).

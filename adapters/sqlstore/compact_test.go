@@ -462,7 +462,7 @@ func TestCompactionShrinksHeadsAfterABacklog(t *testing.T) {
 func TestCompactedHeadsGiveTheirSpaceBack(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, sqlstoretest.PostgresURL(t))
-	s.ShrinkHeadsOver(256 << 10)
+	s.ShrinkHeadsOver(64 << 10) // below it, the table's free space is left to later rows
 	gpus := compactFleet(20)
 	writeTicks(t, s, "a", gpus, 5, 0, 4*360, 6)
 	heads, err := s.TableBytes(ctx, "chunks_heads")

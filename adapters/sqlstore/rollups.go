@@ -15,43 +15,125 @@ import (
 // The downsampled tiers, the I/O of them (the engine computes them: engine/rollup.go). A
 // row holds a device's buckets of a tier over a span of it — a day of 5-minute buckets, a
 // week of hourly ones — long enough for PostgreSQL to compress it (rows under 2 kB are
-// stored as they are), short enough that rewriting it as each window seals stays cheap.
-// Sealing a window replaces, in the sealing transaction, the window's buckets in its day's
-// 5-minute row, and that day's buckets in the hourly row, computed again from the day's
-// 5-minute buckets. Each part of a row is a function of the samples
+// stored as they are), short enough that rewriting it stays cheap. Sealing a window
+// replaces, in the sealing transaction, the window's buckets in its day's 5-minute row,
+// and marks the row not coarsened; once the day is over, a compaction pass writes the day
+// into each coarser row, computed again from its 5-minute buckets, and marks it coarsened
+// (coarsenDays). So a week's hourly row is written about once a day, not at each of its 84
+// windows, each write leaving a dead copy behind until vacuum; reads take the days not
+// coarsened yet from the 5-minute rows. Each part of a row is a function of the samples
 // stored, replaced whole, never added to, so a batch sent twice or a second collector never
 // counts a bucket twice. A 5-minute row also says which of its day's windows it holds
 // (covered, a bit a window), which reads and the backfill of older windows go by.
 
-// writeRollups writes the rows of every tier for a device's window just sealed, whose
-// finest buckets are given.
-func (s *Store) writeRollups(ctx context.Context, tx *sql.Tx, device int32, w engine.Window, buckets []engine.Bucket) error {
+// writeRollups writes a device's windows just sealed — of one day — whose finest buckets
+// are given, into the day's row of the finest tier.
+func (s *Store) writeRollups(ctx context.Context, tx *sql.Tx, device int32, ws []engine.Window, buckets []engine.Bucket) error {
 	floors, err := s.rollupFloors(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("read where retention cut the tiers: %w", err)
 	}
-	// The window in its day's row of the finest tier.
 	fine := engine.Tiers[0]
-	day := fine.SpanOf(w.Start)
+	day := fine.SpanOf(ws[0].Start)
 	if day < floors[fine.Step] {
 		return nil // a day retention has cut: what is left of it stays as it is
 	}
-	dayBuckets, err := s.replaceInRollup(ctx, tx, fine, device, day, w.Start, w.End, buckets, windowBit(day, w.Start))
-	if err != nil {
+	var covered int64
+	for _, w := range ws {
+		covered |= windowBit(day, w.Start)
+	}
+	if _, err := s.replaceInRollup(ctx, tx, fine, device, day, ws, buckets, covered); err != nil {
 		return fmt.Errorf("write the %s row: %w", fine.Step, err)
 	}
-	// The day in each coarser tier's row, from the day's finest buckets.
-	for _, tier := range engine.Tiers[1:] {
-		start := tier.SpanOf(w.Start)
-		if start < floors[tier.Step] {
-			return nil
+	return nil
+}
+
+// coarsenBatch bounds the days a pass of coarsenDays writes.
+const coarsenBatch = 256
+
+// coarsenDays writes into the coarser tiers' rows the days whose finest row changed since
+// they were last written there, of those before the day of newest (all when force) whose
+// device has no head chunk before the day's end (headsFrom: the earliest point of a
+// device's head chunks) — a day is written once all its windows are sealed, not as each
+// is — oldest first, at most coarsenBatch, and returns how many it wrote and how many it
+// left to another process sealing their device.
+func (s *Store) coarsenDays(ctx context.Context, headsFrom map[int32]int64, newest int64, force bool) (done, busy int, err error) {
+	fine := engine.Tiers[0]
+	query, args := `SELECT gpu_id, start FROM rollups WHERE coarsened = false AND step = ?`, []any{int(fine.Step / time.Second)}
+	if !force && newest != 0 { // else nothing is coming in: every day is over
+		query, args = query+` AND start < ?`, append(args, s.dialect.ts(time.UnixMicro(fine.SpanOf(newest))))
+	}
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(query+` ORDER BY start LIMIT ?`), append(args, coarsenBatch)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	type day struct {
+		device int32
+		start  int64
+	}
+	var days []day
+	for rows.Next() {
+		var d day
+		var start timestamp
+		if err := rows.Scan(&d.device, &start); err != nil {
+			rows.Close()
+			return 0, 0, err
 		}
-		end := day + fine.Span.Microseconds()
-		if _, err := s.replaceInRollup(ctx, tx, tier, device, start, day, end, engine.Coarsen(dayBuckets, tier.Step), 0); err != nil {
-			return fmt.Errorf("write the %s row: %w", tier.Step, err)
+		d.start = start.UnixMicro()
+		days = append(days, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	for _, d := range days {
+		if from, ok := headsFrom[d.device]; ok && from < d.start+fine.Span.Microseconds() {
+			continue
+		}
+		read, _, err := s.inTx(ctx, d.device, func(tx *sql.Tx) (int, int, error) { return s.coarsenDay(ctx, tx, d.device, d.start) })
+		switch {
+		case errors.Is(err, errBusy):
+			busy++ // the device is being sealed: a later pass comes back to it
+		case err != nil:
+			return done, busy, err
+		}
+		done += read
+	}
+	return done, busy, nil
+}
+
+// coarsenDay writes a device's day of the finest tier into the coarser tiers' rows, if it
+// is still to be, and marks it done.
+func (s *Store) coarsenDay(ctx context.Context, tx *sql.Tx, device int32, day int64) (int, int, error) {
+	fine := engine.Tiers[0]
+	step, at := int(fine.Step/time.Second), s.dialect.ts(time.UnixMicro(day))
+	var data []byte
+	err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT data FROM rollups WHERE step = ? AND gpu_id = ? AND start = ? AND coarsened = false`),
+		step, device, at).Scan(&data)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, 0, nil // done by another process since the pass began
+	case err != nil:
+		return 0, 0, err
+	}
+	buckets, err := engine.DecodeRollup(data, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	floors, err := s.rollupFloors(ctx, tx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read where retention cut the tiers: %w", err)
+	}
+	for _, tier := range engine.Tiers[1:] {
+		if start := tier.SpanOf(day); start >= floors[tier.Step] {
+			whole := []engine.Window{{Start: day, End: day + fine.Span.Microseconds()}}
+			if _, err := s.replaceInRollup(ctx, tx, tier, device, start, whole, engine.Coarsen(buckets, tier.Step), 0); err != nil {
+				return 0, 0, fmt.Errorf("write the %s row: %w", tier.Step, err)
+			}
 		}
 	}
-	return nil
+	_, err = tx.ExecContext(ctx, s.dialect.rebind(`UPDATE rollups SET coarsened = ? WHERE step = ? AND gpu_id = ? AND start = ?`), true, step, device, at)
+	return 1, 0, err
 }
 
 // windowBit is a window's bit in its day's covered mask.
@@ -59,9 +141,9 @@ func windowBit(day, window int64) int64 {
 	return 1 << ((window - day) / engine.BlockSpan.Microseconds())
 }
 
-// replaceInRollup replaces the buckets of [from, to) in a tier's row of a device and span
-// with buckets, sets the bits of covered in its mask, and returns every bucket of the row.
-func (s *Store) replaceInRollup(ctx context.Context, tx *sql.Tx, tier engine.Tier, device int32, start, from, to int64,
+// replaceInRollup replaces the buckets of spans in a tier's row of a device and span with
+// buckets, sets the bits of covered in its mask, and returns every bucket of the row.
+func (s *Store) replaceInRollup(ctx context.Context, tx *sql.Tx, tier engine.Tier, device int32, start int64, spans []engine.Window,
 	buckets []engine.Bucket, covered int64) ([]engine.Bucket, error) {
 	step, at := int(tier.Step/time.Second), s.dialect.ts(time.UnixMicro(start))
 	var (
@@ -80,16 +162,21 @@ func (s *Store) replaceInRollup(ctx context.Context, tx *sql.Tx, tier engine.Tie
 			return nil, err
 		}
 	}
-	row = slices.DeleteFunc(row, func(b engine.Bucket) bool { return b.Start >= from && b.Start < to })
+	row = slices.DeleteFunc(row, func(b engine.Bucket) bool {
+		return slices.ContainsFunc(spans, func(w engine.Window) bool { return w.Holds(b.Start) })
+	})
 	row = append(row, buckets...)
 	slices.SortStableFunc(row, func(a, b engine.Bucket) int { return cmp.Compare(a.Start, b.Start) })
 	var samples int64
 	for i := range row {
 		samples += row[i].Count
 	}
-	_, err = tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO rollups (step, gpu_id, start, samples, covered, data) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (step, gpu_id, start) DO UPDATE SET samples = excluded.samples, covered = excluded.covered, data = excluded.data`),
-		step, device, at, samples, mask|covered, engine.EncodeRollup(row))
+	// A finest row is to be written into the coarser ones again; those have nothing to.
+	coarsened := tier.Step != engine.Tiers[0].Step
+	_, err = tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO rollups (step, gpu_id, start, samples, covered, coarsened, data) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (step, gpu_id, start) DO UPDATE SET samples = excluded.samples, covered = excluded.covered, coarsened = excluded.coarsened,
+			data = excluded.data`),
+		step, device, at, samples, mask|covered, coarsened, engine.EncodeRollup(row))
 	return row, err
 }
 
@@ -256,7 +343,7 @@ func (s *Store) backfillRollups(ctx context.Context) (int, error) {
 					in = append(in, p)
 				}
 			}
-			return len(old.ids), 0, s.writeRollups(ctx, tx, t.device, t.w, engine.RollupBlocks(in))
+			return len(old.ids), 0, s.writeRollups(ctx, tx, t.device, []engine.Window{t.w}, engine.RollupBlocks(in))
 		})
 		if errors.Is(err, errBusy) {
 			continue // another process compacts the device: a later pass comes back to it

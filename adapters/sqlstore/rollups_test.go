@@ -131,6 +131,63 @@ func TestTiersCountEverySampleOnce(t *testing.T) {
 	})
 }
 
+// A day is written into the hourly tier once it is over, not as each of its twelve windows
+// seals (each write of a week's row left a dead copy of it behind); until then, reads at
+// the hourly step take it from its 5-minute row. Points arriving late write it again.
+func TestHourlyTierTakesADayOnceItIsOver(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		gpus := compactFleet(3)
+		// And one that stops at four in the morning of the second day: its windows of that
+		// day all sealed, the day not over.
+		quiet := telemetry.GPU{UUID: "GPU-quiet", Hostname: "host-q"}
+		compactAll := func() (coarsened int) {
+			for {
+				st, err := s.Compact(ctx)
+				require.NoError(t, err)
+				coarsened += st.Coarsened
+				if st.GPUs == 0 && st.Coarsened == 0 {
+					return coarsened
+				}
+			}
+		}
+		requireHourlyMatchRaw := func() {
+			t.Helper()
+			keys := []string{gpus[0].UUID, quiet.UUID}
+			for _, key := range keys {
+				raw := exportAll(t, s, telemetry.SampleQuery{GPU: key})
+				require.NotEmpty(t, raw)
+				want := rawBuckets(raw, time.Hour)
+				got := 0
+				require.NoError(t, s.Summaries(ctx, telemetry.SummaryQuery{GPUs: []string{key}, Step: time.Hour,
+					Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(30*time.Hour - time.Microsecond)}}, func(ss telemetry.SummarySeries) error {
+					for _, b := range ss.Summaries {
+						w := want[bucketKey{ss.Metric, ss.Pod, time.UnixMicro(b.Start).UTC()}]
+						require.NotNil(t, w, "an hour no sample is in")
+						assert.Equal(t, w.Count, b.Count)
+						assert.InDelta(t, w.Sum, b.Sum, 1e-9*math.Abs(w.Sum))
+						got++
+					}
+					return nil
+				}))
+				assert.Equal(t, len(want), got, "every hour of %s", key)
+			}
+		}
+		writeTicks(t, s, "d", gpus, 2, 0, 30*360, 60) // a day, and six hours of the next
+		writeTicks(t, s, "q", []telemetry.GPU{quiet}, 2, 0, 28*360, 60)
+		gpus = append(gpus, quiet)
+		assert.Equal(t, len(gpus), compactAll(), "the first day of each GPU, once, at the end of its windows")
+		second, _, err := s.RollupsOf(ctx, time.Hour, gpus[0].UUID, compactT0.Add(24*time.Hour), compactT0.Add(30*time.Hour))
+		require.NoError(t, err)
+		assert.Empty(t, second, "the day still going is not in the hourly rows")
+		requireHourlyMatchRaw()
+
+		writeTicksShifted(t, s, "late", gpus, 2, 360, 30, 30, 5*time.Second) // into the first day's second hour
+		assert.Equal(t, len(gpus), compactAll(), "the first day again, once")
+		requireHourlyMatchRaw()
+	})
+}
+
 // Two collectors, each with its own store, compact the same database at once.
 func TestTiersOfTwoCollectors(t *testing.T) {
 	url := sqlstoretest.PostgresURL(t)

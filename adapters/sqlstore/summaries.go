@@ -15,8 +15,9 @@ import (
 // answered from the tier when it holds them whole — sealed, in their day's 5-minute row,
 // and no head chunk since (points that came late) — and from the samples otherwise: the
 // window still open, a window sealed before the tiers existed, and a window whose buckets
-// the range cuts. Of the hourly tier, a day with such a window is answered from its
-// 5-minute buckets and the samples, coarsened. So the answer is the samples' wherever they are
+// the range cuts. Of the hourly tier, a day with such a window, or not written into it yet
+// (a day is, once it is over), is answered from its 5-minute buckets and the samples,
+// coarsened. So the answer is the samples' wherever they are
 // kept, and the tier's where they are not.
 
 // SummarySteps are the steps of the tiers, finest first.
@@ -96,7 +97,7 @@ func (s *Store) Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func
 // all the devices.
 func (s *Store) groupSummaries(ctx context.Context, tier int, ids []int32, keys map[int32]string, metrics []string, keep map[int32]bool,
 	lo, hi int64) (map[int32][]engine.Bucket, error) {
-	dirty, err := s.dirtyWindows(ctx, ids, lo, hi, engine.Tiers[tier].Step.Microseconds())
+	dirty, uncoarsened, err := s.dirtyWindows(ctx, ids, lo, hi, engine.Tiers[tier].Step.Microseconds(), tier > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -119,16 +120,23 @@ func (s *Store) groupSummaries(ctx context.Context, tier int, ids []int32, keys 
 				days[dayOf(w)] = true
 			}
 		}
+		for _, ds := range uncoarsened {
+			for day := range ds {
+				days[day] = true
+			}
+		}
 		if fine, err = s.readRollupDays(ctx, engine.Tiers[0], ids, days, lo, hi, keep); err != nil {
 			return nil, err
 		}
 		for _, id := range ids {
-			// A day whose finest row retention deleted keeps its coarse buckets, but those of
-			// its dirty windows (a bucket the range cuts: the answer warns of it).
+			// A day with a dirty window, or not in the coarse row yet, is taken from its
+			// finest row; one whose finest row retention deleted keeps its coarse buckets, but
+			// those of its dirty windows (a bucket the range cuts: the answer warns of it).
 			fromFine := map[int64]bool{}
+			fromFineRow := func(day int64) bool { return uncoarsened[id][day] || hasWindowIn(dirty[id], day) }
 			fine[id] = slices.DeleteFunc(fine[id], func(b engine.Bucket) bool {
 				day := dayOf(b.Start)
-				if !hasWindowIn(dirty[id], day) { // dirty for another device only
+				if !fromFineRow(day) { // for another device only
 					return true
 				}
 				fromFine[day] = true
@@ -136,7 +144,7 @@ func (s *Store) groupSummaries(ctx context.Context, tier int, ids []int32, keys 
 			})
 			out[id] = slices.DeleteFunc(out[id], func(b engine.Bucket) bool {
 				day := dayOf(b.Start)
-				return hasWindowIn(dirty[id], day) && (fromFine[day] || dirty[id][engine.WindowOf(b.Start).Start])
+				return fromFineRow(day) && (fromFine[day] || dirty[id][engine.WindowOf(b.Start).Start])
 			})
 		}
 	}
@@ -187,9 +195,10 @@ func hasWindowIn(windows map[int64]bool, day int64) bool {
 
 // dirtyWindows returns, by device, the starts of the devices' windows over [lo, hi) that
 // their tier does not hold whole: with a head chunk, sealed without a 5-minute row, or cut
-// by the range within a bucket of step.
-func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int64) (map[int32]map[int64]bool, error) {
-	dirty := make(map[int32]map[int64]bool, len(ids))
+// by the range within a bucket of step; and, when coarse, the starts of the days whose
+// 5-minute row is not in the coarser tiers yet.
+func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int64, coarse bool) (dirty, uncoarsened map[int32]map[int64]bool, err error) {
+	dirty = make(map[int32]map[int64]bool, len(ids))
 	for _, id := range ids {
 		dirty[id] = map[int64]bool{}
 		if lo%step != 0 {
@@ -204,7 +213,7 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 		WHERE gpu_id IN (`+placeholders(len(ids))+`) AND min_ts < ? AND min_ts >= ? AND max_ts >= ?`),
 		append(toAny(ids), ts(hi), ts(lo-engine.MaxSpan.Microseconds()), ts(lo))...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	sealed := map[int32]map[int64]bool{}
@@ -213,7 +222,7 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 		var minTS, maxTS timestamp
 		var isSealed bool
 		if err := rows.Scan(&id, &minTS, &maxTS, &isSealed); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		first, last := engine.WindowOf(minTS.UnixMicro()).Start, engine.WindowOf(maxTS.UnixMicro()).Start
 		for w := first; w <= last; w += engine.BlockSpan.Microseconds() {
@@ -228,29 +237,41 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(sealed) == 0 {
-		return dirty, nil
+	if len(sealed) == 0 && !coarse {
+		return dirty, nil, nil
 	}
-	// Each sealed window needs its day's 5-minute row to hold it.
-	withSealed := make([]int32, 0, len(sealed))
-	for id := range sealed {
-		withSealed = append(withSealed, id)
+	// Each sealed window needs its day's 5-minute row to hold it; each day of a coarser
+	// tier, that row written into it (retention may have deleted the samples of the day).
+	withRows := ids
+	if !coarse {
+		withRows = make([]int32, 0, len(sealed))
+		for id := range sealed {
+			withRows = append(withRows, id)
+		}
 	}
-	rows, err = s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), start, covered FROM rollups
-		WHERE step = ? AND gpu_id IN (`+placeholders(len(withSealed))+`) AND start >= ? AND start < ?`),
-		append(append([]any{int(engine.Tiers[0].Step / time.Second)}, toAny(withSealed)...), ts(engine.Tiers[0].SpanOf(lo)), ts(hi))...)
+	rows, err = s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), start, covered, coarsened FROM rollups
+		WHERE step = ? AND gpu_id IN (`+placeholders(len(withRows))+`) AND start >= ? AND start < ?`),
+		append(append([]any{int(engine.Tiers[0].Step / time.Second)}, toAny(withRows)...), ts(engine.Tiers[0].SpanOf(lo)), ts(hi))...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
+	uncoarsened = map[int32]map[int64]bool{}
 	for rows.Next() {
 		var id int64
 		var start timestamp
 		var covered int64
-		if err := rows.Scan(&id, &start, &covered); err != nil {
-			return nil, err
+		var coarsened bool
+		if err := rows.Scan(&id, &start, &covered, &coarsened); err != nil {
+			return nil, nil, err
+		}
+		if !coarsened {
+			if uncoarsened[int32(id)] == nil {
+				uncoarsened[int32(id)] = map[int64]bool{}
+			}
+			uncoarsened[int32(id)][start.UnixMicro()] = true
 		}
 		for day, w := start.UnixMicro(), int64(0); covered != 0; w, covered = w+1, covered>>1 {
 			if covered&1 == 1 {
@@ -259,14 +280,14 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for id, ws := range sealed {
 		for w := range ws {
 			dirty[id][w] = true
 		}
 	}
-	return dirty, nil
+	return dirty, uncoarsened, nil
 }
 
 // mergeWindows returns the windows as spans [from, to) cut to [lo, hi), adjacent ones

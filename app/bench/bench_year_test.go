@@ -183,7 +183,8 @@ type yearStore struct {
 }
 
 // pipelineYear runs mode all with the production defaults into a fresh database, sends
-// payloads, waits until every sample is stored and two retention passes have run since, and
+// payloads, waits until every sample is stored, compaction has caught up and two retention
+// passes have run since, and
 // measures the tables as a user finds them (no VACUUM). The workload recorder is off: its
 // sums are measured apart (BenchmarkMonthOfUsage).
 func pipelineYear(b *testing.B, payloads [][]byte, total int64) yearStore {
@@ -212,26 +213,39 @@ func pipelineYear(b *testing.B, payloads [][]byte, total int64) yearStore {
 		30*time.Minute, time.Second, "pipeline: every sample stored")
 	r := yearStore{rate: float64(total) / time.Since(start).Seconds()}
 	fmt.Printf("pipeline: %d samples stored after %s\n", total, time.Since(start).Round(time.Millisecond))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(b, err)
+	defer conn.Close(ctx)
+	// Compaction catches up with the backlog (a window a device and transaction), then
+	// retention passes over what it sealed.
+	caughtUp := time.Now()
+	require.Eventually(b, func() bool {
+		var behind int64
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM chunks_heads WHERE max_ts < (SELECT max(max_ts) FROM chunks_heads) - interval '4 hours'`).Scan(&behind)
+		return err == nil && behind == 0
+	}, 60*time.Minute, 5*time.Second, "pipeline: compaction caught up")
+	fmt.Printf("pipeline: compaction caught up %s after the last sample was stored\n", time.Since(caughtUp).Round(time.Second))
 	passes := counter("telemetry_retention_passes_total")
 	require.Eventually(b, func() bool { return counter("telemetry_retention_passes_total") >= passes+2 },
 		5*time.Minute, time.Second, "pipeline: retention passes after the last sample")
 	p.Signal(syscall.SIGTERM)
 	<-p.Done
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	require.NoError(b, err)
-	defer conn.Close(ctx)
 	var all, rollups int64
 	require.NoError(b, conn.QueryRow(ctx, `SELECT
 		(SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = current_schema() AND c.relkind = 'r'),
 		(SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('chunks') WHERE isleaf),
 		pg_total_relation_size('rollups')`).Scan(&all, &r.raw, &rollups))
+	var oldestFine, oldestCoarse *time.Time
 	require.NoError(b, conn.QueryRow(ctx, `SELECT
 		coalesce($1 * sum(pg_column_size(data)) FILTER (WHERE step = 300) / nullif(sum(pg_column_size(data)), 0), 0),
-		coalesce(min(start) FILTER (WHERE step = 300), 'infinity'), coalesce(min(start) FILTER (WHERE step = 3600), 'infinity'),
-		(SELECT min(min_ts) FROM chunks) FROM rollups`, rollups).Scan(&r.fine, &r.oldestFine, &r.oldestCoarse, &r.oldestRaw))
+		min(start) FILTER (WHERE step = 300), min(start) FILTER (WHERE step = 3600), (SELECT min(min_ts) FROM chunks) FROM rollups`,
+		rollups).Scan(&r.fine, &oldestFine, &oldestCoarse, &r.oldestRaw))
+	require.NotNil(b, oldestFine, "rows of the 5-minute tier")
+	require.NotNil(b, oldestCoarse, "rows of the hourly tier")
+	r.oldestFine, r.oldestCoarse = *oldestFine, *oldestCoarse
 	r.coarse, r.rest = rollups-r.fine, all-r.raw-rollups
 	var tables []string
 	rows, err := conn.Query(ctx, `SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c

@@ -1,0 +1,2 @@
+DROP INDEX rollups_uncoarsened_idx;
+ALTER TABLE rollups DROP COLUMN coarsened;
