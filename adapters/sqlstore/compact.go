@@ -60,8 +60,8 @@ func (s *Store) Compact(ctx context.Context) (CompactStats, error) { return s.co
 
 // Seal compacts until every head chunk is in a block, windows still open included, every
 // batch's row is folded into its window's and every day is in the coarser tiers: what a
-// benchmark measuring the store's size, or a test of blocks, wants. Points arriving later reopen the blocks of their
-// windows.
+// benchmark measuring the store's size, or a test of blocks, wants. Points arriving later
+// reopen the blocks of their windows.
 func (s *Store) Seal(ctx context.Context) (CompactStats, error) {
 	var total CompactStats
 	for {
@@ -115,9 +115,9 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 					break
 				}
 			}
-			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (r, w int, err error) {
-				sealed, r, w, err = s.sealWindows(ctx, tx, h.device, ws)
-				return r, w, err
+			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (r, wr int, err error) {
+				sealed, r, wr, err = s.sealWindows(ctx, tx, h.device, ws)
+				return r, wr, err
 			})
 		}
 		switch err = classify(err); {
@@ -396,13 +396,13 @@ func (s *Store) Compactor(ctx context.Context, interval time.Duration) error {
 			return nil
 		case err != nil:
 			s.log.WarnContext(ctx, "compaction failed, retrying", "retry_in", interval, "err", err)
-		case st.GPUs > 0 || st.Folded > 0 || st.Backfilled > 0:
+		case st.GPUs > 0 || st.Folded > 0 || st.Backfilled > 0 || st.Coarsened > 0:
 			level := slog.LevelDebug
 			if elapsed >= time.Second {
 				level = slog.LevelInfo
 			}
 			s.log.Log(ctx, level, "compacted chunks", "gpus", st.GPUs, "sealed", st.Sealed, "read", st.ChunksRead,
-				"written", st.ChunksWritten, "batches_folded", st.Folded, "tier_windows_backfilled", st.Backfilled, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
+				"written", st.ChunksWritten, "batches_folded", st.Folded, "tier_windows_backfilled", st.Backfilled, "tier_days_coarsened", st.Coarsened, "more", st.More, "elapsed", elapsed.Round(time.Millisecond))
 		}
 		if err == nil && st.More {
 			continue
