@@ -167,9 +167,10 @@ const shrinkHeadsOver = 8 << 20
 // window or two of head chunks, megabytes, rewritten in a blink) when it takes more than
 // four times its rows and shrinkHeadsOver; the lock it takes is waited for briefly, then
 // left to the next pass. empty says the pass found no head chunk; otherwise the rows are
-// summed (a scan of megabytes) after a pass that sealed windows, which is what frees space.
+// summed (a scan of megabytes) after a pass that sealed windows, which is what frees space,
+// or when the last attempt found the table busy.
 func (s *Store) shrinkHeads(ctx context.Context, empty, sealed bool) error {
-	if s.dialect.name != "postgres" || !empty && !sealed {
+	if s.dialect.name != "postgres" || !empty && !sealed && !s.shrinkHeadsPending.Load() {
 		return nil
 	}
 	over := cmp.Or(s.shrinkHeadsOver, shrinkHeadsOver)
@@ -193,10 +194,12 @@ func (s *Store) shrinkHeads(ctx context.Context, empty, sealed bool) error {
 		return err
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `RESET lock_timeout`)
-	if _, err := conn.ExecContext(ctx, `VACUUM FULL chunks_heads`); err != nil && !isLockTimeout(err) {
-		return err
+	_, err = conn.ExecContext(ctx, `VACUUM FULL chunks_heads`)
+	s.shrinkHeadsPending.Store(isLockTimeout(err)) // busy (autovacuum, a long read): the next pass tries again
+	if isLockTimeout(err) {
+		return nil
 	}
-	return nil // busy: the next pass tries again
+	return err
 }
 
 type deviceHead struct {

@@ -85,8 +85,9 @@ type Store struct {
 	maintMu sync.Mutex
 	maint   MaintenanceStats
 
-	shrinkHeadsOver int64       // compact.go: shrinkHeadsOver, but for tests
-	backfilled      atomic.Bool // rollups.go: no sealed window lacks its tiers' rows
+	shrinkHeadsOver    int64       // compact.go: shrinkHeadsOver, but for tests
+	shrinkHeadsPending atomic.Bool // compact.go: the last shrink of chunks_heads found it busy
+	backfilled         atomic.Bool // rollups.go: no sealed window lacks its tiers' rows
 }
 
 // MaintenanceStats counts what this process's Compactor and Pruner did.
