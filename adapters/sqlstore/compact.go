@@ -115,6 +115,7 @@ func (s *Store) compact(ctx context.Context, force bool) (CompactStats, error) {
 					break
 				}
 			}
+			s.partitionPast(ctx, ws[0].Start, ws[len(ws)-1].End)
 			read, written, err = s.inTx(ctx, h.device, func(tx *sql.Tx) (r, wr int, err error) {
 				sealed, r, wr, err = s.sealWindows(ctx, tx, h.device, ws)
 				return r, wr, err

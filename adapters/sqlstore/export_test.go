@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -120,3 +121,8 @@ func (s *Store) RollupBytes(ctx context.Context) (int64, error) {
 
 // CompactLock is the first key of the advisory lock compaction takes on a device.
 const CompactLock = compactLock
+
+// QueryRow runs a query of the test's own.
+func (s *Store) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.sqlDB.QueryRowContext(ctx, query, args...)
+}

@@ -194,7 +194,7 @@ func (s *Store) Cutoffs(ctx context.Context, r Retention, now time.Time) (Cutoff
 
 // Pruner runs Prune every interval until ctx ends, at the Cutoffs of retention, logging what
 // it deleted and, retrying at the next interval, what failed; and before each, on
-// PostgreSQL, EnsurePartitions. What its first pass deletes was mostly stored before the
+// PostgreSQL, EnsurePartitions, and tells the compactor which PastPartitions to make. What its first pass deletes was mostly stored before the
 // process started — an import of old data, often — and is logged as a warning, with the
 // count.
 func (s *Store) Pruner(ctx context.Context, retention Retention, interval time.Duration, now func() time.Time) error {
@@ -205,6 +205,9 @@ func (s *Store) Pruner(ctx context.Context, retention Retention, interval time.D
 		}
 		cutoffs, err := s.Cutoffs(ctx, retention, now())
 		before := cutoffs.Raw
+		if err == nil && retention.Raw > 0 {
+			s.PastPartitions(span, before)
+		}
 		var st PruneStats
 		if err == nil {
 			st, err = s.Prune(ctx, cutoffs)

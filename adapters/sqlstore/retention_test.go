@@ -143,6 +143,40 @@ func TestRetentionBoundsEveryTableAndGivesSpaceBack(t *testing.T) {
 	})
 }
 
+// An import of past days is sealed into partitions of their own, made as the compactor
+// reaches them, so that retention drops each day whole when it expires, and no block lands
+// in chunks_default but those of days already past the cutoff.
+func TestPastDaysAreSealedIntoTheirPartitions(t *testing.T) {
+	s := open(t, sqlstoretest.PostgresURL(t))
+	ctx := context.Background()
+	day := 24 * time.Hour
+	perDay := int64(8640 * 2 * 2) // ticks of 10 s, GPUs, metrics
+	writeTicks(t, s, "import", compactFleet(2), 2, 0, 3*8640, 360)
+	// Samples are kept from the second day on: the first's blocks are not worth a partition.
+	s.PastPartitions(day, compactT0.Add(day))
+	_, err := s.Seal(ctx)
+	require.NoError(t, err)
+
+	parts, err := s.Partitions(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, [][2]time.Time{{compactT0.Add(day), compactT0.Add(2 * day)}, {compactT0.Add(2 * day), compactT0.Add(3 * day)}}, parts)
+	var inDefault, beforeFloor int64
+	require.NoError(t, s.QueryRow(ctx, `SELECT coalesce(sum(samples), 0), coalesce(sum(samples) FILTER (WHERE max_ts < $1), 0) FROM chunks_default`,
+		compactT0.Add(day)).Scan(&inDefault, &beforeFloor))
+	assert.Equal(t, perDay, inDefault, "the first day's blocks, and only they, are in chunks_default")
+	assert.Equal(t, inDefault, beforeFloor)
+
+	st, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: compactT0.Add(2 * day)})
+	require.NoError(t, err)
+	assert.Equal(t, 2*perDay, st.Samples, "two days expire")
+	parts, err = s.Partitions(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, [][2]time.Time{{compactT0.Add(2 * day), compactT0.Add(3 * day)}}, parts, "the second day's partition is dropped whole")
+	stats, err := s.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, perDay, stats.TotalSamples, "the last day is kept")
+}
+
 // Retention counts back from the newest sample, never from later than now.
 func TestCutoffFollowsTheNewestSample(t *testing.T) {
 	bothStores(t, func(t *testing.T, s *sqlstore.Store) {

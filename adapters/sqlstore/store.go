@@ -88,6 +88,7 @@ type Store struct {
 	shrinkHeadsOver    int64       // compact.go: shrinkHeadsOver, but for tests
 	shrinkHeadsPending atomic.Bool // compact.go: the last shrink of chunks_heads found it busy
 	backfilled         atomic.Bool // rollups.go: no sealed window lacks its tiers' rows
+	past               pastPartitions
 }
 
 // MaintenanceStats counts what this process's Compactor and Pruner did.
