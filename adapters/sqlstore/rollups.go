@@ -58,6 +58,11 @@ const coarsenBatch = 256
 // is — oldest first, at most coarsenBatch, and returns how many it wrote and how many it
 // left to another process sealing their device.
 func (s *Store) coarsenDays(ctx context.Context, headsFrom map[int32]int64, newest int64, force bool) (done, busy int, err error) {
+	if !s.backfilled.Load() {
+		// Not before every sealed window is in its 5-minute row: reads take a day the coarser
+		// tiers hold for one whose blocks are all there (summaries.go).
+		return 0, 0, nil
+	}
 	fine := engine.Tiers[0]
 	query, args := `SELECT gpu_id, start FROM rollups WHERE coarsened = false AND step = ?`, []any{int(fine.Step / time.Second)}
 	if !force && newest != 0 { // else nothing is coming in: every day is over
@@ -354,6 +359,9 @@ func (s *Store) backfillRollups(ctx context.Context) (int, error) {
 		if read > 0 {
 			done++
 		}
+	}
+	if len(windows) < backfillBatch && done == len(windows) {
+		s.backfilled.Store(true) // these were the last
 	}
 	return done, nil
 }

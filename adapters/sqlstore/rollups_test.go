@@ -183,6 +183,8 @@ func TestHourlyTierTakesADayOnceItIsOver(t *testing.T) {
 		requireHourlyMatchRaw()
 
 		writeTicksShifted(t, s, "late", gpus, 2, 360, 30, 30, 5*time.Second) // into the first day's second hour
+		// The late points are head chunks in a day the hourly rows hold: read with them.
+		requireHourlyMatchRaw()
 		assert.Equal(t, len(gpus), compactAll(), "the first day again, once")
 		requireHourlyMatchRaw()
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/engine"
@@ -196,7 +197,10 @@ func hasWindowIn(windows map[int64]bool, day int64) bool {
 // dirtyWindows returns, by device, the starts of the devices' windows over [lo, hi) that
 // their tier does not hold whole: with a head chunk, sealed without a 5-minute row, or cut
 // by the range within a bucket of step; and, when coarse, the starts of the days whose
-// 5-minute row is not in the coarser tiers yet.
+// 5-minute row is not in the coarser tiers yet. For a coarser tier, the blocks of a day in
+// it are not listed: it is written there only once every block of the day is in its
+// 5-minute row (coarsenDays), so a month's question lists the blocks of a day or two, not
+// of the month.
 func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int64, coarse bool) (dirty, uncoarsened map[int32]map[int64]bool, err error) {
 	dirty = make(map[int32]map[int64]bool, len(ids))
 	for _, id := range ids {
@@ -208,79 +212,76 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 			dirty[id][engine.WindowOf(hi-1).Start] = true
 		}
 	}
-	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
-	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), min_ts, max_ts, sealed FROM chunks
-		WHERE gpu_id IN (`+placeholders(len(ids))+`) AND min_ts < ? AND min_ts >= ? AND max_ts >= ?`),
-		append(toAny(ids), ts(hi), ts(lo-engine.MaxSpan.Microseconds()), ts(lo))...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
 	sealed := map[int32]map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		var minTS, maxTS timestamp
-		var isSealed bool
-		if err := rows.Scan(&id, &minTS, &maxTS, &isSealed); err != nil {
-			return nil, nil, err
-		}
-		first, last := engine.WindowOf(minTS.UnixMicro()).Start, engine.WindowOf(maxTS.UnixMicro()).Start
+	note := func(id int32, minTS, maxTS int64, isSealed bool) {
+		first, last := engine.WindowOf(minTS).Start, engine.WindowOf(maxTS).Start
 		for w := first; w <= last; w += engine.BlockSpan.Microseconds() {
 			if !isSealed {
-				dirty[int32(id)][w] = true
+				dirty[id][w] = true
 				continue
 			}
-			if sealed[int32(id)] == nil {
-				sealed[int32(id)] = map[int64]bool{}
+			if sealed[id] == nil {
+				sealed[id] = map[int64]bool{}
 			}
-			sealed[int32(id)][w] = true
+			sealed[id][w] = true
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	if len(sealed) == 0 && !coarse {
-		return dirty, nil, nil
-	}
-	// Each sealed window needs its day's 5-minute row to hold it; each day of a coarser
-	// tier, that row written into it (retention may have deleted the samples of the day).
-	withRows := ids
+	whole := [][2]int64{{lo, hi}}
+	var days map[int32]map[int64]dayRow
 	if !coarse {
-		withRows = make([]int32, 0, len(sealed))
+		if err := s.listChunks(ctx, ids, whole, "", note); err != nil {
+			return nil, nil, err
+		}
+		if len(sealed) == 0 {
+			return dirty, nil, nil
+		}
+		// Each sealed window needs its day's 5-minute row to hold it.
+		withRows := make([]int32, 0, len(sealed))
 		for id := range sealed {
 			withRows = append(withRows, id)
 		}
-	}
-	rows, err = s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), start, covered, coarsened FROM rollups
-		WHERE step = ? AND gpu_id IN (`+placeholders(len(withRows))+`) AND start >= ? AND start < ?`),
-		append(append([]any{int(engine.Tiers[0].Step / time.Second)}, toAny(withRows)...), ts(engine.Tiers[0].SpanOf(lo)), ts(hi))...)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	uncoarsened = map[int32]map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		var start timestamp
-		var covered int64
-		var coarsened bool
-		if err := rows.Scan(&id, &start, &covered, &coarsened); err != nil {
+		if days, err = s.dayRows(ctx, withRows, lo, hi); err != nil {
 			return nil, nil, err
 		}
-		if !coarsened {
-			if uncoarsened[int32(id)] == nil {
-				uncoarsened[int32(id)] = map[int64]bool{}
-			}
-			uncoarsened[int32(id)][start.UnixMicro()] = true
+	} else {
+		if days, err = s.dayRows(ctx, ids, lo, hi); err != nil {
+			return nil, nil, err
 		}
-		for day, w := start.UnixMicro(), int64(0); covered != 0; w, covered = w+1, covered>>1 {
-			if covered&1 == 1 {
-				delete(sealed[int32(id)], day+w*engine.BlockSpan.Microseconds())
+		if err := s.listChunks(ctx, ids, whole, " AND "+s.dialect.unsealed, note); err != nil {
+			return nil, nil, err
+		}
+		bySpans := map[string][]int32{}
+		for _, id := range ids {
+			if spans := notCoarsened(days[id], lo, hi); len(spans) > 0 {
+				k := fmt.Sprint(spans)
+				bySpans[k] = append(bySpans[k], id)
+			}
+		}
+		for _, group := range bySpans {
+			if err := s.listChunks(ctx, group, notCoarsened(days[group[0]], lo, hi), " AND NOT ("+s.dialect.unsealed+")", note); err != nil {
+				return nil, nil, err
+			}
+		}
+		uncoarsened = map[int32]map[int64]bool{}
+		for id, rows := range days {
+			for day, r := range rows {
+				if !r.coarsened {
+					if uncoarsened[id] == nil {
+						uncoarsened[id] = map[int64]bool{}
+					}
+					uncoarsened[id][day] = true
+				}
 			}
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
+	for id, rows := range days {
+		for day, r := range rows {
+			for w, covered := int64(0), r.covered; covered != 0; w, covered = w+1, covered>>1 {
+				if covered&1 == 1 {
+					delete(sealed[id], day+w*engine.BlockSpan.Microseconds())
+				}
+			}
+		}
 	}
 	for id, ws := range sealed {
 		for w := range ws {
@@ -288,6 +289,93 @@ func (s *Store) dirtyWindows(ctx context.Context, ids []int32, lo, hi, step int6
 		}
 	}
 	return dirty, uncoarsened, nil
+}
+
+// listChunks hands fn the device, span and kind of each chunk of the devices with a point
+// in any of spans ([from, to) each) that matches cond (an SQL condition after AND, or "").
+func (s *Store) listChunks(ctx context.Context, ids []int32, spans [][2]int64, cond string, fn func(id int32, minTS, maxTS int64, sealed bool)) error {
+	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
+	inSpans := make([]string, len(spans))
+	args := toAny(ids)
+	for i, sp := range spans {
+		inSpans[i] = `(min_ts < ? AND min_ts >= ? AND max_ts >= ?)`
+		args = append(args, ts(sp[1]), ts(sp[0]-engine.MaxSpan.Microseconds()), ts(sp[0]))
+	}
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), min_ts, max_ts, sealed FROM chunks
+		WHERE gpu_id IN (`+placeholders(len(ids))+`) AND (`+strings.Join(inSpans, " OR ")+`)`+cond), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var minTS, maxTS timestamp
+		var isSealed bool
+		if err := rows.Scan(&id, &minTS, &maxTS, &isSealed); err != nil {
+			return err
+		}
+		fn(int32(id), minTS.UnixMicro(), maxTS.UnixMicro(), isSealed)
+	}
+	return rows.Err()
+}
+
+// dayRow is what a device's day row of the finest tier says of it: the windows it holds (a
+// bit each) and whether the coarser tiers hold the day.
+type dayRow struct {
+	covered   int64
+	coarsened bool
+}
+
+// dayRows returns the devices' day rows of the finest tier over [lo, hi), by device and day.
+func (s *Store) dayRows(ctx context.Context, ids []int32, lo, hi int64) (map[int32]map[int64]dayRow, error) {
+	ts := func(us int64) any { return s.dialect.ts(time.UnixMicro(us)) }
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT CAST(gpu_id AS BIGINT), start, covered, coarsened FROM rollups
+		WHERE step = ? AND gpu_id IN (`+placeholders(len(ids))+`) AND start >= ? AND start < ?`),
+		append(append([]any{int(engine.Tiers[0].Step / time.Second)}, toAny(ids)...), ts(engine.Tiers[0].SpanOf(lo)), ts(hi))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int32]map[int64]dayRow{}
+	for rows.Next() {
+		var id int64
+		var start timestamp
+		var r dayRow
+		if err := rows.Scan(&id, &start, &r.covered, &r.coarsened); err != nil {
+			return nil, err
+		}
+		if out[int32(id)] == nil {
+			out[int32(id)] = map[int64]dayRow{}
+		}
+		out[int32(id)][start.UnixMicro()] = r
+	}
+	return out, rows.Err()
+}
+
+// maxListSpans bounds the spans of one listing of chunks; beyond, the one span from the
+// first to the last is listed.
+const maxListSpans = 16
+
+// notCoarsened returns the spans of [lo, hi) whose days a device's rows do not say are in
+// the coarser tiers, adjacent ones merged, in order.
+func notCoarsened(rows map[int64]dayRow, lo, hi int64) [][2]int64 {
+	fine := engine.Tiers[0]
+	var out [][2]int64
+	for day := fine.SpanOf(lo); day < hi; day += fine.Span.Microseconds() {
+		if r, ok := rows[day]; ok && r.coarsened {
+			continue
+		}
+		from, to := max(day, lo), min(day+fine.Span.Microseconds(), hi)
+		if n := len(out); n > 0 && out[n-1][1] == from {
+			out[n-1][1] = to
+		} else {
+			out = append(out, [2]int64{from, to})
+		}
+	}
+	if len(out) > maxListSpans {
+		out = [][2]int64{{out[0][0], out[len(out)-1][1]}}
+	}
+	return out
 }
 
 // mergeWindows returns the windows as spans [from, to) cut to [lo, hi), adjacent ones
