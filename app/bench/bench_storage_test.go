@@ -163,6 +163,7 @@ type tierBytes struct{ fine, coarse int64 }
 // (BenchmarkMonthOfUsage), and its passes would land on the ingestion's clock by chance.
 func pipelineStorage(b *testing.B, payloads [][]byte, total int64) storageResult {
 	dbURL := sqlstoretest.PostgresURL(b)
+	sqlstoretest.Autovacuum(b)
 	p, base, count := spawnCounted(b, "storage", "--remote-write", "--database-url="+dbURL, "--log-level=warn", "--retention=0",
 		"--workload-interval=0")
 	start := time.Now()

@@ -189,6 +189,7 @@ type yearStore struct {
 // sums are measured apart (BenchmarkMonthOfUsage).
 func pipelineYear(b *testing.B, payloads [][]byte, total int64) yearStore {
 	dbURL := sqlstoretest.PostgresURL(b)
+	sqlstoretest.Autovacuum(b)
 	p, base, _ := spawnCounted(b, "year", "--remote-write", "--database-url="+dbURL, "--log-level=warn", "--workload-interval=0")
 	counter := func(name string) float64 {
 		resp, err := http.Get(base + "/metrics")

@@ -4,6 +4,7 @@
 package sqlstoretest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -68,6 +69,47 @@ func PostgresURL(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Autovacuum turns the server's autovacuum on for the rest of the test when it is off, as
+// CI machines may set it, and back off after: a benchmark of bytes on disk as a user finds
+// them measures PostgreSQL as it ships, whose autovacuum lets deleted rows' space be reused.
+func Autovacuum(t testing.TB) {
+	t.Helper()
+	admin := cmp.Or(os.Getenv("TEST_DATABASE_URL"), DefaultAdminURL)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
+	}
+	defer db.Close()
+	var on string
+	if err := db.QueryRow(`SHOW autovacuum`).Scan(&on); err != nil {
+		t.Fatalf("ask whether autovacuum is on: %v", err)
+	}
+	if on == "on" {
+		return
+	}
+	set := func(stmt string) error {
+		db, err := sql.Open("pgx", admin)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := db.Exec(stmt); err != nil {
+			return err
+		}
+		_, err = db.Exec(`SELECT pg_reload_conf()`)
+		return err
+	}
+	if err := set(`ALTER SYSTEM SET autovacuum = on`); err != nil {
+		t.Fatalf("turn autovacuum on: %v", err)
+	}
+	t.Logf("autovacuum was off on %s: on for this test, as PostgreSQL ships", admin)
+	t.Cleanup(func() {
+		if err := set(`ALTER SYSTEM RESET autovacuum`); err != nil {
+			t.Logf("turn autovacuum back off: %v", err)
+		}
+	})
 }
 
 // Must fails the test on err; a small helper for setup code.
