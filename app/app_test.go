@@ -40,6 +40,8 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.csv")
 	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	badCatalog := filepath.Join(dir, "xids.json")
+	require.NoError(t, os.WriteFile(badCatalog, []byte(`[{"code": 79, "class": "hardware", "action": "rma"}]`), 0o644))
 	tests := []struct {
 		name string
 		args []string
@@ -55,6 +57,8 @@ func TestStartupFailuresAreOneLine(t *testing.T) {
 		// A database that does not exist is created (sqlstore's TestOpenCreatesAMissingDatabase
 		// has the role that may not, told how to create it).
 		{"SQLite directory missing", []string{"--database-url=sqlite:" + filepath.Join(dir, "nodir", "x.db")}, "nodir: no such file or directory"},
+		{"XID catalog missing", []string{"--xid-catalog=" + filepath.Join(dir, "nope.json")}, "--xid-catalog: open " + filepath.Join(dir, "nope.json") + ": no such file or directory"},
+		{"XID catalog wrong", []string{"--xid-catalog=" + badCatalog}, `code 79: action "rma" is not one of`},
 		{"SQLite path is a directory", []string{"--database-url=sqlite:" + dir}, "is a directory, not a database file"},
 	}
 	if url, ok := passwordRedis(t); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/webconfig"
 	"github.com/telemetry-pipeline/telemetry-pipeline/config"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/ingest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/stream"
@@ -555,12 +557,34 @@ func (w *wiring) retention(store *sqlstore.Store) sqlstore.Retention {
 	}
 }
 
+// xidCatalog is the shipped XID catalog, amended by --xid-catalog.
+func (w *wiring) xidCatalog() (health.Catalog, error) {
+	catalog := health.DefaultCatalog()
+	if w.cfg.XIDCatalog == "" {
+		return catalog, nil
+	}
+	data, err := os.ReadFile(w.cfg.XIDCatalog)
+	if err != nil {
+		return catalog, fmt.Errorf("--xid-catalog: %w", err)
+	}
+	if catalog, err = catalog.With(data); err != nil {
+		return catalog, fmt.Errorf("--xid-catalog %s: %w", w.cfg.XIDCatalog, err)
+	}
+	w.log.Info("XID catalog amended", "file", w.cfg.XIDCatalog, "codes", catalog.Len())
+	return catalog, nil
+}
+
 func (w *wiring) api(ctx context.Context) (component, error) {
 	store, err := w.readStore(ctx)
 	if err != nil {
 		return component{}, err
 	}
-	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store), Fleet: query.NewFleet(store, store).WithTiers(store).WithRecords(store),
+	catalog, err := w.xidCatalog()
+	if err != nil {
+		return component{}, err
+	}
+	opts := httpapi.Options{Query: query.New(store, store, store, store).WithTiers(store),
+		Fleet:     query.NewFleet(store, store).WithTiers(store).WithRecords(store).WithCatalog(catalog),
 		Workloads: store, Ready: w.ready, Metrics: w.metrics.Handler(),
 		Observe: w.metrics.ObserveHTTP, Logger: w.log.With("component", "api"), Console: console.Handler(),
 		Prometheus: promapi.New(promapi.Options{Queryable: &promapi.Queryable{Inventory: store, Series: store, Tiers: store},

@@ -104,6 +104,9 @@ type Config struct {
 
 	WebConfigFile string `setting:"web-config-file"` // "" serves plain HTTP without authentication
 
+	// XIDCatalog is a file of XID codes amending the catalog the project ships ("": none).
+	XIDCatalog string `setting:"xid-catalog"`
+
 	CollectorWorkers int           `setting:"collector-workers"`
 	QueueCapacity    int           `setting:"queue-capacity"`
 	CompactInterval  time.Duration `setting:"compact-interval"` // 0: collectors do not compact
@@ -163,6 +166,7 @@ var settings = []setting{
 	{"queue-name", "telemetry", "name of the queue in Redis, shared by the streamers and collectors of one pipeline"},
 	{"max-backlog", 100, "batches waiting in Redis before streamers pause (backpressure); 0 = no limit"},
 	{"web-config-file", "", "web config file of the HTTP server, in exporter-toolkit's format (tls_server_config, basic_auth_users with bcrypt hashes) plus roles and bearer_tokens (see docs/operations.md); none = plain HTTP open to all, queue UI read-only"},
+	{"xid-catalog", "", "a JSON file of XID codes — [{code, mnemonic, description, class (app, driver, hardware), action (none, restart_app, reset_gpu, reboot_node, isolate)}] — in place of the shipped catalog's entries of the same codes, for health events (see docs/api.md); none = NVIDIA's XID catalog as shipped"},
 	{"future-tolerance", 10 * time.Minute, "samples stamped more than this ahead of the clock are refused and counted, at every source that keeps its own times (scrapes, remote_write, --csv with --timestamps=csv)"},
 	{"promql-max-concurrency", 0, "PromQL requests evaluated at once (as Prometheus' --query.max-concurrency); the others wait 10s at most, then get 503; 0 = one per core, so that a cheap REST request finds a core while heavy queries run"},
 	{"promql-max-query-length", 16384, "the longest PromQL query accepted, in bytes (as VictoriaMetrics' -search.maxQueryLen); a longer one gets 400"},

@@ -20,14 +20,14 @@ const docTemplate = `{
     "paths": {
         "/api/v1/events": {
             "get": {
-                "description": "Spans in which a device reported an XID error (DCGM_FI_DEV_XID_ERRORS non-zero; reason: the code), counted ECC errors (a rise of DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _DBE_VOL_TOTAL; value: how many), failed a row remap (DCGM_FI_DEV_ROW_REMAP_FAILURE), or had its clocks throttled (a bit of DCGM_FI_DEV_CLOCK_THROTTLE_REASONS or DCGM_FI_DEV_CLOCKS_EVENT_REASONS; reason: its name), within [start_time, end_time] (default: the day before now), by start. Read off the stored samples when asked.",
+                "description": "Spans in which a device reported an XID error (DCGM_FI_DEV_XID_ERRORS non-zero; reason: the code), counted ECC errors (a rise of DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, _DBE_VOL_TOTAL, or of the _AGG_TOTAL counters where the volatile ones are not reported; value and count: how many), had rows to remap (DCGM_FI_DEV_ROW_REMAP_PENDING) or failed to (DCGM_FI_DEV_ROW_REMAP_FAILURE), had its clocks throttled (a bit of DCGM_FI_DEV_CLOCK_THROTTLE_REASONS or DCGM_FI_DEV_CLOCKS_EVENT_REASONS; reason: its name), retried PCIe packets (DCGM_FI_DEV_PCIE_REPLAY_COUNTER) or counted NVLink errors (DCGM_FI_DEV_NVLINK_*_ERROR_COUNT_TOTAL), within [start_time, end_time] (default: the day before now), by start. Each says what failed (class) and what to do (action), from NVIDIA's XID catalog as shipped or as --xid-catalog amends it, and from the device's row remap state for memory errors (a remap pending asks for a reset, a failed one to take the GPU out of service); and how it ended (resolution), when its samples say. Read off the stored samples when asked.",
                 "produces": [
                     "application/json"
                 ],
                 "tags": [
                     "fleet"
                 ],
-                "summary": "Health events: XID errors, ECC errors, row remap failures, clock throttling",
+                "summary": "Health events: XID errors, ECC errors, row remapping, clock throttling, PCIe and NVLink errors",
                 "parameters": [
                     {
                         "type": "array",
@@ -37,13 +37,54 @@ const docTemplate = `{
                                 "ecc_sbe",
                                 "ecc_dbe",
                                 "row_remap_failure",
-                                "throttle"
+                                "row_remap_pending",
+                                "throttle",
+                                "pcie_replay",
+                                "nvlink_errors"
                             ],
                             "type": "string"
                         },
                         "collectionFormat": "multi",
                         "description": "only these kinds (repeat the parameter)",
                         "name": "kind",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "none",
+                                "restart_app",
+                                "reset_gpu",
+                                "reboot_node",
+                                "isolate"
+                            ],
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only events asking for these actions (repeat the parameter)",
+                        "name": "action",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "app",
+                                "driver",
+                                "hardware"
+                            ],
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these classes (repeat the parameter)",
+                        "name": "class",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "only events still going on at the end of the window",
+                        "name": "open",
                         "in": "query"
                     },
                     {
@@ -1450,9 +1491,37 @@ const docTemplate = `{
         "httpapi.Event": {
             "type": "object",
             "properties": {
+                "action": {
+                    "type": "string",
+                    "enum": [
+                        "none",
+                        "restart_app",
+                        "reset_gpu",
+                        "reboot_node",
+                        "isolate"
+                    ],
+                    "example": "reboot_node"
+                },
+                "class": {
+                    "type": "string",
+                    "enum": [
+                        "app",
+                        "driver",
+                        "hardware"
+                    ],
+                    "example": "hardware"
+                },
                 "container": {
                     "type": "string",
                     "example": "main"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "detail": {
+                    "type": "string",
+                    "example": "GPU has fallen off the bus"
                 },
                 "end": {
                     "type": "string",
@@ -1474,6 +1543,10 @@ const docTemplate = `{
                     "type": "string",
                     "example": "xid"
                 },
+                "last_seen": {
+                    "type": "string",
+                    "example": "2025-07-18T20:47:04Z"
+                },
                 "model_name": {
                     "type": "string",
                     "example": "NVIDIA H100 80GB HBM3"
@@ -1492,6 +1565,17 @@ const docTemplate = `{
                 "reason": {
                     "type": "string",
                     "example": "79"
+                },
+                "resolution": {
+                    "type": "string",
+                    "enum": [
+                        "cleared",
+                        "replaced",
+                        "cancelled",
+                        "applied",
+                        "reset"
+                    ],
+                    "example": "cleared"
                 },
                 "samples": {
                     "type": "integer",

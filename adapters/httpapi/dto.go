@@ -298,10 +298,14 @@ type DeviceValues struct {
 }
 
 // Event is a span in which a device was in a state worth knowing of: kind xid (reason: the
-// XID code), ecc_sbe or ecc_dbe (value: errors counted), row_remap_failure, throttle
-// (reason: hw_thermal_slowdown, sw_power_cap, …; value: the reasons' bitmask) or idle
-// (reason: allocated when a pod held the device, else unallocated; value: mean
-// utilisation). end is the first sample out of the state; while ongoing, the last in it.
+// XID code), ecc_sbe or ecc_dbe (reason: volatile or aggregate, the counter; value: errors
+// counted), row_remap_failure, row_remap_pending, throttle (reason: hw_thermal_slowdown,
+// sw_power_cap, …; value: the reasons' bitmask), pcie_replay, nvlink_errors (reason:
+// crc_flit, crc_data, replay, recovery) or idle (reason: allocated when a pod held the
+// device, else unallocated; value: mean utilisation). end is the first sample out of the
+// state; while ongoing, the last in it. class (app, driver, hardware) says what failed and
+// action (none, restart_app, reset_gpu, reboot_node, isolate) what to do, as the XID catalog
+// and the device's row remap state say; resolution how it ended, when its samples say.
 type Event struct {
 	UUID        string    `json:"uuid" example:"GPU-5fd4f087-86f3-7a43-b711-4771313afc50"`
 	GPUInstance string    `json:"gpu_instance,omitempty" example:"3"`
@@ -310,9 +314,15 @@ type Event struct {
 	ModelName   string    `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
 	Kind        string    `json:"kind" example:"xid"`
 	Reason      string    `json:"reason,omitempty" example:"79"`
+	Class       string    `json:"class,omitempty" example:"hardware" enums:"app,driver,hardware"`
+	Action      string    `json:"action,omitempty" example:"reboot_node" enums:"none,restart_app,reset_gpu,reboot_node,isolate"`
+	Detail      string    `json:"detail,omitempty" example:"GPU has fallen off the bus"`
 	Start       time.Time `json:"start" example:"2025-07-18T20:42:34Z"`
 	End         time.Time `json:"end" example:"2025-07-18T20:47:34Z"`
+	LastSeen    time.Time `json:"last_seen" example:"2025-07-18T20:47:04Z"`
 	Ongoing     bool      `json:"ongoing"`
+	Resolution  string    `json:"resolution,omitempty" example:"cleared" enums:"cleared,replaced,cancelled,applied,reset"`
+	Count       int       `json:"count" example:"1"`
 	Value       float64   `json:"value" example:"79"`
 	Samples     int       `json:"samples" example:"30"`
 	Pod         string    `json:"pod,omitempty" example:"train-0"`
@@ -331,7 +341,8 @@ type EventList struct {
 
 func toEvent(e telemetry.Event) Event {
 	return Event{UUID: e.UUID, GPUInstance: e.Instance, Hostname: e.Hostname, GPUIndex: e.Index, ModelName: e.ModelName,
-		Kind: e.Kind, Reason: e.Reason, Start: e.Start, End: e.End, Ongoing: e.Ongoing, Value: e.Value, Samples: e.Samples,
+		Kind: e.Kind, Reason: e.Reason, Class: e.Class, Action: e.Action, Detail: e.Detail, Start: e.Start, End: e.End,
+		LastSeen: e.LastSeen, Ongoing: e.Ongoing, Resolution: e.Resolution, Count: e.Count, Value: e.Value, Samples: e.Samples,
 		Pod: e.Pod, Namespace: e.Namespace, Container: e.Container}
 }
 

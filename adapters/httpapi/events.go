@@ -15,11 +15,14 @@ const defaultEventWindow = 24 * time.Hour
 
 // events godoc
 //
-//	@Summary		Health events: XID errors, ECC errors, row remap failures, clock throttling
-//	@Description	Spans in which a device reported an XID error (DCGM_FI_DEV_XID_ERRORS non-zero; reason: the code), counted ECC errors (a rise of DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _DBE_VOL_TOTAL; value: how many), failed a row remap (DCGM_FI_DEV_ROW_REMAP_FAILURE), or had its clocks throttled (a bit of DCGM_FI_DEV_CLOCK_THROTTLE_REASONS or DCGM_FI_DEV_CLOCKS_EVENT_REASONS; reason: its name), within [start_time, end_time] (default: the day before now), by start. Read off the stored samples when asked.
+//	@Summary		Health events: XID errors, ECC errors, row remapping, clock throttling, PCIe and NVLink errors
+//	@Description	Spans in which a device reported an XID error (DCGM_FI_DEV_XID_ERRORS non-zero; reason: the code), counted ECC errors (a rise of DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, _DBE_VOL_TOTAL, or of the _AGG_TOTAL counters where the volatile ones are not reported; value and count: how many), had rows to remap (DCGM_FI_DEV_ROW_REMAP_PENDING) or failed to (DCGM_FI_DEV_ROW_REMAP_FAILURE), had its clocks throttled (a bit of DCGM_FI_DEV_CLOCK_THROTTLE_REASONS or DCGM_FI_DEV_CLOCKS_EVENT_REASONS; reason: its name), retried PCIe packets (DCGM_FI_DEV_PCIE_REPLAY_COUNTER) or counted NVLink errors (DCGM_FI_DEV_NVLINK_*_ERROR_COUNT_TOTAL), within [start_time, end_time] (default: the day before now), by start. Each says what failed (class) and what to do (action), from NVIDIA's XID catalog as shipped or as --xid-catalog amends it, and from the device's row remap state for memory errors (a remap pending asks for a reset, a failed one to take the GPU out of service); and how it ended (resolution), when its samples say. Read off the stored samples when asked.
 //	@Tags			fleet
 //	@Produce		json
-//	@Param			kind		query		[]string	false	"only these kinds (repeat the parameter)"	collectionFormat(multi)	Enums(xid, ecc_sbe, ecc_dbe, row_remap_failure, throttle)
+//	@Param			kind		query		[]string	false	"only these kinds (repeat the parameter)"						collectionFormat(multi)	Enums(xid, ecc_sbe, ecc_dbe, row_remap_failure, row_remap_pending, throttle, pcie_replay, nvlink_errors)
+//	@Param			action		query		[]string	false	"only events asking for these actions (repeat the parameter)"	collectionFormat(multi)	Enums(none, restart_app, reset_gpu, reboot_node, isolate)
+//	@Param			class		query		[]string	false	"only these classes (repeat the parameter)"						collectionFormat(multi)	Enums(app, driver, hardware)
+//	@Param			open		query		bool		false	"only events still going on at the end of the window"
 //	@Param			uuid		query		string		false	"only this GPU (and its MIG instances)"
 //	@Param			hostname	query		string		false	"only the GPUs of this host"
 //	@Param			model		query		string		false	"only the GPUs of this model"
@@ -35,8 +38,15 @@ func (a *API) events(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	events, err := a.opts.Fleet.Events(c.Request.Context(), telemetry.EventQuery{Range: fq.Range, GPU: c.Query("uuid"),
-		Hostname: fq.Hostname, Model: fq.Model, Kinds: c.QueryArray("kind")})
+	q := telemetry.EventQuery{Range: fq.Range, GPU: c.Query("uuid"), Hostname: fq.Hostname, Model: fq.Model,
+		Kinds: c.QueryArray("kind"), Actions: c.QueryArray("action"), Classes: c.QueryArray("class")}
+	if raw, ok := c.GetQuery("open"); ok {
+		if q.Open, err = strconv.ParseBool(raw); err != nil {
+			writeError(c, telemetry.Invalid("open", "%q is not true or false", raw))
+			return
+		}
+	}
+	events, err := a.opts.Fleet.Events(c.Request.Context(), q)
 	if err != nil {
 		writeError(c, err)
 		return

@@ -46,6 +46,18 @@ func TestEventsNameThePlantedProblems(t *testing.T) {
 	assert.Equal(t, 2, list.Devices)
 	assert.Equal(t, 79.0, list.Data[0].Value)
 	assert.Equal(t, 10, list.Data[0].Samples, "five minutes at 30 s")
+	xid := list.Data[0]
+	assert.Equal(t, []string{"hardware", "reboot_node", "GPU has fallen off the bus", "cleared"}, []string{xid.Class, xid.Action, xid.Detail, xid.Resolution})
+	assert.Equal(t, 1, xid.Count)
+	assert.Equal(t, t0.Add(44*time.Minute+30*time.Second), xid.LastSeen)
+	assert.Equal(t, "hardware", list.Data[1].Class, "a throttle reason is classified by who sets it")
+
+	get(t, api, "/api/v1/events?"+twoHours("action", "reboot_node", "action", "isolate"), &list)
+	assert.Equal(t, []string{"GPU-xid xid 79 40–45"}, described(list))
+	get(t, api, "/api/v1/events?"+twoHours("class", "hardware", "kind", "throttle"), &list)
+	assert.Equal(t, []string{"GPU-hot throttle hw_thermal_slowdown 60–75"}, described(list))
+	get(t, api, "/api/v1/events?"+twoHours("open", "true"), &list)
+	assert.Empty(t, list.Data, "both problems ended within the window")
 
 	get(t, api, "/api/v1/events?"+twoHours("kind", "throttle"), &list)
 	assert.Equal(t, []string{"GPU-hot throttle hw_thermal_slowdown 60–75"}, described(list))
@@ -77,6 +89,9 @@ func TestIdleNamesTheHeldIdleGPU(t *testing.T) {
 func TestEventsBadRequests(t *testing.T) {
 	badRequests(t, newTroubledFleet(t), map[string]string{
 		"/api/v1/events?kind=fire":          "kind",
+		"/api/v1/events?action=replace":     "action",
+		"/api/v1/events?class=gpu":          "class",
+		"/api/v1/events?open=maybe":         "open",
 		"/api/v1/events?start_time=soon":    "start_time",
 		"/api/v1/fleet/idle?threshold=0":    "threshold",
 		"/api/v1/fleet/idle?threshold=half": "threshold",

@@ -13,16 +13,35 @@ import (
 )
 
 // Events returns the health events (health.Kinds) of the devices q selects that overlap
-// q.Range, by start, then host and index. An event that began before the window starts at
+// q.Range, explained (health.Explain) by the fleet's catalog, by start, then host and index. An event that began before the window starts at
 // the window's first sample in it. A bad query matches telemetry.ErrInvalid.
 func (f *Fleet) Events(ctx context.Context, q telemetry.EventQuery) ([]telemetry.Event, error) {
-	for _, k := range q.Kinds {
-		if !slices.Contains(health.Kinds, k) {
-			return nil, telemetry.Invalid("kind", "%q is not one of %s", k, strings.Join(health.Kinds, ", "))
+	for _, check := range []struct {
+		param string
+		got   []string
+		known []string
+	}{{"kind", q.Kinds, health.Kinds}, {"class", q.Classes, health.Classes}, {"action", q.Actions, health.Actions}} {
+		for _, v := range check.got {
+			if !slices.Contains(check.known, v) {
+				return nil, telemetry.Invalid(check.param, "%q is not one of %s", v, strings.Join(check.known, ", "))
+			}
 		}
 	}
 	sel := telemetry.GPUFilter{UUID: q.GPU, Hostname: q.Hostname, Model: q.Model}
-	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), nil, health.Detect, nil)
+	catalog := f.catalog
+	if catalog.Len() == 0 {
+		catalog = health.DefaultCatalog()
+	}
+	explain := func(events []telemetry.Event, fields map[string][]telemetry.Series) []telemetry.Event {
+		return health.Explain(events, fields, catalog)
+	}
+	// The fields that explain the kinds asked for are read too; their own events are not
+	// wanted then.
+	wanted := func(set []string, v string) bool { return len(set) == 0 || slices.Contains(set, v) }
+	keep := func(e telemetry.Event) bool {
+		return wanted(q.Kinds, e.Kind) && wanted(q.Classes, e.Class) && wanted(q.Actions, e.Action) && (!q.Open || e.Ongoing)
+	}
+	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), nil, health.Detect, explain, keep)
 }
 
 // Idle returns the spans of q.Range in which a device's utilisation stayed under
@@ -37,7 +56,7 @@ func (f *Fleet) Idle(ctx context.Context, q telemetry.IdleQuery) ([]telemetry.Ev
 	}
 	sel := telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}
 	find := func(s telemetry.Series) []telemetry.Event { return health.Idle(s, q.Threshold) }
-	return f.detect(ctx, sel, q.Range, []string{health.UtilField, usage.EngineField}, utilisation, find, func(e telemetry.Event) bool {
+	return f.detect(ctx, sel, q.Range, []string{health.UtilField, usage.EngineField}, utilisation, find, nil, func(e telemetry.Event) bool {
 		return e.End.Sub(e.Start) >= q.For
 	})
 }
@@ -61,28 +80,36 @@ func utilisation(fields map[string][]telemetry.Series) map[string][]telemetry.Se
 }
 
 // detect runs find over the series of metrics of the devices sel selects (those pick keeps,
-// when not nil), and returns the events keep accepts (every one when nil). A device is read at a time (its series come
-// together); where its samples of a metric pass from one workload to another and back,
-// each stretch of one workload is a series of its own to find, so that a span never reaches
-// over another workload's samples, and ends at the first sample after it.
+// when not nil), has explain (when not nil) say what a device's events mean from its series,
+// and returns the events keep accepts (every one when nil). A device is read at a time (its
+// series come together); where its samples of a metric pass from one workload to another
+// and back, each stretch of one workload is a series of its own to find, so that a span
+// never reaches over another workload's samples, and ends at the first sample after it.
 func (f *Fleet) detect(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string,
 	pick func(map[string][]telemetry.Series) map[string][]telemetry.Series,
-	find func(telemetry.Series) []telemetry.Event, keep func(telemetry.Event) bool) ([]telemetry.Event, error) {
+	find func(telemetry.Series) []telemetry.Event,
+	explain func([]telemetry.Event, map[string][]telemetry.Series) []telemetry.Event,
+	keep func(telemetry.Event) bool) ([]telemetry.Event, error) {
 	var out []telemetry.Event
 	err := f.byDevice(ctx, sel, r, metrics, nil, func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
 		if pick != nil {
 			fields = pick(fields)
 		}
+		var found []telemetry.Event
 		for _, list := range fields {
 			times, stretches := stretches(list)
 			for _, s := range stretches {
 				events := find(s)
 				health.Settle(events, times)
-				for _, e := range events {
-					if e.GPU = *device; keep == nil || keep(e) {
-						out = append(out, e)
-					}
-				}
+				found = append(found, events...)
+			}
+		}
+		if explain != nil {
+			found = explain(found, fields)
+		}
+		for _, e := range found {
+			if e.GPU = *device; keep == nil || keep(e) {
+				out = append(out, e)
 			}
 		}
 	})

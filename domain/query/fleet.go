@@ -9,6 +9,7 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
@@ -28,6 +29,13 @@ type Fleet struct {
 	series  ports.SeriesReader
 	tiers   ports.SummaryReader // nil: the samples answer everything
 	records ports.WorkloadStore // nil: usage reports read the samples
+	catalog health.Catalog      // zero: health.DefaultCatalog
+}
+
+// WithCatalog has events explained by catalog rather than the XID catalog the project ships.
+func (f *Fleet) WithCatalog(catalog health.Catalog) *Fleet {
+	f.catalog = catalog
+	return f
 }
 
 // WithTiers has the fleet's top and latest lists over a day or more read the coarsest

@@ -406,17 +406,18 @@ func (r *Recorder) account(d usage.Device, fields map[string][]telemetry.Series,
 	if t == nil {
 		t = &usage.Tally{}
 	}
-	events := 0
+	var found []telemetry.Event
 	for _, field := range health.Fields(nil) {
 		for _, s := range fields[field] {
-			if holderOf(h.device, s) != h.holder {
-				continue
+			if holderOf(h.device, s) == h.holder {
+				found = append(found, health.Detect(s)...)
 			}
-			for _, e := range health.Detect(s) {
-				if !e.Start.Before(h.start) && e.Start.Before(h.end) && !e.Start.Before(from) {
-					events++
-				}
-			}
+		}
+	}
+	events := 0
+	for _, e := range health.Explain(found, fields, health.DefaultCatalog()) { // without an ECC counter's twin
+		if !e.Start.Before(h.start) && e.Start.Before(h.end) && !e.Start.Before(from) {
+			events++
 		}
 	}
 	return t, events
