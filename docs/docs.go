@@ -373,6 +373,99 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/fleet/outliers": {
+            "get": {
+                "description": "Each device's signals over [start_time, end_time] (default: the day before now) — sbe_ecc_rate (correctable ECC errors a second, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _AGG_TOTAL), xid_errors (XID codes reported), hw_throttle_fraction (share of the time clocks were slowed by hardware: slowdown, thermal, power brake), remapped_rows (rows remapped), pcie_replay_rate (PCIe replays a second), temp_at_power (°C above the line of its model's temperature on power) — ranked against its peers: the GPUs of its model, of its host, and of each label given (a rack, say), each group of 4 devices or more that report the signal. The score is how far above the group's median a value is, in robust standard deviations (1.4826 × the median absolute deviation, never under the signal's floor, so that peers all at 0 do not make the first error infinitely odd); a device is listed once a signal, with the group it stands out of most, when its score passes threshold. Highest score first. MIG instances are left out: the errors are their GPU's.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "GPUs that stand out of their peers: climbing ECC errors, XIDs, throttling, remapped rows, PCIe replays, heat",
+                "parameters": [
+                    {
+                        "type": "array",
+                        "items": {
+                            "enum": [
+                                "sbe_ecc_rate",
+                                "xid_errors",
+                                "hw_throttle_fraction",
+                                "remapped_rows",
+                                "pcie_replay_rate",
+                                "temp_at_power"
+                            ],
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "only these signals (repeat the parameter)",
+                        "name": "signal",
+                        "in": "query"
+                    },
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "string"
+                        },
+                        "collectionFormat": "multi",
+                        "description": "also group devices by this label of theirs (repeat the parameter)",
+                        "name": "label",
+                        "in": "query"
+                    },
+                    {
+                        "type": "number",
+                        "default": 3.5,
+                        "description": "the score above which a device is listed",
+                        "name": "threshold",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.OutlierList"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/fleet/top": {
             "get": {
                 "description": "Ranks the devices by agg of their samples of one metric within [start_time, end_time] (default: the hour before now) and returns the first n; devices without samples there are left out. timestamp is the time of each device's newest sample in the window. A window of a day or more is read from the coarsest downsampled tier max_source_resolution allows, with the same answer.",
@@ -1881,6 +1974,88 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/httpapi.Metric"
                     }
+                }
+            }
+        },
+        "httpapi.Outlier": {
+            "type": "object",
+            "properties": {
+                "gpu_index": {
+                    "type": "integer",
+                    "example": 3
+                },
+                "group": {
+                    "description": "Group is the peers it stands out of most (model, host, label:\u003cname\u003e), Peer their name\n(the model, the host, the label's value), Peers how many they are (this GPU included)\nand Median their median value.",
+                    "type": "string",
+                    "example": "model"
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "node-1"
+                },
+                "median": {
+                    "type": "number",
+                    "example": 0
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "peer": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "peers": {
+                    "type": "integer",
+                    "example": 25
+                },
+                "score": {
+                    "description": "Score is how far above the peers' median the value is, in robust standard deviations.",
+                    "type": "number",
+                    "example": 17700000
+                },
+                "signal": {
+                    "type": "string",
+                    "example": "sbe_ecc_rate"
+                },
+                "unit": {
+                    "type": "string",
+                    "example": "errors/s"
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                },
+                "value": {
+                    "type": "number",
+                    "example": 17700
+                }
+            }
+        },
+        "httpapi.OutlierList": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Outlier"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-17T20:42:34Z"
+                },
+                "threshold": {
+                    "type": "number",
+                    "example": 3.5
                 }
             }
         },

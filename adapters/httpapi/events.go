@@ -76,12 +76,10 @@ func (a *API) fleetIdle(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	q := telemetry.IdleQuery{Range: fq.Range, Hostname: fq.Hostname, Model: fq.Model, Threshold: 5, For: 30 * time.Minute}
-	if raw, ok := c.GetQuery("threshold"); ok {
-		if q.Threshold, err = strconv.ParseFloat(raw, 64); err != nil {
-			writeError(c, telemetry.Invalid("threshold", "%q is not a number", raw))
-			return
-		}
+	q := telemetry.IdleQuery{Range: fq.Range, Hostname: fq.Hostname, Model: fq.Model, For: 30 * time.Minute}
+	if q.Threshold, err = numberParam(c, "threshold", 5); err != nil {
+		writeError(c, err)
+		return
 	}
 	if q.For, err = durationParam(c, "for", q.For); err != nil {
 		writeError(c, err)

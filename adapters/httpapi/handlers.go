@@ -455,6 +455,19 @@ func intParam(c *gin.Context, name string, def int) (int, error) {
 }
 
 // durationParam reads an optional positive duration (30s, 5m, 1h30m), def when absent.
+// numberParam is a query parameter's number, or def when it is absent.
+func numberParam(c *gin.Context, name string, def float64) (float64, error) {
+	raw, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		return 0, telemetry.Invalid(name, "%q is not a number", raw)
+	}
+	return v, nil
+}
+
 func durationParam(c *gin.Context, name string, def time.Duration) (time.Duration, error) {
 	raw, ok := c.GetQuery(name)
 	if !ok {

@@ -164,6 +164,7 @@ func New(opts Options) *API {
 			get(v1, "/fleet/top", a.fleetTop)
 			get(v1, "/fleet/latest", a.fleetLatest)
 			get(v1, "/fleet/idle", a.fleetIdle)
+			get(v1, "/fleet/outliers", a.fleetOutliers)
 			get(v1, "/fleet/usage", a.fleetUsage)
 			get(v1, "/events", a.events)
 		}

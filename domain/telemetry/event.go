@@ -42,6 +42,18 @@ type EventQuery struct {
 	Open     bool
 }
 
+// OutlierQuery asks which devices stand out of their peers over a window: of all devices,
+// one host's or one model's; on some signals (all when empty); grouped by model, host and
+// each of Labels; scoring above Threshold.
+type OutlierQuery struct {
+	Range     TimeRange
+	Hostname  string
+	Model     string
+	Signals   []string
+	Labels    []string
+	Threshold float64
+}
+
 // IdleQuery asks for the spans of a window in which devices' utilisation stayed under
 // Threshold (in %) for at least For.
 type IdleQuery struct {
