@@ -219,6 +219,64 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/fleet/fields": {
+            "get": {
+                "description": "Over [start_time, end_time] (default: the day before now), for each kind of device — a model's whole GPUs, or its MIG instances of one profile — how many report each field and read it other than 0; and for each device, the fields it reports (first and last sample in the window — the first to the 5-minute bucket where the downsampled tier answers — and how many) and its gaps: not_reported (most of its kind report the field, it does not: the GR engine missing on some nodes), always_zero (power, temperature, clocks, free memory or energy reading 0 throughout: a broken reading), zero_while_busy (a profiling field, DCGM_FI_PROF_*, reading 0 throughout while the GPU's utilisation averages 5 % or more, as after an Xid 31), zero_unlike_peers (NVLink or PCIe traffic reading 0 throughout while most of its kind's carry some). A gap is a field to read as \"not reported here\", never as an idle or healthy GPU. Devices by host and index.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "Which fields each GPU really reports",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.FieldCoverage"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/fleet/idle": {
             "get": {
                 "description": "Spans of [start_time, end_time] (default: the day before now) in which a device's DCGM_FI_DEV_GPU_UTIL stayed under threshold for at least for, by start. reason is allocated when a pod held the device (the expensive case), else unallocated; value is the mean utilisation in the span.",
@@ -1492,6 +1550,43 @@ const docTemplate = `{
                 }
             }
         },
+        "httpapi.DeviceFields": {
+            "type": "object",
+            "properties": {
+                "fields": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.FieldSeen"
+                    }
+                },
+                "gaps": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.FieldGap"
+                    }
+                },
+                "gpu_index": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "gpu_instance": {
+                    "type": "string",
+                    "example": "3"
+                },
+                "hostname": {
+                    "type": "string",
+                    "example": "node-1"
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
+                },
+                "uuid": {
+                    "type": "string",
+                    "example": "GPU-5fd4f087-86f3-7a43-b711-4771313afc50"
+                }
+            }
+        },
         "httpapi.DeviceValue": {
             "type": "object",
             "properties": {
@@ -1715,6 +1810,95 @@ const docTemplate = `{
                 }
             }
         },
+        "httpapi.FieldCount": {
+            "type": "object",
+            "properties": {
+                "devices": {
+                    "type": "integer",
+                    "example": 22
+                },
+                "field": {
+                    "type": "string",
+                    "example": "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+                },
+                "non_zero": {
+                    "type": "integer",
+                    "example": 20
+                }
+            }
+        },
+        "httpapi.FieldCoverage": {
+            "type": "object",
+            "properties": {
+                "devices": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.DeviceFields"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "kinds": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.KindFields"
+                    }
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-17T20:42:34Z"
+                }
+            }
+        },
+        "httpapi.FieldGap": {
+            "type": "object",
+            "properties": {
+                "field": {
+                    "type": "string",
+                    "example": "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+                },
+                "peers": {
+                    "type": "integer",
+                    "example": 22
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "not_reported",
+                        "always_zero",
+                        "zero_while_busy",
+                        "zero_unlike_peers"
+                    ],
+                    "example": "not_reported"
+                }
+            }
+        },
+        "httpapi.FieldSeen": {
+            "type": "object",
+            "properties": {
+                "all_zero": {
+                    "type": "boolean"
+                },
+                "field": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_GPU_UTIL"
+                },
+                "first": {
+                    "type": "string",
+                    "example": "2025-07-17T20:42:34Z"
+                },
+                "last": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:04Z"
+                },
+                "samples": {
+                    "type": "integer",
+                    "example": 2880
+                }
+            }
+        },
         "httpapi.FleetAggregate": {
             "type": "object",
             "properties": {
@@ -1923,6 +2107,29 @@ const docTemplate = `{
                 "next_cursor": {
                     "type": "string",
                     "example": "aDE6Im5vZGUtMDEi"
+                }
+            }
+        },
+        "httpapi.KindFields": {
+            "type": "object",
+            "properties": {
+                "devices": {
+                    "type": "integer",
+                    "example": 24
+                },
+                "fields": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.FieldCount"
+                    }
+                },
+                "gpu_instance_profile": {
+                    "type": "string",
+                    "example": "3g.40gb"
+                },
+                "model_name": {
+                    "type": "string",
+                    "example": "NVIDIA H100 80GB HBM3"
                 }
             }
         },
