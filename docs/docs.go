@@ -219,6 +219,77 @@ const docTemplate = `{
                 }
             }
         },
+        "/api/v1/fleet/efficiency": {
+            "get": {
+                "description": "For each group (by pod, namespace, host, model, gpu or label:\u003cname\u003e) within [start_time, end_time] (default: the day before now), over the time it held its devices as the usage report counts it (a GPU shared by several pods at once splits its time among them; a MIG instance counts its share of its GPU): the time-weighted mean of each profiling field reported — DCGM_FI_PROF_GR_ENGINE_ACTIVE, SM_ACTIVE, SM_OCCUPANCY, PIPE_TENSOR_ACTIVE, PIPE_FP16/FP32/FP64_ACTIVE, DRAM_ACTIVE, already shares of peak, and PCIE_TX/RX_BYTES, NVLINK_TX/RX_BYTES as shares of the model's link speed per direction (docs/api.md lists the models known) — with the GPU-hours it was reported over; the fields reported for none of the time (not_reported: never read as 0); and a class: held_no_kernels (SMs, or the graphics engine where SM activity is not reported, busy under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (neither SM activity nor the graphics engine reported: nothing to judge by, never idle). Reads the samples.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fleet"
+                ],
+                "summary": "How well each workload uses the GPUs it holds: SM, tensor, FP pipes, DRAM, PCIe and NVLink as shares of the model's peak",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "default": "pod",
+                        "description": "namespace, pod, host, model, gpu or label:\u003cname\u003e",
+                        "name": "by",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only samples attributed to this namespace",
+                        "name": "namespace",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this host",
+                        "name": "hostname",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only the GPUs of this model",
+                        "name": "model",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: a day before end_time)",
+                        "name": "start_time",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "RFC 3339 time or Unix seconds, inclusive (default: now)",
+                        "name": "end_time",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.EfficiencyReport"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/httpapi.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/fleet/fields": {
             "get": {
                 "description": "Over [start_time, end_time] (default: the day before now), for each kind of device — a model's whole GPUs, or its MIG instances of one profile — how many report each field and read it other than 0; and for each device, the fields it reports (first and last sample in the window — the first to the 5-minute bucket where the downsampled tier answers — and how many) and its gaps: not_reported (most of its kind report the field, it does not: the GR engine missing on some nodes), always_zero (power, temperature, clocks, free memory or energy reading 0 throughout: a broken reading), zero_while_busy (a profiling field, DCGM_FI_PROF_*, reading 0 throughout while the GPU's utilisation averages 5 % or more, as after an Xid 31), zero_unlike_peers (NVLink or PCIe traffic reading 0 throughout while most of its kind's carry some). A gap is a field to read as \"not reported here\", never as an idle or healthy GPU. Devices by host and index.",
@@ -1652,6 +1723,91 @@ const docTemplate = `{
                 "start_time": {
                     "type": "string",
                     "example": "2025-07-18T20:42:34Z"
+                }
+            }
+        },
+        "httpapi.Efficiency": {
+            "type": "object",
+            "properties": {
+                "class": {
+                    "type": "string",
+                    "enum": [
+                        "active",
+                        "held_no_kernels",
+                        "memory_held_compute_idle",
+                        "not_reported"
+                    ],
+                    "example": "active"
+                },
+                "devices": {
+                    "type": "integer",
+                    "example": 8
+                },
+                "fields": {
+                    "description": "Fields holds each profiling field reported: its mean share of the model's peak, and\nthe GPU-hours it was reported over.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/httpapi.EfficiencyShare"
+                    }
+                },
+                "gpu_hours": {
+                    "type": "number",
+                    "example": 192
+                },
+                "group": {
+                    "type": "string",
+                    "example": "team-a/train-0"
+                },
+                "not_reported": {
+                    "description": "NotReported are the profiling fields reported for none of the group's time.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "peak_memory_mib": {
+                    "type": "number",
+                    "example": 61440
+                }
+            }
+        },
+        "httpapi.EfficiencyReport": {
+            "type": "object",
+            "properties": {
+                "by": {
+                    "type": "string",
+                    "example": "pod"
+                },
+                "count": {
+                    "type": "integer",
+                    "example": 12
+                },
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/httpapi.Efficiency"
+                    }
+                },
+                "end_time": {
+                    "type": "string",
+                    "example": "2025-07-18T20:42:34Z"
+                },
+                "start_time": {
+                    "type": "string",
+                    "example": "2025-07-17T20:42:34Z"
+                }
+            }
+        },
+        "httpapi.EfficiencyShare": {
+            "type": "object",
+            "properties": {
+                "hours": {
+                    "type": "number",
+                    "example": 192
+                },
+                "share": {
+                    "type": "number",
+                    "example": 0.42
                 }
             }
         },

@@ -166,6 +166,7 @@ func New(opts Options) *API {
 			get(v1, "/fleet/idle", a.fleetIdle)
 			get(v1, "/fleet/outliers", a.fleetOutliers)
 			get(v1, "/fleet/fields", a.fleetFields)
+			get(v1, "/fleet/efficiency", a.fleetEfficiency)
 			get(v1, "/fleet/usage", a.fleetUsage)
 			get(v1, "/events", a.events)
 		}

@@ -62,10 +62,12 @@ const IdleBelow = 1.0
 const DefaultGap = 5 * time.Minute
 
 // Device is a device as a report counts it: its key, and its share of its physical GPU (1
-// for a whole GPU, a MIG instance's slices over its GPU's; 0 leaves it out).
+// for a whole GPU, a MIG instance's slices over its GPU's; 0 leaves it out); and its model,
+// whose peaks the traffic of EfficiencyFields is a share of.
 type Device struct {
 	Key   string
 	Share float64
+	Model string
 }
 
 // Shares returns how each device of a fleet counts: a whole GPU as 1, a MIG instance by its
@@ -232,6 +234,18 @@ func (r *Report) AddDevice(d Device, fields map[string][]telemetry.Series, group
 	for _, field := range ActivityFields {
 		r.add(d, field, fields[field], 1, group)
 	}
+	for _, field := range EfficiencyFields {
+		if slices.Contains(ActivityFields, field) || len(fields[field]) == 0 {
+			continue
+		}
+		scale := 1.0
+		if peak := trafficPeak(d.Model, field); peak > 0 {
+			scale = 1 / peak
+		} else if peak < 0 {
+			continue // traffic of a model whose peak is not known: no share of it
+		}
+		r.add(d, field, fields[field], scale, group)
+	}
 }
 
 // Utilisation picks a device's utilisation series from its fields: DCGM_FI_DEV_GPU_UTIL,
@@ -314,13 +328,14 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 				if finite && (!t.Memory || p.Value > t.PeakMemory) {
 					t.PeakMemory, t.Memory = p.Value, true
 				}
-			case SMField, TensorField, DRAMField:
+			case SMField, TensorField, DRAMField, EngineField, SMOccupancyField, FP16Field, FP32Field, FP64Field,
+				PCIeTxField, PCIeRxField, NVLinkTxField, NVLinkRxField:
 				if finite {
 					if t.Activity == nil {
 						t.Activity = map[string]Weighted{}
 					}
 					w := t.Activity[kind]
-					t.Activity[kind] = Weighted{w.Seconds + seconds*weight, w.Sum + p.Value*seconds*weight}
+					t.Activity[kind] = Weighted{w.Seconds + seconds*weight, w.Sum + p.Value*scale*seconds*weight}
 				}
 			default: // utilisation
 				if t.signals[kind] == nil {

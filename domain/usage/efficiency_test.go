@@ -1,0 +1,25 @@
+package usage
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestModelsAreFoundByTheirLongestName(t *testing.T) {
+	for modelName, want := range map[string]string{
+		"NVIDIA H100 80GB HBM3": "H100 SXM", "NVIDIA H100 PCIe": "H100 PCIe", "NVIDIA H200": "H200",
+		"NVIDIA A100-SXM4-80GB": "A100 SXM", "NVIDIA A100-PCIE-40GB": "A100 PCIe", "NVIDIA L40S": "L40S",
+		"NVIDIA L40": "L40", "NVIDIA L4": "L4", "Tesla T4": "T4",
+	} {
+		m, ok := ModelOf(modelName)
+		assert.True(t, ok, modelName)
+		assert.Equal(t, want, m.Name, modelName)
+	}
+	_, ok := ModelOf("NVIDIA GeForce RTX 4090")
+	assert.False(t, ok)
+	assert.Len(t, Models(), 10)
+	assert.Equal(t, -1.0, trafficPeak("NVIDIA L4", NVLinkTxField), "an L4 has no NVLink: no share of it")
+	assert.Equal(t, 450e9, trafficPeak("NVIDIA H100 80GB HBM3", NVLinkRxField))
+	assert.Zero(t, trafficPeak("NVIDIA H100 80GB HBM3", SMField))
+}
