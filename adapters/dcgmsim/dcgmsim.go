@@ -8,9 +8,11 @@
 // It shows what real fleets do: MIG instances that report DCGM_FI_PROF_GR_ENGINE_ACTIVE and
 // no DCGM_FI_DEV_GPU_UTIL; a GPU time-sliced by several pods, reported once per pod; a pod
 // holding two GPUs; XID errors with err_code and err_msg; and, on a clock of their own,
-// planted problems: a GPU held idle by a notebook, XID 79 and hardware thermal throttling on
-// another. Optionally one line whose value is not a number, as dcgm-exporter before 4.6
-// writes for fields it cannot read.
+// planted problems: a GPU held by a notebook with no kernels, XID 79 and hardware thermal
+// throttling on another, Xid 163 cancelled by 162 on a third, correctable ECC errors
+// climbing at 17,700 a second on a fourth while every other GPU counts none, and a host
+// whose exporter sends no profiling field. Optionally one line whose value is not a number,
+// as dcgm-exporter before 4.6 writes for fields it cannot read.
 package dcgmsim
 
 import (
@@ -46,8 +48,10 @@ type Options struct {
 	TimeSliced int
 	// BadLine adds to the first host's exposition one line whose value is not a number.
 	BadLine bool
-	// Health adds to every GPU the XID errors and clock throttle reasons series of
-	// dcgm-exporter's default fields, with the planted XIDs and throttling.
+	// Health adds to every GPU the XID errors, clock throttle reasons and correctable ECC
+	// errors of dcgm-exporter's default fields, and SM and graphics engine activity where
+	// the readings have none (but on the sixth host, whose exporter sends no profiling
+	// field), with the planted problems.
 	Health bool
 	// Now is the clock values move by; nil means time.Now.
 	Now func() time.Time
@@ -75,8 +79,10 @@ type series struct {
 }
 
 // plant is a problem the simulator plants on a series, on a clock of the hour: a GPU held
-// idle for the first 45 minutes of every hour, XID 79 from minute 10 to 15 and 40 to 45,
-// hardware thermal throttling from minute 20 to 30.
+// idle, with no kernels, for the first 45 minutes of every hour; XID 79 from minute 10 to
+// 15 and 40 to 45 and hardware thermal throttling from minute 20 to 30 on another; Xid 163
+// from minute 5 to 20, then 162, which cancels it, to minute 25, on a third; correctable
+// ECC errors climbing on a fourth.
 type plant int
 
 const (
@@ -86,14 +92,24 @@ const (
 	plantXIDHere  // the XID series of the GPU with the planted XIDs
 	plantThrottle // a throttle-reasons series: 0, or hw_thermal_slowdown when planted
 	plantThrottleHere
+	plantXIDCancelled // the XID series of the GPU whose Xid 163 a 162 cancels
+	plantSBE          // a correctable ECC errors counter: 0
+	plantSBEClimbing  // the counter of the GPU whose errors climb
+	plantIdleActivity // an activity ratio of the GPU held with no kernels
 )
+
+// sbeClimbing is how many correctable ECC errors a second the failing GPU counts: as many as
+// one GB200 GPU did under load while DCGM called it healthy (NVIDIA/DCGM #313).
+const sbeClimbing = 17700
 
 // The fields the simulator adds to every GPU, which dcgm-exporter's default set has.
 const (
 	xidField      = "DCGM_FI_DEV_XID_ERRORS"
 	throttleField = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
+	sbeField      = "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL"
 	utilField     = "DCGM_FI_DEV_GPU_UTIL"
 	engineField   = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+	smField       = "DCGM_FI_PROF_SM_ACTIVE"
 	hwThermal     = 0x40 // DCGM's hardware thermal slowdown bit of the throttle reasons
 )
 
@@ -127,6 +143,7 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		index[k] = len(f.by[host])
 		f.by[host] = append(f.by[host], s)
 	}
+	has := map[string]map[string]bool{} // by UUID: the metrics its readings have
 	for _, r := range readings {
 		host := r.GPU.Hostname
 		if _, ok := f.by[host]; !ok {
@@ -136,7 +153,9 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		if _, ok := gpuOrder[r.GPU.UUID]; !ok {
 			gpuOrder[r.GPU.UUID] = len(gpuOrder)
 			devices[r.GPU.UUID] = r.GPU
+			has[r.GPU.UUID] = map[string]bool{}
 		}
+		has[r.GPU.UUID][r.Sample.Metric] = true
 	}
 	roles := f.roles(readings)
 	for _, r := range readings {
@@ -178,17 +197,46 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		if hs := f.holders(role, "", gpuOrder[uuid]); len(hs) == 1 && !role.mig {
 			holder = hs[0]
 		}
-		xid, throttle := plantXID, plantThrottle
-		if role.faulty {
+		xid, throttle, sbe := plantXID, plantThrottle, plantSBE
+		switch {
+		case role.faulty:
 			xid, throttle = plantXIDHere, plantThrottleHere
+		case role.cancelled:
+			xid = plantXIDCancelled
+		case role.climbing:
+			sbe = plantSBEClimbing
 		}
-		for _, field := range []struct {
+		type field struct {
 			name  string
 			plant plant
-		}{{xidField, xid}, {throttleField, throttle}} {
-			f.help[field.name] = telemetry.DescribeMetric(field.name).Description
-			add(g.Hostname, key{g.Hostname, uuid, field.name, holder.pod},
-				series{metric: field.name, labels: labelsOf(g, "", holder), scale: 1, plant: field.plant})
+			base  float64
+		}
+		fields := []field{{xidField, xid, 0}, {throttleField, throttle, 0}, {sbeField, sbe, 0}}
+		if !role.mig && !role.noProfiling { // a partitioned GPU's instances report the engine
+			activity := plantNone
+			if role.idle {
+				activity = plantIdleActivity
+			}
+			for _, a := range []field{{smField, activity, 0.5}, {engineField, activity, 0.6}} {
+				if !has[uuid][a.name] {
+					fields = append(fields, a)
+				}
+			}
+		}
+		for _, fd := range fields {
+			f.help[fd.name] = telemetry.DescribeMetric(fd.name).Description
+			holders := []workload{holder}
+			if fd.base != 0 { // activity, as the readings' fields: once per holder
+				holders = f.holders(role, "", gpuOrder[uuid])
+			}
+			for _, w := range holders {
+				k := key{g.Hostname, uuid, fd.name, w.pod}
+				s := series{metric: fd.name, labels: labelsOf(g, "", w), scale: 1, plant: fd.plant}
+				if fd.base != 0 {
+					s.base, s.scale, s.ratio, s.phase = fd.base, 100, true, phase(k.gpu+k.metric)
+				}
+				add(g.Hostname, k, s)
+			}
 		}
 	}
 	for _, h := range f.hosts {
@@ -204,11 +252,16 @@ type role struct {
 	pod    *workload // held by this pod, with another GPU
 	idle   bool      // held idle, planted
 	faulty bool      // planted XIDs and throttling
+	// planted: Xid 163 cancelled by 162, correctable ECC errors climbing, a host sending no
+	// profiling field
+	cancelled, climbing, noProfiling bool
 }
 
 // roles gives GPUs their parts, by UUID: the first host's first GPU is MIG-partitioned, the
 // second's is time-sliced, the third's first two are held by one pod, the fourth's first is
-// held idle and the fifth's first fails — as far as the fleet has hosts and GPUs.
+// held idle and the fifth's first fails; the sixth host sends no profiling field, the
+// seventh's first GPU has its Xid 163 cancelled and the eighth's first counts climbing ECC
+// errors — as far as the fleet has hosts and GPUs.
 func (f *Fleet) roles(readings []telemetry.Reading) map[string]role {
 	out := map[string]role{}
 	nth := func(host, i int) string {
@@ -239,6 +292,13 @@ func (f *Fleet) roles(readings []telemetry.Reading) map[string]role {
 		})
 	}
 	set(nth(4, 0), func(r *role) { r.faulty = true })
+	if len(f.hosts) > 5 {
+		for _, uuid := range gpusOf(readings, f.hosts[5]) {
+			set(uuid, func(r *role) { r.noProfiling = true })
+		}
+	}
+	set(nth(6, 0), func(r *role) { r.cancelled = true })
+	set(nth(7, 0), func(r *role) { r.climbing = true })
 	return out
 }
 
@@ -390,7 +450,7 @@ func (f *Fleet) families(host string, now time.Time) []*dto.MetricFamily {
 		if s.metric == xidField { // dcgm-exporter names the error on the series
 			code, msg := "0", "No Error"
 			if v != 0 {
-				code, msg = strconv.Itoa(int(v)), "GPU has fallen off the bus"
+				code, msg = strconv.Itoa(int(v)), xidMessages[int(v)]
 			}
 			m.Label = append(slices.Clip(s.labels), &dto.LabelPair{Name: proto.String("err_code"), Value: proto.String(code)},
 				&dto.LabelPair{Name: proto.String("err_msg"), Value: proto.String(msg)})
@@ -405,11 +465,15 @@ func (f *Fleet) families(host string, now time.Time) []*dto.MetricFamily {
 	return out
 }
 
+// xidMessages are the err_msg of the XIDs planted.
+var xidMessages = map[int]string{79: "GPU has fallen off the bus", 162: "Power smoothing HW circuitry capability reengaged",
+	163: "Power smoothing HW circuitry capability disengaged"}
+
 // counter reports whether dcgm-exporter exports the field as a counter.
 func counter(metric string) bool {
 	switch metric {
 	case "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
-		"DCGM_FI_DEV_POWER_VIOLATION", "DCGM_FI_DEV_THERMAL_VIOLATION":
+		"DCGM_FI_DEV_POWER_VIOLATION", "DCGM_FI_DEV_THERMAL_VIOLATION", sbeField:
 		return true
 	}
 	return false
@@ -422,8 +486,22 @@ func (s series) at(t time.Time) float64 {
 	secs := float64(t.UnixMilli()) / 1000
 	minute := t.Minute()
 	switch s.plant {
-	case plantXID, plantThrottle:
+	case plantXID, plantThrottle, plantSBE:
 		return 0
+	case plantXIDCancelled:
+		switch {
+		case minute >= 5 && minute < 20:
+			return 163
+		case minute >= 20 && minute < 25:
+			return 162
+		}
+		return 0
+	case plantSBEClimbing:
+		return math.Floor(math.Mod(secs, 86400) * sbeClimbing) // volatile: back to 0 at a daily reset
+	case plantIdleActivity:
+		if minute < 45 {
+			return float64(int(secs)%3) / 1000 // no kernels: 0–0.2 % of the time
+		}
 	case plantXIDHere:
 		if minute >= 10 && minute < 15 || minute >= 40 && minute < 45 {
 			return 79

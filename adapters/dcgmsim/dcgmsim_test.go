@@ -65,7 +65,8 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := dcgmsim.New(fleetOf(2, 4), dcgmsim.Options{MIG: 3, Pods: true, Health: true, Now: func() time.Time { return now }})
 	require.Equal(t, []string{"node-0", "node-1"}, f.Hosts())
-	assert.Equal(t, (3+3)*2+4*2, f.Series("node-0"), "the first GPU is 3 MIG instances; each GPU has XID and throttle series")
+	assert.Equal(t, (3+3)*2+4*3+3*2, f.Series("node-0"),
+		"the first GPU is 3 MIG instances; each GPU has XID, throttle and ECC series, each whole one SM and engine activity")
 
 	families := scrape(t, f, "node-0")
 	util := families["DCGM_FI_DEV_GPU_UTIL"]
@@ -90,6 +91,9 @@ func TestExpositionAsDCGMExporterWritesIt(t *testing.T) {
 	assert.Equal(t, 1, pods, "every other GPU")
 	for _, m := range families["DCGM_FI_PROF_GR_ENGINE_ACTIVE"].GetMetric() {
 		l := labels(m)
+		if l["GPU_I_ID"] == "" {
+			continue // a whole GPU's
+		}
 		instances++
 		assert.Equal(t, "GPU-0-0", l["UUID"])
 		assert.NotEmpty(t, l["GPU_I_PROFILE"])
@@ -177,7 +181,11 @@ func TestHostsCopiesTheFleet(t *testing.T) {
 	assert.Equal(t, []string{"node-0", "node-1", "node-2", "node-0-1", "node-1-1", "node-2-1", "node-0-2", "node-1-2"}, f.Hosts())
 	uuids := map[string]string{}
 	for _, h := range f.Hosts() {
-		assert.Equal(t, 4+2*2, f.Series(h), "two fields of two GPUs, and XID and throttle series")
+		want := 4 + 3*2 + 2*2 // two fields of two GPUs, their XID, throttle and ECC series, their SM and engine activity
+		if h == "node-2-1" {
+			want -= 2 * 2 // the sixth host sends no profiling field
+		}
+		assert.Equal(t, want, f.Series(h), h)
 		for _, m := range scrape(t, f, h)["DCGM_FI_DEV_GPU_UTIL"].GetMetric() {
 			l := labels(m)
 			assert.Equal(t, h, l["Hostname"])
@@ -189,6 +197,43 @@ func TestHostsCopiesTheFleet(t *testing.T) {
 	}
 	assert.Len(t, uuids, 16)
 	assert.Len(t, dcgmsim.New(fleetOf(3, 2), dcgmsim.Options{Hosts: 2}).Hosts(), 3, "never fewer hosts than the readings'")
+}
+
+// The problems planted for the health views, on the clock of the hour.
+func TestPlantedHealthProblems(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 12, 0, 0, time.UTC)
+	f := dcgmsim.New(fleetOf(8, 2), dcgmsim.Options{Pods: true, Health: true, Now: func() time.Time { return now }})
+	value := func(host, uuid, field string) (float64, bool) {
+		for _, m := range scrape(t, f, host)[field].GetMetric() {
+			if labels(m)["UUID"] == uuid {
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	xid, _ := value("node-6", "GPU-6-0", "DCGM_FI_DEV_XID_ERRORS")
+	assert.Equal(t, 163.0, xid)
+	sbe, _ := value("node-7", "GPU-7-0", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL")
+	other, _ := value("node-7", "GPU-7-1", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL")
+	assert.Zero(t, other, "its peers count none")
+	sm, ok := value("node-3", "GPU-3-0", "DCGM_FI_PROF_SM_ACTIVE")
+	assert.True(t, ok)
+	assert.Less(t, sm, 0.01, "held, no kernels")
+	busy, _ := value("node-3", "GPU-3-1", "DCGM_FI_PROF_SM_ACTIVE")
+	assert.Greater(t, busy, 0.3)
+	for _, field := range []string{"DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"} {
+		_, ok := value("node-5", "GPU-5-0", field)
+		assert.False(t, ok, "the sixth host sends no %s", field)
+	}
+
+	now = now.Add(10 * time.Minute) // 00:22
+	xid, _ = value("node-6", "GPU-6-0", "DCGM_FI_DEV_XID_ERRORS")
+	assert.Equal(t, 162.0, xid, "cancelling the 163")
+	later, _ := value("node-7", "GPU-7-0", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL")
+	assert.Equal(t, 17700.0*600, later-sbe, "17,700 a second")
+	now = now.Add(5 * time.Minute)
+	xid, _ = value("node-6", "GPU-6-0", "DCGM_FI_DEV_XID_ERRORS")
+	assert.Zero(t, xid)
 }
 
 // Ratios stay within 0–1 and percentages within 0–100 however they swing, and both move.

@@ -26,8 +26,8 @@ func TestEfficiencyEqualsTheHandComputation(t *testing.T) {
 		"DCGM_FI_PROF_SM_ACTIVE": 0.6, "DCGM_FI_PROF_SM_OCCUPANCY": 0.3, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": 0.25,
 		"DCGM_FI_PROF_PIPE_FP16_ACTIVE": 0.1, "DCGM_FI_PROF_PIPE_FP32_ACTIVE": 0.05, "DCGM_FI_PROF_PIPE_FP64_ACTIVE": 0,
 		"DCGM_FI_PROF_DRAM_ACTIVE": 0.4, "DCGM_FI_PROF_GR_ENGINE_ACTIVE": 0.7,
-		"DCGM_FI_PROF_NVLINK_TX_BYTES": 112.5e9 / 450e9, // an H100 SXM's NVLink: 450 GB/s each way
-		"DCGM_FI_PROF_PCIE_RX_BYTES":   16e9 / 64e9,     // PCIe Gen5 x16: 64 GB/s each way
+		"DCGM_FI_PROF_NVLINK_TX_BYTES": 112.5e9 / 300e9, // an A100 SXM's NVLink: 300 GB/s each way
+		"DCGM_FI_PROF_PCIE_RX_BYTES":   16e9 / 32e9,     // PCIe Gen4 x16: 32 GB/s each way
 	} {
 		require.Contains(t, train.Fields, field)
 		assert.InDelta(t, want, train.Fields[field].Share, 1e-9, field)

@@ -317,3 +317,54 @@ func TestConsoleShowsMIGInstancesAndATimeSlicedGPU(t *testing.T) {
 	assert.Equal(t, []string{"GPU-mig/2 allocated serving/mistral"}, idle, "the idle MIG instance and who holds it")
 	p.noErrors(t, "the idle page")
 }
+
+// The problems page lists the open problems by what to do, the odd ones out and the fields
+// not reported; the efficiency page each pod's share of its GPUs' peaks and its class.
+func TestConsoleShowsProblemsOutliersAndEfficiency(t *testing.T) {
+	t0 := time.Date(2025, 7, 18, 12, 0, 0, 0, time.UTC)
+	dbURL := sqlstoretest.SQLiteURL(t)
+	store, err := sqlstore.Open(context.Background(), dbURL, sqlstore.Options{})
+	require.NoError(t, err)
+	// An XID 63 with rows pending remap, still on at the window's end: reset the GPU.
+	remap := telemetry.GPU{UUID: "GPU-remap", Hostname: "h9", Index: 0, ModelName: "NVIDIA H100 80GB HBM3"}
+	pending := telemetry.Batch{ID: "remap", GPUs: []telemetry.GPU{remap}}
+	for s := 0; s < 7200; s += 30 {
+		xid, rows := 0.0, 0.0
+		if s >= 3600 {
+			xid, rows = 63, 1
+		}
+		at := t0.Add(time.Duration(s) * time.Second)
+		pending.Samples = append(pending.Samples,
+			telemetry.Sample{GPU: remap.UUID, Metric: "DCGM_FI_DEV_XID_ERRORS", Time: at, Value: xid},
+			telemetry.Sample{GPU: remap.UUID, Metric: "DCGM_FI_DEV_ROW_REMAP_PENDING", Time: at, Value: rows})
+	}
+	for _, b := range []telemetry.Batch{healthtest.OddOneOut(t0, true), healthtest.Efficiency(t0), healthtest.Coverage(t0), pending} {
+		_, err = store.WriteBatch(context.Background(), b)
+		require.NoError(t, err)
+	}
+	require.NoError(t, store.Close())
+	proc := start(t, "--mode=api", "--database-url="+dbURL)
+	window := fmt.Sprintf("start=%s&end=%s", t0.Format(time.RFC3339), t0.Add(2*time.Hour).Format(time.RFC3339))
+
+	p := newPage(t)
+	p.do(t, chromedp.Navigate(proc.base+"/"))
+	p.open(t, "#/problems?"+window, "problems")
+	open := eval[[]string](t, p, `[...document.querySelectorAll('#open tbody tr')].map(r => [r.dataset.action, r.dataset.key, r.dataset.kind].join(' '))`)
+	assert.ElementsMatch(t, []string{"reset_gpu GPU-remap xid", "reset_gpu GPU-remap row_remap_pending"}, open)
+	outliers := eval[[]string](t, p, `[...document.querySelectorAll('#outliers tbody tr')].map(r => r.dataset.key + ' ' + r.dataset.signal)`)
+	require.NotEmpty(t, outliers)
+	assert.Equal(t, healthtest.OddGPU+" sbe_ecc_rate", outliers[0], "the GPU whose ECC errors climb, first")
+	gaps := eval[[]string](t, p, `[...document.querySelectorAll('#gaps tbody tr')].map(r => r.dataset.key + ' ' + r.dataset.field)`)
+	assert.Contains(t, gaps, "GPU-nopower DCGM_FI_DEV_POWER_USAGE", "power at 0 throughout")
+	p.screenshot(t, "problems")
+	p.noErrors(t, "the problems page")
+
+	p.open(t, "#/efficiency?by=pod&"+window, "efficiency")
+	classes := eval[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll('#report tbody tr')].map(r => [r.dataset.group, r.dataset.class]))`)
+	assert.Equal(t, "active", classes["team-a/train"])
+	assert.Equal(t, "held_no_kernels", classes["team-b/notebook"])
+	assert.Equal(t, "memory_held_compute_idle", classes["team-b/cache"])
+	assert.Equal(t, "not_reported", classes["team-c/job"])
+	p.screenshot(t, "efficiency")
+	p.noErrors(t, "the efficiency page")
+}

@@ -223,8 +223,8 @@ func prometheusTotalsOf(t *testing.T, base, metric string) map[string]seriesTota
 }
 
 // requireSameAsPrometheus waits until the store holds as many samples as Prometheus and
-// checks every series of the fleet's fields (the simulator's: the bundled file's 10, its MIG
-// instances' engine activity, XID and throttle reasons): same count (nothing lost, nothing
+// checks every series of the fleet's fields (the simulator's: the bundled file's 10, engine
+// and SM activity, XID, throttle reasons and ECC errors): same count (nothing lost, nothing
 // twice), same values.
 func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, fields int, within time.Duration) {
 	t.Helper()
@@ -288,7 +288,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 	time.Sleep(run)
 	stopSim()
 	time.Sleep(3 * time.Second) // the last scrapes fail, stale markers go out
-	requireSameAsPrometheus(t, promBase, dbURL, 13, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 15, time.Minute)
 
 	var gpu struct {
 		MIGInstances []struct {
@@ -332,7 +332,7 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	time.Sleep(after)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, p.dbURL, 13, 30*time.Second) // a killed collector's batches come back within 20 s
+	requireSameAsPrometheus(t, promBase, p.dbURL, 15, 30*time.Second) // a killed collector's batches come back within 20 s
 	assert.True(t, logged(receiver, "failed, retrying"), "the Redis restart hit the receiver mid-run")
 	assert.True(t, logged(receiver, "remote_write request not queued (503): the sender retries it"), "requests answered 503")
 	assert.Positive(t, prometheusCounter(t, promBase, "prometheus_remote_storage_samples_retried_total"),

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
 
 	"math"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/app/apptest"
@@ -37,7 +39,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, dbURL, 14, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 16, time.Minute)
 	at = at.Add(clearOfScrapes(t, promBase, at))
 
 	instant := []string{
@@ -117,6 +119,35 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		}
 	}
 
+	// The chart's GPU alerting rules, and expressions of the kind published GPU rule sets
+	// use, give the same series and values at each instant: the rules fire alike (their
+	// for: clauses wait on the same answers). The simulated fleet has them firing: XID 79,
+	// 163 and 162, thermal throttling, correctable ECC errors climbing on one GPU.
+	exprs := gpuRuleExprs(t)
+	require.GreaterOrEqual(t, len(exprs), 7)
+	exprs = append(exprs,
+		`DCGM_FI_DEV_GPU_TEMP > 80`,
+		`DCGM_FI_DEV_GPU_UTIL > 95`,
+		`DCGM_FI_DEV_XID_ERRORS != 0`,
+		`increase(DCGM_FI_DEV_ECC_SBE_VOL_TOTAL[10m]) > 0`,
+		`topk(20, increase(DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS[30d]))`,
+		`(DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)) * 100 > 90`,
+		`avg_over_time(DCGM_FI_DEV_GPU_UTIL[10m]) < 5`,
+		`count by (Hostname) (DCGM_FI_DEV_XID_ERRORS > 0)`,
+	)
+	fired := 0
+	for _, q := range exprs {
+		for _, back := range []time.Duration{0, 3 * time.Second, 7 * time.Second} {
+			params := url.Values{"query": {q}, "time": {promTime(at.Add(-back))}}
+			want := promResult(t, promBase+"/api/v1/query", params)
+			assertSameResult(t, q, want, promResult(t, p.base+"/prometheus/api/v1/query", params))
+			if back == 0 && len(want.series) > 0 {
+				fired++
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, fired, 3, "rules that fire on the simulated fleet")
+
 	// The other routes, and errors in Prometheus' shape.
 	for _, path := range []string{"/api/v1/label/Hostname/values", "/api/v1/labels?match[]=DCGM_FI_DEV_GPU_TEMP",
 		"/api/v1/label/__name__/values?match[]=" + url.QueryEscape(`{__name__=~"DCGM_.*"}`)} {
@@ -158,6 +189,28 @@ var (
 		{`DCGM_FI_DEV_FB_FREE{Hostname=~"$Hostname"}`, "gpu"},
 	}
 )
+
+// gpuRuleExprs are the expressions of the chart's gpu-health alerting rules.
+func gpuRuleExprs(t *testing.T) []string {
+	raw, err := os.ReadFile("../../deploy/helm/telemetry-pipeline/files/prometheus-rules.yml")
+	require.NoError(t, err)
+	var file struct {
+		Groups []struct {
+			Name  string
+			Rules []struct{ Expr string }
+		}
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &file))
+	var out []string
+	for _, g := range file.Groups {
+		if g.Name == "gpu-health" {
+			for _, r := range g.Rules {
+				out = append(out, r.Expr)
+			}
+		}
+	}
+	return out
+}
 
 // withProfilingFields writes the bundled CSV with two profiling fields added, which the
 // dashboard charts and the file lacks: each GPU's graphics engine and tensor pipe activity,

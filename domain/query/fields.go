@@ -20,9 +20,12 @@ import (
 var neverZero = []string{"DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK",
 	"DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}
 
-// busyUtil is the mean utilisation (%) over which a GPU is busy: its profiling fields should
-// read something then.
+// busyUtil is the mean utilisation (%) over which a GPU is busy: the profiling fields of any
+// work (busyFields) should read something then — unlike the pipes (tensor, FP16, FP64),
+// which a workload may not use.
 const busyUtil = 5
+
+var busyFields = []string{"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_PROF_SM_OCCUPANCY", "DCGM_FI_PROF_DRAM_ACTIVE"}
 
 // linkTraffic tells the fields of link traffic, 0 where a link is idle: 0 throughout is odd
 // only where most of the device's peers carry some.
@@ -168,7 +171,7 @@ func (f *Fleet) Fields(ctx context.Context, q telemetry.FieldsQuery) (telemetry.
 			case s == nil, !s.AllZero:
 			case slices.Contains(neverZero, c.Field):
 				d.Gaps = append(d.Gaps, telemetry.FieldGap{Field: c.Field, Status: telemetry.FieldAlwaysZero, Peers: c.NonZero})
-			case strings.HasPrefix(c.Field, "DCGM_FI_PROF_") && busy && !linkTraffic(c.Field):
+			case slices.Contains(busyFields, c.Field) && busy:
 				d.Gaps = append(d.Gaps, telemetry.FieldGap{Field: c.Field, Status: telemetry.FieldZeroWhileBusy, Peers: c.NonZero})
 			case linkTraffic(c.Field) && 2*c.NonZero > c.Devices-1:
 				d.Gaps = append(d.Gaps, telemetry.FieldGap{Field: c.Field, Status: telemetry.FieldZeroUnlikePeers, Peers: c.NonZero})

@@ -1,5 +1,5 @@
 // The console: pages over the REST API, routed by the URL's fragment (#/, #/gpu/<uuid>,
-// #/health, #/usage, #/workloads). Each page renders into <main> and returns what stops its timers.
+// #/health, #/problems, #/efficiency, #/usage, #/workloads). Each page renders into <main> and returns what stops its timers.
 'use strict';
 
 (() => {
@@ -435,6 +435,102 @@
     return () => { stop(); abort.abort(); };
   }
 
+  // --- problems: open faults by action, outliers, fields not reported --------------------
+
+  const ACTIONS = ['isolate', 'reboot_node', 'reset_gpu', 'restart_app'];
+  const ACTION_NAMES = { isolate: 'Take out of service (RMA)', reboot_node: 'Reboot the node', reset_gpu: 'Reset the GPU', restart_app: 'Restart the application' };
+
+  function problemsPage(params) {
+    const win = windowOf(params, '24h');
+    main.innerHTML = `<h1>Problems</h1>
+      <form class="toolbar" id="form">${rangeLinks('#/problems', params, ['1h', '6h', '24h', '7d'], win.range)}
+        <span class="muted" id="window"></span></form>
+      <h2>Open problems, by what to do <span class="muted" id="open-count"></span></h2><div id="open"><p class="muted">Loading…</p></div>
+      <h2>Odd ones out <span class="muted" id="outlier-count"></span></h2>
+      <p class="muted">Each GPU's error rates, throttling and heat ranked against its model's and its host's GPUs (a robust score: how many robust standard deviations above their median).</p>
+      <div id="outliers"><p class="muted">Loading…</p></div>
+      <h2>Fields not reported <span class="muted" id="gap-count"></span></h2>
+      <p class="muted">A field a GPU does not send, or sends as 0 where 0 means it does not: read as "not reported here", never as idle or healthy.</p>
+      <div id="gaps"><p class="muted">Loading…</p></div>`;
+    const abort = new AbortController();
+    async function load() {
+      const w = win.live ? { start: Date.now() - (win.end - win.start), end: Date.now() } : win;
+      const range = { start_time: iso(w.start), end_time: iso(w.end) };
+      const [open, outliers, fields] = await Promise.all([
+        api('api/v1/events', { ...range, open: 'true', action: ACTIONS }, abort.signal),
+        api('api/v1/fleet/outliers', range, abort.signal),
+        api('api/v1/fleet/fields', range, abort.signal),
+      ]);
+      main.querySelector('#window').textContent = `${shortTime(w.start)} – ${shortTime(w.end)}`;
+      main.querySelector('#open-count').textContent = `${open.count} on ${plural(open.devices, 'device')}`;
+      main.querySelector('#open').innerHTML = open.count ? ACTIONS.filter((a) => open.data.some((e) => e.action === a)).map((a) =>
+        `<h3 data-action="${a}">${esc(ACTION_NAMES[a])}</h3><table><thead><tr><th>device</th><th>kind</th><th>reason</th><th>what</th>
+        <th>class</th><th>since</th><th>last seen</th><th class="num">count</th></tr></thead><tbody>${open.data.filter((e) => e.action === a).map((e) =>
+          `<tr data-key="${esc(deviceKey(e))}" data-kind="${esc(e.kind)}" data-action="${esc(e.action)}"><td><a href="${deviceHref(e)}">${deviceName(e)}</a></td>
+          <td><span class="tag bad">${esc(e.kind)}</span></td><td>${esc(e.reason)}</td><td>${clip(e.detail)}</td><td>${esc(e.class)}</td>
+          <td>${shortTime(e.start)}</td><td>${shortTime(e.last_seen)}</td><td class="num">${fmt(e.count, 0)}</td></tr>`).join('')}</tbody></table>`).join('')
+        : '<p class="muted">None: no event still going on asks for an action.</p>';
+      main.querySelector('#outlier-count').textContent = plural(outliers.count, 'GPU signal');
+      main.querySelector('#outliers').innerHTML = outliers.count ? `<table><thead><tr><th>device</th><th>signal</th><th class="num">value</th>
+        <th class="num">peers' median</th><th>peers</th><th class="num">score</th></tr></thead><tbody>${outliers.data.map((o) =>
+          `<tr data-key="${esc(o.uuid)}" data-signal="${esc(o.signal)}"><td><a href="${deviceHref(o)}">${deviceName(o)}</a></td><td>${esc(o.signal)}</td>
+          <td class="num">${fmt(o.value, 3)} ${esc(o.unit)}</td><td class="num">${fmt(o.median, 3)}</td>
+          <td>${plural(o.peers, 'GPU')} of its ${esc(o.group)} (${clip(o.peer)})</td><td class="num bad">${compact.format(o.score)}</td></tr>`).join('')}</tbody></table>`
+        : '<p class="muted">None: no GPU stands out of its peers.</p>';
+      const gaps = fields.devices.filter((d) => d.gaps.length);
+      main.querySelector('#gap-count').textContent = `on ${plural(gaps.length, 'device')}`;
+      main.querySelector('#gaps').innerHTML = gaps.length ? `<table><thead><tr><th>device</th><th>model</th><th>field</th><th>status</th>
+        <th class="num">peers that report it</th></tr></thead><tbody>${gaps.flatMap((d) => d.gaps.map((g) =>
+          `<tr data-key="${esc(deviceKey(d))}" data-field="${esc(g.field)}"><td><a href="${deviceHref(d)}">${deviceName(d)}</a></td><td>${clip(d.model_name)}</td>
+          <td>${esc(g.field)}</td><td><span class="tag warn">${esc(g.status.replaceAll('_', ' '))}</span></td><td class="num">${g.peers}</td></tr>`)).join('')}</tbody></table>`
+        : '<p class="muted">None: every GPU reports what its kind reports.</p>';
+      setStatus('');
+      state.ready = true;
+    }
+    const stop = win.live ? every(SUMMARY_REFRESH, load) : (load().catch(showError), () => {});
+    return () => { stop(); abort.abort(); };
+  }
+
+  // --- efficiency ----------------------------------------------------------------------
+
+  const EFFICIENCY_COLUMNS = [
+    ['DCGM_FI_PROF_SM_ACTIVE', 'SM active'], ['DCGM_FI_PROF_SM_OCCUPANCY', 'SM occupancy'], ['DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'tensor'],
+    ['DCGM_FI_PROF_PIPE_FP16_ACTIVE', 'FP16'], ['DCGM_FI_PROF_PIPE_FP32_ACTIVE', 'FP32'], ['DCGM_FI_PROF_PIPE_FP64_ACTIVE', 'FP64'],
+    ['DCGM_FI_PROF_DRAM_ACTIVE', 'DRAM'], ['DCGM_FI_PROF_PCIE_RX_BYTES', 'PCIe in'], ['DCGM_FI_PROF_PCIE_TX_BYTES', 'PCIe out'],
+    ['DCGM_FI_PROF_NVLINK_RX_BYTES', 'NVLink in'], ['DCGM_FI_PROF_NVLINK_TX_BYTES', 'NVLink out'],
+  ];
+  const CLASS_TAGS = { active: '', held_no_kernels: 'bad', memory_held_compute_idle: 'warn', not_reported: '' };
+
+  function efficiencyPage(params) {
+    const win = windowOf(params, '24h');
+    const by = params.get('by') || 'pod';
+    main.innerHTML = `<h1>Efficiency</h1>
+      <form class="toolbar" id="form">${rangeLinks('#/efficiency', params, ['1h', '6h', '24h', '7d'], win.range)}
+        <label>by <select name="by">${['pod', 'namespace', 'host', 'model', 'gpu'].map((b) =>
+          `<option ${b === by ? 'selected' : ''}>${b}</option>`).join('')}</select></label>
+        <button>Apply</button><span class="muted" id="window"></span></form>
+      <p class="muted">Each profiling field over the time the GPUs were held, as a share of the model's peak (%); <i>n/r</i>: not reported by this exporter, never read as 0.</p>
+      <div id="report"><p class="muted">Loading…</p></div>`;
+    submitTo(main.querySelector('#form'), '#/efficiency', params);
+    const abort = new AbortController();
+    (async () => {
+      const report = await api('api/v1/fleet/efficiency', { start_time: iso(win.start), end_time: iso(win.end), by }, abort.signal);
+      main.querySelector('#window').textContent = `${shortTime(win.start)} – ${shortTime(win.end)}`;
+      const share = (e, f) => (e.fields[f] ? fmt(e.fields[f].share * 100) : '<span class="muted" title="not reported">n/r</span>');
+      main.querySelector('#report').innerHTML = report.count ? `<table><thead><tr><th>${esc(by)}</th><th>class</th><th class="num">GPU-hours</th>
+        ${EFFICIENCY_COLUMNS.map(([, name]) => `<th class="num">${name}</th>`).join('')}<th class="num">peak memory (MiB)</th></tr></thead>
+        <tbody>${report.data.map((e) => `<tr data-group="${esc(e.group)}" data-class="${esc(e.class)}">
+          <td>${e.group ? clip(e.group) : '<i class="muted">no workload</i>'}</td>
+          <td><span class="tag ${CLASS_TAGS[e.class] || ''}">${esc(e.class.replaceAll('_', ' '))}</span></td>
+          <td class="num">${fmt(e.gpu_hours, 2)}</td>${EFFICIENCY_COLUMNS.map(([f]) => `<td class="num">${share(e, f)}</td>`).join('')}
+          <td class="num">${fmt(e.peak_memory_mib, 0)}</td></tr>`).join('')}</tbody></table>`
+        : '<p class="muted">No samples in this window.</p>';
+      setStatus('');
+      state.ready = true;
+    })().catch(showError);
+    return () => abort.abort();
+  }
+
   // --- usage ---------------------------------------------------------------------------
 
   function usagePage(params) {
@@ -544,6 +640,12 @@
     } else if (parts[0] === 'health') {
       page = 'health';
       stopPage = healthPage(params);
+    } else if (parts[0] === 'problems') {
+      page = 'problems';
+      stopPage = problemsPage(params);
+    } else if (parts[0] === 'efficiency') {
+      page = 'efficiency';
+      stopPage = efficiencyPage(params);
     } else if (parts[0] === 'usage') {
       page = 'usage';
       stopPage = usagePage(params);

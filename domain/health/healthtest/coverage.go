@@ -6,7 +6,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// Coverage is two hours of seven H100s of host h1 scraped every 30 s from t0, each reporting
+// Coverage is two hours of seven H200s of host c1 scraped every 30 s from t0, each reporting
 // utilisation, power, temperature, the GR engine and NVLink traffic — but GPU-nogr, which
 // sends no GR engine; GPU-zerogr, whose GR engine reads 0 while it is busy; GPU-nolink,
 // whose NVLink traffic reads 0 while its peers' does not; GPU-nopower, whose power reads 0;
@@ -15,7 +15,7 @@ func Coverage(t0 time.Time) telemetry.Batch {
 	names := []string{"GPU-ok1", "GPU-ok2", "GPU-nogr", "GPU-zerogr", "GPU-nolink", "GPU-nopower", "GPU-idle"}
 	var gpus []telemetry.GPU
 	for i, n := range names {
-		gpus = append(gpus, telemetry.GPU{UUID: n, Hostname: "h1", Index: i, ModelName: "NVIDIA H100 80GB HBM3"})
+		gpus = append(gpus, telemetry.GPU{UUID: n, Hostname: "c1", Index: i, ModelName: "NVIDIA H200"})
 	}
 	b := telemetry.Batch{ID: "coverage", GPUs: gpus}
 	link := 0.0

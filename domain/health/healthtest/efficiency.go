@@ -7,18 +7,18 @@ import (
 )
 
 // Efficiency is two hours of five GPUs scraped every 30 s from t0, each held by a pod
-// throughout, with profiling values planted: team-a/train on an H100 (SM active 0.6,
+// throughout, with profiling values planted: team-a/train on an A100 SXM (SM active 0.6,
 // occupancy 0.3, tensor 0.25, FP16 0.1, FP32 0.05, FP64 0, DRAM 0.4, graphics engine 0.7,
 // NVLink sending 112.5 GB/s, PCIe receiving 16 GB/s, 60,000 MiB of memory);
-// team-b/notebook on an H100 with no kernels (SM active 0.002, 20,000 MiB); team-b/cache on
-// an H100 holding 40,000 MiB for SM active 0.03; team-c/job on an H100 whose node sends no
-// profiling field; and team-d/a and team-d/b time-slicing an L4 (SM active 0.5).
+// team-b/notebook on an A100 with no kernels (SM active 0.002, 20,000 MiB); team-b/cache on
+// an A100 holding 40,000 MiB for SM active 0.03; team-c/job on an A100 whose node sends no
+// profiling field; and team-d/a and team-d/b time-slicing an L40S (SM active 0.5).
 func Efficiency(t0 time.Time) telemetry.Batch {
-	h100, l4 := "NVIDIA H100 80GB HBM3", "NVIDIA L4"
+	a100, l40s := "NVIDIA A100-SXM4-80GB", "NVIDIA L40S"
 	gpus := []telemetry.GPU{
-		{UUID: "GPU-train", Hostname: "h1", Index: 0, ModelName: h100}, {UUID: "GPU-notebook", Hostname: "h1", Index: 1, ModelName: h100},
-		{UUID: "GPU-cache", Hostname: "h1", Index: 2, ModelName: h100}, {UUID: "GPU-nodcp", Hostname: "h1", Index: 3, ModelName: h100},
-		{UUID: "GPU-shared", Hostname: "h2", Index: 0, ModelName: l4},
+		{UUID: "GPU-train", Hostname: "e1", Index: 0, ModelName: a100}, {UUID: "GPU-notebook", Hostname: "e1", Index: 1, ModelName: a100},
+		{UUID: "GPU-cache", Hostname: "e1", Index: 2, ModelName: a100}, {UUID: "GPU-nodcp", Hostname: "e1", Index: 3, ModelName: a100},
+		{UUID: "GPU-shared", Hostname: "e2", Index: 0, ModelName: l40s},
 	}
 	type holding struct {
 		gpu, namespace string
