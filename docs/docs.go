@@ -1871,6 +1871,10 @@ const docTemplate = `{
                     "type": "string",
                     "example": "2025-07-18T20:47:34Z"
                 },
+                "field": {
+                    "type": "string",
+                    "example": "DCGM_FI_DEV_XID_ERRORS"
+                },
                 "gpu_index": {
                     "type": "integer",
                     "example": 0

@@ -82,7 +82,8 @@ type series struct {
 // idle, with no kernels, for the first 45 minutes of every hour; XID 79 from minute 10 to
 // 15 and 40 to 45 and hardware thermal throttling from minute 20 to 30 on another; Xid 163
 // from minute 5 to 20, then 162, which cancels it, to minute 25, on a third; correctable
-// ECC errors climbing on a fourth.
+// ECC errors climbing on a fourth. The faulty GPU's XID count (DCGM_EXP_XID_ERRORS_COUNT)
+// shows Xid 79 again each minute of its spans, and Xid 13 all along.
 type plant int
 
 const (
@@ -96,6 +97,8 @@ const (
 	plantSBE          // a correctable ECC errors counter: 0
 	plantSBEClimbing  // the counter of the GPU whose errors climb
 	plantIdleActivity // an activity ratio of the GPU held with no kernels
+	plantXIDCount13   // the faulty GPU's count of Xid 13 in the exporter's window: 1 to 3, always some
+	plantXIDCount79   // its count of Xid 79: each minute of its planted spans another
 )
 
 // sbeClimbing is how many correctable ECC errors a second the failing GPU counts: as many as
@@ -107,6 +110,7 @@ const (
 	xidField      = "DCGM_FI_DEV_XID_ERRORS"
 	throttleField = "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
 	sbeField      = "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL"
+	xidCountField = "DCGM_EXP_XID_ERRORS_COUNT" // a series a code seen in the window, labelled xid
 	utilField     = "DCGM_FI_DEV_GPU_UTIL"
 	engineField   = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
 	smField       = "DCGM_FI_PROF_SM_ACTIVE"
@@ -221,6 +225,18 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 				if !has[uuid][a.name] {
 					fields = append(fields, a)
 				}
+			}
+		}
+		if role.faulty { // the repeats the XID gauge hides, as dcgm-exporter's XID count shows them
+			for _, c := range []struct {
+				code  string
+				plant plant
+			}{{"13", plantXIDCount13}, {"79", plantXIDCount79}} {
+				f.help[xidCountField] = "Count of XID errors within the user-specified time window"
+				labels := append(labelsOf(g, "", holder), &dto.LabelPair{Name: proto.String("window_size_in_ms"), Value: proto.String("300000")},
+					&dto.LabelPair{Name: proto.String("xid"), Value: proto.String(c.code)})
+				add(g.Hostname, key{g.Hostname, uuid, xidCountField + c.code, holder.pod},
+					series{metric: xidCountField, labels: labels, scale: 1, plant: c.plant})
 			}
 		}
 		for _, fd := range fields {
@@ -494,6 +510,16 @@ func (s series) at(t time.Time) float64 {
 			return 163
 		case minute >= 20 && minute < 25:
 			return 162
+		}
+		return 0
+	case plantXIDCount13:
+		return float64(1 + minute%3)
+	case plantXIDCount79:
+		switch {
+		case minute >= 10 && minute < 15:
+			return float64(minute - 9)
+		case minute >= 40 && minute < 45:
+			return float64(minute - 39)
 		}
 		return 0
 	case plantSBEClimbing:

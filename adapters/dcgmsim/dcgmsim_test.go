@@ -148,6 +148,13 @@ func TestRealFleetQuirks(t *testing.T) {
 	assert.Equal(t, 64.0, throttle, "hardware thermal slowdown")
 	xid, _ = value("DCGM_FI_DEV_XID_ERRORS")
 	assert.Equal(t, 0.0, xid)
+	counts := map[string]float64{} // its XID count, a series a code
+	for _, m := range scrape(t, f, "node-4")["DCGM_EXP_XID_ERRORS_COUNT"].GetMetric() {
+		assert.Equal(t, "GPU-4-0", labels(m)["UUID"])
+		assert.Equal(t, "300000", labels(m)["window_size_in_ms"])
+		counts[labels(m)["xid"]] = m.GetGauge().GetValue()
+	}
+	assert.Equal(t, map[string]float64{"13": 2, "79": 0}, counts, "at 00:25")
 
 	srv := httptest.NewServer(f.Handler("node-0"))
 	defer srv.Close()
@@ -182,7 +189,10 @@ func TestHostsCopiesTheFleet(t *testing.T) {
 	uuids := map[string]string{}
 	for _, h := range f.Hosts() {
 		want := 4 + 3*2 + 2*2 // two fields of two GPUs, their XID, throttle and ECC series, their SM and engine activity
-		if h == "node-2-1" {
+		switch h {
+		case "node-1-1":
+			want += 2 // the fifth host's failing GPU: its counts of two XIDs
+		case "node-2-1":
 			want -= 2 * 2 // the sixth host sends no profiling field
 		}
 		assert.Equal(t, want, f.Series(h), h)

@@ -313,6 +313,7 @@ type Event struct {
 	GPUIndex    int       `json:"gpu_index" example:"0"`
 	ModelName   string    `json:"model_name" example:"NVIDIA H100 80GB HBM3"`
 	Kind        string    `json:"kind" example:"xid"`
+	Field       string    `json:"field,omitempty" example:"DCGM_FI_DEV_XID_ERRORS"`
 	Reason      string    `json:"reason,omitempty" example:"79"`
 	Class       string    `json:"class,omitempty" example:"hardware" enums:"app,driver,hardware"`
 	Action      string    `json:"action,omitempty" example:"reboot_node" enums:"none,restart_app,reset_gpu,reboot_node,isolate"`
@@ -341,7 +342,7 @@ type EventList struct {
 
 func toEvent(e telemetry.Event) Event {
 	return Event{UUID: e.UUID, GPUInstance: e.Instance, Hostname: e.Hostname, GPUIndex: e.Index, ModelName: e.ModelName,
-		Kind: e.Kind, Reason: e.Reason, Class: e.Class, Action: e.Action, Detail: e.Detail, Start: e.Start, End: e.End,
+		Kind: e.Kind, Field: e.Field, Reason: e.Reason, Class: e.Class, Action: e.Action, Detail: e.Detail, Start: e.Start, End: e.End,
 		LastSeen: e.LastSeen, Ongoing: e.Ongoing, Resolution: e.Resolution, Count: e.Count, Value: e.Value, Samples: e.Samples,
 		Pod: e.Pod, Namespace: e.Namespace, Container: e.Container}
 }

@@ -3,7 +3,6 @@ package promapi
 import (
 	"context"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +70,7 @@ func newCatalog(metrics []string, gpus []telemetry.GPUInfo) *catalog {
 func familyLabels(g telemetry.GPU) map[string][]labels.Label {
 	var out map[string][]labels.Label
 	for name, value := range g.Labels {
-		if metric, own, ok := strings.Cut(name, ":"); ok && value != "" {
+		if metric, own, ok := telemetry.SplitFamilyLabel(name); ok && value != "" {
 			if out == nil {
 				out = map[string][]labels.Label{}
 			}
@@ -86,7 +85,7 @@ func familyLabels(g telemetry.GPU) map[string][]labels.Label {
 func (c *catalog) candidates(ms []*labels.Matcher) ([]string, []*catalogDevice) {
 	var metrics []string
 	for _, n := range c.metrics {
-		if matches(ms, model.MetricNameLabel, n) {
+		if metricMatches(ms, n) {
 			metrics = append(metrics, n)
 		}
 	}
@@ -160,7 +159,12 @@ func (q *Queryable) catalog(ctx context.Context) (*catalog, error) {
 func (d *catalogDevice) seriesLabels(b *labels.ScratchBuilder, s telemetry.Series) labels.Labels {
 	b.Reset()
 	d.labels.Range(func(l labels.Label) { b.Add(l.Name, l.Value) })
-	b.Add(model.MetricNameLabel, s.Metric)
+	if metric, folded, ok := telemetry.UnfoldMetric(s.Metric); ok {
+		b.Add(model.MetricNameLabel, metric)
+		b.Add(folded.Name, folded.Value)
+	} else {
+		b.Add(model.MetricNameLabel, s.Metric)
+	}
 	for _, l := range d.family[s.Metric] {
 		b.Add(l.Name, l.Value)
 	}

@@ -231,7 +231,7 @@ func staleAt(group []telemetry.Series, scrapes []int64) []int64 {
 // workload and on a family's own labels wait for the series.
 func deviceMayMatch(ms []*labels.Matcher, ls labels.Labels) bool {
 	for _, m := range ms {
-		if m.Name == model.MetricNameLabel || slices.Contains(workloadLabels, m.Name) || telemetry.FamilyLabels[m.Name] {
+		if m.Name == model.MetricNameLabel || slices.Contains(workloadLabels, m.Name) || telemetry.FamilyLabels[m.Name] || folded[m.Name] {
 			continue
 		}
 		if !m.Matches(ls.Get(m.Name)) {
@@ -241,9 +241,26 @@ func deviceMayMatch(ms []*labels.Matcher, ls labels.Labels) bool {
 	return true
 }
 
-func matches(ms []*labels.Matcher, name, value string) bool {
+// folded are the labels folded into stored metric names (telemetry.FoldedLabels).
+var folded = func() map[string]bool {
+	out := map[string]bool{}
+	for _, name := range telemetry.FoldedLabels {
+		out[name] = true
+	}
+	return out
+}()
+
+// metricMatches tests the matchers on __name__, and on the label folded into a stored
+// metric's name (telemetry.UnfoldMetric) or, for another metric, its absence.
+func metricMatches(ms []*labels.Matcher, stored string) bool {
+	metric, label, ok := telemetry.UnfoldMetric(stored)
 	for _, m := range ms {
-		if m.Name == name && !m.Matches(value) {
+		switch {
+		case m.Name == model.MetricNameLabel && !m.Matches(metric):
+			return false
+		case folded[m.Name] && ok && m.Name == label.Name && !m.Matches(label.Value):
+			return false
+		case folded[m.Name] && (!ok || m.Name != label.Name) && !m.Matches(""):
 			return false
 		}
 	}

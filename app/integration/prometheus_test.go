@@ -209,7 +209,11 @@ func prometheusTotalsOf(t *testing.T, base, metric string) map[string]seriesTota
 			require.NoError(t, err)
 			// A device's series of a metric add up, as the store's do: the pods time-slicing
 			// a GPU, an XID series whose err_code changed.
-			k := seriesKey(r.Metric["UUID"], r.Metric["GPU_I_ID"], metric)
+			name := metric
+			if folded := telemetry.FoldedLabels[metric]; folded != "" && r.Metric[folded] != "" {
+				name = telemetry.FoldMetric(metric, r.Metric[folded]) // as the store keeps it
+			}
+			k := seriesKey(r.Metric["UUID"], r.Metric["GPU_I_ID"], name)
 			tot := out[k]
 			if fn == "count_over_time" {
 				tot.count += int(v)
@@ -224,8 +228,8 @@ func prometheusTotalsOf(t *testing.T, base, metric string) map[string]seriesTota
 
 // requireSameAsPrometheus waits until the store holds as many samples as Prometheus and
 // checks every series of the fleet's fields (the simulator's: the bundled file's 10, engine
-// and SM activity, XID, throttle reasons and ECC errors): same count (nothing lost, nothing
-// twice), same values.
+// and SM activity, XID, the XID count, throttle reasons and ECC errors): same count
+// (nothing lost, nothing twice), same values.
 func requireSameAsPrometheus(t *testing.T, promBase, dbURL string, fields int, within time.Duration) {
 	t.Helper()
 	resp, err := http.Get(promBase + "/api/v1/label/__name__/values")
@@ -288,7 +292,7 @@ func TestPrometheusRemoteWriteModeAll(t *testing.T) {
 	time.Sleep(run)
 	stopSim()
 	time.Sleep(3 * time.Second) // the last scrapes fail, stale markers go out
-	requireSameAsPrometheus(t, promBase, dbURL, 15, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 16, time.Minute)
 
 	var gpu struct {
 		MIGInstances []struct {
@@ -332,7 +336,7 @@ func TestPrometheusRemoteWriteSplitUnderFaults(t *testing.T) {
 	time.Sleep(after)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, p.dbURL, 15, 30*time.Second) // a killed collector's batches come back within 20 s
+	requireSameAsPrometheus(t, promBase, p.dbURL, 16, 30*time.Second) // a killed collector's batches come back within 20 s
 	assert.True(t, logged(receiver, "failed, retrying"), "the Redis restart hit the receiver mid-run")
 	assert.True(t, logged(receiver, "remote_write request not queued (503): the sender retries it"), "requests answered 503")
 	assert.Positive(t, prometheusCounter(t, promBase, "prometheus_remote_storage_samples_retried_total"),

@@ -39,7 +39,7 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
 	stopSim()
 	time.Sleep(3 * time.Second)
-	requireSameAsPrometheus(t, promBase, dbURL, 16, time.Minute)
+	requireSameAsPrometheus(t, promBase, dbURL, 17, time.Minute)
 	at = at.Add(clearOfScrapes(t, promBase, at))
 
 	instant := []string{
@@ -60,6 +60,10 @@ func TestPromQLAnswersAsPrometheus(t *testing.T) {
 		`absent(DCGM_FI_DEV_NO_SUCH_FIELD)`,
 		`absent(DCGM_FI_DEV_GPU_TEMP)`,
 		`DCGM_FI_DEV_GPU_TEMP{GPU_I_ID!=""}`,
+		`DCGM_EXP_XID_ERRORS_COUNT`, // a series a code
+		`DCGM_EXP_XID_ERRORS_COUNT{xid="13"}`,
+		`sum by (xid) (DCGM_EXP_XID_ERRORS_COUNT)`,
+		`DCGM_FI_DEV_GPU_TEMP{xid=""}`,
 		`sum by (instance) (DCGM_FI_DEV_POWER_USAGE)`,
 	}
 	for _, q := range instant {

@@ -24,6 +24,7 @@ func Explain(events []telemetry.Event, fields map[string][]telemetry.Series, c C
 	events = slices.DeleteFunc(events, func(e telemetry.Event) bool {
 		return volatile && (e.Kind == KindECCSingle || e.Kind == KindECCDouble) && e.Reason == "aggregate"
 	})
+	events = countRepeats(events)
 	for i := range events {
 		e := &events[i]
 		switch e.Kind {
@@ -66,6 +67,38 @@ func Explain(events []telemetry.Event, fields map[string][]telemetry.Series, c C
 		}
 	}
 	return events
+}
+
+// countRepeats gives each XID the sticky gauge reports the occurrences of its code that
+// dcgm-exporter's count (DCGM_EXP_XID_ERRORS_COUNT) saw during it, and drops the count's
+// events it covers: one event, with the gauge's start and end and every repeat counted.
+func countRepeats(events []telemetry.Event) []telemetry.Event {
+	counted := make([]bool, len(events))
+	for i := range events {
+		g := &events[i]
+		if g.Field != fieldXID {
+			continue
+		}
+		n := 0
+		for j, c := range events {
+			if c.Reason != g.Reason || counted[j] || !IsXIDCount(c.Field) ||
+				c.Start.After(g.End) || c.End.Before(g.Start) {
+				continue
+			}
+			n += c.Count
+			counted[j] = true
+		}
+		if n > 0 {
+			g.Count = n
+		}
+	}
+	out := events[:0]
+	for i, e := range events {
+		if !counted[i] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // remapped sets what a memory error asks for by the row remap state during it: a remap that

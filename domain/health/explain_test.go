@@ -121,3 +121,30 @@ func TestThrottleReasonsAreClassifiedBySetter(t *testing.T) {
 		assert.Equal(t, ActionNone, e.Action)
 	}
 }
+
+// The XID gauge keeps the last code: a code repeated while it holds it shows once. The XID
+// count dcgm-exporter keeps in its window (DCGM_EXP_XID_ERRORS_COUNT, a series a code)
+// shows each repeat: the gauge's event counts them all; a code the gauge never showed is an
+// event of its own, counted.
+func TestRepeatsOfAnXIDCountEveryOccurrence(t *testing.T) {
+	gauge := series(fieldXID, 0, 79, 79, 79, 79, 0, 0)
+	count79 := series(telemetry.FoldMetric(fieldXIDCount, "79"), 0, 1, 2, 2, 4, 4, 0) // 1, +1, +2: four in all
+	count13 := series(telemetry.FoldMetric(fieldXIDCount, "13"), 0, 0, 1, 1, 0, 2, 2) // 1, then 2 more later
+	events := explain(t, gauge, count79, count13)
+	require.Len(t, events, 3)
+	byReason := map[string][]telemetry.Event{}
+	for _, e := range events {
+		byReason[e.Reason] = append(byReason[e.Reason], e)
+	}
+	require.Len(t, byReason["79"], 1, "one event of the gauge, the count's folded into it")
+	xid79 := byReason["79"][0]
+	assert.Equal(t, fieldXID, xid79.Field)
+	assert.Equal(t, 4, xid79.Count, "every occurrence")
+	assert.Equal(t, ResolvedCleared, xid79.Resolution)
+	assert.Equal(t, ActionRebootNode, xid79.Action)
+	require.Len(t, byReason["13"], 2, "twice in the window")
+	assert.Equal(t, 1, byReason["13"][0].Count)
+	assert.Equal(t, 2, byReason["13"][1].Count)
+	assert.Equal(t, ClassApp, byReason["13"][0].Class)
+	assert.True(t, IsXIDCount(byReason["13"][0].Field))
+}

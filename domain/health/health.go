@@ -113,12 +113,26 @@ const (
 	ResolvedReset     = "reset"     // an error counter went back to 0: a reset or a driver reload
 )
 
+// fieldXIDCount is dcgm-exporter's count of each XID code in a sliding window
+// (--xid-count-window-size), a series a code: the repeats the sticky XID gauge hides. The
+// store keeps a code's series as a metric of its own (telemetry.FoldMetric).
+const fieldXIDCount = "DCGM_EXP_XID_ERRORS_COUNT"
+
+// IsXIDCount tells a stored metric of DCGM_EXP_XID_ERRORS_COUNT's, a code's.
+func IsXIDCount(metric string) bool {
+	family, _, ok := telemetry.UnfoldMetric(metric)
+	return ok && family == fieldXIDCount
+}
+
 // Detect returns the events of one series, in order of start (for throttling, of start
 // within each reason): a gauge's spans in one state, a counter's runs of rises. A series of
 // a field no event is read from has none. What the catalog and the device's other fields
 // say of them, Explain adds.
 func Detect(s telemetry.Series) []telemetry.Event {
 	pts := s.Points
+	if family, code, ok := telemetry.UnfoldMetric(s.Metric); ok && family == fieldXIDCount {
+		return xidCounts(s, code.Value)
+	}
 	i := slices.IndexFunc(fieldsRead, func(f readField) bool { return f.field == s.Metric })
 	if i < 0 {
 		return nil
@@ -184,6 +198,29 @@ func Detect(s telemetry.Series) []telemetry.Event {
 	return out
 }
 
+// xidCounts returns the events of a code's count of XIDs in dcgm-exporter's window: a span
+// while the window holds some, counting each occurrence — the count at its first sample,
+// then each rise (a fall is occurrences leaving the window).
+func xidCounts(s telemetry.Series, code string) []telemetry.Event {
+	value, err := strconv.ParseFloat(code, 64)
+	if err != nil {
+		return nil
+	}
+	pts := s.Points
+	var out []telemetry.Event
+	spans(pts, func(i int) (string, bool) { return code, pts[i].Value > 0 }, func(r string, first, last int) {
+		e := event(s, KindXID, r, first, last)
+		e.Value, e.Count = value, int(pts[first].Value)
+		for i := first + 1; i <= last; i++ {
+			if d := pts[i].Value - pts[i-1].Value; d > 0 {
+				e.Count += int(d)
+			}
+		}
+		out = append(out, e)
+	})
+	return out
+}
+
 // Idle returns the spans of a utilisation series under threshold, their reason "allocated"
 // when a pod holds the device, else "unallocated", their value the mean utilisation. How
 // long one lasted is known once Settle has ended it.
@@ -208,7 +245,7 @@ func Idle(s telemetry.Series, threshold float64) []telemetry.Event {
 // event is the event of points [first, last] of s: it ends at the first point out of the
 // state, or is ongoing at the last.
 func event(s telemetry.Series, kind, reason string, first, last int) telemetry.Event {
-	e := telemetry.Event{Kind: kind, Reason: reason, Start: micros(s.Points[first].Time), Samples: last - first + 1,
+	e := telemetry.Event{Kind: kind, Field: s.Metric, Reason: reason, Start: micros(s.Points[first].Time), Samples: last - first + 1,
 		Pod: s.Pod, Namespace: s.Namespace, Container: s.Container}
 	e.LastSeen = micros(s.Points[last].Time)
 	if last+1 < len(s.Points) {

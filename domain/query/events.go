@@ -41,7 +41,20 @@ func (f *Fleet) Events(ctx context.Context, q telemetry.EventQuery) ([]telemetry
 	keep := func(e telemetry.Event) bool {
 		return wanted(q.Kinds, e.Kind) && wanted(q.Classes, e.Class) && wanted(q.Actions, e.Action) && (!q.Open || e.Ongoing)
 	}
-	return f.detect(ctx, sel, q.Range, health.Fields(q.Kinds), nil, health.Detect, explain, keep)
+	metrics := health.Fields(q.Kinds)
+	if len(q.Kinds) == 0 || slices.Contains(q.Kinds, health.KindXID) {
+		// dcgm-exporter's counts of each code's repeats, each code a metric of the store's
+		stored, err := f.inv.Metrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range stored {
+			if health.IsXIDCount(m) {
+				metrics = append(metrics, m)
+			}
+		}
+	}
+	return f.detect(ctx, sel, q.Range, metrics, nil, health.Detect, explain, keep)
 }
 
 // Idle returns the spans of q.Range in which a device's utilisation stayed under

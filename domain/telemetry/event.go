@@ -8,6 +8,7 @@ import "time"
 type Event struct {
 	GPU
 	Kind   string // one of the health package's kinds: xid, ecc_sbe, ecc_dbe, row_remap_failure, row_remap_pending, throttle, pcie_replay, nvlink_errors, idle
+	Field  string // the DCGM field it was read from, as stored
 	Reason string // the XID code, the throttle reason (hw_thermal_slowdown, …), the counter (volatile, crc_flit, …), or for idle whether a pod holds the device
 	// Start is the first sample in the state; End the first sample out of it, or the last in
 	// it when Ongoing: the window, or the device's reports, ended first. LastSeen is the last

@@ -61,7 +61,33 @@ func (g GPU) IsTarget() bool { return g.IDFrom == IDFromTarget }
 // err_code and err_msg, process fields DCGM_FI_PROCESS_NAME. A device keeps them in its
 // Labels as FAMILY:name — a colon never stands in a label name — so that they go back on
 // that family's series only.
-var FamilyLabels = map[string]bool{"err_code": true, "err_msg": true, "DCGM_FI_PROCESS_NAME": true}
+var FamilyLabels = map[string]bool{"err_code": true, "err_msg": true, "DCGM_FI_PROCESS_NAME": true, "window_size_in_ms": true}
+
+// FoldedLabels are labels that tell a family's series of one device apart, by family:
+// dcgm-exporter's DCGM_EXP_XID_ERRORS_COUNT has a series per XID code seen in its window,
+// labelled xid. The store keeps each as a metric of its own, the label folded into its name
+// (FoldMetric), which the PromQL API unfolds: a series a code, as in Prometheus.
+var FoldedLabels = map[string]string{"DCGM_EXP_XID_ERRORS_COUNT": "xid"}
+
+// FoldMetric is the name the store keeps a family's series under whose folded label has
+// value: DCGM_EXP_XID_ERRORS_COUNT:xid=79.
+func FoldMetric(metric, value string) string {
+	return metric + ":" + FoldedLabels[metric] + "=" + value
+}
+
+// UnfoldMetric returns the family and folded label of a name FoldMetric made, and false for
+// any other name.
+func UnfoldMetric(stored string) (metric string, folded Label, ok bool) {
+	metric, rest, ok := strings.Cut(stored, ":")
+	if !ok || FoldedLabels[metric] == "" {
+		return stored, Label{}, false
+	}
+	name, value, ok := strings.Cut(rest, "=")
+	if !ok || name != FoldedLabels[metric] {
+		return stored, Label{}, false
+	}
+	return metric, Label{Name: name, Value: value}, true
+}
 
 // sameMap reports whether two maps are one.
 func sameMap(a, b map[string]string) bool {
@@ -70,6 +96,16 @@ func sameMap(a, b map[string]string) bool {
 
 // FamilyLabel is the key of a family's own label in GPU.Labels.
 func FamilyLabel(metric, name string) string { return metric + ":" + name }
+
+// SplitFamilyLabel returns the metric and label name of a key FamilyLabel made, and false
+// for a device's own label. A label name has no colon; a metric's may (FoldMetric).
+func SplitFamilyLabel(key string) (metric, name string, ok bool) {
+	i := strings.LastIndexByte(key, ':')
+	if i < 0 {
+		return "", key, false
+	}
+	return key[:i], key[i+1:], true
+}
 
 // WithFamilyLabelsOf returns g with the family labels of o (another reading of the same
 // device) that g lacks or holds otherwise: a batch describes a device once, and each of its
@@ -109,6 +145,7 @@ func (g GPU) WithFamilyLabelsOf(o GPU) GPU {
 //	DCGM_FI_DRIVER_VERSION   GPU.DriverVersion
 //	container, pod, namespace  the sample's workload
 //	err_code, err_msg, …     GPU.Labels as FAMILY:name (FamilyLabels)
+//	xid (of DCGM_EXP_XID_ERRORS_COUNT)  folded into Sample.Metric (FoldedLabels)
 //
 // A target's own up, scrape_duration_seconds and scrape_samples_scraped (with an instance
 // label and no GPU's) read as its TargetDevice's.
@@ -179,6 +216,12 @@ func SeriesReading(labels []Label) (Reading, error) {
 				instance = l.Value
 			}
 			r.GPU.Labels = addLabel(r.GPU.Labels, l)
+		}
+	}
+	if name := FoldedLabels[r.Sample.Metric]; name != "" {
+		if value, ok := r.GPU.Labels[name]; ok {
+			delete(r.GPU.Labels, name)
+			r.Sample.Metric = FoldMetric(r.Sample.Metric, value)
 		}
 	}
 	for _, l := range family {
@@ -291,7 +334,12 @@ func SeriesLabels(g GPU, s Sample) []Label {
 			out = append(out, Label{name, value})
 		}
 	}
-	add("__name__", s.Metric)
+	if metric, folded, ok := UnfoldMetric(s.Metric); ok {
+		add("__name__", metric)
+		add(folded.Name, folded.Value)
+	} else {
+		add("__name__", s.Metric)
+	}
 	switch g.IDFrom {
 	case IDFromUUID:
 		add("UUID", g.UUID)
@@ -312,7 +360,7 @@ func SeriesLabels(g GPU, s Sample) []Label {
 	add("pod", s.Pod)
 	add("namespace", s.Namespace)
 	for name, value := range g.Labels {
-		if family, own, scoped := strings.Cut(name, ":"); scoped {
+		if family, own, scoped := SplitFamilyLabel(name); scoped {
 			if family == s.Metric {
 				add(own, value)
 			}

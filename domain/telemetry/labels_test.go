@@ -156,3 +156,38 @@ func TestWithFamilyLabelsOf(t *testing.T) {
 	assert.Equal(t, map[string]string{"job": "j"}, shared, "the shared map untouched")
 	assert.Equal(t, g, g.WithFamilyLabelsOf(g), "the same device: nothing to do")
 }
+
+// dcgm-exporter's XID count has a series a code on one device: each is kept apart, its code
+// folded into the metric, and unfolded into its labels again.
+func TestTheXIDCountIsASeriesACode(t *testing.T) {
+	read := func(code string) telemetry.Reading {
+		r, err := telemetry.SeriesReading([]telemetry.Label{{Name: "__name__", Value: "DCGM_EXP_XID_ERRORS_COUNT"}, {Name: "UUID", Value: "GPU-1"},
+			{Name: "Hostname", Value: "h1"}, {Name: "window_size_in_ms", Value: "300000"}, {Name: "xid", Value: code}})
+		require.NoError(t, err)
+		return r
+	}
+	r79, r13 := read("79"), read("13")
+	assert.Equal(t, "DCGM_EXP_XID_ERRORS_COUNT:xid=79", r79.Sample.Metric)
+	assert.Equal(t, "DCGM_EXP_XID_ERRORS_COUNT:xid=13", r13.Sample.Metric)
+	assert.NotContains(t, r79.GPU.Labels, "xid", "not a label of the device")
+	assert.Equal(t, r79.GPU.UUID, r13.GPU.UUID, "one device")
+	got := map[string]string{}
+	for _, l := range telemetry.SeriesLabels(r79.GPU, r79.Sample) {
+		got[l.Name] = l.Value
+	}
+	assert.Equal(t, "DCGM_EXP_XID_ERRORS_COUNT", got["__name__"])
+	assert.Equal(t, "79", got["xid"])
+	assert.Equal(t, "300000", got["window_size_in_ms"])
+
+	metric, folded, ok := telemetry.UnfoldMetric("DCGM_EXP_XID_ERRORS_COUNT:xid=79")
+	assert.True(t, ok)
+	assert.Equal(t, "DCGM_EXP_XID_ERRORS_COUNT", metric)
+	assert.Equal(t, telemetry.Label{Name: "xid", Value: "79"}, folded)
+	for _, other := range []string{"DCGM_FI_DEV_XID_ERRORS", "job:rate:sum", "DCGM_EXP_XID_ERRORS_COUNT:gpu=1"} {
+		_, _, ok := telemetry.UnfoldMetric(other)
+		assert.False(t, ok, other)
+	}
+	name, own, ok := telemetry.SplitFamilyLabel("DCGM_EXP_XID_ERRORS_COUNT:xid=79:window_size_in_ms")
+	assert.True(t, ok)
+	assert.Equal(t, []string{"DCGM_EXP_XID_ERRORS_COUNT:xid=79", "window_size_in_ms"}, []string{name, own})
+}
