@@ -1353,7 +1353,7 @@ const docTemplate = `{
         },
         "/api/v1/workloads": {
             "get": {
-                "description": "A record per workload's (namespace, pod, container) hold on a device (a GPU or a MIG instance), made by the collectors from the samples as they settle (a few minutes behind) and kept for --retention-workloads (2 years by default), after the samples are gone. A hold ends once its workload has reported nothing on the device for 5 minutes (samples of other workloads in between neither end it nor count in it); a workload seen again later gets a new record. gpu_hours, mean_utilization and energy_kwh are accounted as GET /api/v1/fleet/usage accounts them (shared GPUs split, MIG instances by their slices): a record equals the usage report of its pod over [start, end]. p95_utilization is the whole percent under which 95 % of the time was spent; idle_fraction the share of the time under 1 %; sm_active, tensor_active and dram_active the profiling ratios' means where the exporter sends them; events the health events (XID, ECC, row remap, throttling) that began during the hold. Records overlapping [start_time, end_time] when given, the latest end first. As CSV (every record selected, no paging) with format=csv or Accept: text/csv.",
+                "description": "A record per workload's (namespace, pod, container) hold on a device (a GPU or a MIG instance), made by the collectors from the samples as they settle (a few minutes behind) and kept for --retention-workloads (2 years by default), after the samples are gone. A hold ends once its workload has reported nothing on the device for 5 minutes (samples of other workloads in between neither end it nor count in it); a workload seen again later gets a new record. gpu_hours, mean_utilization and energy_kwh are accounted as GET /api/v1/fleet/usage accounts them (shared GPUs split, MIG instances by their slices): a record equals the usage report of its pod over [start, end]. p95_utilization is the whole percent under which 95 % of the time was spent; idle_fraction the share of the time under 1 %; sm_active, tensor_active and dram_active the profiling ratios' means where the exporter sends them; efficiency_class held_no_kernels (SM active under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (no SM activity sent: never idle); events the health events (XID, ECC, row remap, throttling) that began during the hold. Records overlapping [start_time, end_time] when given, the latest end first. As CSV (every record selected, no paging) with format=csv or Accept: text/csv.",
                 "produces": [
                     "application/json",
                     "text/csv"
@@ -2718,6 +2718,17 @@ const docTemplate = `{
                 "dram_active": {
                     "type": "number",
                     "example": 0.41
+                },
+                "efficiency_class": {
+                    "description": "EfficiencyClass judges the hold by its SM activity and memory: active,\nheld_no_kernels, memory_held_compute_idle, or not_reported (no SM activity sent).",
+                    "type": "string",
+                    "enum": [
+                        "active",
+                        "held_no_kernels",
+                        "memory_held_compute_idle",
+                        "not_reported"
+                    ],
+                    "example": "active"
                 },
                 "end": {
                     "type": "string",

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
@@ -43,8 +44,11 @@ type Workload struct {
 	SMActive        *float64  `json:"sm_active,omitempty" example:"0.71"`
 	TensorActive    *float64  `json:"tensor_active,omitempty" example:"0.33"`
 	DRAMActive      *float64  `json:"dram_active,omitempty" example:"0.41"`
-	Events          int       `json:"events" example:"1"`
-	Samples         int64     `json:"samples" example:"8640"`
+	// EfficiencyClass judges the hold by its SM activity and memory: active,
+	// held_no_kernels, memory_held_compute_idle, or not_reported (no SM activity sent).
+	EfficiencyClass string `json:"efficiency_class" example:"active" enums:"active,held_no_kernels,memory_held_compute_idle,not_reported"`
+	Events          int    `json:"events" example:"1"`
+	Samples         int64  `json:"samples" example:"8640"`
 }
 
 // WorkloadList is the answer to GET /api/v1/workloads: a page of records, the latest end
@@ -66,13 +70,14 @@ func toWorkload(w telemetry.Workload) Workload {
 		Namespace: w.Namespace, Pod: w.Pod, Container: w.Container, Start: w.Start, End: w.End, LastSeen: w.LastSeen, Open: w.Open,
 		GPUHours: w.GPUHours, MeanUtilization: opt(w.MeanUtil), P95Utilization: opt(w.P95Util), IdleFraction: opt(w.IdleFraction()),
 		UtilSignal: w.UtilSignal, EnergyKWh: w.EnergyKWh, PeakMemoryMiB: opt(w.PeakMemory), SMActive: opt(w.SMActive.Mean),
-		TensorActive: opt(w.TensorActive.Mean), DRAMActive: opt(w.DRAMActive.Mean), Events: w.Events, Samples: w.Samples}
+		TensorActive: opt(w.TensorActive.Mean), DRAMActive: opt(w.DRAMActive.Mean), Events: w.Events, Samples: w.Samples,
+		EfficiencyClass: usage.Classify(w.SMActive.Mean, math.NaN(), w.PeakMemory)}
 }
 
 // workloads godoc
 //
 //	@Summary		Workload records: who held which GPU, from when to when, and how well they used it
-//	@Description	A record per workload's (namespace, pod, container) hold on a device (a GPU or a MIG instance), made by the collectors from the samples as they settle (a few minutes behind) and kept for --retention-workloads (2 years by default), after the samples are gone. A hold ends once its workload has reported nothing on the device for 5 minutes (samples of other workloads in between neither end it nor count in it); a workload seen again later gets a new record. gpu_hours, mean_utilization and energy_kwh are accounted as GET /api/v1/fleet/usage accounts them (shared GPUs split, MIG instances by their slices): a record equals the usage report of its pod over [start, end]. p95_utilization is the whole percent under which 95 % of the time was spent; idle_fraction the share of the time under 1 %; sm_active, tensor_active and dram_active the profiling ratios' means where the exporter sends them; events the health events (XID, ECC, row remap, throttling) that began during the hold. Records overlapping [start_time, end_time] when given, the latest end first. As CSV (every record selected, no paging) with format=csv or Accept: text/csv.
+//	@Description	A record per workload's (namespace, pod, container) hold on a device (a GPU or a MIG instance), made by the collectors from the samples as they settle (a few minutes behind) and kept for --retention-workloads (2 years by default), after the samples are gone. A hold ends once its workload has reported nothing on the device for 5 minutes (samples of other workloads in between neither end it nor count in it); a workload seen again later gets a new record. gpu_hours, mean_utilization and energy_kwh are accounted as GET /api/v1/fleet/usage accounts them (shared GPUs split, MIG instances by their slices): a record equals the usage report of its pod over [start, end]. p95_utilization is the whole percent under which 95 % of the time was spent; idle_fraction the share of the time under 1 %; sm_active, tensor_active and dram_active the profiling ratios' means where the exporter sends them; efficiency_class held_no_kernels (SM active under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (no SM activity sent: never idle); events the health events (XID, ECC, row remap, throttling) that began during the hold. Records overlapping [start_time, end_time] when given, the latest end first. As CSV (every record selected, no paging) with format=csv or Accept: text/csv.
 //	@Tags			workloads
 //	@Produce		json
 //	@Produce		text/csv
@@ -143,7 +148,7 @@ func wantsCSV(c *gin.Context) (bool, error) {
 // workloadCSVHeader is the first line of workload records as CSV.
 var workloadCSVHeader = []string{"id", "uuid", "gpu_instance", "hostname", "model_name", "namespace", "pod", "container",
 	"start", "end", "open", "gpu_hours", "mean_utilization", "p95_utilization", "idle_fraction", "energy_kwh",
-	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples"}
+	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples", "efficiency_class"}
 
 // writeWorkloadsCSV writes every record q selects, a page at a time. A failure after the
 // first page can only cut the file short: the status is sent.
@@ -166,7 +171,7 @@ func (a *API) writeWorkloadsCSV(c *gin.Context, q telemetry.WorkloadQuery) {
 				d.Pod, d.Container, d.Start.Format(time.RFC3339Nano), d.End.Format(time.RFC3339Nano), strconv.FormatBool(d.Open),
 				csvNumber(&d.GPUHours), csvNumber(d.MeanUtilization), csvNumber(d.P95Utilization), csvNumber(d.IdleFraction), csvNumber(&d.EnergyKWh),
 				csvNumber(d.PeakMemoryMiB), csvNumber(d.SMActive), csvNumber(d.TensorActive), csvNumber(d.DRAMActive), strconv.Itoa(d.Events),
-				strconv.FormatInt(d.Samples, 10)})
+				strconv.FormatInt(d.Samples, 10), d.EfficiencyClass})
 		}
 		if next == "" {
 			break

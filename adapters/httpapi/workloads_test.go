@@ -63,6 +63,7 @@ func TestWorkloadRecordsOfADay(t *testing.T) {
 	assert.InDelta(t, 90, *train.P95Utilization, 0)
 	assert.InDelta(t, 0, *train.IdleFraction, 0)
 	assert.Nil(t, train.SMActive, "no profiling field: absent, not 0")
+	assert.Equal(t, "not_reported", train.EfficiencyClass, "no profiling field: not reported, never idle")
 	require.Len(t, pods["eval"], 2, "GPU-B's half hour of silence ends a hold")
 	// Recorded up to 2 minutes (the settling time) behind the last sample, GPU-C's at 24:01:
 	// GPU-B's last, at 23:59, stands until 23:59.
@@ -127,6 +128,7 @@ func TestWorkloadRecordsAsCSV(t *testing.T) {
 	assert.Equal(t, "id", rows[0][0])
 	assert.Equal(t, want.Data[0].Pod, rows[1][6])
 	assert.Equal(t, "", rows[1][17], "sm_active not reported: empty")
+	assert.Equal(t, "not_reported", rows[1][22], "efficiency_class")
 }
 
 func TestBadWorkloadQueries(t *testing.T) {

@@ -136,16 +136,29 @@ func (r *Report) Efficiencies() []Efficiency {
 // classOf judges a group by its SM activity, or its graphics engine's where SM activity is
 // not reported; by neither, it is not reported, never idle.
 func classOf(e Efficiency) string {
-	busy, ok := e.Shares[SMField]
-	if !ok {
-		busy, ok = e.Shares[EngineField]
+	mean := func(field string) float64 {
+		if w, ok := e.Shares[field]; ok {
+			return w.Mean()
+		}
+		return math.NaN()
 	}
-	switch mean := busy.Mean(); {
-	case !ok:
+	return Classify(mean(SMField), mean(EngineField), e.PeakMemory)
+}
+
+// Classify is the class of a holding from the mean of its SM activity and of its graphics
+// engine's (NaN where not reported; SM activity decides where both are) and its peak
+// memory (MiB, NaN where not reported).
+func Classify(sm, engine, peakMemory float64) string {
+	busy := sm
+	if math.IsNaN(busy) {
+		busy = engine
+	}
+	switch {
+	case math.IsNaN(busy):
 		return ClassNotReported
-	case mean < noKernelsBelow:
+	case busy < noKernelsBelow:
 		return ClassHeldNoKernels
-	case mean < computeIdleBelow && !math.IsNaN(e.PeakMemory) && e.PeakMemory >= memoryHeldFromMiB:
+	case busy < computeIdleBelow && !math.IsNaN(peakMemory) && peakMemory >= memoryHeldFromMiB:
 		return ClassMemoryHeldIdle
 	}
 	return ClassActive

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -22,4 +23,22 @@ func TestModelsAreFoundByTheirLongestName(t *testing.T) {
 	assert.Equal(t, -1.0, trafficPeak("NVIDIA L4", NVLinkTxField), "an L4 has no NVLink: no share of it")
 	assert.Equal(t, 450e9, trafficPeak("NVIDIA H100 80GB HBM3", NVLinkRxField))
 	assert.Zero(t, trafficPeak("NVIDIA H100 80GB HBM3", SMField))
+}
+
+func TestClassesOfAHolding(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		sm, engine, memory float64
+		want               string
+	}{
+		{0.6, nan, 60000, ClassActive},
+		{0.002, 0.5, 20000, ClassHeldNoKernels}, // SM activity decides where both are sent
+		{nan, 0.003, nan, ClassHeldNoKernels},
+		{0.03, nan, 40000, ClassMemoryHeldIdle},
+		{0.03, nan, 500, ClassActive},
+		{0.03, nan, nan, ClassActive},
+		{nan, nan, 80000, ClassNotReported},
+	} {
+		assert.Equal(t, c.want, Classify(c.sm, c.engine, c.memory), "%+v", c)
+	}
 }

@@ -605,7 +605,7 @@
         box.innerHTML = `<table><thead><tr><th>namespace / pod</th><th>device</th><th>from</th><th>held</th>
           <th class="num">GPU-hours</th><th class="num">mean util (%)</th><th class="num">p95 util (%)</th><th class="num">idle (%)</th>
           <th class="num">SM active (%)</th><th class="num">tensor (%)</th><th class="num">energy (kWh)</th>
-          <th class="num">peak memory (MiB)</th><th class="num">events</th></tr></thead><tbody>${list.data.map((w) => `<tr data-id="${w.id}" data-pod="${esc(w.pod)}">
+          <th class="num">peak memory (MiB)</th><th class="num">events</th><th>efficiency</th></tr></thead><tbody>${list.data.map((w) => `<tr data-id="${w.id}" data-pod="${esc(w.pod)}">
           <td>${clip(`${w.namespace}/${w.pod}`)}${w.container ? ` <span class="muted">${esc(w.container)}</span>` : ''}</td>
           <td><a href="${deviceHref(w)}">${clip(w.hostname)}</a>${w.gpu_instance ? ` · MIG ${esc(w.gpu_instance)}` : ''}</td>
           <td>${shortTime(w.start)}</td><td>${w.open ? '<b>holding</b>, ' : ''}${duration(Date.parse(w.end) - Date.parse(w.start))}</td>
@@ -613,7 +613,8 @@
           <td class="num">${fmt(w.p95_utilization, 0)}</td><td class="num">${w.idle_fraction === undefined ? '–' : fmt(w.idle_fraction * 100)}</td>
           <td class="num">${pct(w.sm_active)}</td><td class="num">${pct(w.tensor_active)}</td>
           <td class="num">${fmt(w.energy_kwh, 3)}</td><td class="num">${fmt(w.peak_memory_mib, 0)}</td>
-          <td class="num ${w.events ? 'bad' : ''}">${w.events}</td></tr>`).join('')}</tbody></table>
+          <td class="num ${w.events ? 'bad' : ''}">${w.events}</td>
+          <td><span class="tag ${CLASS_TAGS[w.efficiency_class] || ''}">${esc((w.efficiency_class || '').replaceAll('_', ' '))}</span></td></tr>`).join('')}</tbody></table>
           ${list.next_cursor ? `<p><a id="next" href="#/workloads?${next}">Older records →</a></p>` : ''}`;
       }
       setStatus('');
