@@ -83,7 +83,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "telemetry")
-		out, err := exec.Command("go", "build", "-o", binPath, appPackage).CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", binPath, appPackage)
+		cmd.Dir = startDir // a test may have moved to a directory of its own (t.Chdir)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -93,6 +95,9 @@ func Binary(t testing.TB) string {
 }
 
 const appPackage = "github.com/telemetry-pipeline/telemetry-pipeline/app"
+
+// startDir is the test binary's directory as it started: its package's, in the module.
+var startDir, _ = os.Getwd()
 
 // Main runs a package's tests, then removes the binary Binary built: call it from the
 // package's TestMain.
