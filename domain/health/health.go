@@ -1,5 +1,7 @@
-// Package health turns DCGM's gauges into events with a start and an end: XID errors, ECC
-// errors, row remap failures, clock throttling and idleness, read off a device's series.
+// Package health turns DCGM's gauges and counters into events with a start and an end — XID
+// errors, ECC errors, row remapping, clock throttling, PCIe and NVLink errors, idleness — read
+// off a device's series; says what each means and asks for (explain.go, from the XID
+// catalog, catalog.go); and ranks each device's signals against its peers' (outliers.go).
 package health
 
 import (
