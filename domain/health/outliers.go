@@ -29,9 +29,9 @@ var (
 // than it is noise whatever the peers do, and peers that all read the same (0 errors) do not
 // make the first error infinitely odd. A score of DefaultOutlierScore then takes 3.5 times it:
 // some 13 correctable errors an hour, 4 XIDs, 18 % of the time throttled, 4 rows, 126 replays
-// an hour, 5 °C.
+// an hour, 10.5 °C.
 var signalFloor = map[string]float64{
-	SignalSBE: 0.001, SignalXID: 1, SignalThrottle: 0.05, SignalRemappedRows: 1, SignalPCIeReplay: 0.01, SignalTempAtPower: 1.5,
+	SignalSBE: 0.001, SignalXID: 1, SignalThrottle: 0.05, SignalRemappedRows: 1, SignalPCIeReplay: 0.01, SignalTempAtPower: 3,
 }
 
 // DefaultOutlierScore is the robust score above which a device is an outlier: Iglewicz and
@@ -41,6 +41,13 @@ const DefaultOutlierScore = 3.5
 
 // MinPeers is the smallest group a device is ranked in, itself included.
 const MinPeers = 4
+
+// minPeers is the smallest group a signal is ranked in where MinPeers is too few. A GPU's
+// temperature at its power differs by its slot's airflow: among the 8 GPUs of a host, the
+// median deviation of so few is no measure of noise (on the bundled fleet's readings, a
+// dozen GPUs 5–12 °C above their host's line scored 4–11), while among a model's hundreds
+// only those far off do.
+var minPeers = map[string]int{SignalTempAtPower: 16}
 
 // fields the signals are read from.
 const (
@@ -213,7 +220,7 @@ func Outliers(devices []DeviceSignals, groups []PeerGroup, threshold float64) []
 						values = append(values, v)
 					}
 				}
-				if len(values) < MinPeers {
+				if len(values) < max(MinPeers, minPeers[signal]) {
 					continue
 				}
 				median, scale := robust(values)

@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -114,4 +115,28 @@ func TestSignalsOfADevice(t *testing.T) {
 	assert.Equal(t, 4.0, d.Values[health.SignalRemappedRows])
 	_, ok := d.Values[health.SignalPCIeReplay]
 	assert.False(t, ok, "a field not reported is no signal, not a zero")
+}
+
+// A GPU's temperature at its power is ranked among 16 GPUs or more: eight GPUs of a host
+// differ by their slots' airflow more than their median deviation says.
+func TestTemperatureNeedsManyPeers(t *testing.T) {
+	fleet := func(n int) []health.DeviceSignals {
+		var out []health.DeviceSignals
+		for i := range n {
+			power := 200 + 20*float64(i%5)
+			temp := 30 + 0.1*power + float64(i%3) - 1 // within a degree of the line
+			if i == 0 {
+				temp += 20 // the hot one
+			}
+			out = append(out, health.DeviceSignals{GPU: telemetry.GPU{UUID: fmt.Sprint("GPU-", i), Hostname: fmt.Sprint("h", i/8), ModelName: "H100"},
+				Values: map[string]float64{}, Power: power, Temp: temp})
+		}
+		return out
+	}
+	assert.Empty(t, health.Outliers(fleet(8), health.PeerGroups(), health.DefaultOutlierScore), "one host of eight")
+	out := health.Outliers(fleet(24), health.PeerGroups(), health.DefaultOutlierScore)
+	require.Len(t, out, 1)
+	assert.Equal(t, "GPU-0", out[0].GPU.UUID)
+	assert.Equal(t, health.SignalTempAtPower, out[0].Signal)
+	assert.Equal(t, "model", out[0].Group, "its host's 8 are too few")
 }
