@@ -221,7 +221,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/efficiency": {
             "get": {
-                "description": "For each group (by pod, namespace, host, model, gpu or label:\u003cname\u003e) within [start_time, end_time] (default: the day before now), over the time it held its devices as the usage report counts it (a GPU shared by several pods at once splits its time among them; a MIG instance counts its share of its GPU): the time-weighted mean of each profiling field reported — DCGM_FI_PROF_GR_ENGINE_ACTIVE, SM_ACTIVE, SM_OCCUPANCY, PIPE_TENSOR_ACTIVE, PIPE_FP16/FP32/FP64_ACTIVE, DRAM_ACTIVE, already shares of peak, and PCIE_TX/RX_BYTES, NVLINK_TX/RX_BYTES as shares of the model's link speed per direction (docs/api.md lists the models known) — with the GPU-hours it was reported over; the fields reported for none of the time (not_reported: never read as 0); and a class: held_no_kernels (SMs, or the graphics engine where SM activity is not reported, busy under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (neither SM activity nor the graphics engine reported: nothing to judge by, never idle). Reads the samples.",
+                "description": "For each group (by pod, namespace, host, model, gpu or label:\u003cname\u003e) within [start_time, end_time] (default: the day before now), over the time it held its devices as the usage report counts it (a GPU shared by several pods at once splits its time among them; a MIG instance counts its share of its GPU): the time-weighted mean of each profiling field reported — DCGM_FI_PROF_GR_ENGINE_ACTIVE, SM_ACTIVE, SM_OCCUPANCY, PIPE_TENSOR_ACTIVE, PIPE_FP16/FP32/FP64_ACTIVE, DRAM_ACTIVE, already shares of peak, and PCIE_TX/RX_BYTES, NVLINK_TX/RX_BYTES as shares of the model's link speed per direction (docs/api.md lists the models known) — with the GPU-hours it was reported over; the fields reported for none of the time (not_reported: never read as 0); and a class: held_no_kernels (SMs, or the graphics engine where SM activity is not reported, busy under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (neither SM activity nor the graphics engine reported: nothing to judge by, never idle); the time no pod held the devices (group \"\" by pod or namespace) with no kernels is idle. Reads the samples.",
                 "produces": [
                     "application/json"
                 ],
@@ -1735,7 +1735,8 @@ const docTemplate = `{
                         "active",
                         "held_no_kernels",
                         "memory_held_compute_idle",
-                        "not_reported"
+                        "not_reported",
+                        "idle"
                     ],
                     "example": "active"
                 },

@@ -3,12 +3,14 @@ package httpapi_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health/healthtest"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 func TestEfficiencyEqualsTheHandComputation(t *testing.T) {
@@ -56,5 +58,14 @@ func TestEfficiencyEqualsTheHandComputation(t *testing.T) {
 			assert.Equal(t, "memory_held_compute_idle", e.Class)
 		}
 	}
+	// Unheld time with no kernels is idle, not held.
+	idle := serveBatch(t, telemetry.Batch{ID: "unheld", GPUs: []telemetry.GPU{{UUID: "GPU-free", Hostname: "e3", ModelName: "NVIDIA L4"}},
+		Samples: []telemetry.Sample{{GPU: "GPU-free", Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Time: t0, Value: 0},
+			{GPU: "GPU-free", Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Time: t0.Add(time.Minute), Value: 0}}})
+	get(t, idle, "/api/v1/fleet/efficiency?"+twoHours("by", "pod"), &report)
+	require.Len(t, report.Data, 1)
+	assert.Equal(t, "idle", report.Data[0].Class)
+	get(t, idle, "/api/v1/fleet/efficiency?"+twoHours("by", "gpu"), &report)
+	assert.Equal(t, "held_no_kernels", report.Data[0].Class, "by device, whoever held it")
 	badRequests(t, api, map[string]string{"/api/v1/fleet/efficiency?by=colour": "by"})
 }

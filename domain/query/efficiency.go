@@ -38,5 +38,13 @@ func (f *Fleet) Efficiency(ctx context.Context, q telemetry.UsageQuery) ([]usage
 	if err != nil {
 		return nil, err
 	}
-	return report.Efficiencies(), nil
+	out := report.Efficiencies()
+	if q.By == telemetry.GroupPod || q.By == telemetry.GroupNamespace {
+		for i := range out {
+			if out[i].Group == "" && out[i].Class == usage.ClassHeldNoKernels {
+				out[i].Class = usage.ClassIdle // the time no workload held the devices: not held
+			}
+		}
+	}
+	return out, nil
 }

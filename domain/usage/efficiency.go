@@ -90,6 +90,7 @@ const (
 	ClassHeldNoKernels  = "held_no_kernels"          // the SMs (or the graphics engine) next to never busy
 	ClassMemoryHeldIdle = "memory_held_compute_idle" // memory held, the SMs seldom busy
 	ClassNotReported    = "not_reported"             // neither SM activity nor the graphics engine reported: nothing to judge by
+	ClassIdle           = "idle"                     // no kernels, and no workload holding the devices
 )
 
 // What the classes are judged by: the SMs busy under 1 % of the time is no kernels; under

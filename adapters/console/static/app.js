@@ -499,7 +499,7 @@
     ['DCGM_FI_PROF_DRAM_ACTIVE', 'DRAM'], ['DCGM_FI_PROF_PCIE_RX_BYTES', 'PCIe in'], ['DCGM_FI_PROF_PCIE_TX_BYTES', 'PCIe out'],
     ['DCGM_FI_PROF_NVLINK_RX_BYTES', 'NVLink in'], ['DCGM_FI_PROF_NVLINK_TX_BYTES', 'NVLink out'],
   ];
-  const CLASS_TAGS = { active: '', held_no_kernels: 'bad', memory_held_compute_idle: 'warn', not_reported: '' };
+  const CLASS_TAGS = { active: '', held_no_kernels: 'bad', memory_held_compute_idle: 'warn', not_reported: '', idle: '' };
 
   function efficiencyPage(params) {
     const win = windowOf(params, '24h');
