@@ -221,7 +221,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/efficiency": {
             "get": {
-                "description": "For each group (by pod, namespace, host, model, gpu or label:\u003cname\u003e) within [start_time, end_time] (default: the day before now), over the time it held its devices as the usage report counts it (a GPU shared by several pods at once splits its time among them; a MIG instance counts its share of its GPU): the time-weighted mean of each profiling field reported — DCGM_FI_PROF_GR_ENGINE_ACTIVE, SM_ACTIVE, SM_OCCUPANCY, PIPE_TENSOR_ACTIVE, PIPE_FP16/FP32/FP64_ACTIVE, DRAM_ACTIVE, already shares of peak, and PCIE_TX/RX_BYTES, NVLINK_TX/RX_BYTES as shares of the model's link speed per direction (docs/api.md lists the models known) — with the GPU-hours it was reported over; the fields reported for none of the time (not_reported: never read as 0); and a class: held_no_kernels (SMs, or the graphics engine where SM activity is not reported, busy under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (neither SM activity nor the graphics engine reported: nothing to judge by, never idle); the time no pod held the devices (group \"\" by pod or namespace) with no kernels is idle. Reads the samples.",
+                "description": "For each group (by pod, namespace, host, model, gpu or label:\u003cname\u003e) within [start_time, end_time] (default: the day before now), over the time it held its devices as the usage report counts it (a GPU shared by several pods at once splits its time among them; a MIG instance counts its share of its GPU): the time-weighted mean of each profiling field reported — DCGM_FI_PROF_GR_ENGINE_ACTIVE, SM_ACTIVE, SM_OCCUPANCY, PIPE_TENSOR_ACTIVE, PIPE_FP16/FP32/FP64_ACTIVE, DRAM_ACTIVE, already shares of peak, and PCIE_TX/RX_BYTES, NVLINK_TX/RX_BYTES as shares of the model's link speed per direction (docs/api.md lists the models known) — with the GPU-hours it was reported over; the fields reported for none of the time (not_reported: never read as 0); and a class: held_no_kernels (SMs, or the graphics engine where SM activity is not reported, busy under 1 % of the time), memory_held_compute_idle (under 5 % with a GiB or more of memory held), active, or not_reported (neither SM activity nor the graphics engine reported: nothing to judge by, never idle); time no pod held with no kernels (group \"\" by pod or namespace, or a device no pod held) is idle. Windows of 6 hours or more read the hourly sums the collectors record (kept as long as the workload records, after the samples are gone) and the samples for their edges, as GET /api/v1/fleet/usage does; hours recorded before a version that kept the profiling sums read as not reported.",
                 "produces": [
                     "application/json"
                 ],
@@ -704,7 +704,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/usage": {
             "get": {
-                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
+                "description": "What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window; profiling and efficiency_class how well the group used what it held, as GET /api/v1/fleet/efficiency says (each profiling field's mean share of the model's peak, absent where not reported). Samples not attributed to a workload form the group \"\" under namespace and pod. As CSV with format=csv or Accept: text/csv.",
                 "produces": [
                     "application/json",
                     "text/csv"
@@ -1796,6 +1796,13 @@ const docTemplate = `{
                 "start_time": {
                     "type": "string",
                     "example": "2025-07-17T20:42:34Z"
+                },
+                "warnings": {
+                    "description": "Warnings says where the answer is not what was asked (see GET /api/v1/fleet/usage).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },
@@ -2634,6 +2641,18 @@ const docTemplate = `{
                     "type": "integer",
                     "example": 8
                 },
+                "efficiency_class": {
+                    "description": "EfficiencyClass judges how well the group used what it held (GET\n/api/v1/fleet/efficiency): not_reported where no SM activity nor graphics engine\nactivity was sent, never idle.",
+                    "type": "string",
+                    "enum": [
+                        "active",
+                        "held_no_kernels",
+                        "memory_held_compute_idle",
+                        "not_reported",
+                        "idle"
+                    ],
+                    "example": "active"
+                },
                 "energy_kwh": {
                     "type": "number",
                     "example": 96.4
@@ -2653,6 +2672,13 @@ const docTemplate = `{
                 "peak_memory_mib": {
                     "type": "number",
                     "example": 79647
+                },
+                "profiling": {
+                    "description": "Profiling holds each profiling field reported: its mean share of the model's peak,\nand the GPU-hours it was reported over (GET /api/v1/fleet/efficiency).",
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/httpapi.EfficiencyShare"
+                    }
                 },
                 "samples": {
                     "type": "integer",
@@ -2721,7 +2747,7 @@ const docTemplate = `{
                     "example": 0.41
                 },
                 "efficiency_class": {
-                    "description": "EfficiencyClass judges the hold by its SM activity and memory: active,\nheld_no_kernels, memory_held_compute_idle, or not_reported (no SM activity sent).",
+                    "description": "EfficiencyClass judges the hold by its SM activity (or its graphics engine's) and\nmemory: active, held_no_kernels, memory_held_compute_idle, or not_reported (neither\nsent: never idle).",
                     "type": "string",
                     "enum": [
                         "active",
@@ -2794,6 +2820,13 @@ const docTemplate = `{
                 "pod": {
                     "type": "string",
                     "example": "trainer-0"
+                },
+                "profiling": {
+                    "description": "Profiling holds each profiling field reported during the hold: its mean share of the\nmodel's peak (GET /api/v1/fleet/efficiency), and the GPU-hours it was reported over.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/httpapi.EfficiencyShare"
+                    }
                 },
                 "samples": {
                     "type": "integer",

@@ -361,6 +361,13 @@ type Usage struct {
 	// devices. MIG instances report no DCGM_FI_DEV_GPU_UTIL; theirs is
 	// DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100.
 	UtilSignals map[string]int `json:"util_signals,omitempty"`
+	// Profiling holds each profiling field reported: its mean share of the model's peak,
+	// and the GPU-hours it was reported over (GET /api/v1/fleet/efficiency).
+	Profiling map[string]EfficiencyShare `json:"profiling,omitempty"`
+	// EfficiencyClass judges how well the group used what it held (GET
+	// /api/v1/fleet/efficiency): not_reported where no SM activity nor graphics engine
+	// activity was sent, never idle.
+	EfficiencyClass string `json:"efficiency_class" example:"active" enums:"active,held_no_kernels,memory_held_compute_idle,not_reported,idle"`
 }
 
 // UsageReport is the answer to GET /api/v1/fleet/usage.
@@ -379,7 +386,7 @@ type UsageReport struct {
 
 func toUsage(u telemetry.Usage) Usage {
 	out := Usage{Group: u.Group, Devices: u.Devices, GPUHours: u.GPUHours, EnergyKWh: u.EnergyKWh, Samples: u.Samples,
-		UtilSignals: u.UtilSignals}
+		UtilSignals: u.UtilSignals, Profiling: toShares(u.Profiling), EfficiencyClass: u.Class}
 	if !math.IsNaN(u.MeanUtil) {
 		out.MeanUtilization = &u.MeanUtil
 	}

@@ -66,6 +66,12 @@ func TestEfficiencyEqualsTheHandComputation(t *testing.T) {
 	require.Len(t, report.Data, 1)
 	assert.Equal(t, "idle", report.Data[0].Class)
 	get(t, idle, "/api/v1/fleet/efficiency?"+twoHours("by", "gpu"), &report)
-	assert.Equal(t, "held_no_kernels", report.Data[0].Class, "by device, whoever held it")
+	assert.Equal(t, "idle", report.Data[0].Class, "a device no pod held")
+	get(t, api, "/api/v1/fleet/efficiency?"+twoHours("by", "gpu"), &report)
+	classes := map[string]string{}
+	for _, e := range report.Data {
+		classes[e.Group] = e.Class
+	}
+	assert.Equal(t, "held_no_kernels", classes["GPU-notebook"], "by device, held by a pod with no kernels: %v", classes)
 	badRequests(t, api, map[string]string{"/api/v1/fleet/efficiency?by=colour": "by"})
 }

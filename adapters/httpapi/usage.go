@@ -15,12 +15,22 @@ import (
 )
 
 // usageCSVHeader is the first line of a usage report as CSV.
-var usageCSVHeader = []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples", "util_signals"}
+var usageCSVHeader = slices.Concat([]string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples",
+	"util_signals", "efficiency_class"}, shareNames(usage.EfficiencyFields))
+
+// shareNames are the short names of fields' shares.
+func shareNames(fields []string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = usage.ShareName(f)
+	}
+	return out
+}
 
 // fleetUsage godoc
 //
 //	@Summary		Usage by namespace, pod, host or model: GPU-hours, utilisation, energy, peak memory
-//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window. Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
+//	@Description	What each group used within [start_time, end_time] (default: the day before now). Each sample stands for the time until the device's next sample of the same field, whatever workload that one belongs to; a silence longer than twice the device's reporting interval is not use (the sample before it stands for one interval), nor is more than gap; only the part inside the window counts: reports of adjacent windows add up. Windows of 6 hours or more sum the whole hours the collectors' workload recorder accounted (the same sums, kept as long as workload records) and read the samples for the edges only; where the samples of the first hour are deleted, that hour counts whole and warnings says so. Each physical GPU counts once: a GPU reported once per pod at the same time (time-slicing) splits its time and energy equally among them; a MIG instance counts its compute slices' share of its GPU's time and energy, its utilisation from DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 (util_signals says which field each device's came from). gpu_hours is that time over utilisation samples, mean_utilization the utilisation weighted by it (in %), energy_kwh the integral of DCGM_FI_DEV_POWER_USAGE, peak_memory_mib the highest DCGM_FI_DEV_FB_USED standing in the window; profiling and efficiency_class how well the group used what it held, as GET /api/v1/fleet/efficiency says (each profiling field's mean share of the model's peak, absent where not reported). Samples not attributed to a workload form the group "" under namespace and pod. As CSV with format=csv or Accept: text/csv.
 //	@Tags			fleet
 //	@Produce		json
 //	@Produce		text/csv
@@ -91,8 +101,9 @@ func writeUsageCSV(c *gin.Context, q telemetry.UsageQuery, groups []telemetry.Us
 		for _, field := range slices.Sorted(maps.Keys(u.UtilSignals)) {
 			signals = append(signals, strings.ReplaceAll(field, " ", "")+"="+strconv.Itoa(u.UtilSignals[field]))
 		}
-		_ = w.Write([]string{u.Group, strconv.Itoa(u.Devices), csvNumber(&u.GPUHours), csvNumber(u.MeanUtilization), csvNumber(&u.EnergyKWh),
-			csvNumber(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10), strings.Join(signals, " ")})
+		_ = w.Write(append([]string{u.Group, strconv.Itoa(u.Devices), csvNumber(&u.GPUHours), csvNumber(u.MeanUtilization), csvNumber(&u.EnergyKWh),
+			csvNumber(u.PeakMemoryMiB), strconv.FormatInt(u.Samples, 10), strings.Join(signals, " "), u.EfficiencyClass},
+			csvShares(u.Profiling, usage.EfficiencyFields)...))
 	}
 	w.Flush()
 }

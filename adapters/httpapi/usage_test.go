@@ -142,7 +142,9 @@ func TestUsageAsCSV(t *testing.T) {
 		rows, err := csv.NewReader(strings.NewReader(rec.Body.String())).ReadAll()
 		require.NoError(t, err)
 		require.Len(t, rows, 1+len(want))
-		assert.Equal(t, []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples", "util_signals"}, rows[0])
+		assert.Equal(t, []string{"group", "devices", "gpu_hours", "mean_utilization", "energy_kwh", "peak_memory_mib", "samples", "util_signals",
+			"efficiency_class", "gr_engine_active", "sm_active", "sm_occupancy", "tensor_active", "fp16_active", "fp32_active", "fp64_active",
+			"dram_active", "pcie_tx_share", "pcie_rx_share", "nvlink_tx_share", "nvlink_rx_share"}, rows[0])
 		for _, row := range rows[1:] {
 			u, ok := want[row[0]]
 			require.True(t, ok, row)
@@ -151,6 +153,8 @@ func TestUsageAsCSV(t *testing.T) {
 			assert.Equal(t, u.GPUHours, hours, "CSV keeps every digit")
 			assert.Equal(t, strconv.Itoa(u.Devices), row[1])
 			assert.Equal(t, strconv.FormatInt(u.Samples, 10), row[6])
+			assert.Equal(t, u.EfficiencyClass, row[8])
+			assert.NotEmpty(t, row[8])
 		}
 	}
 }

@@ -44,8 +44,12 @@ type Workload struct {
 	SMActive        *float64  `json:"sm_active,omitempty" example:"0.71"`
 	TensorActive    *float64  `json:"tensor_active,omitempty" example:"0.33"`
 	DRAMActive      *float64  `json:"dram_active,omitempty" example:"0.41"`
-	// EfficiencyClass judges the hold by its SM activity and memory: active,
-	// held_no_kernels, memory_held_compute_idle, or not_reported (no SM activity sent).
+	// Profiling holds each profiling field reported during the hold: its mean share of the
+	// model's peak (GET /api/v1/fleet/efficiency), and the GPU-hours it was reported over.
+	Profiling map[string]EfficiencyShare `json:"profiling,omitempty"`
+	// EfficiencyClass judges the hold by its SM activity (or its graphics engine's) and
+	// memory: active, held_no_kernels, memory_held_compute_idle, or not_reported (neither
+	// sent: never idle).
 	EfficiencyClass string `json:"efficiency_class" example:"active" enums:"active,held_no_kernels,memory_held_compute_idle,not_reported"`
 	Events          int    `json:"events" example:"1"`
 	Samples         int64  `json:"samples" example:"8640"`
@@ -66,12 +70,18 @@ func toWorkload(w telemetry.Workload) Workload {
 		}
 		return &v
 	}
+	mean := func(field string) float64 {
+		if a, ok := w.Profiling[field]; ok {
+			return a.Mean
+		}
+		return math.NaN()
+	}
 	return Workload{ID: w.ID, UUID: w.GPU.UUID, GPUInstance: w.GPU.Instance, Hostname: w.GPU.Hostname, ModelName: w.GPU.ModelName,
 		Namespace: w.Namespace, Pod: w.Pod, Container: w.Container, Start: w.Start, End: w.End, LastSeen: w.LastSeen, Open: w.Open,
 		GPUHours: w.GPUHours, MeanUtilization: opt(w.MeanUtil), P95Utilization: opt(w.P95Util), IdleFraction: opt(w.IdleFraction()),
-		UtilSignal: w.UtilSignal, EnergyKWh: w.EnergyKWh, PeakMemoryMiB: opt(w.PeakMemory), SMActive: opt(w.SMActive.Mean),
-		TensorActive: opt(w.TensorActive.Mean), DRAMActive: opt(w.DRAMActive.Mean), Events: w.Events, Samples: w.Samples,
-		EfficiencyClass: usage.Classify(w.SMActive.Mean, math.NaN(), w.PeakMemory)}
+		UtilSignal: w.UtilSignal, EnergyKWh: w.EnergyKWh, PeakMemoryMiB: opt(w.PeakMemory), SMActive: opt(mean(usage.SMField)),
+		TensorActive: opt(mean(usage.TensorField)), DRAMActive: opt(mean(usage.DRAMField)), Profiling: toShares(w.Profiling),
+		Events: w.Events, Samples: w.Samples, EfficiencyClass: usage.Classify(mean(usage.SMField), mean(usage.EngineField), w.PeakMemory)}
 }
 
 // workloads godoc
@@ -148,7 +158,14 @@ func wantsCSV(c *gin.Context) (bool, error) {
 // workloadCSVHeader is the first line of workload records as CSV.
 var workloadCSVHeader = []string{"id", "uuid", "gpu_instance", "hostname", "model_name", "namespace", "pod", "container",
 	"start", "end", "open", "gpu_hours", "mean_utilization", "p95_utilization", "idle_fraction", "energy_kwh",
-	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples", "efficiency_class"}
+	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples", "efficiency_class",
+	"gr_engine_active", "sm_occupancy", "fp16_active", "fp32_active", "fp64_active", "pcie_tx_share", "pcie_rx_share",
+	"nvlink_tx_share", "nvlink_rx_share"}
+
+// shareCSVFields are the profiling fields whose shares follow a record's class in its CSV
+// line, as its header names them.
+var shareCSVFields = []string{usage.EngineField, usage.SMOccupancyField, usage.FP16Field, usage.FP32Field, usage.FP64Field,
+	usage.PCIeTxField, usage.PCIeRxField, usage.NVLinkTxField, usage.NVLinkRxField}
 
 // writeWorkloadsCSV writes every record q selects, a page at a time. A failure after the
 // first page can only cut the file short: the status is sent.
@@ -167,11 +184,11 @@ func (a *API) writeWorkloadsCSV(c *gin.Context, q telemetry.WorkloadQuery) {
 	for {
 		for _, r := range page {
 			d := toWorkload(r)
-			_ = w.Write([]string{strconv.FormatInt(d.ID, 10), d.UUID, d.GPUInstance, d.Hostname, d.ModelName, d.Namespace,
+			_ = w.Write(append([]string{strconv.FormatInt(d.ID, 10), d.UUID, d.GPUInstance, d.Hostname, d.ModelName, d.Namespace,
 				d.Pod, d.Container, d.Start.Format(time.RFC3339Nano), d.End.Format(time.RFC3339Nano), strconv.FormatBool(d.Open),
 				csvNumber(&d.GPUHours), csvNumber(d.MeanUtilization), csvNumber(d.P95Utilization), csvNumber(d.IdleFraction), csvNumber(&d.EnergyKWh),
 				csvNumber(d.PeakMemoryMiB), csvNumber(d.SMActive), csvNumber(d.TensorActive), csvNumber(d.DRAMActive), strconv.Itoa(d.Events),
-				strconv.FormatInt(d.Samples, 10), d.EfficiencyClass})
+				strconv.FormatInt(d.Samples, 10), d.EfficiencyClass}, csvShares(d.Profiling, shareCSVFields)...))
 		}
 		if next == "" {
 			break

@@ -204,7 +204,7 @@ func TestUpgradeTheUsageSums(t *testing.T) {
 	p := parts[0]
 	assert.Equal(t, telemetry.UsagePart{GPU: telemetry.GPU{UUID: "GPU-mig", Instance: "1", Hostname: "host-u", ModelName: "A100"},
 		Namespace: "ml", Pod: "p", Signal: "DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100", Seconds: 5400, UtilSeconds: 5400,
-		UtilWeighted: 270000, Joules: 1080000, PeakMemory: 4096, Samples: 540}, p)
+		UtilWeighted: 270000, Joules: 1080000, PeakMemory: 4096, Samples: 540, HeldSeconds: 5400}, p)
 	var rows int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM usage_hourly WHERE uuid = 'GPU-mig' AND util_signal LIKE 'DCGM_FI_PROF%'`).Scan(&rows))
 	assert.Equal(t, 2, rows, "the view's rows")

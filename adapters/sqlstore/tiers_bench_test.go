@@ -13,6 +13,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 )
 
 // BenchmarkMonthOfAGPU answers a GPU's 30-day aggregate at step 1h — the console's month
@@ -82,7 +83,7 @@ func BenchmarkMonthOfAGPU(b *testing.B) {
 // BenchmarkMonthOfUsage answers the fleet's 30-day usage report by namespace — the
 // console's 30-day usage page — over the bundled fleet's size (247 GPUs, each held by a pod
 // or by none, hands changing every few hours): the recorder's sums of 30 days, and the
-// samples (utilisation, power, memory every 10 s) of the last two hours, the last 3
+// samples (utilisation, power, memory and seven profiling fields every 10 s) of the last two hours, the last 3
 // minutes of which are not recorded yet (the recorder's lag), as the edges the report
 // reads. It reports the p99 of the calls beside ns/op, and compares with the same report of
 // the last two hours read from the samples alone:
@@ -107,13 +108,19 @@ func BenchmarkMonthOfUsage(b *testing.B) {
 			at := end.Add(-2*time.Hour + time.Duration(tick)*10*time.Second)
 			for gi, g := range gpus {
 				ns, pod := holder(gi, days*24-2+tick/360)
-				for m, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": float64(gi % 100), "DCGM_FI_DEV_POWER_USAGE": 300, "DCGM_FI_DEV_FB_USED": float64(1000 * (gi % 80))} {
+				for m, v := range map[string]float64{"DCGM_FI_DEV_GPU_UTIL": float64(gi % 100), "DCGM_FI_DEV_POWER_USAGE": 300, "DCGM_FI_DEV_FB_USED": float64(1000 * (gi % 80)),
+					usage.EngineField: 0.5, usage.SMField: 0.4, usage.SMOccupancyField: 0.2, usage.TensorField: 0.1, usage.DRAMField: 0.3,
+					usage.PCIeTxField: 1e9, usage.PCIeRxField: 2e9} {
 					batch.Samples = append(batch.Samples, telemetry.Sample{GPU: g.UUID, Metric: m, Time: at, Value: v, Namespace: ns, Pod: pod})
 				}
 			}
 		}
 		_, err := s.WriteBatch(ctx, batch)
 		require.NoError(b, err)
+	}
+	profiling := map[string]telemetry.Weighted{}
+	for _, f := range []string{usage.EngineField, usage.SMField, usage.SMOccupancyField, usage.TensorField, usage.DRAMField, usage.PCIeTxField, usage.PCIeRxField} {
+		profiling[f] = telemetry.Weighted{Seconds: 3600, Sum: 3600 * 0.3}
 	}
 	for day := range days {
 		var parts []telemetry.UsagePart
@@ -122,7 +129,7 @@ func BenchmarkMonthOfUsage(b *testing.B) {
 				ns, pod := holder(gi, h)
 				parts = append(parts, telemetry.UsagePart{GPU: g, Namespace: ns, Pod: pod, Start: compactT0.Add(time.Duration(h) * time.Hour),
 					Signal: "DCGM_FI_DEV_GPU_UTIL", Seconds: 3600, UtilSeconds: 3600, UtilWeighted: 3600 * float64(gi%100),
-					Joules: 3600 * 300, PeakMemory: float64(1000 * (gi % 80)), Samples: 360})
+					Joules: 3600 * 300, PeakMemory: float64(1000 * (gi % 80)), Samples: 360, Profiling: profiling})
 			}
 		}
 		to := compactT0.Add(time.Duration(day+1) * 24 * time.Hour)

@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 )
@@ -199,7 +200,8 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 				pod, ns := fmt.Sprint("job-", b/4, "-", i), []string{"vision", "speech"}[(b/4+i)%2]
 				batch.Samples = append(batch.Samples,
 					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: at, Value: float64((k * 7) % 101), Pod: pod, Namespace: ns},
-					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: at, Value: float64(200 + k), Pod: pod, Namespace: ns})
+					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: at, Value: float64(200 + k), Pod: pod, Namespace: ns},
+					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_PROF_SM_ACTIVE", Time: at, Value: float64(k%10) / 10, Pod: pod, Namespace: ns})
 			}
 		}
 		_, err := s.WriteBatch(ctx, batch)
@@ -247,8 +249,8 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 	for rows.Next() {
 		var hour time.Time
 		var host string
-		var util, kwh float64
-		require.NoError(t, rows.Scan(&hour, &host, &util, &kwh))
+		var util, kwh, sm float64
+		require.NoError(t, rows.Scan(&hour, &host, &util, &kwh, &sm))
 		if !hour.Add(time.Hour).After(state.Through) {
 			hours++
 			want, err := query.NewFleet(s, s).Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: hour, End: hour.Add(time.Hour)}, By: telemetry.GroupHost})
@@ -256,6 +258,8 @@ func TestDocumentedWorkloadSQLAnswersLikeTheUsageReport(t *testing.T) {
 			require.Len(t, want.Groups, 1)
 			assert.InDelta(t, want.Groups[0].MeanUtil, util, 1e-9, "%s %s", hour, host)
 			assert.InDelta(t, want.Groups[0].EnergyKWh, kwh, 1e-9, "%s %s", hour, host)
+			assert.InDelta(t, want.Groups[0].Profiling[usage.SMField].Mean, sm, 1e-9, "%s %s", hour, host)
+			assert.Greater(t, sm, 0.0)
 		}
 	}
 	require.NoError(t, rows.Err())

@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,10 +21,25 @@ import (
 // how far the samples are recorded, which each pass advances in its transaction only if
 // no other did first.
 
-// workloadColumns are the columns a record is written to and read from, in order.
+// workloadColumns are the columns a record is written to and read from, in order: then
+// each profiling field's mean share and hours (profilingColumns).
 const workloadColumns = `uuid, gpu_instance, hostname, model_name, namespace, pod, container, start_time, end_time,
 	last_seen, open, gpu_hours, util_hours, mean_util, p95_util, idle_hours, idle_fraction, util_signal, energy_kwh,
-	peak_memory_mib, sm_active, sm_hours, tensor_active, tensor_hours, dram_active, dram_hours, events, samples, util_histogram`
+	peak_memory_mib, events, samples, util_histogram`
+
+// recordColumns are all the columns of a record, in the order written and read.
+var recordColumns = workloadColumns + profilingColumns("", "%s, %s_hours")
+
+// profilingColumns lists, after a comma, the columns of each of usage.EfficiencyFields'
+// shares, its short name in format twice, each column prefixed.
+func profilingColumns(prefix, format string) string {
+	var b strings.Builder
+	for _, field := range usage.EfficiencyFields {
+		name := prefix + usage.ShareName(field)
+		b.WriteString(", " + fmt.Sprintf(format, name, name))
+	}
+	return b.String()
+}
 
 // recorderLock is the PostgreSQL advisory lock of the workload recorder's passes.
 const recorderLock = 7_315_005
@@ -62,7 +79,7 @@ func (s *Store) OpenWorkloads(ctx context.Context) (telemetry.RecorderState, []t
 	if err != nil {
 		return state, nil, err
 	}
-	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT id, `+workloadColumns+` FROM workloads WHERE open = ?`), true)
+	rows, err := s.sqlDB.QueryContext(ctx, s.dialect.rebind(`SELECT id, `+recordColumns+` FROM workloads WHERE open = ?`), true)
 	if err != nil {
 		return state, nil, classify(fmt.Errorf("read open workload records: %w", err))
 	}
@@ -149,13 +166,13 @@ func (s *Store) RecordWorkloads(ctx context.Context, state telemetry.RecorderSta
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return time.Time{}, false, classify(err)
 	}
-	placeholders := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(workloadColumns, ",")+1), ", ")
-	insert, err := tx.PrepareContext(ctx, s.dialect.rebind(`INSERT INTO workloads (`+workloadColumns+`) VALUES (`+placeholders+`) RETURNING id`))
+	placeholders := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(recordColumns, ",")+1), ", ")
+	insert, err := tx.PrepareContext(ctx, s.dialect.rebind(`INSERT INTO workloads (`+recordColumns+`) VALUES (`+placeholders+`) RETURNING id`))
 	if err != nil {
 		return time.Time{}, false, classify(err)
 	}
 	defer insert.Close()
-	set := strings.ReplaceAll(strings.Join(strings.Fields(workloadColumns), " "), ",", " = ?,") + " = ?"
+	set := strings.ReplaceAll(strings.Join(strings.Fields(recordColumns), " "), ",", " = ?,") + " = ?"
 	update, err := tx.PrepareContext(ctx, s.dialect.rebind(`UPDATE workloads SET `+set+` WHERE id = ?`))
 	if err != nil {
 		return time.Time{}, false, classify(err)
@@ -234,12 +251,16 @@ func (s *Store) prunedAny(ctx context.Context, tx *sql.Tx) bool {
 }
 
 // usageColumns are the columns of usage_hours and usage_days after the first (hour, day),
-// in the order addUsage writes them.
+// in the order addUsage writes them: then each profiling field's seconds and share ×
+// seconds (shareSums), NULL where not reported.
 var usageColumns = []string{"gpu_id", "namespace", "pod", "engine", "gpu_seconds", "util_seconds", "util_weighted",
 	"joules", "peak_memory_mib", "samples"}
 
-// usageRowsAStatement bounds the rows of one INSERT: 11 parameters each, well under both
-// databases' limits.
+// shareSums are the columns of each of usage.EfficiencyFields in the usage sums, in order.
+var shareSums = strings.Split(strings.TrimPrefix(profilingColumns("", "%s_seconds, %s_sum"), ", "), ", ")
+
+// usageRowsAStatement bounds the rows of one INSERT: 35 parameters each, under both
+// databases' limits (65,535 and 32,766).
 const usageRowsAStatement = 500
 
 // day is the UTC day of t.
@@ -253,11 +274,16 @@ func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.Usag
 		parts      []telemetry.UsagePart
 	}{{"usage_hours", "hour", parts}, {"usage_days", "day", byDay(parts)}} {
 		parts := t.parts
-		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(usageColumns)+1), ", ") + ")"
+		columns := slices.Concat(usageColumns, shareSums)
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)+1), ", ") + ")"
+		var shares strings.Builder // a sum adds to NULL as to 0, and NULL to a sum leaves it
+		for _, c := range shareSums {
+			fmt.Fprintf(&shares, ",\n\t\t\t\t\t%[1]s = CASE WHEN excluded.%[1]s IS NULL THEN %[2]s.%[1]s ELSE coalesce(%[2]s.%[1]s, 0) + excluded.%[1]s END", c, t.table)
+		}
 		for rest := parts; len(rest) > 0; {
 			batch := rest[:min(len(rest), usageRowsAStatement)]
 			rest = rest[len(batch):]
-			args := make([]any, 0, len(batch)*(len(usageColumns)+1))
+			args := make([]any, 0, len(batch)*(len(columns)+1))
 			for _, p := range batch {
 				id, ok := ids[p.GPU.Key()]
 				if !ok {
@@ -265,8 +291,15 @@ func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.Usag
 				}
 				args = append(args, s.dialect.ts(p.Start), id, p.Namespace, p.Pod, p.Signal == usage.SignalEngine,
 					p.Seconds, p.UtilSeconds, p.UtilWeighted, p.Joules, nullable(p.PeakMemory), p.Samples)
+				for _, field := range usage.EfficiencyFields {
+					if w := p.Profiling[field]; w.Seconds > 0 {
+						args = append(args, w.Seconds, w.Sum)
+					} else {
+						args = append(args, nil, nil)
+					}
+				}
 			}
-			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO `+t.table+` (`+t.key+`, `+strings.Join(usageColumns, ", ")+`)
+			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO `+t.table+` (`+t.key+`, `+strings.Join(columns, ", ")+`)
 				VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(batch)), ", ")+`
 				ON CONFLICT (`+t.key+`, gpu_id, namespace, pod) DO UPDATE SET engine = excluded.engine,
 					gpu_seconds = `+t.table+`.gpu_seconds + excluded.gpu_seconds,
@@ -275,7 +308,7 @@ func (s *Store) addUsage(ctx context.Context, tx *sql.Tx, parts []telemetry.Usag
 					joules = `+t.table+`.joules + excluded.joules,
 					peak_memory_mib = CASE WHEN `+t.table+`.peak_memory_mib IS NULL OR excluded.peak_memory_mib > `+t.table+`.peak_memory_mib
 						THEN excluded.peak_memory_mib ELSE `+t.table+`.peak_memory_mib END,
-					samples = `+t.table+`.samples + excluded.samples`), args...); err != nil {
+					samples = `+t.table+`.samples + excluded.samples`+shares.String()), args...); err != nil {
 				return err
 			}
 		}
@@ -309,6 +342,16 @@ func byDay(parts []telemetry.UsagePart) []telemetry.UsagePart {
 		if !math.IsNaN(p.PeakMemory) && (math.IsNaN(sum.PeakMemory) || p.PeakMemory > sum.PeakMemory) {
 			sum.PeakMemory = p.PeakMemory
 		}
+		if len(p.Profiling) > 0 {
+			profiling := maps.Clone(sum.Profiling) // the first part's map is the caller's
+			if profiling == nil {
+				profiling = map[string]telemetry.Weighted{}
+			}
+			for field, w := range p.Profiling {
+				profiling[field] = profiling[field].Add(w)
+			}
+			sum.Profiling = profiling
+		}
 	}
 	return out
 }
@@ -323,9 +366,9 @@ func (s *Store) dropUsageFrom(ctx context.Context, tx *sql.Tx, back time.Time) e
 	}{
 		{`DELETE FROM usage_hours WHERE hour >= ?`, []any{d.ts(back)}},
 		{`DELETE FROM usage_days WHERE day >= ?`, []any{d.ts(day(back))}},
-		{`INSERT INTO usage_days (day, ` + strings.Join(usageColumns, ", ") + `)
+		{`INSERT INTO usage_days (day, ` + strings.Join(slices.Concat(usageColumns, shareSums), ", ") + `)
 			SELECT ?, gpu_id, namespace, pod, ` + s.dialect.anyTrue("engine") + `, sum(gpu_seconds), sum(util_seconds), sum(util_weighted),
-				sum(joules), max(peak_memory_mib), sum(samples)
+				sum(joules), max(peak_memory_mib), sum(samples)` + sums("", shareSums) + `
 			FROM usage_hours WHERE hour >= ? AND hour < ? GROUP BY gpu_id, namespace, pod`,
 			[]any{d.ts(day(back)), d.ts(day(back)), d.ts(back)}},
 	} {
@@ -381,11 +424,12 @@ func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]t
 	case telemetry.GroupNamespace:
 		workload, by = "u.namespace, ''", ", u.namespace"
 	}
-	cols := "gpu_id, namespace, pod, engine, gpu_seconds, util_seconds, util_weighted, joules, peak_memory_mib, samples"
+	cols := strings.Join(slices.Concat(usageColumns, shareSums), ", ")
 	args := append([]any{d.ts(days.Start), d.ts(days.End), d.ts(from), d.ts(days.Start), d.ts(days.End), d.ts(until)}, filterArgs...)
 	rows, err := s.sqlDB.QueryContext(ctx, d.rebind(`SELECT g.uuid, g.gpu_instance, `+workload+`, max(g.hostname), max(g.model_name),
 		max(CASE WHEN `+d.truth("u.engine")+` THEN 1 ELSE 0 END), sum(u.gpu_seconds), sum(u.util_seconds), sum(u.util_weighted), sum(u.joules),
-		max(u.peak_memory_mib), sum(u.samples)
+		max(u.peak_memory_mib), sum(u.samples),
+		sum(CASE WHEN u.namespace <> '' OR u.pod <> '' THEN u.gpu_seconds ELSE 0 END)`+sums("u.", shareSums)+`
 		FROM (SELECT `+cols+` FROM usage_days WHERE day >= ? AND day < ?
 			UNION ALL SELECT `+cols+` FROM usage_hours WHERE (hour >= ? AND hour < ?) OR (hour >= ? AND hour < ?)) u
 		JOIN gpus g ON g.id = u.gpu_id
@@ -400,9 +444,22 @@ func (s *Store) UsageParts(ctx context.Context, q telemetry.UsagePartQuery) ([]t
 		var p telemetry.UsagePart
 		var peak sql.NullFloat64
 		var engine int
-		if err := rows.Scan(&p.GPU.UUID, &p.GPU.Instance, &p.Namespace, &p.Pod, &p.GPU.Hostname, &p.GPU.ModelName, &engine,
-			&p.Seconds, &p.UtilSeconds, &p.UtilWeighted, &p.Joules, &peak, &p.Samples); err != nil {
+		profiling := make([]sql.NullFloat64, len(shareSums))
+		dest := []any{&p.GPU.UUID, &p.GPU.Instance, &p.Namespace, &p.Pod, &p.GPU.Hostname, &p.GPU.ModelName, &engine,
+			&p.Seconds, &p.UtilSeconds, &p.UtilWeighted, &p.Joules, &peak, &p.Samples, &p.HeldSeconds}
+		for i := range profiling {
+			dest = append(dest, &profiling[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, from, until, classify(err)
+		}
+		for i, field := range usage.EfficiencyFields {
+			if seconds, sum := profiling[2*i], profiling[2*i+1]; seconds.Valid && seconds.Float64 > 0 {
+				if p.Profiling == nil {
+					p.Profiling = map[string]telemetry.Weighted{}
+				}
+				p.Profiling[field] = telemetry.Weighted{Seconds: seconds.Float64, Sum: sum.Float64}
+			}
 		}
 		p.Signal = usage.SignalUtil
 		if engine != 0 {
@@ -426,11 +483,27 @@ func (s *Store) workloadArgs(w *telemetry.Workload) ([]any, error) {
 		return nil, err
 	}
 	d := s.dialect
-	return []any{w.GPU.UUID, w.GPU.Instance, w.GPU.Hostname, w.GPU.ModelName, w.Namespace, w.Pod, w.Container,
+	args := []any{w.GPU.UUID, w.GPU.Instance, w.GPU.Hostname, w.GPU.ModelName, w.Namespace, w.Pod, w.Container,
 		d.ts(w.Start), d.ts(w.End), d.ts(w.LastSeen), w.Open, w.GPUHours, w.UtilHours, nullable(w.MeanUtil),
 		nullable(w.P95Util), w.IdleHours, nullable(w.IdleFraction()), w.UtilSignal, w.EnergyKWh, nullable(w.PeakMemory),
-		nullable(w.SMActive.Mean), w.SMActive.Hours, nullable(w.TensorActive.Mean), w.TensorActive.Hours,
-		nullable(w.DRAMActive.Mean), w.DRAMActive.Hours, w.Events, w.Samples, string(histogram)}, nil
+		w.Events, w.Samples, string(histogram)}
+	for _, field := range usage.EfficiencyFields {
+		a, ok := w.Profiling[field]
+		if !ok {
+			a.Mean = math.NaN()
+		}
+		args = append(args, nullable(a.Mean), a.Hours)
+	}
+	return args, nil
+}
+
+// sums lists, after a comma, the sum of each column, prefixed.
+func sums(prefix string, columns []string) string {
+	var b strings.Builder
+	for _, c := range columns {
+		b.WriteString(", sum(" + prefix + c + ")")
+	}
+	return b.String()
 }
 
 // nullable is NULL for NaN: what SQL users read as "no value".
@@ -443,20 +516,32 @@ func scanWorkloads(rows *sql.Rows) ([]telemetry.Workload, error) {
 	var out []telemetry.Workload
 	for rows.Next() {
 		var (
-			w                                       telemetry.Workload
-			start, end, seen                        timestamp
-			mean, p95, idle, peak, sm, tensor, dram sql.NullFloat64
-			histogram                               string
+			w                     telemetry.Workload
+			start, end, seen      timestamp
+			mean, p95, idle, peak sql.NullFloat64
+			histogram             string
+			shares                = make([]sql.NullFloat64, len(usage.EfficiencyFields))
+			hours                 = make([]float64, len(usage.EfficiencyFields))
 		)
-		if err := rows.Scan(&w.ID, &w.GPU.UUID, &w.GPU.Instance, &w.GPU.Hostname, &w.GPU.ModelName, &w.Namespace, &w.Pod,
+		dest := []any{&w.ID, &w.GPU.UUID, &w.GPU.Instance, &w.GPU.Hostname, &w.GPU.ModelName, &w.Namespace, &w.Pod,
 			&w.Container, &start, &end, &seen, &w.Open, &w.GPUHours, &w.UtilHours, &mean, &p95, &w.IdleHours, &idle,
-			&w.UtilSignal, &w.EnergyKWh, &peak, &sm, &w.SMActive.Hours, &tensor, &w.TensorActive.Hours, &dram,
-			&w.DRAMActive.Hours, &w.Events, &w.Samples, &histogram); err != nil {
+			&w.UtilSignal, &w.EnergyKWh, &peak, &w.Events, &w.Samples, &histogram}
+		for i := range usage.EfficiencyFields {
+			dest = append(dest, &shares[i], &hours[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		w.Start, w.End, w.LastSeen = start.Time, end.Time, seen.Time
 		w.MeanUtil, w.P95Util, w.PeakMemory = orNaN(mean), orNaN(p95), orNaN(peak)
-		w.SMActive.Mean, w.TensorActive.Mean, w.DRAMActive.Mean = orNaN(sm), orNaN(tensor), orNaN(dram)
+		for i, field := range usage.EfficiencyFields {
+			if shares[i].Valid {
+				if w.Profiling == nil {
+					w.Profiling = map[string]telemetry.Activity{}
+				}
+				w.Profiling[field] = telemetry.Activity{Mean: shares[i].Float64, Hours: hours[i]}
+			}
+		}
 		var hist map[string]float64
 		if err := json.Unmarshal([]byte(histogram), &hist); err != nil {
 			return nil, fmt.Errorf("workload record %d: utilisation histogram: %w", w.ID, err)
@@ -507,7 +592,7 @@ func (s *Store) Workloads(ctx context.Context, q telemetry.WorkloadQuery) ([]tel
 	if q.After != nil {
 		add("(end_time < ? OR (end_time = ? AND id < ?))", s.dialect.ts(q.After.End), s.dialect.ts(q.After.End), q.After.ID)
 	}
-	query := `SELECT id, ` + workloadColumns + ` FROM workloads`
+	query := `SELECT id, ` + recordColumns + ` FROM workloads`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}

@@ -367,4 +367,10 @@ func TestConsoleShowsProblemsOutliersAndEfficiency(t *testing.T) {
 	assert.Equal(t, "not_reported", classes["team-c/job"])
 	p.screenshot(t, "efficiency")
 	p.noErrors(t, "the efficiency page")
+
+	p.open(t, "#/usage?by=pod&"+window, "usage")
+	classes = eval[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll('#report tbody tr[data-group]')].map(r => [r.dataset.group, r.dataset.class]))`)
+	assert.Equal(t, "held_no_kernels", classes["team-b/notebook"], "the usage report says how well: %v", classes)
+	assert.Equal(t, "not_reported", classes["team-c/job"])
+	p.noErrors(t, "the usage page")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,9 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/ports"
 )
+
+// usageFields are the fields a usage report reads.
+var usageFields = slices.Concat(usage.Fields, usage.EfficiencyFields)
 
 // MaxUsageGap bounds how long one sample may stand for in a usage report.
 const MaxUsageGap = 24 * time.Hour
@@ -29,7 +33,8 @@ func (f *Fleet) WithRecords(records ports.WorkloadStore) *Fleet {
 }
 
 // Usage reports what each group used over q.Range (see package usage): GPU-hours, mean
-// utilisation, energy and peak memory, by group name. A bad query matches
+// utilisation, energy, peak memory and how well it used what it held (the profiling fields
+// as shares of the model's peaks, and a class), by group name. A bad query matches
 // telemetry.ErrInvalid.
 func (f *Fleet) Usage(ctx context.Context, q telemetry.UsageQuery) (telemetry.UsageReport, error) {
 	var out telemetry.UsageReport
@@ -60,10 +65,10 @@ func (f *Fleet) Usage(ctx context.Context, q telemetry.UsageQuery) (telemetry.Us
 		// A gap either side: the samples standing at the start, and those that end the time
 		// of the last ones before the end, as in every part of a report split in time.
 		read := telemetry.TimeRange{Start: usage.ReadFrom(r, q.Gap), End: r.End.Add(q.Gap)}
-		err = f.byDevice(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}, read, usage.Fields,
+		err = f.byDevice(ctx, telemetry.GPUFilter{Hostname: q.Hostname, Model: q.Model}, read, usageFields,
 			func(devices []telemetry.GPU) { shares = usage.Shares(devices) },
 			func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
-				d := usage.Device{Key: device.Key(), Share: shares[device.Key()]}
+				d := usage.Device{Key: device.Key(), Share: shares[device.Key()], Model: device.ModelName}
 				part.AddDevice(d, fields, func(s telemetry.Series) (string, bool) {
 					return name(device, s), q.Namespace == "" || s.Namespace == q.Namespace
 				})
@@ -117,7 +122,8 @@ func (f *Fleet) recordedUsage(ctx context.Context, q telemetry.UsageQuery, repor
 	}
 	for _, p := range parts {
 		t := &usage.Tally{Seconds: p.Seconds, UtilSeconds: p.UtilSeconds, UtilWeighted: p.UtilWeighted, Joules: p.Joules,
-			PeakMemory: p.PeakMemory, Memory: !math.IsNaN(p.PeakMemory), Samples: p.Samples}
+			PeakMemory: p.PeakMemory, Memory: !math.IsNaN(p.PeakMemory), Samples: p.Samples, HeldSeconds: p.HeldSeconds,
+			Profiling: p.Profiling}
 		report.AddTally(p.GPU.Key(), name(&p.GPU, telemetry.Series{Namespace: p.Namespace, Pod: p.Pod}), p.Signal, t)
 	}
 	var raw []telemetry.TimeRange

@@ -95,4 +95,9 @@ type Usage struct {
 	// UtilSignals says which field gave the utilisation of the group's devices: field →
 	// devices (DCGM_FI_DEV_GPU_UTIL, or DCGM_FI_PROF_GR_ENGINE_ACTIVE × 100 for MIG instances).
 	UtilSignals map[string]int
+	// Profiling holds each profiling field reported (usage.EfficiencyFields): its mean share
+	// of the model's peak over the GPU-hours it was reported; Class judges how well the group
+	// used what it held by them (usage.Classify).
+	Profiling map[string]Activity
+	Class     string
 }

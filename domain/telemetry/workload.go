@@ -18,19 +18,19 @@ type Workload struct {
 	LastSeen                  time.Time // the last utilisation sample attributed to it
 	Open                      bool
 
-	GPUHours     float64
-	UtilHours    float64 // of GPUHours, the time with a utilisation value (blanks aside)
-	MeanUtil     float64 // %, NaN without a value; on a MIG instance, its graphics engine activity × 100
-	P95Util      float64 // %, a whole percent, NaN without a value
-	IdleHours    float64 // of UtilHours, under usage.IdleBelow
-	UtilSignal   string  // the field utilisation was read from
-	EnergyKWh    float64
-	PeakMemory   float64 // MiB, NaN when the device sent no memory sample
-	SMActive     Activity
-	TensorActive Activity
-	DRAMActive   Activity
-	Events       int   // health events that began during the hold
-	Samples      int64 // utilisation samples
+	GPUHours   float64
+	UtilHours  float64 // of GPUHours, the time with a utilisation value (blanks aside)
+	MeanUtil   float64 // %, NaN without a value; on a MIG instance, its graphics engine activity × 100
+	P95Util    float64 // %, a whole percent, NaN without a value
+	IdleHours  float64 // of UtilHours, under usage.IdleBelow
+	UtilSignal string  // the field utilisation was read from
+	EnergyKWh  float64
+	PeakMemory float64 // MiB, NaN when the device sent no memory sample
+	// Profiling holds each profiling field reported during the hold (usage.EfficiencyFields):
+	// its mean share of the model's peak.
+	Profiling map[string]Activity
+	Events    int   // health events that began during the hold
+	Samples   int64 // utilisation samples
 	// UtilHistogram holds the hours of UtilHours at each whole percent of utilisation, 0 to
 	// 100: what P95Util is read from, and what the records of later passes add to.
 	UtilHistogram [101]float64
@@ -44,9 +44,28 @@ func (w Workload) IdleFraction() float64 {
 	return w.IdleHours / w.UtilHours
 }
 
-// Activity is a profiling ratio's mean over the hours a device reported it; Mean is NaN
-// when it never did (the exporter does not send the field, or not on this device).
+// Activity is a profiling field's mean over the hours a device reported it, as a share of
+// the model's peak; Mean is NaN when it never did (the exporter does not send the field, or
+// not on this device).
 type Activity struct{ Mean, Hours float64 }
+
+// Weighted is a mean over time in the making: seconds, and value × seconds. Sums of it add
+// up across adjacent windows, as means do not.
+type Weighted struct{ Seconds, Sum float64 }
+
+// Mean is the time-weighted mean, NaN over no time.
+func (w Weighted) Mean() float64 {
+	if w.Seconds == 0 {
+		return math.NaN()
+	}
+	return w.Sum / w.Seconds
+}
+
+// Add is w and o summed.
+func (w Weighted) Add(o Weighted) Weighted { return Weighted{w.Seconds + o.Seconds, w.Sum + o.Sum} }
+
+// Activity is the mean over the hours.
+func (w Weighted) Activity() Activity { return Activity{Mean: w.Mean(), Hours: w.Seconds / 3600} }
 
 // WorkloadQuery selects workload records: those overlapping Range (any when zero), of a
 // namespace, pod, device (key), host or model when given; Open alone when Open is "open",
@@ -100,6 +119,12 @@ type UsagePart struct {
 	Joules       float64
 	PeakMemory   float64
 	Samples      int64
+	// Profiling holds each profiling field reported: its share of the model's peak, over
+	// GPU-seconds.
+	Profiling map[string]Weighted
+	// HeldSeconds is the part of Seconds attributed to a workload (a namespace or a pod): the
+	// rest, no workload held the device.
+	HeldSeconds float64
 }
 
 // UsagePartQuery asks for the usage parts of whole hours in Range, of a host, a model and a

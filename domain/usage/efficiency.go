@@ -8,13 +8,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
 // Efficiency: how well a workload uses the GPU it holds, from the profiling fields (DCGM's
 // DCP fields), each as a share of the model's peak — the activity ratios are shares already,
 // the PCIe and NVLink bytes a second are divided by the model's link speeds (models.json).
 
-// The profiling fields an efficiency report reads besides ActivityFields.
+// The other profiling fields efficiency is read from.
 const (
 	SMOccupancyField = "DCGM_FI_PROF_SM_OCCUPANCY"
 	FP16Field        = "DCGM_FI_PROF_PIPE_FP16_ACTIVE"
@@ -26,9 +28,22 @@ const (
 	NVLinkRxField    = "DCGM_FI_PROF_NVLINK_RX_BYTES"
 )
 
-// EfficiencyFields are the fields an efficiency report averages, each as a share of peak.
+// EfficiencyFields are the profiling fields a report averages where the exporter sends
+// them, each as a share of the model's peak.
 var EfficiencyFields = []string{EngineField, SMField, SMOccupancyField, TensorField, FP16Field, FP32Field, FP64Field, DRAMField,
 	PCIeTxField, PCIeRxField, NVLinkTxField, NVLinkRxField}
+
+// shareNames name the share of each of EfficiencyFields where a field name is too long:
+// columns of tables and of CSV answers.
+var shareNames = map[string]string{
+	EngineField: "gr_engine_active", SMField: "sm_active", SMOccupancyField: "sm_occupancy", TensorField: "tensor_active",
+	FP16Field: "fp16_active", FP32Field: "fp32_active", FP64Field: "fp64_active", DRAMField: "dram_active",
+	PCIeTxField: "pcie_tx_share", PCIeRxField: "pcie_rx_share", NVLinkTxField: "nvlink_tx_share", NVLinkRxField: "nvlink_rx_share",
+}
+
+// ShareName is the short name of the share of one of EfficiencyFields: "sm_active",
+// "pcie_tx_share" (of the link's speed).
+func ShareName(field string) string { return shareNames[field] }
 
 // Model is a GPU model's peaks.
 type Model struct {
@@ -101,49 +116,27 @@ const (
 	memoryHeldFromMiB = 1024
 )
 
-// Efficiency is how well a group used what it held over a window.
-type Efficiency struct {
-	Group    string
-	Devices  int
-	GPUHours float64
-	// Shares holds each of EfficiencyFields reported: its time-weighted mean as a share of
-	// the model's peak, and the GPU-hours it was reported over.
-	Shares     map[string]Weighted
-	PeakMemory float64 // MiB, NaN when not reported
-	// NotReported are the EfficiencyFields reported for none of the group's time.
-	NotReported []string
-	Class       string
-}
-
-// Efficiencies returns each group's efficiency, by name.
-func (r *Report) Efficiencies() []Efficiency {
-	var out []Efficiency
-	for _, u := range r.Usage() {
-		t := r.groups[u.Group]
-		e := Efficiency{Group: u.Group, Devices: u.Devices, GPUHours: u.GPUHours, PeakMemory: u.PeakMemory, Shares: map[string]Weighted{}}
-		for _, field := range EfficiencyFields {
-			if w, ok := t.Activity[field]; ok && w.Seconds > 0 {
-				e.Shares[field] = Weighted{Seconds: w.Seconds / 3600, Sum: w.Sum / 3600}
-			} else {
-				e.NotReported = append(e.NotReported, field)
+// efficiency is a tally's profiling fields as mean shares of peak, and its class: with no
+// kernels and no workload holding the devices, idle.
+func efficiency(t *Tally) (map[string]telemetry.Activity, string) {
+	var shares map[string]telemetry.Activity
+	for field, w := range t.Profiling {
+		if w.Seconds > 0 {
+			if shares == nil {
+				shares = map[string]telemetry.Activity{}
 			}
+			shares[field] = w.Activity()
 		}
-		e.Class = classOf(e)
-		out = append(out, e)
 	}
-	return out
-}
-
-// classOf judges a group by its SM activity, or its graphics engine's where SM activity is
-// not reported; by neither, it is not reported, never idle.
-func classOf(e Efficiency) string {
-	mean := func(field string) float64 {
-		if w, ok := e.Shares[field]; ok {
-			return w.Mean()
-		}
-		return math.NaN()
+	peak := math.NaN()
+	if t.Memory {
+		peak = t.PeakMemory
 	}
-	return Classify(mean(SMField), mean(EngineField), e.PeakMemory)
+	class := Classify(t.Profiling[SMField].Mean(), t.Profiling[EngineField].Mean(), peak)
+	if class == ClassHeldNoKernels && t.HeldSeconds == 0 {
+		class = ClassIdle
+	}
+	return shares, class
 }
 
 // Classify is the class of a holding from the mean of its SM activity and of its graphics

@@ -40,8 +40,8 @@ const (
 	MemoryField = "DCGM_FI_DEV_FB_USED"           // MiB: its peak
 )
 
-// The profiling fields whose mean over time a report keeps where the exporter sends them:
-// ratios of the time the SMs, the tensor pipes and the memory interface were busy.
+// The profiling fields that say whether a workload keeps its GPU busy: ratios of the time
+// the SMs, the tensor pipes and the memory interface were busy.
 const (
 	SMField     = "DCGM_FI_PROF_SM_ACTIVE"
 	TensorField = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
@@ -50,9 +50,6 @@ const (
 
 // Fields are the fields a report reads.
 var Fields = []string{UtilField, EngineField, PowerField, MemoryField}
-
-// ActivityFields are the profiling fields a report averages when given them.
-var ActivityFields = []string{SMField, TensorField, DRAMField}
 
 // IdleBelow is the utilisation (%) under which a device counts as idle: DCGM reports whole
 // percents, so an idle GPU reads 0.
@@ -139,27 +136,20 @@ type Tally struct {
 	PeakMemory    float64
 	Memory        bool  // whether PeakMemory was seen
 	Samples       int64 // utilisation samples in [start, end): adjacent windows count each once
-	// Activity holds, for each of ActivityFields reported, its seconds and its value ×
-	// seconds.
-	Activity map[string]Weighted
+	// HeldSeconds is the part of Seconds attributed to a workload (a namespace or a pod).
+	HeldSeconds float64
+	// Profiling holds, for each of EfficiencyFields reported, its seconds and its share of
+	// the model's peak × seconds.
+	Profiling map[string]telemetry.Weighted
 	// First is the time of the first utilisation sample counted, Until the end of the time
 	// the last one stands for (Unix microseconds); zero when none was.
 	First, Until int64
 }
 
-// Weighted is a mean over time in the making: seconds, and value × seconds.
-type Weighted struct{ Seconds, Sum float64 }
-
-// Mean is the time-weighted mean, NaN over no time.
-func (w Weighted) Mean() float64 {
-	if w.Seconds == 0 {
-		return math.NaN()
-	}
-	return w.Sum / w.Seconds
-}
-
 // MeanUtil is the time-weighted mean utilisation (%), NaN without a value.
-func (t *Tally) MeanUtil() float64 { return Weighted{t.UtilSeconds, t.UtilWeighted}.Mean() }
+func (t *Tally) MeanUtil() float64 {
+	return telemetry.Weighted{Seconds: t.UtilSeconds, Sum: t.UtilWeighted}.Mean()
+}
 
 // UtilPercentile is the utilisation (%, a whole percent) under which fraction q of the time
 // with a value was spent, NaN without one.
@@ -198,12 +188,12 @@ func (t *Tally) Merge(o *Tally) {
 		t.PeakMemory, t.Memory = o.PeakMemory, true
 	}
 	t.Samples += o.Samples
-	for field, w := range o.Activity {
-		if t.Activity == nil {
-			t.Activity = map[string]Weighted{}
+	t.HeldSeconds += o.HeldSeconds
+	for field, w := range o.Profiling {
+		if t.Profiling == nil {
+			t.Profiling = map[string]telemetry.Weighted{}
 		}
-		sum := t.Activity[field]
-		t.Activity[field] = Weighted{sum.Seconds + w.Seconds, sum.Sum + w.Sum}
+		t.Profiling[field] = t.Profiling[field].Add(w)
 	}
 	if o.First != 0 && (t.First == 0 || o.First < t.First) {
 		t.First = o.First
@@ -231,11 +221,8 @@ func (r *Report) AddDevice(d Device, fields map[string][]telemetry.Series, group
 	r.add(d, signal, util, scale, group)
 	r.add(d, PowerField, fields[PowerField], 1, group)
 	r.add(d, MemoryField, fields[MemoryField], 1, group)
-	for _, field := range ActivityFields {
-		r.add(d, field, fields[field], 1, group)
-	}
 	for _, field := range EfficiencyFields {
-		if slices.Contains(ActivityFields, field) || len(fields[field]) == 0 {
+		if len(fields[field]) == 0 {
 			continue
 		}
 		scale := 1.0
@@ -268,7 +255,7 @@ func hasPoints(list []telemetry.Series) bool {
 }
 
 // add tallies one field's series of a device; kind is a utilisation signal, PowerField,
-// MemoryField or one of ActivityFields.
+// MemoryField or one of EfficiencyFields.
 func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float64, group func(telemetry.Series) (string, bool)) {
 	if len(list) == 0 {
 		return
@@ -331,11 +318,10 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 			case SMField, TensorField, DRAMField, EngineField, SMOccupancyField, FP16Field, FP32Field, FP64Field,
 				PCIeTxField, PCIeRxField, NVLinkTxField, NVLinkRxField:
 				if finite {
-					if t.Activity == nil {
-						t.Activity = map[string]Weighted{}
+					if t.Profiling == nil {
+						t.Profiling = map[string]telemetry.Weighted{}
 					}
-					w := t.Activity[kind]
-					t.Activity[kind] = Weighted{w.Seconds + seconds*weight, w.Sum + p.Value*scale*seconds*weight}
+					t.Profiling[kind] = t.Profiling[kind].Add(telemetry.Weighted{Seconds: seconds * weight, Sum: p.Value * scale * seconds * weight})
 				}
 			default: // utilisation
 				if t.signals[kind] == nil {
@@ -343,6 +329,9 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 				}
 				t.signals[kind][d.Key] = true
 				t.Seconds += seconds * weight
+				if s := list[p.series]; s.Namespace != "" || s.Pod != "" {
+					t.HeldSeconds += seconds * weight
+				}
 				if ts >= r.start && ts < r.end {
 					t.Samples++ // in one of adjacent windows only
 				}
@@ -444,6 +433,7 @@ func (r *Report) Usage() []telemetry.Usage {
 		if t.Memory {
 			u.PeakMemory = t.PeakMemory
 		}
+		u.Profiling, u.Class = efficiency(&t.Tally)
 		if len(t.signals) > 0 {
 			u.UtilSignals = make(map[string]int, len(t.signals))
 			for signal, devices := range t.signals {

@@ -239,8 +239,10 @@ func TestTalliesOfAdjacentWindowsMerge(t *testing.T) {
 	assert.Equal(t, int64(120), whole.Samples)
 	assert.Equal(t, whole.First, merged.First)
 	assert.Equal(t, whole.Until, merged.Until)
-	assert.InDelta(t, 0.25, whole.Activity[usage.SMField].Mean(), 1e-12)
-	assert.InDelta(t, 3600, whole.Activity[usage.SMField].Seconds, 1e-9)
+	assert.InDelta(t, 3600, whole.HeldSeconds, 1e-9)
+	assert.InDelta(t, whole.HeldSeconds, merged.HeldSeconds, 1e-9)
+	assert.InDelta(t, 0.25, whole.Profiling[usage.SMField].Mean(), 1e-12)
+	assert.InDelta(t, 3600, whole.Profiling[usage.SMField].Seconds, 1e-9)
 
 	// 0..49 twice, then 0..19: 0..19 three times and 20..49 twice, so 95 % of the 120
 	// intervals (114) are at 46 or under (60 + 2 × 27), and 3 of 120 at 0 (idle).
@@ -248,4 +250,27 @@ func TestTalliesOfAdjacentWindowsMerge(t *testing.T) {
 	assert.Equal(t, 49.0, whole.UtilPercentile(1))
 	assert.InDelta(t, 3/120.0, whole.IdleSeconds/whole.UtilSeconds, 1e-12)
 	assert.True(t, math.IsNaN((&usage.Tally{}).UtilPercentile(0.95)))
+}
+
+// A device no workload held, its SMs idle, is idle, by device as by pod; held for part of
+// the time with no kernels, it is held with no kernels.
+func TestAnUnheldDeviceWithNoKernelsIsIdle(t *testing.T) {
+	class := func(holder string, group func(telemetry.Series) (string, bool)) map[string]string {
+		fields := map[string][]telemetry.Series{
+			usage.UtilField: {{Points: every(0, 1800, 30, 0)}, {Pod: holder, Points: every(1800, 3600, 30, 0)}},
+			usage.SMField:   {{Points: every(0, 1800, 30, 0)}, {Pod: holder, Points: every(1800, 3600, 30, 0)}},
+		}
+		r := usage.New(window(0, 3600), usage.DefaultGap)
+		r.AddDevice(usage.Device{Key: "GPU-1", Share: 1}, fields, group)
+		out := map[string]string{}
+		for _, u := range r.Usage() {
+			out[u.Group] = u.Class
+			assert.InDelta(t, 0, u.Profiling[usage.SMField].Mean, 0, u.Group)
+		}
+		return out
+	}
+	byDevice := func(telemetry.Series) (string, bool) { return "GPU-1", true }
+	assert.Equal(t, map[string]string{"": usage.ClassIdle, "nb": usage.ClassHeldNoKernels}, class("nb", byPod))
+	assert.Equal(t, map[string]string{"GPU-1": usage.ClassHeldNoKernels}, class("nb", byDevice))
+	assert.Equal(t, map[string]string{"GPU-1": usage.ClassIdle}, class("", byDevice))
 }

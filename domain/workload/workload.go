@@ -256,11 +256,11 @@ func (r *Recorder) pass(ctx context.Context, from, to time.Time, open []telemetr
 	var out []telemetry.Workload
 	var parts []telemetry.UsagePart
 	var shares map[string]float64
-	metrics := append(append(append([]string{}, usage.Fields...), usage.ActivityFields...), health.Fields(nil)...)
+	metrics := slices.Concat(usage.Fields, usage.EfficiencyFields, health.Fields(nil))
 	err := r.devices.EachDevice(ctx, read, metrics,
 		func(devices []telemetry.GPU) { shares = usage.Shares(devices) },
 		func(device *telemetry.GPU, fields map[string][]telemetry.Series) {
-			d := usage.Device{Key: device.Key(), Share: shares[device.Key()]}
+			d := usage.Device{Key: device.Key(), Share: shares[device.Key()], Model: device.ModelName}
 			if d.Share <= 0 {
 				return
 			}
@@ -333,7 +333,7 @@ func (r *Recorder) hourParts(d usage.Device, device *telemetry.GPU, signal strin
 			s := byName[name]
 			p := telemetry.UsagePart{GPU: *device, Namespace: s.Namespace, Pod: s.Pod, Start: hour, Signal: signal,
 				Seconds: t.Seconds, UtilSeconds: t.UtilSeconds, UtilWeighted: t.UtilWeighted, Joules: t.Joules,
-				PeakMemory: math.NaN(), Samples: t.Samples}
+				PeakMemory: math.NaN(), Samples: t.Samples, HeldSeconds: t.HeldSeconds, Profiling: t.Profiling}
 			if t.Memory {
 				p.PeakMemory = t.PeakMemory
 			}
@@ -442,9 +442,15 @@ func add(w *telemetry.Workload, t *usage.Tally, signal string) {
 	if sum.Memory {
 		w.PeakMemory = sum.PeakMemory
 	}
-	w.SMActive = activity(sum, usage.SMField)
-	w.TensorActive = activity(sum, usage.TensorField)
-	w.DRAMActive = activity(sum, usage.DRAMField)
+	w.Profiling = nil
+	for field, p := range sum.Profiling {
+		if p.Seconds > 0 {
+			if w.Profiling == nil {
+				w.Profiling = map[string]telemetry.Activity{}
+			}
+			w.Profiling[field] = p.Activity()
+		}
+	}
 	w.Samples = sum.Samples
 	if t.Until > 0 {
 		w.End = time.UnixMicro(sum.Until).UTC()
@@ -472,20 +478,18 @@ func tallyOf(w *telemetry.Workload) *usage.Tally {
 	if !w.End.IsZero() {
 		t.Until = w.End.UnixMicro()
 	}
-	for field, a := range map[string]telemetry.Activity{usage.SMField: w.SMActive, usage.TensorField: w.TensorActive, usage.DRAMField: w.DRAMActive} {
+	if w.Namespace != "" || w.Pod != "" {
+		t.HeldSeconds = t.Seconds
+	}
+	for field, a := range w.Profiling {
 		if a.Hours > 0 {
-			if t.Activity == nil {
-				t.Activity = map[string]usage.Weighted{}
+			if t.Profiling == nil {
+				t.Profiling = map[string]telemetry.Weighted{}
 			}
-			t.Activity[field] = usage.Weighted{Seconds: a.Hours * 3600, Sum: a.Mean * a.Hours * 3600}
+			t.Profiling[field] = telemetry.Weighted{Seconds: a.Hours * 3600, Sum: a.Mean * a.Hours * 3600}
 		}
 	}
 	return t
-}
-
-func activity(t *usage.Tally, field string) telemetry.Activity {
-	w := t.Activity[field]
-	return telemetry.Activity{Mean: w.Mean(), Hours: w.Seconds / 3600}
 }
 
 // Run records until ctx ends: pass after pass while the samples hold more, then every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -43,8 +44,9 @@ func aRecord(pod string, start time.Time, hours float64) telemetry.Workload {
 		Namespace: "ml", Pod: pod, Container: "main", Start: start, End: start.Add(time.Duration(hours * float64(time.Hour))),
 		LastSeen: start.Add(time.Duration(hours*float64(time.Hour)) - 10*time.Second), Open: true,
 		GPUHours: hours, UtilHours: hours, MeanUtil: 42.5, P95Util: 90, IdleHours: hours / 4, UtilSignal: usage.SignalUtil,
-		EnergyKWh: 0.3 * hours, PeakMemory: 40960, SMActive: telemetry.Activity{Mean: 0.37, Hours: hours},
-		TensorActive: telemetry.Activity{Mean: math.NaN()}, DRAMActive: telemetry.Activity{Mean: math.NaN()}, Events: 2, Samples: 360}
+		EnergyKWh: 0.3 * hours, PeakMemory: 40960, Events: 2, Samples: 360,
+		Profiling: map[string]telemetry.Activity{usage.SMField: {Mean: 0.37, Hours: hours}, usage.NVLinkRxField: {Mean: 0.125, Hours: hours / 2},
+			usage.DRAMField: {Mean: 0, Hours: hours}}}
 	w.UtilHistogram[0], w.UtilHistogram[90] = hours/4, hours*3/4
 	return w
 }
@@ -96,7 +98,7 @@ func recordsOnce(t *testing.T, s WorkloadStore) {
 func assertSameRecord(t *testing.T, want, got telemetry.Workload) {
 	t.Helper()
 	for _, p := range []*telemetry.Workload{&want, &got} { // NaN is not equal to itself
-		for _, v := range []*float64{&p.MeanUtil, &p.P95Util, &p.PeakMemory, &p.SMActive.Mean, &p.TensorActive.Mean, &p.DRAMActive.Mean} {
+		for _, v := range []*float64{&p.MeanUtil, &p.P95Util, &p.PeakMemory} {
 			if math.IsNaN(*v) {
 				*v = -1
 			}
@@ -184,13 +186,16 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 				add(whole.UUID, usage.PowerField, 300+float64(i%7), "ml", "train-a")
 				add(whole.UUID, usage.MemoryField, float64(1000+i), "ml", "train-a")
 				add(whole.UUID, usage.SMField, 0.5, "ml", "train-a")
+				add(whole.UUID, usage.NVLinkTxField, 75e9, "ml", "train-a") // a quarter of an A100 SXM's 300 GB/s
 				if i == 100 || i == 101 {
 					add(whole.UUID, "DCGM_FI_DEV_XID_ERRORS", 79, "ml", "train-a")
 				}
 			case i < 360:
 				add(whole.UUID, usage.UtilField, 0, "ml", "eval-b")
+				add(whole.UUID, usage.SMField, 0, "ml", "eval-b")
 			case i < 420:
 				add(whole.UUID, usage.UtilField, 0, "", "")
+				add(whole.UUID, usage.SMField, 0, "", "")
 			case i >= 540:
 				add(whole.UUID, usage.UtilField, 77, "ml", "train-a")
 			}
@@ -230,9 +235,11 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	assert.True(t, first.End.Equal(workloadT0.Add(100*time.Minute)), "end %s: its last sample stands until eval-b's first", first.End)
 	assert.InDelta(t, 100/60.0, first.GPUHours, 1e-9)
 	assert.Equal(t, 1, first.Events, "one XID 79, reported twice")
-	assert.InDelta(t, 0.5, first.SMActive.Mean, 1e-12)
+	assert.InDelta(t, 0.5, first.Profiling[usage.SMField].Mean, 1e-12)
+	assert.InDelta(t, 0.25, first.Profiling[usage.NVLinkTxField].Mean, 1e-12, "75 GB/s of the A100's 300")
+	assert.InDelta(t, 100/60.0, first.Profiling[usage.NVLinkTxField].Hours, 1e-9)
 	assert.InDelta(t, 1199, first.PeakMemory, 0)
-	assert.True(t, math.IsNaN(first.TensorActive.Mean), "no tensor field: not reported, not 0")
+	assert.NotContains(t, first.Profiling, usage.TensorField, "no tensor field: not reported, not 0")
 	assert.InDelta(t, 94, first.P95Util, 0, "0..99 twice: 95 % of the time at 94 or under")
 	assert.InDelta(t, 1/100.0, first.IdleFraction(), 1e-9, "one in a hundred samples at 0")
 	// Turns within a pass: a record per turn, each ten minutes but the last, still open.
@@ -320,9 +327,29 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 				assert.Equal(t, u.Samples, g.Samples, "%s by %s: %s", w, by, u.Group)
 				assert.Equal(t, u.Devices, g.Devices, "%s by %s: %s", w, by, u.Group)
 				assert.Equal(t, u.UtilSignals, g.UtilSignals, "%s by %s: %s", w, by, u.Group)
+				assert.Equal(t, u.Class, g.Class, "%s by %s: %s", w, by, u.Group)
+				require.ElementsMatch(t, slices.Collect(maps.Keys(u.Profiling)), slices.Collect(maps.Keys(g.Profiling)), "%s by %s: %s", w, by, u.Group)
+				for field, a := range u.Profiling {
+					assert.InDelta(t, a.Mean, g.Profiling[field].Mean, 1e-9, "%s by %s: %s %s", w, by, u.Group, field)
+					assert.InDelta(t, a.Hours, g.Profiling[field].Hours, 1e-9, "%s by %s: %s %s", w, by, u.Group, field)
+				}
 			}
 		}
 	}
+
+	// Efficiency over the day: eval-b held the GPU with no kernels; the half hour no pod held
+	// it, its SMs idle too, is idle.
+	report, err := recorded.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: workloadT0, End: end}, By: telemetry.GroupPod,
+		Hostname: whole.Hostname})
+	require.NoError(t, err)
+	classes := map[string]string{}
+	for _, u := range report.Groups {
+		classes[u.Group] = u.Class
+	}
+	assert.Equal(t, usage.ClassHeldNoKernels, classes["ml/eval-b"])
+	assert.Equal(t, usage.ClassIdle, classes[""])
+	assert.Equal(t, usage.ClassActive, classes["ml/train-a"])
+	assert.Equal(t, usage.ClassNotReported, classes["ml/share-x"], "no SM activity, no graphics engine: nothing to judge by")
 
 	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample,
 	// dual's at 5:59:45.

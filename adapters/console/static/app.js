@@ -505,7 +505,7 @@
     const win = windowOf(params, '24h');
     const by = params.get('by') || 'pod';
     main.innerHTML = `<h1>Efficiency</h1>
-      <form class="toolbar" id="form">${rangeLinks('#/efficiency', params, ['1h', '6h', '24h', '7d'], win.range)}
+      <form class="toolbar" id="form">${rangeLinks('#/efficiency', params, ['1h', '6h', '24h', '7d', '30d'], win.range)}
         <label>by <select name="by">${['pod', 'namespace', 'host', 'model', 'gpu'].map((b) =>
           `<option ${b === by ? 'selected' : ''}>${b}</option>`).join('')}</select></label>
         <button>Apply</button><span class="muted" id="window"></span></form>
@@ -516,6 +516,9 @@
     (async () => {
       const report = await api('api/v1/fleet/efficiency', { start_time: iso(win.start), end_time: iso(win.end), by }, abort.signal);
       main.querySelector('#window').textContent = `${shortTime(win.start)} – ${shortTime(win.end)}`;
+      for (const w of report.warnings || []) {
+        main.querySelector('#report').before(el(`<p class="warning" role="note">${esc(w)}</p>`));
+      }
       const share = (e, f) => (e.fields[f] ? fmt(e.fields[f].share * 100) : '<span class="muted" title="not reported">n/r</span>');
       main.querySelector('#report').innerHTML = report.count ? `<table><thead><tr><th>${esc(by)}</th><th>class</th><th class="num">GPU-hours</th>
         ${EFFICIENCY_COLUMNS.map(([, name]) => `<th class="num">${name}</th>`).join('')}<th class="num">peak memory (MiB)</th></tr></thead>
@@ -562,11 +565,14 @@
         const total = report.data.reduce((t, u) => ({ hours: t.hours + u.gpu_hours, kwh: t.kwh + u.energy_kwh }), { hours: 0, kwh: 0 });
         main.querySelector('#report').innerHTML = `<table><thead><tr><th>${esc(by)}</th><th class="num">devices</th>
           <th class="num">GPU-hours</th><th class="num">mean utilisation (%)</th><th class="num">energy (kWh)</th>
-          <th class="num">peak memory (MiB)</th></tr></thead><tbody>${report.data.map((u) => `<tr data-group="${esc(u.group)}">
+          <th class="num">peak memory (MiB)</th><th class="num">SM active (%)</th><th>efficiency</th></tr></thead>
+          <tbody>${report.data.map((u) => `<tr data-group="${esc(u.group)}" data-class="${esc(u.efficiency_class)}">
           <td>${u.group ? clip(u.group) : '<i class="muted">no workload</i>'}</td><td class="num">${u.devices}</td>
           <td class="num gpu-hours">${fmt(u.gpu_hours, 2)}</td><td class="num">${fmt(u.mean_utilization)}</td>
-          <td class="num">${fmt(u.energy_kwh, 3)}</td><td class="num">${fmt(u.peak_memory_mib, 0)}</td></tr>`).join('')}
-          <tr class="total"><td>total</td><td></td><td class="num">${fmt(total.hours, 2)}</td><td></td><td class="num">${fmt(total.kwh, 3)}</td><td></td></tr>
+          <td class="num">${fmt(u.energy_kwh, 3)}</td><td class="num">${fmt(u.peak_memory_mib, 0)}</td>
+          <td class="num">${u.profiling && u.profiling.DCGM_FI_PROF_SM_ACTIVE ? fmt(u.profiling.DCGM_FI_PROF_SM_ACTIVE.share * 100) : '<span class="muted" title="not reported">n/r</span>'}</td>
+          <td><span class="tag ${CLASS_TAGS[u.efficiency_class] || ''}">${esc(u.efficiency_class.replaceAll('_', ' '))}</span></td></tr>`).join('')}
+          <tr class="total"><td>total</td><td></td><td class="num">${fmt(total.hours, 2)}</td><td></td><td class="num">${fmt(total.kwh, 3)}</td><td></td><td></td><td></td></tr>
           </tbody></table>`;
       }
       setStatus('');
