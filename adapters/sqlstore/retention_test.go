@@ -16,6 +16,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
 )
 
@@ -214,7 +215,9 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 				for at := b; at < min(b+6*time.Hour, to); at += time.Minute {
 					batch.Samples = append(batch.Samples,
 						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: compactT0.Add(at), Value: 80, Namespace: "research", Pod: pod},
-						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: compactT0.Add(at), Value: 500, Namespace: "research", Pod: pod})
+						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_DEV_POWER_USAGE", Time: compactT0.Add(at), Value: 500, Namespace: "research", Pod: pod},
+						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_PROF_SM_ACTIVE", Time: compactT0.Add(at), Value: 0.004, Namespace: "research", Pod: pod},
+						telemetry.Sample{GPU: gpu.UUID, Metric: "DCGM_FI_PROF_NVLINK_TX_BYTES", Time: compactT0.Add(at), Value: 45e9, Namespace: "research", Pod: pod})
 				}
 				_, err := s.WriteBatch(ctx, batch)
 				require.NoError(t, err)
@@ -271,8 +274,15 @@ func TestWorkloadRecordsOutliveTheSamples(t *testing.T) {
 			assert.Equal(t, u.Group, after.Groups[i].Group)
 			assert.InDelta(t, u.GPUHours, after.Groups[i].GPUHours, 1e-9, u.Group)
 			assert.InDelta(t, u.EnergyKWh, after.Groups[i].EnergyKWh, 1e-9, u.Group)
+			assert.Equal(t, u.Class, after.Groups[i].Class, u.Group)
+			assert.InDelta(t, u.Profiling[usage.NVLinkTxField].Mean, after.Groups[i].Profiling[usage.NVLinkTxField].Mean, 1e-9, u.Group)
 		}
 		assert.InDelta(t, 72, after.Groups[0].GPUHours, 1e-9, "research/three-day-job")
+		// Its efficiency too: SMs busy 0.4 % of the time, NVLink at 45 of an H100's 450 GB/s.
+		assert.Equal(t, usage.ClassHeldNoKernels, after.Groups[0].Class)
+		assert.InDelta(t, 0.004, after.Groups[0].Profiling[usage.SMField].Mean, 1e-12)
+		assert.InDelta(t, 0.1, after.Groups[0].Profiling[usage.NVLinkTxField].Mean, 1e-12)
+		assert.InDelta(t, 72, after.Groups[0].Profiling[usage.NVLinkTxField].Hours, 1e-9)
 		// A start inside an hour whose samples are gone: the hour counts whole, and the
 		// answer says so.
 		month.Range.Start = compactT0.Add(30 * time.Minute)
