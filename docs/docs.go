@@ -504,7 +504,7 @@ const docTemplate = `{
         },
         "/api/v1/fleet/outliers": {
             "get": {
-                "description": "Each device's signals over [start_time, end_time] (default: the day before now) — sbe_ecc_rate (correctable ECC errors a second, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _AGG_TOTAL), xid_errors (XID codes reported), hw_throttle_fraction (share of the time clocks were slowed by hardware: slowdown, thermal, power brake), remapped_rows (rows remapped), pcie_replay_rate (PCIe replays a second), temp_at_power (°C above the line of its model's temperature on power) — ranked against its peers: the GPUs of its model, of its host, and of each label given (a rack, say), each group of 4 devices or more that report the signal (16 for the temperature). The score is how far above the group's median a value is, in robust standard deviations (1.4826 × the median absolute deviation, never under the signal's floor, so that peers all at 0 do not make the first error infinitely odd); a device is listed once a signal, with the group it stands out of most, when its score passes threshold. Highest score first. MIG instances are left out: the errors are their GPU's.",
+                "description": "Each device's signals over [start_time, end_time] (default: the day before now) — sbe_ecc_rate (correctable ECC errors a second, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _AGG_TOTAL), xid_errors (XID codes reported), hw_throttle_fraction (share of the time clocks were slowed by hardware: slowdown, thermal, power brake), remapped_rows (rows remapped), pcie_replay_rate (PCIe replays a second), temp_at_power (°C above the line of its model's temperature on power) — ranked against its peers: the GPUs of its model, of its host, and of each label given (a rack, say), each group of 4 devices or more that report the signal (16 for the temperature). The score is how far above the group's median a value is, in robust standard deviations (1.4826 × the median absolute deviation, never under the signal's floor, so that peers all at 0 do not make the first error infinitely odd); a device is listed once a signal, with the group it stands out of most, when its score passes threshold. Highest score first. MIG instances are left out: the errors are their GPU's. A window longer than a day, or reaching back before the oldest sample kept, is measured from the finest downsampled tier (resolution says which): counters and the XID gauge from each bucket's last sample, throttling from the reasons each bucket ended with, power and temperature as exact means.",
                 "produces": [
                     "application/json"
                 ],
@@ -2423,6 +2423,11 @@ const docTemplate = `{
                 "end_time": {
                     "type": "string",
                     "example": "2025-07-18T20:42:34Z"
+                },
+                "resolution": {
+                    "description": "Resolution is what the signals were measured from: raw (the samples), or the step of\nthe downsampled tier (\"5m\").",
+                    "type": "string",
+                    "example": "raw"
                 },
                 "start_time": {
                     "type": "string",

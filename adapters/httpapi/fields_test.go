@@ -1,8 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"testing"
 
@@ -10,10 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/httpapi"
-	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore"
-	"github.com/telemetry-pipeline/telemetry-pipeline/adapters/sqlstore/sqlstoretest"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/health/healthtest"
-	"github.com/telemetry-pipeline/telemetry-pipeline/domain/query"
 )
 
 func TestFieldsNameWhatEachGPUDoesNotReport(t *testing.T) {
@@ -51,16 +46,7 @@ func TestFieldsNameWhatEachGPUDoesNotReport(t *testing.T) {
 	badRequests(t, api, map[string]string{"/api/v1/fleet/fields?end_time=later": "end_time"})
 
 	// From the 5-minute tier, once the windows are sealed: the same.
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	_, err = store.WriteBatch(ctx, healthtest.Coverage(t0))
-	require.NoError(t, err)
-	_, err = store.Seal(ctx)
-	require.NoError(t, err)
-	tiered := httpapi.New(httpapi.Options{Query: query.New(store, store, store, store),
-		Fleet: query.NewFleet(store, store).WithTiers(store), Logger: slog.New(slog.DiscardHandler)})
+	tiered := serveSealed(t, healthtest.Coverage(t0))
 	var fromTiers httpapi.FieldCoverage
 	require.Equal(t, http.StatusOK, get(t, tiered, "/api/v1/fleet/fields?"+twoHours(), &fromTiers).Code)
 	assert.Equal(t, cov, fromTiers)

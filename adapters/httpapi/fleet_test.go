@@ -61,7 +61,12 @@ func newFleetAPI(t *testing.T) http.Handler {
 }
 
 // serveBatch serves the query and fleet routes over an SQLite store holding b.
-func serveBatch(t *testing.T, b telemetry.Batch) http.Handler {
+func serveBatch(t *testing.T, b telemetry.Batch) http.Handler { return serve(t, b, false) }
+
+// serveSealed serves b from a store whose downsampled tiers hold it: its windows sealed.
+func serveSealed(t *testing.T, b telemetry.Batch) http.Handler { return serve(t, b, true) }
+
+func serve(t *testing.T, b telemetry.Batch, sealed bool) http.Handler {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
@@ -69,8 +74,13 @@ func serveBatch(t *testing.T, b telemetry.Batch) http.Handler {
 	t.Cleanup(func() { store.Close() })
 	_, err = store.WriteBatch(ctx, b)
 	require.NoError(t, err)
-	return httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Fleet: query.NewFleet(store, store),
-		Logger: slog.New(slog.DiscardHandler)})
+	fleet := query.NewFleet(store, store)
+	if sealed {
+		_, err = store.Seal(ctx)
+		require.NoError(t, err)
+		fleet = fleet.WithTiers(store)
+	}
+	return httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Fleet: fleet, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // over is the query string of [t0, t0+span] with params, pairs of name and value: a window

@@ -13,7 +13,7 @@ import (
 // fleetOutliers godoc
 //
 //	@Summary		GPUs that stand out of their peers: climbing ECC errors, XIDs, throttling, remapped rows, PCIe replays, heat
-//	@Description	Each device's signals over [start_time, end_time] (default: the day before now) — sbe_ecc_rate (correctable ECC errors a second, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _AGG_TOTAL), xid_errors (XID codes reported), hw_throttle_fraction (share of the time clocks were slowed by hardware: slowdown, thermal, power brake), remapped_rows (rows remapped), pcie_replay_rate (PCIe replays a second), temp_at_power (°C above the line of its model's temperature on power) — ranked against its peers: the GPUs of its model, of its host, and of each label given (a rack, say), each group of 4 devices or more that report the signal (16 for the temperature). The score is how far above the group's median a value is, in robust standard deviations (1.4826 × the median absolute deviation, never under the signal's floor, so that peers all at 0 do not make the first error infinitely odd); a device is listed once a signal, with the group it stands out of most, when its score passes threshold. Highest score first. MIG instances are left out: the errors are their GPU's.
+//	@Description	Each device's signals over [start_time, end_time] (default: the day before now) — sbe_ecc_rate (correctable ECC errors a second, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL or _AGG_TOTAL), xid_errors (XID codes reported), hw_throttle_fraction (share of the time clocks were slowed by hardware: slowdown, thermal, power brake), remapped_rows (rows remapped), pcie_replay_rate (PCIe replays a second), temp_at_power (°C above the line of its model's temperature on power) — ranked against its peers: the GPUs of its model, of its host, and of each label given (a rack, say), each group of 4 devices or more that report the signal (16 for the temperature). The score is how far above the group's median a value is, in robust standard deviations (1.4826 × the median absolute deviation, never under the signal's floor, so that peers all at 0 do not make the first error infinitely odd); a device is listed once a signal, with the group it stands out of most, when its score passes threshold. Highest score first. MIG instances are left out: the errors are their GPU's. A window longer than a day, or reaching back before the oldest sample kept, is measured from the finest downsampled tier (resolution says which): counters and the XID gauge from each bucket's last sample, throttling from the reasons each bucket ended with, power and temperature as exact means.
 //	@Tags			fleet
 //	@Produce		json
 //	@Param			signal		query		[]string	false	"only these signals (repeat the parameter)"							collectionFormat(multi)	Enums(sbe_ecc_rate, xid_errors, hw_throttle_fraction, remapped_rows, pcie_replay_rate, temp_at_power)
@@ -39,13 +39,14 @@ func (a *API) fleetOutliers(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	outliers, err := a.opts.Fleet.Outliers(c.Request.Context(), q)
+	report, err := a.opts.Fleet.Outliers(c.Request.Context(), q)
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	out := OutlierList{StartTime: fq.Range.Start, EndTime: fq.Range.End, Threshold: q.Threshold, Data: make([]Outlier, len(outliers)), Count: len(outliers)}
-	for i, o := range outliers {
+	out := OutlierList{StartTime: fq.Range.Start, EndTime: fq.Range.End, Threshold: q.Threshold, Data: make([]Outlier, len(report.Outliers)),
+		Count: len(report.Outliers), Resolution: resolutionText(report.Step)}
+	for i, o := range report.Outliers {
 		out.Data[i] = Outlier{UUID: o.GPU.UUID, Hostname: o.GPU.Hostname, GPUIndex: o.GPU.Index, ModelName: o.GPU.ModelName,
 			Signal: o.Signal, Unit: health.Units[o.Signal], Value: o.Value, Score: o.Score, Group: o.Group, Peer: o.Peer,
 			Peers: o.Peers, Median: o.Median}
@@ -78,6 +79,9 @@ type OutlierList struct {
 	StartTime time.Time `json:"start_time" example:"2025-07-17T20:42:34Z"`
 	EndTime   time.Time `json:"end_time" example:"2025-07-18T20:42:34Z"`
 	Threshold float64   `json:"threshold" example:"3.5"`
-	Data      []Outlier `json:"data"`
-	Count     int       `json:"count" example:"1"`
+	// Resolution is what the signals were measured from: raw (the samples), or the step of
+	// the downsampled tier ("5m").
+	Resolution string    `json:"resolution" example:"raw"`
+	Data       []Outlier `json:"data"`
+	Count      int       `json:"count" example:"1"`
 }

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,33 @@ func TestOutliersRankTheGPUWhoseECCErrorsClimb(t *testing.T) {
 	healthy := serveBatch(t, healthtest.OddOneOut(t0, false))
 	get(t, healthy, "/api/v1/fleet/outliers?"+twoHours(), &list)
 	assert.Empty(t, list.Data, "noise is not a fault")
+}
+
+// Over more than a day, outliers are measured from the 5-minute tier: the same GPUs stand
+// out for the same signals, the planted one first at its rate.
+func TestOutliersOverTheTiers(t *testing.T) {
+	var fromSamples, fromTiers httpapi.OutlierList
+	get(t, serveBatch(t, healthtest.OddOneOut(t0, true)), "/api/v1/fleet/outliers?"+twoHours(), &fromSamples)
+	assert.Equal(t, "raw", fromSamples.Resolution)
+	twoDays := "/api/v1/fleet/outliers?start_time=" + t0.Add(-46*time.Hour).Format(time.RFC3339) + "&end_time=" + t0.Add(2*time.Hour).Format(time.RFC3339)
+	require.Equal(t, http.StatusOK, get(t, serveSealed(t, healthtest.OddOneOut(t0, true)), twoDays, &fromTiers).Code)
+	assert.Equal(t, "5m", fromTiers.Resolution)
+	require.NotEmpty(t, fromTiers.Data)
+	first := fromTiers.Data[0]
+	assert.Equal(t, []string{healthtest.OddGPU, "sbe_ecc_rate"}, []string{first.UUID, first.Signal})
+	assert.InEpsilon(t, healthtest.OddSBERate, first.Value, 1e-3, "the counter's increase between the first and last buckets' last samples")
+	standOut := func(l httpapi.OutlierList) []string {
+		var out []string
+		for _, o := range l.Data {
+			out = append(out, o.UUID+" "+o.Signal)
+		}
+		return out
+	}
+	assert.ElementsMatch(t, standOut(fromSamples), standOut(fromTiers))
+
+	var healthy httpapi.OutlierList
+	get(t, serveSealed(t, healthtest.OddOneOut(t0, false)), twoDays, &healthy)
+	assert.Empty(t, healthy.Data, "noise is not a fault")
 }
 
 func TestOutliersBadRequests(t *testing.T) {

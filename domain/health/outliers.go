@@ -78,18 +78,61 @@ type DeviceSignals struct {
 // Measure returns a device's signals from its series by field over a window (a series a
 // workload: they are merged by time). Rates are over the time the counter was reported.
 func Measure(g telemetry.GPU, fields map[string][]telemetry.Series) DeviceSignals {
+	return measure(g, func(field string) []telemetry.Point { return merged(fields[field]) },
+		func(field string) float64 { return mean(merged(fields[field])) })
+}
+
+// MeasureSummaries returns a device's signals from its downsampled buckets by field, as
+// Measure does from its samples where the samples are gone or too many: the counters'
+// increases and the XID gauge's changes from each bucket's last sample (a counter reset or
+// an XID replaced within one bucket goes unseen), the share of the time throttled from the
+// reasons each bucket ended with (a sample every step), power and temperature as the
+// buckets' exact means.
+func MeasureSummaries(g telemetry.GPU, fields map[string][]telemetry.SummarySeries) DeviceSignals {
+	return measure(g, func(field string) []telemetry.Point { return lastOfBuckets(fields[field]) },
+		func(field string) float64 {
+			var sum float64
+			var count int64
+			for _, s := range fields[field] {
+				for _, b := range s.Summaries {
+					sum, count = sum+b.Sum, count+b.Count
+				}
+			}
+			if count == 0 {
+				return math.NaN()
+			}
+			return sum / float64(count)
+		})
+}
+
+// lastOfBuckets is a field's buckets as points: each bucket's last sample, by time, each
+// time once.
+func lastOfBuckets(list []telemetry.SummarySeries) []telemetry.Point {
+	series := make([]telemetry.Series, len(list))
+	for i, s := range list {
+		series[i].Points = make([]telemetry.Point, len(s.Summaries))
+		for j, b := range s.Summaries {
+			series[i].Points[j] = telemetry.Point{Time: b.LastAt, Value: b.Last}
+		}
+	}
+	return merged(series)
+}
+
+// measure computes a device's signals from each field's points, by time, and its mean
+// (NaN without points).
+func measure(g telemetry.GPU, points func(field string) []telemetry.Point, meanOf func(field string) float64) DeviceSignals {
 	d := DeviceSignals{GPU: g, Values: map[string]float64{}, Power: math.NaN(), Temp: math.NaN()}
 	rate := func(signal string, pts []telemetry.Point) {
 		if len(pts) > 1 && pts[len(pts)-1].Time > pts[0].Time {
 			d.Values[signal] = increase(pts) / (float64(pts[len(pts)-1].Time-pts[0].Time) / 1e6)
 		}
 	}
-	sbe := merged(fields[fieldSBE])
+	sbe := points(fieldSBE)
 	if len(sbe) == 0 {
-		sbe = merged(fields[fieldSBEAgg])
+		sbe = points(fieldSBEAgg)
 	}
 	rate(SignalSBE, sbe)
-	if xid := merged(fields[fieldXID]); len(xid) > 0 {
+	if xid := points(fieldXID); len(xid) > 0 {
 		n := 0
 		for i, p := range xid {
 			if p.Value != 0 && (i == 0 || p.Value != xid[i-1].Value) {
@@ -98,9 +141,9 @@ func Measure(g telemetry.GPU, fields map[string][]telemetry.Series) DeviceSignal
 		}
 		d.Values[SignalXID] = float64(n)
 	}
-	reasons := merged(fields[fieldClocksEvent])
+	reasons := points(fieldClocksEvent)
 	if len(reasons) == 0 {
-		reasons = merged(fields[fieldThrottle])
+		reasons = points(fieldThrottle)
 	}
 	if len(reasons) > 1 {
 		var slowed, total float64
@@ -113,14 +156,13 @@ func Measure(g telemetry.GPU, fields map[string][]telemetry.Series) DeviceSignal
 		}
 		d.Values[SignalThrottle] = slowed / total
 	}
-	unc, corr := merged(fields[fieldRemappedUnc]), merged(fields[fieldRemappedCorr])
+	unc, corr := points(fieldRemappedUnc), points(fieldRemappedCorr)
 	if len(unc) > 0 || len(corr) > 0 {
 		d.Values[SignalRemappedRows] = increase(unc) + increase(corr)
 	}
-	rate(SignalPCIeReplay, merged(fields[fieldPCIeReplay]))
-	power, temp := merged(fields[fieldPower]), merged(fields[fieldTemp])
-	if len(power) > 0 && len(temp) > 0 {
-		d.Power, d.Temp = mean(power), mean(temp)
+	rate(SignalPCIeReplay, points(fieldPCIeReplay))
+	if power, temp := meanOf(fieldPower), meanOf(fieldTemp); !math.IsNaN(power) && !math.IsNaN(temp) {
+		d.Power, d.Temp = power, temp
 	}
 	return d
 }
