@@ -148,6 +148,7 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		f.by[host] = append(f.by[host], s)
 	}
 	has := map[string]map[string]bool{} // by UUID: the metrics its readings have
+	util := map[string]float64{}        // by UUID: its utilisation reading (%)
 	for _, r := range readings {
 		host := r.GPU.Hostname
 		if _, ok := f.by[host]; !ok {
@@ -160,6 +161,9 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 			has[r.GPU.UUID] = map[string]bool{}
 		}
 		has[r.GPU.UUID][r.Sample.Metric] = true
+		if r.Sample.Metric == utilField {
+			util[r.GPU.UUID] = r.Sample.Value
+		}
 	}
 	roles := f.roles(readings)
 	for _, r := range readings {
@@ -211,17 +215,24 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 			sbe = plantSBEClimbing
 		}
 		type field struct {
-			name  string
-			plant plant
-			base  float64
+			name     string
+			plant    plant
+			activity bool // a ratio around base, as the readings' fields: once per holder
+			base     float64
 		}
-		fields := []field{{xidField, xid, 0}, {throttleField, throttle, 0}, {sbeField, sbe, 0}}
+		fields := []field{{xidField, xid, false, 0}, {throttleField, throttle, false, 0}, {sbeField, sbe, false, 0}}
 		if !role.mig && !role.noProfiling { // a partitioned GPU's instances report the engine
 			activity := plantNone
 			if role.idle {
 				activity = plantIdleActivity
 			}
-			for _, a := range []field{{smField, activity, 0.5}, {engineField, activity, 0.6}} {
+			// As busy as its utilisation says (a GPU reading 0 % runs no kernels), the engine
+			// busy a little more of the time than the SMs.
+			sm, engine := 0.5, 0.6
+			if u, ok := util[uuid]; ok {
+				sm, engine = 0.85*u/100, 0.95*u/100
+			}
+			for _, a := range []field{{smField, activity, true, sm}, {engineField, activity, true, engine}} {
 				if !has[uuid][a.name] {
 					fields = append(fields, a)
 				}
@@ -242,13 +253,13 @@ func New(readings []telemetry.Reading, opts Options) *Fleet {
 		for _, fd := range fields {
 			f.help[fd.name] = telemetry.DescribeMetric(fd.name).Description
 			holders := []workload{holder}
-			if fd.base != 0 { // activity, as the readings' fields: once per holder
+			if fd.activity {
 				holders = f.holders(role, "", gpuOrder[uuid])
 			}
 			for _, w := range holders {
 				k := key{g.Hostname, uuid, fd.name, w.pod}
 				s := series{metric: fd.name, labels: labelsOf(g, "", w), scale: 1, plant: fd.plant}
-				if fd.base != 0 {
+				if fd.activity {
 					s.base, s.scale, s.ratio, s.phase = fd.base, 100, true, phase(k.gpu+k.metric)
 				}
 				add(g.Hostname, k, s)

@@ -230,7 +230,27 @@ func TestPlantedHealthProblems(t *testing.T) {
 	assert.True(t, ok)
 	assert.Less(t, sm, 0.01, "held, no kernels")
 	busy, _ := value("node-3", "GPU-3-1", "DCGM_FI_PROF_SM_ACTIVE")
-	assert.Greater(t, busy, 0.3)
+	assert.InDelta(t, 0.85*0.5, busy, 0.1*0.85*0.5+0.005, "as busy as its utilisation (50 %) says")
+	// A GPU whose utilisation reads 0 runs no kernels: its SMs read 0–2 %.
+	readings := fleetOf(2, 2)
+	for i, r := range readings {
+		if r.GPU.UUID == "GPU-0-0" && r.Sample.Metric == "DCGM_FI_DEV_GPU_UTIL" {
+			readings[i].Sample.Value = 0
+		}
+	}
+	clock := now
+	idle := dcgmsim.New(readings, dcgmsim.Options{Health: true, Now: func() time.Time { return clock }})
+	for range 10 {
+		found := false
+		for _, m := range scrape(t, idle, "node-0")["DCGM_FI_PROF_SM_ACTIVE"].GetMetric() {
+			if labels(m)["UUID"] == "GPU-0-0" {
+				found = true
+				assert.LessOrEqual(t, m.GetGauge().GetValue(), 0.02)
+			}
+		}
+		require.True(t, found)
+		clock = clock.Add(17 * time.Second)
+	}
 	for _, field := range []string{"DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"} {
 		_, ok := value("node-5", "GPU-5-0", field)
 		assert.False(t, ok, "the sixth host sends no %s", field)
