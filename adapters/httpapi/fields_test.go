@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,7 +47,7 @@ func TestFieldsNameWhatEachGPUDoesNotReport(t *testing.T) {
 	badRequests(t, api, map[string]string{"/api/v1/fleet/fields?end_time=later": "end_time"})
 
 	// From the 5-minute tier, once the windows are sealed: the same.
-	tiered := serveSealed(t, healthtest.Coverage(t0))
+	tiered := serveSealed(t, healthtest.Coverage(t0), time.Time{})
 	var fromTiers httpapi.FieldCoverage
 	require.Equal(t, http.StatusOK, get(t, tiered, "/api/v1/fleet/fields?"+twoHours(), &fromTiers).Code)
 	assert.Equal(t, cov, fromTiers)

@@ -61,12 +61,15 @@ func newFleetAPI(t *testing.T) http.Handler {
 }
 
 // serveBatch serves the query and fleet routes over an SQLite store holding b.
-func serveBatch(t *testing.T, b telemetry.Batch) http.Handler { return serve(t, b, false) }
+func serveBatch(t *testing.T, b telemetry.Batch) http.Handler { return serve(t, b, false, time.Time{}) }
 
-// serveSealed serves b from a store whose downsampled tiers hold it: its windows sealed.
-func serveSealed(t *testing.T, b telemetry.Batch) http.Handler { return serve(t, b, true) }
+// serveSealed serves b from a store whose downsampled tiers hold it: its windows sealed,
+// and its samples before prunedBefore, when given, deleted.
+func serveSealed(t *testing.T, b telemetry.Batch, prunedBefore time.Time) http.Handler {
+	return serve(t, b, true, prunedBefore)
+}
 
-func serve(t *testing.T, b telemetry.Batch, sealed bool) http.Handler {
+func serve(t *testing.T, b telemetry.Batch, sealed bool, prunedBefore time.Time) http.Handler {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.Open(ctx, sqlstoretest.SQLiteURL(t), sqlstore.Options{})
@@ -79,6 +82,11 @@ func serve(t *testing.T, b telemetry.Batch, sealed bool) http.Handler {
 		_, err = store.Seal(ctx)
 		require.NoError(t, err)
 		fleet = fleet.WithTiers(store)
+	}
+	if !prunedBefore.IsZero() {
+		st, err := store.Prune(ctx, sqlstore.Cutoffs{Raw: prunedBefore})
+		require.NoError(t, err)
+		require.Positive(t, st.Samples)
 	}
 	return httpapi.New(httpapi.Options{Query: query.New(store, store, store, store), Fleet: fleet, Logger: slog.New(slog.DiscardHandler)})
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +22,8 @@ import (
 
 // The fleet health views over a day of 256 GPUs on PostgreSQL, sealed: eight copies of
 // healthtest.OddOneOut's 32 GPUs (six fields every 30 s: 4.4 million samples), one client,
-// the console's Problems and Efficiency pages' requests.
+// the console's Problems and Efficiency pages' requests, and the outliers once the samples
+// are gone (read from the 5-minute tier).
 //
 //	go test -run '^$' -bench FleetHealthViews -benchtime 20x ./adapters/httpapi
 func BenchmarkFleetHealthViews(b *testing.B) {
@@ -51,18 +51,22 @@ func BenchmarkFleetHealthViews(b *testing.B) {
 	require.NoError(b, err)
 	api := httpapi.New(httpapi.Options{Query: query.New(s, s, s, s).WithTiers(s), Fleet: query.NewFleet(s, s).WithTiers(s).WithRecords(s),
 		Logger: slog.New(slog.DiscardHandler)})
-	window := url.Values{"start_time": {t0.Format(time.RFC3339)}, "end_time": {t0.Add(24 * time.Hour).Format(time.RFC3339)}}.Encode()
-	for _, path := range []string{"/api/v1/fleet/outliers", "/api/v1/fleet/efficiency", "/api/v1/fleet/fields", "/api/v1/events?open=true"} {
-		b.Run(path, func(b *testing.B) {
-			sep := "?"
-			if strings.Contains(path, "?") {
-				sep = "&"
-			}
+	day := url.Values{"start_time": {t0.Format(time.RFC3339)}, "end_time": {t0.Add(24 * time.Hour).Format(time.RFC3339)}}.Encode()
+	run := func(name, target string) {
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path+sep+window, nil))
+				api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
 				require.Equal(b, http.StatusOK, rec.Code, rec.Body.String())
 			}
 		})
 	}
+	run("outliers", "/api/v1/fleet/outliers?"+day)
+	run("efficiency", "/api/v1/fleet/efficiency?"+day)
+	run("fields", "/api/v1/fleet/fields?"+day)
+	run("open-events", "/api/v1/events?open=true&"+day)
+	// The samples gone, the outliers are measured from the 5-minute tier.
+	_, err = s.Prune(ctx, sqlstore.Cutoffs{Raw: t0.Add(25 * time.Hour)})
+	require.NoError(b, err)
+	run("outliers-from-tier", "/api/v1/fleet/outliers?"+day)
 }

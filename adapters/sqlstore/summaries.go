@@ -32,15 +32,19 @@ func (s *Store) SummarySteps() []time.Duration {
 
 // DeletedBefore implements ports.SummaryReader: the batches ledger's oldest span, which
 // retention prunes with the chunks — a small table, folded to a row a window — once
-// retention has deleted a batch's samples (pruned counts them).
+// retention has deleted a batch's samples (pruned counts them); now, once it has deleted
+// every one.
 func (s *Store) DeletedBefore(ctx context.Context) (time.Time, error) {
 	var deleted int64
 	var oldest timestamp
 	if err := s.sqlDB.QueryRowContext(ctx, `SELECT (SELECT batch_samples FROM pruned), min(min_ts) FROM batches`).Scan(&deleted, &oldest); err != nil {
 		return time.Time{}, classify(fmt.Errorf("find the oldest sample: %w", err))
 	}
-	if deleted == 0 {
+	switch {
+	case deleted == 0:
 		return time.Time{}, nil
+	case oldest.IsZero(): // every sample deleted: all before now is gone
+		return s.clock(ctx, s.sqlDB)
 	}
 	return oldest.Time, nil
 }

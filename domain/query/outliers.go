@@ -10,11 +10,6 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 )
 
-// outliersFromSamples is the longest window whose outliers are read from the samples where
-// they are all kept: longer ones read the finest downsampled tier, a bucket per device and
-// field every few minutes rather than every sample.
-const outliersFromSamples = 24 * time.Hour
-
 // OutlierReport is the devices that stand out of their peers, and what they were measured
 // from: the samples (Step 0) or the downsampled tier of Step.
 type OutlierReport struct {
@@ -24,9 +19,9 @@ type OutlierReport struct {
 
 // Outliers returns the devices q selects whose signals over q.Range stand out of their
 // peers' (health.Outliers), the highest score first. MIG instances are left out: the errors
-// and temperatures are their GPU's. It reads the samples over a day or less whose samples
-// are all kept, the finest downsampled tier otherwise (health.MeasureSummaries). A bad
-// query matches telemetry.ErrInvalid.
+// and temperatures are their GPU's. It reads the samples where they are all kept, the
+// finest downsampled tier over a window reaching back before the oldest one
+// (health.MeasureSummaries). A bad query matches telemetry.ErrInvalid.
 func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (OutlierReport, error) {
 	var out OutlierReport
 	for _, s := range q.Signals {
@@ -45,7 +40,11 @@ func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (Outlier
 		return out, err
 	}
 	if out.Step > 0 {
-		err = f.byDeviceSummaries(ctx, sel, q.Range, health.SignalFields, out.Step, func(g *telemetry.GPU, fields map[string][]telemetry.SummarySeries) {
+		// Whole buckets: one the window cuts is answered from its samples, which are gone
+		// (the range is inclusive: it ends a microsecond before a bucket).
+		whole := telemetry.TimeRange{Start: q.Range.Start.Truncate(out.Step),
+			End: q.Range.End.Add(out.Step - 1).Truncate(out.Step).Add(-time.Microsecond)}
+		err = f.byDeviceSummaries(ctx, sel, whole, health.SignalFields, out.Step, func(g *telemetry.GPU, fields map[string][]telemetry.SummarySeries) {
 			if keep(g) {
 				devices = append(devices, health.MeasureSummaries(*g, fields))
 			}
@@ -68,21 +67,18 @@ func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (Outlier
 }
 
 // outlierStep is the step of the tier outliers over r are read from, 0 for the samples: the
-// finest tier for a window longer than outliersFromSamples or reaching back before the
-// oldest sample kept.
+// finest tier for a window reaching back before the oldest sample kept. Where they are
+// kept, the samples answer faster than the buckets (docs/performance.md, "The fleet health
+// views").
 func (f *Fleet) outlierStep(ctx context.Context, r telemetry.TimeRange) (time.Duration, error) {
 	if f.tiers == nil || r.Start.IsZero() || r.End.IsZero() {
 		return 0, nil
-	}
-	step := f.tiers.SummarySteps()[0]
-	if r.End.Sub(r.Start) > outliersFromSamples {
-		return step, nil
 	}
 	deleted, err := f.tiers.DeletedBefore(ctx)
 	if err != nil || deleted.IsZero() || !r.Start.Before(deleted) {
 		return 0, err
 	}
-	return step, nil
+	return f.tiers.SummarySteps()[0], nil
 }
 
 // byDeviceSummaries calls fn with each device sel selects and its buckets of step by
