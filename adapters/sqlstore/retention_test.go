@@ -59,6 +59,16 @@ func TestPruneKeepsTheRetainedWindow(t *testing.T) {
 		again, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: cutoff})
 		require.NoError(t, err)
 		assert.Zero(t, again.Chunks+again.Batches, "a second pass at the same cutoff deletes nothing")
+
+		// What retention deleted is before the oldest sample kept; once none is kept, before now.
+		deleted, err := s.DeletedBefore(ctx)
+		require.NoError(t, err)
+		assert.True(t, deleted.Equal(oldest), "%s, the oldest kept %s", deleted, oldest)
+		_, err = s.Prune(ctx, sqlstore.Cutoffs{Raw: compactT0.Add(4 * time.Hour)})
+		require.NoError(t, err)
+		deleted, err = s.DeletedBefore(ctx)
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now(), deleted, time.Minute, "every sample deleted")
 	})
 }
 
