@@ -83,7 +83,7 @@ func Measure(g telemetry.GPU, fields map[string][]telemetry.Series) DeviceSignal
 }
 
 // MeasureSummaries returns a device's signals from its downsampled buckets by field, as
-// Measure does from its samples where the samples are gone or too many: the counters'
+// Measure does from its samples, where the samples are gone: the counters'
 // increases and the XID gauge's changes from each bucket's last sample (a counter reset or
 // an XID replaced within one bucket goes unseen), the share of the time throttled from the
 // reasons each bucket ended with (a sample every step), power and temperature as the
