@@ -46,8 +46,8 @@ func TestFieldsNameWhatEachGPUDoesNotReport(t *testing.T) {
 
 	badRequests(t, api, map[string]string{"/api/v1/fleet/fields?end_time=later": "end_time"})
 
-	// From the 5-minute tier, once the windows are sealed: the same.
-	tiered := serveSealed(t, healthtest.Coverage(t0), time.Time{})
+	// From the 5-minute tier, once the samples are gone: the same.
+	tiered := serveSealed(t, healthtest.Coverage(t0), t0.Add(3*time.Hour))
 	var fromTiers httpapi.FieldCoverage
 	require.Equal(t, http.StatusOK, get(t, tiered, "/api/v1/fleet/fields?"+twoHours(), &fromTiers).Code)
 	assert.Equal(t, cov, fromTiers)

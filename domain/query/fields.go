@@ -37,9 +37,9 @@ func linkTraffic(field string) bool {
 // Fields returns what each device q selects reports over q.Range, and each kind of device
 // (a model's whole GPUs, or its MIG instances of a profile): the fields its kind's other
 // devices report and it does not, and those it reports as 0 throughout where 0 means it is
-// not really reported. It reads the finest downsampled tier where the fleet has one (a
-// bucket's count, minimum and maximum say as much as its samples; a field's first time is
-// then its first bucket's start), the samples otherwise.
+// not really reported. It reads the samples, or where the window reaches back before the
+// oldest one kept, the finest downsampled tier (a bucket's count, minimum and maximum say
+// as much as its samples; a field's first time is then its first bucket's start).
 func (f *Fleet) Fields(ctx context.Context, q telemetry.FieldsQuery) (telemetry.FieldCoverage, error) {
 	var out telemetry.FieldCoverage
 	if q.Range.Start.IsZero() || q.Range.End.IsZero() {
@@ -91,10 +91,13 @@ func (f *Fleet) Fields(ctx context.Context, q telemetry.FieldsQuery) (telemetry.
 		s.sum += sum
 		s.AllZero = s.AllZero && zero
 	}
+	step, whole, err := f.beyondSamples(ctx, q.Range)
+	if err != nil {
+		return out, err
+	}
 	if len(devices) > 0 {
-		if f.tiers != nil {
-			steps := f.tiers.SummarySteps()
-			err = f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: keys, Range: q.Range, Step: steps[0]}, func(s telemetry.SummarySeries) error {
+		if step > 0 {
+			err = f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: keys, Range: whole, Step: step}, func(s telemetry.SummarySeries) error {
 				for _, b := range s.Summaries {
 					// A bucket knows its last sample's time, not its first's: the first is the
 					// bucket's start (within the window), up to a step before the sample.

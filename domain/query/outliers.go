@@ -36,14 +36,11 @@ func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (Outlier
 	var devices []health.DeviceSignals
 	keep := func(g *telemetry.GPU) bool { return g.Instance == "" && !g.IsTarget() }
 	var err error
-	if out.Step, err = f.outlierStep(ctx, q.Range); err != nil {
+	var whole telemetry.TimeRange
+	if out.Step, whole, err = f.beyondSamples(ctx, q.Range); err != nil {
 		return out, err
 	}
 	if out.Step > 0 {
-		// Whole buckets: one the window cuts is answered from its samples, which are gone
-		// (the range is inclusive: it ends a microsecond before a bucket).
-		whole := telemetry.TimeRange{Start: q.Range.Start.Truncate(out.Step),
-			End: q.Range.End.Add(out.Step - 1).Truncate(out.Step).Add(-time.Microsecond)}
 		err = f.byDeviceSummaries(ctx, sel, whole, health.SignalFields, out.Step, func(g *telemetry.GPU, fields map[string][]telemetry.SummarySeries) {
 			if keep(g) {
 				devices = append(devices, health.MeasureSummaries(*g, fields))
@@ -66,19 +63,21 @@ func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (Outlier
 	return out, nil
 }
 
-// outlierStep is the step of the tier outliers over r are read from, 0 for the samples: the
-// finest tier for a window reaching back before the oldest sample kept. Where they are
-// kept, the samples answer faster than the buckets (docs/performance.md, "The fleet health
-// views").
-func (f *Fleet) outlierStep(ctx context.Context, r telemetry.TimeRange) (time.Duration, error) {
+// beyondSamples returns the step of the finest tier, and r widened to its whole buckets,
+// where r reaches back before the oldest sample kept; 0 and r where the samples answer.
+// Where they are kept, the samples answer faster than the buckets (docs/performance.md,
+// "The fleet health views"); a bucket r cuts would be answered from its samples, which are
+// gone (the range is inclusive: it ends a microsecond before a bucket).
+func (f *Fleet) beyondSamples(ctx context.Context, r telemetry.TimeRange) (time.Duration, telemetry.TimeRange, error) {
 	if f.tiers == nil || r.Start.IsZero() || r.End.IsZero() {
-		return 0, nil
+		return 0, r, nil
 	}
 	deleted, err := f.tiers.DeletedBefore(ctx)
 	if err != nil || deleted.IsZero() || !r.Start.Before(deleted) {
-		return 0, err
+		return 0, r, err
 	}
-	return f.tiers.SummarySteps()[0], nil
+	step := f.tiers.SummarySteps()[0]
+	return step, telemetry.TimeRange{Start: r.Start.Truncate(step), End: r.End.Add(step - 1).Truncate(step).Add(-time.Microsecond)}, nil
 }
 
 // byDeviceSummaries calls fn with each device sel selects and its buckets of step by
