@@ -142,10 +142,10 @@ type SummaryReader interface {
 	// summaries by start; an unknown device has none. A step that is not a tier's gives an
 	// error matching telemetry.ErrInvalid. It stops at fn's first error and returns it.
 	Summaries(ctx context.Context, q telemetry.SummaryQuery, fn func(telemetry.SummarySeries) error) error
-	// DeletedBefore returns the time before which retention has deleted samples — that of
-	// the oldest one kept; the tiers keep their buckets longer — and the zero time while it
-	// has deleted none (a store that merely starts later is no gap): cheap enough to ask on
-	// every query.
+	// DeletedBefore returns the time before which retention has deleted samples — from it
+	// on, every sample is kept; the tiers keep their buckets longer — and the zero time while
+	// it has deleted none (a store that merely starts later is no gap): cheap enough to ask
+	// on every query.
 	DeletedBefore(ctx context.Context) (time.Time, error)
 }
 

@@ -103,8 +103,9 @@ func (s *Store) Prune(ctx context.Context, c Cutoffs) (PruneStats, error) {
 	if st.Chunks == 0 && st.Batches == 0 {
 		return st, classify(tx.Commit())
 	}
-	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE pruned SET batch_samples = batch_samples + ?, chunk_samples = chunk_samples + ?`),
-		batchSamples, st.Samples); err != nil {
+	if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE pruned SET batch_samples = batch_samples + ?, chunk_samples = chunk_samples + ?,
+		samples_before = CASE WHEN samples_before IS NULL OR samples_before < ? THEN ? ELSE samples_before END`),
+		batchSamples, st.Samples, cutoff, cutoff); err != nil {
 		return st, classify(fmt.Errorf("count what was pruned: %w", err))
 	}
 	if err := tx.Commit(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/telemetry"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/usage"
 	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload"
+	"github.com/telemetry-pipeline/telemetry-pipeline/domain/workload/workloadtest"
 )
 
 // Three hours of samples pruned to the last hour: the two older hours go (up to a chunk's
@@ -60,15 +61,15 @@ func TestPruneKeepsTheRetainedWindow(t *testing.T) {
 		require.NoError(t, err)
 		assert.Zero(t, again.Chunks+again.Batches, "a second pass at the same cutoff deletes nothing")
 
-		// What retention deleted is before the oldest sample kept; once none is kept, before now.
+		// Retention deleted samples before its cutoff: every one from it on is kept.
 		deleted, err := s.DeletedBefore(ctx)
 		require.NoError(t, err)
-		assert.True(t, deleted.Equal(oldest), "%s, the oldest kept %s", deleted, oldest)
+		assert.True(t, deleted.Equal(cutoff), "%s", deleted)
 		_, err = s.Prune(ctx, sqlstore.Cutoffs{Raw: compactT0.Add(4 * time.Hour)})
 		require.NoError(t, err)
 		deleted, err = s.DeletedBefore(ctx)
 		require.NoError(t, err)
-		assert.WithinDuration(t, time.Now(), deleted, time.Minute, "every sample deleted")
+		assert.True(t, deleted.Equal(compactT0.Add(4*time.Hour)), "every sample deleted: %s", deleted)
 	})
 }
 
@@ -358,4 +359,58 @@ func TestOneRecorderAtATime(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, mine, "released")
 	unlockB()
+}
+
+// Samples that arrive late for hours whose other samples retention has deleted — a
+// collector back after a day, its backlog still queued — are not counted again into those
+// hours: computing them again from what is kept would lose every other device's usage there.
+// And a short window whose samples are gone is answered from the recorded hours.
+func TestLateSamplesBeforeTheCutoffLoseNoUsage(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		kept := telemetry.GPU{UUID: "GPU-kept", Hostname: "node-k", ModelName: "NVIDIA H100 80GB HBM3"}
+		late := telemetry.GPU{UUID: "GPU-late", Hostname: "node-l", ModelName: "NVIDIA H100 80GB HBM3"}
+		write := func(id string, g telemetry.GPU, from, to time.Duration, pod string) {
+			batch := telemetry.Batch{ID: id, GPUs: []telemetry.GPU{g}}
+			for at := from; at < to; at += time.Minute {
+				batch.Samples = append(batch.Samples,
+					telemetry.Sample{GPU: g.UUID, Metric: "DCGM_FI_DEV_GPU_UTIL", Time: compactT0.Add(at), Value: 80, Namespace: "ml", Pod: pod})
+			}
+			_, err := s.WriteBatch(ctx, batch)
+			require.NoError(t, err)
+		}
+		write("kept", kept, 0, 6*time.Hour, "kept-job")
+		_, err := s.Seal(ctx)
+		require.NoError(t, err)
+		rec := workload.NewRecorder(query.NewFleet(s, s), s, s, workload.Config{}, slog.New(slog.DiscardHandler))
+		now := compactT0.Add(6 * time.Hour)
+		workloadtest.RecordAll(t, rec, now)
+		hours := telemetry.UsageQuery{Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(6 * time.Hour)}, By: telemetry.GroupPod}
+		fleet := query.NewFleet(s, s).WithTiers(s).WithRecords(s)
+		before, err := fleet.Usage(ctx, hours)
+		require.NoError(t, err)
+		require.Len(t, before.Groups, 1)
+		require.InDelta(t, 6, before.Groups[0].GPUHours, 1e-9)
+
+		st, err := s.Prune(ctx, sqlstore.Cutoffs{Raw: compactT0.Add(3 * time.Hour)})
+		require.NoError(t, err)
+		require.Positive(t, st.Samples)
+		// A window shorter than the samples are read for, its samples gone, is summed from the
+		// recorded hours as a long one is.
+		short, err := fleet.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: compactT0, End: compactT0.Add(2 * time.Hour)}, By: telemetry.GroupPod})
+		require.NoError(t, err)
+		require.Len(t, short.Groups, 1)
+		assert.InDelta(t, 2, short.Groups[0].GPUHours, 1e-9, "two hours whose samples are gone")
+		assert.Empty(t, short.Warnings)
+		write("late", late, 30*time.Minute, 90*time.Minute, "late-job") // its first hours' samples are gone
+		workloadtest.RecordAll(t, rec, now.Add(time.Hour))
+
+		after, err := fleet.Usage(ctx, hours)
+		require.NoError(t, err)
+		got := map[string]float64{}
+		for _, u := range after.Groups {
+			got[u.Group] = u.GPUHours
+		}
+		assert.InDelta(t, 6, got["ml/kept-job"], 1e-9, "the hours recorded before their samples went keep their sums: %v", got)
+	})
 }

@@ -30,20 +30,22 @@ func (s *Store) SummarySteps() []time.Duration {
 	return steps
 }
 
-// DeletedBefore implements ports.SummaryReader: the batches ledger's oldest span, which
-// retention prunes with the chunks — a small table, folded to a row a window — once
-// retention has deleted a batch's samples (pruned counts them); now, once it has deleted
-// every one.
+// DeletedBefore implements ports.SummaryReader: the cutoff retention last deleted samples
+// at (samples before it may be gone; from it on, all are kept), or for a store pruned before
+// that was kept, the batches ledger's oldest span — a small table, folded to a row a window
+// — and now once every sample is gone.
 func (s *Store) DeletedBefore(ctx context.Context) (time.Time, error) {
 	var deleted int64
-	var oldest timestamp
-	if err := s.sqlDB.QueryRowContext(ctx, `SELECT (SELECT batch_samples FROM pruned), min(min_ts) FROM batches`).Scan(&deleted, &oldest); err != nil {
+	var cutoff, oldest timestamp
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT batch_samples, samples_before, (SELECT min(min_ts) FROM batches) FROM pruned`).Scan(&deleted, &cutoff, &oldest); err != nil {
 		return time.Time{}, classify(fmt.Errorf("find the oldest sample: %w", err))
 	}
 	switch {
+	case !cutoff.IsZero():
+		return cutoff.Time, nil
 	case deleted == 0:
 		return time.Time{}, nil
-	case oldest.IsZero(): // every sample deleted: all before now is gone
+	case oldest.IsZero():
 		return s.clock(ctx, s.sqlDB)
 	}
 	return oldest.Time, nil

@@ -220,13 +220,22 @@ func (s *Store) replayLate(ctx context.Context, tx *sql.Tx, state telemetry.Reco
 		d.ts(prevStart.Add(-lateSlack)), d.ts(state.Through), d.ts(state.Now.Add(-lateSlack)), d.ts(to)).Scan(&late); err != nil || late.IsZero() {
 		return to, err
 	}
-	var oldest timestamp
-	if err := tx.QueryRowContext(ctx, `SELECT min(min_ts) FROM batches`).Scan(&oldest); err != nil {
+	var oldest, deleted timestamp
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT min(min_ts) FROM batches), samples_before FROM pruned`).Scan(&oldest, &deleted); err != nil {
 		return to, err
 	}
 	back := late.Truncate(time.Hour)
 	if oldest.After(back) && (s.prunedAny(ctx, tx)) {
 		back = oldest.Truncate(time.Hour).Add(time.Hour) // the hour retention cut into keeps its sums
+	}
+	// Not from before retention's cutoff, nor within a gap after it (the sample standing at
+	// an hour's start may be gone): those hours' other samples are gone, and computing them
+	// again from the late ones alone would lose every other device's usage there. They keep
+	// their sums, without the late samples.
+	if floor := ceilHour(deleted.Add(usage.DefaultGap)); !deleted.IsZero() && back.Before(floor) {
+		s.log.WarnContext(ctx, "workload records: samples arrived for hours whose other samples retention has deleted; those hours keep the usage recorded, without them",
+			"from", back, "until", floor)
+		back = floor
 	}
 	if !back.Before(to) {
 		return to, nil
@@ -241,6 +250,14 @@ func (s *Store) replayLate(ctx context.Context, tx *sql.Tx, state telemetry.Reco
 		return to, err
 	}
 	return back, s.dropUsageFrom(ctx, tx, back)
+}
+
+// ceilHour is t rounded up to a whole hour.
+func ceilHour(t time.Time) time.Time {
+	if h := t.Truncate(time.Hour); h.Before(t) {
+		return h.Add(time.Hour)
+	}
+	return t
 }
 
 // prunedAny reports whether retention has deleted samples.

@@ -21,7 +21,7 @@ const MaxUsageGap = 24 * time.Hour
 
 // usageFromRecords is the shortest window whose whole hours a usage report reads from the
 // workload recorder's hourly sums rather than from the samples: shorter ones hold few
-// enough samples to read.
+// enough samples to read, unless retention has deleted them.
 const usageFromRecords = 6 * time.Hour
 
 // WithRecords has usage reports over long windows sum the hours the workload recorder
@@ -53,8 +53,13 @@ func (f *Fleet) Usage(ctx context.Context, q telemetry.UsageQuery) (telemetry.Us
 	}
 	report := usage.New(q.Range, q.Gap)
 	raw := []telemetry.TimeRange{q.Range}
-	if f.records != nil && q.Gap == usage.DefaultGap && !strings.HasPrefix(string(q.By), telemetry.LabelGrouping) &&
-		q.Range.End.Sub(q.Range.Start) >= usageFromRecords {
+	fromRecords := f.records != nil && q.Gap == usage.DefaultGap && !strings.HasPrefix(string(q.By), telemetry.LabelGrouping)
+	if fromRecords && q.Range.End.Sub(q.Range.Start) < usageFromRecords {
+		if fromRecords, err = f.samplesGone(ctx, q.Range.Start); err != nil {
+			return out, err
+		}
+	}
+	if fromRecords {
 		if raw, out.Warnings, err = f.recordedUsage(ctx, q, report, name); err != nil {
 			return out, err
 		}
@@ -80,6 +85,16 @@ func (f *Fleet) Usage(ctx context.Context, q telemetry.UsageQuery) (telemetry.Us
 	}
 	out.Groups = report.Usage()
 	return out, nil
+}
+
+// samplesGone reports whether retention has deleted samples from after start: a short
+// window is then summed from the recorded hours too, not from what is left.
+func (f *Fleet) samplesGone(ctx context.Context, start time.Time) (bool, error) {
+	if f.tiers == nil {
+		return false, nil
+	}
+	deleted, err := f.tiers.DeletedBefore(ctx)
+	return start.Before(deleted), err
 }
 
 // recordedUsage adds to report the recorded hours inside q.Range and returns the parts of

@@ -1,0 +1,1 @@
+ALTER TABLE pruned DROP COLUMN samples_before;
