@@ -264,13 +264,19 @@ func (r *Report) add(d Device, kind string, list []telemetry.Series, scale float
 		telemetry.Point
 		series int
 	}
-	var all []at
+	n := 0
+	for _, s := range list {
+		n += len(s.Points)
+	}
+	all := make([]at, 0, n)
 	for i, s := range list {
 		for _, p := range s.Points {
 			all = append(all, at{p, i})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b at) int { return cmp.Compare(a.Time, b.Time) })
+	if len(list) > 1 { // a series' points come in time order
+		slices.SortStableFunc(all, func(a, b at) int { return cmp.Compare(a.Time, b.Time) })
+	}
 	names := make([]string, len(list))
 	oks := make([]bool, len(list))
 	for i, s := range list {
