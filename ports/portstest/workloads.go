@@ -169,7 +169,8 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	mig2 := telemetry.GPU{UUID: "GPU-rec-3", Hostname: "node-r", Index: 2, ModelName: "NVIDIA A100-SXM4-80GB", Instance: "2", InstanceProfile: "4g.40gb"}
 	flip := telemetry.GPU{UUID: "GPU-rec-4", Hostname: "node-r", Index: 3, ModelName: "NVIDIA A100-SXM4-80GB"}
 	dual := telemetry.GPU{UUID: "GPU-rec-5", Hostname: "node-d", ModelName: "NVIDIA A100-SXM4-80GB"}
-	gpus := []telemetry.GPU{whole, sliced, mig, mig2, flip, dual}
+	free := telemetry.GPU{UUID: "GPU-rec-6", Hostname: "node-f", ModelName: "NVIDIA A100-SXM4-80GB"}
+	gpus := []telemetry.GPU{whole, sliced, mig, mig2, flip, dual, free}
 	const step = 30 * time.Second
 	for b := 0; b < 6*120; b += 60 { // six hours at 30 s, in batches of 30 minutes
 		batch := telemetry.Batch{ID: fmt.Sprint("rec-", b), GPUs: gpus}
@@ -209,6 +210,9 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 			add(mig2.Key(), usage.EngineField, 0.5, "batch", "mig-q")
 			// flip: two pods taking turns every 10 minutes, several turns within a pass.
 			add(flip.UUID, usage.UtilField, 40, "ml", []string{"flip-a", "flip-b"}[i/20%2])
+			// free: held by no pod, no kernels.
+			add(free.UUID, usage.UtilField, 0, "", "")
+			add(free.UUID, usage.SMField, 0, "", "")
 			// dual: two sources, one with the pod's labels, one without, 15 s apart.
 			add(dual.UUID, usage.UtilField, 70, "ml", "dual-p")
 			batch.Samples = append(batch.Samples, telemetry.Sample{GPU: dual.UUID, Metric: usage.UtilField, Time: at.Add(15 * time.Second), Value: 70})
@@ -350,6 +354,11 @@ func recordsEqualUsage(t *testing.T, s WorkloadStore) {
 	assert.Equal(t, usage.ClassIdle, classes[""])
 	assert.Equal(t, usage.ClassActive, classes["ml/train-a"])
 	assert.Equal(t, usage.ClassNotReported, classes["ml/share-x"], "no SM activity, no graphics engine: nothing to judge by")
+	byGPU, err := recorded.Usage(ctx, telemetry.UsageQuery{Range: telemetry.TimeRange{Start: workloadT0, End: end}, By: telemetry.GroupGPU,
+		Hostname: free.Hostname})
+	require.NoError(t, err)
+	require.Len(t, byGPU.Groups, 1)
+	assert.Equal(t, usage.ClassIdle, byGPU.Groups[0].Class, "a GPU no pod held, with no kernels, from the recorded hours")
 
 	// Open holds are recorded up to the cursor: a minute (Settle) behind the last sample,
 	// dual's at 5:59:45.
