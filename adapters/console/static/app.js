@@ -494,7 +494,7 @@
   // --- efficiency ----------------------------------------------------------------------
 
   const EFFICIENCY_COLUMNS = [
-    ['DCGM_FI_PROF_SM_ACTIVE', 'SM active'], ['DCGM_FI_PROF_SM_OCCUPANCY', 'SM occupancy'], ['DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'tensor'],
+    ['DCGM_FI_PROF_GR_ENGINE_ACTIVE', 'graphics engine'], ['DCGM_FI_PROF_SM_ACTIVE', 'SM active'], ['DCGM_FI_PROF_SM_OCCUPANCY', 'SM occupancy'], ['DCGM_FI_PROF_PIPE_TENSOR_ACTIVE', 'tensor'],
     ['DCGM_FI_PROF_PIPE_FP16_ACTIVE', 'FP16'], ['DCGM_FI_PROF_PIPE_FP32_ACTIVE', 'FP32'], ['DCGM_FI_PROF_PIPE_FP64_ACTIVE', 'FP64'],
     ['DCGM_FI_PROF_DRAM_ACTIVE', 'DRAM'], ['DCGM_FI_PROF_PCIE_RX_BYTES', 'PCIe in'], ['DCGM_FI_PROF_PCIE_TX_BYTES', 'PCIe out'],
     ['DCGM_FI_PROF_NVLINK_RX_BYTES', 'NVLink in'], ['DCGM_FI_PROF_NVLINK_TX_BYTES', 'NVLink out'],
