@@ -279,19 +279,26 @@ func (f *Fleet) eachOf(ctx context.Context, q telemetry.FleetQuery, sel telemetr
 	if step == 0 {
 		return 0, f.read(ctx, sel, q.Range, []string{q.Metric}, listed, fn)
 	}
-	devices, sq, err := f.list(ctx, sel, q.Range, []string{q.Metric})
+	return step, f.readSummaries(ctx, sel, q.Range, []string{q.Metric}, step, listed, summarised)
+}
+
+// readSummaries is read over the tier of step: listed with the devices sel selects, then
+// fn with each of their series of metrics within r in buckets.
+func (f *Fleet) readSummaries(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string, step time.Duration,
+	listed func([]telemetry.GPU), fn func(telemetry.SummarySeries)) error {
+	devices, sq, err := f.list(ctx, sel, r, metrics)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if listed != nil {
 		listed(devices)
 	}
 	if len(devices) == 0 {
-		return step, nil
+		return nil
 	}
-	return step, f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: sq.Range, Metrics: sq.Metrics, Step: step},
+	return f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: sq.Range, Metrics: sq.Metrics, Step: step},
 		func(s telemetry.SummarySeries) error {
-			summarised(s)
+			fn(s)
 			return nil
 		})
 }

@@ -69,32 +69,27 @@ func (f *Fleet) Outliers(ctx context.Context, q telemetry.OutlierQuery) (Outlier
 // "The fleet health views"); a bucket r cuts would be answered from its samples, which are
 // gone (the range is inclusive: it ends a microsecond before a bucket).
 func (f *Fleet) beyondSamples(ctx context.Context, r telemetry.TimeRange) (time.Duration, telemetry.TimeRange, error) {
-	if f.tiers == nil || r.Start.IsZero() || r.End.IsZero() {
+	if r.Start.IsZero() || r.End.IsZero() {
 		return 0, r, nil
 	}
-	deleted, err := f.tiers.DeletedBefore(ctx)
-	if err != nil || deleted.IsZero() || !r.Start.Before(deleted) {
+	if gone, err := f.samplesGone(ctx, r.Start); err != nil || !gone {
 		return 0, r, err
 	}
 	step := f.tiers.SummarySteps()[0]
 	return step, telemetry.TimeRange{Start: r.Start.Truncate(step), End: r.End.Add(step - 1).Truncate(step).Add(-time.Microsecond)}, nil
 }
 
-// byDeviceSummaries calls fn with each device sel selects and its buckets of step by
-// metric within r.
+// byDeviceSummaries calls fn with each device sel selects that has buckets of step within
+// r, and its buckets by metric.
 func (f *Fleet) byDeviceSummaries(ctx context.Context, sel telemetry.GPUFilter, r telemetry.TimeRange, metrics []string, step time.Duration,
 	fn func(*telemetry.GPU, map[string][]telemetry.SummarySeries)) error {
-	devices, sq, err := f.list(ctx, sel, r, metrics)
-	if err != nil || len(devices) == 0 {
-		return err
-	}
-	byDevice := make(map[string]map[string][]telemetry.SummarySeries, len(devices))
-	err = f.tiers.Summaries(ctx, telemetry.SummaryQuery{GPUs: sq.GPUs, Range: r, Metrics: metrics, Step: step}, func(s telemetry.SummarySeries) error {
+	var devices []telemetry.GPU
+	byDevice := map[string]map[string][]telemetry.SummarySeries{}
+	err := f.readSummaries(ctx, sel, r, metrics, step, func(d []telemetry.GPU) { devices = d }, func(s telemetry.SummarySeries) {
 		if byDevice[s.GPU] == nil {
 			byDevice[s.GPU] = map[string][]telemetry.SummarySeries{}
 		}
 		byDevice[s.GPU][s.Metric] = append(byDevice[s.GPU][s.Metric], s)
-		return nil
 	})
 	if err != nil {
 		return err
