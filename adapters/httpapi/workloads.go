@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,14 +157,12 @@ func wantsCSV(c *gin.Context) (bool, error) {
 }
 
 // workloadCSVHeader is the first line of workload records as CSV.
-var workloadCSVHeader = []string{"id", "uuid", "gpu_instance", "hostname", "model_name", "namespace", "pod", "container",
+var workloadCSVHeader = slices.Concat([]string{"id", "uuid", "gpu_instance", "hostname", "model_name", "namespace", "pod", "container",
 	"start", "end", "open", "gpu_hours", "mean_utilization", "p95_utilization", "idle_fraction", "energy_kwh",
-	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples", "efficiency_class",
-	"gr_engine_active", "sm_occupancy", "fp16_active", "fp32_active", "fp64_active", "pcie_tx_share", "pcie_rx_share",
-	"nvlink_tx_share", "nvlink_rx_share"}
+	"peak_memory_mib", "sm_active", "tensor_active", "dram_active", "events", "samples", "efficiency_class"}, shareNames(shareCSVFields))
 
 // shareCSVFields are the profiling fields whose shares follow a record's class in its CSV
-// line, as its header names them.
+// line: those its earlier columns do not hold.
 var shareCSVFields = []string{usage.EngineField, usage.SMOccupancyField, usage.FP16Field, usage.FP32Field, usage.FP64Field,
 	usage.PCIeTxField, usage.PCIeRxField, usage.NVLinkTxField, usage.NVLinkRxField}
 

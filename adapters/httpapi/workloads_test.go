@@ -129,6 +129,11 @@ func TestWorkloadRecordsAsCSV(t *testing.T) {
 	assert.Equal(t, want.Data[0].Pod, rows[1][6])
 	assert.Equal(t, "", rows[1][17], "sm_active not reported: empty")
 	assert.Equal(t, "not_reported", rows[1][22], "efficiency_class")
+	assert.Equal(t, []string{"gr_engine_active", "sm_occupancy", "fp16_active", "fp32_active", "fp64_active", "pcie_tx_share",
+		"pcie_rx_share", "nvlink_tx_share", "nvlink_rx_share"}, rows[0][23:], "the other profiling shares, after the class")
+	for _, row := range rows[1:] {
+		assert.Len(t, row, len(rows[0]))
+	}
 }
 
 func TestBadWorkloadQueries(t *testing.T) {
